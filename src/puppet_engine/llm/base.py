@@ -1,0 +1,126 @@
+"""The LLM seam: one abstract base class, one required method (:meth:`LLMProvider.complete`).
+
+Everything the behaviours need (``generate_tweet``, ``generate_reply``, ``decide``)
+is built on ``complete`` here, so a new provider only translates the wire format.
+Cross-cutting behaviour (fallback, circuit breaker, budgets, metrics, recording)
+lives in wrappers around a provider, never inside one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from puppet_engine.agents.config import AgentConfig
+
+Role = Literal["system", "user", "assistant"]
+Purpose = Literal["post", "reply", "quote", "thread", "trade", "decision", "content", "news"]
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+
+@dataclass
+class CompletionRequest:
+    """What to ask: the messages plus sampling options and bookkeeping."""
+
+    messages: list[ChatMessage]
+    model: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    json_schema: dict[str, Any] | None = None  # structured output: the reply must satisfy it
+    schema_name: str = "decision"
+    purpose: Purpose = "content"
+    agent_id: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    provider: str
+    usage: Usage = field(default_factory=Usage)
+    latency_ms: float = 0.0
+
+
+@dataclass
+class PromptContext:
+    """Everything a behaviour knows when it asks for text; prompts pick what they need."""
+
+    purpose: Purpose = "post"
+    recent_posts: list[str] = field(default_factory=list)
+    memories: list[str] = field(default_factory=list)
+    mood: Mapping[str, float] | None = None
+    topic: str | None = None
+    news: str | None = None
+    thread: list[tuple[str, str]] = field(default_factory=list)  # (username, text), oldest first
+    replying_to: str | None = None  # username being answered
+    relationship: Mapping[str, Any] | None = None
+    trade: Mapping[str, Any] | None = None
+    now: float = 0.0
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LLMProvider(ABC):
+    """A language model. Subclasses implement :meth:`complete`; the rest is shared."""
+
+    name: str = "llm"
+
+    @abstractmethod
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Run one chat completion. Raises ``ProviderError`` subclasses on failure."""
+
+    async def generate_content(self, prompt: str, context: Mapping[str, Any] | None = None) -> str:
+        """Free-form text for ``prompt`` (the original design's entry point)."""
+        system = str((context or {}).get("system", "You are a helpful assistant."))
+        request = CompletionRequest(
+            messages=[ChatMessage("system", system), ChatMessage("user", prompt)], purpose="content",
+        )
+        return (await self.complete(request)).text
+
+    async def generate_tweet(self, agent: AgentConfig, context: PromptContext) -> str:
+        """A post in the agent's voice."""
+        from puppet_engine.llm.prompts import build_messages
+
+        request = CompletionRequest(
+            messages=build_messages(agent, context), purpose=context.purpose,
+            agent_id=agent.id, seed=context.seed,
+            model=agent.llm_config.model, temperature=agent.llm_config.temperature,
+        )
+        return (await self.complete(request)).text
+
+    async def generate_reply(self, agent: AgentConfig, context: PromptContext) -> str:
+        """A reply in the agent's voice to the thread in ``context``."""
+        context.purpose = "reply"
+        return await self.generate_tweet(agent, context)
+
+    async def decide(self, schema: type[T], messages: list[ChatMessage], *, agent_id: str | None = None,
+                     attempts: int = 3) -> T:
+        """Structured output validated against ``schema``; retried when the JSON does not validate."""
+        from puppet_engine.llm.structured import decide
+
+        return await decide(self, schema, messages, agent_id=agent_id, attempts=attempts)
+
+    async def aclose(self) -> None:
+        """Release HTTP clients."""

@@ -1,0 +1,53 @@
+"""Run an ASGI app on a loopback port inside the current event loop (uvicorn)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import uvicorn
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class BackgroundServer:
+    """An uvicorn server as an asyncio task: ``await start()``, ``await stop()``."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        config = uvicorn.Config(
+            app, host=host, port=self.port, log_level=log_level, lifespan="on",
+            access_log=False, loop="asyncio",
+        )
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.server.serve(), name=f"uvicorn:{self.port}")
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # re-raise why it could not start (port in use …)
+                raise RuntimeError(f"server on {self.url} exited before starting")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self.server.should_exit = True
+        try:
+            await asyncio.wait_for(self._task, timeout=10)
+        except TimeoutError:
+            self.server.force_exit = True
+            self._task.cancel()
+        self._task = None

@@ -1,0 +1,121 @@
+"""Settings from the environment (and an optional ``.env`` file).
+
+Each value resolves from an explicit argument, then the environment, then the
+default documented here. Secrets are ``SecretStr`` so they never print by
+accident; per-agent secrets (``SOLANA_PRIVATE_KEY_<AGENT_ID>``,
+``TWITTER_API_KEY_<AGENT_ID>`` …) are read with :func:`agent_secret`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from puppet_engine.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Engine-wide configuration. Every field maps to the upper-case environment variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    # Core
+    database_url: str = Field("sqlite:///puppet_engine.db", description="sqlite:///path or postgresql://user:pass@host/db")
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
+    log_format: Literal["json", "console"] = Field("console", description="json lines or human-readable console")
+    enable_metrics: bool = Field(True, description="expose Prometheus metrics on /metrics")
+    agents_dir: str = Field("agents", description="directory of agent JSON files")
+    engine_concurrency: int = Field(16, ge=1, description="events processed at once across agents")
+    event_max_attempts: int = Field(5, ge=1, description="attempts before an event is marked failed")
+    trading_mode: Literal["live", "dry-run"] = Field("live", description="dry-run stops trades after simulation")
+
+    # LLM
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_model: str = "gpt-4o-mini"
+    grok_api_key: SecretStr | None = None
+    grok_base_url: str = "https://api.x.ai/v1"
+    grok_model: str = "grok-4-1-fast-non-reasoning"
+    llm_daily_token_budget: int = Field(0, ge=0, description="per-agent tokens per day; 0 = unlimited")
+    embedder: Literal["auto", "hashing", "local", "openai"] = "auto"
+
+    # X (Twitter)
+    twitter_api_key: SecretStr | None = None
+    twitter_api_secret: SecretStr | None = None
+    twitter_access_token: SecretStr | None = None
+    twitter_access_token_secret: SecretStr | None = None
+    twitter_bearer_token: SecretStr | None = None
+    twitter_api_base_url: str = "https://api.x.com"
+    mention_poll_seconds: float = Field(60.0, gt=0, description="how often each agent polls its mentions")
+
+    # Solana / Jupiter
+    solana_rpc_url: str = "https://api.mainnet-beta.solana.com"
+    jupiter_api_url: str = "https://api.jup.ag/swap/v1"
+    jupiter_api_key: SecretStr | None = None
+
+    # Memory
+    memory_encryption_key: SecretStr | None = None
+
+    # API
+    puppet_api_keys: SecretStr | None = Field(None, description="comma-separated key:scope pairs (read, control, admin)")
+    api_cors_origins: str = ""
+
+    # Sandbox
+    sandbox_url: str | None = Field(None, description="use an already-running sandbox instead of starting one")
+    sandbox_openai_key: str = "sk-sandbox"
+    sandbox_seed: int = 7
+
+    def has_x_credentials(self) -> bool:
+        return bool(self.twitter_bearer_token or (self.twitter_api_key and self.twitter_access_token))
+
+    def has_llm_credentials(self) -> bool:
+        return bool(self.openai_api_key or self.grok_api_key)
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret in clear, for log and output redaction."""
+        values = []
+        for name, value in self:
+            if isinstance(value, SecretStr):
+                text = value.get_secret_value()
+                if text:
+                    values.append(text)
+            del name
+        for key, value in os.environ.items():
+            if _PER_AGENT_SECRET.match(key) and value:
+                values.append(value)
+        return values
+
+
+_PER_AGENT_SECRET = re.compile(
+    r"^(SOLANA_PRIVATE_KEY|TWITTER_API_KEY|TWITTER_API_SECRET|TWITTER_ACCESS_TOKEN|"
+    r"TWITTER_ACCESS_TOKEN_SECRET|TWITTER_BEARER_TOKEN)_[A-Z0-9_]+$"
+)
+
+
+def env_suffix(agent_id: str) -> str:
+    """``coby-agent`` → ``COBY_AGENT``: how an agent id appears in variable names."""
+    return re.sub(r"[^A-Z0-9]", "_", agent_id.upper())
+
+
+def agent_secret(name: str, agent_id: str) -> str | None:
+    """``agent_secret("SOLANA_PRIVATE_KEY", "coby")`` reads ``SOLANA_PRIVATE_KEY_COBY``."""
+    value = os.environ.get(f"{name}_{env_suffix(agent_id)}")
+    return value or None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings; a bad value becomes a ``ConfigError`` naming the variable."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{field.upper()}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from exc
