@@ -1,0 +1,243 @@
+"""The event engine: claims due events, routes them by type, records every outcome.
+
+Concurrency is bounded across agents and events of one agent run in order (at most
+one in flight per agent). A failing handler is retried with exponential back-off and
+jitter, then lands in ``failed``; the engine keeps going. A handler's result, the
+side effects it asks for (outbox actions), its follow-up events and agent state
+changes commit in one transaction; the actions are then sent through the outbox.
+Shutdown stops claiming and lets in-flight work finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import structlog
+
+from puppet_engine.clock import Clock
+from puppet_engine.errors import ProviderError, RateLimited
+from puppet_engine.events import queue
+from puppet_engine.events.event import Event, HandlerResult
+from puppet_engine.events.outbox import Outbox
+from puppet_engine.storage import Database
+
+log = structlog.get_logger("puppet_engine.events")
+
+Handler = Callable[[Event], Awaitable[HandlerResult | None]]
+Observer = Callable[[Event, str, float], None]
+
+
+@dataclass
+class RetryPolicy:
+    base_seconds: float = 2.0
+    cap_seconds: float = 600.0
+
+    def delay(self, attempts: int, rng: random.Random) -> float:
+        raw = min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
+        return raw * (0.5 + rng.random() / 2)  # jitter: half to full
+
+
+class EventEngine:
+    def __init__(self, db: Database, clock: Clock, outbox: Outbox, *, concurrency: int = 16,
+                 owner: str | None = None, retry: RetryPolicy | None = None,
+                 max_attempts: int = 5, poll_interval: float = 1.0, rng: random.Random | None = None,
+                 owned_agents: Callable[[], Iterable[str] | None] | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.outbox = outbox
+        self.concurrency = concurrency
+        self.owner = owner or f"engine-{uuid.uuid4().hex[:8]}"
+        self.retry = retry or RetryPolicy()
+        self.max_attempts = max_attempts
+        self.poll_interval = poll_interval
+        self.rng = rng or random.Random()
+        self.owned_agents = owned_agents or (lambda: None)
+        self.handlers: dict[str, Handler] = {}
+        self.observers: list[Observer] = []
+        self._busy: dict[str, asyncio.Task[None]] = {}  # agent id (or "event:<id>") → task
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self.processed = 0
+
+    # -- registration and scheduling -------------------------------------------------
+
+    def register(self, event_type: str, handler: Handler) -> None:
+        self.handlers[event_type] = handler
+
+    def observe(self, observer: Observer) -> None:
+        """``observer(event, outcome, handler_seconds)`` after each event (metrics, feeds)."""
+        self.observers.append(observer)
+
+    async def schedule(self, event: Event) -> int | None:
+        """Persist ``event``; returns its id, or ``None`` if its key was already scheduled."""
+        async with self.db.transaction() as conn:
+            event_id = await queue.insert_event(conn, event, self.clock.now(), self.max_attempts)
+        self.notify()
+        return event_id
+
+    def notify(self) -> None:
+        self._wakeup.set()
+
+    # -- running ---------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._busy)
+
+    async def recover(self) -> None:
+        """After a crash: events left running go back to pending; the outbox reconciles."""
+        requeued = await queue.requeue_running(self.db, self._owned_list())
+        reconciled = await self.outbox.recover(self._owned_set())
+        if requeued or reconciled:
+            log.info("recovered", requeued_events=requeued, reconciled_actions=reconciled)
+
+    async def tick(self) -> int:
+        """Start every due event there is room for; returns how many were started."""
+        free = self.concurrency - len(self._busy)
+        if free <= 0 or self._stopping:
+            return 0
+        now = self.clock.now()
+        busy_agents = [k for k in self._busy if not k.startswith("event:")]
+        async with self.db.transaction() as conn:
+            claimed = await queue.claim_due(conn, now, free, self.owner, busy=busy_agents,
+                                            agent_ids=self._owned_list())
+        for event in claimed:
+            slot = event.agent_id or f"event:{event.id}"
+            self._busy[slot] = asyncio.create_task(self._process(event, slot), name=f"event:{event.id}")
+        return len(claimed)
+
+    async def run(self) -> None:
+        """Process events until :meth:`stop`; sleeps until the next due moment or a notify."""
+        await self.recover()
+        while not self._stopping:
+            started = await self.tick()
+            await self.outbox.run_due(skip_agents=set(self._busy))
+            if started:
+                await asyncio.sleep(0)
+                continue
+            delay = self.poll_interval
+            nxt = await queue.next_due_at(self.db, self._owned_list())
+            if nxt is not None:
+                delay = max(0.0, min(delay, nxt - self.clock.now()))
+            await self._wait(delay)
+        await self.drain()
+
+    async def _wait(self, delay: float) -> None:
+        self._wakeup.clear()
+        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        waiter = asyncio.ensure_future(self._wakeup.wait())
+        done, pending = await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        del done
+
+    async def run_until_idle(self) -> int:
+        """Process everything due now, including what it triggers; returns events processed."""
+        before = self.processed
+        while True:
+            started = await self.tick()
+            if self._busy:
+                await asyncio.wait(list(self._busy.values()), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            await self.outbox.run_due()
+            if started == 0:
+                break
+        return self.processed - before
+
+    async def drain(self) -> None:
+        """Wait for in-flight events to finish."""
+        while self._busy:
+            await asyncio.gather(*list(self._busy.values()), return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Stop claiming new work; in-flight events finish."""
+        self._stopping = True
+        self.notify()
+        await self.drain()
+
+    # -- one event ------------------------------------------------------------------
+
+    async def _process(self, event: Event, slot: str) -> None:
+        started = time.perf_counter()
+        outcome = "done"
+        try:
+            structlog.contextvars.bind_contextvars(agent_id=event.agent_id, event_id=event.id)
+            handler = self.handlers.get(event.type)
+            if handler is None:
+                outcome = "failed"
+                await self._finish(event, "failed", error=f"no handler for event type {event.type!r}")
+                return
+            try:
+                hr = await handler(event) or HandlerResult()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcome = await self._handle_failure(event, exc)
+                return
+            action_ids = await self._commit(event, hr)
+            await self.outbox.dispatch(action_ids)
+        except Exception:
+            outcome = "failed"
+            log.exception("event_processing_crashed", event_type=event.type)
+        finally:
+            structlog.contextvars.unbind_contextvars("agent_id", "event_id")
+            self.processed += 1
+            elapsed = time.perf_counter() - started
+            for observer in self.observers:
+                try:
+                    observer(event, outcome, elapsed)
+                except Exception:
+                    log.exception("event_observer_failed")
+            self._busy.pop(slot, None)
+            self.notify()
+
+    async def _commit(self, event: Event, hr: HandlerResult) -> list[int]:
+        now = self.clock.now()
+        action_ids: list[int] = []
+        async with self.db.transaction() as conn:
+            assert event.id is not None
+            await queue.finish_event(conn, event.id, "done", now, result=hr.result)
+            for spec in hr.actions:
+                action_id = await queue.insert_action(conn, spec, event.id, now)
+                if action_id is not None:
+                    action_ids.append(action_id)
+            for follow in hr.follow_ups:
+                await queue.insert_event(conn, follow, now, self.max_attempts)
+            if hr.state and event.agent_id:
+                await queue.merge_agent_state(conn, event.agent_id, hr.state, now)
+        event.status, event.result = "done", hr.result
+        return action_ids
+
+    async def _handle_failure(self, event: Event, exc: Exception) -> str:
+        error = f"{exc.__class__.__name__}: {exc}"
+        retryable = not isinstance(exc, ProviderError) or exc.retryable
+        if retryable and event.attempts < event.max_attempts:
+            delay = exc.retry_after if isinstance(exc, RateLimited) else self.retry.delay(event.attempts, self.rng)
+            await self._finish(event, "pending", error=error, retry_at=self.clock.now() + delay)
+            log.warning("event_retry", event_type=event.type, attempts=event.attempts, error=error,
+                        retry_in=round(delay, 2))
+            return "retry"
+        await self._finish(event, "failed", error=error)
+        log.error("event_failed", event_type=event.type, attempts=event.attempts, error=error)
+        return "failed"
+
+    async def _finish(self, event: Event, status: str, *, error: str | None = None,
+                      retry_at: float | None = None) -> None:
+        assert event.id is not None
+        async with self.db.transaction() as conn:
+            await queue.finish_event(conn, event.id, status, self.clock.now(), error=error, retry_at=retry_at)
+        event.status = "pending" if retry_at is not None else status  # type: ignore[assignment]
+        event.error = error
+
+    def _owned_list(self) -> list[str] | None:
+        owned = self.owned_agents()
+        return None if owned is None else list(owned)
+
+    def _owned_set(self) -> set[str] | None:
+        owned = self.owned_agents()
+        return None if owned is None else set(owned)

@@ -1,0 +1,188 @@
+"""The outbox: every side effect is recorded before it is sent, and sent at most once.
+
+An action moves ``pending → sending → done``. A retryable failure (rate limit,
+outage) puts it back to ``pending`` with a ``not_before``; a permanent one marks it
+``failed``. An action found in ``sending`` at start-up was interrupted mid-flight:
+it is *reconciled* (the executor looks for the post among the account's recent
+tweets, or the trade's signature on chain) before anything is sent again.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from puppet_engine.clock import Clock
+from puppet_engine.errors import DuplicateContent, ProviderError, RateLimited
+from puppet_engine.events import queue
+from puppet_engine.events.event import Action
+from puppet_engine.storage import Database
+
+log = structlog.get_logger("puppet_engine.outbox")
+
+
+@dataclass
+class ActionOutcome:
+    external_id: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class ActionExecutor(ABC):
+    """Performs one kind of side effect for one agent."""
+
+    @abstractmethod
+    async def execute(self, action: Action) -> ActionOutcome:
+        """Do it. Raise ``ProviderError`` subclasses; retryable ones are retried later."""
+
+    async def reconcile(self, action: Action) -> ActionOutcome | None:
+        """Was an interrupted ``action`` actually done? ``None`` means no: safe to send again."""
+        return None
+
+
+ExecutorLookup = Callable[[Action], ActionExecutor | None]
+DoneHook = Callable[[Action, ActionOutcome], Awaitable[None]]
+
+
+class Outbox:
+    def __init__(self, db: Database, clock: Clock, executor_for: ExecutorLookup, *,
+                 max_attempts: int = 8, backoff_base: float = 5.0, backoff_cap: float = 900.0,
+                 rng: random.Random | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.executor_for = executor_for
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.rng = rng or random.Random()
+        self.done_hooks: list[DoneHook] = []
+        self.failed_hooks: list[Callable[[Action, str], Awaitable[None]]] = []
+
+    def on_done(self, hook: DoneHook) -> None:
+        self.done_hooks.append(hook)
+
+    async def dispatch(self, action_ids: list[int]) -> None:
+        """Send these pending actions now, in order."""
+        if not action_ids:
+            return
+        async with self.db.connect() as conn:
+            pending = await queue.load_actions(conn, ids=action_ids, status="pending")
+        for action in pending:
+            await self._send(action)
+
+    async def run_due(self, limit: int = 50, skip_agents: set[str] | None = None) -> int:
+        """Send pending actions whose back-off has elapsed; returns how many were tried."""
+        async with self.db.connect() as conn:
+            due = await queue.load_actions(conn, status="pending", due_before=self.clock.now(), limit=limit)
+        tried = 0
+        for action in due:
+            if skip_agents and action.agent_id in skip_agents:
+                continue
+            await self._send(action)
+            tried += 1
+        return tried
+
+    async def recover(self, agent_ids: set[str] | None = None) -> int:
+        """Reconcile actions interrupted in ``sending`` (after a crash) before sending anything."""
+        async with self.db.connect() as conn:
+            stuck = await queue.load_actions(conn, status="sending", limit=10_000)
+        count = 0
+        for action in stuck:
+            if agent_ids is not None and action.agent_id not in agent_ids:
+                continue
+            executor = self.executor_for(action)
+            if executor is None:
+                continue
+            count += 1
+            now = self.clock.now()
+            try:
+                found = await executor.reconcile(action)
+            except ProviderError as exc:
+                log.warning("reconcile_failed", action_key=action.key, error=str(exc))
+                async with self.db.transaction() as conn:
+                    await queue.update_action(conn, action.id, now, status="unknown", error=str(exc))
+                continue
+            if found is not None:
+                await self._mark_done(action, found, reconciled=True)
+            else:
+                async with self.db.transaction() as conn:
+                    await queue.update_action(conn, action.id, now, status="pending", not_before=now)
+                log.info("action_requeued_after_crash", action_key=action.key)
+        return count
+
+    async def _send(self, action: Action) -> None:
+        executor = self.executor_for(action)
+        now = self.clock.now()
+        if executor is None:
+            async with self.db.transaction() as conn:
+                await queue.update_action(conn, action.id, now, status="failed",
+                                          error=f"no executor for {action.kind!r} of agent {action.agent_id!r}")
+            return
+        async with self.db.transaction() as conn:
+            await queue.update_action(conn, action.id, now, status="sending", attempts=action.attempts + 1)
+        action.attempts += 1
+        try:
+            outcome = await executor.execute(action)
+        except DuplicateContent as exc:
+            # X refused it as a duplicate: it was (most likely) sent before. Confirm, never resend.
+            found = await _safe_reconcile(executor, action)
+            if found is not None:
+                await self._mark_done(action, found, reconciled=True)
+            else:
+                await self._mark_failed(action, str(exc))
+        except ProviderError as exc:
+            if exc.retryable and action.attempts < self.max_attempts:
+                delay = exc.retry_after if isinstance(exc, RateLimited) else self._backoff(action.attempts)
+                async with self.db.transaction() as conn:
+                    await queue.update_action(conn, action.id, self.clock.now(), status="pending",
+                                              not_before=self.clock.now() + delay, error=str(exc))
+                log.warning("action_retry_later", action_key=action.key, error=str(exc), delay=round(delay, 2))
+            else:
+                await self._mark_failed(action, str(exc))
+        except Exception as exc:  # a bug in an executor must not lose the action silently
+            await self._mark_failed(action, f"{exc.__class__.__name__}: {exc}")
+            log.exception("action_crashed", action_key=action.key)
+        else:
+            await self._mark_done(action, outcome)
+
+    def _backoff(self, attempts: int) -> float:
+        base = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
+        return base * (0.5 + self.rng.random() / 2)
+
+    async def _mark_done(self, action: Action, outcome: ActionOutcome, *, reconciled: bool = False) -> None:
+        now = self.clock.now()
+        result = dict(outcome.result)
+        if reconciled:
+            result["reconciled"] = True
+        async with self.db.transaction() as conn:
+            await queue.update_action(conn, action.id, now, status="done", external_id=outcome.external_id,
+                                      result=result, error=None)
+        action.status, action.external_id, action.result = "done", outcome.external_id, result
+        log.info("action_done", agent_id=action.agent_id, kind=action.kind, action_key=action.key,
+                 external_id=outcome.external_id, reconciled=reconciled)
+        for hook in self.done_hooks:
+            try:
+                await hook(action, outcome)
+            except Exception:
+                log.exception("action_done_hook_failed", action_key=action.key)
+
+    async def _mark_failed(self, action: Action, error: str) -> None:
+        async with self.db.transaction() as conn:
+            await queue.update_action(conn, action.id, self.clock.now(), status="failed", error=error)
+        log.warning("action_failed", agent_id=action.agent_id, kind=action.kind, action_key=action.key, error=error)
+        for hook in self.failed_hooks:
+            try:
+                await hook(action, error)
+            except Exception:
+                log.exception("action_failed_hook_failed", action_key=action.key)
+
+
+async def _safe_reconcile(executor: ActionExecutor, action: Action) -> ActionOutcome | None:
+    try:
+        return await executor.reconcile(action)
+    except ProviderError:
+        return None

@@ -1,0 +1,183 @@
+"""The event engine: ordering per agent, retries then failure, outbox, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import sqlalchemy as sa
+
+from puppet_engine.clock import VirtualClock
+from puppet_engine.errors import RateLimited
+from puppet_engine.events import (
+    Action,
+    ActionExecutor,
+    ActionOutcome,
+    ActionSpec,
+    Event,
+    EventEngine,
+    HandlerResult,
+    Outbox,
+    RetryPolicy,
+)
+from puppet_engine.storage.tables import actions, events
+
+
+class Recorder(ActionExecutor):
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.fail_next = 0
+
+    async def execute(self, action: Action) -> ActionOutcome:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise RateLimited(service="x", retry_after=30)
+        self.sent.append(action.key)
+        return ActionOutcome(external_id=f"id-{len(self.sent)}")
+
+
+def make_engine(database, clock, executor=None, concurrency=4):
+    executor = executor or Recorder()
+    outbox = Outbox(database, clock, lambda a: executor, rng=random.Random(1))
+    engine = EventEngine(database, clock, outbox, concurrency=concurrency, rng=random.Random(1),
+                         retry=RetryPolicy(base_seconds=10, cap_seconds=60), max_attempts=3)
+    return engine, executor
+
+
+async def test_events_of_one_agent_run_in_order_and_agents_run_concurrently(database, virtual_clock) -> None:
+    engine, _ = make_engine(database, virtual_clock)
+    log: list[tuple[str, int, str]] = []
+
+    async def handler(ev: Event) -> None:
+        log.append((ev.agent_id, ev.payload["n"], "start"))
+        await asyncio.sleep(0.01)
+        log.append((ev.agent_id, ev.payload["n"], "end"))
+
+    engine.register("work", handler)
+    for n in range(3):
+        for agent in ("a", "b"):
+            await engine.schedule(Event("work", agent, {"n": n}, due_at=virtual_clock.now()))
+    assert await engine.run_until_idle() == 6
+    for agent in ("a", "b"):
+        mine = [(n, what) for a, n, what in log if a == agent]
+        assert mine == [(0, "start"), (0, "end"), (1, "start"), (1, "end"), (2, "start"), (2, "end")]
+    # both agents were in flight at the same time at least once
+    first_end = next(i for i, entry in enumerate(log) if entry[2] == "end")
+    assert {entry[0] for entry in log[:first_end]} == {"a", "b"}
+
+
+async def test_failing_handler_retries_with_backoff_then_fails_without_stopping(database, virtual_clock) -> None:
+    engine, _ = make_engine(database, virtual_clock)
+    calls = 0
+
+    async def broken(ev: Event) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("boom")
+
+    async def fine(ev: Event) -> HandlerResult:
+        return HandlerResult(result={"ok": True})
+
+    engine.register("broken", broken)
+    engine.register("fine", fine)
+    await engine.schedule(Event("broken", "a", due_at=virtual_clock.now()))
+    await engine.schedule(Event("fine", "b", due_at=virtual_clock.now()))
+    await engine.run_until_idle()
+    for _ in range(5):
+        virtual_clock.advance(120)
+        await engine.run_until_idle()
+    assert calls == 3
+    async with database.connect() as conn:
+        rows = {r.type: r for r in (await conn.execute(sa.select(events))).fetchall()}
+    assert rows["broken"].status == "failed" and rows["broken"].attempts == 3
+    assert "boom" in rows["broken"].error
+    assert rows["fine"].status == "done" and rows["fine"].result == {"ok": True}
+
+
+async def test_same_key_is_scheduled_once(database, virtual_clock) -> None:
+    engine, _ = make_engine(database, virtual_clock)
+    first = await engine.schedule(Event("x", "a", key="post:a:1", due_at=virtual_clock.now()))
+    again = await engine.schedule(Event("x", "a", key="post:a:1", due_at=virtual_clock.now()))
+    assert first is not None and again is None
+
+
+async def test_actions_commit_with_the_event_and_are_sent_once(database, virtual_clock) -> None:
+    engine, executor = make_engine(database, virtual_clock)
+
+    async def post(ev: Event) -> HandlerResult:
+        return HandlerResult(actions=[ActionSpec(key=f"post:{ev.agent_id}:1", agent_id=ev.agent_id, kind="post",
+                                                 payload={"text": "hello"})])
+
+    engine.register("post", post)
+    await engine.schedule(Event("post", "a", key="e1", due_at=virtual_clock.now()))
+    await engine.schedule(Event("post", "a", key="e2", due_at=virtual_clock.now()))  # same action key
+    await engine.run_until_idle()
+    assert executor.sent == ["post:a:1"]
+    async with database.connect() as conn:
+        row = (await conn.execute(sa.select(actions))).one()
+    assert row.status == "done" and row.external_id == "id-1"
+
+
+async def test_rate_limited_action_waits_and_is_retried(database, virtual_clock) -> None:
+    engine, executor = make_engine(database, virtual_clock)
+    executor.fail_next = 1
+
+    async def post(ev: Event) -> HandlerResult:
+        return HandlerResult(actions=[ActionSpec(key="k", agent_id="a", kind="post")])
+
+    engine.register("post", post)
+    await engine.schedule(Event("post", "a", due_at=virtual_clock.now()))
+    await engine.run_until_idle()
+    assert executor.sent == []
+    virtual_clock.advance(10)
+    await engine.run_until_idle()
+    assert executor.sent == []  # the 30 s window is not over
+    virtual_clock.advance(25)
+    await engine.run_until_idle()
+    assert executor.sent == ["k"]
+
+
+async def test_stop_lets_in_flight_work_finish(database) -> None:
+    from puppet_engine.clock import WallClock
+
+    engine, _ = make_engine(database, WallClock())
+    finished = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow(ev: Event) -> HandlerResult:
+        started.set()
+        await asyncio.sleep(0.2)
+        finished.set()
+        return HandlerResult(result={"slow": True})
+
+    engine.register("slow", slow)
+    await engine.schedule(Event("slow", "a"))
+    runner = asyncio.create_task(engine.run())
+    await asyncio.wait_for(started.wait(), 5)
+    await engine.stop()
+    await asyncio.wait_for(runner, 5)
+    assert finished.is_set()
+    async with database.connect() as conn:
+        assert (await conn.execute(sa.select(events.c.status))).scalar() == "done"
+
+
+async def test_crash_mid_send_is_reconciled_not_resent(database, virtual_clock) -> None:
+    class Remembers(Recorder):
+        async def reconcile(self, action: Action) -> ActionOutcome | None:
+            return ActionOutcome(external_id="found-it") if action.key == "was-sent" else None
+
+    executor = Remembers()
+    engine, _ = make_engine(database, virtual_clock, executor)
+    now = virtual_clock.now()
+    async with database.transaction() as conn:
+        for key in ("was-sent", "never-sent"):
+            await conn.execute(actions.insert().values(key=key, agent_id="a", kind="post", payload={},
+                                                      status="sending", attempts=1, not_before=0,
+                                                      created_at=now, updated_at=now))
+    await engine.recover()
+    await engine.run_until_idle()
+    assert executor.sent == ["never-sent"]
+    async with database.connect() as conn:
+        rows = {r.key: r for r in (await conn.execute(sa.select(actions))).fetchall()}
+    assert rows["was-sent"].status == "done" and rows["was-sent"].external_id == "found-it"
+    assert rows["never-sent"].status == "done"
