@@ -1,0 +1,14 @@
+"""Agent behaviours: posting, mentions, interactions, mood, trading."""
+
+from __future__ import annotations
+
+from puppet_engine.agents.behaviors.base import Behavior
+from puppet_engine.agents.behaviors.posting import PostingBehavior
+from puppet_engine.agents.runtime import AgentServices
+
+
+def default_behaviors(services: AgentServices) -> list[Behavior]:
+    return [PostingBehavior(services)]
+
+
+__all__ = ["Behavior", "PostingBehavior", "default_behaviors"]

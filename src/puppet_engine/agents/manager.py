@@ -1,0 +1,165 @@
+"""AgentManager: the lifecycle of every agent and the routing of their events.
+
+Each agent's events are handled by the behaviours that apply to it. A stopped agent's
+events stay pending (they are not claimed) and resume when it starts again; an
+overdue post is then made once, not as a burst.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+
+from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
+from puppet_engine.agents.config import AgentConfig
+from puppet_engine.agents.runtime import AgentRuntime, AgentServices, load_state
+from puppet_engine.errors import ConfigError
+from puppet_engine.events import Action, ActionOutcome, Event, EventEngine, HandlerResult
+from puppet_engine.storage.tables import agents
+
+log = structlog.get_logger("puppet_engine.agents")
+
+RuntimeFactory = Callable[[AgentConfig], AgentRuntime]
+
+
+class AgentManager:
+    """Starts, stops and restarts agents; owns their runtimes; dispatches events to behaviours."""
+
+    def __init__(self, services: AgentServices, events: EventEngine, behaviors: list[Behavior],
+                 runtime_factory: RuntimeFactory) -> None:
+        self.services = services
+        self.events = events
+        self.behaviors = behaviors
+        self.runtime_factory = runtime_factory
+        self.agents: dict[str, AgentRuntime] = {}
+        self.running: set[str] = set()
+        self.ready_hooks: list[Callable[[AgentRuntime], Any]] = []
+        for behavior in behaviors:
+            for event_type, handler in behavior.handlers().items():
+                events.register(event_type, self._route(behavior, handler))
+        events.outbox.on_done(self._on_action_done)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start_agents(self, configs: list[AgentConfig]) -> None:
+        """Register every agent (config persisted without secrets) and start the enabled ones."""
+        ids = [c.id for c in configs]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("duplicate agent ids: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
+        for config in configs:
+            enabled = await self._upsert(config)
+            self.agents[config.id] = self.runtime_factory(config)
+            if enabled:
+                await self.start_agent(config.id)
+            else:
+                log.info("agent_left_stopped", agent_id=config.id)
+
+    async def start_agent(self, agent_id: str) -> None:
+        agent = self._get(agent_id)
+        await self._set_enabled(agent_id, True)
+        for hook in self.ready_hooks:
+            result = hook(agent)
+            if hasattr(result, "__await__"):
+                await result
+        for behavior in self.behaviors:
+            if behavior.applies_to(agent):
+                for event in await behavior.bootstrap(agent):
+                    await self.events.schedule(event)
+        self.running.add(agent_id)
+        self.events.notify()
+        log.info("agent_started", agent_id=agent_id)
+
+    async def stop_agent(self, agent_id: str) -> None:
+        self._get(agent_id)
+        self.running.discard(agent_id)
+        await self._set_enabled(agent_id, False)
+        log.info("agent_stopped", agent_id=agent_id)
+
+    async def restart_agent(self, agent_id: str, config: AgentConfig | None = None) -> None:
+        old = self._get(agent_id)
+        await self.stop_agent(agent_id)
+        new_config = config or old.config
+        if config is not None:
+            await self._upsert(config)
+        await old.social.aclose()
+        self.agents[agent_id] = self.runtime_factory(new_config)
+        await self.start_agent(agent_id)
+
+    async def update_config(self, config: AgentConfig) -> None:
+        """Apply a new config without restarting the engine (a restart of that one agent)."""
+        if config.id not in self.agents:
+            raise ConfigError(f"no agent with id {config.id!r}")
+        await self.restart_agent(config.id, config)
+
+    async def stop_agents(self) -> None:
+        self.running.clear()
+        for agent in self.agents.values():
+            await agent.social.aclose()
+
+    def owned(self) -> set[str]:
+        """Agents whose events this process may claim."""
+        return set(self.running)
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def describe(self, agent_id: str) -> dict[str, Any]:
+        agent = self._get(agent_id)
+        state = await load_state(self.services.db, agent_id)
+        return {
+            "id": agent_id, "name": agent.config.name or agent_id, "description": agent.config.description,
+            "running": agent_id in self.running, "username": agent.username, "state": state,
+            "trading_enabled": agent.config.trading_enabled, "llm_provider": agent.config.llm_provider,
+        }
+
+    def get(self, agent_id: str) -> AgentRuntime:
+        return self._get(agent_id)
+
+    # -- internals -------------------------------------------------------------------
+
+    def _get(self, agent_id: str) -> AgentRuntime:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise ConfigError(f"no agent with id {agent_id!r}") from None
+
+    def _route(self, behavior: Behavior, handler: BehaviorHandler) -> Callable[[Event], Any]:
+        async def route(event: Event) -> HandlerResult | None:
+            agent = self.agents.get(event.agent_id or "")
+            if agent is None:
+                return HandlerResult(result={"skipped": f"unknown agent {event.agent_id!r}"})
+            return await handler(event, agent)
+
+        route.__name__ = f"{behavior.name}_route"
+        return route
+
+    async def _upsert(self, config: AgentConfig) -> bool:
+        """Persist the (secret-free) config; returns whether the agent is enabled."""
+        now = self.services.clock.now()
+        public = config.public_dict()
+        async with self.services.db.transaction() as conn:
+            row = (await conn.execute(sa.select(agents.c.enabled, agents.c.version, agents.c.config)
+                                      .where(agents.c.id == config.id))).first()
+            if row is None:
+                await conn.execute(agents.insert().values(id=config.id, config=public, state={}, enabled=True,
+                                                          version=1, created_at=now, updated_at=now))
+                return True
+            if row.config != public:
+                await conn.execute(agents.update().where(agents.c.id == config.id)
+                                   .values(config=public, version=row.version + 1, updated_at=now))
+            return bool(row.enabled)
+
+    async def _set_enabled(self, agent_id: str, enabled: bool) -> None:
+        async with self.services.db.transaction() as conn:
+            await conn.execute(agents.update().where(agents.c.id == agent_id)
+                               .values(enabled=enabled, updated_at=self.services.clock.now()))
+
+    async def _on_action_done(self, action: Action, outcome: ActionOutcome) -> None:
+        agent = self.agents.get(action.agent_id)
+        if agent is None or agent.memory is None:
+            return
+        from puppet_engine.agents.remember import remember_action
+
+        await remember_action(agent, action, outcome, self.services.clock.now())

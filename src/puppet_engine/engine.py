@@ -1,0 +1,102 @@
+"""The composition root: builds every part from Settings and wires them together.
+
+With no credentials for a service, the engine uses the sandbox for it: started
+in-process on a loopback port (``run``), reached through an in-process transport
+(``simulate``), or an already-running one (``--sandbox-url``).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from puppet_engine.agents.behaviors.base import Behavior
+from puppet_engine.agents.config import AgentConfig, load_agents_dir
+from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
+from puppet_engine.agents.manager import AgentManager
+from puppet_engine.agents.runtime import AgentRuntime, AgentServices
+from puppet_engine.clock import Clock, WallClock
+from puppet_engine.events import Action, ActionExecutor, EventEngine, Outbox
+from puppet_engine.settings import Settings
+from puppet_engine.storage import Database
+
+log = structlog.get_logger("puppet_engine.engine")
+
+
+@dataclass
+class EngineOptions:
+    """How this engine process runs (beyond Settings)."""
+
+    agents_dir: Path | None = None
+    agents: list[AgentConfig] | None = None  # instead of a directory (tests, API)
+    sandbox_url: str | None = None  # use this running sandbox
+    sandbox: Any = None  # an in-process Sandbox to reach through an ASGI transport
+    clock: Clock = field(default_factory=WallClock)
+    seed: int | None = None
+    owner: str | None = None
+
+
+class Engine:
+    """Everything one ``puppet-engine run`` process holds."""
+
+    def __init__(self, settings: Settings, options: EngineOptions) -> None:
+        self.settings = settings
+        self.options = options
+        self.clock = options.clock
+        self.rng = random.Random(options.seed)
+        self.owner = options.owner or f"{socket.gethostname()}-{random.getrandbits(32):08x}"
+        self.db = Database(settings.database_url)
+        self.services = AgentServices(db=self.db, clock=self.clock,
+                                      mention_poll_seconds=settings.mention_poll_seconds)
+        self.executors: dict[tuple[str, str], ActionExecutor] = {}
+        self.outbox = Outbox(self.db, self.clock, self._executor_for, rng=random.Random(self.rng.random()))
+        self.events = EventEngine(self.db, self.clock, self.outbox, concurrency=settings.engine_concurrency,
+                                  owner=self.owner, max_attempts=settings.event_max_attempts,
+                                  rng=random.Random(self.rng.random()), owned_agents=self._owned)
+        from puppet_engine.wiring import Wiring
+
+        self.wiring = Wiring(self)
+        self.manager = AgentManager(self.services, self.events, self._behaviors(), self.wiring.build_runtime)
+        self.manager.ready_hooks.append(self.wiring.on_agent_ready)
+
+    def _behaviors(self) -> list[Behavior]:
+        from puppet_engine.agents.behaviors import default_behaviors
+
+        return default_behaviors(self.services)
+
+    def _owned(self) -> set[str]:
+        return self.manager.owned()
+
+    def _executor_for(self, action: Action) -> ActionExecutor | None:
+        agent = self.manager.agents.get(action.agent_id)
+        if agent is None:
+            return None
+        if action.kind in SOCIAL_KINDS:
+            return SocialExecutor(agent.social)
+        return self.wiring.executor_for(agent, action)
+
+    async def start(self) -> None:
+        """Migrate the database, connect the services, start every agent."""
+        await self.db.migrate()
+        await self.wiring.start()
+        configs = self.options.agents if self.options.agents is not None else load_agents_dir(
+            self.options.agents_dir or Path(self.settings.agents_dir))
+        await self.manager.start_agents(configs)
+        await self.events.recover()
+        log.info("engine_started", agents=len(configs), owner=self.owner, database=self.db.dialect)
+
+    async def run(self) -> None:
+        """Process events until :meth:`stop` is called."""
+        await self.events.run()
+
+    async def stop(self) -> None:
+        await self.events.stop()
+        await self.manager.stop_agents()
+        await self.wiring.stop()
+        await self.db.close()
+        log.info("engine_stopped")

@@ -1,0 +1,90 @@
+"""``puppet-engine simulate``: the real engine on a virtual clock, as fast as the machine allows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from puppet_engine.clock import VirtualClock
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.events import queue
+from puppet_engine.settings import Settings
+from puppet_engine.storage import Database
+from puppet_engine.storage.tables import actions, events, trades
+
+HOUR = 3600.0
+
+
+@dataclass
+class SimulationReport:
+    virtual_hours: float
+    agents: dict[str, dict[str, int]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"agents": self.agents, "virtual_hours": self.virtual_hours}
+
+
+async def simulate(settings: Settings, options: EngineOptions, hours: float,
+                   progress: Callable[[float], None] | None = None) -> SimulationReport:
+    """Run ``hours`` of virtual time; ``progress(fraction)`` is called as time advances."""
+    from puppet_engine.sandbox import Sandbox, SandboxConfig
+
+    clock = options.clock if isinstance(options.clock, VirtualClock) else VirtualClock()
+    options.clock = clock
+    if options.sandbox is None and options.sandbox_url is None:
+        options.sandbox = Sandbox(SandboxConfig(seed=options.seed or 7), clock=clock)
+    engine = Engine(settings, options)
+    start = clock.now()
+    end = start + hours * HOUR
+    await engine.start()
+    try:
+        while True:
+            await engine.events.run_until_idle()
+            nxt = await queue.next_due_at(engine.db, engine.manager.owned())
+            if nxt is None or nxt > end:
+                break
+            clock.set(max(nxt, clock.now()))
+            if progress:
+                progress((clock.now() - start) / (end - start))
+        clock.set(end)
+        if progress:
+            progress(1.0)
+        report = await summarize(engine.db, list(engine.manager.agents), hours)
+    finally:
+        await engine.stop()
+    return report
+
+
+async def summarize(db: Database, agent_ids: list[str], hours: float) -> SimulationReport:
+    per: dict[str, dict[str, int]] = {
+        a: {"posts": 0, "replies": 0, "trades": 0, "events": 0, "failed_events": 0} for a in agent_ids
+    }
+    async with db.connect() as conn:
+        rows = await conn.execute(
+            sa.select(actions.c.agent_id, actions.c.kind, sa.func.count())
+            .where(actions.c.status == "done").group_by(actions.c.agent_id, actions.c.kind))
+        for agent_id, kind, n in rows:
+            if agent_id not in per:
+                continue
+            if kind in ("post", "thread", "quote"):
+                per[agent_id]["posts"] += n
+            elif kind == "reply":
+                per[agent_id]["replies"] += n
+        rows = await conn.execute(
+            sa.select(events.c.agent_id, events.c.status, sa.func.count())
+            .where(events.c.status.in_(("done", "failed"))).group_by(events.c.agent_id, events.c.status))
+        for agent_id, status, n in rows:
+            if agent_id in per:
+                per[agent_id]["events"] += n
+                if status == "failed":
+                    per[agent_id]["failed_events"] += n
+        rows = await conn.execute(
+            sa.select(trades.c.agent_id, sa.func.count())
+            .where(trades.c.status == "confirmed").group_by(trades.c.agent_id))
+        for agent_id, n in rows:
+            if agent_id in per:
+                per[agent_id]["trades"] += n
+    return SimulationReport(virtual_hours=hours, agents=per)

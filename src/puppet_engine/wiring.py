@@ -1,0 +1,112 @@
+"""Which real or sandbox client each agent talks through, decided once from Settings.
+
+For every external service the rule is the same: credentials configured → the real
+service at its configured base URL; none → the sandbox (in-process transport for
+``simulate``, an already-running one with ``--sandbox-url``, else one started here on
+a loopback port). The client code is identical either way; only URLs and keys differ.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+import structlog
+from pydantic import SecretStr
+
+from puppet_engine.agents.config import AgentConfig
+from puppet_engine.agents.runtime import AgentRuntime
+from puppet_engine.events import Action, ActionExecutor
+from puppet_engine.llm.base import LLMProvider
+from puppet_engine.settings import Settings
+from puppet_engine.twitter.dryrun import DryRunClient
+
+if TYPE_CHECKING:
+    from puppet_engine.engine import Engine
+
+log = structlog.get_logger("puppet_engine.wiring")
+
+SANDBOX_HOST = "http://sandbox.local"
+
+
+class Wiring:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.settings: Settings = engine.settings
+        self.sandbox_url: str | None = None  # base URL of the sandbox in use, if any
+        self.sandbox_server: Any = None
+        self.http: httpx2.AsyncClient | None = None  # shared client (ASGI transport for in-process)
+        self.llm_settings: Settings = engine.settings
+        self.providers: dict[str, LLMProvider] = {}
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.sandbox_url is not None
+
+    async def start(self) -> None:
+        opts = self.engine.options
+        needs_sandbox = not (self.settings.has_x_credentials() and self.settings.has_llm_credentials())
+        if opts.sandbox is not None:
+            await opts.sandbox.start()
+            transport = httpx2.ASGITransport(app=opts.sandbox.app)
+            self.http = httpx2.AsyncClient(transport=transport, base_url=SANDBOX_HOST, timeout=30)
+            self.sandbox_url = SANDBOX_HOST
+        elif opts.sandbox_url:
+            self.sandbox_url = opts.sandbox_url.rstrip("/")
+        elif self.settings.sandbox_url:
+            self.sandbox_url = self.settings.sandbox_url.rstrip("/")
+        elif needs_sandbox:
+            from puppet_engine.sandbox import Sandbox, SandboxConfig
+            from puppet_engine.serving import BackgroundServer
+
+            sandbox = Sandbox(SandboxConfig(seed=self.settings.sandbox_seed,
+                                            openai_key=self.settings.sandbox_openai_key))
+            self.sandbox_server = BackgroundServer(sandbox.app)
+            await self.sandbox_server.start()
+            self.sandbox_url = self.sandbox_server.url
+            log.info("sandbox_started", url=self.sandbox_url)
+        if self.http is None:
+            self.http = httpx2.AsyncClient(timeout=30)
+        if self.sandbox_url and not self.settings.has_llm_credentials():
+            self.llm_settings = self.settings.model_copy(update={
+                "openai_base_url": f"{self.sandbox_url}/openai/v1",
+                "openai_api_key": SecretStr(self.settings.sandbox_openai_key),
+                "grok_base_url": f"{self.sandbox_url}/openai/v1",
+                "grok_api_key": SecretStr(self.settings.sandbox_openai_key),
+            })
+
+    async def stop(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+        if self.http is not None:
+            await self.http.aclose()
+        if self.sandbox_server is not None:
+            await self.sandbox_server.stop()
+        elif self.engine.options.sandbox is not None:
+            await self.engine.options.sandbox.stop()
+
+    # -- per agent ---------------------------------------------------------------------
+
+    def build_runtime(self, config: AgentConfig) -> AgentRuntime:
+        seed = self.engine.rng.getrandbits(32)
+        return AgentRuntime(config=config, social=DryRunClient(config.id, clock=self.engine.clock),
+                            llm=self.llm_for(config), rng=random.Random(seed), username=config.id)
+
+    def llm_for(self, config: AgentConfig) -> LLMProvider:
+        name = config.llm_provider
+        if name not in self.providers:
+            from puppet_engine.llm.registry import build_provider
+
+            self.providers[name] = build_provider(name, self.llm_settings, http_client=self._llm_http())
+        return self.providers[name]
+
+    def _llm_http(self) -> httpx2.AsyncClient | None:
+        # In-process sandbox: the SDK must go through the ASGI transport too.
+        return self.http if self.engine.options.sandbox is not None else None
+
+    async def on_agent_ready(self, agent: AgentRuntime) -> None:
+        """Connect the agent's accounts (sandbox X account, wallet) before it starts."""
+
+    def executor_for(self, agent: AgentRuntime, action: Action) -> ActionExecutor | None:
+        return None
