@@ -7,6 +7,8 @@ in-process on a loopback port (``run``), reached through an in-process transport
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import socket
 from dataclasses import dataclass, field
@@ -21,9 +23,10 @@ from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.runtime import AgentRuntime, AgentServices
 from puppet_engine.clock import Clock, WallClock
-from puppet_engine.events import Action, ActionExecutor, EventEngine, Outbox
+from puppet_engine.events import Action, ActionExecutor, EventEngine, Outbox, queue
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
+from puppet_engine.storage.leases import LeaseManager
 
 log = structlog.get_logger("puppet_engine.engine")
 
@@ -58,6 +61,10 @@ class Engine:
         self.events = EventEngine(self.db, self.clock, self.outbox, concurrency=settings.engine_concurrency,
                                   owner=self.owner, max_attempts=settings.event_max_attempts,
                                   rng=random.Random(self.rng.random()), owned_agents=self._owned)
+        self.leases: LeaseManager | None = None
+        if settings.engine_leases or (settings.engine_leases is None and self.db.is_postgres):
+            self.leases = LeaseManager(self.db, self.clock, self.owner, ttl=settings.lease_ttl_seconds)
+        self._lease_task: asyncio.Task[None] | None = None
         from puppet_engine.wiring import Wiring
 
         self.wiring = Wiring(self)
@@ -70,7 +77,8 @@ class Engine:
         return default_behaviors(self.services)
 
     def _owned(self) -> set[str]:
-        return self.manager.owned()
+        running = self.manager.owned()
+        return running if self.leases is None else running & self.leases.owned
 
     def _executor_for(self, action: Action) -> ActionExecutor | None:
         agent = self.manager.agents.get(action.agent_id)
@@ -87,6 +95,9 @@ class Engine:
         configs = self.options.agents if self.options.agents is not None else load_agents_dir(
             self.options.agents_dir or Path(self.settings.agents_dir))
         await self.manager.start_agents(configs)
+        if self.leases is not None:
+            await self.rebalance()
+            self._lease_task = asyncio.create_task(self._lease_loop(), name="leases")
         await self.events.recover()
         log.info("engine_started", agents=len(configs), owner=self.owner, database=self.db.dialect)
 
@@ -94,8 +105,35 @@ class Engine:
         """Process events until :meth:`stop` is called."""
         await self.events.run()
 
+    async def rebalance(self) -> None:
+        """Renew leases and take over (or hand back) agents; recover what we gain."""
+        assert self.leases is not None
+        changes = await self.leases.balance(self.manager.running)
+        if changes.gained:
+            await queue.requeue_running(self.db, changes.gained)
+            await self.outbox.recover(changes.gained)
+            log.info("agents_gained", agents=sorted(changes.gained))
+        if changes.lost:
+            log.info("agents_released", agents=sorted(changes.lost))
+        self.events.notify()
+
+    async def _lease_loop(self) -> None:
+        assert self.leases is not None
+        while True:
+            await self.clock.sleep(self.leases.ttl / 3)
+            try:
+                await self.rebalance()
+            except Exception:
+                log.exception("lease_renewal_failed")
+
     async def stop(self) -> None:
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
         await self.events.stop()
+        if self.leases is not None:
+            await self.leases.release_all()
         await self.manager.stop_agents()
         await self.wiring.stop()
         await self.db.close()

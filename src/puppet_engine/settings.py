@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     agents_dir: str = Field("agents", description="directory of agent JSON files")
     engine_concurrency: int = Field(16, ge=1, description="events processed at once across agents")
     event_max_attempts: int = Field(5, ge=1, description="attempts before an event is marked failed")
+    engine_leases: bool | None = Field(None, description="share agents between processes with leases; default: on for PostgreSQL")
+    lease_ttl_seconds: float = Field(30.0, gt=1, description="how long an agent lease lasts without renewal")
     trading_mode: Literal["live", "dry-run"] = Field("live", description="dry-run stops trades after simulation")
 
     # LLM
@@ -41,7 +43,9 @@ class Settings(BaseSettings):
     grok_base_url: str = "https://api.x.ai/v1"
     grok_model: str = "grok-4-1-fast-non-reasoning"
     llm_daily_token_budget: int = Field(0, ge=0, description="per-agent tokens per day; 0 = unlimited")
-    embedder: Literal["auto", "hashing", "local", "openai"] = "auto"
+    embedder: Literal["auto", "hashing", "local", "openai"] = Field(
+        "auto", description="memory embedder: auto (local MiniLM if installed, else hashing), hashing, local, openai"
+    )
 
     # X (Twitter)
     twitter_api_key: SecretStr | None = None
@@ -58,7 +62,15 @@ class Settings(BaseSettings):
     jupiter_api_key: SecretStr | None = None
 
     # Memory
-    memory_encryption_key: SecretStr | None = None
+    memory_encryption_key: SecretStr | None = Field(
+        None,
+        description="encrypts memory content at rest (AES-256-GCM, key derived with HKDF-SHA256); "
+        "use a long random string and keep it: without it encrypted memories cannot be read",
+    )
+    openai_embedding_model: str = Field("text-embedding-3-small", description="model used when EMBEDDER=openai")
+    memory_importance_weight: float = Field(0.15, ge=0, description="search score weight of a memory's importance (0..1)")
+    memory_recency_weight: float = Field(0.1, ge=0, description="search score weight of recency (1 = just now, halves every half-life)")
+    memory_recency_half_life_hours: float = Field(168.0, gt=0, description="hours for the recency bonus to halve")
 
     # API
     puppet_api_keys: SecretStr | None = Field(None, description="comma-separated key:scope pairs (read, control, admin)")

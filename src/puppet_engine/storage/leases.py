@@ -1,0 +1,102 @@
+"""Agent leases: which engine process owns which agent, until when.
+
+Several ``puppet-engine run`` processes on one PostgreSQL share the agents. Each
+process heartbeats in ``engine_nodes`` and holds a lease per agent it owns, renewed
+well before it expires. A process takes up to its fair share (agents ÷ live
+processes, rounded up) of agents that are unowned or whose lease expired — so the
+agents of a process that died are taken over once its leases lapse, and agents
+rebalance when a process joins (the others release their surplus) or leaves.
+PostgreSQL is the coordinator: every change is a conditional UPDATE/INSERT.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from puppet_engine.clock import Clock
+from puppet_engine.storage.database import Database
+from puppet_engine.storage.tables import engine_nodes, leases
+
+
+@dataclass
+class LeaseChanges:
+    gained: set[str] = field(default_factory=set)
+    lost: set[str] = field(default_factory=set)
+
+
+class LeaseManager:
+    def __init__(self, db: Database, clock: Clock, owner: str, *, ttl: float = 30.0) -> None:
+        self.db = db
+        self.clock = clock
+        self.owner = owner
+        self.ttl = ttl
+        self.owned: set[str] = set()
+
+    async def heartbeat(self, conn: AsyncConnection) -> int:
+        """Record that this process is alive; returns how many processes are."""
+        now = self.clock.now()
+        updated = await conn.execute(engine_nodes.update().where(engine_nodes.c.id == self.owner)
+                                     .values(heartbeat_at=now))
+        if not updated.rowcount:
+            await conn.execute(engine_nodes.insert().values(id=self.owner, started_at=now, heartbeat_at=now))
+        await conn.execute(engine_nodes.delete().where(engine_nodes.c.heartbeat_at < now - 10 * self.ttl))
+        alive = await conn.execute(sa.select(sa.func.count()).select_from(engine_nodes)
+                                   .where(engine_nodes.c.heartbeat_at >= now - self.ttl))
+        return max(1, int(alive.scalar() or 1))
+
+    async def balance(self, agent_ids: Iterable[str]) -> LeaseChanges:
+        """Renew what we hold, release surplus, take free or expired agents up to our share."""
+        wanted = sorted(set(agent_ids))
+        now = self.clock.now()
+        expires = now + self.ttl
+        changes = LeaseChanges()
+        async with self.db.transaction() as conn:
+            nodes = await self.heartbeat(conn)
+            share = math.ceil(len(wanted) / nodes) if wanted else 0
+            await conn.execute(leases.update().where(leases.c.owner == self.owner).values(expires_at=expires))
+            rows = (await conn.execute(sa.select(leases.c.agent_id, leases.c.owner, leases.c.expires_at))).fetchall()
+            held = sorted(r.agent_id for r in rows if r.owner == self.owner and r.agent_id in wanted)
+            for agent_id in held[share:]:  # surplus: let a newcomer have it
+                await conn.execute(leases.delete().where(leases.c.agent_id == agent_id,
+                                                         leases.c.owner == self.owner))
+                held.remove(agent_id)
+            taken = {r.agent_id for r in rows if r.expires_at >= now and r.owner != self.owner}
+            expired = {r.agent_id for r in rows if r.expires_at < now and r.owner != self.owner}
+            for agent_id in wanted:
+                if len(held) >= share:
+                    break
+                if agent_id in held or agent_id in taken:
+                    continue
+                if agent_id in expired:
+                    res = bool((await conn.execute(leases.update().where(
+                        leases.c.agent_id == agent_id, leases.c.expires_at < now
+                    ).values(owner=self.owner, expires_at=expires))).rowcount)
+                else:
+                    res = await _insert_if_absent(conn, agent_id, self.owner, expires)
+                if res:
+                    held.append(agent_id)
+        now_owned = set(held)
+        changes.gained = now_owned - self.owned
+        changes.lost = self.owned - now_owned
+        self.owned = now_owned
+        return changes
+
+    async def release_all(self) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(leases.delete().where(leases.c.owner == self.owner))
+            await conn.execute(engine_nodes.delete().where(engine_nodes.c.id == self.owner))
+        self.owned = set()
+
+
+async def _insert_if_absent(conn: AsyncConnection, agent_id: str, owner: str, expires: float) -> bool:
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    res = await conn.execute(insert(leases).values(agent_id=agent_id, owner=owner, expires_at=expires)
+                             .on_conflict_do_nothing(index_elements=["agent_id"]))
+    return bool(res.rowcount)
