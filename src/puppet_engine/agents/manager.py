@@ -34,7 +34,7 @@ class AgentManager:
         self.events = events
         self.behaviors = behaviors
         self.runtime_factory = runtime_factory
-        self.agents: dict[str, AgentRuntime] = {}
+        self.agents: dict[str, AgentRuntime] = services.peers
         self.running: set[str] = set()
         self.ready_hooks: list[Callable[[AgentRuntime], Any]] = []
         for behavior in behaviors:

@@ -48,6 +48,10 @@ class AgentServices:
     mention_poll_seconds: float = 60.0
     interaction_interval_seconds: float = 3 * 3600.0
     mood_interval_seconds: float = 2 * 3600.0
+    peers: dict[str, AgentRuntime] = field(default_factory=dict)  # every agent of this engine, by id
+
+    def peer_by_user_id(self, user_id: str | None) -> AgentRuntime | None:
+        return next((a for a in self.peers.values() if user_id and a.user_id == user_id), None)
 
 
 async def load_state(db: Database, agent_id: str) -> dict[str, Any]:

@@ -97,7 +97,7 @@ class PostingBehavior(Behavior):
         if agent.memory is not None:
             query = topic or agent.config.description or agent.config.name
             found = await agent.memory.search_memories(agent.id, query, limit=5)
-            memories = [m.content for m in found]
+            memories = [m.memory.content for m in found]
         context = PromptContext(purpose="post", recent_posts=recent, memories=memories, mood=state.get("mood"),
                                 topic=topic, news=event.payload.get("news"), now=self.services.clock.now(),
                                 seed=seed_for(event.key or str(event.id)))

@@ -1,0 +1,219 @@
+"""Mentions: poll with a persisted ``since_id``, one event per tweet, decide, reply through the outbox.
+
+A mention is received once (its event key is the tweet id), so restarts and
+overlapping polls never duplicate it. Replies are never sent to the agent itself,
+agent-to-agent chains stop after ``max_reply_depth``, direct questions are always
+answered, others by the persona's ``reply_probability``. Mentions are untrusted:
+they are assessed for hostile intent, and nothing in a mention can cause a trade.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+
+from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
+from puppet_engine.agents.behaviors.posting import post_action
+from puppet_engine.agents.mood import Mood, after_interaction, sentiment_of
+from puppet_engine.agents.runtime import AgentRuntime, has_pending, load_state, recent_post_texts
+from puppet_engine.agents.safety import assess, leaks
+from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
+from puppet_engine.events import Event, HandlerResult
+from puppet_engine.events.scheduler import next_interval_at
+from puppet_engine.llm.base import PromptContext
+from puppet_engine.llm.validation import generate_validated
+from puppet_engine.storage.tables import mentions
+from puppet_engine.twitter.base import Tweet
+
+log = structlog.get_logger("puppet_engine.mentions")
+
+
+def tweet_payload(tweet: Tweet) -> dict[str, Any]:
+    return {"id": tweet.id, "text": tweet.text, "author_id": tweet.author_id,
+            "author_username": tweet.author_username, "created_at": tweet.created_at,
+            "conversation_id": tweet.conversation_id, "in_reply_to_user_id": tweet.in_reply_to_user_id,
+            "referenced_tweets": [list(r) for r in tweet.referenced_tweets]}
+
+
+def tweet_from_payload(p: dict[str, Any]) -> Tweet:
+    return Tweet(id=p["id"], text=p["text"], author_id=p.get("author_id"), author_username=p.get("author_username"),
+                 created_at=p.get("created_at"), conversation_id=p.get("conversation_id"),
+                 in_reply_to_user_id=p.get("in_reply_to_user_id"),
+                 referenced_tweets=tuple(tuple(r) for r in p.get("referenced_tweets", [])))  # type: ignore[misc]
+
+
+class MentionsBehavior(Behavior):
+    name = "mentions"
+
+    def handlers(self) -> dict[str, BehaviorHandler]:
+        return {"mentions.poll": self.on_poll, "mention.received": self.on_mention}
+
+    def interval(self, agent: AgentRuntime) -> float:
+        minutes = agent.config.behavior.mention_poll_minutes
+        return minutes * 60 if minutes else self.services.mention_poll_seconds
+
+    async def bootstrap(self, agent: AgentRuntime) -> list[Event]:
+        if await has_pending(self.services.db, agent.id, "mentions.poll"):
+            return []
+        now = self.services.clock.now()
+        state = await load_state(self.services.db, agent.id)
+        seq = int(state.get("poll_seq", 0)) + 1
+        return [Event("mentions.poll", agent.id, {"seq": seq}, due_at=now + agent.rng.uniform(0, 5),
+                      key=f"poll:{agent.id}:{seq}:{int(now)}")]
+
+    async def on_poll(self, event: Event, agent: AgentRuntime) -> HandlerResult:
+        now = self.services.clock.now()
+        seq = int(event.payload.get("seq", 1))
+        state = await load_state(self.services.db, agent.id)
+        since_id = state.get("since_id")
+        delay = self.interval(agent)
+        follow_ups: list[Event] = []
+        result: dict[str, Any] = {}
+        try:
+            tweets = await agent.social.get_mentions(since_id=since_id)
+        except ProviderError as exc:
+            # X down or limited: keep the cursor, come back after the window.
+            delay = max(delay, getattr(exc, "retry_after", 0.0))
+            result["error"] = str(exc)
+            tweets = []
+        newest = since_id
+        for tweet in tweets:
+            if newest is None or int(tweet.id) > int(newest):
+                newest = tweet.id
+            if agent.user_id and tweet.author_id == agent.user_id:
+                continue
+            follow_ups.append(Event("mention.received", agent.id, {"tweet": tweet_payload(tweet)}, due_at=now,
+                                    key=f"mention:{agent.id}:{tweet.id}"))
+        result["received"] = len(follow_ups)
+        next_seq = seq + 1
+        follow_ups.append(Event("mentions.poll", agent.id, {"seq": next_seq},
+                                due_at=next_interval_at(delay, now, agent.rng),
+                                key=f"poll:{agent.id}:{next_seq}:{int(now)}"))
+        return HandlerResult(result=result, follow_ups=follow_ups,
+                             state={"since_id": newest, "poll_seq": seq, "last_poll_at": now})
+
+    async def on_mention(self, event: Event, agent: AgentRuntime) -> HandlerResult:
+        tweet = tweet_from_payload(event.payload["tweet"])
+        now = self.services.clock.now()
+        assessment = assess(tweet.text)
+        await self._record(agent, tweet, now)
+        decision, thread = await self._decide(agent, tweet)
+        result: dict[str, Any] = {"decision": decision, "flags": sorted(assessment.flags)}
+        if "trade_request" in assessment.flags:
+            result["trade_request_ignored"] = True
+        state = await load_state(self.services.db, agent.id)
+        mood = after_interaction(Mood.from_state(state.get("mood")), tweet.text)
+        await self._remember(agent, tweet, now)
+        actions = []
+        if decision == "reply":
+            try:
+                parts = await self._write_reply(agent, tweet, thread, assessment.flags, state)
+            except (ValidationFailed, BudgetExceeded, ProviderError) as exc:
+                if isinstance(exc, ProviderError) and exc.retryable and event.attempts < event.max_attempts:
+                    raise  # LLM briefly down: the event is retried later
+                decision = f"skip:{exc.__class__.__name__}"
+                result.update(decision=decision, reason=str(exc))
+            else:
+                action = post_action(agent.id, f"reply:{agent.id}:{tweet.id}", parts, reply_to=tweet.id)
+                if action.kind == "post":
+                    action.kind = "reply"
+                actions.append(action)
+                result["reply"] = parts
+        await self._set_decision(agent, tweet, result["decision"])
+        return HandlerResult(result=result, actions=actions, state={"mood": mood.to_state()})
+
+    async def _decide(self, agent: AgentRuntime, tweet: Tweet) -> tuple[str, list[Tweet]]:
+        if agent.user_id and tweet.author_id == agent.user_id:
+            return "skip:self", []
+        try:
+            thread = await agent.social.get_conversation(tweet, depth=6)
+        except (ProviderError, NotImplementedError):
+            thread = [tweet]
+        max_depth = agent.config.behavior.interaction_patterns.max_reply_depth
+        if self.services.peer_by_user_id(tweet.author_id) is not None:
+            depth = agent_chain_depth(thread, self.services)
+            if depth >= max_depth:
+                return "skip:depth", thread
+        if "?" in tweet.text:
+            return "reply", thread
+        rng = random.Random(zlib.crc32(f"{agent.id}:{tweet.id}".encode()))
+        if rng.random() < agent.config.behavior.interaction_patterns.reply_probability:
+            return "reply", thread
+        return "skip:probability", thread
+
+    async def _write_reply(self, agent: AgentRuntime, tweet: Tweet, thread: list[Tweet], flags: frozenset[str],
+                           state: dict[str, Any]) -> list[str]:
+        memories: list[str] = []
+        relationship = None
+        if agent.memory is not None:
+            found = await agent.memory.search_memories(agent.id, tweet.text, limit=5)
+            memories = [m.memory.content for m in found]
+            if tweet.author_username:
+                rel = await agent.memory.relationships.get(agent.id, tweet.author_username)
+                if rel is not None:
+                    relationship = {"sentiment": rel.sentiment, "familiarity": rel.familiarity, "trust": rel.trust,
+                                    "notes": rel.notes}
+        recent = await recent_post_texts(self.services.db, agent.id)
+        context = PromptContext(
+            purpose="reply", recent_posts=recent, memories=memories, mood=state.get("mood"),
+            thread=[(t.author_username or "someone", t.text) for t in thread], replying_to=tweet.author_username,
+            relationship=relationship, now=self.services.clock.now(),
+            seed=zlib.crc32(f"reply:{agent.id}:{tweet.id}".encode()),
+            extra={"hostile_flags": sorted(flags)} if flags else {},
+        )
+        validated = await generate_validated(agent.llm, agent.config, context, recent)
+        for part in validated.parts:
+            reason = leaks(part, agent.config)
+            if reason:
+                raise ValidationFailed([reason])
+        return list(validated.parts)
+
+    async def _record(self, agent: AgentRuntime, tweet: Tweet, now: float) -> None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        async with self.services.db.transaction() as conn:
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            await conn.execute(insert(mentions).values(
+                agent_id=agent.id, tweet_id=tweet.id, author_id=tweet.author_id,
+                author_username=tweet.author_username, text=tweet.text, conversation_id=tweet.conversation_id,
+                received_at=now).on_conflict_do_nothing(index_elements=["agent_id", "tweet_id"]))
+
+    async def _set_decision(self, agent: AgentRuntime, tweet: Tweet, decision: str) -> None:
+        async with self.services.db.transaction() as conn:
+            await conn.execute(mentions.update().where(mentions.c.agent_id == agent.id,
+                                                       mentions.c.tweet_id == tweet.id).values(decision=decision))
+
+    async def _remember(self, agent: AgentRuntime, tweet: Tweet, now: float) -> None:
+        if agent.memory is None:
+            return
+        from puppet_engine.memory.base import Memory
+
+        who = tweet.author_username or "someone"
+        await agent.memory.add_memory(agent.id, Memory(
+            content=f"@{who} said to me: {tweet.text}", kind="mention", importance=0.4, created_at=now,
+            metadata={"tweet_id": tweet.id, "author": who}, key=f"mention:{tweet.id}"))
+        if tweet.author_username:
+            await agent.memory.relationships.update_from_interaction(
+                agent.id, tweet.author_username, sentiment_delta=0.1 * sentiment_of(tweet.text))
+
+
+def agent_chain_depth(thread: list[Tweet], services: Any) -> int:
+    """How many consecutive agent-authored tweets end this thread (the reply chain between agents)."""
+    depth = 0
+    for tweet in reversed(thread):
+        if services.peer_by_user_id(tweet.author_id) is None:
+            break
+        depth += 1
+    return depth
+
+
+async def answered(db: Any, agent_id: str) -> dict[str, str]:
+    """tweet id → decision, for an agent (used by tests and the API)."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(mentions.c.tweet_id, mentions.c.decision)
+                                  .where(mentions.c.agent_id == agent_id))
+        return {r[0]: r[1] for r in rows}

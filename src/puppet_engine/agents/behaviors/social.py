@@ -1,0 +1,140 @@
+"""Life between posts: agents read each other and interact, moods drift, news lands.
+
+- ``interact.due``: read other agents' recent posts; like, quote or reply to them by
+  the persona's probabilities; relationships grow with every interaction.
+- ``mood.drift``: the persisted mood relaxes towards its baseline, with noise.
+- ``news``: an operator-injected headline; agents whose interests it touches post about it.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import zlib
+from typing import Any
+
+import structlog
+
+from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
+from puppet_engine.agents.behaviors.posting import post_action
+from puppet_engine.agents.mood import Mood, drift
+from puppet_engine.agents.runtime import AgentRuntime, has_pending, load_state, recent_post_texts
+from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
+from puppet_engine.events import ActionSpec, Event, HandlerResult
+from puppet_engine.events.scheduler import next_interval_at
+from puppet_engine.llm.base import PromptContext
+from puppet_engine.llm.validation import generate_validated
+from puppet_engine.twitter.base import Tweet
+
+log = structlog.get_logger("puppet_engine.social")
+
+MAX_INTERACTIONS_PER_TICK = 3
+_WORD = re.compile(r"[a-z0-9]{4,}")
+
+
+def _rng(*parts: str) -> random.Random:
+    return random.Random(zlib.crc32(":".join(parts).encode()))
+
+
+class SocialBehavior(Behavior):
+    name = "social"
+
+    def handlers(self) -> dict[str, BehaviorHandler]:
+        return {"interact.due": self.on_interact, "mood.drift": self.on_mood_drift, "news": self.on_news}
+
+    async def bootstrap(self, agent: AgentRuntime) -> list[Event]:
+        now = self.services.clock.now()
+        events = []
+        for kind, interval in (("interact.due", self.services.interaction_interval_seconds),
+                               ("mood.drift", self.services.mood_interval_seconds)):
+            if not await has_pending(self.services.db, agent.id, kind):
+                events.append(Event(kind, agent.id, due_at=next_interval_at(interval, now, agent.rng, 0.5),
+                                    key=f"{kind}:{agent.id}:{int(now)}"))
+        return events
+
+    async def on_interact(self, event: Event, agent: AgentRuntime) -> HandlerResult:
+        now = self.services.clock.now()
+        state = await load_state(self.services.db, agent.id)
+        since = float(state.get("last_interact_at") or 0.0)
+        patterns = agent.config.behavior.interaction_patterns
+        actions: list[ActionSpec] = []
+        seen: list[str] = []
+        for peer in self.services.peers.values():
+            if peer.id == agent.id or not peer.user_id or len(actions) >= MAX_INTERACTIONS_PER_TICK:
+                continue
+            try:
+                tweets = await agent.social.get_user_tweets(peer.user_id, limit=5)
+            except (ProviderError, NotImplementedError):
+                continue
+            for tweet in tweets:
+                if (tweet.created_at or 0) <= since or len(actions) >= MAX_INTERACTIONS_PER_TICK:
+                    continue
+                rng = _rng(agent.id, tweet.id)
+                if rng.random() < patterns.like_probability:
+                    actions.append(ActionSpec(f"like:{agent.id}:{tweet.id}", agent.id, "like", {"tweet_id": tweet.id}))
+                if rng.random() < patterns.quote_tweet_probability:
+                    text = await self._quote(agent, peer, tweet, state)
+                    if text:
+                        actions.append(ActionSpec(f"quote:{agent.id}:{tweet.id}", agent.id, "quote",
+                                                  {"text": text, "quote": tweet.id}))
+                seen.append(peer.config.id)
+        if agent.memory is not None:
+            for other in set(seen):
+                await agent.memory.relationships.update_from_interaction(agent.id, other, sentiment_delta=0.02,
+                                                                         familiarity_delta=0.05)
+        nxt = Event("interact.due", agent.id, due_at=next_interval_at(self.services.interaction_interval_seconds,
+                                                                        now, agent.rng, 0.5),
+                    key=f"interact.due:{agent.id}:{int(now)}")
+        return HandlerResult(result={"actions": [a.kind for a in actions]}, actions=actions, follow_ups=[nxt],
+                             state={"last_interact_at": now})
+
+    async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Tweet, state: dict[str, Any]) -> str | None:
+        recent = await recent_post_texts(self.services.db, agent.id)
+        context = PromptContext(purpose="quote", recent_posts=recent, mood=state.get("mood"),
+                                thread=[(peer.username or peer.id, tweet.text)], replying_to=peer.username,
+                                now=self.services.clock.now(), seed=zlib.crc32(f"quote:{tweet.id}".encode()))
+        try:
+            validated = await generate_validated(agent.llm, agent.config, context, recent)
+        except (ValidationFailed, BudgetExceeded, ProviderError) as exc:
+            log.info("quote_skipped", reason=str(exc))
+            return None
+        return validated.parts[0]
+
+    async def on_mood_drift(self, event: Event, agent: AgentRuntime) -> HandlerResult:
+        now = self.services.clock.now()
+        state = await load_state(self.services.db, agent.id)
+        mood = drift(Mood.from_state(state.get("mood")), _rng(agent.id, str(int(now))))
+        nxt = Event("mood.drift", agent.id, due_at=next_interval_at(self.services.mood_interval_seconds, now,
+                                                                    agent.rng, 0.3),
+                    key=f"mood.drift:{agent.id}:{int(now)}")
+        return HandlerResult(result={"mood": mood.to_state(), "label": mood.label()}, follow_ups=[nxt],
+                             state={"mood": mood.to_state()})
+
+    async def on_news(self, event: Event, agent: AgentRuntime) -> HandlerResult:
+        text = str(event.payload.get("text", ""))
+        news_id = str(event.payload.get("id") or zlib.crc32(text.encode()))
+        score = relevance(text, agent)
+        if score == 0 and _rng(agent.id, news_id).random() > 0.2:
+            return HandlerResult(result={"reacted": False, "relevance": score})
+        recent = await recent_post_texts(self.services.db, agent.id)
+        state = await load_state(self.services.db, agent.id)
+        context = PromptContext(purpose="news", recent_posts=recent, mood=state.get("mood"), news=text,
+                                now=self.services.clock.now(), seed=zlib.crc32(f"news:{news_id}".encode()))
+        try:
+            validated = await generate_validated(agent.llm, agent.config, context, recent)
+        except (ValidationFailed, BudgetExceeded) as exc:
+            return HandlerResult(result={"reacted": False, "skipped": str(exc)})
+        action = post_action(agent.id, f"news:{agent.id}:{news_id}", list(validated.parts))
+        return HandlerResult(result={"reacted": True, "relevance": score, "parts": list(validated.parts)},
+                             actions=[action])
+
+
+def relevance(text: str, agent: AgentRuntime) -> float:
+    """Share of the agent's interest and key-term words that the headline mentions."""
+    cfg = agent.config
+    vocabulary = " ".join([*cfg.personality.interests, *cfg.style_guide.vocabulary.key_terms]).lower()
+    interests = set(_WORD.findall(vocabulary))
+    if not interests:
+        return 0.0
+    words = set(_WORD.findall(text.lower()))
+    return len(interests & words) / len(interests)

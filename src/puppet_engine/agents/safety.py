@@ -1,0 +1,59 @@
+"""Hostile input: what a mention is trying to do, and whether a reply would leak anything.
+
+Mentions are untrusted text. They never trigger trades (there is no code path from a
+mention to a trade), and replies to them are checked so that no secret and no part
+of the system prompt goes out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from puppet_engine.agents.config import AgentConfig
+
+_PATTERNS: dict[str, re.Pattern[str]] = {
+    "injection": re.compile(
+        r"ignore (all |any |your |the |previous |prior |above )*(instructions|rules|prompt)|disregard .*instructions|"
+        r"you are now|new instructions|developer mode|jailbreak|\bDAN\b|act as (an? )?(unfiltered|unrestricted)|"
+        r"pretend (you|to) |repeat (the|your) (words|text|prompt) above|system prompt|print your (prompt|rules)",
+        re.I),
+    "secret_request": re.compile(
+        r"private key|secret key|seed phrase|mnemonic|api key|access token|password|credentials|\.env\b|"
+        r"wallet (key|secret)|bearer token", re.I),
+    "trade_request": re.compile(
+        r"\b(buy|sell|swap|ape into|dump|send|transfer|tip|airdrop|give) (me |us |some |all |your |\d)|"
+        r"\bsend (me )?\d|\bbuy \$?[A-Z]{2,10}\b|pump (it|this)", re.I),
+    "impersonation": re.compile(
+        r"\b(i am|i'm|this is) (your|the) (operator|admin|developer|creator|owner|dev)\b|"
+        r"\bmessage from (the )?(team|admin|operator)\b|\bauthori[sz]ed (by|override)\b|\boverride code\b", re.I),
+}
+
+
+@dataclass(frozen=True)
+class Assessment:
+    flags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def hostile(self) -> bool:
+        return bool(self.flags)
+
+
+def assess(text: str) -> Assessment:
+    return Assessment(frozenset(name for name, pattern in _PATTERNS.items() if pattern.search(text)))
+
+
+def leaks(text: str, config: AgentConfig, system_prompt: str | None = None, window: int = 40) -> str | None:
+    """Why ``text`` must not be posted (a secret or a long run of the system prompt), or None."""
+    lowered = text.lower()
+    for secret in config.secret_values():
+        if secret and len(secret) >= 6 and secret.lower() in lowered:
+            return "reply would reveal a secret"
+    prompts = [p for p in (system_prompt, config.custom_system_prompt, *config.rotating_system_prompts) if p]
+    for prompt in prompts:
+        p = prompt.lower()
+        for start in range(0, max(1, len(p) - window + 1), window // 2):
+            chunk = p[start:start + window]
+            if len(chunk) >= window and chunk in lowered:
+                return "reply would reveal the system prompt"
+    return None
