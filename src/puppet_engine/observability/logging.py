@@ -1,0 +1,232 @@
+"""Structured logging: structlog over the standard library, with secret redaction.
+
+Every line carries ``timestamp``, ``level``, ``logger`` and ``event``, plus whatever
+is bound in the context (``agent_id``, ``event_id``, ``trace_id`` …, see
+:func:`bind_context`) and the current OpenTelemetry trace id when a span is active.
+Lines from plain ``logging`` users (uvicorn, sqlalchemy, httpx2) go through the
+same processors, so they are redacted and formatted the same way.
+
+Redaction runs last, on every field, recursively: every configured secret value
+(:func:`configure_logging`'s ``secrets``, :func:`update_secrets`) is replaced by
+``***``, and so is anything shaped like a credential even if nobody registered it:
+``Bearer …`` tokens, ``sk-…`` API keys, PEM private keys, 64-byte key arrays and
+base58 keys labelled as private/secret keys, and the value of any field named like a secret
+(``private_key``, ``api_key``, ``password``, ``authorization`` …).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, Any, Literal
+
+import structlog
+from structlog.types import EventDict, WrappedLogger
+
+REDACTED = "***"
+_MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words
+
+_PATTERNS = [
+    # "Bearer abc.def" / "Authorization: Basic …" keep the scheme, hide the credential
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + REDACTED),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), REDACTED),  # OpenAI-style keys
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), REDACTED),
+    # a base58 secret key next to a word saying so (a bare 88-char string may be a
+    # transaction signature, which must stay readable; registered keys are removed anyway)
+    (re.compile(r"(?i)((?:private|secret)[ _-]?key[\"']?\s*[:=]\s*[\"']?)[1-9A-HJ-NP-Za-km-z]{80,90}"),
+     r"\1" + REDACTED),
+    # a keypair as a JSON byte array: 64 numbers 0-255
+    (re.compile(r"\[\s*(?:\d{1,3}\s*,\s*){63}\d{1,3}\s*\]"), REDACTED),
+    # OAuth 1.0a header parameters
+    (re.compile(r'(oauth_(?:signature|token|consumer_key))="[^"]*"'), r'\1="' + REDACTED + '"'),
+]
+_SECRET_KEY = re.compile(
+    r"(?i)(^|_|-)(secret|password|passwd|private_?key|api_?key|apikey|access_?token|bearer_?token|"
+    r"token_?secret|authorization|auth_?header|cookie|encryption_?key|seed_?phrase|mnemonic)$"
+)
+
+
+class Redactor:
+    """Replaces known secret values and credential-shaped text with ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Register more secret values (e.g. after a key rotation); old ones stay redacted."""
+        with self._lock:
+            for value in secrets:
+                if isinstance(value, str) and len(value.strip()) >= _MIN_SECRET_LENGTH:
+                    self._secrets.add(value.strip())
+            if self._secrets:
+                # longest first so a secret containing another is removed whole
+                ordered = sorted(self._secrets, key=len, reverse=True)
+                self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+    def text(self, value: str) -> str:
+        """``value`` with every secret and credential-shaped substring replaced."""
+        pattern = self._pattern
+        if pattern is not None:
+            value = pattern.sub(REDACTED, value)
+        for regex, replacement in _PATTERNS:
+            value = regex.sub(replacement, value)
+        return value
+
+    def value(self, value: Any, key: str | None = None) -> Any:
+        """Redact a log field of any shape, recursively."""
+        if key is not None and _SECRET_KEY.search(key) and value not in (None, "", False):
+            return REDACTED
+        if isinstance(value, str):
+            return self.text(value)
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, Mapping):
+            return {k: self.value(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.value(v) for v in value]
+        # anything else is rendered as text by the renderer anyway; redact that text
+        return self.text(str(value))
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        return {k: self.value(v, k) for k, v in event_dict.items()}
+
+
+_redactor = Redactor()
+_handler: logging.Handler | None = None
+
+
+def redact(text: str) -> str:
+    """Remove every configured secret and credential-shaped substring from ``text``."""
+    return _redactor.text(text)
+
+
+def update_secrets(secrets: Iterable[str]) -> None:
+    """Add secret values to redact from now on (agent keys loaded later, rotated keys)."""
+    _redactor.add(secrets)
+
+
+def _add_trace_id(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    if "trace_id" not in event_dict:
+        from puppet_engine.observability.tracing import current_trace_id
+
+        trace_id = current_trace_id()
+        if trace_id is not None:
+            event_dict["trace_id"] = trace_id
+    return event_dict
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace_id,
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.StackInfoRenderer(),
+        # tracebacks become a plain string here, before redaction (no locals are ever shown)
+        structlog.processors.format_exc_info,
+        structlog.processors.UnicodeDecoder(),
+    ]
+
+
+def configure_logging(
+    level: str | int = "INFO",
+    fmt: Literal["json", "console"] | str = "json",
+    secrets: Iterable[str] = (),
+    *,
+    stream: IO[str] | None = None,
+) -> None:
+    """Install the one log handler on the root logger; safe to call again (it replaces itself).
+
+    ``level`` is a name (``DEBUG`` … ``ERROR``) or number; ``fmt`` is ``json`` (one JSON
+    object per line) or ``console`` (human-readable); ``secrets`` are values never to print.
+    """
+    global _handler
+    if fmt not in ("json", "console"):
+        from puppet_engine.errors import ConfigError
+
+        raise ConfigError(f'LOG_FORMAT: expected "json" or "console", got {fmt!r}')
+    update_secrets(secrets)
+    renderer: Any = (
+        structlog.processors.JSONRenderer(default=str)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(),
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redactor, renderer],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    root.addHandler(handler)
+    _handler = handler
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    set_level(level)
+
+
+def set_level(level: str | int) -> None:
+    """Change the log level at runtime (e.g. from the API)."""
+    if isinstance(level, str):
+        number = logging.getLevelName(level.strip().upper())
+        if not isinstance(number, int):
+            from puppet_engine.errors import ConfigError
+
+            raise ConfigError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}")
+        level = number
+    logging.getLogger().setLevel(level)
+
+
+def get_level() -> str:
+    """The current root level name."""
+    return logging.getLevelName(logging.getLogger().level)
+
+
+def get_logger(name: str | None = None, **initial: Any) -> Any:
+    """A structlog logger; ``log.info("post.sent", tweet_id=...)``."""
+    return structlog.stdlib.get_logger(name, **initial)
+
+
+def bind_context(**values: Any) -> None:
+    """Attach fields (``agent_id``, ``event_id`` …) to every line logged in this task."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def unbind_context(*keys: str) -> None:
+    """Remove fields bound with :func:`bind_context`."""
+    structlog.contextvars.unbind_contextvars(*keys)
+
+
+@contextmanager
+def log_context(**values: Any) -> Iterator[None]:
+    """Bind fields for the duration of a block, restoring the previous ones after."""
+    with structlog.contextvars.bound_contextvars(**values):
+        yield
+
+
+def reset_logging() -> None:
+    """Remove the handler installed by :func:`configure_logging` and restore structlog defaults."""
+    global _handler
+    if _handler is not None:
+        logging.getLogger().removeHandler(_handler)
+        _handler = None
+    structlog.reset_defaults()
