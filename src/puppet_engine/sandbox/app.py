@@ -49,6 +49,7 @@ class Sandbox:
         self.rng = random.Random(self.config.seed)
         self.faults = FaultInjector()
         self.services: dict[str, SandboxService] = {}
+        self._started = False
         for dotted in SERVICE_CLASSES:
             module_name, _, class_name = dotted.rpartition(".")
             cls = getattr(importlib.import_module(module_name), class_name)
@@ -101,6 +102,10 @@ class Sandbox:
         return router
 
     async def start(self) -> None:
+        """Start background work (idempotent: an engine restart may call it again)."""
+        if self._started:
+            return
+        self._started = True
         if self.config.snapshot_path and self.config.snapshot_path.exists():
             data = json.loads(self.config.snapshot_path.read_text())
             for name, service in self.services.items():
@@ -110,6 +115,9 @@ class Sandbox:
             await service.start()
 
     async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
         for service in self.services.values():
             await service.stop()
         if self.config.snapshot_path:
