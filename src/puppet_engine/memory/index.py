@@ -1,0 +1,148 @@
+"""An exact in-memory vector index for one agent: a growable numpy matrix plus per-row fields.
+
+Search is one matrix-vector product, the ranking bonus (importance, recency)
+added in place, and ``argpartition`` for the top k: exact, and as fast as the
+matrix product allows. Adds append rows (amortised growth); deletes move the
+last row into the hole, so neither ever copies the whole matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from puppet_engine.memory.base import MEMORY_KINDS, RankingWeights
+
+_KIND_CODE = {kind: code for code, kind in enumerate(MEMORY_KINDS)}
+
+
+@dataclass(frozen=True)
+class IndexHit:
+    id: str
+    score: float
+    similarity: float
+
+
+class VectorIndex:
+    """Unit-length float32 vectors of one agent's memories, with importance, time and kind."""
+
+    def __init__(self, dim: int, capacity: int = 256) -> None:
+        self.dim = dim
+        capacity = max(16, capacity)
+        self._vectors = np.zeros((capacity, dim), dtype=np.float32)
+        self._importance = np.zeros(capacity, dtype=np.float32)
+        self._created = np.zeros(capacity, dtype=np.float64)
+        self._kinds = np.zeros(capacity, dtype=np.int8)
+        self._ids: list[str] = []
+        self._pos: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, memory_id: object) -> bool:
+        return memory_id in self._pos
+
+    def _reserve(self, extra: int) -> None:
+        need = len(self._ids) + extra
+        capacity = self._vectors.shape[0]
+        if need <= capacity:
+            return
+        while capacity < need:
+            capacity *= 2
+        n = len(self._ids)
+        for name in ("_vectors", "_importance", "_created", "_kinds"):
+            old = getattr(self, name)
+            new = np.zeros((capacity, *old.shape[1:]), dtype=old.dtype)
+            new[:n] = old[:n]
+            setattr(self, name, new)
+
+    def add(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        importance: Sequence[float],
+        created_at: Sequence[float],
+        kinds: Sequence[str],
+    ) -> None:
+        """Append rows; ids already present are updated in place instead."""
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(ids), self.dim)
+        fresh = [i for i, memory_id in enumerate(ids) if memory_id not in self._pos]
+        for i, memory_id in enumerate(ids):
+            if memory_id in self._pos:
+                self.update(memory_id, vector=vectors[i], importance=importance[i], kind=kinds[i])
+        if not fresh:
+            return
+        self._reserve(len(fresh))
+        start = len(self._ids)
+        stop = start + len(fresh)
+        self._vectors[start:stop] = vectors[fresh]
+        self._importance[start:stop] = [importance[i] for i in fresh]
+        self._created[start:stop] = [created_at[i] for i in fresh]
+        self._kinds[start:stop] = [_KIND_CODE[kinds[i]] for i in fresh]
+        for offset, i in enumerate(fresh):
+            self._pos[ids[i]] = start + offset
+            self._ids.append(ids[i])
+
+    def update(
+        self,
+        memory_id: str,
+        *,
+        vector: np.ndarray | None = None,
+        importance: float | None = None,
+        kind: str | None = None,
+    ) -> None:
+        row = self._pos.get(memory_id)
+        if row is None:
+            return
+        if vector is not None:
+            self._vectors[row] = vector
+        if importance is not None:
+            self._importance[row] = importance
+        if kind is not None:
+            self._kinds[row] = _KIND_CODE[kind]
+
+    def remove(self, ids: Sequence[str]) -> None:
+        """Drop rows: the last row moves into each hole."""
+        for memory_id in ids:
+            row = self._pos.pop(memory_id, None)
+            if row is None:
+                continue
+            last = len(self._ids) - 1
+            if row != last:
+                moved = self._ids[last]
+                self._vectors[row] = self._vectors[last]
+                self._importance[row] = self._importance[last]
+                self._created[row] = self._created[last]
+                self._kinds[row] = self._kinds[last]
+                self._ids[row] = moved
+                self._pos[moved] = row
+            self._ids.pop()
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        now: float,
+        weights: RankingWeights,
+        kinds: Sequence[str] | None = None,
+    ) -> list[IndexHit]:
+        """The exact top ``k`` by similarity plus the ranking bonus, best first."""
+        n = len(self._ids)
+        if n == 0 or k <= 0:
+            return []
+        query = np.asarray(query, dtype=np.float32).reshape(self.dim)
+        similarity = self._vectors[:n] @ query
+        scores = similarity + weights.bonus(self._importance[:n], self._created[:n], now).astype(np.float32)
+        if kinds:
+            mask = np.isin(self._kinds[:n], [_KIND_CODE[kind] for kind in kinds])
+            scores[~mask] = -np.inf
+            k = min(k, int(mask.sum()))
+            if k == 0:
+                return []
+        k = min(k, n)
+        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [IndexHit(self._ids[row], float(scores[row]), float(similarity[row])) for row in top]

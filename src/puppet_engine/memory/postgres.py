@@ -1,0 +1,224 @@
+"""Memories in PostgreSQL, searched by pgvector (extra ``postgres``: asyncpg + pgvector).
+
+Rows live in the same ``memories`` table as on SQLite, plus ``embedding_vec``
+(migration 0002) with a partial HNSW index per embedding size. A search asks
+the index for a candidate set (``ORDER BY embedding_vec <=> q LIMIT n``) and
+re-ranks it with importance and recency in the same statement, so one round
+trip returns the final rows.
+
+The HNSW index covers every agent, and pgvector filters by agent after the
+index scan; the store therefore widens ``hnsw.ef_search`` by the agent's share
+of the rows, and falls back to an exact scan of the agent's rows when the
+agent is small, the share too thin, or the index returned too few rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, REAL
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from puppet_engine.errors import ConfigError
+from puppet_engine.memory.base import ScoredMemory
+from puppet_engine.memory.store import LIGHT_COLUMNS, SQLMemoryStore, check_kinds
+from puppet_engine.storage.tables import memories
+
+log = logging.getLogger(__name__)
+
+#: pgvector cannot build an HNSW index over vectors longer than this.
+MAX_INDEXED_DIM = 2000
+_DEFAULT_EF_SEARCH = 40
+_COUNT_TTL = 30.0
+
+# ``memories`` as PostgreSQL has it: with the pgvector column, bound as real[] (cast on assignment).
+_pg_memories = sa.table(
+    "memories",
+    *[sa.column(c.name, c.type) for c in memories.c],
+    sa.column("embedding_vec", ARRAY(REAL)),
+)
+
+
+def _require_postgres_extra() -> None:
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("PostgreSQL memory needs the postgres extra: pip install 'puppet-engine[postgres]'") from exc
+
+
+class PostgresStore(SQLMemoryStore):
+    """pgvector search with re-ranking; exact where the index would miss.
+
+    ``candidate_factor`` × ``limit`` (at least ``min_candidates``) rows come
+    from the index before re-ranking; agents with at most ``exact_threshold``
+    memories are always searched exactly.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        candidate_factor: int = 4,
+        min_candidates: int = 40,
+        exact_threshold: int = 5000,
+        max_ef_search: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.db.is_postgres:
+            raise ConfigError(f"PostgresStore needs a postgresql:// DATABASE_URL, not {self.db.dialect}")
+        _require_postgres_extra()
+        self.candidate_factor = candidate_factor
+        self.min_candidates = min_candidates
+        self.exact_threshold = exact_threshold
+        self.max_ef_search = max_ef_search
+        self._indexed_dims: set[int] = set()
+        self._counts: dict[tuple[str, ...], tuple[float, int]] = {}
+
+    # ------------------------------------------------------------------ writes
+
+    async def _insert_rows(self, conn: AsyncConnection, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
+        payload = [{**row, "embedding_vec": vec} for row, vec in zip(rows, vectors.tolist(), strict=True)]
+        await conn.execute(sa.insert(_pg_memories), payload)
+
+    async def _write_embeddings(self, conn: AsyncConnection, ids: list[str], vectors: np.ndarray) -> None:
+        await super()._write_embeddings(conn, ids, vectors)
+        stmt = (
+            sa.update(_pg_memories)
+            .where(_pg_memories.c.id == sa.bindparam("b_id"))
+            .values(embedding_vec=sa.bindparam("b_vec", type_=ARRAY(REAL)))
+        )
+        await conn.execute(stmt, [{"b_id": i, "b_vec": v} for i, v in zip(ids, vectors.tolist(), strict=True)])
+
+    async def _after_add(self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
+        self._forget_counts(agent_id)
+
+    async def _after_delete(self, agent_id: str, ids: list[str]) -> None:
+        self._forget_counts(agent_id)
+
+    async def _after_reindex(self, agent_id: str) -> None:
+        self._forget_counts(agent_id)
+
+    def _forget_counts(self, agent_id: str) -> None:
+        self._counts.pop(("agent", agent_id), None)
+
+    # ------------------------------------------------------------------ search
+
+    async def _cached_count(self, key: tuple[str, ...], query: sa.Select[Any]) -> int:
+        hit = self._counts.get(key)
+        if hit is not None and time.monotonic() - hit[0] < _COUNT_TTL:
+            return hit[1]
+        async with self.db.connect() as conn:
+            value = int((await conn.execute(query)).scalar_one())
+        self._counts[key] = (time.monotonic(), value)
+        return value
+
+    async def _ensure_index(self, dim: int) -> bool:
+        """True when an HNSW index serves vectors of ``dim``; builds it on first use if missing."""
+        if dim in self._indexed_dims:
+            return True
+        if dim > MAX_INDEXED_DIM:
+            return False
+        name = f"ix_memories_embedding_vec_{dim}"
+        async with self.db.connect() as conn:
+            exists = (await conn.execute(sa.text("SELECT 1 FROM pg_indexes WHERE indexname = :n"), {"n": name})).first()
+        if exists is None:
+            log.warning("building HNSW index %s for %d-dimensional embeddings", name, dim)
+            async with self.db.transaction() as conn:
+                await conn.execute(
+                    sa.text(
+                        f"CREATE INDEX IF NOT EXISTS {name} ON memories "
+                        f"USING hnsw ((embedding_vec::vector({dim})) vector_cosine_ops) WHERE dim = {dim}"
+                    )
+                )
+        self._indexed_dims.add(dim)
+        return True
+
+    async def search_vector(
+        self, agent_id: str, vector: np.ndarray, limit: int = 10, kinds: Sequence[str] | None = None
+    ) -> list[ScoredMemory]:
+        wanted = check_kinds(kinds)
+        await self.ensure_embedder(agent_id)
+        dim = self.embedder.dim
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != dim:
+            raise ValueError(f"query vector has {query.shape[0]} dimensions; the embedder has {dim}")
+        if limit <= 0:
+            return []
+        candidates = max(limit * self.candidate_factor, self.min_candidates)
+        agent_rows = await self._cached_count(
+            ("agent", agent_id),
+            sa.select(sa.func.count()).select_from(memories).where(memories.c.agent_id == agent_id),
+        )
+        ef = 0
+        if agent_rows > self.exact_threshold and await self._ensure_index(dim):
+            dim_rows = await self._cached_count(
+                ("dim", str(dim)), sa.select(sa.func.count()).select_from(memories).where(memories.c.dim == dim)
+            )
+            share = agent_rows / max(dim_rows, agent_rows)
+            ef = max(candidates, math.ceil(candidates / share * (2 if wanted else 1)))
+        if 0 < ef <= self.max_ef_search:
+            rows = await self._run(agent_id, query, limit, wanted, candidates=candidates, ef=ef)
+            if len(rows) >= min(limit, agent_rows):
+                return rows
+        return await self._run(agent_id, query, limit, wanted, candidates=None, ef=0)
+
+    async def _run(
+        self,
+        agent_id: str,
+        query: np.ndarray,
+        limit: int,
+        kinds: list[str] | None,
+        *,
+        candidates: int | None,
+        ef: int,
+    ) -> list[ScoredMemory]:
+        """One statement: candidates by distance (index) or every row (exact), re-ranked, top ``limit``."""
+        dim = self.embedder.dim
+        kind_filter = "AND kind = ANY(:kinds)" if kinds else ""
+        # The HNSW index is on embedding_vec::vector(dim); the exact scan orders by a
+        # different expression so the planner cannot pick the approximate index.
+        distance = f"(embedding_vec::vector({dim}) <=> q.v)" if candidates else "(embedding_vec <=> q.v)"
+        order_limit = f"ORDER BY {distance} LIMIT :candidates" if candidates else ""
+        columns = ", ".join(c.name for c in LIGHT_COLUMNS)
+        sql = f"""
+            WITH q AS (SELECT CAST(CAST(:q AS real[]) AS vector({dim})) AS v)
+            SELECT {columns}, similarity,
+                   similarity + :wi * importance
+                     + :wr * power(2.0, -greatest(:now - created_at, 0) / :hl) AS score
+            FROM (
+                SELECT {columns}, 1 - {distance} AS similarity
+                FROM memories, q
+                WHERE agent_id = :agent AND dim = {dim} {kind_filter}
+                {order_limit}
+            ) AS candidates
+            ORDER BY score DESC, id
+            LIMIT :limit
+        """
+        params: dict[str, Any] = {
+            "q": query.tolist(),
+            "agent": agent_id,
+            "limit": limit,
+            "wi": self.weights.importance,
+            "wr": self.weights.recency,
+            "hl": self.weights.half_life_seconds,
+            "now": self.clock.now(),
+        }
+        if candidates:
+            params["candidates"] = candidates
+        if kinds:
+            params["kinds"] = kinds
+        stmt = sa.text(sql).bindparams(sa.bindparam("q", type_=ARRAY(REAL)))
+        if kinds:
+            stmt = stmt.bindparams(sa.bindparam("kinds", type_=ARRAY(sa.String)))
+        stmt = stmt.columns(*LIGHT_COLUMNS, sa.column("similarity", sa.Float), sa.column("score", sa.Float))
+        async with self.db.connect() as conn:
+            if ef > _DEFAULT_EF_SEARCH:
+                await conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {int(ef)}"))
+            rows = (await conn.execute(stmt, params)).mappings().all()
+        return [ScoredMemory(self._to_memory(row), float(row["score"]), float(row["similarity"])) for row in rows]

@@ -1,0 +1,196 @@
+"""What an agent thinks of another agent or account: the ``relationships`` table.
+
+Sentiment runs from -1 (hostile) to 1 (warm), familiarity and trust from 0 to
+1. Interactions nudge them through :meth:`RelationshipStore.update_from_interaction`,
+which clamps every value to its range in one atomic upsert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from puppet_engine.clock import Clock, WallClock
+from puppet_engine.storage import Database
+from puppet_engine.storage.tables import relationships as table
+
+#: Notes keep this many characters (the newest).
+MAX_NOTES_CHARS = 4000
+
+
+@dataclass
+class Relationship:
+    agent_id: str
+    other: str
+    sentiment: float = 0.0
+    familiarity: float = 0.0
+    trust: float = 0.5
+    notes: str = ""
+    interactions: int = 0
+    updated_at: float = 0.0
+
+
+def _from_row(row: Any) -> Relationship:
+    return Relationship(
+        agent_id=row["agent_id"],
+        other=row["other"],
+        sentiment=float(row["sentiment"]),
+        familiarity=float(row["familiarity"]),
+        trust=float(row["trust"]),
+        notes=str(row["notes"]),
+        interactions=int(row["interactions"]),
+        updated_at=float(row["updated_at"]),
+    )
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, float(value)))
+
+
+def _clamp_sql(expr: sa.ColumnElement[float], low: float, high: float) -> sa.ColumnElement[float]:
+    # CASE works alike on SQLite and PostgreSQL (unlike MIN/MAX vs LEAST/GREATEST).
+    return sa.case((expr < low, sa.literal(low)), (expr > high, sa.literal(high)), else_=expr)
+
+
+class RelationshipStore:
+    """CRUD over ``relationships`` on the engine's database."""
+
+    def __init__(self, database: Database, clock: Clock | None = None) -> None:
+        self.db = database
+        self.clock = clock or WallClock()
+
+    def _insert(self) -> sa.Insert:
+        dialect = postgresql if self.db.is_postgres else sqlite
+        return dialect.insert(table)
+
+    async def get(self, agent_id: str, other: str) -> Relationship | None:
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(sa.select(table).where(table.c.agent_id == agent_id, table.c.other == other))
+            ).mappings().first()
+        return _from_row(row) if row else None
+
+    async def list_for(self, agent_id: str) -> list[Relationship]:
+        """Every relationship of the agent, most familiar first."""
+        query = (
+            sa.select(table)
+            .where(table.c.agent_id == agent_id)
+            .order_by(table.c.familiarity.desc(), table.c.other)
+        )
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_from_row(row) for row in rows]
+
+    async def upsert(self, relationship: Relationship) -> Relationship:
+        """Create or replace, with values clamped to their ranges."""
+        values = {
+            "agent_id": relationship.agent_id,
+            "other": relationship.other,
+            "sentiment": _clamp(relationship.sentiment, -1.0, 1.0),
+            "familiarity": _clamp(relationship.familiarity, 0.0, 1.0),
+            "trust": _clamp(relationship.trust, 0.0, 1.0),
+            "notes": relationship.notes[-MAX_NOTES_CHARS:],
+            "interactions": max(0, relationship.interactions),
+            "updated_at": self.clock.now(),
+        }
+        stmt = self._insert().values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.agent_id, table.c.other],
+            set_={k: stmt.excluded[k] for k in values if k not in ("agent_id", "other")},
+        )
+        async with self.db.transaction() as conn:
+            await conn.execute(stmt)
+        return Relationship(**values)
+
+    async def seed(
+        self,
+        agent_id: str,
+        other: str,
+        *,
+        sentiment: float = 0.0,
+        familiarity: float = 0.0,
+        trust: float = 0.5,
+        notes: str = "",
+    ) -> bool:
+        """Create the relationship unless it exists (its evolved state wins); True if created."""
+        stmt = (
+            self._insert()
+            .values(
+                agent_id=agent_id,
+                other=other,
+                sentiment=_clamp(sentiment, -1.0, 1.0),
+                familiarity=_clamp(familiarity, 0.0, 1.0),
+                trust=_clamp(trust, 0.0, 1.0),
+                notes=notes[-MAX_NOTES_CHARS:],
+                interactions=0,
+                updated_at=self.clock.now(),
+            )
+            .on_conflict_do_nothing(index_elements=[table.c.agent_id, table.c.other])
+        )
+        async with self.db.transaction() as conn:
+            result = await conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def update_from_interaction(
+        self,
+        agent_id: str,
+        other: str,
+        sentiment_delta: float = 0.0,
+        *,
+        familiarity_delta: float = 0.05,
+        trust_delta: float = 0.0,
+        note: str | None = None,
+    ) -> Relationship:
+        """Record one interaction: add the deltas (clamped), count it, append ``note``.
+
+        Creates the relationship from the defaults when it does not exist yet.
+        """
+        now = self.clock.now()
+        first = {
+            "agent_id": agent_id,
+            "other": other,
+            "sentiment": _clamp(sentiment_delta, -1.0, 1.0),
+            "familiarity": _clamp(familiarity_delta, 0.0, 1.0),
+            "trust": _clamp(0.5 + trust_delta, 0.0, 1.0),
+            "notes": "",
+            "interactions": 1,
+            "updated_at": now,
+        }
+        stmt = self._insert().values(**first)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[table.c.agent_id, table.c.other],
+            set_={
+                "sentiment": _clamp_sql(table.c.sentiment + sentiment_delta, -1.0, 1.0),
+                "familiarity": _clamp_sql(table.c.familiarity + familiarity_delta, 0.0, 1.0),
+                "trust": _clamp_sql(table.c.trust + trust_delta, 0.0, 1.0),
+                "interactions": table.c.interactions + 1,
+                "updated_at": now,
+            },
+        ).returning(*table.c)
+        async with self.db.transaction() as conn:
+            row = dict((await conn.execute(stmt)).mappings().one())
+            if note:
+                # The upsert holds the row's write lock until commit, so this append is safe.
+                notes = (row["notes"] + "\n" + note if row["notes"] else note)[-MAX_NOTES_CHARS:]
+                await conn.execute(
+                    sa.update(table)
+                    .where(table.c.agent_id == agent_id, table.c.other == other)
+                    .values(notes=notes)
+                )
+                row["notes"] = notes
+        return _from_row(row)
+
+    async def delete(self, agent_id: str, other: str) -> bool:
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                sa.delete(table).where(table.c.agent_id == agent_id, table.c.other == other)
+            )
+        return bool(result.rowcount)
+
+    async def clear(self, agent_id: str) -> int:
+        async with self.db.transaction() as conn:
+            result = await conn.execute(sa.delete(table).where(table.c.agent_id == agent_id))
+        return int(result.rowcount or 0)

@@ -1,0 +1,149 @@
+"""Memories in the engine's SQLite database, searched exactly with numpy.
+
+Embeddings are stored as packed little-endian float32 in ``memories.embedding``.
+Each agent's vectors are loaded into a :class:`VectorIndex` on its first search
+and kept in step with this store's writes. (This Python's ``sqlite3`` cannot load
+extensions, so sqlite-vec is not an option; exact search over a numpy matrix is
+fast enough for hundreds of thousands of memories per agent.)
+
+The index assumes this process is the main writer of the agent's memories, as
+the engine's per-agent leases guarantee; writes from another process (the CLI
+adding a memory while the engine runs) are picked up within ``refresh_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from puppet_engine.memory.base import Memory, ScoredMemory
+from puppet_engine.memory.index import VectorIndex
+from puppet_engine.memory.store import SQLMemoryStore, check_kinds
+from puppet_engine.storage.tables import memories
+
+# Below this many rows the search runs inline; above, in a worker thread (numpy releases the GIL).
+_THREAD_THRESHOLD = 20_000
+_LOAD_BATCH = 5000
+
+
+class _AgentIndex:
+    def __init__(self, index: VectorIndex) -> None:
+        self.index = index
+        self.checked_at = time.monotonic()
+
+
+class SQLiteStore(SQLMemoryStore):
+    """The embedded default store (also works on PostgreSQL, without pgvector)."""
+
+    refresh_seconds: float = 5.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._indexes: dict[str, _AgentIndex] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def _lock(self, agent_id: str) -> asyncio.Lock:
+        lock = self._locks.get(agent_id)
+        if lock is None:
+            lock = self._locks[agent_id] = asyncio.Lock()
+        return lock
+
+    async def _load(self, agent_id: str) -> VectorIndex:
+        """Read every vector of the agent (checking embedders on the way)."""
+        dim = self.embedder.dim
+        index = VectorIndex(dim)
+        groups: dict[tuple[str | None, int | None], int] = {}
+        query = sa.select(
+            memories.c.id,
+            memories.c.kind,
+            memories.c.importance,
+            memories.c.created_at,
+            memories.c.embedding,
+            memories.c.embedder,
+            memories.c.dim,
+        ).where(memories.c.agent_id == agent_id)
+        async with self.db.connect() as conn:
+            result = await conn.stream(query)
+            async for chunk in result.partitions(_LOAD_BATCH):
+                for row in chunk:
+                    groups[(row.embedder, row.dim)] = groups.get((row.embedder, row.dim), 0) + 1
+                self.check_groups(agent_id, [(name, d, n) for (name, d), n in groups.items()])
+                blob = b"".join(row.embedding for row in chunk)
+                index.add(
+                    [row.id for row in chunk],
+                    np.frombuffer(blob, dtype="<f4").reshape(len(chunk), dim),
+                    [row.importance for row in chunk],
+                    [row.created_at for row in chunk],
+                    [row.kind for row in chunk],
+                )
+        self._verified.add(agent_id)
+        return index
+
+    async def _index_for(self, agent_id: str) -> VectorIndex:
+        held = self._indexes.get(agent_id)
+        if held is not None and time.monotonic() - held.checked_at < self.refresh_seconds:
+            return held.index
+        if held is not None:
+            # Cheap staleness check: another process may have written.
+            if await self.count(agent_id) == len(held.index):
+                held.checked_at = time.monotonic()
+                return held.index
+        index = await self._load(agent_id)
+        self._indexes[agent_id] = _AgentIndex(index)
+        return index
+
+    async def search_vector(
+        self, agent_id: str, vector: np.ndarray, limit: int = 10, kinds: Sequence[str] | None = None
+    ) -> list[ScoredMemory]:
+        wanted = check_kinds(kinds)
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        now = self.clock.now()
+        async with self._lock(agent_id):
+            index = await self._index_for(agent_id)
+            if query.shape[0] != index.dim:
+                raise ValueError(f"query vector has {query.shape[0]} dimensions; the index has {index.dim}")
+            if len(index) >= _THREAD_THRESHOLD:
+                hits = await asyncio.to_thread(index.search, query, limit, now=now, weights=self.weights, kinds=wanted)
+            else:
+                hits = index.search(query, limit, now=now, weights=self.weights, kinds=wanted)
+        found = await self.fetch_by_ids(agent_id, [hit.id for hit in hits])
+        return [ScoredMemory(found[h.id], h.score, h.similarity) for h in hits if h.id in found]
+
+    # ------------------------------------------------------------------ keeping the index in step
+
+    async def _after_add(self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
+        # Under the lock: a load in progress finishes first, then this add lands in it.
+        async with self._lock(agent_id):
+            held = self._indexes.get(agent_id)
+            if held is None:
+                return
+            held.index.add(
+                [r["id"] for r in rows],
+                vectors,
+                [r["importance"] for r in rows],
+                [r["created_at"] for r in rows],
+                [r["kind"] for r in rows],
+            )
+
+    async def _after_update(self, agent_id: str, memory: Memory, vector: np.ndarray | None) -> None:
+        async with self._lock(agent_id):
+            held = self._indexes.get(agent_id)
+            if held is not None and memory.id is not None:
+                held.index.update(memory.id, vector=vector, importance=memory.importance, kind=memory.kind)
+
+    async def _after_delete(self, agent_id: str, ids: list[str]) -> None:
+        async with self._lock(agent_id):
+            held = self._indexes.get(agent_id)
+            if held is not None:
+                held.index.remove(ids)
+
+    async def _after_reindex(self, agent_id: str) -> None:
+        self._indexes.pop(agent_id, None)
+
+    async def close(self) -> None:
+        self._indexes.clear()

@@ -1,0 +1,456 @@
+"""What both SQL stores share: rows, embedding on write, encryption, the hot cache, mismatch checks.
+
+:class:`SQLMemoryStore` implements the whole :class:`MemoryStore` contract on
+the ``memories`` table except the vector search itself, which ``SQLiteStore``
+(numpy) and ``PostgresStore`` (pgvector) supply, together with hooks that keep
+their index in step with writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from puppet_engine.clock import Clock, WallClock
+from puppet_engine.errors import ConfigError
+from puppet_engine.memory.base import (
+    MEMORY_KINDS,
+    InitialMemory,
+    Memory,
+    MemoryStore,
+    RankingWeights,
+    ReindexProgress,
+    ScoredMemory,
+)
+from puppet_engine.memory.cache import HotCache
+from puppet_engine.memory.crypto import ContentCipher
+from puppet_engine.memory.embeddings.base import Embedder, EmbedderMismatch, normalize_rows
+from puppet_engine.memory.relationships import RelationshipStore
+from puppet_engine.storage import Database
+from puppet_engine.storage.tables import memories
+
+#: Every column but the embedding: what lists and searches read.
+LIGHT_COLUMNS = [c for c in memories.c if c.name != "embedding"]
+_WRITE_CHUNK = 2000
+_REINDEX_BATCH = 256
+
+
+def pack(vector: np.ndarray) -> bytes:
+    """A vector as packed little-endian float32 (the ``memories.embedding`` format)."""
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def unpack(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def seed_key(kind: str, text: str) -> str:
+    """Dedupe key of a seeded memory: the same text is seeded once."""
+    return f"seed:{kind}:{hashlib.sha256(text.encode('utf-8')).hexdigest()[:32]}"
+
+
+def check_kinds(kinds: Sequence[str] | None) -> list[str] | None:
+    if not kinds:
+        return None
+    unknown = [k for k in kinds if k not in MEMORY_KINDS]
+    if unknown:
+        raise ValueError(f"unknown memory kind(s) {unknown}; expected {', '.join(MEMORY_KINDS)}")
+    return list(kinds)
+
+
+class SQLMemoryStore(MemoryStore):
+    """The shared body of the SQL stores; subclasses add vector search."""
+
+    def __init__(
+        self,
+        database: Database,
+        embedder: Embedder,
+        *,
+        clock: Clock | None = None,
+        weights: RankingWeights | None = None,
+        cipher: ContentCipher | None = None,
+        cache_ttl: float = 5.0,
+    ) -> None:
+        self.db = database
+        self.embedder = embedder
+        self.clock = clock or WallClock()
+        self.weights = weights or RankingWeights()
+        self.cipher = cipher
+        self.relationships = RelationshipStore(database, self.clock)
+        self._cache: HotCache[list[Memory]] = HotCache(ttl=cache_ttl)
+        self._verified: set[str] = set()  # agents whose stored embeddings match the embedder
+
+    # ------------------------------------------------------------------ hooks
+
+    @abstractmethod
+    async def search_vector(
+        self, agent_id: str, vector: np.ndarray, limit: int = 10, kinds: Sequence[str] | None = None
+    ) -> list[ScoredMemory]: ...
+
+    async def _insert_rows(self, conn: AsyncConnection, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
+        await conn.execute(sa.insert(memories), rows)
+
+    async def _write_embeddings(self, conn: AsyncConnection, ids: list[str], vectors: np.ndarray) -> None:
+        stmt = (
+            sa.update(memories)
+            .where(memories.c.id == sa.bindparam("b_id"))
+            .values(embedding=sa.bindparam("b_embedding"), embedder=self.embedder.name, dim=self.embedder.dim)
+        )
+        await conn.execute(stmt, [{"b_id": i, "b_embedding": pack(v)} for i, v in zip(ids, vectors, strict=True)])
+
+    async def _after_add(self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:  # noqa: B027
+        """Called after rows were committed."""
+
+    async def _after_update(  # noqa: B027
+        self, agent_id: str, memory: Memory, vector: np.ndarray | None
+    ) -> None:
+        """Called after one memory changed (``vector`` is set when its content did)."""
+
+    async def _after_delete(self, agent_id: str, ids: list[str]) -> None:  # noqa: B027
+        """Called after memories were deleted."""
+
+    async def _after_reindex(self, agent_id: str) -> None:  # noqa: B027
+        """Called after an agent's embeddings were rewritten (or all of its memories removed)."""
+
+    # ------------------------------------------------------------------ helpers
+
+    def _touch(self, agent_id: str) -> None:
+        self._cache.invalidate(agent_id)
+
+    async def ensure_embedder(self, agent_id: str) -> None:
+        """Raise :class:`EmbedderMismatch` if the agent's memories come from another embedder."""
+        if agent_id in self._verified:
+            return
+        query = (
+            sa.select(memories.c.embedder, memories.c.dim, sa.func.count())
+            .where(memories.c.agent_id == agent_id)
+            .group_by(memories.c.embedder, memories.c.dim)
+        )
+        async with self.db.connect() as conn:
+            groups = (await conn.execute(query)).all()
+        self.check_groups(agent_id, [(name, dim, int(n)) for name, dim, n in groups])
+        self._verified.add(agent_id)
+
+    def check_groups(self, agent_id: str, groups: Sequence[tuple[str | None, int | None, int]]) -> None:
+        current = (self.embedder.name, self.embedder.dim)
+        foreign = [(name, dim, n) for name, dim, n in groups if (name, dim) != current]
+        if foreign:
+            name, dim, n = max(foreign, key=lambda g: g[2])
+            stored = f"{name or 'no embedder'} (dim {dim}) for {n} of them"
+            raise EmbedderMismatch(agent_id, stored, self.embedder.describe())
+
+    def _decrypt(self, row: Mapping[str, Any]) -> str:
+        if not row["encrypted"]:
+            return str(row["content"])
+        if self.cipher is None:
+            raise ConfigError(
+                f"memory {row['id']} of agent {row['agent_id']!r} is encrypted; set MEMORY_ENCRYPTION_KEY to read it"
+            )
+        return self.cipher.decrypt(row["content"], agent_id=row["agent_id"], memory_id=row["id"])
+
+    def _to_memory(self, row: Mapping[str, Any]) -> Memory:
+        blob = row.get("embedding")
+        return Memory(
+            id=row["id"],
+            agent_id=row["agent_id"],
+            kind=row["kind"],
+            content=self._decrypt(row),
+            importance=float(row["importance"]),
+            created_at=float(row["created_at"]),
+            metadata=dict(row["metadata"] or {}),
+            key=row["key"],
+            embedding=unpack(blob) if blob is not None else None,
+            embedder=row["embedder"],
+            dim=row["dim"],
+        )
+
+    async def _embed_for(self, agent_id: str, batch: Sequence[Memory]) -> np.ndarray:
+        """Vectors for a batch: given ones checked, missing ones computed in one call."""
+        dim = self.embedder.dim
+        out = np.zeros((len(batch), dim), dtype=np.float32)
+        missing = [i for i, m in enumerate(batch) if m.embedding is None]
+        for i, m in enumerate(batch):
+            if m.embedding is None:
+                continue
+            given = np.asarray(m.embedding, dtype=np.float32).reshape(-1)
+            if (m.embedder or self.embedder.name) != self.embedder.name or given.shape[0] != dim:
+                stored = f"{m.embedder or self.embedder.name} (dim {given.shape[0]})"
+                raise EmbedderMismatch(agent_id, f"{stored} for a precomputed vector", self.embedder.describe())
+            out[i] = given
+        if missing:
+            out[missing] = await self.embedder.embed([batch[i].content for i in missing])
+        return normalize_rows(out)
+
+    # ------------------------------------------------------------------ writes
+
+    async def add_many(self, agent_id: str, memories_in: Sequence[Memory]) -> list[str]:
+        batch = list(memories_in)
+        if not batch:
+            return []
+        await self.ensure_embedder(agent_id)
+        keys = sorted({m.key for m in batch if m.key})
+        existing: dict[str, str] = {}
+        if keys:
+            async with self.db.connect() as conn:
+                found = await conn.execute(
+                    sa.select(memories.c.key, memories.c.id).where(
+                        memories.c.agent_id == agent_id, memories.c.key.in_(keys)
+                    )
+                )
+                existing = {k: i for k, i in found.all()}
+        ids: list[str] = []
+        todo: list[Memory] = []
+        for m in batch:
+            if m.key and m.key in existing:
+                ids.append(existing[m.key])
+                continue
+            mid = m.id or uuid.uuid4().hex
+            if m.key:
+                existing[m.key] = mid  # a repeated key inside the batch is added once
+            ids.append(mid)
+            todo.append(Memory(**{**m.__dict__, "id": mid}))
+        if not todo:
+            return ids
+        vectors = await self._embed_for(agent_id, todo)
+        now = self.clock.now()
+        rows = [self._row(agent_id, m, v, now) for m, v in zip(todo, vectors, strict=True)]
+        async with self.db.transaction() as conn:
+            for start in range(0, len(rows), _WRITE_CHUNK):
+                await self._insert_rows(conn, rows[start : start + _WRITE_CHUNK], vectors[start : start + _WRITE_CHUNK])
+        self._touch(agent_id)
+        await self._after_add(agent_id, rows, vectors)
+        return ids
+
+    def _row(self, agent_id: str, m: Memory, vector: np.ndarray, now: float) -> dict[str, Any]:
+        assert m.id is not None
+        content = m.content
+        if self.cipher is not None:
+            content = self.cipher.encrypt(content, agent_id=agent_id, memory_id=m.id)
+        return {
+            "id": m.id,
+            "agent_id": agent_id,
+            "kind": m.kind,
+            "content": content,
+            "encrypted": self.cipher is not None,
+            "importance": float(m.importance),
+            "created_at": float(m.created_at if m.created_at is not None else now),
+            "metadata": dict(m.metadata),
+            "embedding": pack(vector),
+            "embedder": self.embedder.name,
+            "dim": self.embedder.dim,
+            "key": m.key,
+        }
+
+    async def update(
+        self,
+        agent_id: str,
+        memory_id: str,
+        *,
+        content: str | None = None,
+        importance: float | None = None,
+        kind: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Memory | None:
+        current = await self.get(agent_id, memory_id)
+        if current is None:
+            return None
+        changed = Memory(
+            **{
+                **current.__dict__,
+                "content": content if content is not None else current.content,
+                "importance": importance if importance is not None else current.importance,
+                "kind": kind if kind is not None else current.kind,
+                "metadata": metadata if metadata is not None else current.metadata,
+            }
+        )
+        values: dict[str, Any] = {"importance": changed.importance, "kind": changed.kind, "metadata": changed.metadata}
+        vector = None
+        if content is not None and content != current.content:
+            await self.ensure_embedder(agent_id)
+            vector = (await self.embedder.embed([content]))[0]
+            values["content"] = (
+                self.cipher.encrypt(content, agent_id=agent_id, memory_id=memory_id) if self.cipher else content
+            )
+            values["encrypted"] = self.cipher is not None
+            changed.embedding, changed.embedder, changed.dim = vector, self.embedder.name, self.embedder.dim
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                sa.update(memories)
+                .where(memories.c.agent_id == agent_id, memories.c.id == memory_id)
+                .values(**values)
+            )
+            if not result.rowcount:
+                return None
+            if vector is not None:
+                await self._write_embeddings(conn, [memory_id], vector.reshape(1, -1))
+        self._touch(agent_id)
+        await self._after_update(agent_id, changed, vector)
+        return changed
+
+    async def delete(self, agent_id: str, memory_id: str) -> bool:
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                sa.delete(memories).where(memories.c.agent_id == agent_id, memories.c.id == memory_id)
+            )
+        self._touch(agent_id)
+        if result.rowcount:
+            await self._after_delete(agent_id, [memory_id])
+        return bool(result.rowcount)
+
+    async def clear(self, agent_id: str) -> int:
+        async with self.db.transaction() as conn:
+            result = await conn.execute(sa.delete(memories).where(memories.c.agent_id == agent_id))
+        self._touch(agent_id)
+        self._verified.discard(agent_id)
+        await self._after_reindex(agent_id)
+        return int(result.rowcount or 0)
+
+    # ------------------------------------------------------------------ reads
+
+    async def search_memories(
+        self, agent_id: str, query: str, limit: int = 10, kinds: Sequence[str] | None = None
+    ) -> list[ScoredMemory]:
+        await self.ensure_embedder(agent_id)
+        return await self.search_vector(agent_id, await self.embedder.embed_one(query), limit, kinds)
+
+    async def fetch_by_ids(self, agent_id: str, ids: Sequence[str]) -> dict[str, Memory]:
+        """Memories (without embeddings) by id; missing ids are left out."""
+        if not ids:
+            return {}
+        query = sa.select(*LIGHT_COLUMNS).where(memories.c.agent_id == agent_id, memories.c.id.in_(list(ids)))
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return {row["id"]: self._to_memory(row) for row in rows}
+
+    async def get(self, agent_id: str, memory_id: str) -> Memory | None:
+        query = sa.select(memories).where(memories.c.agent_id == agent_id, memories.c.id == memory_id)
+        async with self.db.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return self._to_memory(row) if row else None
+
+    async def list_memories(
+        self,
+        agent_id: str,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Memory]:
+        query = sa.select(*LIGHT_COLUMNS).where(memories.c.agent_id == agent_id)
+        if kind is not None:
+            check_kinds([kind])
+            query = query.where(memories.c.kind == kind)
+        if since is not None:
+            query = query.where(memories.c.created_at >= since)
+        if until is not None:
+            query = query.where(memories.c.created_at < until)
+        query = query.order_by(memories.c.created_at.desc(), memories.c.id.desc()).limit(limit).offset(offset)
+        async with self.db.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [self._to_memory(row) for row in rows]
+
+    async def count(self, agent_id: str, kind: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(memories).where(memories.c.agent_id == agent_id)
+        if kind is not None:
+            query = query.where(memories.c.kind == kind)
+        async with self.db.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def core_memories(self, agent_id: str) -> list[Memory]:
+        cached = self._cache.get(agent_id, ("core",))
+        if cached is None:
+            cached = list(reversed(await self.list_memories(agent_id, kind="core", limit=1000)))
+            self._cache.put(agent_id, ("core",), cached)
+        return list(cached)
+
+    async def recent_memories(self, agent_id: str, kind: str = "post", limit: int = 20) -> list[Memory]:
+        key = ("recent", kind, limit)
+        cached = self._cache.get(agent_id, key)
+        if cached is None:
+            cached = await self.list_memories(agent_id, kind=kind, limit=limit)
+            self._cache.put(agent_id, key, cached)
+        return list(cached)
+
+    # ------------------------------------------------------------------ seeding and reindexing
+
+    async def seed_initial(self, agent_id: str, initial_memory: InitialMemory) -> int:
+        now = self.clock.now()
+        seeds: list[Memory] = [
+            Memory(content=text, kind="core", importance=0.9, key=seed_key("core", text), created_at=now)
+            for text in initial_memory.core_memories
+        ]
+        events = list(initial_memory.recent_events)
+        # Oldest first, one second apart, so "recent" keeps the config's order.
+        seeds += [
+            Memory(content=text, kind="event", importance=0.6, key=seed_key("event", text), created_at=now - (len(events) - i))
+            for i, text in enumerate(events)
+        ]
+        before = await self.count(agent_id)
+        await self.add_many(agent_id, seeds)
+        for other, rel in initial_memory.relationships.items():
+            notes = rel.notes if isinstance(rel.notes, str) else "\n".join(rel.notes)
+            await self.relationships.seed(
+                agent_id, other, sentiment=rel.sentiment, familiarity=rel.familiarity, trust=rel.trust, notes=notes
+            )
+        return await self.count(agent_id) - before
+
+    async def reindex(
+        self, agent_id: str | None = None, progress: ReindexProgress | None = None, *, force: bool = False
+    ) -> int:
+        if agent_id is not None:
+            agents = [agent_id]
+        else:
+            async with self.db.connect() as conn:
+                agents = list((await conn.execute(sa.select(memories.c.agent_id).distinct())).scalars())
+        total_done = 0
+        for agent in agents:
+            total_done += await self._reindex_agent(agent, progress, force)
+        return total_done
+
+    async def _reindex_agent(self, agent_id: str, progress: ReindexProgress | None, force: bool) -> int:
+        cond = memories.c.agent_id == agent_id
+        if not force:
+            cond = sa.and_(
+                cond,
+                sa.or_(
+                    memories.c.embedder.is_(None),
+                    memories.c.embedder != self.embedder.name,
+                    memories.c.dim.is_(None),
+                    memories.c.dim != self.embedder.dim,
+                ),
+            )
+        async with self.db.connect() as conn:
+            total = int((await conn.execute(sa.select(sa.func.count()).select_from(memories).where(cond))).scalar_one())
+        done, last = 0, ""
+        if progress:
+            progress(agent_id, 0, total)
+        while done < total:
+            query = (
+                sa.select(memories.c.id, memories.c.agent_id, memories.c.content, memories.c.encrypted)
+                .where(cond, memories.c.id > last)
+                .order_by(memories.c.id)
+                .limit(_REINDEX_BATCH)
+            )
+            async with self.db.connect() as conn:
+                rows = (await conn.execute(query)).mappings().all()
+            if not rows:
+                break
+            vectors = await self.embedder.embed([self._decrypt(row) for row in rows])
+            async with self.db.transaction() as conn:
+                await self._write_embeddings(conn, [row["id"] for row in rows], vectors)
+            done += len(rows)
+            last = rows[-1]["id"]
+            if progress:
+                progress(agent_id, done, total)
+        self._verified.discard(agent_id)
+        self._touch(agent_id)
+        await self._after_reindex(agent_id)
+        return done
