@@ -65,6 +65,14 @@ class Engine:
         if settings.engine_leases or (settings.engine_leases is None and self.db.is_postgres):
             self.leases = LeaseManager(self.db, self.clock, self.owner, ttl=settings.lease_ttl_seconds)
         self._lease_task: asyncio.Task[None] | None = None
+        from puppet_engine.observability.engine_hooks import EngineMetrics
+        from puppet_engine.observability.metrics import configure_metrics
+
+        self.metrics = configure_metrics(settings.enable_metrics)
+        hooks = EngineMetrics(self.metrics, self.clock)
+        self.events.observe(hooks.on_event)
+        self.outbox.on_done(hooks.on_action_done)
+        self.outbox.failed_hooks.append(hooks.on_action_failed)
         from puppet_engine.wiring import Wiring
 
         self.wiring = Wiring(self)
