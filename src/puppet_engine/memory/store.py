@@ -383,15 +383,12 @@ class SQLMemoryStore(MemoryStore):
 
     async def seed_initial(self, agent_id: str, initial_memory: InitialMemory) -> int:
         now = self.clock.now()
-        seeds: list[Memory] = [
-            Memory(content=text, kind="core", importance=0.9, key=seed_key("core", text), created_at=now)
-            for text in initial_memory.core_memories
-        ]
-        events = list(initial_memory.recent_events)
-        # Oldest first, one second apart, so "recent" keeps the config's order.
-        seeds += [
-            Memory(content=text, kind="event", importance=0.6, key=seed_key("event", text), created_at=now - (len(events) - i))
-            for i, text in enumerate(events)
+        texts = [("core", t, 0.9) for t in initial_memory.core_memories]
+        texts += [("event", t, 0.6) for t in initial_memory.recent_events]
+        # One second apart, oldest first, so listings keep the config's order.
+        seeds = [
+            Memory(content=text, kind=kind, importance=importance, key=seed_key(kind, text), created_at=now - (len(texts) - i))  # type: ignore[arg-type]
+            for i, (kind, text, importance) in enumerate(texts)
         ]
         before = await self.count(agent_id)
         await self.add_many(agent_id, seeds)
