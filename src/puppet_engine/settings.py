@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     grok_base_url: str = "https://api.x.ai/v1"
     grok_model: str = "grok-4-1-fast-non-reasoning"
     llm_daily_token_budget: int = Field(0, ge=0, description="per-agent tokens per day; 0 = unlimited")
+    openai_compatible_base_url: str = Field("http://localhost:11434/v1", description="local OpenAI-compatible server (Ollama, vLLM, llama.cpp)")
+    openai_compatible_model: str = Field("llama3.2", description="model served by the openai-compatible server")
+    openai_compatible_api_key: SecretStr | None = Field(None, description="key for the openai-compatible server, if it wants one")
+    llm_max_retries: int = Field(2, ge=0, description="SDK retries per LLM call (429, 5xx, timeouts)")
+    llm_timeout_seconds: float = Field(60.0, gt=0, description="timeout of one LLM call")
+    llm_fallback: str = Field("", description="comma-separated providers tried in order when the agent's own fails, e.g. openai,fake")
+    llm_breaker_failures: int = Field(5, ge=1, description="consecutive failures that open a provider's circuit breaker")
+    llm_breaker_cooldown_seconds: float = Field(60.0, gt=0, description="seconds an open breaker waits before a trial call")
     embedder: Literal["auto", "hashing", "local", "openai"] = Field(
         "auto", description="memory embedder: auto (local MiniLM if installed, else hashing), hashing, local, openai"
     )

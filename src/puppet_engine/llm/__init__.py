@@ -1,0 +1,57 @@
+"""Language models: the ``LLMProvider`` seam, its providers, prompts, validation and wrappers.
+
+Providers are selected by name with :func:`build_provider` (``openai``, ``grok``,
+``openai-compatible``, ``fake``). Heavy modules (the openai SDK) load lazily.
+"""
+
+from __future__ import annotations
+
+from puppet_engine.llm.base import (
+    ChatMessage,
+    Completion,
+    CompletionRequest,
+    LLMProvider,
+    PromptContext,
+    Usage,
+)
+from puppet_engine.llm.fake import FakeProvider
+from puppet_engine.llm.prompts import build_messages, estimate_tokens, system_prompt
+from puppet_engine.llm.registry import PROVIDERS, build_base_provider, build_provider
+from puppet_engine.llm.validation import ValidatedText, generate_validated, validate_post
+from puppet_engine.llm.wrappers import (
+    BudgetProvider,
+    CircuitBreakerProvider,
+    FallbackProvider,
+    LLMCall,
+    MetricsProvider,
+    RecordingProvider,
+    WrapperProvider,
+    prometheus_hook,
+)
+
+__all__ = [
+    "PROVIDERS",
+    "BudgetProvider",
+    "ChatMessage",
+    "CircuitBreakerProvider",
+    "Completion",
+    "CompletionRequest",
+    "FakeProvider",
+    "FallbackProvider",
+    "LLMCall",
+    "LLMProvider",
+    "MetricsProvider",
+    "PromptContext",
+    "RecordingProvider",
+    "Usage",
+    "ValidatedText",
+    "WrapperProvider",
+    "build_base_provider",
+    "build_messages",
+    "build_provider",
+    "estimate_tokens",
+    "generate_validated",
+    "prometheus_hook",
+    "system_prompt",
+    "validate_post",
+]

@@ -1,0 +1,212 @@
+"""The persona block of a system prompt, written for a model and readable back by code.
+
+``build_messages`` renders an agent's personality and style guide as ``Label: value``
+lines (lists joined with ``"; "``). A real model reads them as instructions; the
+offline text generator (:mod:`puppet_engine.llm.textgen`), used both by
+``FakeProvider`` and by the sandbox's LLM API, which only ever sees the messages,
+parses them back with :func:`parse_messages`. The labels below are therefore the
+contract between the two sides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from puppet_engine.agents.config import AgentConfig
+
+SEP = "; "
+PERSONA_HEADER = "## Persona"
+STYLE_HEADER = "## Style guide"
+RECENT_HEADER = "Your recent posts (never repeat or paraphrase them):"
+MEMORY_HEADER = "Things you remember:"
+THREAD_HEADER = "Conversation so far (oldest first):"
+TASK_PREFIX = "Task: "
+
+NO_HASHTAGS = "never use hashtags"
+NO_EMOJIS = "never use emojis"
+NO_HYPHENS = "never use hyphens or dashes"
+
+
+@dataclass
+class PromptFacts:
+    """What the text generator knows after reading the messages."""
+
+    name: str = ""
+    handle: str = ""
+    description: str = ""
+    traits: list[str] = field(default_factory=list)
+    values: list[str] = field(default_factory=list)
+    speaking_style: str = ""
+    interests: list[str] = field(default_factory=list)
+    voice: str = ""
+    tone: str = ""
+    capitalization: str = ""
+    sentence_length: str = ""
+    hashtags: bool = False
+    hashtag_style: str = ""
+    emojis: bool = False
+    emoji_frequency: str = ""
+    avoid_hyphens: bool = False
+    key_terms: list[str] = field(default_factory=list)
+    avoid_terms: list[str] = field(default_factory=list)
+    topics_to_avoid: list[str] = field(default_factory=list)
+    typical_length: int = 0
+    max_length: int = 280
+    max_thread_length: int = 1
+    mood: str = ""
+    purpose: str = "content"
+    topic: str = ""
+    news: str = ""
+    trade: dict[str, str] = field(default_factory=dict)
+    replying_to: str = ""
+    recent_posts: list[str] = field(default_factory=list)
+    memories: list[str] = field(default_factory=list)
+    thread: list[tuple[str, str]] = field(default_factory=list)
+    system_text: str = ""
+    user_text: str = ""
+
+    @property
+    def last_message(self) -> str:
+        """The text being answered: the replied-to account's latest line, else the last line."""
+        for user, text in reversed(self.thread):
+            if not self.replying_to or user.lower() == self.replying_to.lower():
+                return text
+        return self.thread[-1][1] if self.thread else ""
+
+
+def _join(items: Iterable[str]) -> str:
+    return SEP.join(str(i).replace(";", ",").strip() for i in items if str(i).strip())
+
+
+def _line(label: str, value: Any) -> str | None:
+    text = value if isinstance(value, str) else _join(value) if isinstance(value, list | tuple) else str(value)
+    text = " ".join(str(text).split())
+    return f"{label}: {text}" if text else None
+
+
+def render_persona_block(agent: AgentConfig) -> str:
+    """The persona and style guide as ``Label: value`` lines (only the non-empty ones)."""
+    p, s = agent.personality, agent.style_guide
+    f, prefs = s.formatting, agent.behavior.content_preferences
+    max_length = min(280, prefs.max_post_length or 280)
+    hashtags = f"use hashtags sometimes ({f.hashtag_style})" if f.hashtag_style else "use hashtags sometimes"
+    emojis = f"use emojis ({f.emoji_frequency})" if f.emoji_frequency else "use emojis sometimes"
+    lines = [
+        PERSONA_HEADER,
+        _line("Name", agent.name),
+        _line("Handle", f"@{agent.id}"),
+        _line("Description", agent.description),
+        _line("Traits", p.traits),
+        _line("Values", p.values),
+        _line("Speaking style", p.speaking_style),
+        _line("Interests", p.interests),
+        STYLE_HEADER,
+        _line("Voice", s.voice),
+        _line("Tone", s.tone),
+        _line("Capitalization", f.capitalization),
+        _line("Sentence length", f.sentence_length),
+        _line("Hashtags", hashtags if f.uses_hashtags and f.hashtag_style.lower() != "none" else NO_HASHTAGS),
+        _line("Emojis", emojis if f.uses_emojis else NO_EMOJIS),
+        _line("Hyphens", NO_HYPHENS) if f.avoid_hyphens else None,
+        _line("Key terms", s.vocabulary.key_terms),
+        _line("Never use these words", s.vocabulary.avoid_terms),
+        _line("Topics to avoid", s.topics_to_avoid),
+        _line("Typical length", f"about {min(prefs.typical_post_length, max_length)} characters"),
+        _line("Maximum length", f"{max_length} characters"),
+        _line("Maximum thread length", f"{prefs.max_thread_length} post" + ("s" if prefs.max_thread_length != 1 else "")),
+    ]
+    return "\n".join(line for line in lines if line)
+
+
+# --------------------------------------------------------------------------- parsing
+
+_LABELS: dict[str, str] = {
+    "name": "name", "handle": "handle", "description": "description", "traits": "traits",
+    "values": "values", "speaking style": "speaking_style", "interests": "interests", "voice": "voice",
+    "tone": "tone", "capitalization": "capitalization", "sentence length": "sentence_length",
+    "hashtags": "hashtags", "emojis": "emojis", "hyphens": "hyphens", "key terms": "key_terms",
+    "never use these words": "avoid_terms", "topics to avoid": "topics_to_avoid",
+    "typical length": "typical_length", "maximum length": "max_length",
+    "maximum thread length": "max_thread_length", "current mood": "mood", "topic": "topic",
+    "news": "news", "trade": "trade", "replying to": "replying_to", "quoting": "replying_to",
+}
+_LIST_FIELDS = {"traits", "values", "interests", "key_terms", "avoid_terms", "topics_to_avoid"}
+_LINE = re.compile(r"^\s*([A-Za-z][A-Za-z ]{1,30}):\s*(.+?)\s*$")
+_THREAD_LINE = re.compile(r"^@([A-Za-z0-9_]{1,30}):\s?(.*)$")
+_NUMBER = re.compile(r"\d+")
+
+
+def _first_int(text: str, default: int) -> int:
+    m = _NUMBER.search(text)
+    return int(m.group()) if m else default
+
+
+def _apply(facts: PromptFacts, key: str, value: str) -> None:
+    if key in _LIST_FIELDS:
+        setattr(facts, key, [v.strip() for v in value.split(";") if v.strip()])
+    elif key == "hashtags":
+        facts.hashtags = not value.lower().startswith("never")
+        facts.hashtag_style = value
+    elif key == "emojis":
+        facts.emojis = not value.lower().startswith("never")
+        facts.emoji_frequency = value
+    elif key == "hyphens":
+        facts.avoid_hyphens = value.lower().startswith("never")
+    elif key in ("typical_length", "max_length", "max_thread_length"):
+        setattr(facts, key, _first_int(value, getattr(facts, key)))
+    elif key == "handle" or key == "replying_to":
+        setattr(facts, key, value.lstrip("@").split()[0] if value.strip("@ ") else "")
+    elif key == "trade":
+        facts.trade = dict(kv.split("=", 1) for kv in value.split(SEP) if "=" in kv)
+    else:
+        setattr(facts, key, value)
+
+
+def _content(message: Any) -> tuple[str, str]:
+    if isinstance(message, Mapping):
+        role, content = str(message.get("role", "user")), message.get("content") or ""
+    else:
+        role, content = str(getattr(message, "role", "user")), getattr(message, "content", "") or ""
+    if isinstance(content, list):  # OpenAI content parts
+        content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
+    return role, str(content)
+
+
+def parse_messages(messages: Sequence[Any]) -> PromptFacts:
+    """Read persona, style rules and context back from chat messages (dicts or ChatMessage).
+
+    Unknown text is kept in ``system_text``/``user_text`` so a generator can still pick
+    words from a free-form system prompt that has no persona block.
+    """
+    facts = PromptFacts()
+    systems, users = [], []
+    for message in messages:
+        role, content = _content(message)
+        (systems if role in ("system", "developer") else users).append(content)
+    facts.system_text, facts.user_text = "\n".join(systems), "\n".join(users[-1:])
+    section = ""
+    for line in "\n".join([*systems, *users[-1:]]).splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped in (RECENT_HEADER, MEMORY_HEADER, THREAD_HEADER):
+            section = stripped
+            continue
+        if section and stripped.startswith("- ") and section != THREAD_HEADER:
+            (facts.recent_posts if section == RECENT_HEADER else facts.memories).append(stripped[2:])
+            continue
+        if section == THREAD_HEADER and (m := _THREAD_LINE.match(stripped)):
+            facts.thread.append((m.group(1), m.group(2)))
+            continue
+        section = ""
+        if stripped.startswith(TASK_PREFIX):
+            facts.purpose = stripped[len(TASK_PREFIX):].split()[0].strip(".:").lower()
+            continue
+        m = _LINE.match(stripped)
+        if m and (key := _LABELS.get(m.group(1).strip().lower())):
+            _apply(facts, key, m.group(2))
+    return facts

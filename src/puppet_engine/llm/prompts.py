@@ -1,0 +1,167 @@
+"""Prompts: an agent's persona becomes the system prompt, the context becomes the user message.
+
+Templates are data (``prompts.toml`` beside this module), one table per purpose
+(post, reply, quote, thread, trade, news, content, decision). The system prompt is
+the agent's ``custom_system_prompt`` or one of its ``rotating_system_prompts``
+(picked deterministically from ``context.seed``), else a generated introduction,
+always followed by the persona block of :mod:`puppet_engine.llm.persona` so the
+style rules that validation enforces are also stated to the model.
+
+The user message assembles the context within a token budget: the thread being
+answered first (newest kept), then recent own posts, then relevant memories.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from puppet_engine.llm.base import ChatMessage, PromptContext
+from puppet_engine.llm.persona import (
+    MEMORY_HEADER,
+    RECENT_HEADER,
+    SEP,
+    THREAD_HEADER,
+    TASK_PREFIX,
+    render_persona_block,
+)
+
+if TYPE_CHECKING:
+    from puppet_engine.agents.config import AgentConfig
+
+DEFAULT_CONTEXT_TOKENS = 1500  # budget for thread + recent posts + memories
+MAX_ITEM_CHARS = 400
+
+
+def estimate_tokens(text: str) -> int:
+    """A provider-independent token estimate (about four characters per token)."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+@lru_cache(maxsize=1)
+def templates() -> dict[str, dict[str, str]]:
+    """The templates from ``prompts.toml``, by purpose."""
+    text = resources.files("puppet_engine.llm").joinpath("prompts.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render(template: str, values: Mapping[str, Any]) -> str:
+    """``str.format_map`` where a missing placeholder renders empty."""
+    return template.format_map(_Blank(values)).strip()
+
+
+def system_prompt(agent: AgentConfig, seed: int = 0) -> str:
+    """The agent's system prompt for one generation (rotation by ``seed``)."""
+    t = templates()["system"]
+    if agent.rotating_system_prompts:
+        head = agent.rotating_system_prompts[seed % len(agent.rotating_system_prompts)]
+    elif agent.custom_system_prompt:
+        head = agent.custom_system_prompt
+    else:
+        description = agent.description or "an account with opinions of its own"
+        head = render(t["intro"], {"name": agent.name, "description": description.rstrip(".")})
+    return f"{head.strip()}\n\n{render_persona_block(agent)}\n\n{t['rules']}"
+
+
+def _mood_line(mood: Mapping[str, float] | None) -> str | None:
+    if not mood:
+        return None
+    words = []
+    valence, arousal = float(mood.get("valence", 0.0)), float(mood.get("arousal", 0.0))
+    words.append("happy" if valence > 0.4 else "low" if valence < -0.3 else "even")
+    words.append("energetic" if arousal > 0.3 else "calm" if arousal < -0.3 else "steady")
+    numbers = ", ".join(f"{k} {float(v):+.2f}" for k, v in mood.items() if isinstance(v, int | float))
+    return f"Current mood: {' and '.join(words)} ({numbers})"
+
+
+def _relationship_line(username: str, rel: Mapping[str, Any] | None) -> str | None:
+    if not rel:
+        return None
+    sentiment = float(rel.get("sentiment", 0.0))
+    feeling = "you like them" if sentiment > 0.3 else "you distrust them" if sentiment < -0.3 else "neutral"
+    familiarity = float(rel.get("familiarity", 0.0))
+    known = "you know them well" if familiarity > 0.6 else "you have talked before" if familiarity > 0.2 else "a stranger"
+    notes = rel.get("notes") or []
+    notes_text = f"; notes: {' / '.join(map(str, notes[-3:]))}" if isinstance(notes, list) and notes else ""
+    if isinstance(notes, str) and notes:
+        notes_text = f"; notes: {notes[-200:]}"
+    return f"Relationship with @{username}: {feeling}, {known}{notes_text}"
+
+
+def _clip(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_ITEM_CHARS else text[: MAX_ITEM_CHARS - 1] + "…"
+
+
+def _take(items: list[str], budget: int) -> tuple[list[str], int]:
+    """As many items (in the given order of priority) as fit in ``budget`` tokens."""
+    kept: list[str] = []
+    for item in items:
+        cost = estimate_tokens(item) + 2
+        if cost > budget:
+            break
+        kept.append(item)
+        budget -= cost
+    return kept, budget
+
+
+def context_sections(context: PromptContext, budget: int = DEFAULT_CONTEXT_TOKENS) -> list[str]:
+    """Thread, recent posts and memories, trimmed to ``budget`` estimated tokens."""
+    sections: list[str] = []
+    thread = [f"@{user.lstrip('@')}: {_clip(text)}" for user, text in context.thread]
+    kept_thread, budget = _take(list(reversed(thread)), budget)
+    recent, budget = _take([_clip(p) for p in context.recent_posts[:10]], budget)
+    memories, budget = _take([_clip(m) for m in context.memories[:8]], budget)
+    if memories:
+        sections.append("\n".join([MEMORY_HEADER, *(f"- {m}" for m in memories)]))
+    if recent:
+        sections.append("\n".join([RECENT_HEADER, *(f"- {p}" for p in recent)]))
+    if kept_thread:
+        sections.append("\n".join([THREAD_HEADER, *reversed(kept_thread)]))
+    return sections
+
+
+def user_prompt(agent: AgentConfig, context: PromptContext, budget: int = DEFAULT_CONTEXT_TOKENS) -> str:
+    """The context and the task for ``context.purpose``."""
+    purpose = context.purpose
+    table = templates().get(purpose) or templates()["content"]
+    prefs = agent.behavior.content_preferences
+    max_length = min(280, prefs.max_post_length or 280)
+    replying_to = (context.replying_to or (context.thread[-1][0] if context.thread else "")).lstrip("@")
+    lines: list[str | None] = [
+        _mood_line(context.mood),
+        _relationship_line(replying_to, context.relationship) if replying_to else None,
+        f"Topic: {_clip(context.topic)}" if context.topic else None,
+        f"News: {_clip(context.news)}" if context.news else None,
+        "Trade: " + SEP.join(f"{k}={v}" for k, v in context.trade.items()) if context.trade else None,
+        f"Replying to: @{replying_to}" if replying_to and purpose == "reply" else None,
+        f"Quoting: @{replying_to}" if replying_to and purpose == "quote" else None,
+        f"Your previous draft was rejected: {_clip(str(context.extra['feedback']))}. Write a different one."
+        if context.extra.get("feedback") else None,
+    ]
+    head = [line for line in lines if line]
+    values = {
+        "topic_clause": f" about {context.topic}" if context.topic else "",
+        "typical_length": min(prefs.typical_post_length, max_length), "max_length": max_length,
+        "max_thread_length": prefs.max_thread_length, "replying_to": replying_to,
+        "name": agent.name,
+        **{k: v for k, v in context.extra.items() if isinstance(v, str | int | float) and k != "feedback"},
+    }
+    task = f"{TASK_PREFIX}{purpose}\n{render(table['task'], values)}"
+    return "\n\n".join(part for part in ["\n".join(head), *context_sections(context, budget), task] if part)
+
+
+def build_messages(agent: AgentConfig, context: PromptContext, *,
+                   budget_tokens: int = DEFAULT_CONTEXT_TOKENS) -> list[ChatMessage]:
+    """The chat messages for one generation: persona as system prompt, context and task as user."""
+    return [ChatMessage("system", system_prompt(agent, context.seed)),
+            ChatMessage("user", user_prompt(agent, context, budget_tokens))]

@@ -1,0 +1,128 @@
+"""Choosing a provider: a plain mapping from the config string to a constructor.
+
+``build_provider("grok", settings)`` returns the Grok provider behind its circuit
+breaker, followed by the fallbacks named in ``LLM_FALLBACK``, inside the daily
+token budget (``LLM_DAILY_TOKEN_BUDGET``), reporting to ``on_call`` and recording
+to ``llm_calls`` when a database is given. ``build_base_provider`` gives the bare
+provider without any wrapper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import httpx2
+
+from puppet_engine.clock import Clock, WallClock
+from puppet_engine.errors import ConfigError
+from puppet_engine.llm.base import LLMProvider
+from puppet_engine.llm.wrappers import (
+    BudgetProvider,
+    CircuitBreakerProvider,
+    FallbackProvider,
+    LLMCall,
+    MetricsProvider,
+    RecordingProvider,
+)
+
+if TYPE_CHECKING:
+    from puppet_engine.settings import Settings
+    from puppet_engine.storage import Database
+
+Factory = Callable[["Settings", "httpx2.AsyncClient | None"], LLMProvider]
+
+
+def _secret(value: object) -> str:
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter() if getter else value or "")
+
+
+def _openai(settings: Settings, http_client: httpx2.AsyncClient | None) -> LLMProvider:
+    from puppet_engine.llm.openai import OpenAIProvider
+
+    key = _secret(settings.openai_api_key)
+    if not key:
+        raise ConfigError("llm_provider openai: OPENAI_API_KEY is not set (or unset every LLM key to use the sandbox)")
+    return OpenAIProvider(key, base_url=settings.openai_base_url, model=settings.openai_model,
+                          http_client=http_client, max_retries=settings.llm_max_retries,
+                          timeout=settings.llm_timeout_seconds)
+
+
+def _grok(settings: Settings, http_client: httpx2.AsyncClient | None) -> LLMProvider:
+    from puppet_engine.llm.grok import GrokProvider
+
+    key = _secret(settings.grok_api_key)
+    if not key:
+        raise ConfigError("llm_provider grok: GROK_API_KEY is not set (or unset every LLM key to use the sandbox)")
+    return GrokProvider(key, base_url=settings.grok_base_url, model=settings.grok_model, http_client=http_client,
+                        max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds)
+
+
+def _compatible(settings: Settings, http_client: httpx2.AsyncClient | None) -> LLMProvider:
+    from puppet_engine.llm.openai import OpenAICompatibleProvider
+
+    return OpenAICompatibleProvider(_secret(settings.openai_compatible_api_key) or None,
+                                    base_url=settings.openai_compatible_base_url,
+                                    model=settings.openai_compatible_model, http_client=http_client,
+                                    max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds)
+
+
+def _fake(settings: Settings, http_client: httpx2.AsyncClient | None) -> LLMProvider:
+    from puppet_engine.llm.fake import FakeProvider
+
+    return FakeProvider()
+
+
+PROVIDERS: dict[str, Factory] = {
+    "openai": _openai,
+    "grok": _grok,
+    "openai-compatible": _compatible,
+    "fake": _fake,
+}
+
+
+def build_base_provider(name: str, settings: Settings, http_client: httpx2.AsyncClient | None = None) -> LLMProvider:
+    """The bare provider for ``name`` (openai, grok, openai-compatible, fake)."""
+    factory = PROVIDERS.get(name.strip().lower())
+    if factory is None:
+        raise ConfigError(f"unknown llm provider {name!r}; expected one of {', '.join(PROVIDERS)}")
+    return factory(settings, http_client)
+
+
+def fallback_names(name: str, settings: Settings) -> list[str]:
+    """``name`` then each provider of ``LLM_FALLBACK`` not already in the chain."""
+    chain = [name.strip().lower()]
+    for extra in settings.llm_fallback.split(","):
+        extra = extra.strip().lower()
+        if extra and extra not in chain:
+            chain.append(extra)
+    return chain
+
+
+def build_provider(name: str, settings: Settings, http_client: httpx2.AsyncClient | None = None, *,
+                   clock: Clock | None = None, db: Database | None = None,
+                   on_call: Callable[[LLMCall], None] | None = None,
+                   on_breaker: Callable[[str, str], None] | None = None) -> LLMProvider:
+    """The provider an agent configured with ``llm_provider: name`` talks to, with its wrappers."""
+    clock = clock or WallClock()
+    chain: list[LLMProvider] = []
+    for index, each in enumerate(fallback_names(name, settings)):
+        try:
+            provider = build_base_provider(each, settings, http_client)
+        except ConfigError:
+            if index == 0:
+                raise
+            continue  # a fallback without credentials is skipped, not fatal
+        if each != "fake":
+            provider = CircuitBreakerProvider(provider, clock=clock, failures=settings.llm_breaker_failures,
+                                              cooldown=settings.llm_breaker_cooldown_seconds, on_state=on_breaker)
+        chain.append(provider)
+    result: LLMProvider = chain[0] if len(chain) == 1 else FallbackProvider(chain)
+    if settings.llm_daily_token_budget > 0:
+        result = BudgetProvider(result, settings.llm_daily_token_budget, clock=clock, db=db)
+    if on_call is not None:
+        result = MetricsProvider(result, on_call)
+    if db is not None:
+        result = RecordingProvider(result, db, clock=clock)
+    return result

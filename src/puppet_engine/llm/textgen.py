@@ -1,0 +1,304 @@
+"""Offline text in an agent's voice, derived only from the chat messages.
+
+Used by ``FakeProvider`` and by the sandbox's OpenAI-compatible API, so both write
+the same way: the persona block of the system prompt (see
+:mod:`puppet_engine.llm.persona`) says who is speaking and how (traits pick a
+register, interests and key terms fill it, the style guide shapes the surface), and
+the user message says what to do (post, reply to a question, react to news …).
+
+Output is deterministic for (messages, seed), varied across seeds, never a
+near-duplicate of the recent posts listed in the prompt, and stays inside the
+style rules that :mod:`puppet_engine.llm.validation` enforces.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from puppet_engine.llm import rules
+from puppet_engine.llm.persona import PromptFacts, parse_messages
+from puppet_engine.llm.phrasebook import (
+    CLOSERS,
+    EMOJIS,
+    FALLBACK_TERMS,
+    FALLBACK_TOPICS,
+    POSTS,
+    REGISTER_WORDS,
+    REPLIES,
+    TIMES,
+)
+
+ATTEMPTS = 24
+_NEGATED = re.compile(r"\b(?:no|never|not|without)\s+\w+(?:\s+\w+)?")
+
+_QUESTION_SUBJECT = re.compile(r"\b(?:about|on|of|regarding|with|think of|feel about)\s+(.+?)\s*[?.!]*$", re.I)
+_INTENTS: list[tuple[str, re.Pattern[str]]] = [
+    ("injection", re.compile(r"ignore (all|any|previous|prior|your)|system prompt|private key|seed phrase|"
+                             r"reveal|your instructions|developer mode|jailbreak", re.I)),
+    ("trade_request", re.compile(r"\b(buy|sell|pump|ape into|send me|airdrop|shill|dump)\b", re.I)),
+    ("hostile", re.compile(r"\b(idiot|stupid|scam|trash|garbage|dumb|liar|fraud|shut up|clown|loser|pathetic|"
+                           r"useless|hate you)\b", re.I)),
+    ("greeting", re.compile(r"^\W*(gm|gn|hello|hi|hey|yo|good morning|good night|good evening)\b", re.I)),
+    ("thanks", re.compile(r"\b(thanks|thank you|thx|appreciate)\b", re.I)),
+]
+
+
+def generate_from_messages(messages: Sequence[Any], seed: int = 0) -> str:
+    """Text for these chat messages (dicts or ``ChatMessage``), deterministic for ``seed``."""
+    return generate(parse_messages(messages), seed)
+
+
+def generate(facts: PromptFacts, seed: int = 0) -> str:
+    """The first of several seeded candidates that fits the style rules and is new."""
+    base = zlib.crc32(f"{facts.system_text}\x00{facts.user_text}".encode())
+    best = ""
+    for attempt in range(ATTEMPTS):
+        rng = random.Random(f"{seed}:{base}:{attempt}")
+        text = _addressed(_styled(_compose(facts, rng), facts, rng), facts)
+        if not best:
+            best = text
+        if _acceptable(text, facts):
+            return text
+    return best
+
+
+def register_of(facts: PromptFacts) -> list[str]:
+    """Registers (mystic, analytic, upbeat, plain) the persona's words point to, strongest first."""
+    words = " ".join([*facts.traits, facts.speaking_style, facts.tone, facts.voice, facts.description]).lower()
+    words = _NEGATED.sub(" ", words)  # "no exclamation marks" is not upbeat
+    scores = {name: sum(words.count(w) for w in ws) for name, ws in REGISTER_WORDS.items()}
+    ranked = [name for name, score in sorted(scores.items(), key=lambda kv: -kv[1]) if score > 0]
+    return ranked or ["plain"]
+
+
+# --------------------------------------------------------------------------- slots
+
+
+def _case(phrase: str) -> str:
+    """Lower-case a phrase, keeping words with inner capitals (DeFi, NFTs) and acronyms."""
+    return " ".join(w if (any(c.isupper() for c in w[1:]) or (w.isupper() and len(w) > 1)) else w.lower()
+                    for w in phrase.split())
+
+
+def _allowed(phrase: str, facts: PromptFacts) -> bool:
+    return not rules.avoided_terms_in(phrase, facts.avoid_terms) and not rules.avoided_topics_in(
+        phrase, facts.topics_to_avoid)
+
+
+def _slots(facts: PromptFacts, rng: random.Random, topic: str | None = None) -> dict[str, str]:
+    interests = [_case(i) for i in facts.interests if _allowed(i, facts)] or list(FALLBACK_TOPICS)
+    terms = [_case(t) for t in facts.key_terms if _allowed(t, facts)] or list(FALLBACK_TERMS)
+    chosen = _case(topic) if topic and _allowed(topic, facts) else rng.choice(interests)
+    others = [i for i in interests if i != chosen] or list(FALLBACK_TOPICS)
+    values = [_case(v).rstrip(".") for v in facts.values if _allowed(v, facts)] or ["slow is smooth"]
+    traits = [_case(t) for t in facts.traits] or ["curious"]
+    return {"topic": chosen, "thing": rng.choice(others), "term": rng.choice(terms), "value": rng.choice(values),
+            "trait": rng.choice(traits), "time": rng.choice(TIMES), "n": str(rng.randint(2, 9)),
+            "user": facts.replying_to or "friend"}
+
+
+def _fill(template: str, slots: dict[str, str]) -> str:
+    return template.format_map(slots)
+
+
+# --------------------------------------------------------------------------- composing
+
+
+def _compose(facts: PromptFacts, rng: random.Random) -> str:
+    purpose = facts.purpose
+    if purpose == "reply":
+        return _reply(facts, rng)
+    if purpose == "quote":
+        return _quote(facts, rng)
+    if purpose == "trade" and facts.trade:
+        return _trade(facts, rng)
+    if purpose == "news" and facts.news:
+        return _news(facts, rng)
+    if purpose == "thread":
+        return _thread(facts, rng)
+    return _post(facts, rng, facts.topic or None)
+
+
+def _sentences(facts: PromptFacts, rng: random.Random, topic: str | None, target: int) -> list[str]:
+    regs = register_of(facts)
+    reg = regs[0] if rng.random() < 0.75 or len(regs) == 1 else rng.choice(regs[1:])
+    slots = _slots(facts, rng, topic)
+    out = [_fill(rng.choice(POSTS[reg]), slots)]
+    short = any(w in facts.sentence_length.lower() for w in ("short", "one", "brief", "few words"))
+    limit = 2 if short else 3
+    while len(" ".join(out)) < target * 0.7 and len(out) < limit:
+        pool = CLOSERS[reg] if rng.random() < 0.5 else POSTS[reg]
+        sentence = _fill(rng.choice(pool), _slots(facts, rng, topic))
+        if sentence not in out:
+            out.append(sentence)
+    return out
+
+
+def _target(facts: PromptFacts) -> int:
+    limit = facts.max_length or 280
+    return max(20, min(facts.typical_length or 140, limit))
+
+
+def _post(facts: PromptFacts, rng: random.Random, topic: str | None) -> str:
+    return " ".join(_sentences(facts, rng, topic, _target(facts)))
+
+
+def _thread(facts: PromptFacts, rng: random.Random) -> str:
+    parts = max(1, min(facts.max_thread_length or 1, 4))
+    topic = facts.topic or None
+    return "\n\n".join(_post(facts, rng, topic) for _ in range(rng.randint(min(2, parts), parts)))
+
+
+def _subject(message: str) -> str:
+    message = rules.HANDLE.sub("", rules.URL.sub("", message)).strip()
+    question = next((s for s in re.split(r"(?<=[?])\s+", message) if "?" in s), message)
+    m = _QUESTION_SUBJECT.search(question)
+    if m:
+        words = m.group(1).split()
+    else:
+        words = [w for w in re.findall(r"[^\W_][\w']*", question) if w.lower() not in rules._STOP]
+    subject = " ".join(words[:6]).strip(" ?.!,")
+    return _case(subject) or "that"
+
+
+def intent_of(message: str) -> str:
+    """What a mention is doing: injection, trade_request, hostile, greeting, thanks, question or remark."""
+    for name, pattern in _INTENTS:
+        if pattern.search(message):
+            return name
+    if "?" in message:
+        lowered = message.lower().lstrip("@ ")
+        first = re.sub(r"^(@\w+\s+)+", "", lowered).split()[:1]
+        if first and first[0] in ("why",):
+            return "why"
+        if first and first[0] in ("how",):
+            return "how"
+        if first and first[0] in ("do", "does", "did", "are", "is", "will", "can", "should", "would", "have",
+                                   "was", "were", "could", "has"):
+            return "yes_no"
+        return "question"
+    return "remark"
+
+
+def _reply(facts: PromptFacts, rng: random.Random) -> str:
+    message = facts.last_message
+    intent = intent_of(message)
+    slots = _slots(facts, rng, facts.topic or None)
+    slots["subject"] = _subject(message)
+    keywords = [w for w in rules.tokens(message) if len(w) > 3]
+    slots["keyword"] = rng.choice(keywords) if keywords else slots["subject"]
+    body = _fill(rng.choice(REPLIES[intent]), slots)
+    if intent in ("question", "yes_no", "why", "how", "remark") and rng.random() < 0.5:
+        reg = register_of(facts)[0]
+        body = f"{body} {_fill(rng.choice(CLOSERS[reg]), slots)}"
+    if facts.memories and intent in ("question", "remark") and rng.random() < 0.3:
+        memory = rules.HANDLE.sub("", rng.choice(facts.memories)).strip().rstrip(".")
+        if memory and len(memory) < 90:
+            body = f"{body} reminds me: {_case(memory)}."
+    return body
+
+
+def _quote(facts: PromptFacts, rng: random.Random) -> str:
+    slots = _slots(facts, rng, facts.topic or None)
+    keywords = [w for w in rules.tokens(facts.last_message) if len(w) > 3]
+    slots["keyword"] = rng.choice(keywords) if keywords else slots["topic"]
+    slots["subject"] = _subject(facts.last_message)
+    return _fill(rng.choice(REPLIES["quote"]), slots)
+
+
+def _trade(facts: PromptFacts, rng: random.Random) -> str:
+    t = {k.lower(): v for k, v in facts.trade.items()}
+    action = (t.get("action") or t.get("side") or "swapped").lower()
+    action = {"buy": "bought", "sell": "sold", "swap": "swapped"}.get(action, action)
+    token = t.get("token") or t.get("output_symbol") or t.get("symbol") or t.get("output") or "a token"
+    amount = t.get("amount_sol") or t.get("amount") or t.get("input_amount") or ""
+    failed = any(w in " ".join(t.values()).lower() for w in ("fail", "reject", "error"))
+    slots = {**_slots(facts, rng), "token": token, "action": action, "amount": f"{amount} SOL " if amount else ""}
+    return _fill(rng.choice(REPLIES["trade_failed" if failed else "trade"]), slots)
+
+
+def _news(facts: PromptFacts, rng: random.Random) -> str:
+    slots = _slots(facts, rng, facts.topic or None)
+    words = [w for w in re.findall(r"[^\W_][\w']*", facts.news) if w.lower() not in rules._STOP]
+    slots["subject"] = _case(" ".join(words[:4])) or slots["topic"]
+    return _fill(rng.choice(REPLIES["news"]), slots)
+
+
+# --------------------------------------------------------------------------- surface style
+
+
+def _emoji_chance(frequency: str) -> float:
+    f = frequency.lower()
+    if any(w in f for w in ("rare", "occasional", "sparing", "at most one", "minimal", "seldom")):
+        return 0.35
+    if any(w in f for w in ("frequent", "often", "heavy", "lots", "every", "many")):
+        return 0.9
+    return 0.6
+
+
+def _hashtag(facts: PromptFacts, rng: random.Random) -> str:
+    source = rng.choice([*facts.key_terms, *facts.interests] or ["thoughts"])
+    words = re.findall(r"[A-Za-z0-9]+", source)
+    return "#" + "".join(w[:1].upper() + w[1:] for w in words[:3])
+
+
+def _capitalise(text: str, facts: PromptFacts, rng: random.Random) -> str:
+    caps = facts.capitalization.lower()
+    style = _NEGATED.sub(" ", f"{caps} {facts.speaking_style} {facts.voice}".lower())
+    if "lowercase" in style or "lower case" in style:
+        return text.lower()
+    if re.match(r"\s*(all caps|uppercase|all upper)", caps) or "always all caps" in caps:
+        return text.upper()
+    if "caps" in caps and rng.random() < 0.3:  # "the odd ALL CAPS word for excitement"
+        words = text.split(" ")
+        longest = max(range(len(words)), key=lambda i: len(words[i]))
+        words[longest] = words[longest].upper()
+        text = " ".join(words)
+    text = re.sub(r"(?<![\w'])i(?=['\s,.!?])", "I", text)
+    return re.sub(r"(^|[.!?]\s+|\n\n)([a-z])", lambda m: m.group(1) + m.group(2).upper(), text)
+
+
+def _styled(text: str, facts: PromptFacts, rng: random.Random) -> str:
+    text = " ".join(text.split(" "))
+    if facts.avoid_hyphens:
+        text = rules.HYPHENS.sub(" ", text)
+        text = re.sub(r" {2,}", " ", text)
+    text = _capitalise(text, facts, rng)
+    if facts.hashtags and facts.purpose not in ("reply",) and rng.random() < 0.6:
+        tag = _hashtag(facts, rng)
+        if len(text) + len(tag) + 1 <= facts.max_length:
+            text = f"{text} {tag}"
+    if facts.emojis and rng.random() < _emoji_chance(facts.emoji_frequency):
+        emoji = rng.choice(EMOJIS)
+        if len(text) + 3 <= facts.max_length:
+            text = f"{text} {emoji}"
+    return text.strip()
+
+
+def _addressed(text: str, facts: PromptFacts) -> str:
+    """Replies open with the handle of the account being answered."""
+    if facts.purpose != "reply":
+        return text
+    handle = facts.replying_to or (facts.thread[-1][0] if facts.thread else "")
+    return f"@{handle} {text}" if handle else text
+
+
+def _acceptable(text: str, facts: PromptFacts) -> bool:
+    from puppet_engine.twitter.text import weighted_length
+
+    if weighted_length(text.split("\n\n")[0]) > min(280, facts.max_length or 280):
+        return False
+    if facts.purpose != "thread" and weighted_length(text) > min(280, facts.max_length or 280):
+        return False
+    if rules.avoided_terms_in(text, facts.avoid_terms) or rules.avoided_topics_in(text, facts.topics_to_avoid):
+        return False
+    if not facts.hashtags and rules.hashtags(text):
+        return False
+    if facts.avoid_hyphens and rules.HYPHENS.search(text):
+        return False
+    # Stricter than validation, so the fake's posts read as clearly different ones.
+    return rules.near_duplicate_of(text, facts.recent_posts, jaccard=0.4, shingles=0.34) is None

@@ -1,0 +1,292 @@
+"""Cross-cutting LLM behaviour as composable wrappers around any ``LLMProvider``.
+
+- :class:`FallbackProvider` tries providers in order (e.g. grok → openai → fake);
+- :class:`CircuitBreakerProvider` stops calling a failing provider for a cooldown;
+- :class:`BudgetProvider` enforces a per-agent daily token budget;
+- :class:`RecordingProvider` writes every call to the ``llm_calls`` table;
+- :class:`MetricsProvider` reports every call to a callback (e.g. Prometheus).
+
+Each wrapper is itself an ``LLMProvider``, so they stack in any order; the usual
+one is ``Recording(Metrics(Budget(Fallback([Breaker(grok), Breaker(openai)]))))``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING
+
+from puppet_engine.clock import Clock, WallClock
+from puppet_engine.errors import (
+    AuthError,
+    BadResponse,
+    BudgetExceeded,
+    ProviderError,
+    RateLimited,
+    ServiceUnavailable,
+)
+from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
+
+if TYPE_CHECKING:
+    from puppet_engine.storage import Database
+
+# US dollars per million tokens (prompt, completion); unknown models cost 0.
+PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1": (2.00, 8.00), "gpt-5-nano": (0.05, 0.40),
+    "gpt-5-mini": (0.25, 2.00), "gpt-5": (1.25, 10.00), "grok-3-mini": (0.30, 0.50), "grok-3": (3.00, 15.00),
+    "grok-4-fast": (0.20, 0.50), "grok-4-1-fast": (0.20, 0.50), "grok-4": (3.00, 15.00),
+}
+# Failures that mean "this provider is unwell", as opposed to "this request was refused".
+BREAKER_ERRORS = (ServiceUnavailable, RateLimited, BadResponse, AuthError)
+
+
+def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """Estimated US dollars for one call, by the longest matching model prefix."""
+    matches = [k for k in PRICES if model.startswith(k)]
+    if not matches:
+        return 0.0
+    p_in, p_out = PRICES[max(matches, key=len)]
+    return (prompt_tokens * p_in + completion_tokens * p_out) / 1_000_000
+
+
+class WrapperProvider(LLMProvider):
+    """Delegates to ``inner``; subclasses override :meth:`complete`."""
+
+    def __init__(self, inner: LLMProvider) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        return await self.inner.complete(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class FallbackProvider(LLMProvider):
+    """The first provider that answers wins; provider failures move on to the next one.
+
+    ``BudgetExceeded`` is not a provider failure (the agent is out of tokens
+    whichever model it asks) and is raised at once.
+    """
+
+    def __init__(self, providers: Sequence[LLMProvider]) -> None:
+        if not providers:
+            raise ValueError("FallbackProvider needs at least one provider")
+        self.providers = list(providers)
+        self.name = self.providers[0].name
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        errors: list[ProviderError] = []
+        for provider in self.providers:
+            try:
+                return await provider.complete(request)
+            except BudgetExceeded:
+                raise
+            except ProviderError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        summary = "; ".join(str(e) for e in errors)
+        last = errors[-1]
+        raise ServiceUnavailable(f"every provider failed: {summary}", service="llm", status=last.status) from last
+
+    async def aclose(self) -> None:
+        for provider in self.providers:
+            await provider.aclose()
+
+
+class CircuitBreakerProvider(WrapperProvider):
+    """Open after ``failures`` consecutive provider failures; one trial call after ``cooldown``.
+
+    While open, calls fail fast with ``ServiceUnavailable`` (so a fallback moves
+    on at once). States are ``closed``, ``open`` and ``half_open``; ``on_state``
+    hears every transition (e.g. ``Metrics.set_breaker``).
+    """
+
+    def __init__(self, inner: LLMProvider, *, clock: Clock | None = None, failures: int = 5,
+                 cooldown: float = 60.0, on_state: Callable[[str, str], None] | None = None) -> None:
+        super().__init__(inner)
+        self.clock = clock or WallClock()
+        self.threshold, self.cooldown, self.on_state = max(1, failures), cooldown, on_state
+        self.state = "closed"
+        self.consecutive = 0
+        self.opened_at = 0.0
+        self._trial_running = False
+
+    def _set(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            if self.on_state is not None:
+                self.on_state(f"llm:{self.name}", state)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        if self.state == "open":
+            wait = self.opened_at + self.cooldown - self.clock.now()
+            if wait > 0:
+                raise ServiceUnavailable(f"circuit open after {self.consecutive} failures; next try in {wait:.0f}s",
+                                         service=self.name)
+            self._set("half_open")
+        if self.state == "half_open":
+            if self._trial_running:
+                raise ServiceUnavailable("circuit half-open, trial call in progress", service=self.name)
+            self._trial_running = True
+        try:
+            completion = await self.inner.complete(request)
+        except BREAKER_ERRORS:
+            self.consecutive += 1
+            if self.state == "half_open" or self.consecutive >= self.threshold:
+                self.opened_at = self.clock.now()
+                self._set("open")
+            raise
+        finally:
+            self._trial_running = False
+        self.consecutive = 0
+        self._set("closed")
+        return completion
+
+
+class BudgetProvider(WrapperProvider):
+    """At most ``daily_tokens`` per agent per calendar day (in ``tz``); beyond it ``BudgetExceeded``.
+
+    With a ``db`` the day's usage is first read from ``llm_calls``, so a restart
+    does not reset the budget. Requests without ``agent_id`` are not counted.
+    """
+
+    def __init__(self, inner: LLMProvider, daily_tokens: int, *, clock: Clock | None = None,
+                 tz: tzinfo = UTC, db: Database | None = None) -> None:
+        super().__init__(inner)
+        self.daily_tokens, self.clock, self.tz, self.db = daily_tokens, clock or WallClock(), tz, db
+        self.used: dict[tuple[str, str], int] = {}
+
+    def _day(self) -> tuple[str, float]:
+        now = datetime.fromtimestamp(self.clock.now(), self.tz)
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return now.date().isoformat(), start.timestamp()
+
+    async def _used(self, agent_id: str) -> int:
+        day, start = self._day()
+        key = (agent_id, day)
+        if key not in self.used:
+            self.used = {k: v for k, v in self.used.items() if k[1] == day}  # forget past days
+            self.used[key] = await self._stored(agent_id, start) if self.db is not None else 0
+        return self.used[key]
+
+    async def _stored(self, agent_id: str, since: float) -> int:
+        import sqlalchemy as sa
+
+        from puppet_engine.storage.tables import llm_calls
+
+        assert self.db is not None
+        q = sa.select(sa.func.coalesce(sa.func.sum(llm_calls.c.prompt_tokens + llm_calls.c.completion_tokens), 0)) \
+            .where(llm_calls.c.agent_id == agent_id, llm_calls.c.created_at >= since)
+        async with self.db.connect() as conn:
+            return int((await conn.execute(q)).scalar() or 0)
+
+    async def remaining(self, agent_id: str) -> int:
+        """Tokens ``agent_id`` may still use today."""
+        return max(0, self.daily_tokens - await self._used(agent_id))
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        agent = request.agent_id
+        if agent is None or self.daily_tokens <= 0:
+            return await self.inner.complete(request)
+        used = await self._used(agent)
+        if used >= self.daily_tokens:
+            raise BudgetExceeded(f"agent {agent} used {used} of its {self.daily_tokens} daily tokens",
+                                 service=self.name)
+        completion = await self.inner.complete(request)
+        key = (agent, self._day()[0])
+        self.used[key] = self.used.get(key, used) + completion.usage.total_tokens
+        return completion
+
+
+@dataclass(frozen=True)
+class LLMCall:
+    """One call as wrappers report it."""
+
+    agent_id: str | None
+    provider: str
+    model: str
+    purpose: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: float
+    cost_usd: float
+    outcome: str  # ok, error, skipped
+    error: str | None = None
+
+
+async def _observed(inner: LLMProvider, request: CompletionRequest) -> tuple[Completion | None, LLMCall, Exception | None]:
+    started = time.perf_counter()
+    try:
+        completion = await inner.complete(request)
+    except ProviderError as exc:
+        latency = (time.perf_counter() - started) * 1000
+        outcome = "skipped" if isinstance(exc, BudgetExceeded) else "error"
+        call = LLMCall(request.agent_id, exc.service or inner.name, request.model or "", request.purpose,
+                       0, 0, latency, 0.0, outcome, str(exc)[:500])
+        return None, call, exc
+    latency = completion.latency_ms or (time.perf_counter() - started) * 1000
+    u = completion.usage
+    call = LLMCall(request.agent_id, completion.provider, completion.model, request.purpose, u.prompt_tokens,
+                   u.completion_tokens, latency, estimate_cost(completion.model, u.prompt_tokens, u.completion_tokens),
+                   "ok")
+    return completion, call, None
+
+
+class MetricsProvider(WrapperProvider):
+    """Reports every call (tokens, latency, cost, outcome) to ``on_call``."""
+
+    def __init__(self, inner: LLMProvider, on_call: Callable[[LLMCall], None]) -> None:
+        super().__init__(inner)
+        self.on_call = on_call
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        completion, call, exc = await _observed(self.inner, request)
+        self.on_call(call)
+        if exc is not None:
+            raise exc
+        assert completion is not None
+        return completion
+
+
+def prometheus_hook(metrics: object) -> Callable[[LLMCall], None]:
+    """An ``on_call`` that feeds ``puppet_engine.observability.metrics.Metrics.record_llm_usage``."""
+
+    def record(call: LLMCall) -> None:
+        if call.outcome == "ok":
+            metrics.record_llm_usage(call.agent_id or "-", call.provider, call.prompt_tokens,  # type: ignore[attr-defined]
+                                     call.completion_tokens, call.cost_usd)
+
+    return record
+
+
+class RecordingProvider(WrapperProvider):
+    """Writes every call to ``llm_calls`` (agent, provider, model, purpose, tokens, latency, cost, outcome)."""
+
+    def __init__(self, inner: LLMProvider, db: Database, *, clock: Clock | None = None) -> None:
+        super().__init__(inner)
+        self.db, self.clock = db, clock or WallClock()
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        completion, call, exc = await _observed(self.inner, request)
+        await self.record(call)
+        if exc is not None:
+            raise exc
+        assert completion is not None
+        return completion
+
+    async def record(self, call: LLMCall) -> None:
+        from puppet_engine.storage.tables import llm_calls
+
+        row = {"agent_id": call.agent_id, "provider": call.provider[:64], "model": (call.model or "-")[:128],
+               "purpose": call.purpose[:64], "prompt_tokens": call.prompt_tokens,
+               "completion_tokens": call.completion_tokens, "latency_ms": round(call.latency_ms, 3),
+               "cost_usd": call.cost_usd, "outcome": call.outcome, "error": call.error,
+               "created_at": self.clock.now()}
+        async with self.db.transaction() as conn:
+            await conn.execute(llm_calls.insert().values(**row))
