@@ -24,7 +24,9 @@ from puppet_engine.sandbox.faults import FaultInjector, FaultSpec, hang
 from puppet_engine.sandbox.service import SandboxService
 
 # Each emulator, by module path and class; mounted in this order.
-SERVICE_CLASSES: list[str] = []
+SERVICE_CLASSES: list[str] = [
+    "puppet_engine.sandbox.x.XService",
+]
 
 
 @dataclass
