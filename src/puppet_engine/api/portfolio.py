@@ -1,0 +1,169 @@
+"""Wallet balance and portfolio value over time, for ``/trading/{agent_id}``.
+
+The current holdings come from the agent's wallet (through its trader). The history is
+rebuilt without any extra bookkeeping: holdings at an earlier moment are today's minus
+what the confirmed trades since then changed, and each holding is valued at the latest
+``price_samples`` row for its mint at that moment.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from puppet_engine.api.deps import ApiContext
+from puppet_engine.api.errors import ApiError
+from puppet_engine.api.schemas import Balance, PortfolioPoint, TokenBalance
+from puppet_engine.storage.tables import price_samples, trades
+
+SOL_MINT = "So11111111111111111111111111111111111111112"
+LAMPORTS_PER_SOL = 1_000_000_000
+
+
+@dataclass
+class Holdings:
+    """Raw base-unit amounts by mint (SOL in lamports under the wrapped SOL mint)."""
+
+    wallet_address: str | None
+    raw: dict[str, int] = field(default_factory=dict)
+    decimals: dict[str, int] = field(default_factory=dict)
+    symbols: dict[str, str] = field(default_factory=dict)
+
+    def amount(self, mint: str, raw: int | None = None) -> float:
+        value = self.raw.get(mint, 0) if raw is None else raw
+        return value / 10 ** self.decimals.get(mint, 9 if mint == SOL_MINT else 6)
+
+
+def _registry(runtime: Any) -> Any:
+    from puppet_engine.solana.tokens import MAINNET_TOKENS, SANDBOX_TOKENS, TokenRegistry
+
+    trader = runtime.trader
+    registry = getattr(trader, "tokens", None) or getattr(trader, "registry", None)
+    return registry if registry is not None else TokenRegistry((*SANDBOX_TOKENS, *MAINNET_TOKENS))
+
+
+async def wallet_holdings(ctx: ApiContext, agent_id: str) -> Holdings:
+    """The wallet's current holdings through the agent's trader; 409 when the agent does not trade."""
+    runtime = ctx.agent(agent_id)
+    trader = runtime.trader
+    if trader is None:
+        raise ApiError(409, f"agent {agent_id!r} has no wallet: trading is not set up for it",
+                       code="trading_not_configured")
+    registry = _registry(runtime)
+    raw = await trader.balances()
+    holdings = Holdings(wallet_address=str(getattr(trader, "address", None) or "") or None)
+    for mint, amount in raw.items():
+        token = registry.get(mint)
+        holdings.raw[mint] = int(amount)
+        if token is not None:
+            holdings.decimals[mint] = token.decimals
+            holdings.symbols[mint] = token.symbol
+    holdings.symbols.setdefault(SOL_MINT, "SOL")
+    return holdings
+
+
+class Prices:
+    """Price history by mint: the latest sample at or before a moment (else the first one)."""
+
+    def __init__(self, rows: list[tuple[str, float, float]]) -> None:
+        self._times: dict[str, list[float]] = {}
+        self._values: dict[str, list[float]] = {}
+        for mint, price, at in sorted(rows, key=lambda r: r[2]):
+            self._times.setdefault(mint, []).append(at)
+            self._values.setdefault(mint, []).append(price)
+
+    def at(self, mint: str, when: float) -> float | None:
+        times = self._times.get(mint)
+        if not times:
+            return None
+        index = bisect.bisect_right(times, when) - 1
+        return self._values[mint][max(index, 0)]
+
+
+async def _prices(ctx: ApiContext, mints: set[str], since: float) -> Prices:
+    if not mints:
+        return Prices([])
+    q = sa.select(price_samples.c.mint, price_samples.c.price_usd, price_samples.c.sampled_at).where(
+        price_samples.c.mint.in_(sorted(mints)))
+    async with ctx.db.connect() as conn:
+        before = (await conn.execute(
+            sa.select(price_samples.c.mint, sa.func.max(price_samples.c.sampled_at))
+            .where(price_samples.c.mint.in_(sorted(mints)), price_samples.c.sampled_at < since)
+            .group_by(price_samples.c.mint))).fetchall()
+        start = min([float(r[1]) for r in before], default=since)
+        rows = (await conn.execute(q.where(price_samples.c.sampled_at >= start))).fetchall()
+    return Prices([(r[0], float(r[1]), float(r[2])) for r in rows])
+
+
+def _value(holdings: Holdings, raw: dict[str, int], prices: Prices, when: float) -> tuple[float | None, float | None]:
+    usd = 0.0
+    priced = False
+    for mint, amount in raw.items():
+        if amount == 0:
+            continue
+        price = prices.at(mint, when)
+        if price is None:
+            if mint != SOL_MINT:
+                continue
+            return None, holdings.amount(SOL_MINT, raw.get(SOL_MINT, 0))
+        usd += holdings.amount(mint, amount) * price
+        priced = True
+    sol_price = prices.at(SOL_MINT, when)
+    if not priced:
+        return 0.0, 0.0
+    return usd, (usd / sol_price if sol_price else None)
+
+
+async def balance_of(ctx: ApiContext, agent_id: str) -> Balance:
+    holdings = await wallet_holdings(ctx, agent_id)
+    now = ctx.engine.clock.now()
+    prices = await _prices(ctx, set(holdings.raw) | {SOL_MINT}, now)
+    tokens = []
+    for mint, raw in sorted(holdings.raw.items()):
+        if mint == SOL_MINT:
+            continue
+        price = prices.at(mint, now)
+        amount = holdings.amount(mint, raw)
+        tokens.append(TokenBalance(mint=mint, symbol=holdings.symbols.get(mint), amount=amount,
+                                   value_usd=amount * price if price is not None else None))
+    total, _ = _value(holdings, holdings.raw, prices, now)
+    return Balance(agent_id=agent_id, wallet_address=holdings.wallet_address, sol=holdings.amount(SOL_MINT),
+                   tokens=tokens, total_value_usd=total, as_of=now)
+
+
+async def portfolio_series(ctx: ApiContext, agent_id: str, span: float, points: int) -> list[PortfolioPoint]:
+    holdings = await wallet_holdings(ctx, agent_id)
+    now = ctx.engine.clock.now()
+    since = now - span
+    q = (sa.select(trades.c.input_mint, trades.c.output_mint, trades.c.in_amount, trades.c.out_amount,
+                   trades.c.fee_lamports, trades.c.updated_at)
+         .where(trades.c.agent_id == agent_id, trades.c.status == "confirmed", trades.c.updated_at >= since)
+         .order_by(trades.c.updated_at.desc()))
+    async with ctx.db.connect() as conn:
+        changes = (await conn.execute(q)).fetchall()
+    mints = set(holdings.raw) | {SOL_MINT} | {r[0] for r in changes} | {r[1] for r in changes}
+    prices = await _prices(ctx, mints, since)
+    step = span / (points - 1)
+    moments = [now - i * step for i in range(points)]  # newest first, like the trades
+    raw = dict(holdings.raw)
+    series: list[PortfolioPoint] = []
+    index = 0
+    for moment in moments:
+        while index < len(changes) and changes[index][5] > moment:
+            _undo(raw, changes[index])
+            index += 1
+        usd, sol = _value(holdings, raw, prices, moment)
+        series.append(PortfolioPoint(at=moment, value_usd=usd, value_sol=sol))
+    series.reverse()
+    return series
+
+
+def _undo(raw: dict[str, int], trade: Any) -> None:
+    """Holdings before ``trade``: give back what it sold and its fee, take away what it bought."""
+    input_mint, output_mint, in_amount, out_amount, fee, _ = trade
+    raw[input_mint] = raw.get(input_mint, 0) + int(in_amount or 0)
+    raw[output_mint] = raw.get(output_mint, 0) - int(out_amount or 0)
+    raw[SOL_MINT] = raw.get(SOL_MINT, 0) + int(fee or 0)

@@ -1,0 +1,235 @@
+"""``/agents``: list and inspect agents, make them post or trade, change their config, start and stop them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Body, Depends, Query
+
+from puppet_engine.api.auth import require
+from puppet_engine.api.deps import (
+    AgentId,
+    ApiContext,
+    Ctx,
+    PageQ,
+    count,
+    page,
+    public_state,
+    summaries,
+)
+from puppet_engine.api.errors import ApiError, conflict
+from puppet_engine.api.schemas import (
+    Accepted,
+    ActionOut,
+    AgentDetail,
+    AgentSummary,
+    MentionOut,
+    Page,
+    PostRequest,
+    TradeRequest,
+    responses,
+)
+from puppet_engine.events import Event
+from puppet_engine.storage.tables import actions, agents, events, mentions, relationships
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+read = Depends(require("read"))
+control = Depends(require("control"))
+admin = Depends(require("admin"))
+
+_SECRET_FIELDS = {
+    "twitter_credentials": (("apiKey", "api_key"), ("apiKeySecret", "api_key_secret"),
+                            ("accessToken", "access_token"), ("accessTokenSecret", "access_token_secret"),
+                            ("bearerToken", "bearer_token")),
+    "solana_integration": (("private_key", "private_key"),),
+}
+_CONFIG_EXAMPLE = {"id": "coby", "name": "Coby", "llm_provider": "fake",
+                   "behavior": {"post_frequency": {"min_hours_between_posts": 2, "max_hours_between_posts": 6}}}
+
+
+@router.get("", response_model=Page[AgentSummary], dependencies=[read], responses=responses(422),
+            summary="Every agent with its state, last and next post, mood and balance")
+async def list_agents(paging: PageQ, ctx: Ctx) -> dict[str, Any]:
+    ids = sorted(ctx.engine.manager.agents)
+    chosen = ids[paging.offset:paging.offset + paging.limit]
+    return page(await summaries(ctx, chosen), len(ids), paging)
+
+
+@router.get("/{agent_id}", response_model=AgentDetail, dependencies=[read], responses=responses(404, 422),
+            summary="One agent: summary, redacted config, state, pending events and relationships")
+async def get_agent(agent_id: AgentId, ctx: Ctx) -> AgentDetail:
+    return await _detail(ctx, agent_id)
+
+
+async def _detail(ctx: ApiContext, agent_id: str) -> AgentDetail:
+    runtime = ctx.agent(agent_id)
+    [summary] = await summaries(ctx, [agent_id])
+    async with ctx.db.connect() as conn:
+        pending = (await conn.execute(
+            sa.select(events).where(events.c.agent_id == agent_id, events.c.status.in_(("pending", "running")))
+            .order_by(events.c.due_at).limit(20))).fetchall()
+        rels = (await conn.execute(
+            sa.select(relationships).where(relationships.c.agent_id == agent_id)
+            .order_by(relationships.c.familiarity.desc()).limit(100))).mappings().fetchall()
+        state = (await conn.execute(sa.select(agents.c.state).where(agents.c.id == agent_id))).scalar()
+    return AgentDetail(
+        **summary.model_dump(), config=runtime.config.public_dict(), state=public_state(dict(state or {})),
+        pending_events=[Event.from_row(r).to_dict() for r in pending],
+        relationships=[{k: v for k, v in r.items() if k != "agent_id"} for r in rels],
+    )
+
+
+@router.get("/{agent_id}/timeline", response_model=Page[ActionOut], dependencies=[read],
+            responses=responses(404, 422), summary="What the agent did (posts, replies, likes, trades), newest first")
+async def timeline(agent_id: AgentId, paging: PageQ, ctx: Ctx,
+                   kind: Annotated[str | None, Query(max_length=32, description="post, reply, like, trade …")] = None,
+                   ) -> dict[str, Any]:
+    ctx.agent(agent_id)
+    q = sa.select(actions).where(actions.c.agent_id == agent_id)
+    if kind:
+        q = q.where(actions.c.kind == kind)
+    async with ctx.db.connect() as conn:
+        total = await count(conn, q)
+        rows = (await conn.execute(q.order_by(actions.c.id.desc()).limit(paging.limit).offset(paging.offset)))
+        items = [dict(r._mapping) for r in rows.fetchall()]
+    return page(items, total, paging)
+
+
+@router.get("/{agent_id}/mentions", response_model=Page[MentionOut], dependencies=[read],
+            responses=responses(404, 422), summary="Mentions the agent received and what it decided")
+async def agent_mentions(agent_id: AgentId, paging: PageQ, ctx: Ctx) -> dict[str, Any]:
+    ctx.agent(agent_id)
+    cols = [mentions.c.tweet_id, mentions.c.author_username, mentions.c.text, mentions.c.received_at,
+            mentions.c.decision, mentions.c.reply_tweet_id]  # author ids are never served
+    q = sa.select(*cols).where(mentions.c.agent_id == agent_id)
+    async with ctx.db.connect() as conn:
+        total = await count(conn, q)
+        rows = await conn.execute(q.order_by(mentions.c.received_at.desc()).limit(paging.limit)
+                                  .offset(paging.offset))
+        items = [dict(r._mapping) for r in rows.fetchall()]
+    return page(items, total, paging)
+
+
+async def schedule(ctx: ApiContext, event_type: str, agent_id: str | None, payload: dict[str, Any]) -> Accepted:
+    """Schedule a one-off event due now under a unique key; 202 material."""
+    key = f"api:{event_type}:{agent_id or '-'}:{uuid.uuid4().hex[:16]}"
+    event = Event(event_type, agent_id, payload, due_at=ctx.engine.clock.now(), key=key)
+    event_id = await ctx.engine.events.schedule(event)
+    if event_id is None:  # a fresh uuid key cannot collide; treat it as the conflict it would be
+        raise conflict(f"event {key!r} already exists")
+    return Accepted(event_id=event_id, type=event_type, agent_id=agent_id, key=key)
+
+
+def _running(ctx: ApiContext, agent_id: str, doing: str) -> None:
+    ctx.agent(agent_id)
+    if agent_id not in ctx.engine.manager.running:
+        raise conflict(f"agent {agent_id!r} is stopped; start it before asking it to {doing}", agent_id=agent_id)
+
+
+@router.post("/{agent_id}/post", response_model=Accepted, status_code=202, dependencies=[control],
+             responses=responses(404, 409, 422), summary="Post now: given text, about a topic, or as the persona likes")
+async def post_now(agent_id: AgentId, ctx: Ctx, body: Annotated[PostRequest | None, Body()] = None) -> Accepted:
+    _running(ctx, agent_id, "post")
+    request = body or PostRequest()
+    return await schedule(ctx, "post.manual", agent_id, request.model_dump(exclude_none=True))
+
+
+@router.post("/{agent_id}/trade", response_model=Accepted, status_code=202, dependencies=[control],
+             responses=responses(404, 409, 422),
+             summary="Trade now; the same risk limits as autonomous trades apply")
+async def trade_now(body: TradeRequest, agent_id: AgentId, ctx: Ctx) -> Accepted:
+    _running(ctx, agent_id, "trade")
+    if not ctx.agent(agent_id).config.trading_enabled:
+        raise conflict(f"trading is not enabled for agent {agent_id!r} (solana_integration.trading_enabled)")
+    if "trade.manual" not in ctx.engine.events.handlers:
+        raise conflict("trading is not set up in this engine")
+    return await schedule(ctx, "trade.manual", agent_id, body.model_dump())
+
+
+@router.put("/{agent_id}/config", response_model=AgentDetail, dependencies=[admin],
+            responses=responses(404, 422),
+            summary="Replace the agent's config; applied at once, without restarting the engine")
+async def put_config(agent_id: AgentId, ctx: Ctx,
+                     config: Annotated[dict[str, Any], Body(description="the agent file's JSON; absent secrets "
+                                                            "are kept", examples=[_CONFIG_EXAMPLE])]) -> AgentDetail:
+    from puppet_engine.agents.config import parse_agent_config
+    from puppet_engine.agents.config_errors import PLACEHOLDER
+
+    runtime = ctx.agent(agent_id)
+    body_id = config.get("id", agent_id)
+    if body_id != agent_id:
+        raise ApiError(422, f"body.id: must be {agent_id!r} (the agent in the path)",
+                       details=[{"field": "body.id", "message": f"must equal {agent_id!r}", "type": "value_error"}])
+    data = _keep_secrets({**config, "id": agent_id}, runtime.config, PLACEHOLDER)
+    new = parse_agent_config(data, source=f"PUT /agents/{agent_id}/config", previous=runtime.config)
+    _register_secrets(new.secret_values())
+    manager = ctx.engine.manager
+    async with ctx.lock(agent_id):
+        was_running = agent_id in manager.running
+        await manager.update_config(new)
+        if not was_running:
+            await manager.stop_agent(agent_id)
+    return await _detail(ctx, agent_id)
+
+
+def _keep_secrets(data: dict[str, Any], current: Any, placeholder: str) -> dict[str, Any]:
+    """Mark every secret the body leaves out as "keep the current one" (explicit null removes it)."""
+    for block, names in _SECRET_FIELDS.items():
+        old = getattr(current, block, None)
+        if old is None:
+            continue
+        section = data.get(block, ...)
+        if section is ...:
+            kept = {alias: placeholder for alias, attr in names if getattr(old, attr, None) is not None}
+            if kept:
+                data[block] = kept
+            continue
+        if isinstance(section, dict):
+            section = dict(section)
+            for alias, attr in names:
+                if alias not in section and attr not in section and getattr(old, attr, None) is not None:
+                    section[alias] = placeholder
+            data[block] = section
+    return data
+
+
+def _register_secrets(values: list[str]) -> None:
+    try:
+        from puppet_engine.observability.logging import update_secrets
+    except ImportError:
+        return
+    update_secrets(values)
+
+
+async def _lifecycle(ctx: ApiContext, agent_id: str, what: str) -> AgentSummary:
+    ctx.agent(agent_id)
+    manager = ctx.engine.manager
+    async with ctx.lock(agent_id):
+        if what == "start" and agent_id not in manager.running:
+            await manager.start_agent(agent_id)
+        elif what == "stop" and agent_id in manager.running:
+            await manager.stop_agent(agent_id)
+        elif what == "restart":
+            await manager.restart_agent(agent_id)
+    [summary] = await summaries(ctx, [agent_id])
+    return summary
+
+
+@router.post("/{agent_id}/start", response_model=AgentSummary, dependencies=[control],
+             responses=responses(404, 422), summary="Start the agent (no-op when running)")
+async def start(agent_id: AgentId, ctx: Ctx) -> AgentSummary:
+    return await _lifecycle(ctx, agent_id, "start")
+
+
+@router.post("/{agent_id}/stop", response_model=AgentSummary, dependencies=[control],
+             responses=responses(404, 422), summary="Stop the agent; its schedule waits until it starts again")
+async def stop(agent_id: AgentId, ctx: Ctx) -> AgentSummary:
+    return await _lifecycle(ctx, agent_id, "stop")
+
+
+@router.post("/{agent_id}/restart", response_model=AgentSummary, dependencies=[control],
+             responses=responses(404, 422), summary="Restart the agent with fresh clients (starts a stopped one)")
+async def restart(agent_id: AgentId, ctx: Ctx) -> AgentSummary:
+    return await _lifecycle(ctx, agent_id, "restart")

@@ -1,0 +1,66 @@
+"""``/events``: the history (and queue) of everything the engine did or will do; ``/news`` adds to it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query
+
+from puppet_engine.api.auth import require
+from puppet_engine.api.deps import Ctx, PageQ, count, page
+from puppet_engine.api.errors import not_found
+from puppet_engine.api.routes.agents import schedule
+from puppet_engine.api.schemas import EventOut, NewsAccepted, NewsRequest, Page, responses
+from puppet_engine.events import Event
+from puppet_engine.storage.tables import events
+
+router = APIRouter(tags=["events"])
+
+EventStatusName = Literal["pending", "running", "done", "failed", "cancelled"]
+
+
+@router.get("/events", response_model=Page[EventOut], dependencies=[Depends(require("read"))],
+            responses=responses(422), summary="Event history and queue, newest first")
+async def list_events(
+    paging: PageQ, ctx: Ctx,
+    type: Annotated[str | None, Query(max_length=64, description="event type, e.g. post.due; a trailing * "
+                                      "matches a prefix (post.*)")] = None,
+    agent: Annotated[str | None, Query(max_length=128, description="agent id")] = None,
+    status: Annotated[EventStatusName | None, Query()] = None,
+    since: Annotated[float | None, Query(ge=0, le=1e11, description="created at or after (epoch seconds)")] = None,
+    until: Annotated[float | None, Query(ge=0, le=1e11, description="created before (epoch seconds)")] = None,
+) -> dict[str, Any]:
+    q = sa.select(events)
+    if type:
+        if type.endswith("*"):
+            prefix = type[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(events.c.type.like(prefix + "%", escape="\\"))
+        else:
+            q = q.where(events.c.type == type)
+    if agent:
+        q = q.where(events.c.agent_id == agent)
+    if status:
+        q = q.where(events.c.status == status)
+    if since is not None:
+        q = q.where(events.c.created_at >= since)
+    if until is not None:
+        q = q.where(events.c.created_at < until)
+    async with ctx.db.connect() as conn:
+        total = await count(conn, q)
+        rows = (await conn.execute(q.order_by(events.c.id.desc()).limit(paging.limit).offset(paging.offset)))
+        items = [Event.from_row(r).to_dict() for r in rows.fetchall()]
+    return page(items, total, paging)
+
+
+@router.post("/news", response_model=NewsAccepted, status_code=202, dependencies=[Depends(require("control"))],
+             responses=responses(404, 422), tags=["events"],
+             summary="Tell agents some news: one 'news' event per agent (default: every running agent)")
+async def news(body: NewsRequest, ctx: Ctx) -> NewsAccepted:
+    manager = ctx.engine.manager
+    targets = list(dict.fromkeys(body.agents)) if body.agents is not None else sorted(manager.running)
+    for agent_id in targets:
+        if agent_id not in manager.agents:
+            raise not_found("agent", agent_id)
+    accepted = [await schedule(ctx, "news", agent_id, {"text": body.text}) for agent_id in targets]
+    return NewsAccepted(events=accepted)

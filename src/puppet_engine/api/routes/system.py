@@ -1,0 +1,177 @@
+"""Health, status, runtime settings, restart of every agent, Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+
+from puppet_engine import __version__
+from puppet_engine.api.auth import require
+from puppet_engine.api.deps import ApiContext, Ctx
+from puppet_engine.api.schemas import (
+    HealthDetails,
+    HealthOut,
+    RestartResult,
+    SettingsUpdate,
+    StatusOut,
+    responses,
+)
+from puppet_engine.storage.tables import actions, events
+
+router = APIRouter(tags=["system"])
+_SECRET_NAME = re.compile(r"(?i)(key|secret|token|password)")
+OVERDUE_SECONDS = 300.0
+
+
+@router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "down"}},
+            summary="Liveness for load balancers (no authentication): ok, degraded or down")
+async def health(ctx: Ctx) -> JSONResponse:
+    report = await ctx.health.check_all()
+    return JSONResponse({"status": report.status}, status_code=503 if report.status == "down" else 200)
+
+
+@router.get("/health/details", response_model=HealthDetails, dependencies=[Depends(require("read"))],
+            responses={**responses(), 503: {"model": HealthDetails, "description": "a critical component is down"}},
+            summary="Every component's health with details and latency")
+async def health_details(ctx: Ctx) -> JSONResponse:
+    report = await ctx.health.check_all()
+    return JSONResponse(report.to_dict(), status_code=503 if report.status == "down" else 200)
+
+
+async def database_check(ctx: ApiContext) -> tuple[str, str]:
+    async with ctx.db.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+    return "ok", ctx.db.dialect
+
+
+async def queue_check(ctx: ApiContext) -> tuple[str, str]:
+    """Degraded when events of running agents wait well past their due time (the engine is behind)."""
+    engine = ctx.engine
+    running = list(engine.manager.running)
+    if not running:
+        return "ok", "no agent running"
+    cutoff = engine.clock.now() - OVERDUE_SECONDS
+    q = sa.select(sa.func.count()).select_from(events).where(
+        events.c.status == "pending", events.c.due_at < cutoff, events.c.agent_id.in_(running))
+    async with ctx.db.connect() as conn:
+        overdue = int((await conn.execute(q)).scalar() or 0)
+    detail = f"{engine.events.in_flight} in flight, {engine.events.processed} processed"
+    if overdue:
+        return "degraded", f"{overdue} events overdue by more than {OVERDUE_SECONDS:.0f}s; {detail}"
+    return "ok", detail
+
+
+async def _counts(conn: Any, table: sa.Table) -> dict[str, int]:
+    rows = (await conn.execute(sa.select(table.c.status, sa.func.count()).group_by(table.c.status))).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+@router.get("/status", response_model=StatusOut, dependencies=[Depends(require("read"))], responses=responses(),
+            summary="What the engine is doing: agents, queue, outbox")
+async def status(ctx: Ctx) -> StatusOut:
+    engine = ctx.engine
+    async with ctx.db.connect() as conn:
+        event_counts = await _counts(conn, events)
+        action_counts = await _counts(conn, actions)
+    return StatusOut(
+        version=__version__, owner=engine.owner, uptime_seconds=round(time.time() - ctx.started_at, 3),
+        now=engine.clock.now(), database=ctx.db.dialect, sandbox=bool(engine.wiring.uses_sandbox),
+        agents={"total": len(engine.manager.agents), "running": len(engine.manager.running)},
+        engine={"concurrency": engine.events.concurrency, "in_flight": engine.events.in_flight,
+                "processed": engine.events.processed, "max_attempts": engine.events.max_attempts},
+        events=event_counts, actions=action_counts,
+    )
+
+
+def public_settings(settings: Any) -> dict[str, Any]:
+    """Settings as JSON with every secret replaced by ``"***"`` (or null when unset)."""
+    from sqlalchemy.engine import make_url
+
+    out: dict[str, Any] = {}
+    for name, value in settings:
+        if isinstance(value, SecretStr) or (value is not None and _SECRET_NAME.search(name)):
+            out[name] = "***" if value else None
+        elif name == "database_url":
+            try:
+                out[name] = make_url(value).render_as_string(hide_password=True)
+            except Exception:
+                out[name] = "***"
+        else:
+            out[name] = value
+    return out
+
+
+@router.get("/config", dependencies=[Depends(require("admin"))], responses=responses(),
+            summary="Engine settings, secrets redacted",
+            response_description="every setting by name; secrets read '***'")
+async def get_config(ctx: Ctx) -> dict[str, Any]:
+    return public_settings(ctx.engine.settings)
+
+
+@router.put("/config", dependencies=[Depends(require("admin"))], responses=responses(422),
+            summary="Change runtime settings (log level, mention polling, concurrency …) at once")
+async def put_config(body: SettingsUpdate, ctx: Ctx) -> dict[str, Any]:
+    engine = ctx.engine
+    changes = body.model_dump(exclude_none=True)
+    if "log_level" in changes:
+        _set_log_level(changes["log_level"])
+    if "mention_poll_seconds" in changes:
+        engine.services.mention_poll_seconds = changes["mention_poll_seconds"]
+    if "engine_concurrency" in changes:
+        engine.events.concurrency = changes["engine_concurrency"]
+    if "event_max_attempts" in changes:
+        engine.events.max_attempts = changes["event_max_attempts"]
+    holders = {id(engine.settings): engine.settings}
+    llm_settings = getattr(engine.wiring, "llm_settings", None)
+    if llm_settings is not None:
+        holders[id(llm_settings)] = llm_settings
+    for settings in holders.values():
+        for name, value in changes.items():
+            setattr(settings, name, value)
+    engine.events.notify()
+    logging.getLogger("puppet_engine.api").info("runtime settings changed: %s", ", ".join(sorted(changes)))
+    return public_settings(engine.settings)
+
+
+def _set_log_level(level: str) -> None:
+    try:
+        from puppet_engine.observability.logging import set_level
+    except ImportError:
+        logging.getLogger().setLevel(level)
+        return
+    set_level(level)
+
+
+@router.post("/system/restart", response_model=RestartResult, dependencies=[Depends(require("admin"))],
+             responses=responses(), summary="Restart every running agent with fresh clients")
+async def restart_all(ctx: Ctx) -> RestartResult:
+    manager = ctx.engine.manager
+    restarted = []
+    for agent_id in sorted(manager.running):
+        async with ctx.lock(agent_id):
+            if agent_id in manager.running:
+                await manager.restart_agent(agent_id)
+                restarted.append(agent_id)
+    return RestartResult(restarted=restarted)
+
+
+@router.get("/metrics", dependencies=[Depends(require("read"))], response_class=Response,
+            responses={**responses(), 200: {"content": {"text/plain": {"example": "puppet_posts_total{agent=\"coby\"} 3.0\n"}},
+                                            "description": "Prometheus text exposition"}},
+            summary="Prometheus metrics")
+async def metrics(ctx: Ctx) -> Response:
+    from puppet_engine.observability.metrics import get_metrics
+
+    m = get_metrics()
+    manager = ctx.engine.manager
+    m.agents.labels(state="running").set(len(manager.running))
+    m.agents.labels(state="stopped").set(len(manager.agents) - len(manager.running))
+    body, content_type = m.render()
+    return Response(body, media_type=content_type)
