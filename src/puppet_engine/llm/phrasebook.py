@@ -1,8 +1,9 @@
 """The phrase templates the offline generator fills in (data, kept apart from the logic).
 
 Slots: ``{topic}`` ``{thing}`` (interests), ``{term}`` (key terms), ``{value}``,
-``{trait}``, ``{time}``, ``{n}``; replies add ``{subject}`` (what was asked about)
-and ``{keyword}`` (a word from the mention); trades add ``{token}`` ``{action}``
+``{trait}``, ``{time}``, ``{n}``; replies add ``{subject}`` (what was asked about),
+``{question}`` (the question restated from the agent's side) and ``{keyword}`` (a
+word from the mention); trades add ``{token}`` ``{action}``
 ``{amount}``. No template holds a hyphen, hashtag or emoji: those are added, or
 not, by the style rules.
 """
@@ -105,11 +106,11 @@ REPLIES: dict[str, tuple[str, ...]] = {
         "i keep coming back to {subject}. {value}, every time.",
     ),
     "yes_no": (
-        "yes, mostly. {subject} only works if {value}.",
-        "not really. {subject} is more about the {term} than people think.",
-        "sometimes. {subject} depends on the {term}.",
-        "yes. i think about {subject} more than i admit.",
-        "no, and that is fine. {subject} can wait for the {term}.",
+        "{question}? mostly, yes. {value}.",
+        "{question}? not really. it is more about the {term} than people think.",
+        "{question}? sometimes. it depends on the {term}.",
+        "{question}? yes, more than i admit.",
+        "{question}? no, and that is fine. the {term} can wait.",
     ),
     "why": (
         "because {subject} is really about the {term}. {value}.",

@@ -165,6 +165,26 @@ def _subject(message: str) -> str:
     return _case(subject) or "that"
 
 
+_SWAPS = {"you": "i", "your": "my", "yours": "mine", "you're": "i'm", "yourself": "myself", "are": "am",
+          "i": "you", "my": "your", "me": "you", "am": "are"}
+
+
+def restate(message: str) -> str:
+    """The question in ``message`` from the other side: "do you like tea?" → "do i like tea"."""
+    message = rules.HANDLE.sub("", rules.URL.sub("", message)).strip()
+    question = next((s for s in re.split(r"(?<=[.!?])\s+", message) if "?" in s), message)
+    words = question.rstrip("?!. ").split()
+    has_you = any(w.lower() in ("you", "your", "you're") for w in words)
+    out = []
+    for w in words[:14]:
+        low = w.lower()
+        if low == "are" and not has_you:
+            out.append(w)
+        else:
+            out.append(_SWAPS.get(low, w))
+    return _case(" ".join(out)) or "that"
+
+
 def intent_of(message: str) -> str:
     """What a mention is doing: injection, trade_request, hostile, greeting, thanks, question or remark."""
     for name, pattern in _INTENTS:
@@ -189,6 +209,7 @@ def _reply(facts: PromptFacts, rng: random.Random) -> str:
     intent = intent_of(message)
     slots = _slots(facts, rng, facts.topic or None)
     slots["subject"] = _subject(message)
+    slots["question"] = restate(message)
     keywords = [w for w in rules.tokens(message) if len(w) > 3]
     slots["keyword"] = rng.choice(keywords) if keywords else slots["subject"]
     body = _fill(rng.choice(REPLIES[intent]), slots)
