@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from puppet_engine.clock import Clock, WallClock
@@ -26,6 +27,9 @@ from puppet_engine.sandbox.service import SandboxService
 # Each emulator, by module path and class; mounted in this order.
 SERVICE_CLASSES: list[str] = [
     "puppet_engine.sandbox.x.XService",
+    "puppet_engine.sandbox.llm.OpenAIService",
+    "puppet_engine.sandbox.chain.SolanaRpcService",
+    "puppet_engine.sandbox.chain.JupiterService",
 ]
 
 
@@ -78,7 +82,10 @@ class Sandbox:
             router = service.admin_router()
             if router is not None:
                 app.include_router(router, prefix=f"/sandbox/{service.name}")
-            app.mount(service.prefix, _FaultGate(service, self.faults))
+            gate = _FaultGate(service, self.faults)
+            # The bare prefix too (a JSON-RPC endpoint is POST /solana): a Mount alone would redirect it.
+            app.router.routes.append(Route(service.prefix, gate))
+            app.mount(service.prefix, gate)
         return app
 
     def _admin_router(self) -> APIRouter:
