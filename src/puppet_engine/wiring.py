@@ -9,6 +9,7 @@ a loopback port). The client code is identical either way; only URLs and keys di
 from __future__ import annotations
 
 import random
+import re
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -20,12 +21,21 @@ from puppet_engine.agents.runtime import AgentRuntime
 from puppet_engine.events import Action, ActionExecutor
 from puppet_engine.llm.base import LLMProvider
 from puppet_engine.settings import Settings
+from puppet_engine.errors import ConfigError
+from puppet_engine.observability.logging import update_secrets
+from puppet_engine.twitter.base import SocialClient
 from puppet_engine.twitter.dryrun import DryRunClient
 
 if TYPE_CHECKING:
     from puppet_engine.engine import Engine
 
 log = structlog.get_logger("puppet_engine.wiring")
+
+
+def add_secrets(values: list[str]) -> None:
+    """New credentials (sandbox accounts, rotated keys) are redacted from logs from now on."""
+    if values:
+        update_secrets(values)
 
 SANDBOX_HOST = "http://sandbox.local"
 
@@ -106,7 +116,48 @@ class Wiring:
         return self.http if self.engine.options.sandbox is not None else None
 
     async def on_agent_ready(self, agent: AgentRuntime) -> None:
-        """Connect the agent's accounts (sandbox X account, wallet) before it starts."""
+        """Connect the agent's accounts (X account, wallet) before it starts."""
+        if agent.user_id is None:
+            agent.social = await self.social_for(agent.config)
+            me = await agent.social.get_me()
+            agent.user_id, agent.username = me.id, me.username
+
+    async def social_for(self, config: AgentConfig) -> SocialClient:
+        """The agent's own keys, else ``TWITTER_*_<ID>``/``TWITTER_*``, else a sandbox account."""
+        from puppet_engine.twitter.client import TwitterClient
+        from puppet_engine.twitter.credentials import TwitterCredentials
+
+        creds = TwitterCredentials.from_settings(self.settings, config.id)
+        own = config.twitter_credentials
+        if own is not None and own.has_user_context():
+            creds = TwitterCredentials.of(api_key=own.api_key, api_secret=own.api_key_secret,
+                                          access_token=own.access_token,
+                                          access_token_secret=own.access_token_secret,
+                                          bearer_token=own.bearer_token or creds.bearer_token)
+        base_url = self.settings.twitter_api_base_url
+        if not (creds.has_user_context or creds.bearer_token):
+            if not self.uses_sandbox:
+                return DryRunClient(config.id, clock=self.engine.clock)
+            creds = await self._sandbox_account(config)
+            base_url = f"{self.sandbox_url}/x"
+        add_secrets(creds.secrets())
+        return TwitterClient(creds, base_url=base_url, http=self.http, clock=self.engine.clock,
+                             rng=random.Random(self.engine.rng.random()))
+
+    async def _sandbox_account(self, config: AgentConfig) -> Any:
+        from puppet_engine.twitter.credentials import TwitterCredentials
+
+        assert self.http is not None and self.sandbox_url is not None
+        username = re.sub(r"[^A-Za-z0-9_]", "_", config.id)[:15]
+        response = await self.http.post(f"{self.sandbox_url}/sandbox/x/accounts",
+                                        json={"username": username, "name": config.name or config.id})
+        if response.status_code >= 400:
+            raise ConfigError(f"sandbox refused to create the X account {username!r}: {response.text[:200]}")
+        body = response.json()
+        return TwitterCredentials.of(api_key=body["consumer_key"], api_secret=body["consumer_secret"],
+                                     access_token=body["access_token"],
+                                     access_token_secret=body["access_token_secret"],
+                                     bearer_token=body["bearer_token"])
 
     def executor_for(self, agent: AgentRuntime, action: Action) -> ActionExecutor | None:
         return None
