@@ -6,6 +6,7 @@
 - ``POST /tweets`` ``{"username", "text", "reply_to"?, "quote"?}`` → posts as that account
   (created if new; X's text rules apply, rate limits and the reply policy do not)
 - ``GET /rate-limits`` / ``POST /rate-limits`` ``{"profile", "limits"?}`` → the active limits
+- ``GET /stats`` → API answers given so far, by status code
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ def build_admin_router(service: XService) -> APIRouter:
         except px.XError as exc:
             return px.json_response(exc.body, exc.status)
         return {"data": full_tweet(service, tweet)}
+
+    @router.get("/stats")
+    async def stats() -> dict[str, Any]:
+        """How many API answers the emulator gave, by status code (e.g. to prove no 429 was hit)."""
+        return {"responses": dict(service.stats), "total": sum(service.stats.values())}
 
     @router.get("/rate-limits")
     async def get_limits() -> dict[str, Any]:

@@ -77,6 +77,7 @@ class XApi:
             status, body = await handler(request, caller, now)
         except px.XError as exc:
             status, body = exc.status, exc.body
+        self.service.stats[str(status)] = self.service.stats.get(str(status), 0) + 1
         return px.json_response(body, status, headers)
 
     async def no_route(self, request: Request) -> Response:

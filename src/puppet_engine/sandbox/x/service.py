@@ -42,6 +42,7 @@ class XService(SandboxService):
         self.auth = Authenticator(self.state, public_base_url=config.x_public_base_url,
                                   skew=float(extra.get("x_oauth_skew", 300.0)))
         self.limits = RateLimits(config.x_rate_limit_profile)
+        self.stats: dict[str, int] = {}  # API answers by status code (GET /sandbox/x/stats)
         self._app = XApi(self).app()
 
     def asgi_app(self) -> ASGIApp:

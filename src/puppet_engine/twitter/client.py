@@ -1,0 +1,258 @@
+"""The production X client: X API v2 over httpx2, OAuth 1.0a signed with oauthlib.
+
+The same code runs against api.x.com and the sandbox emulator; only ``base_url`` and
+the keys differ. Every call goes through a :class:`RateLimiter` (it never sends a call
+the last headers said would be refused), retries server errors, timeouts and broken
+connections with exponential backoff and jitter (bounded), never retries other 4xx, and
+raises :mod:`puppet_engine.errors` classes (:mod:`puppet_engine.twitter.errors`).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx2
+from oauthlib.oauth1 import Client as OAuth1Signer
+
+from puppet_engine.clock import Clock, WallClock
+from puppet_engine.errors import (
+    AuthError,
+    BadResponse,
+    ContentRejected,
+    DuplicateContent,
+    RateLimited,
+    ServiceUnavailable,
+)
+from puppet_engine.twitter import errors as xe
+from puppet_engine.twitter.base import SocialClient, Tweet, User
+from puppet_engine.twitter.convert import TWEET_PARAMS, tweet_from, tweets_from
+from puppet_engine.twitter.credentials import TwitterCredentials
+from puppet_engine.twitter.ratelimit import RateLimiter
+from puppet_engine.twitter.text import count_cashtags, parse_tweet
+
+DEFAULT_BASE_URL = "https://api.x.com"
+
+
+class _AmbiguousDuplicate(DuplicateContent):
+    """A retried post was refused as a duplicate: the earlier, unanswered attempt went through."""
+
+
+class TwitterClient(SocialClient):
+    """One X account (user context), or app-only reads with just a bearer token."""
+
+    def __init__(self, credentials: TwitterCredentials, *, base_url: str = DEFAULT_BASE_URL,
+                 http: httpx2.AsyncClient | None = None, clock: Clock | None = None,
+                 limiter: RateLimiter | None = None, max_attempts: int = 4, backoff: float = 0.5,
+                 max_backoff: float = 8.0, timeout: float = 30.0, rng: random.Random | None = None) -> None:
+        if not credentials.has_user_context and not credentials.bearer_token:
+            raise AuthError("no X credentials: set the four OAuth 1.0a values or a bearer token", service="x")
+        self.credentials = credentials
+        self.base_url = base_url.rstrip("/")
+        self.clock = clock or WallClock()
+        self.limiter = limiter or RateLimiter(self.clock)
+        self.max_attempts = max(1, max_attempts)
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.rng = rng or random.Random()
+        self._own_http = http is None
+        self.http = http or httpx2.AsyncClient(timeout=timeout)
+        self._me: User | None = None
+
+    def __repr__(self) -> str:
+        return f"TwitterClient(base_url={self.base_url!r}, credentials={self.credentials!r})"
+
+    @property
+    def account_key(self) -> str:
+        """Whose rate-limit windows the calls count against: the user, or the app for bearer-only."""
+        return self.credentials.user_id or f"app:{self.credentials.api_key[:8] or 'bearer'}"
+
+    # -- transport ---------------------------------------------------------------------
+
+    def _build(self, method: str, path: str, params: dict[str, Any] | None, body: Any, user: bool) -> httpx2.Request:
+        request = self.http.build_request(method, self.base_url + path, params=params,
+                                          json=body if body is not None else None)
+        if user:
+            c = self.credentials
+            signer = OAuth1Signer(c.api_key, client_secret=c.api_secret, resource_owner_key=c.access_token,
+                                  resource_owner_secret=c.access_token_secret, timestamp=str(int(self.clock.now())))
+            # A JSON body is not signed: sign the URL (with its query) only.
+            _, headers, _ = signer.sign(str(request.url), method)
+            request.headers["Authorization"] = headers["Authorization"]
+        else:
+            request.headers["Authorization"] = f"Bearer {self.credentials.bearer_token}"
+        return request
+
+    async def _call(self, method: str, path: str, endpoint: str, *, params: dict[str, Any] | None = None,
+                    body: Any = None, user_only: bool = False) -> Any:
+        """One API call with limits, retries and error translation; returns the parsed JSON body."""
+        user = self.credentials.has_user_context
+        if user_only and not user:
+            raise AuthError(f"{endpoint} needs OAuth 1.0a user credentials, not only a bearer token", service="x")
+        where = endpoint
+        ambiguous = False  # an earlier attempt may have reached X without us seeing the answer
+        attempt = 0
+        while True:
+            attempt += 1
+            await self.limiter.acquire(self.account_key, endpoint)
+            try:
+                response = await self.http.send(self._build(method, path, params, body, user))
+            except (httpx2.TimeoutException, httpx2.TransportError) as exc:
+                self.limiter.release(self.account_key, endpoint, None)
+                error: Exception = ServiceUnavailable(f"{where}: {type(exc).__name__}", service="x")
+                retryable = ambiguous = True
+            else:
+                self.limiter.release(self.account_key, endpoint, response.headers, response.status_code)
+                content = await response.aread()
+                if response.status_code < 400:
+                    try:
+                        return xe.parse_body(content, where, response.status_code)
+                    except BadResponse as bad:
+                        error, retryable, ambiguous = bad, True, True
+                else:
+                    error = xe.error_for(response.status_code, content, response.headers, where=where,
+                                         now=self.clock.now(), posting=method == "POST" and path == "/2/tweets")
+                    retryable = isinstance(error, ServiceUnavailable)
+                    ambiguous = ambiguous or retryable
+            if attempt >= self.max_attempts:
+                raise error
+            if isinstance(error, RateLimited):
+                if error.retry_after > self.limiter.max_wait:
+                    raise error
+                continue  # the limiter now knows the window is spent and waits for its reset
+            if retryable:
+                await self.clock.sleep(self._delay(attempt))
+                continue
+            if ambiguous and isinstance(error, DuplicateContent):
+                raise _AmbiguousDuplicate(str(error).removeprefix("x: "), service="x", status=403) from error
+            raise error
+
+    def _delay(self, attempt: int) -> float:
+        """Exponential backoff with jitter: half to all of backoff·2^(attempt-1), capped."""
+        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + self.rng.random() / 2)
+
+    # -- writing -----------------------------------------------------------------------
+
+    async def post_tweet(self, text: str, reply_to: str | None = None, quote: str | None = None) -> Tweet:
+        length = parse_tweet(text)
+        if not length.valid:
+            raise ContentRejected(f"POST /2/tweets: text is empty, invalid or too long (weighted length "
+                                  f"{length.weighted_length} > 280); fit it first", service="x")
+        if count_cashtags(text) > 1:
+            raise ContentRejected("POST /2/tweets: X accepts at most one cashtag per post", service="x")
+        payload: dict[str, Any] = {"text": text}
+        if reply_to:
+            payload["reply"] = {"in_reply_to_tweet_id": reply_to}
+        if quote:
+            payload["quote_tweet_id"] = quote
+        try:
+            body = await self._call("POST", "/2/tweets", "POST /2/tweets", body=payload, user_only=True)
+        except _AmbiguousDuplicate:
+            found = await self._find_own(text, reply_to)
+            if found is None:
+                raise
+            return found
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise BadResponse("POST /2/tweets: 2xx without data.id", service="x")
+        refs = ((("replied_to", reply_to),) if reply_to else ()) + ((("quoted", quote),) if quote else ())
+        return Tweet(id=data["id"], text=data.get("text", text), author_id=self.credentials.user_id or None,
+                     author_username=self._me.username if self._me else None, created_at=self.clock.now(),
+                     referenced_tweets=refs)
+
+    async def _find_own(self, text: str, reply_to: str | None) -> Tweet | None:
+        for tweet in await self.get_user_tweets(limit=20):
+            if tweet.text.strip() == text.strip() and (reply_to is None or tweet.replied_to == reply_to):
+                return tweet
+        return None
+
+    async def delete(self, tweet_id: str) -> None:
+        try:
+            await self._call("DELETE", f"/2/tweets/{tweet_id}", "DELETE /2/tweets/:id", user_only=True)
+        except ContentRejected as exc:
+            if exc.status != 404:  # already gone is what we wanted
+                raise
+
+    async def like(self, tweet_id: str) -> None:
+        me = await self._user_id()
+        await self._call("POST", f"/2/users/{me}/likes", "likes", body={"tweet_id": tweet_id}, user_only=True)
+
+    async def retweet(self, tweet_id: str) -> str | None:
+        me = await self._user_id()
+        body = await self._call("POST", f"/2/users/{me}/retweets", "retweets", body={"tweet_id": tweet_id},
+                                user_only=True)
+        data = body.get("data", {}) if isinstance(body, dict) else {}
+        return data.get("rest_id") or data.get("id")
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def _user_id(self) -> str:
+        return self.credentials.user_id or (await self.get_me()).id
+
+    async def get_me(self) -> User:
+        if self._me is None:
+            body = await self._call("GET", "/2/users/me", "GET /2/users/me", user_only=True)
+            self._me = _user_from(body, "GET /2/users/me")
+        return self._me
+
+    async def get_user(self, username: str) -> User | None:
+        """The account named ``username``, or None when X has no such user."""
+        endpoint = "GET /2/users/by/username/:username"
+        body = await self._call("GET", f"/2/users/by/username/{username.lstrip('@')}", endpoint)
+        return None if xe.not_found_only(body) else _user_from(body, endpoint)
+
+    async def get_tweet(self, tweet_id: str) -> Tweet | None:
+        body = await self._call("GET", f"/2/tweets/{tweet_id}", "GET /2/tweets/:id", params=TWEET_PARAMS)
+        if xe.not_found_only(body):
+            return None
+        return tweet_from(body, "GET /2/tweets/:id")
+
+    async def _timeline(self, path: str, endpoint: str, limit: int, *, token_name: str = "pagination_token",
+                        params: dict[str, Any] | None = None, low: int = 5, max_pages: int = 10,
+                        oldest_first: bool = False) -> list[Tweet]:
+        """Pages of a list endpoint, newest first, until ``limit`` (or every page when ``oldest_first``)."""
+        collected: list[Tweet] = []
+        token: str | None = None
+        for _ in range(max_pages):
+            want = 100 if oldest_first else min(100, max(low, limit - len(collected)))
+            query = {**TWEET_PARAMS, **(params or {}), "max_results": want}
+            if token:
+                query[token_name] = token
+            body = await self._call("GET", path, endpoint, params=query)
+            page, token = tweets_from(body, endpoint)
+            collected.extend(page)
+            if token is None or (not oldest_first and len(collected) >= limit):
+                break
+        if oldest_first:
+            return sorted(collected, key=lambda t: int(t.id))[:limit]
+        return collected[:limit]
+
+    async def get_user_tweets(self, user_id: str | None = None, limit: int = 20) -> list[Tweet]:
+        uid = user_id or await self._user_id()
+        return await self._timeline(f"/2/users/{uid}/tweets", "GET /2/users/:id/tweets", limit)
+
+    async def get_mentions(self, since_id: str | None = None, limit: int = 100) -> list[Tweet]:
+        """Mentions newer than ``since_id``, oldest first: the oldest ``limit`` of them, so a cursor
+        advanced to the last one returned never skips any."""
+        uid = await self._user_id()
+        params = {"since_id": since_id} if since_id else {}
+        return await self._timeline(f"/2/users/{uid}/mentions", "GET /2/users/:id/mentions", limit,
+                                    params=params, oldest_first=True)
+
+    async def search_recent(self, query: str, limit: int = 10, since_id: str | None = None) -> list[Tweet]:
+        """Recent (7-day) search, newest first, following ``next_token``."""
+        params: dict[str, Any] = {"query": query}
+        if since_id:
+            params["since_id"] = since_id
+        return await self._timeline("/2/tweets/search/recent", "GET /2/tweets/search/recent", limit,
+                                    token_name="next_token", params=params, low=10)
+
+    async def aclose(self) -> None:
+        if self._own_http:
+            await self.http.aclose()
+
+
+def _user_from(body: Any, where: str) -> User:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict) or not {"id", "username"} <= set(data):
+        raise BadResponse(f"{where}: no user in the answer", service="x")
+    return User(id=str(data["id"]), username=str(data["username"]), name=str(data.get("name", "")))
