@@ -35,10 +35,24 @@ class ApiContext:
     started_at: float = field(default_factory=time.time)
     balances: dict[str, tuple[float, float]] = field(default_factory=dict)  # agent → (SOL, when)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # one lifecycle change at a time per agent
+    _memory: Any = None
 
     @property
     def db(self) -> Any:
         return self.engine.db
+
+    def memory_store(self, runtime: AgentRuntime) -> Any:
+        """The agent's memory store; an engine without one wired gets one built on its database."""
+        if runtime.memory is not None:
+            return runtime.memory
+        engine_store = getattr(self.engine, "memory", None)
+        if engine_store is not None:
+            return engine_store
+        if self._memory is None:
+            from puppet_engine.memory import build_memory_store
+
+            self._memory = build_memory_store(self.engine.settings, self.engine.db, clock=self.engine.clock)
+        return self._memory
 
     def agent(self, agent_id: str) -> AgentRuntime:
         runtime = self.engine.manager.agents.get(agent_id)

@@ -367,11 +367,11 @@ _RESPONSE_TEXT = {
     409: "the request conflicts with the current state (e.g. the agent is stopped)",
     422: "the request did not validate; details name each field",
     429: "too many failed authentication attempts from this address",
-    503: "a dependency (database, memory store, wallet) is unavailable",
+    503: "a dependency (database, wallet, engine service) is unavailable",
 }
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI documentation of the error responses an endpoint can give (always 401/403/429)."""
-    wanted = sorted({401, 403, 429, *codes})
+    """OpenAPI documentation of the error responses an endpoint can give (always 401, 403, 429, 503)."""
+    wanted = sorted({401, 403, 429, 503, *codes})
     return {code: {"model": ErrorBody, "description": _RESPONSE_TEXT[code]} for code in wanted}

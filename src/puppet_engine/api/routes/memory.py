@@ -29,11 +29,7 @@ control = Depends(require("control"))
 
 
 def _store(ctx: ApiContext, agent_id: str) -> Any:
-    runtime = ctx.agent(agent_id)
-    store = runtime.memory if runtime.memory is not None else getattr(ctx.engine, "memory", None)
-    if store is None:
-        raise ApiError(503, "no memory store is configured in this engine")
-    return store
+    return ctx.memory_store(ctx.agent(agent_id))
 
 
 def _out(memory: Any) -> dict[str, Any]:

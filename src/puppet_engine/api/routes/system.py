@@ -108,14 +108,20 @@ def public_settings(settings: Any) -> dict[str, Any]:
     return out
 
 
-@router.get("/config", dependencies=[Depends(require("admin"))], responses=responses(),
+_SETTINGS_EXAMPLE = {"database_url": "sqlite:///puppet_engine.db", "log_level": "INFO", "engine_concurrency": 16,
+                     "mention_poll_seconds": 60.0, "openai_api_key": "***", "twitter_api_key": None}
+
+
+@router.get("/config", dependencies=[Depends(require("admin"))], response_model=dict[str, Any],
+            responses={**responses(), 200: {"content": {"application/json": {"example": _SETTINGS_EXAMPLE}}}},
             summary="Engine settings, secrets redacted",
             response_description="every setting by name; secrets read '***'")
 async def get_config(ctx: Ctx) -> dict[str, Any]:
     return public_settings(ctx.engine.settings)
 
 
-@router.put("/config", dependencies=[Depends(require("admin"))], responses=responses(422),
+@router.put("/config", dependencies=[Depends(require("admin"))], response_model=dict[str, Any],
+            responses={**responses(422), 200: {"content": {"application/json": {"example": _SETTINGS_EXAMPLE}}}},
             summary="Change runtime settings (log level, mention polling, concurrency …) at once")
 async def put_config(body: SettingsUpdate, ctx: Ctx) -> dict[str, Any]:
     engine = ctx.engine

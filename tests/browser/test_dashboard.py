@@ -1,0 +1,109 @@
+"""The dashboard in real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
+
+The engine runs with the example agents and an in-process sandbox; the API is served on
+a loopback port by ``BackgroundServer`` in the same event loop. The page must load the
+agents, show a post in the live feed when one is requested through the API, answer a
+memory search, render the trading chart, and log no console error along the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx2
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip("headless Chromium is not installed at /usr/bin/chromium (make browser-deps installs it)",
+                allow_module_level=True)
+
+from playwright.async_api import Page, async_playwright  # noqa: E402
+
+from puppet_engine.agents.config import load_agents_dir  # noqa: E402
+from puppet_engine.api import KeyRing, create_app  # noqa: E402
+from puppet_engine.engine import Engine, EngineOptions  # noqa: E402
+from puppet_engine.sandbox import Sandbox, SandboxConfig  # noqa: E402
+from puppet_engine.serving import BackgroundServer  # noqa: E402
+from puppet_engine.settings import Settings  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+AGENTS = Path(__file__).resolve().parents[2] / "agents"
+KEY = "dashboard-admin-key-5e2c8a1f9b"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+POST_TEXT = "Tea kettle whistling like a validator at dawn."
+
+
+async def _count(page: Page, selector: str) -> int:
+    return await page.locator(selector).count()
+
+
+async def test_dashboard_end_to_end(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'dash.db'}", embedder="hashing",  # type: ignore[call-arg]
+                        _env_file=None)
+    engine = Engine(settings, EngineOptions(agents=load_agents_dir(AGENTS), sandbox=Sandbox(SandboxConfig()), seed=5))
+    await engine.start()
+    runner = asyncio.create_task(engine.run())
+    server = BackgroundServer(create_app(engine, keys=KeyRing.parse(f"{KEY}:admin"), feed_interval=0.2))
+    await server.start()
+    headers = {"Authorization": f"Bearer {KEY}"}
+    problems: list[str] = []
+    try:
+        async with httpx2.AsyncClient(base_url=server.url, headers=headers, timeout=30) as api:
+            added = await api.post("/memory/coby", json={"content": "I keep a lighthouse logbook of every block",
+                                                         "kind": "knowledge", "importance": 0.8})
+            assert added.status_code == 201, added.text
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+                page = await browser.new_page(viewport={"width": 1440, "height": 1000})
+                page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+                        if m.type in ("error", "warning") else None)
+                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+                page.set_default_timeout(20_000)
+
+                await page.goto(f"{server.url}/")
+                await page.fill("#login-key", KEY)
+                await page.click("#login-form button[type=submit]")
+                await page.wait_for_selector(".agent-card[data-agent-id='nova']")
+                assert await _count(page, ".agent-card") == 3
+                assert "Coby" in await page.inner_text("#agents")
+                await page.wait_for_function("document.querySelector('#feed-state').textContent === 'feed: live'")
+
+                nova_posts = ".feed-item[data-type='post'][data-agent='nova']"
+                before = await _count(page, nova_posts)
+                accepted = await api.post("/agents/nova/post", json={"text": POST_TEXT})
+                assert accepted.status_code == 202, accepted.text
+                await page.wait_for_function(f"document.querySelectorAll(\"{nova_posts}\").length > {before}")
+                assert POST_TEXT in await page.locator(nova_posts).first.inner_text()
+                await page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+
+                await page.click(".agent-card[data-agent-id='coby'] a.agent-name")
+                await page.wait_for_selector("#memory-query")
+                await page.fill("#memory-query", "lighthouse logbook")
+                await page.press("#memory-query", "Enter")
+                await page.wait_for_selector(".memory-hit")
+                assert "lighthouse logbook" in await page.locator(".memory-hit").first.inner_text()
+                await page.screenshot(path=str(tmp_path / "agent.png"), full_page=True)
+
+                await page.goto(f"{server.url}/#/agents/ledger")
+                await page.wait_for_selector("#portfolio-chart")
+                await page.goto(f"{server.url}/#/events")
+                await page.wait_for_selector("#events-table tbody tr")
+                await page.goto(f"{server.url}/#/system")
+                await page.wait_for_selector("#health-panel tbody tr")
+                await page.screenshot(path=str(tmp_path / "system.png"), full_page=True)
+
+                # the key survives a reload (localStorage) and the feed reconnects
+                await page.reload()
+                await page.wait_for_selector("#health-panel tbody tr")
+                await browser.close()
+    finally:
+        await server.stop()
+        await engine.stop()
+        await asyncio.wait_for(runner, timeout=30)
+    assert problems == []
+    for name in ("overview.png", "agent.png", "system.png"):
+        assert (tmp_path / name).stat().st_size > 10_000

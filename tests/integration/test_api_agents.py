@@ -1,0 +1,162 @@
+"""``/agents``: listing, detail, posting on demand, lifecycle, live config changes, trading requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from api_helpers import CONTROL, assert_error, eventually, harness
+
+from puppet_engine.storage.tables import agents as agents_table
+from puppet_engine.storage.tables import events
+
+
+async def test_list_and_detail(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        page = (await api.get("/agents")).json()
+        assert [a["id"] for a in page["items"]] == ["coby", "ledger", "nova"]
+        assert page["total"] == 3 and page["limit"] == 50 and page["offset"] == 0
+        assert all(a["running"] for a in page["items"])
+        second = (await api.get("/agents", params={"limit": 1, "offset": 1})).json()
+        assert [a["id"] for a in second["items"]] == ["ledger"] and second["total"] == 3
+
+        coby = (await api.get("/agents/coby")).json()
+        assert coby["name"] == "Coby" and coby["config"]["timezone"] == "Europe/Lisbon"
+        assert any(e["type"] == "post.due" for e in coby["pending_events"])
+        assert {r["other"] for r in coby["relationships"]} >= {"nova", "ledger"}
+        assert all("agent_id" not in r for r in coby["relationships"])
+
+        assert_error(await api.get("/agents/zed"), 404, "not_found")
+        assert_error(await api.get("/agents", params={"limit": 0}), 422, "validation_error")
+
+
+async def test_post_now_is_scheduled_and_published(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        accepted = await api.post("/agents/nova/post", key=CONTROL, json={"topic": "tea ceremonies"})
+        assert accepted.status_code == 202, accepted.text
+        body = accepted.json()
+        assert body["type"] == "post.manual" and body["agent_id"] == "nova" and body["status"] == "pending"
+
+        async def published():
+            page = (await api.get("/agents/nova/timeline", params={"kind": "post"})).json()
+            return [a for a in page["items"] if a["event_id"] == body["event_id"] and a["status"] == "done"]
+
+        [action] = await eventually(published)
+        assert action["payload"]["text"]
+        done = (await api.get("/events", params={"type": "post.manual", "agent": "nova"})).json()
+        assert [e["id"] for e in done["items"]] == [body["event_id"]]
+        assert done["items"][0]["status"] == "done"
+
+        again = (await api.post("/agents/nova/post", json={"text": "A quiet cup of tea, a loud timeline."})).json()
+        assert again["event_id"] != body["event_id"] and again["key"] != body["key"]
+        summary = await eventually(lambda: _posts(api, "nova", 2))
+        assert summary["posts"] == 2 and summary["last_post_at"] is not None
+
+        assert_error(await api.post("/agents/nova/post", json={"text": "a", "topic": "b"}), 422, "validation_error")
+        error = assert_error(await api.post("/agents/nova/post", json={"text": ""}), 422)
+        assert error["details"][0]["field"] == "body.text"
+        assert_error(await api.post("/agents/nova/post", json={"extra": 1}), 422)
+        assert_error(await api.post("/agents/zed/post"), 404)
+
+
+async def _posts(api, agent_id: str, at_least: int):  # type: ignore[no-untyped-def]
+    summary = (await api.get(f"/agents/{agent_id}")).json()
+    return summary if summary["posts"] >= at_least else None
+
+
+async def test_start_stop_restart(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        stopped = (await api.post("/agents/coby/stop", key=CONTROL)).json()
+        assert stopped["running"] is False
+        assert (await api.post("/agents/coby/stop")).json()["running"] is False  # idempotent
+        assert "coby" not in api.engine.manager.running
+        async with api.engine.db.connect() as conn:
+            enabled = (await conn.execute(sa.select(agents_table.c.enabled)
+                                          .where(agents_table.c.id == "coby"))).scalar()
+        assert enabled is False
+        error = assert_error(await api.post("/agents/coby/post", json={}), 409, "conflict")
+        assert "stopped" in error["message"]
+
+        assert (await api.post("/agents/coby/start")).json()["running"] is True
+        assert "coby" in api.engine.manager.running
+        before = api.engine.manager.agents["coby"]
+        restarted = (await api.post("/agents/coby/restart")).json()
+        assert restarted["running"] is True and api.engine.manager.agents["coby"] is not before
+        async with api.engine.db.connect() as conn:
+            pending = (await conn.execute(sa.select(sa.func.count()).select_from(events).where(
+                events.c.agent_id == "coby", events.c.type == "post.due", events.c.status == "pending"))).scalar()
+        assert pending == 1  # a restart keeps the one persisted schedule
+
+
+async def test_config_update_is_applied_live(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        current = (await api.get("/agents/nova")).json()["config"]
+        changed = {**current, "name": "Nova Prime", "description": "now with more tea"}
+        changed["behavior"]["post_frequency"]["min_hours_between_posts"] = 5
+        changed["behavior"]["post_frequency"]["max_hours_between_posts"] = 9
+        response = await api.put("/agents/nova/config", json=changed)
+        assert response.status_code == 200, response.text
+        detail = response.json()
+        assert detail["name"] == "Nova Prime" and detail["running"] is True
+        runtime = api.engine.manager.agents["nova"]
+        assert runtime.config.name == "Nova Prime"
+        assert runtime.config.behavior.post_frequency.max_hours_between_posts == 9
+        async with api.engine.db.connect() as conn:
+            row = (await conn.execute(sa.select(agents_table.c.config, agents_table.c.version)
+                                      .where(agents_table.c.id == "nova"))).one()
+        assert row.config["name"] == "Nova Prime" and row.version == 2
+        assert (await api.get("/agents")).json()["items"][2]["name"] == "Nova Prime"
+
+        # the engine kept running: a post requested now still goes out
+        accepted = (await api.post("/agents/nova/post", json={})).json()
+        await eventually(lambda: _event_done(api, accepted["event_id"]))
+
+        await api.post("/agents/coby/stop")
+        coby = (await api.get("/agents/coby")).json()["config"]
+        assert (await api.put("/agents/coby/config", json={**coby, "name": "Coby II"})).json()["running"] is False
+
+
+async def _event_done(api, event_id: int):  # type: ignore[no-untyped-def]
+    page = (await api.get("/events", params={"type": "post.manual"})).json()
+    return any(e["id"] == event_id and e["status"] == "done" for e in page["items"])
+
+
+async def test_config_update_errors(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        config = (await api.get("/agents/nova")).json()["config"]
+        bad = {**config, "behavior": {"post_frequency": {"min_hours_between_posts": "often"}}}
+        error = assert_error(await api.put("/agents/nova/config", json=bad), 422, "invalid_config")
+        assert "min_hours_between_posts" in error["details"][0]["message"]
+        assert_error(await api.put("/agents/nova/config", json={**config, "id": "coby"}), 422)
+        assert_error(await api.put("/agents/nova/config", json=[1, 2]), 422)
+        assert_error(await api.put("/agents/zed/config", json=config), 404)
+        assert api.engine.manager.agents["nova"].config.name == "Nova"
+
+
+async def test_trade_requests(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        error = assert_error(await api.post("/agents/coby/trade", json={"input": "SOL", "output": "USDC",
+                                                                         "amount_sol": 0.01}), 409, "conflict")
+        assert "trading is not enabled" in error["message"]
+        assert_error(await api.post("/agents/ledger/trade", json={"input": "SOL", "output": "SOL",
+                                                                   "amount_sol": 0.01}), 422)
+        assert_error(await api.post("/agents/ledger/trade", json={"input": "SOL", "output": "USDC",
+                                                                   "amount_sol": -1}), 422)
+        response = await api.post("/agents/ledger/trade", json={"input": "SOL", "output": "USDC", "amount_sol": 0.01})
+        if "trade.manual" in api.engine.events.handlers:
+            assert response.status_code == 202 and response.json()["type"] == "trade.manual"
+        else:
+            assert_error(response, 409)
+
+
+async def test_timeline_and_mentions_pages(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        for text in ("first cup", "second cup", "third cup"):
+            await api.post("/agents/nova/post", json={"text": f"The {text} of tea tastes like a ledger."})
+        await eventually(lambda: _posts(api, "nova", 3))
+        page = (await api.get("/agents/nova/timeline", params={"limit": 2})).json()
+        assert page["total"] >= 3 and len(page["items"]) == 2
+        assert page["items"][0]["id"] > page["items"][1]["id"]  # newest first
+        mentions = (await api.get("/agents/nova/mentions")).json()
+        assert set(mentions) == {"items", "total", "limit", "offset"}
+        assert all("author_id" not in m for m in mentions["items"])

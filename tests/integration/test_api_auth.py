@@ -1,0 +1,133 @@
+"""API authentication: scoped keys, the 401/403 matrix, failed-attempt limits, the local key, CORS."""
+
+from __future__ import annotations
+
+import io
+import stat
+from pathlib import Path
+
+import httpx2
+import pytest
+from api_helpers import ADMIN, CONTROL, READ, assert_error, auth, harness
+
+from puppet_engine.api import KeyRing, create_app
+from puppet_engine.api.auth import FailureLimiter, local_keyring
+from puppet_engine.errors import ConfigError
+
+# (method, path, json body, scope needed) — one per kind of endpoint.
+MATRIX = [
+    ("GET", "/agents", None, "read"),
+    ("GET", "/status", None, "read"),
+    ("GET", "/metrics", None, "read"),
+    ("GET", "/events", None, "read"),
+    ("POST", "/agents/nova/post", {"topic": "tea"}, "control"),
+    ("POST", "/agents/coby/stop", None, "control"),
+    ("POST", "/memory/nova", {"content": "a fact"}, "control"),
+    ("POST", "/news", {"text": "big news"}, "control"),
+    ("PUT", "/config", {"log_level": "INFO"}, "admin"),
+    ("GET", "/config", None, "admin"),
+    ("POST", "/system/restart", None, "admin"),
+]
+RANK = {"read": 1, "control": 2, "admin": 3}
+
+
+def test_key_ring_parsing() -> None:
+    ring = KeyRing.parse(" k1:admin , colon:in:key:read,")
+    assert [(k.key, k.scope) for k in ring.keys] == [("k1", "admin"), ("colon:in:key", "read")]
+    assert ring.match("colon:in:key").scope == "read"  # type: ignore[union-attr]
+    assert ring.match("k1x") is None and ring.match("") is None
+    assert "k1" not in repr(ring) and "colon" not in repr(ring)
+    for bad in ("k1", "k1:root", ":admin", "", " , "):
+        with pytest.raises(ConfigError, match="PUPPET_API_KEYS"):
+            KeyRing.parse(bad)
+
+
+def test_failure_limiter_window() -> None:
+    now = [100.0]
+    limiter = FailureLimiter(max_failures=3, window_seconds=60, now=lambda: now[0])
+    for _ in range(3):
+        assert limiter.retry_after("1.2.3.4") is None
+        limiter.record_failure("1.2.3.4")
+    assert limiter.retry_after("1.2.3.4") == pytest.approx(60.0)
+    assert limiter.retry_after("5.6.7.8") is None
+    now[0] += 61
+    assert limiter.retry_after("1.2.3.4") is None
+
+
+async def test_auth_matrix(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        client = api.client
+        assert (await client.get("/health")).status_code == 200  # the one open endpoint
+        for method, path, body, needed in MATRIX:
+            kwargs = {"json": body} if body is not None else {}
+            assert_error(await client.request(method, path, **kwargs), 401, "unauthorized")
+            response = await client.request(method, path, headers={"Authorization": "Bearer"}, **kwargs)
+            assert response.status_code == 401, (method, path)
+            for key, scope in ((READ, "read"), (CONTROL, "control"), (ADMIN, "admin")):
+                response = await client.request(method, path, headers=auth(key), **kwargs)
+                if RANK[scope] < RANK[needed]:
+                    error = assert_error(response, 403, "forbidden")
+                    assert error["details"] == {"scope": scope, "needed": needed}
+                else:
+                    assert response.status_code < 300, (method, path, scope, response.text)
+
+
+async def test_wrong_keys_are_rate_limited_per_client(tmp_path: Path) -> None:
+    async with harness(tmp_path, auth_failures_per_minute=5) as api:
+        for _ in range(5):
+            assert_error(await api.get("/agents", key="wrong-key"), 401, "unauthorized")
+        limited = await api.get("/agents", key=ADMIN)  # even a good key waits: the address is blocked
+        assert_error(limited, 429, "rate_limited")
+        assert int(limited.headers["Retry-After"]) >= 1
+        other = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=api.app, client=("10.9.9.9", 4000)),
+                                   base_url="http://api.test")
+        async with other:
+            assert (await other.get("/agents", headers=auth(ADMIN))).status_code == 200
+        assert (await api.client.get("/health")).status_code == 200
+
+
+async def test_local_key_file_is_private_reused_and_printed_once(tmp_path: Path) -> None:
+    key_file = tmp_path / ".puppet_api_key"
+    out = io.StringIO()
+    ring = local_keyring(key_file, announce=out)
+    [key] = ring.keys
+    assert key.scope == "admin" and len(key.key) >= 32
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert key_file.read_text().strip() == key.key
+    assert out.getvalue().count(key.key) == 1
+    again = local_keyring(key_file, announce=io.StringIO())
+    assert again.keys[0].key == key.key
+
+
+async def test_app_without_keys_generates_one(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        out = io.StringIO()
+        app = create_app(api.engine, key_file=tmp_path / "k", announce=out)
+        key = (tmp_path / "k").read_text().strip()
+        assert key in out.getvalue()
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as client:
+            assert (await client.get("/config", headers=auth(key))).status_code == 200
+            assert (await client.get("/config")).status_code == 401
+
+
+async def test_cors_closed_by_default_and_opened_by_setting(tmp_path: Path) -> None:
+    preflight = {"Origin": "https://ops.example", "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "authorization"}
+    async with harness(tmp_path) as api:
+        closed = await api.client.options("/agents", headers=preflight)
+        assert "access-control-allow-origin" not in closed.headers
+        got = await api.client.get("/agents", headers={**auth(ADMIN), "Origin": "https://ops.example"})
+        assert "access-control-allow-origin" not in got.headers
+        app = create_app(api.engine, keys=KeyRing.parse(f"{ADMIN}:admin"), cors_origins=["https://ops.example"])
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://t") as client:
+            opened = await client.options("/agents", headers=preflight)
+            assert opened.headers["access-control-allow-origin"] == "https://ops.example"
+            other = await client.options("/agents", headers={**preflight, "Origin": "https://evil.example"})
+            assert "access-control-allow-origin" not in other.headers
+
+
+async def test_security_headers_on_every_response(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        for response in (await api.client.get("/"), await api.get("/agents"), await api.client.get("/agents")):
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
