@@ -122,5 +122,5 @@ class LLMProvider(ABC):
 
         return await decide(self, schema, messages, agent_id=agent_id, attempts=attempts)
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release HTTP clients."""

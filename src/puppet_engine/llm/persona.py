@@ -183,7 +183,8 @@ def parse_messages(messages: Sequence[Any]) -> PromptFacts:
     words from a free-form system prompt that has no persona block.
     """
     facts = PromptFacts()
-    systems, users = [], []
+    systems: list[str] = []
+    users: list[str] = []
     for message in messages:
         role, content = _content(message)
         (systems if role in ("system", "developer") else users).append(content)

@@ -25,8 +25,8 @@ from puppet_engine.llm.persona import (
     MEMORY_HEADER,
     RECENT_HEADER,
     SEP,
-    THREAD_HEADER,
     TASK_PREFIX,
+    THREAD_HEADER,
     render_persona_block,
 )
 

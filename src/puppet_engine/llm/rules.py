@@ -21,10 +21,7 @@ HYPHENS = re.compile(r"[\-‐‑‒–—―]")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 
 _STOP = frozenset(
-    "a an the and or but if of to in on at for with by from as is are was were be been being it its "
-    "this that these those i me my we our you your he she they them their his her not no so just very "
-    "do does did have has had will would can could should about into than then there here what which "
-    "who whom how why when where all any some more most other such only own same too s t don".split()
+    ["a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "for", "with", "by", "from", "as", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that", "these", "those", "i", "me", "my", "we", "our", "you", "your", "he", "she", "they", "them", "their", "his", "her", "not", "no", "so", "just", "very", "do", "does", "did", "have", "has", "had", "will", "would", "can", "could", "should", "about", "into", "than", "then", "there", "here", "what", "which", "who", "whom", "how", "why", "when", "where", "all", "any", "some", "more", "most", "other", "such", "only", "own", "same", "too", "s", "t", "don"]
 )
 
 # Words that signal a topic where its own words are not enough to recognise it.

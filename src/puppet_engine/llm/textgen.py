@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from puppet_engine.llm import rules
+from puppet_engine.llm.persona import TASK_PREFIX as TASK_MARK
 from puppet_engine.llm.persona import PromptFacts, parse_messages
 from puppet_engine.llm.phrasebook import (
     CLOSERS,
@@ -52,8 +53,29 @@ def generate_from_messages(messages: Sequence[Any], seed: int = 0) -> str:
     return generate(parse_messages(messages), seed)
 
 
+_ABOUT = re.compile(r"\b(?:about|interested in|loves?|into|on the topic of)\s+([^.;:!?\n]{3,80})", re.I)
+
+
+def free_form_topics(text: str) -> list[str]:
+    """Topics named in a prompt without a persona block ("... posts about tea and maps.")."""
+    found: list[str] = []
+    for match in _ABOUT.finditer(text):
+        for piece in re.split(r",|\band\b|\bor\b", match.group(1)):
+            words = [w for w in piece.split() if w.lower() not in rules._STOP][:4]
+            if words:
+                found.append(" ".join(words))
+    return found[:6]
+
+
 def generate(facts: PromptFacts, seed: int = 0) -> str:
     """The first of several seeded candidates that fits the style rules and is new."""
+    if not facts.interests:
+        facts.interests = free_form_topics(facts.system_text)
+    if facts.purpose == "content" and TASK_MARK not in facts.user_text:
+        if "?" in facts.user_text and not facts.thread:  # a plain question: answer it
+            facts.purpose, facts.thread = "answer", [("user", facts.user_text)]
+        elif not facts.topic and (asked := free_form_topics(facts.user_text)):
+            facts.topic = asked[0]
     base = zlib.crc32(f"{facts.system_text}\x00{facts.user_text}".encode())
     best = ""
     for attempt in range(ATTEMPTS):
@@ -110,7 +132,7 @@ def _fill(template: str, slots: dict[str, str]) -> str:
 
 def _compose(facts: PromptFacts, rng: random.Random) -> str:
     purpose = facts.purpose
-    if purpose == "reply":
+    if purpose in ("reply", "answer"):
         return _reply(facts, rng)
     if purpose == "quote":
         return _quote(facts, rng)
