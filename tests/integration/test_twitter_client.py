@@ -98,11 +98,13 @@ async def test_mentions_since_id_pagination_oldest_first(env: Env) -> None:
     for i in range(130):
         body = await env.admin("POST", "/x/tweets", json={"username": f"fan{i % 7}", "text": f"@ada question {i}"})
         ids.append(body["data"]["id"])
-    mentions = await ada.get_mentions()
-    assert [t.id for t in mentions] == ids[:100]  # the oldest 100: a cursor moved to the last one skips none
-    assert mentions[0].author_username == "fan0" and mentions[0].text == "@ada question 0"
+    first_poll = await ada.get_mentions(limit=20)
+    assert [t.id for t in first_poll] == ids[-20:]  # no cursor yet: only the newest, oldest first
+    mentions = await ada.get_mentions(since_id=ids[0])
+    assert [t.id for t in mentions] == ids[1:101]  # the oldest 100 after the cursor: moving it skips none
+    assert mentions[0].author_username == "fan1" and mentions[0].text == "@ada question 1"
     rest = await ada.get_mentions(since_id=mentions[-1].id)
-    assert [t.id for t in rest] == ids[100:]
+    assert [t.id for t in rest] == ids[101:]
     assert await ada.get_mentions(since_id=ids[-1]) == []
     assert [t.id for t in await ada.get_mentions(since_id=ids[9], limit=5)] == ids[10:15]
 

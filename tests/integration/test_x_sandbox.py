@@ -314,3 +314,12 @@ async def test_snapshot_roundtrip(x: X) -> None:
         assert await again.account("ada") == ada
         r = await again.call(ada, "GET", f"/2/tweets/{tweet}")
         assert r.json()["data"]["text"] == "remember me"
+
+
+async def test_deleting_a_missing_tweet_can_be_configured_to_succeed() -> None:
+    sandbox = Sandbox(SandboxConfig(extra={"x_delete_missing": "ok"}), clock=VirtualClock(time.time()))
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sandbox.app), base_url=HOST) as http:
+        x = X(sandbox, http)
+        ada = await x.account("ada")
+        r = await x.call(ada, "DELETE", "/2/tweets/42")
+        assert (r.status_code, r.json()) == (200, {"data": {"deleted": False}})

@@ -231,12 +231,19 @@ class TwitterClient(SocialClient):
         return await self._timeline(f"/2/users/{uid}/tweets", "GET /2/users/:id/tweets", limit)
 
     async def get_mentions(self, since_id: str | None = None, limit: int = 100) -> list[Tweet]:
-        """Mentions newer than ``since_id``, oldest first: the oldest ``limit`` of them, so a cursor
-        advanced to the last one returned never skips any."""
+        """Mentions newer than ``since_id``, oldest first.
+
+        With ``since_id`` every page is read and the *oldest* ``limit`` are returned, so a
+        cursor moved to the last one never skips any. Without it (a first poll) only the
+        newest ``limit`` are read: an agent does not answer its whole history, and the
+        post reads X bills stay bounded.
+        """
         uid = await self._user_id()
-        params = {"since_id": since_id} if since_id else {}
-        return await self._timeline(f"/2/users/{uid}/mentions", "GET /2/users/:id/mentions", limit,
-                                    params=params, oldest_first=True)
+        path, endpoint = f"/2/users/{uid}/mentions", "GET /2/users/:id/mentions"
+        if since_id is None:
+            newest = await self._timeline(path, endpoint, limit)
+            return sorted(newest, key=lambda t: int(t.id))
+        return await self._timeline(path, endpoint, limit, params={"since_id": since_id}, oldest_first=True)
 
     async def search_recent(self, query: str, limit: int = 10, since_id: str | None = None) -> list[Tweet]:
         """Recent (7-day) search, newest first, following ``next_token``."""

@@ -136,6 +136,8 @@ class XApi:
         tweet_id = self._path_id(request)
         tweet = self.state.visible(tweet_id)
         if tweet is None:
+            if self.state.rules.delete_missing == "ok":
+                return 200, {"data": {"deleted": False}}
             raise px.not_found("tweet", "id", tweet_id)
         if tweet.author_id != caller.user_id:
             raise px.forbidden("You are not allowed to delete a Tweet that is not yours.")

@@ -3,7 +3,8 @@
 Options come from ``SandboxConfig``: ``x_rate_limit_profile`` (payg, free, basic, pro),
 ``x_public_base_url`` (the base URL OAuth signatures are checked against), and in
 ``extra``: ``x_duplicate_window`` (seconds, default 86400), ``x_reply_policy``
-(``summoned`` or ``open``) and ``x_oauth_skew`` (seconds, default 300).
+(``summoned`` or ``open``), ``x_oauth_skew`` (seconds, default 300) and
+``x_delete_missing`` (``not-found``: 404, or ``ok``: ``{"deleted": false}``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class XService(SandboxService):
         config = sandbox.config
         extra = config.extra
         rules = XRules(duplicate_window=float(extra.get("x_duplicate_window", 24 * 3600.0)),
-                       reply_policy=str(extra.get("x_reply_policy", "summoned")))
+                       reply_policy=str(extra.get("x_reply_policy", "summoned")),
+                       delete_missing=str(extra.get("x_delete_missing", "not-found")))
         self.state = XState(sandbox.rng, rules)
         self.auth = Authenticator(self.state, public_base_url=config.x_public_base_url,
                                   skew=float(extra.get("x_oauth_skew", 300.0)))

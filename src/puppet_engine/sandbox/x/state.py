@@ -69,6 +69,7 @@ class XRules:
     duplicate_window: float = 24 * 3600.0
     reply_policy: str = "summoned"  # "summoned" (self-serve tiers since Feb 2026) or "open"
     max_weight: int = 280
+    delete_missing: str = "not-found"  # DELETE of a missing tweet: "not-found" (404) or "ok" (deleted: false)
 
 
 class XState:
