@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     sandbox_url: str | None = Field(None, description="use an already-running sandbox instead of starting one")
     sandbox_openai_key: str = "sk-sandbox"
     sandbox_seed: int = 7
+    sandbox_crowd_rate: float = Field(2.0, ge=0, description="crowd mentions per minute in a sandbox started by run")
 
     def has_x_credentials(self) -> bool:
         return bool(self.twitter_bearer_token or (self.twitter_api_key and self.twitter_access_token))

@@ -60,7 +60,8 @@ async def simulate(settings: Settings, options: EngineOptions, hours: float,
 
 async def summarize(db: Database, agent_ids: list[str], hours: float) -> SimulationReport:
     per: dict[str, dict[str, int]] = {
-        a: {"posts": 0, "replies": 0, "trades": 0, "events": 0, "failed_events": 0} for a in agent_ids
+        a: {"posts": 0, "replies": 0, "trades": 0, "events": 0, "failed_events": 0, "quotes": 0, "likes": 0}
+        for a in agent_ids
     }
     async with db.connect() as conn:
         rows = await conn.execute(
@@ -69,10 +70,12 @@ async def summarize(db: Database, agent_ids: list[str], hours: float) -> Simulat
         for agent_id, kind, n in rows:
             if agent_id not in per:
                 continue
-            if kind in ("post", "thread", "quote"):
+            if kind in ("post", "thread"):
                 per[agent_id]["posts"] += n
             elif kind == "reply":
                 per[agent_id]["replies"] += n
+            elif kind in ("quote", "like"):
+                per[agent_id][f"{kind}s"] += n
         rows = await conn.execute(
             sa.select(events.c.agent_id, events.c.status, sa.func.count())
             .where(events.c.status.in_(("done", "failed"))).group_by(events.c.agent_id, events.c.status))

@@ -71,7 +71,8 @@ class Wiring:
             from puppet_engine.serving import BackgroundServer
 
             sandbox = Sandbox(SandboxConfig(seed=self.settings.sandbox_seed,
-                                            openai_key=self.settings.sandbox_openai_key))
+                                            openai_key=self.settings.sandbox_openai_key,
+                                            crowd_rate=self.settings.sandbox_crowd_rate))
             self.sandbox_server = BackgroundServer(sandbox.app)
             await self.sandbox_server.start()
             self.sandbox_url = self.sandbox_server.url
@@ -129,7 +130,7 @@ class Wiring:
 
         creds = TwitterCredentials.from_settings(self.settings, config.id)
         own = config.twitter_credentials
-        if own is not None and own.has_user_context():
+        if own is not None and own.has_user_context:
             creds = TwitterCredentials.of(api_key=own.api_key, api_secret=own.api_key_secret,
                                           access_token=own.access_token,
                                           access_token_secret=own.access_token_secret,

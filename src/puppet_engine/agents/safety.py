@@ -16,17 +16,20 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
     "injection": re.compile(
         r"ignore (all |any |your |the |previous |prior |above )*(instructions|rules|prompt)|disregard .*instructions|"
         r"you are now|new instructions|developer mode|jailbreak|\bDAN\b|act as (an? )?(unfiltered|unrestricted)|"
-        r"pretend (you|to) |repeat (the|your) (words|text|prompt) above|system prompt|print your (prompt|rules)",
+        r"pretend (you|to) |repeat (the|your) (words|text|prompt) above|system prompt|print your (prompt|rules)|"
+        r"\bsystem\s*:|ignore the above|hidden instructions|your (instructions|guidelines|persona)\b.*\b(ignore|drop|reveal|translate)|"
+        r"(ignore|drop|forget) your (persona|guidelines|safety)",
         re.I),
     "secret_request": re.compile(
         r"private key|secret key|seed phrase|mnemonic|api key|access token|password|credentials|\.env\b|"
         r"wallet (key|secret)|bearer token", re.I),
     "trade_request": re.compile(
         r"\b(buy|sell|swap|ape into|dump|send|transfer|tip|airdrop|give) (me |us |some |all |your |\d)|"
-        r"\bsend (me )?\d|\bbuy \$?[A-Z]{2,10}\b|pump (it|this)", re.I),
+        r"\bsend (me )?\d|\bbuy \$?[A-Z]{2,10}\b|pump (it|this)|\bape (into|in)\b|\$[A-Z]{2,10}\b.*\b(now|everything)", re.I),
     "impersonation": re.compile(
         r"\b(i am|i'm|this is) (your|the) (operator|admin|developer|creator|owner|dev)\b|"
-        r"\bmessage from (the )?(team|admin|operator)\b|\bauthori[sz]ed (by|override)\b|\boverride code\b", re.I),
+        r"\bmessage from (the )?(team|admin|operator)\b|\bauthori[sz]ed (by|override|you)\b|\boverride code\b|"
+        r"\bthis is the (team|operator|admin)\b|disable your (safety|rules|filters)", re.I),
 }
 
 

@@ -30,6 +30,7 @@ SERVICE_CLASSES: list[str] = [
     "puppet_engine.sandbox.llm.OpenAIService",
     "puppet_engine.sandbox.chain.SolanaRpcService",
     "puppet_engine.sandbox.chain.JupiterService",
+    "puppet_engine.sandbox.crowd.CrowdService",
 ]
 
 

@@ -31,6 +31,8 @@ from puppet_engine.twitter.base import Tweet
 
 log = structlog.get_logger("puppet_engine.mentions")
 
+MAX_IDLE_STRETCH = 8
+
 
 def tweet_payload(tweet: Tweet) -> dict[str, Any]:
     return {"id": tweet.id, "text": tweet.text, "author_id": tweet.author_id,
@@ -89,12 +91,16 @@ class MentionsBehavior(Behavior):
             follow_ups.append(Event("mention.received", agent.id, {"tweet": tweet_payload(tweet)}, due_at=now,
                                     key=f"mention:{agent.id}:{tweet.id}"))
         result["received"] = len(follow_ups)
+        # Quiet timelines are polled less often (up to 8x the interval); any mention resets it.
+        idle = 0 if follow_ups or "error" in result else int(state.get("idle_polls", 0)) + 1
+        if "error" not in result:
+            delay *= min(2 ** (idle // 3), MAX_IDLE_STRETCH)
         next_seq = seq + 1
         follow_ups.append(Event("mentions.poll", agent.id, {"seq": next_seq},
                                 due_at=next_interval_at(delay, now, agent.rng),
                                 key=f"poll:{agent.id}:{next_seq}:{int(now)}"))
         return HandlerResult(result=result, follow_ups=follow_ups,
-                             state={"since_id": newest, "poll_seq": seq, "last_poll_at": now})
+                             state={"since_id": newest, "poll_seq": seq, "last_poll_at": now, "idle_polls": idle})
 
     async def on_mention(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         tweet = tweet_from_payload(event.payload["tweet"])
