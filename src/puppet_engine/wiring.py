@@ -28,6 +28,7 @@ from puppet_engine.twitter.dryrun import DryRunClient
 
 if TYPE_CHECKING:
     from puppet_engine.engine import Engine
+    from puppet_engine.memory.base import MemoryStore
 
 log = structlog.get_logger("puppet_engine.wiring")
 
@@ -49,6 +50,7 @@ class Wiring:
         self.http: httpx2.AsyncClient | None = None  # shared client (ASGI transport for in-process)
         self.llm_settings: Settings = engine.settings
         self.providers: dict[str, LLMProvider] = {}
+        self.memory: MemoryStore | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -79,6 +81,9 @@ class Wiring:
             log.info("sandbox_started", url=self.sandbox_url)
         if self.http is None:
             self.http = httpx2.AsyncClient(timeout=30)
+        from puppet_engine.memory import build_memory_store
+
+        self.memory = build_memory_store(self.settings, self.engine.db, clock=self.engine.clock)
         if self.sandbox_url and not self.settings.has_llm_credentials():
             self.llm_settings = self.settings.model_copy(update={
                 "openai_base_url": f"{self.sandbox_url}/openai/v1",
@@ -88,6 +93,8 @@ class Wiring:
             })
 
     async def stop(self) -> None:
+        if self.memory is not None:
+            await self.memory.close()
         for provider in self.providers.values():
             await provider.aclose()
         if self.http is not None:
@@ -102,7 +109,8 @@ class Wiring:
     def build_runtime(self, config: AgentConfig) -> AgentRuntime:
         seed = self.engine.rng.getrandbits(32)
         return AgentRuntime(config=config, social=DryRunClient(config.id, clock=self.engine.clock),
-                            llm=self.llm_for(config), rng=random.Random(seed), username=config.id)
+                            llm=self.llm_for(config), memory=self.memory, rng=random.Random(seed),
+                            username=config.id)
 
     def llm_for(self, config: AgentConfig) -> LLMProvider:
         name = config.llm_provider
@@ -122,6 +130,8 @@ class Wiring:
             agent.social = await self.social_for(agent.config)
             me = await agent.social.get_me()
             agent.user_id, agent.username = me.id, me.username
+        if agent.memory is not None:
+            await agent.memory.seed_initial(agent.id, agent.config.initial_memory)
 
     async def social_for(self, config: AgentConfig) -> SocialClient:
         """The agent's own keys, else ``TWITTER_*_<ID>``/``TWITTER_*``, else a sandbox account."""

@@ -29,7 +29,7 @@ def persona(agent_id: str, **patterns: float) -> dict:
 
 
 def make_engine(url: str, sandbox: Sandbox, *agents: dict) -> Engine:
-    settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=url, embedder="hashing", _env_file=None)  # type: ignore[call-arg]
     return Engine(settings, EngineOptions(agents=[parse_agent_config(a) for a in agents], clock=sandbox.clock,
                                           seed=2, sandbox=sandbox))
 

@@ -29,7 +29,7 @@ def persona(agent_id: str, min_h: float = 2, max_h: float = 4) -> dict:
 def make_engine(url: str, clock: VirtualClock, *agents: dict) -> Engine:
     from puppet_engine.sandbox import Sandbox, SandboxConfig
 
-    settings = Settings(database_url=url, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=url, embedder="hashing", _env_file=None)  # type: ignore[call-arg]
     configs = [parse_agent_config(a) for a in agents]
     return Engine(settings, EngineOptions(agents=configs, clock=clock, seed=1,
                                           sandbox=Sandbox(SandboxConfig(), clock=clock)))
@@ -109,7 +109,7 @@ async def test_posts_are_validated_and_never_repeat(sqlite_url: str) -> None:
 
 
 async def test_simulated_day_post_counts_match_configured_gaps(tmp_path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'sim.db'}", _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'sim.db'}", embedder="hashing", _env_file=None)  # type: ignore[call-arg]
     configs = [parse_agent_config(persona("fast", 1, 2)), parse_agent_config(persona("slow", 6, 8))]
     report = await simulate(settings, EngineOptions(agents=configs, seed=3), hours=24)
     fast, slow = report.agents["fast"], report.agents["slow"]
