@@ -36,12 +36,12 @@ class Settings(BaseSettings):
     trading_mode: Literal["live", "dry-run"] = Field("live", description="dry-run stops trades after simulation")
 
     # LLM
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str = "https://api.openai.com/v1"
-    openai_model: str = "gpt-4o-mini"
-    grok_api_key: SecretStr | None = None
-    grok_base_url: str = "https://api.x.ai/v1"
-    grok_model: str = "grok-4-1-fast-non-reasoning"
+    openai_api_key: SecretStr | None = Field(None, description="OpenAI key; none for every LLM service → the sandbox LLM API")
+    openai_base_url: str = Field("https://api.openai.com/v1", description="OpenAI API base URL")
+    openai_model: str = Field("gpt-4o-mini", description="default model when an agent names none")
+    grok_api_key: SecretStr | None = Field(None, description="xAI key for llm_provider grok")
+    grok_base_url: str = Field("https://api.x.ai/v1", description="xAI API base URL")
+    grok_model: str = Field("grok-4-1-fast-non-reasoning", description="default Grok model")
     llm_daily_token_budget: int = Field(0, ge=0, description="per-agent tokens per day; 0 = unlimited")
     openai_compatible_base_url: str = Field("http://localhost:11434/v1", description="local OpenAI-compatible server (Ollama, vLLM, llama.cpp)")
     openai_compatible_model: str = Field("llama3.2", description="model served by the openai-compatible server")
@@ -56,18 +56,18 @@ class Settings(BaseSettings):
     )
 
     # X (Twitter)
-    twitter_api_key: SecretStr | None = None
-    twitter_api_secret: SecretStr | None = None
-    twitter_access_token: SecretStr | None = None
-    twitter_access_token_secret: SecretStr | None = None
-    twitter_bearer_token: SecretStr | None = None
-    twitter_api_base_url: str = "https://api.x.com"
+    twitter_api_key: SecretStr | None = Field(None, description="X consumer key (OAuth 1.0a); per agent: TWITTER_API_KEY_<AGENT_ID>")
+    twitter_api_secret: SecretStr | None = Field(None, description="X consumer secret")
+    twitter_access_token: SecretStr | None = Field(None, description="X user access token")
+    twitter_access_token_secret: SecretStr | None = Field(None, description="X user access token secret")
+    twitter_bearer_token: SecretStr | None = Field(None, description="X app-only bearer token (reads)")
+    twitter_api_base_url: str = Field("https://api.x.com", description="X API base URL")
     mention_poll_seconds: float = Field(60.0, gt=0, description="how often each agent polls its mentions")
 
     # Solana / Jupiter
-    solana_rpc_url: str = "https://api.mainnet-beta.solana.com"
-    jupiter_api_url: str = "https://api.jup.ag/swap/v1"
-    jupiter_api_key: SecretStr | None = None
+    solana_rpc_url: str = Field("https://api.mainnet-beta.solana.com", description="Solana JSON-RPC endpoint")
+    jupiter_api_url: str = Field("https://api.jup.ag/swap/v1", description="Jupiter swap API base URL")
+    jupiter_api_key: SecretStr | None = Field(None, description="Jupiter API key (header x-api-key)")
 
     # Memory
     memory_encryption_key: SecretStr | None = Field(
@@ -82,12 +82,12 @@ class Settings(BaseSettings):
 
     # API
     puppet_api_keys: SecretStr | None = Field(None, description="comma-separated key:scope pairs (read, control, admin)")
-    api_cors_origins: str = ""
+    api_cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty = closed")
 
     # Sandbox
     sandbox_url: str | None = Field(None, description="use an already-running sandbox instead of starting one")
-    sandbox_openai_key: str = "sk-sandbox"
-    sandbox_seed: int = 7
+    sandbox_openai_key: str = Field("sk-sandbox", description="key the sandbox LLM API accepts")
+    sandbox_seed: int = Field(7, description="seed of a sandbox started by run (accounts, market, crowd)")
     sandbox_crowd_rate: float = Field(2.0, ge=0, description="crowd mentions per minute in a sandbox started by run")
 
     def has_x_credentials(self) -> bool:
