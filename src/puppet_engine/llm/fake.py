@@ -59,4 +59,4 @@ class FakeProvider(LLMProvider):
         else:
             text = generate(facts, seed)
         usage = Usage(prompt_tokens=prompt_tokens(request.messages), completion_tokens=estimate_tokens(text))
-        return Completion(text=text, model=request.model or self.model, provider=self.name, usage=usage)
+        return Completion(text=text, model=self.model, provider=self.name, usage=usage)

@@ -148,15 +148,18 @@ def _compose(facts: PromptFacts, rng: random.Random) -> str:
 def _sentences(facts: PromptFacts, rng: random.Random, topic: str | None, target: int) -> list[str]:
     regs = register_of(facts)
     reg = regs[0] if rng.random() < 0.75 or len(regs) == 1 else rng.choice(regs[1:])
-    slots = _slots(facts, rng, topic)
-    out = [_fill(rng.choice(POSTS[reg]), slots)]
+    first = rng.choice(POSTS[reg])
+    used = {first}
+    out = [_fill(first, _slots(facts, rng, topic))]
     short = any(w in facts.sentence_length.lower() for w in ("short", "one", "brief", "few words"))
     limit = 2 if short else 3
     while len(" ".join(out)) < target * 0.7 and len(out) < limit:
-        pool = CLOSERS[reg] if rng.random() < 0.5 else POSTS[reg]
-        sentence = _fill(rng.choice(pool), _slots(facts, rng, topic))
-        if sentence not in out:
-            out.append(sentence)
+        pool = [t for t in (CLOSERS[reg] if rng.random() < 0.5 else POSTS[reg]) if t not in used]
+        if not pool:
+            break
+        template = rng.choice(pool)
+        used.add(template)
+        out.append(_fill(template, _slots(facts, rng, topic)))
     return out
 
 
