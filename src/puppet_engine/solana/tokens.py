@@ -12,7 +12,7 @@ sandbox, the trader and the docs agree on them without any lookup.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
@@ -127,7 +127,7 @@ class TokenRegistry:
         text = symbol_or_mint.strip()
         return self._by_mint.get(text) or self._by_symbol.get(text.upper())
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[TokenInfo]:
         return iter(self._by_mint.values())
 
     def __len__(self) -> int:

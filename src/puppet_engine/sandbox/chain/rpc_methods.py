@@ -59,6 +59,7 @@ from puppet_engine.sandbox.chain.encoding import (
 )
 from puppet_engine.sandbox.chain.ledger import FINALIZED_DEPTH, Ledger, Simulation, TokenBalance
 from puppet_engine.solana.tokens import TOKEN_PROGRAMS, ui_amount_string
+from puppet_engine.solana.wallet import b58decode
 
 SOLANA_CORE_VERSION = "2.2.16"
 FEATURE_SET = 3073396398
@@ -120,20 +121,11 @@ def _signature(value: Any) -> Signature:
         raise RpcError(-32602, "Invalid param: Invalid") from None
 
 
-def _b58decode(text: str) -> bytes:
-    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-    number = 0
-    for char in text:
-        number = number * 58 + alphabet.index(char)
-    raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
-    return b"\0" * (len(text) - len(text.lstrip("1"))) + raw
-
-
 def _decode_tx(params: list[Any], encoding: str) -> VersionedTransaction:
     if not params or not isinstance(params[0], str):
         raise RpcError(-32602, "Invalid params: missing transaction")
     try:
-        raw = base64.b64decode(params[0], validate=True) if encoding == "base64" else _b58decode(params[0])
+        raw = base64.b64decode(params[0], validate=True) if encoding == "base64" else b58decode(params[0])
     except ValueError as exc:
         raise RpcError(-32602, f"invalid {encoding} encoding: {exc}") from None
     try:
