@@ -44,6 +44,7 @@ class Env:
     kind: str
     db: Database
     clock: VirtualClock
+    opened: list[SQLMemoryStore] = field(default_factory=list)
 
     def store(self, embedder=None, **kwargs) -> SQLMemoryStore:
         embedder = embedder or HashingEmbedder()
@@ -51,8 +52,16 @@ class Env:
             from puppet_engine.memory.postgres import PostgresStore
 
             kwargs.setdefault("exact_threshold", 0)  # exercise the HNSW path even on small sets
-            return PostgresStore(self.db, embedder, clock=self.clock, **kwargs)
-        return SQLiteStore(self.db, embedder, clock=self.clock, **kwargs)
+            store: SQLMemoryStore = PostgresStore(self.db, embedder, clock=self.clock, **kwargs)
+        else:
+            store = SQLiteStore(self.db, embedder, clock=self.clock, **kwargs)
+        self.opened.append(store)
+        return store
+
+    async def close(self) -> None:
+        for store in self.opened:
+            await store.close()
+        await self.db.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -60,8 +69,9 @@ async def env(request, tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'memory.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     db = Database(url)
     await db.migrate()
-    yield Env(request.param, db, VirtualClock())
-    await db.close()
+    env = Env(request.param, db, VirtualClock())
+    yield env
+    await env.close()
 
 
 async def seed_facts(store: SQLMemoryStore, agent: str = "coby") -> dict[str, str]:
@@ -356,4 +366,4 @@ async def test_postgres_index_path_agrees_with_exact_search(pg_url: str) -> None
         overlap += len(approx_ids & exact_ids)
     assert overlap / (10 * len(queries)) >= 0.9
     assert {h.memory.agent_id for h in await store.search_vector("luna", queries[0], limit=10)} == {"luna"}
-    await env.db.close()
+    await env.close()

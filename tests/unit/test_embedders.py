@@ -9,7 +9,13 @@ import httpx2
 import numpy as np
 import pytest
 
-from puppet_engine.errors import AuthError, ConfigError, ContentRejected, RateLimited, ServiceUnavailable
+from puppet_engine.errors import (
+    AuthError,
+    ConfigError,
+    ContentRejected,
+    RateLimited,
+    ServiceUnavailable,
+)
 from puppet_engine.memory.embeddings import (
     EmbedderMismatch,
     HashingEmbedder,
@@ -169,3 +175,20 @@ async def test_local_embedder_puts_similar_meanings_close(local_embedder) -> Non
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.3
     again = await local_embedder.embed_one("The cat sat on the mat")
     assert np.allclose(again, vectors[0], atol=1e-5)
+
+
+async def test_openai_embedder_against_the_sandbox_llm_api() -> None:
+    from puppet_engine.sandbox.app import Sandbox, SandboxConfig
+
+    sandbox = Sandbox(SandboxConfig())
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sandbox.app)) as http:
+        embedder = OpenAIEmbedder(
+            api_key="sk-sandbox", base_url="http://sandbox/openai/v1", http_client=http, max_retries=0
+        )
+        vectors = await embedder.embed(["SOL is pumping", "SOL is pumping today", "rainy Lisbon"])
+        assert vectors.shape == (3, 1536) and embedder.name == "openai:text-embedding-3-small"
+        assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
+        wrong = OpenAIEmbedder(api_key="sk-wrong-key-123456", base_url="http://sandbox/openai/v1", http_client=http, max_retries=0)
+        with pytest.raises(AuthError) as caught:
+            await wrong.embed(["x"])
+        assert "sk-wrong" not in str(caught.value)

@@ -2,12 +2,12 @@
 
 A :class:`Memory` is one thing an agent knows or did (a core fact, a post, a
 reply, a trade…), stored with the vector of its text. :meth:`MemoryStore.search_memories`
-ranks an agent's memories by
+takes the memories most similar to the query and ranks them by
 
     score = cosine(query, memory) + importance_weight * importance
             + recency_weight * 0.5 ** (age / half_life)
 
-with the weights in :class:`RankingWeights`. Two stores implement the
+as :class:`RankingWeights` defines. Two stores implement the
 contract on the engine's database: ``SQLiteStore`` (exact search over an
 in-memory numpy matrix) and ``PostgresStore`` (pgvector HNSW, re-ranked).
 """
@@ -74,11 +74,20 @@ class ScoredMemory:
 
 @dataclass(frozen=True)
 class RankingWeights:
-    """How much importance and recency add to cosine similarity in search scores."""
+    """How search ranks: the most similar memories, re-ranked by importance and recency.
+
+    A search takes the ``candidates(limit)`` memories most similar to the query
+    (cosine), then orders them by ``similarity + importance * importance_of_memory
+    + recency * 0.5 ** (age / half_life_seconds)``. Relevance therefore decides
+    which memories can appear; importance and recency decide their order. Both
+    stores follow this definition exactly (PostgreSQL through its HNSW index).
+    """
 
     importance: float = 0.15
     recency: float = 0.1
     half_life_seconds: float = 7 * 86400.0
+    candidate_factor: int = 4
+    min_candidates: int = 40
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RankingWeights:
@@ -88,10 +97,16 @@ class RankingWeights:
             half_life_seconds=settings.memory_recency_half_life_hours * 3600.0,
         )
 
+    def candidates(self, limit: int) -> int:
+        """How many of the most similar memories are re-ranked for a search of ``limit``."""
+        return max(limit * self.candidate_factor, self.min_candidates, limit)
+
     def bonus(self, importance: np.ndarray, created_at: np.ndarray, now: float) -> np.ndarray:
         """The part of the score that does not depend on the query."""
-        age = np.maximum(now - created_at, 0.0)
-        return self.importance * importance + self.recency * np.exp2(-age / self.half_life_seconds)
+        age = np.maximum(now - np.asarray(created_at, dtype=np.float64), 0.0)
+        return self.importance * np.asarray(importance, dtype=np.float64) + self.recency * np.exp2(
+            -age / self.half_life_seconds
+        )
 
 
 class InitialRelationship(Protocol):

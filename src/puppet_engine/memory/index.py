@@ -1,8 +1,8 @@
 """An exact in-memory vector index for one agent: a growable numpy matrix plus per-row fields.
 
-Search is one matrix-vector product, the ranking bonus (importance, recency)
-added in place, and ``argpartition`` for the top k: exact, and as fast as the
-matrix product allows. Adds append rows (amortised growth); deletes move the
+Search is one matrix-vector product and an ``argpartition`` for the most
+similar candidates, which the ranking bonus (importance, recency) then
+re-orders: exact, and as fast as the matrix product allows. Adds append rows (amortised growth); deletes move the
 last row into the hole, so neither ever copies the whole matrix.
 """
 
@@ -28,8 +28,9 @@ class IndexHit:
 class VectorIndex:
     """Unit-length float32 vectors of one agent's memories, with importance, time and kind."""
 
-    def __init__(self, dim: int, capacity: int = 256) -> None:
+    def __init__(self, dim: int, weights: RankingWeights, capacity: int = 256) -> None:
         self.dim = dim
+        self.weights = weights
         capacity = max(16, capacity)
         self._vectors = np.zeros((capacity, dim), dtype=np.float32)
         self._importance = np.zeros(capacity, dtype=np.float32)
@@ -126,23 +127,25 @@ class VectorIndex:
         k: int,
         *,
         now: float,
-        weights: RankingWeights,
         kinds: Sequence[str] | None = None,
     ) -> list[IndexHit]:
-        """The exact top ``k`` by similarity plus the ranking bonus, best first."""
+        """The best ``k``: the most similar candidates (exact), re-ranked with the bonus."""
         n = len(self._ids)
         if n == 0 or k <= 0:
             return []
         query = np.asarray(query, dtype=np.float32).reshape(self.dim)
         similarity = self._vectors[:n] @ query
-        scores = similarity + weights.bonus(self._importance[:n], self._created[:n], now).astype(np.float32)
         if kinds:
             mask = np.isin(self._kinds[:n], [_KIND_CODE[kind] for kind in kinds])
-            scores[~mask] = -np.inf
-            k = min(k, int(mask.sum()))
-            if k == 0:
-                return []
-        k = min(k, n)
-        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [IndexHit(self._ids[row], float(scores[row]), float(similarity[row])) for row in top]
+            similarity[~mask] = -np.inf
+            n_eligible = int(mask.sum())
+        else:
+            n_eligible = n
+        c = min(self.weights.candidates(k), n_eligible)
+        if c == 0:
+            return []
+        rows = np.argpartition(-similarity, c - 1)[:c] if c < n else np.arange(n)
+        rows = rows[np.isfinite(similarity[rows])]
+        scores = similarity[rows] + self.weights.bonus(self._importance[rows], self._created[rows], now)
+        best = np.argsort(-scores, kind="stable")[:k]
+        return [IndexHit(self._ids[rows[i]], float(scores[i]), float(similarity[rows[i]])) for i in best]

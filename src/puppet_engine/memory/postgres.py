@@ -14,6 +14,7 @@ agent is small, the share too thin, or the index returned too few rows.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -23,11 +24,13 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from puppet_engine.errors import ConfigError
+from puppet_engine.errors import ConfigError, StorageError
 from puppet_engine.memory.base import ScoredMemory
 from puppet_engine.memory.store import LIGHT_COLUMNS, SQLMemoryStore, check_kinds
+from puppet_engine.storage import async_url
 from puppet_engine.storage.tables import memories
 
 log = logging.getLogger(__name__)
@@ -55,28 +58,29 @@ def _require_postgres_extra() -> None:
 class PostgresStore(SQLMemoryStore):
     """pgvector search with re-ranking; exact where the index would miss.
 
-    ``candidate_factor`` × ``limit`` (at least ``min_candidates``) rows come
-    from the index before re-ranking; agents with at most ``exact_threshold``
-    memories are always searched exactly.
+    The candidates (``weights.candidates(limit)`` most similar memories) come
+    from the HNSW index; agents with at most ``exact_threshold`` memories are
+    always searched exactly. ``search_pool_size`` asyncpg connections serve
+    searches (writes go through the engine's database).
     """
 
     def __init__(
         self,
         *args: Any,
-        candidate_factor: int = 4,
-        min_candidates: int = 40,
         exact_threshold: int = 5000,
         max_ef_search: int = 1000,
+        search_pool_size: int = 4,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         if not self.db.is_postgres:
             raise ConfigError(f"PostgresStore needs a postgresql:// DATABASE_URL, not {self.db.dialect}")
         _require_postgres_extra()
-        self.candidate_factor = candidate_factor
-        self.min_candidates = min_candidates
         self.exact_threshold = exact_threshold
         self.max_ef_search = max_ef_search
+        self.search_pool_size = search_pool_size
+        self._pool: Any = None
+        self._ef_by_backend: dict[int, int] = {}
         self._indexed_dims: set[int] = set()
         self._counts: dict[tuple[str, ...], tuple[float, int]] = {}
 
@@ -150,7 +154,7 @@ class PostgresStore(SQLMemoryStore):
             raise ValueError(f"query vector has {query.shape[0]} dimensions; the embedder has {dim}")
         if limit <= 0:
             return []
-        candidates = max(limit * self.candidate_factor, self.min_candidates)
+        candidates = self.weights.candidates(limit)
         agent_rows = await self._cached_count(
             ("agent", agent_id),
             sa.select(sa.func.count()).select_from(memories).where(memories.c.agent_id == agent_id),
@@ -163,10 +167,10 @@ class PostgresStore(SQLMemoryStore):
             share = agent_rows / max(dim_rows, agent_rows)
             ef = max(candidates, math.ceil(candidates / share * (2 if wanted else 1)))
         if 0 < ef <= self.max_ef_search:
-            rows = await self._run(agent_id, query, limit, wanted, candidates=candidates, ef=ef)
+            rows = await self._run(agent_id, query, limit, wanted, candidates, indexed=True, ef=ef)
             if len(rows) >= min(limit, agent_rows):
                 return rows
-        return await self._run(agent_id, query, limit, wanted, candidates=None, ef=0)
+        return await self._run(agent_id, query, limit, wanted, candidates, indexed=False, ef=0)
 
     async def _run(
         self,
@@ -174,51 +178,86 @@ class PostgresStore(SQLMemoryStore):
         query: np.ndarray,
         limit: int,
         kinds: list[str] | None,
+        candidates: int,
         *,
-        candidates: int | None,
+        indexed: bool,
         ef: int,
     ) -> list[ScoredMemory]:
-        """One statement: candidates by distance (index) or every row (exact), re-ranked, top ``limit``."""
+        """One statement: the nearest ``candidates`` (by the index or exactly), re-ranked, top ``limit``."""
         dim = self.embedder.dim
-        kind_filter = "AND kind = ANY(:kinds)" if kinds else ""
-        # The HNSW index is on embedding_vec::vector(dim); the exact scan orders by a
-        # different expression so the planner cannot pick the approximate index.
-        distance = f"(embedding_vec::vector({dim}) <=> q.v)" if candidates else "(embedding_vec <=> q.v)"
-        order_limit = f"ORDER BY {distance} LIMIT :candidates" if candidates else ""
+        # The HNSW index is on embedding_vec::vector(dim) and needs the query as a
+        # constant; the exact scan orders by another expression so the planner
+        # cannot pick the approximate index.
+        q = f"$1::real[]::vector({dim})"
+        distance = f"(embedding_vec::vector({dim}) <=> {q})" if indexed else f"(embedding_vec <=> {q})"
+        kind_filter = "AND kind = ANY($8::text[])" if kinds else ""
         columns = ", ".join(c.name for c in LIGHT_COLUMNS)
         sql = f"""
-            WITH q AS (SELECT CAST(CAST(:q AS real[]) AS vector({dim})) AS v)
             SELECT {columns}, similarity,
-                   similarity + :wi * importance
-                     + :wr * power(2.0, -greatest(:now - created_at, 0) / :hl) AS score
+                   similarity + $4 * importance + $5 * power(2.0, -greatest($7 - created_at, 0) / $6) AS score
             FROM (
                 SELECT {columns}, 1 - {distance} AS similarity
-                FROM memories, q
-                WHERE agent_id = :agent AND dim = {dim} {kind_filter}
-                {order_limit}
+                FROM memories
+                WHERE agent_id = $2 AND dim = {dim} {kind_filter}
+                ORDER BY {distance} LIMIT {int(candidates)}
             ) AS candidates
             ORDER BY score DESC, id
-            LIMIT :limit
+            LIMIT $3
         """
-        params: dict[str, Any] = {
-            "q": query.tolist(),
-            "agent": agent_id,
-            "limit": limit,
-            "wi": self.weights.importance,
-            "wr": self.weights.recency,
-            "hl": self.weights.half_life_seconds,
-            "now": self.clock.now(),
-        }
-        if candidates:
-            params["candidates"] = candidates
+        w = self.weights
+        params: list[Any] = [query.tolist(), agent_id, limit, w.importance, w.recency, w.half_life_seconds, self.clock.now()]
         if kinds:
-            params["kinds"] = kinds
-        stmt = sa.text(sql).bindparams(sa.bindparam("q", type_=ARRAY(REAL)))
-        if kinds:
-            stmt = stmt.bindparams(sa.bindparam("kinds", type_=ARRAY(sa.String)))
-        stmt = stmt.columns(*LIGHT_COLUMNS, sa.column("similarity", sa.Float), sa.column("score", sa.Float))
-        async with self.db.connect() as conn:
-            if ef > _DEFAULT_EF_SEARCH:
-                await conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {int(ef)}"))
-            rows = (await conn.execute(stmt, params)).mappings().all()
-        return [ScoredMemory(self._to_memory(row), float(row["score"]), float(row["similarity"])) for row in rows]
+            params.append(kinds)
+        rows = await self._fetch(sql, params, ef)
+        return [ScoredMemory(self._to_memory(_decode(row)), float(row["score"]), float(row["similarity"])) for row in rows]
+
+    async def _fetch(self, sql: str, params: list[Any], ef: int) -> list[Any]:
+        """Run on the store's own small asyncpg pool: one round trip per search.
+
+        (Through SQLAlchemy a plain read costs a pre-ping, BEGIN and ROLLBACK too,
+        which is more than the HNSW search itself at 100k rows.)
+        """
+        import asyncpg
+
+        try:
+            pool = await self._search_pool()
+            async with pool.acquire() as conn:
+                ef = max(ef, _DEFAULT_EF_SEARCH)
+                # A session setting, remembered per connection: set only when it changes.
+                pid = conn.get_server_pid()
+                if self._ef_by_backend.get(pid, _DEFAULT_EF_SEARCH) != ef:
+                    await conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+                    self._ef_by_backend[pid] = ef
+                return list(await conn.fetch(sql, *params))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StorageError(f"memory search failed: {exc.__class__.__name__}: {exc}") from exc
+
+    async def _search_pool(self) -> Any:
+        if self._pool is None:
+            import asyncpg
+
+            url = make_url(async_url(self.db.url)).set(drivername="postgresql")
+            self._ef_by_backend.clear()
+            self._pool = await asyncpg.create_pool(
+                url.render_as_string(hide_password=False),
+                min_size=1,
+                max_size=self.search_pool_size,
+                reset=_keep_session,  # searches open no transactions; keep hnsw.ef_search between them
+            )
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def _keep_session(connection: Any) -> None:
+    """Pool reset hook: nothing to undo after a search."""
+
+
+def _decode(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    if isinstance(out["metadata"], str):
+        out["metadata"] = json.loads(out["metadata"])
+    return out

@@ -62,7 +62,7 @@ class RelationshipStore:
         self.db = database
         self.clock = clock or WallClock()
 
-    def _insert(self) -> sa.Insert:
+    def _insert(self) -> Any:  # the dialect's Insert, with on_conflict_*
         dialect = postgresql if self.db.is_postgres else sqlite
         return dialect.insert(table)
 
@@ -103,7 +103,7 @@ class RelationshipStore:
         )
         async with self.db.transaction() as conn:
             await conn.execute(stmt)
-        return Relationship(**values)
+        return _from_row(values)
 
     async def seed(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -105,18 +105,18 @@ class SQLMemoryStore(MemoryStore):
         )
         await conn.execute(stmt, [{"b_id": i, "b_embedding": pack(v)} for i, v in zip(ids, vectors, strict=True)])
 
-    async def _after_add(self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:  # noqa: B027
+    async def _after_add(self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
         """Called after rows were committed."""
 
-    async def _after_update(  # noqa: B027
+    async def _after_update(
         self, agent_id: str, memory: Memory, vector: np.ndarray | None
     ) -> None:
         """Called after one memory changed (``vector`` is set when its content did)."""
 
-    async def _after_delete(self, agent_id: str, ids: list[str]) -> None:  # noqa: B027
+    async def _after_delete(self, agent_id: str, ids: list[str]) -> None:
         """Called after memories were deleted."""
 
-    async def _after_reindex(self, agent_id: str) -> None:  # noqa: B027
+    async def _after_reindex(self, agent_id: str) -> None:
         """Called after an agent's embeddings were rewritten (or all of its memories removed)."""
 
     # ------------------------------------------------------------------ helpers
@@ -146,7 +146,7 @@ class SQLMemoryStore(MemoryStore):
             stored = f"{name or 'no embedder'} (dim {dim}) for {n} of them"
             raise EmbedderMismatch(agent_id, stored, self.embedder.describe())
 
-    def _decrypt(self, row: Mapping[str, Any]) -> str:
+    def _decrypt(self, row: Any) -> str:
         if not row["encrypted"]:
             return str(row["content"])
         if self.cipher is None:
@@ -155,7 +155,7 @@ class SQLMemoryStore(MemoryStore):
             )
         return self.cipher.decrypt(row["content"], agent_id=row["agent_id"], memory_id=row["id"])
 
-    def _to_memory(self, row: Mapping[str, Any]) -> Memory:
+    def _to_memory(self, row: Any) -> Memory:
         blob = row.get("embedding")
         return Memory(
             id=row["id"],
@@ -324,10 +324,11 @@ class SQLMemoryStore(MemoryStore):
         """Memories (without embeddings) by id; missing ids are left out."""
         if not ids:
             return {}
-        query = sa.select(*LIGHT_COLUMNS).where(memories.c.agent_id == agent_id, memories.c.id.in_(list(ids)))
+        # By primary key alone: with agent_id in the WHERE clause SQLite walks the agent's index instead.
+        query = sa.select(*LIGHT_COLUMNS).where(memories.c.id.in_(list(ids)))
         async with self.db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return {row["id"]: self._to_memory(row) for row in rows}
+        return {row["id"]: self._to_memory(row) for row in rows if row["agent_id"] == agent_id}
 
     async def get(self, agent_id: str, memory_id: str) -> Memory | None:
         query = sa.select(memories).where(memories.c.agent_id == agent_id, memories.c.id == memory_id)

@@ -31,7 +31,7 @@ class EmbedderMismatch(ConfigError):
         super().__init__(
             f"agent {agent_id!r}: its memories were embedded with {stored}, but the current "
             f"embedder is {current}; set EMBEDDER back or run "
-            f"`puppet-engine memory reindex --agent {agent_id}` to re-embed them"
+            f"`puppet-engine memory reindex {agent_id}` to re-embed them"
         )
 
 

@@ -19,8 +19,7 @@ _WORD = re.compile(r"[\w$#@]+", re.UNICODE)
 
 # Words that say little about what a memory is about; they still count inside bigrams.
 _STOPWORDS = frozenset(
-    "a an and are as at be but by for from had has have i in is it its me my of on or our so "
-    "that the their them then there this to was we were what when which who will with you your".split()
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "had", "has", "have", "i", "in", "is", "it", "its", "me", "my", "of", "on", "or", "our", "so", "that", "the", "their", "them", "then", "there", "this", "to", "was", "we", "were", "what", "when", "which", "who", "will", "with", "you", "your"]
 )
 
 _UNIGRAM_WEIGHT = 1.0

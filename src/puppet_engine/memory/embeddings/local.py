@@ -77,7 +77,10 @@ class LocalEmbedder(Embedder):
                 raise ConfigError(f"EMBEDDER=local: model directory {path} does not exist")
             model = SentenceTransformer(str(path), device=self.device)
             dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-            self._dim = int(dim_of())
+            size = dim_of()
+            if not size:
+                raise ConfigError(f"EMBEDDER=local: model in {path} does not say its embedding size")
+            self._dim = int(size)
             self._model = model
             return model
 

@@ -1,0 +1,284 @@
+"""Memory benchmark: insert throughput and search latency of both stores, against baselines.
+
+For each size (memories of one agent) and each store, with precomputed vectors:
+
+- insert throughput through ``add_many`` (embedding cost is measured apart, per text);
+- search p50/p99 through ``search_vector`` (limit 10, default ranking weights),
+  as a ratio against a baseline measured in the same run:
+  SQLite: numpy exact top-k (``M @ q`` + ``argpartition``) over the same matrix;
+  PostgreSQL: a raw pgvector ``ORDER BY embedding_vec <=> q LIMIT 10`` over asyncpg;
+- recall@10 of every approximate path against the exact ranking.
+
+Vectors come from a low-dimensional latent model (clusters in 48 dimensions
+projected to 384), a stand-in for real sentence embeddings, whose intrinsic
+dimension is similarly low.
+
+    python bench/memory.py [--sizes 10000,100000] [--full] [--queries 200] [--no-postgres] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from puppet_engine.clock import VirtualClock
+from puppet_engine.memory import HashingEmbedder, Memory, RankingWeights, SQLiteStore
+from puppet_engine.memory.store import SQLMemoryStore
+from puppet_engine.storage import Database
+
+DIM = 384
+K = 10
+AGENT = "bench-agent"
+BATCH = 5000
+TARGETS = {"sqlite": 1.2, "postgres": 1.5}
+
+
+def make_data(n: int, queries: int, seed: int = 11) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    latent, clusters = 48, max(16, n // 200)
+    projection = rng.normal(size=(latent, DIM)).astype(np.float32)
+    centers = rng.normal(size=(clusters, latent)).astype(np.float32)
+    z = centers[rng.integers(0, clusters, n)] + 0.7 * rng.normal(size=(n, latent)).astype(np.float32)
+    vectors = z @ projection + 0.3 * rng.normal(size=(n, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    picks = rng.integers(0, n, queries)
+    q = vectors[picks] + 0.05 * rng.normal(size=(queries, DIM)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    importance = rng.uniform(0, 1, n).astype(np.float32)
+    ages = rng.uniform(0, 90 * 86400, n)
+    return vectors.astype(np.float32), q.astype(np.float32), importance, ages
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def latency(samples: list[float]) -> dict[str, float]:
+    return {"p50_ms": pct(samples, 50) * 1000, "p99_ms": pct(samples, 99) * 1000}
+
+
+def exact_top(vectors: np.ndarray, q: np.ndarray, k: int = K) -> np.ndarray:
+    """The baseline search: exact cosine top k."""
+    scores = vectors @ q
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.argsort(-scores[top])]
+
+
+def exact_ranked(vectors: np.ndarray, bonus: np.ndarray, q: np.ndarray, weights: RankingWeights, k: int = K) -> np.ndarray:
+    """The stores' definition, computed exactly: the nearest candidates, re-ranked with the bonus."""
+    candidates = exact_top(vectors, q, weights.candidates(k))
+    scores = vectors[candidates] @ q + bonus[candidates]
+    return candidates[np.argsort(-scores)[:k]]
+
+
+def recall(found: list[set[int]], truth: list[set[int]]) -> float:
+    return sum(len(f & t) for f, t in zip(found, truth, strict=True)) / sum(len(t) for t in truth)
+
+
+def embedding_cost() -> dict[str, Any]:
+    """Per-text cost of computing the vectors the rest of the benchmark takes as given."""
+    texts = [f"memory {i}: bought SOL at {i % 97} dollars and posted about the validator" for i in range(2000)]
+    out: dict[str, Any] = {}
+    start = time.perf_counter()
+    HashingEmbedder().embed_sync(texts)
+    out["hashing_ms_per_text"] = (time.perf_counter() - start) * 1000 / len(texts)
+    from puppet_engine.memory.embeddings import LocalEmbedder, local_embeddings_available
+
+    if local_embeddings_available():
+        local = LocalEmbedder()
+        local.load()
+        local._encode(texts[:64])  # warm-up
+        start = time.perf_counter()
+        local._encode(texts[:512])
+        out["local_minilm_ms_per_text"] = (time.perf_counter() - start) * 1000 / 512
+    return out
+
+
+async def fill(store: SQLMemoryStore, vectors: np.ndarray, importance: np.ndarray, created: np.ndarray) -> tuple[list[str], float]:
+    ids: list[str] = []
+    start = time.perf_counter()
+    for lo in range(0, len(vectors), BATCH):
+        batch = [
+            Memory(f"memory {i}", kind="post", importance=float(importance[i]), created_at=float(created[i]), id=f"m{i:08d}", embedding=vectors[i])
+            for i in range(lo, min(lo + BATCH, len(vectors)))
+        ]
+        ids += await store.add_many(AGENT, batch)
+    return ids, len(vectors) / (time.perf_counter() - start)
+
+
+async def bench_sqlite(n: int, data: tuple[np.ndarray, ...], weights: RankingWeights, clock: VirtualClock) -> dict[str, Any]:
+    vectors, queries, importance, ages = data
+    created = clock.now() - ages
+    tmp = Path(tempfile.mkdtemp(prefix="bench-mem-"))
+    db = Database(f"sqlite:///{tmp / 'bench.db'}")
+    try:
+        await db.migrate()
+        store = SQLiteStore(db, HashingEmbedder(), clock=clock, weights=weights)
+        _, insert_rate = await fill(store, vectors, importance, created)
+        start = time.perf_counter()
+        await SQLiteStore(db, HashingEmbedder(), clock=clock, weights=weights).search_vector(AGENT, queries[0])
+        load_s = time.perf_counter() - start  # a fresh store loads the matrix from disk
+        matrix = vectors.copy()
+        for q in queries[:5]:  # warm both
+            exact_top(matrix, q)
+            await store.search_vector(AGENT, q)
+        samples, base, found = [], [], []
+        for q in queries:  # interleaved, so both see the same machine load
+            t = time.perf_counter()
+            exact_top(matrix, q)
+            base.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            hits = await store.search_vector(AGENT, q, limit=K)
+            samples.append(time.perf_counter() - t)
+            found.append({int(h.memory.id[1:]) for h in hits if h.memory.id})
+        bonus = weights.bonus(importance, created, clock.now())
+        truth = [set(exact_ranked(vectors, bonus, q, weights).tolist()) for q in queries]
+        return {
+            "store": "sqlite",
+            "n": n,
+            "insert_per_s": insert_rate,
+            "index_load_s": load_s,
+            "search": latency(samples),
+            "baseline_numpy": latency(base),
+            "ratio_p50": pct(samples, 50) / pct(base, 50),
+            "recall_at_10": recall(found, truth),
+        }
+    finally:
+        await db.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def bench_postgres(url: str, n: int, data: tuple[np.ndarray, ...], weights: RankingWeights, clock: VirtualClock) -> dict[str, Any]:
+    import asyncpg
+
+    from puppet_engine.memory.postgres import PostgresStore
+
+    vectors, queries, importance, ages = data
+    created = clock.now() - ages
+    db = Database(url)
+    await db.migrate()
+    raw = await asyncpg.connect(url)
+    stores: list[SQLMemoryStore] = []
+    try:
+        await raw.execute("DELETE FROM memories WHERE agent_id = $1", AGENT)
+        store = PostgresStore(db, HashingEmbedder(), clock=clock, weights=weights)
+        stores.append(store)
+        _, insert_rate = await fill(store, vectors, importance, created)
+        await raw.execute("VACUUM ANALYZE memories")
+        sql = (
+            f"SELECT id FROM memories WHERE agent_id = $1 AND dim = {DIM} "
+            f"ORDER BY embedding_vec::vector({DIM}) <=> $2::real[]::vector({DIM}) LIMIT {K}"
+        )
+        plan = "\n".join(r[0] for r in await raw.fetch("EXPLAIN " + sql, AGENT, queries[0].tolist()))
+        for q in queries[:5]:  # warm both paths
+            await raw.fetch(sql, AGENT, q.tolist())
+            await store.search_vector(AGENT, q, limit=K)
+        base, raw_found, samples, found = [], [], [], []
+        for q in queries:  # interleaved, so both see the same machine load
+            t = time.perf_counter()
+            rows = await raw.fetch(sql, AGENT, q.tolist())
+            base.append(time.perf_counter() - t)
+            raw_found.append({int(r["id"][1:]) for r in rows})
+            t = time.perf_counter()
+            hits = await store.search_vector(AGENT, q, limit=K)
+            samples.append(time.perf_counter() - t)
+            found.append({int(h.memory.id[1:]) for h in hits if h.memory.id})
+        bonus = weights.bonus(importance, created, clock.now())
+        truth_ranked = [set(exact_ranked(vectors, bonus, q, weights).tolist()) for q in queries]
+        truth_cosine = [set(exact_top(vectors, q).tolist()) for q in queries]
+        return {
+            "store": "postgres",
+            "n": n,
+            "insert_per_s": insert_rate,
+            "search": latency(samples),
+            "baseline_raw_pgvector": latency(base),
+            "ratio_p50": pct(samples, 50) / pct(base, 50),
+            "recall_at_10": recall(found, truth_ranked),
+            "raw_pgvector_recall_at_10": recall(raw_found, truth_cosine),
+            "uses_hnsw_index": "ix_memories_embedding_vec" in plan,
+        }
+    finally:
+        for opened in stores:
+            await opened.close()
+        await raw.execute("DELETE FROM memories WHERE agent_id = $1", AGENT)
+        await raw.close()
+        await db.close()
+
+
+def start_postgres() -> tuple[str, Any] | None:
+    try:
+        import pgserver
+    except ImportError:
+        return None
+    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    server = pgserver.get_server(root / "data", cleanup_mode="delete")
+    server.psql("CREATE DATABASE bench;")
+    return server.get_uri("bench"), server
+
+
+def report(result: dict[str, Any]) -> str:
+    base_key = "baseline_numpy" if result["store"] == "sqlite" else "baseline_raw_pgvector"
+    target = TARGETS[result["store"]]
+    verdict = "ok" if result["ratio_p50"] <= target else "over target"
+    line = (
+        f"{result['store']:8} n={result['n']:>8,}  insert {result['insert_per_s']:>8,.0f}/s  "
+        f"search p50 {result['search']['p50_ms']:6.2f} ms p99 {result['search']['p99_ms']:6.2f} ms  "
+        f"baseline p50 {result[base_key]['p50_ms']:6.2f} ms p99 {result[base_key]['p99_ms']:6.2f} ms  "
+        f"ratio {result['ratio_p50']:.2f}x (target <= {target}x, {verdict})  recall@10 {result['recall_at_10']:.3f}"
+    )
+    if "raw_pgvector_recall_at_10" in result:
+        line += f"  raw recall@10 {result['raw_pgvector_recall_at_10']:.3f}  hnsw={result['uses_hnsw_index']}"
+    if "index_load_s" in result:
+        line += f"  index load {result['index_load_s']:.2f} s"
+    return line
+
+
+async def main(args: argparse.Namespace) -> int:
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.full and 1_000_000 not in sizes:
+        sizes.append(1_000_000)
+    weights = RankingWeights()
+    results: list[dict[str, Any]] = []
+    costs = embedding_cost()
+    if not args.json:
+        print("embedding cost per text: " + ", ".join(f"{k} {v:.3f} ms" for k, v in costs.items()), flush=True)
+    pg = None if args.no_postgres else (args.postgres_url and (args.postgres_url, None)) or start_postgres()
+    try:
+        for n in sizes:
+            data = make_data(n, args.queries)
+            clock = VirtualClock()
+            results.append(await bench_sqlite(n, data, weights, clock))
+            if not args.json:
+                print(report(results[-1]), flush=True)
+            if pg is not None:
+                results.append(await bench_postgres(pg[0], n, data, weights, clock))
+                if not args.json:
+                    print(report(results[-1]), flush=True)
+    finally:
+        if pg is not None and pg[1] is not None:
+            pg[1].cleanup()
+    if args.json:
+        print(json.dumps({"embedding_cost": costs, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--full", action="store_true", help="add 1,000,000 memories")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--postgres-url", default=None, help="use this PostgreSQL instead of starting one")
+    parser.add_argument("--json", action="store_true")
+    known, _ = parser.parse_known_args()  # make bench passes the same flags to every benchmark
+    sys.exit(asyncio.run(main(known)))
