@@ -182,3 +182,9 @@ def test_generator_works_from_a_free_form_prompt_without_persona_block() -> None
     messages = [ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", "Say something nice.")]
     text = generate_from_messages(messages, seed=1)
     assert text and text == generate_from_messages(messages, seed=1)
+
+
+async def test_a_small_length_limit_still_gets_single_posts_that_fit() -> None:
+    agent = persona(behavior={"content_preferences": {"typical_post_length": 30, "max_post_length": 60}})
+    texts = await posts(FakeProvider(), agent, 8)
+    assert all(weighted_length(t) <= 60 for t in texts), texts

@@ -77,15 +77,16 @@ def generate(facts: PromptFacts, seed: int = 0) -> str:
         elif not facts.topic and (asked := free_form_topics(facts.user_text)):
             facts.topic = asked[0]
     base = zlib.crc32(f"{facts.system_text}\x00{facts.user_text}".encode())
-    best = ""
+    fallback: list[str] = []
     for attempt in range(ATTEMPTS):
         rng = random.Random(f"{seed}:{base}:{attempt}")
         text = _addressed(_styled(_compose(facts, rng), facts, rng), facts)
-        if not best:
-            best = text
         if _acceptable(text, facts):
             return text
-    return best
+        if _acceptable(text, facts, check_length=False):
+            fallback.append(text)
+    # Nothing fitted: the shortest otherwise-acceptable candidate (validation may make it a thread).
+    return min(fallback, key=len) if fallback else text
 
 
 def register_of(facts: PromptFacts) -> list[str]:
@@ -114,6 +115,8 @@ def _allowed(phrase: str, facts: PromptFacts) -> bool:
 def _slots(facts: PromptFacts, rng: random.Random, topic: str | None = None) -> dict[str, str]:
     interests = [_case(i) for i in facts.interests if _allowed(i, facts)] or list(FALLBACK_TOPICS)
     terms = [_case(t) for t in facts.key_terms if _allowed(t, facts)] or list(FALLBACK_TERMS)
+    if (facts.max_length or 280) < 100:  # little room: the shorter interests
+        interests = sorted(interests, key=len)[: max(2, len(interests) // 2)]
     chosen = _case(topic) if topic and _allowed(topic, facts) else rng.choice(interests)
     others = [i for i in interests if i != chosen] or list(FALLBACK_TOPICS)
     values = [_case(v).rstrip(".") for v in facts.values if _allowed(v, facts)] or ["slow is smooth"]
@@ -333,12 +336,13 @@ def _addressed(text: str, facts: PromptFacts) -> str:
     return f"@{handle} {text}" if handle else text
 
 
-def _acceptable(text: str, facts: PromptFacts) -> bool:
+def _acceptable(text: str, facts: PromptFacts, *, check_length: bool = True) -> bool:
     from puppet_engine.twitter.text import weighted_length
 
-    if weighted_length(text.split("\n\n")[0]) > min(280, facts.max_length or 280):
+    limit = min(280, facts.max_length or 280)
+    if check_length and weighted_length(text.split("\n\n")[0]) > limit:
         return False
-    if facts.purpose != "thread" and weighted_length(text) > min(280, facts.max_length or 280):
+    if check_length and facts.purpose != "thread" and weighted_length(text) > limit:
         return False
     if rules.avoided_terms_in(text, facts.avoid_terms) or rules.avoided_topics_in(text, facts.topics_to_avoid):
         return False
