@@ -20,6 +20,8 @@ agents_app = typer.Typer(help="Validate and inspect agent files.", no_args_is_he
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(agents_app, name="agents")
 app.add_typer(db_app, name="db")
+memory_app = typer.Typer(help="Agent memory: add, search, list, reindex.", no_args_is_help=True)
+app.add_typer(memory_app, name="memory")
 
 console = Console(stderr=True)
 AgentsDir = Annotated[Path, typer.Option("--agents", help="directory of agent JSON files")]
@@ -208,6 +210,152 @@ def db_upgrade(database_url: Annotated[str | None, typer.Option()] = None) -> No
     except PuppetError as exc:
         _fail(exc)
     typer.echo("database is up to date")
+
+
+async def _with_memory(fn, database_url: str | None = None):  # type: ignore[no-untyped-def]
+    """Run ``fn(store)`` against the configured database's memory store."""
+    from puppet_engine.memory import build_memory_store
+    from puppet_engine.storage import Database
+
+    settings = _settings(database_url=database_url)
+    db = Database(settings.database_url)
+    await db.migrate()
+    store = build_memory_store(settings, db)
+    try:
+        return await fn(store)
+    finally:
+        await store.close()
+        await db.close()
+
+
+def _memory_row(m) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {"id": m.id, "kind": m.kind, "importance": m.importance, "created_at": m.created_at,
+            "content": m.content, "metadata": m.metadata}
+
+
+@memory_app.command("add")
+def memory_add(
+    agent: Annotated[str, typer.Argument(help="agent id")],
+    text: Annotated[str, typer.Argument(help="what the agent should remember")],
+    kind: Annotated[str, typer.Option(help="core, post, reply, mention, trade, event, knowledge")] = "knowledge",
+    importance: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+    database_url: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Store a memory for an agent."""
+    from puppet_engine.memory import Memory
+
+    try:
+        memory_id = asyncio.run(_with_memory(
+            lambda store: store.add_memory(agent, Memory(content=text, kind=kind, importance=importance)),  # type: ignore[arg-type]
+            database_url))
+    except (PuppetError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(memory_id)
+
+
+@memory_app.command("search")
+def memory_search(
+    agent: Annotated[str, typer.Argument(help="agent id")],
+    query: Annotated[str, typer.Argument()],
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    database_url: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """The memories most relevant to QUERY, best first."""
+    try:
+        found = asyncio.run(_with_memory(lambda store: store.search_memories(agent, query, limit=limit),
+                                         database_url))
+    except PuppetError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps([{**_memory_row(s.memory), "score": round(s.score, 4)} for s in found]))
+        return
+    for scored in found:
+        typer.echo(f"{scored.score:6.3f}  [{scored.memory.kind}] {scored.memory.content}")
+
+
+@memory_app.command("list")
+def memory_list(
+    agent: Annotated[str, typer.Argument(help="agent id")],
+    kind: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    database_url: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """An agent's memories, newest first."""
+    try:
+        memories = asyncio.run(_with_memory(lambda store: store.list_memories(agent, kind=kind, limit=limit),
+                                            database_url))
+    except PuppetError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps([_memory_row(m) for m in memories]))
+        return
+    for m in memories:
+        typer.echo(f"{m.id}  [{m.kind}] {m.content}")
+
+
+@memory_app.command("reindex")
+def memory_reindex(
+    agent: Annotated[str | None, typer.Argument(help="agent id; all agents when omitted")] = None,
+    force: Annotated[bool, typer.Option(help="re-embed every memory, not only mismatched ones")] = False,
+    database_url: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Re-embed memories with the current embedder (after changing EMBEDDER)."""
+    from rich.progress import Progress
+
+    with Progress(console=console) as bar:
+        task = bar.add_task("re-embedding", total=None)
+
+        def progress(agent_id: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"re-embedding {agent_id}")
+
+        try:
+            count = asyncio.run(_with_memory(lambda store: store.reindex(agent, progress, force=force),
+                                             database_url))
+        except PuppetError as exc:
+            _fail(exc)
+    typer.echo(f"re-embedded {count} memories")
+
+
+@app.command()
+def news(
+    text: Annotated[str, typer.Argument(help="the headline agents may react to")],
+    agent: Annotated[list[str] | None, typer.Option(help="only these agents (repeatable); default all")] = None,
+    database_url: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Inject a news event; running engines pick it up at their next poll."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from puppet_engine.events import Event, queue
+    from puppet_engine.storage import Database
+    from puppet_engine.storage.tables import agents as agents_table
+
+    async def go() -> int:
+        settings = _settings(database_url=database_url)
+        db = Database(settings.database_url)
+        await db.migrate()
+        news_id = uuid.uuid4().hex[:12]
+        try:
+            async with db.transaction() as conn:
+                ids = [r[0] for r in await conn.execute(sa.select(agents_table.c.id))]
+                targets = [a for a in ids if not agent or a in agent]
+                import time
+
+                for agent_id in targets:
+                    await queue.insert_event(conn, Event("news", agent_id, {"text": text, "id": news_id},
+                                                         key=f"news:{agent_id}:{news_id}"), time.time())
+            return len(targets)
+        finally:
+            await db.close()
+
+    try:
+        count = asyncio.run(go())
+    except PuppetError as exc:
+        _fail(exc)
+    typer.echo(f"news sent to {count} agent(s)")
 
 
 def main() -> None:  # pragma: no cover - console entry point
