@@ -77,16 +77,21 @@ def generate(facts: PromptFacts, seed: int = 0) -> str:
         elif not facts.topic and (asked := free_form_topics(facts.user_text)):
             facts.topic = asked[0]
     base = zlib.crc32(f"{facts.system_text}\x00{facts.user_text}".encode())
-    fallback: list[str] = []
+    relaxed: list[str] = []
+    too_long: list[str] = []
     for attempt in range(ATTEMPTS):
         rng = random.Random(f"{seed}:{base}:{attempt}")
         text = _addressed(_styled(_compose(facts, rng), facts, rng), facts)
         if _acceptable(text, facts):
             return text
-        if _acceptable(text, facts, check_length=False):
-            fallback.append(text)
-    # Nothing fitted: the shortest otherwise-acceptable candidate (validation may make it a thread).
-    return min(fallback, key=len) if fallback else text
+        if _acceptable(text, facts, strict=False):
+            relaxed.append(text)
+        elif _acceptable(text, facts, strict=False, check_length=False):
+            too_long.append(text)
+    # Nothing clearly new and fitting: one validation would still accept, else the shortest.
+    if relaxed:
+        return relaxed[0]
+    return min(too_long, key=len) if too_long else text
 
 
 def register_of(facts: PromptFacts) -> list[str]:
@@ -150,6 +155,8 @@ def _compose(facts: PromptFacts, rng: random.Random) -> str:
 
 def _sentences(facts: PromptFacts, rng: random.Random, topic: str | None, target: int) -> list[str]:
     regs = register_of(facts)
+    if "plain" not in regs:
+        regs.append("plain")  # the plain register now and then keeps variety up
     reg = regs[0] if rng.random() < 0.75 or len(regs) == 1 else rng.choice(regs[1:])
     first = rng.choice(POSTS[reg])
     used = {first}
@@ -336,7 +343,7 @@ def _addressed(text: str, facts: PromptFacts) -> str:
     return f"@{handle} {text}" if handle else text
 
 
-def _acceptable(text: str, facts: PromptFacts, *, check_length: bool = True) -> bool:
+def _acceptable(text: str, facts: PromptFacts, *, check_length: bool = True, strict: bool = True) -> bool:
     from puppet_engine.twitter.text import weighted_length
 
     limit = min(280, facts.max_length or 280)
@@ -350,5 +357,7 @@ def _acceptable(text: str, facts: PromptFacts, *, check_length: bool = True) -> 
         return False
     if facts.avoid_hyphens and rules.HYPHENS.search(text):
         return False
+    if not strict:
+        return rules.near_duplicate_of(text, facts.recent_posts) is None
     # Stricter than validation, so the fake's posts read as clearly different ones.
     return rules.near_duplicate_of(text, facts.recent_posts, jaccard=0.4, shingles=0.34) is None
