@@ -9,7 +9,13 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from puppet_engine.clock import VirtualClock
-from puppet_engine.errors import BadResponse, BudgetExceeded, ConfigError, ContentRejected, ServiceUnavailable
+from puppet_engine.errors import (
+    BadResponse,
+    BudgetExceeded,
+    ConfigError,
+    ContentRejected,
+    ServiceUnavailable,
+)
 from puppet_engine.llm import (
     BudgetProvider,
     CircuitBreakerProvider,

@@ -21,7 +21,12 @@ from puppet_engine.llm.persona import parse_messages
 from puppet_engine.llm.prompts import estimate_tokens
 from puppet_engine.llm.schema_fill import instance_for
 from puppet_engine.llm.textgen import generate
-from puppet_engine.sandbox.llm.problems import OpenAIProblem, invalid_param, missing_param, model_not_found
+from puppet_engine.sandbox.llm.problems import (
+    OpenAIProblem,
+    invalid_param,
+    missing_param,
+    model_not_found,
+)
 
 CHAT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-5-mini", "gpt-5", "o4-mini",
                "grok-4-1-fast-non-reasoning", "grok-4-1-fast-reasoning", "grok-3-mini", "grok-4", "llama3.2",

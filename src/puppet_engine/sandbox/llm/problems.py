@@ -18,7 +18,7 @@ KEYS_URL = "https://platform.openai.com/account/api-keys"
 class OpenAIProblem(Exception):
     """Raised inside a handler; rendered by :func:`problem_response`."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",  # noqa: A002
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
                  param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
