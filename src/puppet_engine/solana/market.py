@@ -89,8 +89,11 @@ def compute_stats(token: TokenInfo, history: Sequence[tuple[float, float]], now:
     price = feed.usd_price if feed else history[-1][1]
 
     def change_since(seconds: float) -> float | None:
-        past = [p for t, p in history if t <= now - seconds * 0.9]
-        base = past[-1] if past else None
+        # the sample nearest to ``seconds`` ago, if the history reaches back at least half that far
+        old_enough = [(t, p) for t, p in history if t <= now - seconds / 2]
+        if not old_enough:
+            return None
+        _, base = min(old_enough, key=lambda tp: abs(tp[0] - (now - seconds)))
         return (price / base - 1.0) * 100.0 if base else None
 
     recent = [p for t, p in history if t >= now - 6 * HOUR] or [price]
