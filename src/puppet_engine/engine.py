@@ -78,6 +78,12 @@ class Engine:
         self.wiring = Wiring(self)
         self.manager = AgentManager(self.services, self.events, self._behaviors(), self.wiring.build_runtime)
         self.manager.ready_hooks.append(self.wiring.on_agent_ready)
+        from puppet_engine.agents.behaviors.trading import after_trade_action
+
+        async def trade_done(action: Action, outcome: Any) -> None:
+            await after_trade_action(self.services, self.manager.agents, self.events.schedule, action, outcome)
+
+        self.outbox.on_done(trade_done)
 
     def _behaviors(self) -> list[Behavior]:
         from puppet_engine.agents.behaviors import default_behaviors

@@ -8,6 +8,7 @@ a loopback port). The client code is identical either way; only URLs and keys di
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,11 @@ class Wiring:
                 "grok_base_url": f"{self.sandbox_url}/openai/v1",
                 "grok_api_key": SecretStr(self.settings.sandbox_openai_key),
             })
+            if "OPENAI_COMPATIBLE_BASE_URL" not in os.environ:  # never take over a configured local server
+                self.llm_settings = self.llm_settings.model_copy(update={
+                    "openai_compatible_base_url": f"{self.sandbox_url}/openai/v1",
+                    "openai_compatible_api_key": SecretStr(self.settings.sandbox_openai_key),
+                })
 
     async def stop(self) -> None:
         if self.memory is not None:
@@ -110,15 +116,38 @@ class Wiring:
         seed = self.engine.rng.getrandbits(32)
         return AgentRuntime(config=config, social=DryRunClient(config.id, clock=self.engine.clock),
                             llm=self.llm_for(config), memory=self.memory, rng=random.Random(seed),
-                            username=config.id)
+                            username=config.id, trader=self.trader_for(config))
+
+    def trader_for(self, config: AgentConfig) -> Any:
+        """The agent's trader: its own key on the configured RPC, else a funded sandbox wallet."""
+        from puppet_engine.settings import agent_secret
+        from puppet_engine.solana import SandboxEndpoints, build_trader
+
+        sol = config.solana_integration
+        if sol is None or not sol.trading_enabled:
+            return None
+        has_key = agent_secret("SOLANA_PRIVATE_KEY", config.id) or sol.private_key is not None
+        sandbox = SandboxEndpoints(self.sandbox_url) if self.sandbox_url and not has_key else None
+        return build_trader(config, settings=self.settings, db=self.engine.db, clock=self.engine.clock,
+                            http=self.http, sandbox=sandbox, sandbox_seed=self.settings.sandbox_seed)
 
     def llm_for(self, config: AgentConfig) -> LLMProvider:
-        name = config.llm_provider
-        if name not in self.providers:
+        """One provider per (provider, base URL), wrapped with recording, metrics, budget and breaker."""
+        name, base_url = config.llm_provider, config.llm_config.base_url
+        cache_key = f"{name}@{base_url or ''}"
+        if cache_key not in self.providers:
             from puppet_engine.llm.registry import build_provider
+            from puppet_engine.llm.wrappers import prometheus_hook
 
-            self.providers[name] = build_provider(name, self.llm_settings, http_client=self._llm_http())
-        return self.providers[name]
+            settings = self.llm_settings
+            if base_url:
+                field = {"openai": "openai_base_url", "grok": "grok_base_url"}.get(name, "openai_compatible_base_url")
+                settings = settings.model_copy(update={field: base_url})
+            metrics = self.engine.metrics
+            self.providers[cache_key] = build_provider(
+                name, settings, http_client=self._llm_http(), clock=self.engine.clock, db=self.engine.db,
+                on_call=prometheus_hook(metrics), on_breaker=metrics.set_breaker)
+        return self.providers[cache_key]
 
     def _llm_http(self) -> httpx2.AsyncClient | None:
         # In-process sandbox: the SDK must go through the ASGI transport too.
@@ -132,6 +161,14 @@ class Wiring:
             agent.user_id, agent.username = me.id, me.username
         if agent.memory is not None:
             await agent.memory.seed_initial(agent.id, agent.config.initial_memory)
+        if agent.trader is not None:
+            if self.sandbox_url and agent.trader.jupiter.base_url.startswith(self.sandbox_url):
+                from puppet_engine.solana import SandboxEndpoints, fund_sandbox_wallet
+
+                assert self.http is not None
+                await fund_sandbox_wallet(self.http, SandboxEndpoints(self.sandbox_url),
+                                          agent.trader.wallet.address)
+            await agent.trader.reconcile()
 
     async def social_for(self, config: AgentConfig) -> SocialClient:
         """The agent's own keys, else ``TWITTER_*_<ID>``/``TWITTER_*``, else a sandbox account."""
@@ -171,4 +208,8 @@ class Wiring:
                                      bearer_token=body["bearer_token"])
 
     def executor_for(self, agent: AgentRuntime, action: Action) -> ActionExecutor | None:
+        if action.kind == "trade" and agent.trader is not None:
+            from puppet_engine.solana import TradeExecutor
+
+            return TradeExecutor(agent.trader)
         return None

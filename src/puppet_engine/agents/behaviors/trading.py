@@ -1,0 +1,140 @@
+"""Trading: on the persona's schedule, analyse the market, decide, and trade through the outbox.
+
+The decision is rule-based (:func:`puppet_engine.solana.decide_trade`: trend, momentum,
+volatility, the persona's decision factors, ``random_probability``); every risk rule
+is enforced again by the trader whatever led to the idea. The trade itself is an
+outbox action keyed ``trade:<agent>:<n>``: recorded before it is sent, reconciled by
+signature after a crash, never executed twice. Operator trades from the API
+(``trade.manual``) go through the same limits. Mentions never reach this module.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from typing import Any
+
+import structlog
+
+from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
+from puppet_engine.agents.behaviors.posting import post_action
+from puppet_engine.agents.mood import Mood, after_trade
+from puppet_engine.agents.runtime import AgentRuntime, free_key, has_pending, load_state, recent_post_texts
+from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
+from puppet_engine.events import Action, ActionOutcome, ActionSpec, Event, HandlerResult
+from puppet_engine.events.scheduler import next_trade_check_at, slot_key
+from puppet_engine.llm.base import PromptContext
+from puppet_engine.llm.validation import generate_validated
+
+log = structlog.get_logger("puppet_engine.trading")
+
+MARKET_RETRY_SECONDS = 30 * 60.0
+
+
+class TradingBehavior(Behavior):
+    name = "trading"
+
+    def handlers(self) -> dict[str, BehaviorHandler]:
+        return {"trade.due": self.on_trade_due, "trade.manual": self.on_manual_trade,
+                "trade.announce": self.on_announce}
+
+    def applies_to(self, agent: AgentRuntime) -> bool:
+        return agent.trader is not None
+
+    async def bootstrap(self, agent: AgentRuntime) -> list[Event]:
+        db, now = self.services.db, self.services.clock.now()
+        if await has_pending(db, agent.id, "trade.due"):
+            return []
+        state = await load_state(db, agent.id)
+        freq = agent.config.behavior.trading_behavior.trading_frequency
+        seq = int(state.get("trade_seq", 0)) + 1
+        due = next_trade_check_at(freq.min_hours_between_trades, freq.max_hours_between_trades,
+                                  state.get("last_trade_check_at"), now, agent.rng)
+        if state.get("last_trade_check_at") is None:
+            due = now + agent.rng.uniform(60, 15 * 60)  # a new trader looks at the market soon
+        key = await free_key(db, slot_key("trade", agent.id, seq), now)
+        return [Event("trade.due", agent.id, {"seq": seq}, due_at=due, key=key)]
+
+    async def on_trade_due(self, event: Event, agent: AgentRuntime) -> HandlerResult:
+        now = self.services.clock.now()
+        seq = int(event.payload.get("seq", 1))
+        freq = agent.config.behavior.trading_behavior.trading_frequency
+        rng = random.Random(zlib.crc32((event.key or str(event.id)).encode()))
+        nxt = next_trade_check_at(freq.min_hours_between_trades, freq.max_hours_between_trades, now, now, rng)
+        actions: list[ActionSpec] = []
+        result: dict[str, Any]
+        if agent.trader is None:
+            return HandlerResult(result={"skipped": "trading is not enabled"})
+        try:
+            from puppet_engine.solana import decide_trade
+
+            trader = agent.trader
+            analysis = await trader.analyze_market()
+            idea = decide_trade(analysis, trader.limits, await trader.wallet.balances(), rng,
+                                factors=trader.factors, random_probability=trader.random_probability)
+        except ProviderError as exc:
+            # RPC or Jupiter down: no trade, nothing half-done; look again sooner than a full gap.
+            nxt = min(nxt, now + MARKET_RETRY_SECONDS)
+            result = {"skipped": f"market unavailable: {exc}"}
+        else:
+            if idea is None:
+                result = {"decision": "hold", "market": analysis.summary()}
+            else:
+                key = f"trade:{agent.id}:{seq}"
+                actions.append(ActionSpec(key, agent.id, "trade", {
+                    "input": idea.token_in, "output": idea.token_out, "amount": idea.amount,
+                    "reasoning": idea.reason, "source": "autonomous"}))
+                result = {"decision": "trade", "idea": {"input": idea.token_in, "output": idea.token_out,
+                                                        "amount": idea.amount, "reason": idea.reason}}
+        follow = Event("trade.due", agent.id, {"seq": seq + 1}, due_at=nxt, key=slot_key("trade", agent.id, seq + 1))
+        return HandlerResult(result=result, actions=actions, follow_ups=[follow],
+                             state={"trade_seq": seq, "last_trade_check_at": now, "next_trade_check_at": nxt})
+
+    async def on_manual_trade(self, event: Event, agent: AgentRuntime) -> HandlerResult:
+        """``POST /agents/{id}/trade``: an operator's trade, under the same risk limits."""
+        if agent.trader is None:
+            return HandlerResult(result={"skipped": "trading is not enabled for this agent"})
+        p = event.payload
+        amount = p.get("amount", p.get("amount_sol"))
+        key = f"manual-trade:{agent.id}:{event.key or event.id}"
+        return HandlerResult(result={"queued": key}, actions=[ActionSpec(key, agent.id, "trade", {
+            "input": p.get("input", "SOL"), "output": p["output"], "amount": float(amount),
+            "reasoning": p.get("reasoning", "operator request"), "source": "operator"})])
+
+    async def on_announce(self, event: Event, agent: AgentRuntime) -> HandlerResult:
+        """Post about a completed trade (chosen with ``trade_tweet_probability``)."""
+        trade = event.payload.get("trade", {})
+        recent = await recent_post_texts(self.services.db, agent.id)
+        state = await load_state(self.services.db, agent.id)
+        context = PromptContext(purpose="trade", recent_posts=recent, mood=state.get("mood"), trade=trade,
+                                now=self.services.clock.now(), seed=zlib.crc32((event.key or "").encode()))
+        try:
+            validated = await generate_validated(agent.llm, agent.config, context, recent)
+        except (ValidationFailed, BudgetExceeded) as exc:
+            return HandlerResult(result={"skipped": str(exc)})
+        action = post_action(agent.id, f"tradepost:{agent.id}:{trade.get('key')}", list(validated.parts))
+        return HandlerResult(result={"parts": list(validated.parts)}, actions=[action])
+
+
+async def after_trade_action(services: Any, agents: dict[str, AgentRuntime], schedule: Any,
+                             action: Action, outcome: ActionOutcome) -> None:
+    """Outbox hook: mood moves with the outcome; a completed trade may be announced."""
+    if action.kind != "trade":
+        return
+    agent = agents.get(action.agent_id)
+    if agent is None:
+        return
+    result = outcome.result or {}
+    status = result.get("status")
+    state = await load_state(services.db, agent.id)
+    mood = after_trade(Mood.from_state(state.get("mood")), 0.0, failed=status == "failed")
+    from puppet_engine.events import queue
+
+    async with services.db.transaction() as conn:
+        await queue.merge_agent_state(conn, agent.id, {"mood": mood.to_state()}, services.clock.now())
+    if status != "confirmed":
+        return
+    probability = agent.config.behavior.trading_behavior.trade_tweet_probability
+    if random.Random(zlib.crc32(action.key.encode())).random() < probability:
+        await schedule(Event("trade.announce", agent.id, {"trade": result}, due_at=services.clock.now(),
+                             key=f"announce:{action.key}"))
