@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -28,7 +28,7 @@ from puppet_engine.api.auth import (
     KeyRing,
     keyring_from_settings,
 )
-from puppet_engine.api.deps import ApiContext
+from puppet_engine.api.deps import ApiContext, reject_unknown_query
 from puppet_engine.api.errors import install_error_handlers
 from puppet_engine.api.feed import FeedHub
 from puppet_engine.api.routes import agents, events, feed, memory, system, trading
@@ -146,7 +146,8 @@ def create_app(engine: Engine, *, keys: KeyRing | None = None, cors_origins: lis
         await hub.stop()
 
     app = FastAPI(title="Puppet Engine API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
-                  lifespan=lifespan, docs_url="/docs", redoc_url=None, swagger_ui_parameters={"tryItOutEnabled": False})
+                  lifespan=lifespan, docs_url="/docs", redoc_url=None, swagger_ui_parameters={"tryItOutEnabled": False},
+                  dependencies=[Depends(reject_unknown_query)])
     ctx = ApiContext(engine=engine, health=_health_registry(engine), feed=hub)
     _register_checks(ctx)
     app.state.ctx = ctx

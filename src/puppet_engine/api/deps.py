@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import sqlalchemy as sa
 from fastapi import Depends, Path, Query, Request
 
-from puppet_engine.api.errors import not_found
+from puppet_engine.api.errors import ApiError, not_found
 from puppet_engine.api.schemas import AgentSummary
 from puppet_engine.storage.tables import actions, agents
 
@@ -138,3 +138,33 @@ async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
 
 def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def _declared_query(dependant: Any) -> set[str]:
+    names = {p.alias or p.name for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _declared_query(sub)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """A query parameter the endpoint does not take is a mistake (``?agent_id=`` for ``?agent=``): 422."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not getattr(route, "include_in_schema", True):  # the dashboard page is not the API
+        return
+    known = _QUERY_NAMES.get(id(route))
+    if known is None:
+        known = _QUERY_NAMES[id(route)] = frozenset(_declared_query(dependant))
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        details = [{"field": f"query.{name}", "message": "unknown query parameter", "type": "extra_forbidden"}
+                   for name in unknown]
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ApiError(422, f"query.{unknown[0]}: unknown query parameter (this endpoint takes: {allowed})",
+                       details=details)

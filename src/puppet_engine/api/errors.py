@@ -86,6 +86,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     message = exc.detail if isinstance(exc.detail, str) else _CODES.get(status, "error").replace("_", " ")
+    if status == 400 and message == "There was an error parsing the body":
+        message = "the request body could not be parsed (send JSON in UTF-8)"
     if status == 404 and message == "Not Found":
         message = f"no route for {request.method} {request.url.path}"
     elif status == 405:
@@ -113,14 +115,22 @@ async def _puppet_error(request: Request, exc: Exception) -> JSONResponse:
         log.error("api_storage_error", path=request.url.path, error=str(exc))
         return error_response(503, "the database is unavailable", code="unavailable")
     log.warning("api_engine_error", path=request.url.path, error=str(exc), kind=type(exc).__name__)
-    return error_response(503, f"{type(exc).__name__}: the engine could not complete the request",
-                          code="unavailable")
+    # Engine errors name the problem without secrets (errors.py); redact anyway, in case.
+    return error_response(503, f"{type(exc).__name__}: {_redact(str(exc))}", code="unavailable")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("api_unhandled_error", path=request.url.path, method=request.method,
               error=f"{type(exc).__name__}: {exc}", exc_info=exc)
     return error_response(500, "internal error; see the server log", code="internal_error")
+
+
+def _redact(text: str) -> str:
+    try:
+        from puppet_engine.observability.logging import redact
+    except ImportError:
+        return text
+    return redact(text)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -20,7 +20,6 @@ from puppet_engine.api.schemas import Balance, PortfolioPoint, TokenBalance
 from puppet_engine.storage.tables import price_samples, trades
 
 SOL_MINT = "So11111111111111111111111111111111111111112"
-LAMPORTS_PER_SOL = 1_000_000_000
 
 
 @dataclass
@@ -37,14 +36,6 @@ class Holdings:
         return value / 10 ** self.decimals.get(mint, 9 if mint == SOL_MINT else 6)
 
 
-def _registry(runtime: Any) -> Any:
-    from puppet_engine.solana.tokens import MAINNET_TOKENS, SANDBOX_TOKENS, TokenRegistry
-
-    trader = runtime.trader
-    registry = getattr(trader, "tokens", None) or getattr(trader, "registry", None)
-    return registry if registry is not None else TokenRegistry((*SANDBOX_TOKENS, *MAINNET_TOKENS))
-
-
 async def wallet_holdings(ctx: ApiContext, agent_id: str) -> Holdings:
     """The wallet's current holdings through the agent's trader; 409 when the agent does not trade."""
     runtime = ctx.agent(agent_id)
@@ -52,16 +43,17 @@ async def wallet_holdings(ctx: ApiContext, agent_id: str) -> Holdings:
     if trader is None:
         raise ApiError(409, f"agent {agent_id!r} has no wallet: trading is not set up for it",
                        code="trading_not_configured")
-    registry = _registry(runtime)
-    raw = await trader.balances()
-    holdings = Holdings(wallet_address=str(getattr(trader, "address", None) or "") or None)
-    for mint, amount in raw.items():
-        token = registry.get(mint)
-        holdings.raw[mint] = int(amount)
-        if token is not None:
-            holdings.decimals[mint] = token.decimals
-            holdings.symbols[mint] = token.symbol
-    holdings.symbols.setdefault(SOL_MINT, "SOL")
+    balances = await trader.wallet.balances()  # solana.wallet.WalletBalances
+    holdings = Holdings(wallet_address=trader.wallet.address)
+    holdings.raw[SOL_MINT] = int(balances.lamports)
+    holdings.decimals[SOL_MINT] = 9
+    holdings.symbols[SOL_MINT] = "SOL"
+    for mint, token in balances.tokens.items():
+        holdings.raw[mint] = holdings.raw.get(mint, 0) + int(token.amount)  # wSOL adds to native SOL
+        holdings.decimals.setdefault(mint, int(token.decimals))
+        known = trader.registry.get(mint)
+        if known is not None:
+            holdings.symbols.setdefault(mint, known.symbol)
     return holdings
 
 
@@ -145,6 +137,11 @@ async def portfolio_series(ctx: ApiContext, agent_id: str, span: float, points: 
     async with ctx.db.connect() as conn:
         changes = (await conn.execute(q)).fetchall()
     mints = set(holdings.raw) | {SOL_MINT} | {r[0] for r in changes} | {r[1] for r in changes}
+    registry = ctx.agent(agent_id).trader.registry
+    for mint in mints - set(holdings.decimals):  # tokens sold off since: decimals from the registry
+        known = registry.get(mint)
+        if known is not None:
+            holdings.decimals[mint] = known.decimals
     prices = await _prices(ctx, mints, since)
     step = span / (points - 1)
     moments = [now - i * step for i in range(points)]  # newest first, like the trades

@@ -153,7 +153,9 @@ class MentionOut(BaseModel):
 class PostRequest(_Strict):
     """Give ``text`` to post as is (it is still validated), or a ``topic`` to write about, or neither."""
 
-    model_config = _examples({"topic": "validators at dawn"}, {"text": "gm from the ledger"}, {})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"topic": "validators at dawn"}, {"text": "gm from the ledger"}, {}],
+        "not": {"required": ["text", "topic"]}})
     text: str | None = Field(None, min_length=1, max_length=4000)
     topic: str | None = Field(None, min_length=1, max_length=200)
 
@@ -165,18 +167,12 @@ class PostRequest(_Strict):
 
 
 class TradeRequest(_Strict):
-    """A manual swap; the trading behaviour applies the same risk limits as to its own trades."""
+    """A manual swap; the trading behaviour applies the same risk limits (and token checks) as to its own trades."""
 
     model_config = _examples({"input": "SOL", "output": "USDC", "amount_sol": 0.05})
     input: str = Field(min_length=1, max_length=64, description="token symbol or mint to sell")
     output: str = Field(min_length=1, max_length=64, description="token symbol or mint to buy")
     amount_sol: float = Field(gt=0, le=1_000_000, description="size of the trade in SOL")
-
-    @model_validator(mode="after")
-    def _different(self) -> TradeRequest:
-        if self.input.strip().lower() == self.output.strip().lower():
-            raise ValueError("input and output must be different tokens")
-        return self
 
 
 # --------------------------------------------------------------------------- memory
@@ -360,7 +356,7 @@ class StatusOut(BaseModel):
 
 
 _RESPONSE_TEXT = {
-    400: "bad request (e.g. a confirmation is missing)",
+    400: "bad request: the body could not be parsed, or a confirmation is missing",
     401: "missing or invalid API key",
     403: "the API key's scope does not allow this",
     404: "no such agent, memory or route",
@@ -372,6 +368,9 @@ _RESPONSE_TEXT = {
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI documentation of the error responses an endpoint can give (always 401, 403, 429, 503)."""
-    wanted = sorted({401, 403, 429, 503, *codes})
+    """OpenAPI documentation of the error responses an endpoint can give.
+
+    Always 401, 403, 429 and 503; 400 (unparseable input) goes with 422.
+    """
+    wanted = sorted({401, 403, 429, 503, *codes, *((400,) if 422 in codes else ())})
     return {code: {"model": ErrorBody, "description": _RESPONSE_TEXT[code]} for code in wanted}
