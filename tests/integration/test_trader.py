@@ -9,10 +9,15 @@ from collections.abc import Awaitable, Callable
 import httpx2
 import pytest
 import sqlalchemy as sa
+from solders.keypair import Keypair
 
+from puppet_engine.agents.config import AgentConfig
 from puppet_engine.clock import VirtualClock
+from puppet_engine.errors import ConfigError
 from puppet_engine.sandbox import Sandbox
 from puppet_engine.serving import BackgroundServer
+from puppet_engine.settings import Settings
+from puppet_engine.solana import SandboxEndpoints, build_trader, fund_sandbox_wallet, parse_keypair
 from puppet_engine.solana.jupiter import JupiterAPI
 from puppet_engine.solana.risk import RiskLimits
 from puppet_engine.solana.rpc import SolanaRpc
@@ -252,3 +257,32 @@ async def test_market_analysis_and_a_rule_based_trade(env):
     assert (result.input_mint, result.output_mint) == (SOL_MINT, PUPPET)
     assert "PUPPET" in (result.reasoning or "")
     assert await trader.consider_trade(random.Random(3), key="c1") == result  # same key: same trade
+
+
+async def test_build_trader_from_an_agent_config(env, monkeypatch):
+    _, admin, _, clock, db = env
+    config = AgentConfig.model_validate({
+        "id": "coby-agent", "timezone": "America/New_York",
+        "solana_integration": {"trading_enabled": True, "trading_mode": "dry-run",
+                               "trade_safety": {"max_trade_amount_sol": 0.2}},
+        "behavior": {"trading_behavior": {"allowed_tokens": {"always_tradable": ["SOL", "USDC", "GLITCH"]}}},
+    })
+    secret = Keypair()
+    monkeypatch.setenv("SOLANA_PRIVATE_KEY_COBY_AGENT", json.dumps(list(bytes(secret))))
+    sandbox = SandboxEndpoints(str(admin.base_url))
+    async with httpx2.AsyncClient() as http:
+        trader = build_trader(config, settings=Settings(), db=db, clock=clock, http=http, sandbox=sandbox)
+        assert trader is not None and trader.wallet.address == str(secret.pubkey())
+        assert trader.mode == "dry-run" and trader.limits.max_trade_amount_sol == 0.2
+        assert str(secret) not in repr(trader) and repr(trader.wallet) == f"SolanaWallet({secret.pubkey()})"
+        await fund_sandbox_wallet(http, sandbox, trader.wallet.address, sol=2, usdc=20)
+        balances = await trader.wallet.balances()
+        assert balances.sol == 2.0 and balances.amount(USDC_MINT) == 20.0
+        result = await trader.execute_trade("USDC", "GLITCH", 5, key="b1")
+        assert result.status == "dry-run", result.error
+    assert build_trader(AgentConfig.model_validate({"id": "calm"}), settings=Settings(), db=db, clock=clock) is None
+
+    assert parse_keypair(str(secret)).pubkey() == secret.pubkey()  # base58 64-byte form
+    with pytest.raises(ConfigError) as bad:
+        parse_keypair("not-a-key-0OIl", source="SOLANA_PRIVATE_KEY_X")
+    assert "SOLANA_PRIVATE_KEY_X" in str(bad.value) and "0OIl" not in str(bad.value)

@@ -292,10 +292,8 @@ class SolanaTrader:
         for attempt in range(self.max_confirm_polls):
             try:
                 state = await self.wallet.rpc.signature_state(signature)
-                if state is not None and state.err is not None:
+                if state is not None and state.confirmed:  # success or failure, once it cannot roll back
                     return await self._landed(key, signature, state.err)
-                if state is not None and state.confirmed:
-                    return await self._landed(key, signature, None)
                 if state is None:
                     height = await self.wallet.rpc.block_height()
                     if last_valid is not None and height > last_valid:
@@ -313,10 +311,15 @@ class SolanaTrader:
 
     async def _landed(self, key: str, signature: Signature, err: Any) -> TradeResult:
         fee, received, logs = None, None, []
-        try:
-            tx = await self.wallet.rpc.transaction(signature)
-        except ProviderError:
-            tx = None
+        tx = None
+        for _ in range(3):  # a node may index the transaction a moment after reporting its status
+            try:
+                tx = await self.wallet.rpc.transaction(signature)
+            except ProviderError:
+                tx = None
+            if tx is not None:
+                break
+            await self.clock.sleep(self.confirm_poll_seconds)
         row = await self._load(key)
         if tx is not None:
             meta = tx.transaction.meta

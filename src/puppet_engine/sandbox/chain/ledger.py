@@ -6,8 +6,9 @@ expiry, no commitment levels and no signature-status cache, so this module keeps
 them:
 
 - the slot follows the sandbox clock (one slot per 400 ms), plus one per landed
-  transaction, plus one per status poll so a client that polls sees progress even
-  under a frozen virtual clock; block height trails the slot by a fixed gap;
+  transaction, plus one per status poll made while the clock stands still, so a
+  client polling under a frozen virtual clock still sees progress (under a moving
+  clock polls change nothing); block height trails the slot by a fixed gap;
 - every blockhash handed out is remembered with its block height and accepted
   for 150 blocks (LiteSVM runs with its own blockhash check off);
 - every landed transaction is recorded (slot, error, fee, balances before and
@@ -118,6 +119,7 @@ class Ledger:
         self._t0 = clock.now()
         self._extra_slots = 0
         self._last_warp = -1
+        self._last_nudge = float("nan")
         self._blockhashes: dict[Hash, int] = {}  # blockhash → block height it was issued at
         self.records: dict[Signature, TxRecord] = {}
         self._decimals: dict[Pubkey, int] = {}
@@ -143,6 +145,13 @@ class Ledger:
 
     def advance_slots(self, count: int = 1) -> None:
         self._extra_slots += max(0, count)
+
+    def nudge(self) -> None:
+        """A client is waiting on the chain: if no time passed since the last nudge, produce a slot."""
+        now = self.now()
+        if now == self._last_nudge:
+            self.advance_slots(1)
+        self._last_nudge = now
 
     def advance_time(self, seconds: float) -> None:
         self.time_offset += max(0.0, seconds)

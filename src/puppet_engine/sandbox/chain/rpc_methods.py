@@ -366,7 +366,7 @@ def get_signature_statuses(ledger: Ledger, params: list[Any]) -> Any:
     sigs = params[0] if params and isinstance(params[0], list) else None
     if sigs is None or len(sigs) > 256:
         raise RpcError(-32602, "Invalid params: expected a list of at most 256 signatures")
-    ledger.advance_slots(1)  # the cluster keeps producing blocks while clients poll
+    ledger.nudge()  # the cluster keeps producing blocks while clients poll, even under a frozen clock
     values: list[TransactionStatus | None] = []
     for text in sigs:
         found = ledger.status(_signature(text))
