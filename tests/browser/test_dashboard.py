@@ -19,7 +19,7 @@ if not CHROMIUM.exists():
     pytest.skip("headless Chromium is not installed at /usr/bin/chromium (make browser-deps installs it)",
                 allow_module_level=True)
 
-from playwright.async_api import Page, async_playwright  # noqa: E402
+from playwright.async_api import Page, async_playwright, expect  # noqa: E402
 
 from puppet_engine.agents.config import load_agents_dir  # noqa: E402
 from puppet_engine.api import KeyRing, create_app  # noqa: E402
@@ -63,6 +63,7 @@ async def test_dashboard_end_to_end(tmp_path: Path) -> None:
                         if m.type in ("error", "warning") else None)
                 page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
                 page.set_default_timeout(20_000)
+                expect.set_options(timeout=20_000)
 
                 await page.goto(f"{server.url}/")
                 await page.fill("#login-key", KEY)
@@ -70,14 +71,15 @@ async def test_dashboard_end_to_end(tmp_path: Path) -> None:
                 await page.wait_for_selector(".agent-card[data-agent-id='nova']")
                 assert await _count(page, ".agent-card") == 3
                 assert "Coby" in await page.inner_text("#agents")
-                await page.wait_for_function("document.querySelector('#feed-state').textContent === 'feed: live'")
+                await expect(page.locator("#feed-state")).to_have_text("feed: live")
 
                 nova_posts = ".feed-item[data-type='post'][data-agent='nova']"
                 before = await _count(page, nova_posts)
                 accepted = await api.post("/agents/nova/post", json={"text": POST_TEXT})
                 assert accepted.status_code == 202, accepted.text
-                await page.wait_for_function(f"document.querySelectorAll(\"{nova_posts}\").length > {before}")
-                assert POST_TEXT in await page.locator(nova_posts).first.inner_text()
+                await expect(page.locator(nova_posts).filter(has_text=POST_TEXT)).to_have_count(1)
+                assert await _count(page, nova_posts) == before + 1
+                assert POST_TEXT in await page.locator(nova_posts).first.inner_text()  # newest on top
                 await page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
 
                 await page.click(".agent-card[data-agent-id='coby'] a.agent-name")
@@ -90,6 +92,8 @@ async def test_dashboard_end_to_end(tmp_path: Path) -> None:
 
                 await page.goto(f"{server.url}/#/agents/ledger")
                 await page.wait_for_selector("#portfolio-chart")
+                await expect(page.locator(".stat-label", has_text="SOL")).to_have_count(1)  # balance loaded
+                await page.screenshot(path=str(tmp_path / "trading.png"), full_page=True)
                 await page.goto(f"{server.url}/#/events")
                 await page.wait_for_selector("#events-table tbody tr")
                 await page.goto(f"{server.url}/#/system")
@@ -105,5 +109,5 @@ async def test_dashboard_end_to_end(tmp_path: Path) -> None:
         await engine.stop()
         await asyncio.wait_for(runner, timeout=30)
     assert problems == []
-    for name in ("overview.png", "agent.png", "system.png"):
+    for name in ("overview.png", "agent.png", "trading.png", "system.png"):
         assert (tmp_path / name).stat().st_size > 10_000

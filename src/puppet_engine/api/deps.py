@@ -12,7 +12,7 @@ from fastapi import Depends, Path, Query, Request
 
 from puppet_engine.api.errors import ApiError, not_found
 from puppet_engine.api.schemas import AgentSummary
-from puppet_engine.storage.tables import actions, agents
+from puppet_engine.storage.tables import actions, agents, events
 
 if TYPE_CHECKING:
     from puppet_engine.agents.runtime import AgentRuntime
@@ -110,7 +110,7 @@ def mood_label(mood: Any) -> str | None:
 
 
 async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
-    """One summary per agent id, in order, in two queries whatever the number of agents."""
+    """One summary per agent id, in order, in three queries whatever the number of agents."""
     manager = ctx.engine.manager
     async with ctx.db.connect() as conn:
         rows = (await conn.execute(sa.select(agents.c.id, agents.c.state).where(agents.c.id.in_(ids)))).fetchall()
@@ -118,8 +118,13 @@ async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
             sa.select(actions.c.agent_id, sa.func.count())
             .where(actions.c.agent_id.in_(ids), actions.c.kind.in_(POST_KINDS), actions.c.status == "done")
             .group_by(actions.c.agent_id))).fetchall()
+        due = (await conn.execute(
+            sa.select(events.c.agent_id, sa.func.min(events.c.due_at))
+            .where(events.c.agent_id.in_(ids), events.c.type == "post.due", events.c.status == "pending")
+            .group_by(events.c.agent_id))).fetchall()
     states = {r[0]: dict(r[1] or {}) for r in rows}
     posts = {r[0]: int(r[1]) for r in counts}
+    next_due = {r[0]: float(r[1]) for r in due}
     out = []
     for agent_id in ids:
         runtime = manager.agents[agent_id]
@@ -130,7 +135,7 @@ async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
             running=agent_id in manager.running, username=runtime.username,
             llm_provider=runtime.config.llm_provider, trading_enabled=runtime.config.trading_enabled,
             mood=mood_label(state.get("mood")), last_post_at=_num(state.get("last_post_at")),
-            next_post_at=_num(state.get("next_post_at")), posts=posts.get(agent_id, 0),
+            next_post_at=next_due.get(agent_id, _num(state.get("next_post_at"))), posts=posts.get(agent_id, 0),
             balance_sol=cached[0] if cached else None,
         ))
     return out

@@ -17,9 +17,8 @@ import sqlalchemy as sa
 from puppet_engine.api.deps import ApiContext
 from puppet_engine.api.errors import ApiError
 from puppet_engine.api.schemas import Balance, PortfolioPoint, TokenBalance
+from puppet_engine.solana.tokens import SOL_MINT, STABLECOINS
 from puppet_engine.storage.tables import price_samples, trades
-
-SOL_MINT = "So11111111111111111111111111111111111111112"
 
 
 @dataclass
@@ -70,7 +69,7 @@ class Prices:
     def at(self, mint: str, when: float) -> float | None:
         times = self._times.get(mint)
         if not times:
-            return None
+            return 1.0 if mint in STABLECOINS else None  # unsampled stablecoins are worth their peg
         index = bisect.bisect_right(times, when) - 1
         return self._values[mint][max(index, 0)]
 

@@ -565,7 +565,8 @@
       h("div", { class: "item-text", text: item.text || "" }));
     feed.prepend(li);
     while (feed.children.length > FEED_LIMIT) feed.lastElementChild.remove();
-    $("#feed-count").textContent = `${feed.children.length} items`;
+    const n = feed.children.length;
+    $("#feed-count").textContent = `${n} item${n === 1 ? "" : "s"}`;
   }
 
   // ------------------------------------------------------------------ health dot
