@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx2
 from api_helpers import ADMIN, READ, assert_error, auth, eventually, harness
 
+from puppet_engine.api.app import close_streams
 from puppet_engine.serving import BackgroundServer
 
 
@@ -162,5 +163,10 @@ async def test_feed_streams_new_activity(tmp_path: Path) -> None:
                         break
             async with httpx2.AsyncClient() as client:
                 assert (await client.get(f"{server.url}/feed")).status_code == 401
+
+            open_stream = asyncio.create_task(_read_feed(server.url, 1000))
+            await asyncio.sleep(0.3)
+            close_streams(api.app)  # server shutdown: open streams end instead of holding it up
+            assert await asyncio.wait_for(open_stream, timeout=30) == []
         finally:
             await server.stop()

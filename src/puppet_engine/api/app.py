@@ -180,3 +180,8 @@ def _mount_dashboard(app: FastAPI) -> None:
         return FileResponse(index, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/dashboard", StaticFiles(directory=DASHBOARD_DIR), name="dashboard")
+
+
+def close_streams(app: FastAPI) -> None:
+    """End the open ``/feed`` streams; call before stopping the server so shutdown does not wait on them."""
+    app.state.ctx.feed.close()

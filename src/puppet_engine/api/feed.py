@@ -106,7 +106,8 @@ class FeedHub:
         self.db = db
         self.interval = interval
         self.queue_size = queue_size
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.closed = False
         self._task: asyncio.Task[None] | None = None
         self._marks: dict[str, float] = {}
         self._seen: dict[str, float] = {}
@@ -125,22 +126,33 @@ class FeedHub:
         items.sort(key=lambda i: i["at"] or 0.0)
         return items[-limit:] if limit else []
 
-    async def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self.queue_size)
+    async def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        """A queue of new items; ``None`` on it means the feed is closing."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self.queue_size)
+        if self.closed:
+            queue.put_nowait(None)
+            return queue
         if self._task is None or self._task.done():
             await self._init_marks()
             self._task = asyncio.create_task(self._run(), name="api-feed-poller")
         self._subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         self._subscribers.discard(queue)
 
     @property
     def listeners(self) -> int:
         return len(self._subscribers)
 
+    def close(self) -> None:
+        """End every open stream now (server shutdown); later subscribers are refused."""
+        self.closed = True
+        for queue in list(self._subscribers):
+            self._offer(queue, None)
+
     async def stop(self) -> None:
+        self.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -192,7 +204,11 @@ class FeedHub:
 
     def _publish(self, item: dict[str, Any]) -> None:
         for queue in list(self._subscribers):
-            if queue.full():  # a stalled client loses its oldest items, never blocks the others
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(item)
+            self._offer(queue, item)
+
+    @staticmethod
+    def _offer(queue: asyncio.Queue[dict[str, Any] | None], item: dict[str, Any] | None) -> None:
+        if queue.full():  # a stalled client loses its oldest items, never blocks the others
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+        queue.put_nowait(item)

@@ -52,6 +52,8 @@ async def feed(
                 yield {"id": item["id"], "data": json.dumps(item)}
             while True:
                 item = await queue.get()
+                if item is None:  # the server is shutting down: end the stream cleanly
+                    return
                 if (agent and item.get("agent_id") != agent) or item["id"] in sent:
                     continue
                 yield {"id": item["id"], "data": json.dumps(item)}
