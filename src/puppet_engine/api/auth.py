@@ -176,7 +176,7 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
 def require(needed: Scope) -> Callable[..., ApiKey]:
     """A dependency that admits keys with at least scope ``needed``."""
 
-    def dependency(request: Request, credentials: Bearer) -> ApiKey:
+    async def dependency(request: Request, credentials: Bearer) -> ApiKey:
         return authenticate(request, credentials, needed)
 
     dependency.__name__ = f"require_{needed}"

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from puppet_engine.observability.health import HealthRegistry
 
 POST_KINDS = ("post", "thread")
+HEALTH_TTL = 1.0
 # Keys of agent state that may hold other accounts' ids: never served.
 _PRIVATE_STATE = ("user_id", "author_id", "follower_ids", "user_ids")
 
@@ -36,6 +37,7 @@ class ApiContext:
     balances: dict[str, tuple[float, float]] = field(default_factory=dict)  # agent → (SOL, when)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # one lifecycle change at a time per agent
     _memory: Any = None
+    _health: tuple[float, Any] | None = None
 
     @property
     def db(self) -> Any:
@@ -61,11 +63,18 @@ class ApiContext:
         return runtime
 
 
+    async def health_report(self) -> Any:
+        """The health registry's report, reused for ``HEALTH_TTL`` seconds (load balancers poll often)."""
+        now = time.monotonic()
+        if self._health is None or now - self._health[0] > HEALTH_TTL:
+            self._health = (now, await self.health.check_all())
+        return self._health[1]
+
     def lock(self, agent_id: str) -> asyncio.Lock:
         return self.locks.setdefault(agent_id, asyncio.Lock())
 
 
-def get_ctx(request: Request) -> ApiContext:
+async def get_ctx(request: Request) -> ApiContext:  # async: sync dependencies cost a thread hop each
     return request.app.state.ctx  # type: ignore[no-any-return]
 
 
@@ -73,16 +82,20 @@ Ctx = Annotated[ApiContext, Depends(get_ctx)]
 AgentId = Annotated[str, Path(description="the agent's id, as in its file", examples=["coby"], max_length=128)]
 
 
+@dataclass(frozen=True)
 class Paging:
     """``?limit=&offset=`` with sane bounds."""
 
-    def __init__(self, limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
-                 offset: Annotated[int, Query(ge=0, le=10_000_000, description="items to skip")] = 0) -> None:
-        self.limit = limit
-        self.offset = offset
+    limit: int
+    offset: int
 
 
-PageQ = Annotated[Paging, Depends()]
+async def paging(limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
+                 offset: Annotated[int, Query(ge=0, le=10_000_000, description="items to skip")] = 0) -> Paging:
+    return Paging(limit, offset)
+
+
+PageQ = Annotated[Paging, Depends(paging)]
 
 
 def page(items: list[Any], total: int, paging: Paging) -> dict[str, Any]:
@@ -110,32 +123,31 @@ def mood_label(mood: Any) -> str | None:
 
 
 async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
-    """One summary per agent id, in order, in three queries whatever the number of agents."""
+    """One summary per agent id, in order, in one query whatever the number of agents."""
     manager = ctx.engine.manager
+    posts = (sa.select(sa.func.count()).select_from(actions)
+             .where(actions.c.agent_id == agents.c.id, actions.c.kind.in_(POST_KINDS), actions.c.status == "done")
+             .scalar_subquery())
+    next_due = (sa.select(sa.func.min(events.c.due_at))
+                .where(events.c.agent_id == agents.c.id, events.c.type == "post.due", events.c.status == "pending")
+                .scalar_subquery())
+    query = sa.select(agents.c.id, agents.c.state, posts.label("posts"), next_due.label("next_due")).where(
+        agents.c.id.in_(ids))
     async with ctx.db.connect() as conn:
-        rows = (await conn.execute(sa.select(agents.c.id, agents.c.state).where(agents.c.id.in_(ids)))).fetchall()
-        counts = (await conn.execute(
-            sa.select(actions.c.agent_id, sa.func.count())
-            .where(actions.c.agent_id.in_(ids), actions.c.kind.in_(POST_KINDS), actions.c.status == "done")
-            .group_by(actions.c.agent_id))).fetchall()
-        due = (await conn.execute(
-            sa.select(events.c.agent_id, sa.func.min(events.c.due_at))
-            .where(events.c.agent_id.in_(ids), events.c.type == "post.due", events.c.status == "pending")
-            .group_by(events.c.agent_id))).fetchall()
-    states = {r[0]: dict(r[1] or {}) for r in rows}
-    posts = {r[0]: int(r[1]) for r in counts}
-    next_due = {r[0]: float(r[1]) for r in due}
+        rows = {r.id: r for r in (await conn.execute(query)).fetchall()}
     out = []
     for agent_id in ids:
         runtime = manager.agents[agent_id]
-        state = states.get(agent_id, {})
+        row = rows.get(agent_id)
+        state = dict(row.state or {}) if row is not None else {}
         cached = ctx.balances.get(agent_id)
+        due = row.next_due if row is not None and row.next_due is not None else state.get("next_post_at")
         out.append(AgentSummary(
             id=agent_id, name=runtime.config.name or agent_id, description=runtime.config.description,
             running=agent_id in manager.running, username=runtime.username,
             llm_provider=runtime.config.llm_provider, trading_enabled=runtime.config.trading_enabled,
             mood=mood_label(state.get("mood")), last_post_at=_num(state.get("last_post_at")),
-            next_post_at=next_due.get(agent_id, _num(state.get("next_post_at"))), posts=posts.get(agent_id, 0),
+            next_post_at=_num(due), posts=int(row.posts or 0) if row is not None else 0,
             balance_sol=cached[0] if cached else None,
         ))
     return out
@@ -155,7 +167,7 @@ def _declared_query(dependant: Any) -> set[str]:
     return names
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """A query parameter the endpoint does not take is a mistake (``?agent_id=`` for ``?agent=``): 422."""
     if not request.query_params:
         return

@@ -33,7 +33,7 @@ OVERDUE_SECONDS = 300.0
 @router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "down"}},
             summary="Liveness for load balancers (no authentication): ok, degraded or down")
 async def health(ctx: Ctx) -> JSONResponse:
-    report = await ctx.health.check_all()
+    report = await ctx.health_report()
     return JSONResponse({"status": report.status}, status_code=503 if report.status == "down" else 200)
 
 
@@ -41,7 +41,7 @@ async def health(ctx: Ctx) -> JSONResponse:
             responses={**responses(), 503: {"model": HealthDetails, "description": "a critical component is down"}},
             summary="Every component's health with details and latency")
 async def health_details(ctx: Ctx) -> JSONResponse:
-    report = await ctx.health.check_all()
+    report = await ctx.health_report()
     return JSONResponse(report.to_dict(), status_code=503 if report.status == "down" else 200)
 
 
