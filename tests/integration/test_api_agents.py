@@ -141,11 +141,27 @@ async def test_trade_requests(tmp_path: Path) -> None:
         assert "trading is not enabled" in error["message"]
         assert_error(await api.post("/agents/ledger/trade", json={"input": "SOL", "output": "USDC",
                                                                    "amount_sol": -1}), 422)
-        response = await api.post("/agents/ledger/trade", json={"input": "SOL", "output": "USDC", "amount_sol": 0.01})
-        if "trade.manual" in api.engine.events.handlers:
-            assert response.status_code == 202 and response.json()["type"] == "trade.manual"
-        else:
-            assert_error(response, 409)
+        assert_error(await api.post("/agents/ledger/trade", json={"input": "SOL", "amount_sol": 1}), 422)
+        response = await api.post("/agents/ledger/trade", key=CONTROL,
+                                  json={"input": "SOL", "output": "USDC", "amount_sol": 0.01})
+        assert response.status_code == 202, response.text
+        assert response.json()["type"] == "trade.manual"
+
+        async def recorded():  # type: ignore[no-untyped-def]
+            page = (await api.get("/trading/ledger/transactions")).json()
+            settled = page["total"] and page["items"][0]["status"] not in ("pending", "sent")
+            return page["items"] if settled else None
+
+        [trade] = await eventually(recorded, timeout=30)  # confirmed, or stopped by a risk rule: audited either way
+        assert trade["amount_sol"] == 0.01 and trade["status"] in ("confirmed", "rejected", "failed", "dry-run")
+        stats = (await api.get("/trading/ledger/stats")).json()
+        assert stats["total"] == 1 and stats["by_status"] == {trade["status"]: 1}
+        if trade["status"] == "confirmed":
+            assert stats["volume_sol"] == 0.01 and trade["signature"]
+        balance = (await api.get("/trading/ledger/balance")).json()
+        assert balance["sol"] > 0 and balance["wallet_address"]
+        series = (await api.get("/trading/ledger/portfolio", params={"hours": 1, "points": 5})).json()
+        assert len(series) == 5 and series[0]["at"] < series[-1]["at"]
 
 
 async def test_timeline_and_mentions_pages(tmp_path: Path) -> None:

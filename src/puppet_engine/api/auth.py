@@ -22,7 +22,7 @@ import secrets
 import sys
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, TextIO
@@ -173,7 +173,7 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     return key
 
 
-def require(needed: Scope) -> Callable[..., ApiKey]:
+def require(needed: Scope) -> Callable[..., Awaitable[ApiKey]]:
     """A dependency that admits keys with at least scope ``needed``."""
 
     async def dependency(request: Request, credentials: Bearer) -> ApiKey:

@@ -75,7 +75,8 @@ class ApiContext:
 
 
 async def get_ctx(request: Request) -> ApiContext:  # async: sync dependencies cost a thread hop each
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
 
 
 Ctx = Annotated[ApiContext, Depends(get_ctx)]

@@ -112,9 +112,10 @@ async def agent_mentions(agent_id: AgentId, paging: PageQ, ctx: Ctx) -> dict[str
     return page(items, total, paging)
 
 
-async def schedule(ctx: ApiContext, event_type: str, agent_id: str | None, payload: dict[str, Any]) -> Accepted:
+async def schedule(ctx: ApiContext, event_type: str, agent_id: str | None, payload: dict[str, Any],
+                   key: str | None = None) -> Accepted:
     """Schedule a one-off event due now under a unique key; 202 material."""
-    key = f"api:{event_type}:{agent_id or '-'}:{uuid.uuid4().hex[:16]}"
+    key = key or f"api:{event_type}:{agent_id or '-'}:{uuid.uuid4().hex[:16]}"
     event = Event(event_type, agent_id, payload, due_at=ctx.engine.clock.now(), key=key)
     event_id = await ctx.engine.events.schedule(event)
     if event_id is None:  # a fresh uuid key cannot collide; treat it as the conflict it would be
@@ -143,8 +144,8 @@ async def trade_now(body: TradeRequest, agent_id: AgentId, ctx: Ctx) -> Accepted
     _running(ctx, agent_id, "trade")
     if not ctx.agent(agent_id).config.trading_enabled:
         raise conflict(f"trading is not enabled for agent {agent_id!r} (solana_integration.trading_enabled)")
-    if "trade.manual" not in ctx.engine.events.handlers:
-        raise conflict("trading is not set up in this engine")
+    if ctx.agent(agent_id).trader is None or "trade.manual" not in ctx.engine.events.handlers:
+        raise conflict(f"agent {agent_id!r} has no wallet: trading is not set up for it")
     return await schedule(ctx, "trade.manual", agent_id, body.model_dump())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -62,5 +63,7 @@ async def news(body: NewsRequest, ctx: Ctx) -> NewsAccepted:
     for agent_id in targets:
         if agent_id not in manager.agents:
             raise not_found("agent", agent_id)
-    accepted = [await schedule(ctx, "news", agent_id, {"text": body.text}) for agent_id in targets]
+    news_id = uuid.uuid4().hex[:12]  # one id for the item across agents, as `puppet-engine news` does
+    accepted = [await schedule(ctx, "news", agent_id, {"text": body.text, "id": news_id},
+                               key=f"news:{agent_id}:{news_id}") for agent_id in targets]
     return NewsAccepted(events=accepted)

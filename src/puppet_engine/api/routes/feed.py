@@ -51,12 +51,12 @@ async def feed(
                 sent.add(item["id"])
                 yield {"id": item["id"], "data": json.dumps(item)}
             while True:
-                item = await queue.get()
-                if item is None:  # the server is shutting down: end the stream cleanly
+                new = await queue.get()
+                if new is None:  # the server is shutting down: end the stream cleanly
                     return
-                if (agent and item.get("agent_id") != agent) or item["id"] in sent:
+                if (agent and new.get("agent_id") != agent) or new["id"] in sent:
                     continue
-                yield {"id": item["id"], "data": json.dumps(item)}
+                yield {"id": new["id"], "data": json.dumps(new)}
         finally:
             hub.unsubscribe(queue)
 
