@@ -42,12 +42,16 @@ BATCH = 5000
 TARGETS = {"sqlite": 1.2, "postgres": 1.5}
 
 
-def make_data(n: int, queries: int, seed: int = 11) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def make_data(
+    n: int, queries: int, seed: int = 11
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     latent, clusters = 48, max(16, n // 200)
     projection = rng.normal(size=(latent, DIM)).astype(np.float32)
     centers = rng.normal(size=(clusters, latent)).astype(np.float32)
-    z = centers[rng.integers(0, clusters, n)] + 0.7 * rng.normal(size=(n, latent)).astype(np.float32)
+    z = centers[rng.integers(0, clusters, n)] + 0.7 * rng.normal(size=(n, latent)).astype(
+        np.float32
+    )
     vectors = z @ projection + 0.3 * rng.normal(size=(n, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     picks = rng.integers(0, n, queries)
@@ -74,7 +78,9 @@ def exact_top(vectors: np.ndarray, q: np.ndarray, k: int = K) -> np.ndarray:
     return top[np.argsort(-scores[top])]
 
 
-def exact_ranked(vectors: np.ndarray, bonus: np.ndarray, q: np.ndarray, weights: RankingWeights, k: int = K) -> np.ndarray:
+def exact_ranked(
+    vectors: np.ndarray, bonus: np.ndarray, q: np.ndarray, weights: RankingWeights, k: int = K
+) -> np.ndarray:
     """The stores' definition, computed exactly: the nearest candidates, re-ranked with the bonus."""
     candidates = exact_top(vectors, q, weights.candidates(k))
     scores = vectors[candidates] @ q + bonus[candidates]
@@ -87,7 +93,10 @@ def recall(found: list[set[int]], truth: list[set[int]]) -> float:
 
 def embedding_cost() -> dict[str, Any]:
     """Per-text cost of computing the vectors the rest of the benchmark takes as given."""
-    texts = [f"memory {i}: bought SOL at {i % 97} dollars and posted about the validator" for i in range(2000)]
+    texts = [
+        f"memory {i}: bought SOL at {i % 97} dollars and posted about the validator"
+        for i in range(2000)
+    ]
     out: dict[str, Any] = {}
     start = time.perf_counter()
     HashingEmbedder().embed_sync(texts)
@@ -104,19 +113,30 @@ def embedding_cost() -> dict[str, Any]:
     return out
 
 
-async def fill(store: SQLMemoryStore, vectors: np.ndarray, importance: np.ndarray, created: np.ndarray) -> tuple[list[str], float]:
+async def fill(
+    store: SQLMemoryStore, vectors: np.ndarray, importance: np.ndarray, created: np.ndarray
+) -> tuple[list[str], float]:
     ids: list[str] = []
     start = time.perf_counter()
     for lo in range(0, len(vectors), BATCH):
         batch = [
-            Memory(f"memory {i}", kind="post", importance=float(importance[i]), created_at=float(created[i]), id=f"m{i:08d}", embedding=vectors[i])
+            Memory(
+                f"memory {i}",
+                kind="post",
+                importance=float(importance[i]),
+                created_at=float(created[i]),
+                id=f"m{i:08d}",
+                embedding=vectors[i],
+            )
             for i in range(lo, min(lo + BATCH, len(vectors)))
         ]
         ids += await store.add_many(AGENT, batch)
     return ids, len(vectors) / (time.perf_counter() - start)
 
 
-async def bench_sqlite(n: int, data: tuple[np.ndarray, ...], weights: RankingWeights, clock: VirtualClock) -> dict[str, Any]:
+async def bench_sqlite(
+    n: int, data: tuple[np.ndarray, ...], weights: RankingWeights, clock: VirtualClock
+) -> dict[str, Any]:
     vectors, queries, importance, ages = data
     created = clock.now() - ages
     tmp = Path(tempfile.mkdtemp(prefix="bench-mem-"))
@@ -126,7 +146,9 @@ async def bench_sqlite(n: int, data: tuple[np.ndarray, ...], weights: RankingWei
         store = SQLiteStore(db, HashingEmbedder(), clock=clock, weights=weights)
         _, insert_rate = await fill(store, vectors, importance, created)
         start = time.perf_counter()
-        await SQLiteStore(db, HashingEmbedder(), clock=clock, weights=weights).search_vector(AGENT, queries[0])
+        await SQLiteStore(db, HashingEmbedder(), clock=clock, weights=weights).search_vector(
+            AGENT, queries[0]
+        )
         load_s = time.perf_counter() - start  # a fresh store loads the matrix from disk
         matrix = vectors.copy()
         for q in queries[:5]:  # warm both
@@ -158,7 +180,9 @@ async def bench_sqlite(n: int, data: tuple[np.ndarray, ...], weights: RankingWei
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-async def bench_postgres(url: str, n: int, data: tuple[np.ndarray, ...], weights: RankingWeights, clock: VirtualClock) -> dict[str, Any]:
+async def bench_postgres(
+    url: str, n: int, data: tuple[np.ndarray, ...], weights: RankingWeights, clock: VirtualClock
+) -> dict[str, Any]:
     import asyncpg
 
     from puppet_engine.memory.postgres import PostgresStore
@@ -179,7 +203,9 @@ async def bench_postgres(url: str, n: int, data: tuple[np.ndarray, ...], weights
             f"SELECT id FROM memories WHERE agent_id = $1 AND dim = {DIM} "
             f"ORDER BY embedding_vec::vector({DIM}) <=> $2::real[]::vector({DIM}) LIMIT {K}"
         )
-        plan = "\n".join(r[0] for r in await raw.fetch("EXPLAIN " + sql, AGENT, queries[0].tolist()))
+        plan = "\n".join(
+            r[0] for r in await raw.fetch("EXPLAIN " + sql, AGENT, queries[0].tolist())
+        )
         for q in queries[:5]:  # warm both paths
             await raw.fetch(sql, AGENT, q.tolist())
             await store.search_vector(AGENT, q, limit=K)
@@ -251,8 +277,15 @@ async def main(args: argparse.Namespace) -> int:
     results: list[dict[str, Any]] = []
     costs = embedding_cost()
     if not args.json:
-        print("embedding cost per text: " + ", ".join(f"{k} {v:.3f} ms" for k, v in costs.items()), flush=True)
-    pg = None if args.no_postgres else (args.postgres_url and (args.postgres_url, None)) or start_postgres()
+        print(
+            "embedding cost per text: " + ", ".join(f"{k} {v:.3f} ms" for k, v in costs.items()),
+            flush=True,
+        )
+    pg = (
+        None
+        if args.no_postgres
+        else (args.postgres_url and (args.postgres_url, None)) or start_postgres()
+    )
     try:
         for n in sizes:
             data = make_data(n, args.queries)
@@ -278,7 +311,9 @@ if __name__ == "__main__":
     parser.add_argument("--full", action="store_true", help="add 1,000,000 memories")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--postgres-url", default=None, help="use this PostgreSQL instead of starting one")
+    parser.add_argument(
+        "--postgres-url", default=None, help="use this PostgreSQL instead of starting one"
+    )
     parser.add_argument("--json", action="store_true")
     known, _ = parser.parse_known_args()  # make bench passes the same flags to every benchmark
     sys.exit(asyncio.run(main(known)))

@@ -52,7 +52,9 @@ def start_pg_server() -> PgTestServer:
             warnings.simplefilter("ignore")
             import pgserver
     except ImportError as exc:
-        raise RuntimeError("the pgserver package is not installed (pip install 'puppet-engine[dev]')") from exc
+        raise RuntimeError(
+            "the pgserver package is not installed (pip install 'puppet-engine[dev]')"
+        ) from exc
     root = Path(tempfile.mkdtemp(prefix="puppet-pg-"))
     try:
         server = pgserver.get_server(root / "data", cleanup_mode="delete")
@@ -60,7 +62,9 @@ def start_pg_server() -> PgTestServer:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"pgserver could not start PostgreSQL: {exc}") from exc
     test_server = PgTestServer(server, root)
-    versions = test_server.psql("SELECT default_version FROM pg_available_extensions WHERE name = 'vector';")
+    versions = test_server.psql(
+        "SELECT default_version FROM pg_available_extensions WHERE name = 'vector';"
+    )
     if "0." not in versions and "1." not in versions:
         test_server.stop()
         raise RuntimeError("pgserver's PostgreSQL has no pgvector extension")

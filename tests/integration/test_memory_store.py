@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from puppet_engine.agents.config import InitialMemory
 from puppet_engine.clock import VirtualClock
 from puppet_engine.errors import ConfigError
 from puppet_engine.memory import (
@@ -66,7 +67,11 @@ class Env:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def env(request, tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'memory.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    url = (
+        f"sqlite:///{tmp_path / 'memory.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
     db = Database(url)
     await db.migrate()
     env = Env(request.param, db, VirtualClock())
@@ -86,7 +91,11 @@ async def test_add_get_count_and_list_pages_newest_first(env: Env) -> None:
     store = env.store()
     ids = []
     for i in range(7):
-        ids.append(await store.add_memory("coby", Memory(f"memory number {i}", kind="post" if i % 2 else "event")))
+        ids.append(
+            await store.add_memory(
+                "coby", Memory(f"memory number {i}", kind="post" if i % 2 else "event")
+            )
+        )
         env.clock.advance(60)
     got = await store.get("coby", ids[3])
     assert got is not None and got.content == "memory number 3" and got.kind == "post"
@@ -139,13 +148,24 @@ async def test_importance_and_recency_break_ties(env: Env) -> None:
 async def test_update_re_embeds_new_content_and_delete_and_clear_reach_search(env: Env) -> None:
     store = env.store()
     ids = await seed_facts(store)
-    assert (await store.search_memories("coby", "pizza with pineapple", limit=1))[0].memory.id == ids["pizza"]
-    updated = await store.update("coby", ids["pizza"], content="Tacos are the best street food in Mexico City")
+    assert (await store.search_memories("coby", "pizza with pineapple", limit=1))[
+        0
+    ].memory.id == ids["pizza"]
+    updated = await store.update(
+        "coby", ids["pizza"], content="Tacos are the best street food in Mexico City"
+    )
     assert updated is not None and updated.content.startswith("Tacos")
-    assert (await store.search_memories("coby", "street food tacos", limit=1))[0].memory.id == ids["pizza"]
-    stale = {h.memory.id: h.similarity for h in await store.search_memories("coby", "pineapple pizza", limit=20)}
+    assert (await store.search_memories("coby", "street food tacos", limit=1))[0].memory.id == ids[
+        "pizza"
+    ]
+    stale = {
+        h.memory.id: h.similarity
+        for h in await store.search_memories("coby", "pineapple pizza", limit=20)
+    }
     assert stale[ids["pizza"]] < 0.2  # the old text's vector is gone
-    changed = await store.update("coby", ids["cat"], importance=0.95, metadata={"tweet_id": "42"}, kind="knowledge")
+    changed = await store.update(
+        "coby", ids["cat"], importance=0.95, metadata={"tweet_id": "42"}, kind="knowledge"
+    )
     assert changed is not None and changed.importance == 0.95
     again = await store.get("coby", ids["cat"])
     assert again is not None and again.metadata == {"tweet_id": "42"} and again.kind == "knowledge"
@@ -181,7 +201,9 @@ async def test_restart_with_a_new_store_on_the_same_database_loses_nothing(env: 
     assert after[0].memory.id == ids["rust"]
     assert await second.count("coby") == len(FACTS)
     # the new store's index keeps in step with writes after the restart too
-    extra = await second.add_memory("coby", Memory("Compiling Rust programs for Solana took all night"))
+    extra = await second.add_memory(
+        "coby", Memory("Compiling Rust programs for Solana took all night")
+    )
     top = await second.search_memories("coby", "compiling Rust for Solana all night", limit=1)
     assert top[0].memory.id == extra
 
@@ -189,26 +211,20 @@ async def test_restart_with_a_new_store_on_the_same_database_loses_nothing(env: 
 # ---------------------------------------------------------------------- seeding
 
 
-@dataclass
-class Rel:
-    sentiment: float = 0.0
-    familiarity: float = 0.0
-    trust: float = 0.5
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Initial:
-    core_memories: list[str]
-    recent_events: list[str]
-    relationships: dict[str, Rel]
-
-
 async def test_seed_initial_loads_once_and_keeps_evolved_relationships(env: Env) -> None:
-    initial = Initial(
-        core_memories=["I am Coby, a crypto degen", "I never sell"],
-        recent_events=["Bought a pizza with SOL", "Got ratioed by a bot"],
-        relationships={"luna": Rel(sentiment=0.6, familiarity=0.3, trust=0.7, notes=["met at a hackathon"])},
+    initial = InitialMemory.model_validate(
+        {
+            "core_memories": ["I am Coby, a crypto degen", "I never sell"],
+            "recent_events": ["Bought a pizza with SOL", {"content": "Got ratioed by a bot"}],
+            "relationships": {
+                "luna": {
+                    "sentiment": 0.6,
+                    "familiarity": 0.3,
+                    "trust": 0.7,
+                    "notes": "met at a hackathon",
+                }
+            },
+        }
     )
     store = env.store()
     assert await store.seed_initial("coby", initial) == 4
@@ -240,14 +256,24 @@ async def test_hot_reads_are_cached_and_invalidated_by_writes(env: Env) -> None:
     async with env.db.transaction() as conn:
         await conn.execute(
             sa.insert(memories).values(
-                id="behind", agent_id="coby", kind="core", content="written elsewhere", encrypted=False,
-                importance=0.5, created_at=env.clock.now() + 1, metadata={}, embedding=None,
+                id="behind",
+                agent_id="coby",
+                kind="core",
+                content="written elsewhere",
+                encrypted=False,
+                importance=0.5,
+                created_at=env.clock.now() + 1,
+                metadata={},
+                embedding=None,
             )
         )
     assert [m.content for m in await store.core_memories("coby")] == ["I am Coby"]
     # ...and a write through the store invalidates the agent's entries
     await store.add_memory("coby", Memory("I post about SOL", kind="post"))
-    assert [m.content for m in await store.core_memories("coby")] == ["I am Coby", "written elsewhere"]
+    assert [m.content for m in await store.core_memories("coby")] == [
+        "I am Coby",
+        "written elsewhere",
+    ]
     assert [m.content for m in await store.recent_memories("coby")] == ["I post about SOL"]
 
 
@@ -261,7 +287,11 @@ async def test_embedder_mismatch_is_detected_and_reindex_fixes_it(env: Env) -> N
     with pytest.raises(EmbedderMismatch) as caught:
         await new.search_memories("coby", "beach")
     message = str(caught.value)
-    assert "'coby'" in message and "hashing-v1 (dim 384)" in message and "hashing-v1 (dim 128)" in message
+    assert (
+        "'coby'" in message
+        and "hashing-v1 (dim 384)" in message
+        and "hashing-v1 (dim 128)" in message
+    )
     assert isinstance(caught.value, ConfigError)
     with pytest.raises(EmbedderMismatch):
         await new.add_memory("coby", Memory("mixing spaces is refused"))
@@ -271,11 +301,18 @@ async def test_embedder_mismatch_is_detected_and_reindex_fixes_it(env: Env) -> N
     seen: list[tuple[str, int, int]] = []
     assert await new.reindex("coby", progress=lambda a, d, t: seen.append((a, d, t))) == len(FACTS)
     assert seen[0] == ("coby", 0, len(FACTS)) and seen[-1] == ("coby", len(FACTS), len(FACTS))
-    assert (await new.search_memories("coby", "surfing at the beach", limit=1))[0].memory.id == ids["beach"]
+    assert (await new.search_memories("coby", "surfing at the beach", limit=1))[0].memory.id == ids[
+        "beach"
+    ]
     assert await new.reindex() == 0  # nothing left to re-embed
     assert await new.reindex(force=True) == len(FACTS)
     got = await new.get("coby", ids["beach"])
-    assert got is not None and got.dim == 128 and got.embedding is not None and got.embedding.shape == (128,)
+    assert (
+        got is not None
+        and got.dim == 128
+        and got.embedding is not None
+        and got.embedding.shape == (128,)
+    )
 
 
 # ---------------------------------------------------------------------- encryption
@@ -291,9 +328,13 @@ async def test_encrypted_content_is_ciphertext_at_rest_and_searchable(env: Env) 
     assert secret not in raw["content"] and "dog" not in raw["content"]
     got = await store.get("coby", mid)
     assert got is not None and got.content == secret
-    assert (await store.search_memories("coby", "first dog name", limit=1))[0].memory.content == secret
+    assert (await store.search_memories("coby", "first dog name", limit=1))[
+        0
+    ].memory.content == secret
     assert (await store.update("coby", mid, content="hint: my first cat")) is not None
-    assert (await env.store(cipher=ContentCipher(KEY)).get("coby", mid)).content == "hint: my first cat"
+    assert (
+        await env.store(cipher=ContentCipher(KEY)).get("coby", mid)
+    ).content == "hint: my first cat"
 
     with pytest.raises(ConfigError, match="set MEMORY_ENCRYPTION_KEY"):
         await env.store().get("coby", mid)
@@ -308,10 +349,23 @@ async def test_encrypted_content_is_ciphertext_at_rest_and_searchable(env: Env) 
 
 async def test_relationship_updates_are_clamped_counted_and_noted(env: Env) -> None:
     rels = env.store().relationships
-    first = await rels.update_from_interaction("coby", "@hater", -0.7, trust_delta=-0.3, note="called me a scammer")
-    assert first.sentiment == pytest.approx(-0.7) and first.trust == pytest.approx(0.2) and first.interactions == 1
-    worse = await rels.update_from_interaction("coby", "@hater", -0.9, trust_delta=-0.9, familiarity_delta=2.0, note="again")
-    assert worse.sentiment == -1.0 and worse.trust == 0.0 and worse.familiarity == 1.0 and worse.interactions == 2
+    first = await rels.update_from_interaction(
+        "coby", "@hater", -0.7, trust_delta=-0.3, note="called me a scammer"
+    )
+    assert (
+        first.sentiment == pytest.approx(-0.7)
+        and first.trust == pytest.approx(0.2)
+        and first.interactions == 1
+    )
+    worse = await rels.update_from_interaction(
+        "coby", "@hater", -0.9, trust_delta=-0.9, familiarity_delta=2.0, note="again"
+    )
+    assert (
+        worse.sentiment == -1.0
+        and worse.trust == 0.0
+        and worse.familiarity == 1.0
+        and worse.interactions == 2
+    )
     assert worse.notes == "called me a scammer\nagain"
     await rels.update_from_interaction("coby", "luna", 0.3)
     assert [r.other for r in await rels.list_for("coby")] == ["@hater", "luna"]
@@ -334,7 +388,9 @@ LABELLED = [
 ]
 
 
-async def test_local_embedder_finds_the_meaning_not_just_the_words(env: Env, local_embedder) -> None:
+async def test_local_embedder_finds_the_meaning_not_just_the_words(
+    env: Env, local_embedder
+) -> None:
     store = env.store(embedder=local_embedder, weights=RankingWeights(importance=0, recency=0))
     ids = await seed_facts(store)
     in_top3 = 0
@@ -356,7 +412,10 @@ async def test_postgres_index_path_agrees_with_exact_search(pg_url: str) -> None
     await store.add_many(
         "coby", [Memory(f"m{i}", embedding=v.astype(np.float32)) for i, v in enumerate(vectors)]
     )
-    await store.add_many("luna", [Memory(f"l{i}", embedding=v.astype(np.float32)) for i, v in enumerate(vectors[:300])])
+    await store.add_many(
+        "luna",
+        [Memory(f"l{i}", embedding=v.astype(np.float32)) for i, v in enumerate(vectors[:300])],
+    )
     exact = env.store(embedder=embedder, exact_threshold=10**9)
     overlap = 0
     queries = vectors[rng.integers(0, 1500, 20)] + 0.2 * rng.normal(size=(20, 384))
@@ -365,5 +424,7 @@ async def test_postgres_index_path_agrees_with_exact_search(pg_url: str) -> None
         exact_ids = {h.memory.id for h in await exact.search_vector("coby", q, limit=10)}
         overlap += len(approx_ids & exact_ids)
     assert overlap / (10 * len(queries)) >= 0.9
-    assert {h.memory.agent_id for h in await store.search_vector("luna", queries[0], limit=10)} == {"luna"}
+    assert {h.memory.agent_id for h in await store.search_vector("luna", queries[0], limit=10)} == {
+        "luna"
+    }
     await env.close()

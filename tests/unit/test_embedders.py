@@ -75,7 +75,10 @@ def embeddings_server(calls: list[dict], *, status: int = 200, headers: dict | N
         body = json.loads(request.content)
         calls.append(body)
         if status != 200:
-            error = {"message": f"Incorrect API key provided: {API_KEY[:6]}***", "type": "invalid_request_error"}
+            error = {
+                "message": f"Incorrect API key provided: {API_KEY[:6]}***",
+                "type": "invalid_request_error",
+            }
             return httpx2.Response(status, json={"error": error}, headers=headers or {})
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dim = body.get("dimensions", 8)
@@ -89,7 +92,9 @@ def embeddings_server(calls: list[dict], *, status: int = 200, headers: dict | N
             )
             data.append({"object": "embedding", "index": i, "embedding": encoded})
         usage = {"prompt_tokens": len(inputs), "total_tokens": len(inputs)}
-        return httpx2.Response(200, json={"object": "list", "data": data, "model": body["model"], "usage": usage})
+        return httpx2.Response(
+            200, json={"object": "list", "data": data, "model": body["model"], "usage": usage}
+        )
 
     return handler
 
@@ -97,7 +102,13 @@ def embeddings_server(calls: list[dict], *, status: int = 200, headers: dict | N
 def openai_embedder(handler, **kwargs) -> OpenAIEmbedder:
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     return OpenAIEmbedder(
-        api_key=API_KEY, model="test-embed", dim=8, base_url="http://emulator/v1", http_client=client, max_retries=0, **kwargs
+        api_key=API_KEY,
+        model="test-embed",
+        dim=8,
+        base_url="http://emulator/v1",
+        http_client=client,
+        max_retries=0,
+        **kwargs,
     )
 
 
@@ -117,7 +128,9 @@ async def test_openai_embedder_translates_errors_without_leaking_the_key() -> No
         await openai_embedder(embeddings_server([], status=401)).embed(["x"])
     assert API_KEY[:6] not in str(caught.value) and caught.value.service == "openai-embeddings"
     with pytest.raises(RateLimited) as limited:
-        await openai_embedder(embeddings_server([], status=429, headers={"retry-after-ms": "1500"})).embed(["x"])
+        await openai_embedder(
+            embeddings_server([], status=429, headers={"retry-after-ms": "1500"})
+        ).embed(["x"])
     assert limited.value.retry_after == pytest.approx(1.5)
     with pytest.raises(ServiceUnavailable):
         await openai_embedder(embeddings_server([], status=503)).embed(["x"])
@@ -135,8 +148,12 @@ async def test_openai_embedder_asks_for_shortened_vectors() -> None:
     calls: list[dict] = []
     client = httpx2.AsyncClient(transport=httpx2.MockTransport(embeddings_server(calls)))
     embedder = OpenAIEmbedder(
-        api_key=API_KEY, model="text-embedding-3-small", dimensions=16, base_url="http://emulator/v1",
-        http_client=client, max_retries=0,
+        api_key=API_KEY,
+        model="text-embedding-3-small",
+        dimensions=16,
+        base_url="http://emulator/v1",
+        http_client=client,
+        max_retries=0,
     )
     assert (await embedder.embed(["hello"])).shape == (1, 16)
     assert calls[0]["dimensions"] == 16 and embedder.name == "openai:text-embedding-3-small@16"
@@ -152,7 +169,12 @@ def test_build_embedder_follows_the_setting() -> None:
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         build_embedder(Settings(embedder="openai", openai_api_key=None, _env_file=None))
     openai = build_embedder(
-        Settings(embedder="openai", openai_api_key=API_KEY, openai_embedding_model="text-embedding-3-large", _env_file=None)
+        Settings(
+            embedder="openai",
+            openai_api_key=API_KEY,
+            openai_embedding_model="text-embedding-3-large",
+            _env_file=None,
+        )
     )
     assert isinstance(openai, OpenAIEmbedder) and openai.dim == 3072
 
@@ -168,7 +190,11 @@ def test_mismatch_error_names_agent_stored_and_current_embedders() -> None:
 async def test_local_embedder_puts_similar_meanings_close(local_embedder) -> None:
     assert local_embedder.name == "local:all-MiniLM-L6-v2" and local_embedder.dim == 384
     vectors = await local_embedder.embed(
-        ["The cat sat on the mat", "A kitten was resting on the rug", "Bitcoin fell ten percent today"]
+        [
+            "The cat sat on the mat",
+            "A kitten was resting on the rug",
+            "Bitcoin fell ten percent today",
+        ]
     )
     assert vectors.shape == (3, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -183,12 +209,20 @@ async def test_openai_embedder_against_the_sandbox_llm_api() -> None:
     sandbox = Sandbox(SandboxConfig())
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sandbox.app)) as http:
         embedder = OpenAIEmbedder(
-            api_key="sk-sandbox", base_url="http://sandbox/openai/v1", http_client=http, max_retries=0
+            api_key="sk-sandbox",
+            base_url="http://sandbox/openai/v1",
+            http_client=http,
+            max_retries=0,
         )
         vectors = await embedder.embed(["SOL is pumping", "SOL is pumping today", "rainy Lisbon"])
         assert vectors.shape == (3, 1536) and embedder.name == "openai:text-embedding-3-small"
         assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
-        wrong = OpenAIEmbedder(api_key="sk-wrong-key-123456", base_url="http://sandbox/openai/v1", http_client=http, max_retries=0)
+        wrong = OpenAIEmbedder(
+            api_key="sk-wrong-key-123456",
+            base_url="http://sandbox/openai/v1",
+            http_client=http,
+            max_retries=0,
+        )
         with pytest.raises(AuthError) as caught:
             await wrong.embed(["x"])
         assert "sk-wrong" not in str(caught.value)

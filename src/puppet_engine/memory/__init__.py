@@ -61,7 +61,11 @@ __all__ = [
 
 
 def build_memory_store(
-    settings: Settings, database: Database, *, embedder: Embedder | None = None, clock: Clock | None = None
+    settings: Settings,
+    database: Database,
+    *,
+    embedder: Embedder | None = None,
+    clock: Clock | None = None,
 ) -> MemoryStore:
     """The store for ``database``: pgvector search on PostgreSQL, numpy search on SQLite.
 
@@ -69,7 +73,11 @@ def build_memory_store(
     ``MEMORY_ENCRYPTION_KEY`` is set; ranking weights come from the settings.
     """
     key = settings.memory_encryption_key
-    cipher = ContentCipher(key.get_secret_value()) if key is not None and key.get_secret_value() else None
+    cipher = (
+        ContentCipher(key.get_secret_value())
+        if key is not None and key.get_secret_value()
+        else None
+    )
     store_class: type[SQLiteStore] | type[PostgresStore] = SQLiteStore
     if database.is_postgres:
         from puppet_engine.memory.postgres import PostgresStore

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from puppet_engine.memory.relationships import RelationshipStore
     from puppet_engine.settings import Settings
 
-MemoryKind = Literal["core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship"]
+MemoryKind = Literal[
+    "core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship"
+]
 MEMORY_KINDS: tuple[str, ...] = get_args(MemoryKind)
 
 #: ``progress(agent_id, done, total)`` is called while :meth:`MemoryStore.reindex` works.
@@ -58,7 +60,9 @@ class Memory:
 
     def __post_init__(self) -> None:
         if self.kind not in MEMORY_KINDS:
-            raise ValueError(f"memory kind must be one of {', '.join(MEMORY_KINDS)}; got {self.kind!r}")
+            raise ValueError(
+                f"memory kind must be one of {', '.join(MEMORY_KINDS)}; got {self.kind!r}"
+            )
         if not 0.0 <= float(self.importance) <= 1.0:
             raise ValueError(f"memory importance must be within 0..1; got {self.importance!r}")
 
@@ -214,7 +218,11 @@ class MemoryStore(ABC):
 
     @abstractmethod
     async def reindex(
-        self, agent_id: str | None = None, progress: ReindexProgress | None = None, *, force: bool = False
+        self,
+        agent_id: str | None = None,
+        progress: ReindexProgress | None = None,
+        *,
+        force: bool = False,
     ) -> int:
         """Re-embed with the current embedder the memories another one embedded (all with ``force``).
 
@@ -226,7 +234,9 @@ class MemoryStore(ABC):
         """The agent's core memories, oldest first (cached; invalidated on writes)."""
 
     @abstractmethod
-    async def recent_memories(self, agent_id: str, kind: str = "post", limit: int = 20) -> list[Memory]:
+    async def recent_memories(
+        self, agent_id: str, kind: str = "post", limit: int = 20
+    ) -> list[Memory]:
         """The agent's latest memories of ``kind``, newest first (cached; invalidated on writes)."""
 
     async def close(self) -> None:  # noqa: B027 - nothing to release by default

@@ -31,8 +31,12 @@ class ContentCipher:
 
     def __init__(self, secret: str) -> None:
         if len(secret) < 16:
-            raise ConfigError("MEMORY_ENCRYPTION_KEY: use at least 16 characters (a long random string)")
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(secret.encode("utf-8"))
+            raise ConfigError(
+                "MEMORY_ENCRYPTION_KEY: use at least 16 characters (a long random string)"
+            )
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
+            secret.encode("utf-8")
+        )
         self._aead = AESGCM(key)
 
     def __repr__(self) -> str:
@@ -48,9 +52,13 @@ class ContentCipher:
         try:
             raw = base64.b64decode(token.encode("ascii"), validate=True)
         except (ValueError, UnicodeEncodeError) as exc:
-            raise ConfigError(f"memory {memory_id} of agent {agent_id!r}: stored ciphertext is not valid base64") from exc
+            raise ConfigError(
+                f"memory {memory_id} of agent {agent_id!r}: stored ciphertext is not valid base64"
+            ) from exc
         if raw[:1] != _VERSION or len(raw) < 1 + _NONCE_BYTES + 16:
-            raise ConfigError(f"memory {memory_id} of agent {agent_id!r}: unknown ciphertext format")
+            raise ConfigError(
+                f"memory {memory_id} of agent {agent_id!r}: unknown ciphertext format"
+            )
         nonce, sealed = raw[1 : 1 + _NONCE_BYTES], raw[1 + _NONCE_BYTES :]
         try:
             return self._aead.decrypt(nonce, sealed, _aad(agent_id, memory_id)).decode("utf-8")

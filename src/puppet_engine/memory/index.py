@@ -146,6 +146,10 @@ class VectorIndex:
             return []
         rows = np.argpartition(-similarity, c - 1)[:c] if c < n else np.arange(n)
         rows = rows[np.isfinite(similarity[rows])]
-        scores = similarity[rows] + self.weights.bonus(self._importance[rows], self._created[rows], now)
+        scores = similarity[rows] + self.weights.bonus(
+            self._importance[rows], self._created[rows], now
+        )
         best = np.argsort(-scores, kind="stable")[:k]
-        return [IndexHit(self._ids[rows[i]], float(scores[i]), float(similarity[rows[i]])) for i in best]
+        return [
+            IndexHit(self._ids[rows[i]], float(scores[i]), float(similarity[rows[i]])) for i in best
+        ]

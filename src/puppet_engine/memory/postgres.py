@@ -52,7 +52,9 @@ def _require_postgres_extra() -> None:
     try:
         import asyncpg  # noqa: F401
     except ImportError as exc:
-        raise ConfigError("PostgreSQL memory needs the postgres extra: pip install 'puppet-engine[postgres]'") from exc
+        raise ConfigError(
+            "PostgreSQL memory needs the postgres extra: pip install 'puppet-engine[postgres]'"
+        ) from exc
 
 
 class PostgresStore(SQLMemoryStore):
@@ -74,7 +76,9 @@ class PostgresStore(SQLMemoryStore):
     ) -> None:
         super().__init__(*args, **kwargs)
         if not self.db.is_postgres:
-            raise ConfigError(f"PostgresStore needs a postgresql:// DATABASE_URL, not {self.db.dialect}")
+            raise ConfigError(
+                f"PostgresStore needs a postgresql:// DATABASE_URL, not {self.db.dialect}"
+            )
         _require_postgres_extra()
         self.exact_threshold = exact_threshold
         self.max_ef_search = max_ef_search
@@ -86,20 +90,30 @@ class PostgresStore(SQLMemoryStore):
 
     # ------------------------------------------------------------------ writes
 
-    async def _insert_rows(self, conn: AsyncConnection, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
-        payload = [{**row, "embedding_vec": vec} for row, vec in zip(rows, vectors.tolist(), strict=True)]
+    async def _insert_rows(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]], vectors: np.ndarray
+    ) -> None:
+        payload = [
+            {**row, "embedding_vec": vec} for row, vec in zip(rows, vectors.tolist(), strict=True)
+        ]
         await conn.execute(sa.insert(_pg_memories), payload)
 
-    async def _write_embeddings(self, conn: AsyncConnection, ids: list[str], vectors: np.ndarray) -> None:
+    async def _write_embeddings(
+        self, conn: AsyncConnection, ids: list[str], vectors: np.ndarray
+    ) -> None:
         await super()._write_embeddings(conn, ids, vectors)
         stmt = (
             sa.update(_pg_memories)
             .where(_pg_memories.c.id == sa.bindparam("b_id"))
             .values(embedding_vec=sa.bindparam("b_vec", type_=ARRAY(REAL)))
         )
-        await conn.execute(stmt, [{"b_id": i, "b_vec": v} for i, v in zip(ids, vectors.tolist(), strict=True)])
+        await conn.execute(
+            stmt, [{"b_id": i, "b_vec": v} for i, v in zip(ids, vectors.tolist(), strict=True)]
+        )
 
-    async def _after_add(self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
+    async def _after_add(
+        self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray
+    ) -> None:
         self._forget_counts(agent_id)
 
     async def _after_delete(self, agent_id: str, ids: list[str]) -> None:
@@ -130,7 +144,11 @@ class PostgresStore(SQLMemoryStore):
             return False
         name = f"ix_memories_embedding_vec_{dim}"
         async with self.db.connect() as conn:
-            exists = (await conn.execute(sa.text("SELECT 1 FROM pg_indexes WHERE indexname = :n"), {"n": name})).first()
+            exists = (
+                await conn.execute(
+                    sa.text("SELECT 1 FROM pg_indexes WHERE indexname = :n"), {"n": name}
+                )
+            ).first()
         if exists is None:
             log.warning("building HNSW index %s for %d-dimensional embeddings", name, dim)
             async with self.db.transaction() as conn:
@@ -151,7 +169,9 @@ class PostgresStore(SQLMemoryStore):
         dim = self.embedder.dim
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != dim:
-            raise ValueError(f"query vector has {query.shape[0]} dimensions; the embedder has {dim}")
+            raise ValueError(
+                f"query vector has {query.shape[0]} dimensions; the embedder has {dim}"
+            )
         if limit <= 0:
             return []
         candidates = self.weights.candidates(limit)
@@ -162,7 +182,8 @@ class PostgresStore(SQLMemoryStore):
         ef = 0
         if agent_rows > self.exact_threshold and await self._ensure_index(dim):
             dim_rows = await self._cached_count(
-                ("dim", str(dim)), sa.select(sa.func.count()).select_from(memories).where(memories.c.dim == dim)
+                ("dim", str(dim)),
+                sa.select(sa.func.count()).select_from(memories).where(memories.c.dim == dim),
             )
             share = agent_rows / max(dim_rows, agent_rows)
             ef = max(candidates, math.ceil(candidates / share * (2 if wanted else 1)))
@@ -189,7 +210,9 @@ class PostgresStore(SQLMemoryStore):
         # constant; the exact scan orders by another expression so the planner
         # cannot pick the approximate index.
         q = f"$1::real[]::vector({dim})"
-        distance = f"(embedding_vec::vector({dim}) <=> {q})" if indexed else f"(embedding_vec <=> {q})"
+        distance = (
+            f"(embedding_vec::vector({dim}) <=> {q})" if indexed else f"(embedding_vec <=> {q})"
+        )
         kind_filter = "AND kind = ANY($8::text[])" if kinds else ""
         columns = ", ".join(c.name for c in LIGHT_COLUMNS)
         sql = f"""
@@ -205,11 +228,24 @@ class PostgresStore(SQLMemoryStore):
             LIMIT $3
         """
         w = self.weights
-        params: list[Any] = [query.tolist(), agent_id, limit, w.importance, w.recency, w.half_life_seconds, self.clock.now()]
+        params: list[Any] = [
+            query.tolist(),
+            agent_id,
+            limit,
+            w.importance,
+            w.recency,
+            w.half_life_seconds,
+            self.clock.now(),
+        ]
         if kinds:
             params.append(kinds)
         rows = await self._fetch(sql, params, ef)
-        return [ScoredMemory(self._to_memory(_decode(row)), float(row["score"]), float(row["similarity"])) for row in rows]
+        return [
+            ScoredMemory(
+                self._to_memory(_decode(row)), float(row["score"]), float(row["similarity"])
+            )
+            for row in rows
+        ]
 
     async def _fetch(self, sql: str, params: list[Any], ef: int) -> list[Any]:
         """Run on the store's own small asyncpg pool: one round trip per search.

@@ -69,8 +69,14 @@ class RelationshipStore:
     async def get(self, agent_id: str, other: str) -> Relationship | None:
         async with self.db.connect() as conn:
             row = (
-                await conn.execute(sa.select(table).where(table.c.agent_id == agent_id, table.c.other == other))
-            ).mappings().first()
+                (
+                    await conn.execute(
+                        sa.select(table).where(table.c.agent_id == agent_id, table.c.other == other)
+                    )
+                )
+                .mappings()
+                .first()
+            )
         return _from_row(row) if row else None
 
     async def list_for(self, agent_id: str) -> list[Relationship]:

@@ -32,8 +32,9 @@ from puppet_engine.memory.store import LIGHT_COLUMNS, SQLMemoryStore, check_kind
 from puppet_engine.storage import async_url
 from puppet_engine.storage.tables import memories
 
-# Below this many rows the search runs inline; above, in a worker thread (numpy releases the GIL).
-_THREAD_THRESHOLD = 20_000
+# Searches run inline (100k memories: a few milliseconds of numpy); only much larger
+# indexes go to a worker thread, whose hand-off costs more than it saves below that.
+_THREAD_THRESHOLD = 500_000
 _LOAD_BATCH = 5000
 
 
@@ -56,7 +57,9 @@ class _Reader:
     def rows(self, ids: list[str]) -> list[dict[str, Any]]:
         if not ids:
             return []
-        sql = self._SQL.format(cols=", ".join(f'"{c}"' for c in self._COLUMNS), marks=", ".join("?" * len(ids)))
+        sql = self._SQL.format(
+            cols=", ".join(f'"{c}"' for c in self._COLUMNS), marks=", ".join("?" * len(ids))
+        )
         with self._lock:
             raw = self._conn.execute(sql, ids).fetchall()
         out = []
@@ -89,7 +92,9 @@ class SQLiteStore(SQLMemoryStore):
         self._locks: dict[str, asyncio.Lock] = {}
         self._read_conn: _Reader | None = None
         path = make_url(async_url(self.db.url)).database
-        self._db_path = path if path and path != ":memory:" and self.db.dialect == "sqlite" else None
+        self._db_path = (
+            path if path and path != ":memory:" and self.db.dialect == "sqlite" else None
+        )
 
     def _lock(self, agent_id: str) -> asyncio.Lock:
         lock = self._locks.get(agent_id)
@@ -149,13 +154,21 @@ class SQLiteStore(SQLMemoryStore):
         async with self._lock(agent_id):
             index = await self._index_for(agent_id)
             if query.shape[0] != index.dim:
-                raise ValueError(f"query vector has {query.shape[0]} dimensions; the index has {index.dim}")
+                raise ValueError(
+                    f"query vector has {query.shape[0]} dimensions; the index has {index.dim}"
+                )
             reader = self._reader()
             if reader is not None:
-                # Top k and their rows in one trip to a worker thread (numpy and sqlite3 release the GIL).
-                work = functools.partial(self._search_and_read, reader, index, query, limit, now, wanted)
-                hits, rows = await asyncio.to_thread(work) if len(index) >= _THREAD_THRESHOLD else work()
-                found = {row["id"]: self._to_memory(row) for row in rows if row["agent_id"] == agent_id}
+                # Top k and their rows in one go (numpy and sqlite3 release the GIL in a thread).
+                work = functools.partial(
+                    self._search_and_read, reader, index, query, limit, now, wanted
+                )
+                hits, rows = (
+                    await asyncio.to_thread(work) if len(index) >= _THREAD_THRESHOLD else work()
+                )
+                found = {
+                    row["id"]: self._to_memory(row) for row in rows if row["agent_id"] == agent_id
+                }
             else:
                 hits = index.search(query, limit, now=now, kinds=wanted)
                 found = await self.fetch_by_ids(agent_id, [hit.id for hit in hits])
@@ -163,7 +176,12 @@ class SQLiteStore(SQLMemoryStore):
 
     @staticmethod
     def _search_and_read(
-        reader: _Reader, index: VectorIndex, query: np.ndarray, limit: int, now: float, kinds: list[str] | None
+        reader: _Reader,
+        index: VectorIndex,
+        query: np.ndarray,
+        limit: int,
+        now: float,
+        kinds: list[str] | None,
     ) -> tuple[list[IndexHit], list[dict[str, Any]]]:
         hits = index.search(query, limit, now=now, kinds=kinds)
         return hits, reader.rows([hit.id for hit in hits])
@@ -176,7 +194,9 @@ class SQLiteStore(SQLMemoryStore):
 
     # ------------------------------------------------------------------ keeping the index in step
 
-    async def _after_add(self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
+    async def _after_add(
+        self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray
+    ) -> None:
         # Under the lock: a load in progress finishes first, then this add lands in it.
         async with self._lock(agent_id):
             held = self._indexes.get(agent_id)
@@ -194,7 +214,9 @@ class SQLiteStore(SQLMemoryStore):
         async with self._lock(agent_id):
             held = self._indexes.get(agent_id)
             if held is not None and memory.id is not None:
-                held.index.update(memory.id, vector=vector, importance=memory.importance, kind=memory.kind)
+                held.index.update(
+                    memory.id, vector=vector, importance=memory.importance, kind=memory.kind
+                )
 
     async def _after_delete(self, agent_id: str, ids: list[str]) -> None:
         async with self._lock(agent_id):

@@ -24,6 +24,7 @@ from puppet_engine.memory.base import (
     MEMORY_KINDS,
     InitialMemory,
     Memory,
+    MemoryKind,
     MemoryStore,
     RankingWeights,
     ReindexProgress,
@@ -94,23 +95,33 @@ class SQLMemoryStore(MemoryStore):
         self, agent_id: str, vector: np.ndarray, limit: int = 10, kinds: Sequence[str] | None = None
     ) -> list[ScoredMemory]: ...
 
-    async def _insert_rows(self, conn: AsyncConnection, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
+    async def _insert_rows(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]], vectors: np.ndarray
+    ) -> None:
         await conn.execute(sa.insert(memories), rows)
 
-    async def _write_embeddings(self, conn: AsyncConnection, ids: list[str], vectors: np.ndarray) -> None:
+    async def _write_embeddings(
+        self, conn: AsyncConnection, ids: list[str], vectors: np.ndarray
+    ) -> None:
         stmt = (
             sa.update(memories)
             .where(memories.c.id == sa.bindparam("b_id"))
-            .values(embedding=sa.bindparam("b_embedding"), embedder=self.embedder.name, dim=self.embedder.dim)
+            .values(
+                embedding=sa.bindparam("b_embedding"),
+                embedder=self.embedder.name,
+                dim=self.embedder.dim,
+            )
         )
-        await conn.execute(stmt, [{"b_id": i, "b_embedding": pack(v)} for i, v in zip(ids, vectors, strict=True)])
+        await conn.execute(
+            stmt, [{"b_id": i, "b_embedding": pack(v)} for i, v in zip(ids, vectors, strict=True)]
+        )
 
-    async def _after_add(self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray) -> None:
+    async def _after_add(
+        self, agent_id: str, rows: list[dict[str, Any]], vectors: np.ndarray
+    ) -> None:
         """Called after rows were committed."""
 
-    async def _after_update(
-        self, agent_id: str, memory: Memory, vector: np.ndarray | None
-    ) -> None:
+    async def _after_update(self, agent_id: str, memory: Memory, vector: np.ndarray | None) -> None:
         """Called after one memory changed (``vector`` is set when its content did)."""
 
     async def _after_delete(self, agent_id: str, ids: list[str]) -> None:
@@ -138,7 +149,9 @@ class SQLMemoryStore(MemoryStore):
         self.check_groups(agent_id, [(name, dim, int(n)) for name, dim, n in groups])
         self._verified.add(agent_id)
 
-    def check_groups(self, agent_id: str, groups: Sequence[tuple[str | None, int | None, int]]) -> None:
+    def check_groups(
+        self, agent_id: str, groups: Sequence[tuple[str | None, int | None, int]]
+    ) -> None:
         current = (self.embedder.name, self.embedder.dim)
         foreign = [(name, dim, n) for name, dim, n in groups if (name, dim) != current]
         if foreign:
@@ -182,7 +195,9 @@ class SQLMemoryStore(MemoryStore):
             given = np.asarray(m.embedding, dtype=np.float32).reshape(-1)
             if (m.embedder or self.embedder.name) != self.embedder.name or given.shape[0] != dim:
                 stored = f"{m.embedder or self.embedder.name} (dim {given.shape[0]})"
-                raise EmbedderMismatch(agent_id, f"{stored} for a precomputed vector", self.embedder.describe())
+                raise EmbedderMismatch(
+                    agent_id, f"{stored} for a precomputed vector", self.embedder.describe()
+                )
             out[i] = given
         if missing:
             out[missing] = await self.embedder.embed([batch[i].content for i in missing])
@@ -223,7 +238,9 @@ class SQLMemoryStore(MemoryStore):
         rows = [self._row(agent_id, m, v, now) for m, v in zip(todo, vectors, strict=True)]
         async with self.db.transaction() as conn:
             for start in range(0, len(rows), _WRITE_CHUNK):
-                await self._insert_rows(conn, rows[start : start + _WRITE_CHUNK], vectors[start : start + _WRITE_CHUNK])
+                await self._insert_rows(
+                    conn, rows[start : start + _WRITE_CHUNK], vectors[start : start + _WRITE_CHUNK]
+                )
         self._touch(agent_id)
         await self._after_add(agent_id, rows, vectors)
         return ids
@@ -270,16 +287,26 @@ class SQLMemoryStore(MemoryStore):
                 "metadata": metadata if metadata is not None else current.metadata,
             }
         )
-        values: dict[str, Any] = {"importance": changed.importance, "kind": changed.kind, "metadata": changed.metadata}
+        values: dict[str, Any] = {
+            "importance": changed.importance,
+            "kind": changed.kind,
+            "metadata": changed.metadata,
+        }
         vector = None
         if content is not None and content != current.content:
             await self.ensure_embedder(agent_id)
             vector = (await self.embedder.embed([content]))[0]
             values["content"] = (
-                self.cipher.encrypt(content, agent_id=agent_id, memory_id=memory_id) if self.cipher else content
+                self.cipher.encrypt(content, agent_id=agent_id, memory_id=memory_id)
+                if self.cipher
+                else content
             )
             values["encrypted"] = self.cipher is not None
-            changed.embedding, changed.embedder, changed.dim = vector, self.embedder.name, self.embedder.dim
+            changed.embedding, changed.embedder, changed.dim = (
+                vector,
+                self.embedder.name,
+                self.embedder.dim,
+            )
         async with self.db.transaction() as conn:
             result = await conn.execute(
                 sa.update(memories)
@@ -297,7 +324,9 @@ class SQLMemoryStore(MemoryStore):
     async def delete(self, agent_id: str, memory_id: str) -> bool:
         async with self.db.transaction() as conn:
             result = await conn.execute(
-                sa.delete(memories).where(memories.c.agent_id == agent_id, memories.c.id == memory_id)
+                sa.delete(memories).where(
+                    memories.c.agent_id == agent_id, memories.c.id == memory_id
+                )
             )
         self._touch(agent_id)
         if result.rowcount:
@@ -318,7 +347,9 @@ class SQLMemoryStore(MemoryStore):
         self, agent_id: str, query: str, limit: int = 10, kinds: Sequence[str] | None = None
     ) -> list[ScoredMemory]:
         await self.ensure_embedder(agent_id)
-        return await self.search_vector(agent_id, await self.embedder.embed_one(query), limit, kinds)
+        return await self.search_vector(
+            agent_id, await self.embedder.embed_one(query), limit, kinds
+        )
 
     async def fetch_by_ids(self, agent_id: str, ids: Sequence[str]) -> dict[str, Memory]:
         """Memories (without embeddings) by id; missing ids are left out."""
@@ -331,7 +362,9 @@ class SQLMemoryStore(MemoryStore):
         return {row["id"]: self._to_memory(row) for row in rows if row["agent_id"] == agent_id}
 
     async def get(self, agent_id: str, memory_id: str) -> Memory | None:
-        query = sa.select(memories).where(memories.c.agent_id == agent_id, memories.c.id == memory_id)
+        query = sa.select(memories).where(
+            memories.c.agent_id == agent_id, memories.c.id == memory_id
+        )
         async with self.db.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
         return self._to_memory(row) if row else None
@@ -353,13 +386,19 @@ class SQLMemoryStore(MemoryStore):
             query = query.where(memories.c.created_at >= since)
         if until is not None:
             query = query.where(memories.c.created_at < until)
-        query = query.order_by(memories.c.created_at.desc(), memories.c.id.desc()).limit(limit).offset(offset)
+        query = (
+            query.order_by(memories.c.created_at.desc(), memories.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
         async with self.db.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [self._to_memory(row) for row in rows]
 
     async def count(self, agent_id: str, kind: str | None = None) -> int:
-        query = sa.select(sa.func.count()).select_from(memories).where(memories.c.agent_id == agent_id)
+        query = (
+            sa.select(sa.func.count()).select_from(memories).where(memories.c.agent_id == agent_id)
+        )
         if kind is not None:
             query = query.where(memories.c.kind == kind)
         async with self.db.connect() as conn:
@@ -372,7 +411,9 @@ class SQLMemoryStore(MemoryStore):
             self._cache.put(agent_id, ("core",), cached)
         return list(cached)
 
-    async def recent_memories(self, agent_id: str, kind: str = "post", limit: int = 20) -> list[Memory]:
+    async def recent_memories(
+        self, agent_id: str, kind: str = "post", limit: int = 20
+    ) -> list[Memory]:
         key = ("recent", kind, limit)
         cached = self._cache.get(agent_id, key)
         if cached is None:
@@ -384,11 +425,17 @@ class SQLMemoryStore(MemoryStore):
 
     async def seed_initial(self, agent_id: str, initial_memory: InitialMemory) -> int:
         now = self.clock.now()
-        texts = [("core", t, 0.9) for t in initial_memory.core_memories]
+        texts: list[tuple[MemoryKind, str, float]] = [("core", t, 0.9) for t in initial_memory.core_memories]
         texts += [("event", t, 0.6) for t in initial_memory.recent_events]
         # One second apart, oldest first, so listings keep the config's order.
         seeds = [
-            Memory(content=text, kind=kind, importance=importance, key=seed_key(kind, text), created_at=now - (len(texts) - i))  # type: ignore[arg-type]
+            Memory(
+                content=text,
+                kind=kind,
+                importance=importance,
+                key=seed_key(kind, text),
+                created_at=now - (len(texts) - i),
+            )
             for i, (kind, text, importance) in enumerate(texts)
         ]
         before = await self.count(agent_id)
@@ -396,24 +443,37 @@ class SQLMemoryStore(MemoryStore):
         for other, rel in initial_memory.relationships.items():
             notes = rel.notes if isinstance(rel.notes, str) else "\n".join(rel.notes)
             await self.relationships.seed(
-                agent_id, other, sentiment=rel.sentiment, familiarity=rel.familiarity, trust=rel.trust, notes=notes
+                agent_id,
+                other,
+                sentiment=rel.sentiment,
+                familiarity=rel.familiarity,
+                trust=rel.trust,
+                notes=notes,
             )
         return await self.count(agent_id) - before
 
     async def reindex(
-        self, agent_id: str | None = None, progress: ReindexProgress | None = None, *, force: bool = False
+        self,
+        agent_id: str | None = None,
+        progress: ReindexProgress | None = None,
+        *,
+        force: bool = False,
     ) -> int:
         if agent_id is not None:
             agents = [agent_id]
         else:
             async with self.db.connect() as conn:
-                agents = list((await conn.execute(sa.select(memories.c.agent_id).distinct())).scalars())
+                agents = list(
+                    (await conn.execute(sa.select(memories.c.agent_id).distinct())).scalars()
+                )
         total_done = 0
         for agent in agents:
             total_done += await self._reindex_agent(agent, progress, force)
         return total_done
 
-    async def _reindex_agent(self, agent_id: str, progress: ReindexProgress | None, force: bool) -> int:
+    async def _reindex_agent(
+        self, agent_id: str, progress: ReindexProgress | None, force: bool
+    ) -> int:
         cond = memories.c.agent_id == agent_id
         if not force:
             cond = sa.and_(
@@ -426,13 +486,19 @@ class SQLMemoryStore(MemoryStore):
                 ),
             )
         async with self.db.connect() as conn:
-            total = int((await conn.execute(sa.select(sa.func.count()).select_from(memories).where(cond))).scalar_one())
+            total = int(
+                (
+                    await conn.execute(sa.select(sa.func.count()).select_from(memories).where(cond))
+                ).scalar_one()
+            )
         done, last = 0, ""
         if progress:
             progress(agent_id, 0, total)
         while done < total:
             query = (
-                sa.select(memories.c.id, memories.c.agent_id, memories.c.content, memories.c.encrypted)
+                sa.select(
+                    memories.c.id, memories.c.agent_id, memories.c.content, memories.c.encrypted
+                )
                 .where(cond, memories.c.id > last)
                 .order_by(memories.c.id)
                 .limit(_REINDEX_BATCH)

@@ -50,7 +50,9 @@ def build_embedder(
     if choice == "openai":
         from puppet_engine.memory.embeddings.openai import OpenAIEmbedder
 
-        key = openai_api_key or (settings.openai_api_key.get_secret_value() if settings.openai_api_key else None)
+        key = openai_api_key or (
+            settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        )
         if not key:
             raise ConfigError("EMBEDDER=openai needs OPENAI_API_KEY")
         return OpenAIEmbedder(

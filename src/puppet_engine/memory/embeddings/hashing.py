@@ -19,7 +19,53 @@ _WORD = re.compile(r"[\w$#@]+", re.UNICODE)
 
 # Words that say little about what a memory is about; they still count inside bigrams.
 _STOPWORDS = frozenset(
-    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "had", "has", "have", "i", "in", "is", "it", "its", "me", "my", "of", "on", "or", "our", "so", "that", "the", "their", "them", "then", "there", "this", "to", "was", "we", "were", "what", "when", "which", "who", "will", "with", "you", "your"]
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "which",
+        "who",
+        "will",
+        "with",
+        "you",
+        "your",
+    ]
 )
 
 _UNIGRAM_WEIGHT = 1.0
@@ -51,7 +97,11 @@ class HashingEmbedder(Embedder):
         for row, text in enumerate(texts):
             indices, values = self._features(text)
             if indices:
-                np.add.at(out[row], np.asarray(indices, dtype=np.int64), np.asarray(values, dtype=np.float32))
+                np.add.at(
+                    out[row],
+                    np.asarray(indices, dtype=np.int64),
+                    np.asarray(values, dtype=np.float32),
+                )
         return normalize_rows(out)
 
     def _features(self, text: str) -> tuple[list[int], list[float]]:

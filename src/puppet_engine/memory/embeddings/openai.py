@@ -71,7 +71,10 @@ class OpenAIEmbedder(Embedder):
     async def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [await self._batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        parts = [
+            await self._batch(texts[i : i + self.batch_size])
+            for i in range(0, len(texts), self.batch_size)
+        ]
         return normalize_rows(np.vstack(parts))
 
     async def _batch(self, texts: list[str]) -> np.ndarray:
@@ -85,12 +88,16 @@ class OpenAIEmbedder(Embedder):
         except openai.APITimeoutError as exc:
             raise ServiceUnavailable("request timed out", service=SERVICE) from exc
         except openai.APIConnectionError as exc:
-            raise ServiceUnavailable(f"cannot connect: {exc.__class__.__name__}", service=SERVICE) from exc
+            raise ServiceUnavailable(
+                f"cannot connect: {exc.__class__.__name__}", service=SERVICE
+            ) from exc
         except (openai.APIResponseValidationError, ValueError) as exc:
             raise BadResponse(f"unexpected embeddings response: {exc}", service=SERVICE) from exc
         rows = sorted(response.data, key=lambda item: item.index)
         if len(rows) != len(texts):
-            raise BadResponse(f"asked for {len(texts)} embeddings, got {len(rows)}", service=SERVICE)
+            raise BadResponse(
+                f"asked for {len(texts)} embeddings, got {len(rows)}", service=SERVICE
+            )
         matrix = np.asarray([row.embedding for row in rows], dtype=np.float32)
         if matrix.shape[1] != self.dim:
             raise BadResponse(

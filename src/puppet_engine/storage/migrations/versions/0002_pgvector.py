@@ -33,7 +33,9 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
-    available = bind.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")).first()
+    available = bind.execute(
+        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'")
+    ).first()
     if available is None:
         raise RuntimeError(
             "PostgreSQL has no pgvector extension: install it on the server "
@@ -41,6 +43,9 @@ def upgrade() -> None:
         )
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.execute("ALTER TABLE memories ADD COLUMN IF NOT EXISTS embedding_vec vector")
+    # Keep the vector in the row (the bytea copy is moved to TOAST first): a search
+    # reads it for each candidate, and a TOAST fetch per candidate doubles its cost.
+    op.execute("ALTER TABLE memories ALTER COLUMN embedding_vec SET STORAGE MAIN")
     for dim in INDEXED_DIMS:
         op.execute(hnsw_index_sql(dim))
 
