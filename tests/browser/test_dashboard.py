@@ -96,6 +96,7 @@ async def test_dashboard_end_to_end(tmp_path: Path) -> None:
                 await page.screenshot(path=str(tmp_path / "trading.png"), full_page=True)
                 await page.goto(f"{server.url}/#/events")
                 await page.wait_for_selector("#events-table tbody tr")
+                await page.screenshot(path=str(tmp_path / "events.png"), full_page=True)
                 await page.goto(f"{server.url}/#/system")
                 await page.wait_for_selector("#health-panel tbody tr")
                 await page.screenshot(path=str(tmp_path / "system.png"), full_page=True)
@@ -109,5 +110,5 @@ async def test_dashboard_end_to_end(tmp_path: Path) -> None:
         await engine.stop()
         await asyncio.wait_for(runner, timeout=30)
     assert problems == []
-    for name in ("overview.png", "agent.png", "trading.png", "system.png"):
+    for name in ("overview.png", "agent.png", "trading.png", "events.png", "system.png"):
         assert (tmp_path / name).stat().st_size > 10_000

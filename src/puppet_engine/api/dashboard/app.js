@@ -434,6 +434,10 @@
       ...[...state.agents.keys()].sort().map((a) => h("option", { value: a, text: a })));
     const statusSelect = h("select", { "aria-label": "status" }, ...["", "pending", "running", "done", "failed", "cancelled"]
       .map((s) => h("option", { value: s, text: s || "any status" })));
+    const newer = h("button", { class: "btn btn-ghost", type: "button", disabled: true,
+                                onclick: () => { filters.offset = Math.max(0, filters.offset - filters.limit); load(); } }, "Newer");
+    const older = h("button", { class: "btn btn-ghost", type: "button",
+                                onclick: () => { filters.offset += filters.limit; load(); } }, "Older");
     const load = async () => {
       const query = new URLSearchParams({ limit: filters.limit, offset: filters.offset });
       for (const name of ["type", "agent", "status"]) if (filters[name]) query.set(name, filters[name]);
@@ -447,15 +451,15 @@
           h("td", { class: "small detail", text: e.error || (e.result ? JSON.stringify(e.result) : "") }))));
         const last = Math.min(page.offset + page.items.length, page.total);
         pager.textContent = page.total ? `${page.offset + 1}–${last} of ${page.total}` : "no events";
+        newer.disabled = page.offset === 0;
+        older.disabled = last >= page.total;
       } catch (err) { failed(err); }
     };
     view.append(h("div", { class: "view-head" }, h("h1", { text: "Events" })),
       h("div", { class: "card filters" },
         field("type", h("input", { type: "text", placeholder: "type, e.g. post.* ", "aria-label": "type", maxlength: 64 })),
         field("agent", agentSelect), field("status", statusSelect),
-        h("button", { class: "btn btn-ghost", type: "button", onclick: () => { filters.offset = Math.max(0, filters.offset - filters.limit); load(); } }, "Newer"),
-        h("button", { class: "btn btn-ghost", type: "button", onclick: () => { filters.offset += filters.limit; load(); } }, "Older"),
-        pager),
+        newer, older, pager),
       h("div", { class: "card" }, h("table", { class: "table", id: "events-table" },
         h("thead", {}, h("tr", {}, ...["#", "type", "agent", "status", "due", "tries", "result"].map((t) => h("th", { text: t })))), tbody)));
     load();
