@@ -84,3 +84,18 @@ async def test_config_update_keeps_secrets_left_out(tmp_path: Path) -> None:
         kept = api.engine.manager.agents["nova"].config.twitter_credentials
         assert kept.api_key_secret.get_secret_value() == TWITTER_SECRET
         assert kept.bearer_token.get_secret_value() == BEARER
+
+
+async def test_other_accounts_user_ids_are_not_served(tmp_path: Path) -> None:
+    from puppet_engine.events import Event
+
+    tweet = {"id": "1790000000000000042", "text": "@coby hi", "author_id": "987654321012345",
+             "author_username": "crowd_amy", "in_reply_to_user_id": "123450987654321"}
+    async with harness(tmp_path) as api:
+        await api.engine.events.schedule(Event("audit.sample", "coby", {"tweet": tweet}, key="audit:1"))
+        await api.post("/memory/coby", json={"content": "amy said hi", "metadata": {"author_id": tweet["author_id"]}})
+        texts = [(await api.get(path)).text for path in ("/events", "/agents/coby", "/memory/coby")]
+        for text in texts:
+            assert tweet["author_id"] not in text and tweet["in_reply_to_user_id"] not in text
+        events = (await api.get("/events", params={"type": "audit.sample"})).json()["items"]
+        assert events[0]["payload"]["tweet"]["author_username"] == "crowd_amy"  # handles are public

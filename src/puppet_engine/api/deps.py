@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 POST_KINDS = ("post", "thread")
 HEALTH_TTL = 1.0
-# Keys of agent state that may hold other accounts' ids: never served.
-_PRIVATE_STATE = ("user_id", "author_id", "follower_ids", "user_ids")
+# Keys that hold other accounts' user ids: never served (tweet ids and @handles are public).
+_PRIVATE_KEYS = ("user_id", "author_id", "follower_ids", "user_ids", "participant_ids")
 
 
 @dataclass
@@ -108,8 +108,27 @@ async def count(conn: Any, query: sa.Select[Any]) -> int:
     return int(total.scalar() or 0)
 
 
+def scrub_ids(value: Any) -> Any:
+    """``value`` without other accounts' user ids (``author_id``, ``in_reply_to_user_id`` …), at any depth."""
+    if isinstance(value, dict):
+        return {k: scrub_ids(v) for k, v in value.items()
+                if not (isinstance(k, str) and k.endswith(_PRIVATE_KEYS))}
+    if isinstance(value, list):
+        return [scrub_ids(v) for v in value]
+    return value
+
+
 def public_state(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in state.items() if not any(k.endswith(p) for p in _PRIVATE_STATE)}
+    cleaned: dict[str, Any] = scrub_ids(state)
+    return cleaned
+
+
+def public_event(event: Any) -> dict[str, Any]:
+    """An ``Event`` as served: payload and result without user ids."""
+    out: dict[str, Any] = event.to_dict()
+    out["payload"] = scrub_ids(out["payload"])
+    out["result"] = scrub_ids(out["result"])
+    return out
 
 
 def mood_label(mood: Any) -> str | None:

@@ -16,7 +16,9 @@ from puppet_engine.api.deps import (
     PageQ,
     count,
     page,
+    public_event,
     public_state,
+    scrub_ids,
     summaries,
 )
 from puppet_engine.api.errors import ApiError, conflict
@@ -76,7 +78,7 @@ async def _detail(ctx: ApiContext, agent_id: str) -> AgentDetail:
         state = (await conn.execute(sa.select(agents.c.state).where(agents.c.id == agent_id))).scalar()
     return AgentDetail(
         **summary.model_dump(), config=runtime.config.public_dict(), state=public_state(dict(state or {})),
-        pending_events=[Event.from_row(r).to_dict() for r in pending],
+        pending_events=[public_event(Event.from_row(r)) for r in pending],
         relationships=[{k: v for k, v in r.items() if k != "agent_id"} for r in rels],
     )
 
@@ -93,7 +95,7 @@ async def timeline(agent_id: AgentId, paging: PageQ, ctx: Ctx,
     async with ctx.db.connect() as conn:
         total = await count(conn, q)
         rows = (await conn.execute(q.order_by(actions.c.id.desc()).limit(paging.limit).offset(paging.offset)))
-        items = [dict(r._mapping) for r in rows.fetchall()]
+        items = [scrub_ids(dict(r._mapping)) for r in rows.fetchall()]
     return page(items, total, paging)
 
 

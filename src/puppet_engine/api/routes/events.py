@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
 
 from puppet_engine.api.auth import require
-from puppet_engine.api.deps import Ctx, PageQ, count, page
+from puppet_engine.api.deps import Ctx, PageQ, count, page, public_event
 from puppet_engine.api.errors import not_found
 from puppet_engine.api.routes.agents import schedule
 from puppet_engine.api.schemas import EventOut, NewsAccepted, NewsRequest, Page, responses
@@ -50,7 +50,7 @@ async def list_events(
     async with ctx.db.connect() as conn:
         total = await count(conn, q)
         rows = (await conn.execute(q.order_by(events.c.id.desc()).limit(paging.limit).offset(paging.offset)))
-        items = [Event.from_row(r).to_dict() for r in rows.fetchall()]
+        items = [public_event(Event.from_row(r)) for r in rows.fetchall()]
     return page(items, total, paging)
 
 

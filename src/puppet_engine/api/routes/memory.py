@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from puppet_engine.api.auth import require
-from puppet_engine.api.deps import AgentId, ApiContext, Ctx, PageQ, page
+from puppet_engine.api.deps import AgentId, ApiContext, Ctx, PageQ, page, scrub_ids
 from puppet_engine.api.errors import ApiError, not_found
 from puppet_engine.api.schemas import (
     ClearRequest,
@@ -34,7 +34,7 @@ def _store(ctx: ApiContext, agent_id: str) -> Any:
 
 def _out(memory: Any) -> dict[str, Any]:
     return {"id": memory.id, "kind": memory.kind, "content": memory.content, "importance": memory.importance,
-            "created_at": memory.created_at or 0.0, "metadata": dict(memory.metadata or {})}
+            "created_at": memory.created_at or 0.0, "metadata": scrub_ids(dict(memory.metadata or {}))}
 
 
 @router.get("/{agent_id}", response_model=Page[MemoryOut], dependencies=[read], responses=responses(404, 422, 503),
