@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import stat
 from pathlib import Path
 
@@ -97,6 +98,14 @@ async def test_local_key_file_is_private_reused_and_printed_once(tmp_path: Path)
     assert out.getvalue().count(key.key) == 1
     again = local_keyring(key_file, announce=io.StringIO())
     assert again.keys[0].key == key.key
+
+    read_only = tmp_path / "ro"
+    read_only.mkdir(mode=0o500)
+    note = io.StringIO()
+    if os.access(read_only, os.W_OK):  # running as root: permissions do not bind, use a missing parent
+        read_only = tmp_path / "missing" / "dir"
+    fallback = local_keyring(read_only / ".puppet_api_key", announce=note)
+    assert len(fallback.keys[0].key) >= 32 and "this run only" in note.getvalue()
 
 
 async def test_app_without_keys_generates_one(tmp_path: Path) -> None:

@@ -191,15 +191,19 @@ def local_keyring(path: Path | str = KEY_FILE, *, announce: TextIO | None = None
     """
     target = Path(path)
     key = _read_key_file(target)
-    if key is None:
-        key = secrets.token_urlsafe(32)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(key + "\n")
-    os.chmod(target, 0o600)
+    where = f"the key is kept in {target.resolve()}, mode 0600"
+    try:
+        if key is None:
+            key = secrets.token_urlsafe(32)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(key + "\n")
+        os.chmod(target, 0o600)
+    except OSError as exc:  # a read-only directory: the key still works for this run
+        key = key or secrets.token_urlsafe(32)
+        where = f"it could not be saved to {target.resolve()} ({exc.strerror or exc}) and lasts for this run only"
     out = announce or sys.stderr
-    out.write(f"API key (admin) for the dashboard and API: {key}\n"
-              f"  (PUPPET_API_KEYS is unset; the key is kept in {target.resolve()}, mode 0600)\n")
+    out.write(f"API key (admin) for the dashboard and API: {key}\n  (PUPPET_API_KEYS is unset; {where})\n")
     out.flush()
     return KeyRing([ApiKey(key, "admin")])
 
