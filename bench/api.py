@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -70,11 +69,12 @@ async def run(requests: int, concurrency: int) -> dict[str, Any]:
     from puppet_engine.agents.config import load_agents_dir
     from puppet_engine.api import KeyRing, create_app
     from puppet_engine.engine import Engine, EngineOptions
+    from puppet_engine.observability.logging import configure_logging
     from puppet_engine.sandbox import Sandbox, SandboxConfig
     from puppet_engine.serving import BackgroundServer
     from puppet_engine.settings import Settings
 
-    logging.getLogger().setLevel(logging.ERROR)
+    configure_logging("ERROR", "console", stream=sys.stderr)  # stdout stays for the results
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(database_url=f"sqlite:///{tmp}/bench.db", embedder="hashing",  # type: ignore[call-arg]
                             log_level="ERROR", _env_file=None)
