@@ -144,13 +144,21 @@ async def _read_feed(url: str, want: int, agent: str | None = None) -> list[dict
     return items
 
 
+def _listening(hub, count: int):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return bool(hub.listeners >= count)
+
+    return check
+
+
 async def test_feed_streams_new_activity(tmp_path: Path) -> None:
     async with harness(tmp_path) as api:
         server = BackgroundServer(api.app)
         await server.start()
         try:
+            hub = api.app.state.ctx.feed
             reader = asyncio.create_task(_read_feed(server.url, 1, agent="nova"))
-            await asyncio.sleep(0.5)  # let the listener subscribe before the post
+            await eventually(_listening(hub, 1))  # subscribed before the post
             await api.post("/agents/nova/post", json={"text": "Steam rising from a cup, like a block confirming."})
             [item] = await asyncio.wait_for(reader, timeout=30)
             assert item["type"] == "post" and item["agent_id"] == "nova"
@@ -166,7 +174,7 @@ async def test_feed_streams_new_activity(tmp_path: Path) -> None:
                 assert (await client.get(f"{server.url}/feed")).status_code == 401
 
             open_stream = asyncio.create_task(_read_feed(server.url, 1000))
-            await asyncio.sleep(0.3)
+            await eventually(_listening(hub, 1))
             close_streams(api.app)  # server shutdown: open streams end instead of holding it up
             assert await asyncio.wait_for(open_stream, timeout=30) == []
         finally:
