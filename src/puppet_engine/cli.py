@@ -72,10 +72,11 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:  # typ
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await engine.start()
     api_server = None
-    if serve_api:
+    if serve_api:  # up first, so /health answers while agents are being connected
+        await engine.db.migrate()
         api_server = await _start_api(engine, host, port)
+    await engine.start()
     runner = asyncio.create_task(engine.run())
     console.print(f"[green]Puppet Engine running[/green] with {len(engine.manager.agents)} agents"
                   + (f"; API and dashboard on http://{host}:{port}" if api_server else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from typing import Any
 
@@ -26,7 +27,8 @@ class BackgroundServer:
             access_log=False, loop="asyncio",
         )
         self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # The process owns SIGINT/SIGTERM (graceful engine shutdown): uvicorn must not take them.
+        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         self._task: asyncio.Task[None] | None = None
 
     @property
