@@ -85,6 +85,9 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:  # typ
     await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
     console.print("stopping: finishing in-flight work…")
     if api_server is not None:
+        from puppet_engine.api.app import close_streams
+
+        close_streams(api_server.server.config.app)  # open dashboards must not hold shutdown up
         await api_server.stop()
     await engine.stop()
     if runner.done() and runner.exception():

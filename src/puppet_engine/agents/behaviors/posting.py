@@ -77,11 +77,14 @@ class PostingBehavior(Behavior):
     async def on_manual_post(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         """``POST /agents/{id}/post``: given text (validated as is) or a topic to write about."""
         text = event.payload.get("text")
-        if text:
-            recent = await recent_post_texts(self.services.db, agent.id)
-            parts = validate_post(text, agent.config, recent).parts
-        else:
-            parts = await self._write(agent, event, topic=event.payload.get("topic"))
+        try:
+            if text:
+                recent = await recent_post_texts(self.services.db, agent.id)
+                parts = list(validate_post(text, agent.config, recent).parts)
+            else:
+                parts = await self._write(agent, event, topic=event.payload.get("topic"))
+        except ValidationFailed as exc:  # retrying the same text cannot help: record why, once
+            return HandlerResult(result={"rejected": exc.reasons})
         key = f"manual:{agent.id}:{event.key or event.id}"
         return HandlerResult(result={"parts": parts}, actions=[post_action(agent.id, key, parts)],
                              state={"last_post_at": self.services.clock.now()})
