@@ -46,8 +46,12 @@ class SandboxEndpoints:
 
 def build_trader(config: AgentConfig, *, settings: Settings, db: Database, clock: Clock,
                  http: httpx2.AsyncClient | None = None, sandbox: SandboxEndpoints | None = None,
-                 sandbox_seed: int = 7) -> SolanaTrader | None:
-    """The agent's trader, or ``None`` when its file does not enable trading."""
+                 sandbox_seed: int = 7, confirm_poll_seconds: float = 0.5) -> SolanaTrader | None:
+    """The agent's trader, or ``None`` when its file does not enable trading.
+
+    ``confirm_poll_seconds`` is the real-time pause between signature-status polls
+    (0.5 s suits real clusters; an in-process sandbox under ``simulate`` can use ~0.01).
+    """
     sol = config.solana_integration
     if sol is None or not sol.trading_enabled:
         return None
@@ -78,6 +82,7 @@ def build_trader(config: AgentConfig, *, settings: Settings, db: Database, clock
         config.id, SolanaWallet(keypair, rpc), jupiter, db, limits=RiskLimits.from_agent_config(config),
         clock=clock, registry=registry, mode=sol.trading_mode or settings.trading_mode, timezone=config.timezone,
         factors=trading.trade_decision_factors, random_probability=trading.trading_frequency.random_probability,
+        confirm_poll_seconds=confirm_poll_seconds,
     )
 
 

@@ -12,6 +12,10 @@
    the on-chain error (solana-py's ``confirm_transaction`` would not raise on one);
    then record fee and the amount actually received.
 
+Confirmation polls wait in real time (``confirm_poll_seconds``), not on the injected
+clock: they wait on a node, and under ``simulate`` the virtual clock only moves
+between events, so sleeping on it inside a trade would never end.
+
 A trade is never sent twice: the key is unique, the signed transaction's signature
 is stored before it leaves, and the only resend is a rebroadcast of the identical
 bytes (same signature) when the first send's reply was lost. After a crash,
@@ -24,6 +28,7 @@ row exists every outcome is recorded and returned as a :class:`TradeResult`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -306,7 +311,7 @@ class SolanaTrader:
                 failures += 1
                 log.warning("trade_confirm_poll_failed", agent_id=self.agent_id, trade_key=key, error=str(exc),
                             failures=failures)
-            await self.clock.sleep(self.confirm_poll_seconds)
+            await asyncio.sleep(self.confirm_poll_seconds)  # real time: we wait on a node, not a schedule
         return self._result(await self._load(key))  # still unknown: left for reconcile()
 
     async def _landed(self, key: str, signature: Signature, err: Any) -> TradeResult:
@@ -319,7 +324,7 @@ class SolanaTrader:
                 tx = None
             if tx is not None:
                 break
-            await self.clock.sleep(self.confirm_poll_seconds)
+            await asyncio.sleep(self.confirm_poll_seconds)
         row = await self._load(key)
         if tx is not None:
             meta = tx.transaction.meta
