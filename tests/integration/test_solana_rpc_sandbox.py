@@ -20,7 +20,7 @@ from solders.transaction import VersionedTransaction
 
 from puppet_engine.clock import VirtualClock
 from puppet_engine.errors import RateLimited, ServiceUnavailable
-from puppet_engine.sandbox import Sandbox
+from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.solana.rpc import SolanaRpc
 from puppet_engine.solana.tokens import TOKEN_2022_PROGRAM_ID, USDC_MINT, sandbox_mint
@@ -240,3 +240,40 @@ async def test_injected_faults_reach_clients_as_provider_errors(node):
         assert await rpc.block_height() > 0
     finally:
         await rpc.aclose()
+
+
+async def test_snapshot_keeps_balances_and_statuses_across_restarts(tmp_path):
+    path = tmp_path / "sandbox.json"
+    first = Sandbox(SandboxConfig(snapshot_path=path), clock=VirtualClock())
+    server = BackgroundServer(first.app)
+    await server.start()
+    client = AsyncClient(f"{server.url}/solana")
+    async with httpx2.AsyncClient(base_url=server.url) as admin:
+        payer = await funded(client)
+        to = Pubkey.new_unique()
+        tx, _ = await transfer_tx(client, payer, to, SOL // 10)
+        sig = (await client.send_transaction(tx)).value
+        await admin.post("/sandbox/solana/mint", json={"owner": str(to), "symbol": "GLITCH", "amount": 7})
+        await admin.post("/sandbox/jupiter/tokens/WOOF/delist")
+    slot = (await client.get_slot()).value
+    await client.close()
+    await server.stop()
+
+    second = Sandbox(SandboxConfig(snapshot_path=path), clock=VirtualClock())
+    server = BackgroundServer(second.app)
+    await server.start()
+    client = AsyncClient(f"{server.url}/solana")
+    try:
+        assert (await client.get_balance(to)).value == SOL // 10
+        assert (await client.get_slot()).value >= slot
+        status = (await client.get_signature_statuses([sig])).value[0]
+        assert status is not None and status.err is None
+        held = (await client.get_token_accounts_by_owner_json_parsed(
+            to, TokenAccountOpts(program_id=TOKEN_2022_PROGRAM_ID))).value
+        assert held[0].account.data.parsed["info"]["tokenAmount"]["uiAmountString"] == "7"
+        async with httpx2.AsyncClient(base_url=server.url) as admin:
+            tokens = {t["symbol"]: t for t in (await admin.get("/sandbox/solana/tokens")).json()["tokens"]}
+        assert tokens["WOOF"]["listed"] is False
+    finally:
+        await client.close()
+        await server.stop()

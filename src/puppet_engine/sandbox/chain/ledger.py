@@ -122,6 +122,7 @@ class Ledger:
         self._last_nudge = float("nan")
         self._blockhashes: dict[Hash, int] = {}  # blockhash → block height it was issued at
         self.records: dict[Signature, TxRecord] = {}
+        self.touched: set[Pubkey] = set()  # every address this chain has written (for snapshots)
         self._decimals: dict[Pubkey, int] = {}
         self.faucet = Keypair.from_seed(hashlib.sha256(f"sandbox-faucet:{seed}".encode()).digest())
         self.svm.set_account(self.faucet.pubkey(), Account(10**19, b"", SYSTEM_PROGRAM_ID, False))
@@ -214,6 +215,7 @@ class Ledger:
         if not all(tx.verify_with_results()):
             return SendOutcome(signature, None, "SignatureFailure")
         keys = list(tx.message.account_keys)
+        self.touched.update(keys)
         pre = [self._snapshot(k) for k in keys]
         self.advance_slots(1)
         self._sync_clock()
@@ -233,6 +235,7 @@ class Ledger:
             inner_instructions=meta.inner_instructions(),
         )
         self.records[signature] = record
+        self._last_nudge = self.now()  # a client polling right away under a frozen clock sees the next slot
         if len(self.records) > HISTORY_LIMIT:
             del self.records[next(iter(self.records))]
         return SendOutcome(signature, record)
@@ -288,6 +291,7 @@ class Ledger:
 
     def create_mint(self, mint: Pubkey, decimals: int, program_id: Pubkey, authority: Pubkey) -> None:
         state = Mint(authority, 0, decimals, True)
+        self.touched.add(mint)
         self.svm.set_account(mint, Account(self.rent(MINT_LEN), bytes(state), program_id, False))
         self._decimals[mint] = decimals
 
@@ -304,6 +308,7 @@ class Ledger:
                              rent if native else None, delegated_amount if delegate else 0, None)
         data = token_account_bytes(state, program_id)
         lamports = self.rent(len(data)) + (amount if native else 0)
+        self.touched.add(address)
         self.svm.set_account(address, Account(lamports, data, program_id, False))
 
     def token_amount(self, address: Pubkey) -> int:

@@ -199,6 +199,10 @@ class Market:
                 log_moves = {mint: 0.0 for mint in self.tokens}
         self._last_step += steps * step
 
+    def restart_walk(self) -> None:
+        """Resume the walk from now (after a restore), without replaying the time in between."""
+        self._last_step = self.ledger.now()
+
     def _apply(self, log_moves: dict[str, float], at: float) -> None:
         for pool in self.pools:
             move = log_moves.get(pool.base, 0.0)

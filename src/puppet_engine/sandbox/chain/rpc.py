@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from puppet_engine.sandbox.chain.admin import admin_router
 from puppet_engine.sandbox.chain.encoding import RpcError
+from puppet_engine.sandbox.chain.persistence import restore_world, snapshot_world
 from puppet_engine.sandbox.chain.rpc_methods import METHODS
 from puppet_engine.sandbox.chain.world import SolanaWorld
 from puppet_engine.sandbox.service import SandboxService
@@ -113,6 +114,12 @@ class SolanaRpcService(SandboxService):
                                                              else "Forbidden"}, "id": None},
                                 status_code=status, headers=headers)
         return PlainTextResponse(_STATUS_TEXT.get(status, f"HTTP {status}"), status_code=status, headers=headers)
+
+    def snapshot(self) -> dict[str, Any]:
+        return snapshot_world(self.world)
+
+    def restore(self, data: dict[str, Any]) -> None:
+        restore_world(self.world, data)
 
     def garbage_response(self) -> Response:
         return Response('{"jsonrpc":"2.0","result":{"context":{"sl', status_code=200, media_type="application/json")

@@ -189,7 +189,7 @@ class SwapBuilder:
         self.market = market
         self.ledger = market.ledger
         self.escrows: list[Escrow] = []
-        self._counter = 0
+        self.counter = 0
 
     def sweep(self) -> None:
         """Return what expired escrows still hold to their vaults, and close them."""
@@ -224,8 +224,8 @@ class SwapBuilder:
         return BuiltSwap(tx, last_valid, route, exceeded)
 
     def _open_escrow(self, hop: Hop, user: Pubkey, last_valid: int) -> Escrow:
-        self._counter += 1
-        address = derived_key("escrow", self.ledger.seed, self._counter, user)
+        self.counter += 1
+        address = derived_key("escrow", self.ledger.seed, self.counter, user)
         vault = hop.pool.vault_for(hop.output_mint)
         mint = Pubkey.from_string(hop.output_mint)
         remaining = self.ledger.token_amount(vault) - hop.out_amount
