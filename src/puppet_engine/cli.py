@@ -132,6 +132,7 @@ def simulate(
     seed: Annotated[int, typer.Option()] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as one JSON object")] = False,
     database_url: Annotated[str | None, typer.Option(help="default: a fresh temporary SQLite file")] = None,
+    crowd_rate: Annotated[float, typer.Option(help="crowd mentions per virtual minute (0 = none)")] = 0.1,
 ) -> None:
     """Run the engine on a virtual clock against the in-process sandbox; print a summary."""
     import tempfile
@@ -149,7 +150,7 @@ def simulate(
             with Progress(console=console, transient=True, disable=as_json) as bar:
                 task = bar.add_task("simulating", total=100)
                 report = asyncio.run(run_simulation(
-                    settings, options, hours, lambda f: bar.update(task, completed=round(f * 100, 1))))
+                    settings, options, hours, lambda f: bar.update(task, completed=round(f * 100, 1)), crowd_rate))
         except PuppetError as exc:
             _fail(exc)
     if as_json:

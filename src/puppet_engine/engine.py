@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import random
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,8 @@ from puppet_engine.agents.behaviors.base import Behavior
 from puppet_engine.agents.config import AgentConfig, load_agents_dir
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
-from puppet_engine.agents.runtime import AgentRuntime, AgentServices
-from puppet_engine.clock import Clock, WallClock
+from puppet_engine.agents.runtime import AgentServices
+from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.events import Action, ActionExecutor, EventEngine, Outbox, queue
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
@@ -118,6 +119,21 @@ class Engine:
     async def run(self) -> None:
         """Process events until :meth:`stop` is called."""
         await self.events.run()
+
+    async def run_until(self, until: float, progress: Callable[[float], None] | None = None) -> None:
+        """On a :class:`VirtualClock`: process everything due up to ``until``, jumping idle stretches."""
+        clock = self.clock
+        if not isinstance(clock, VirtualClock):
+            raise TypeError("run_until drives a VirtualClock; use run() with the wall clock")
+        while True:
+            await self.events.run_until_idle()
+            nxt = await queue.next_due_at(self.db, self._owned())
+            if nxt is None or nxt > until:
+                break
+            clock.set(max(nxt, clock.now()))
+            if progress is not None:
+                progress(clock.now())
+        clock.set(until)
 
     async def rebalance(self) -> None:
         """Renew leases and take over (or hand back) agents; recover what we gain."""

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
-from puppet_engine.events import queue
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
 from puppet_engine.storage.tables import actions, events, trades
@@ -28,28 +27,20 @@ class SimulationReport:
 
 
 async def simulate(settings: Settings, options: EngineOptions, hours: float,
-                   progress: Callable[[float], None] | None = None) -> SimulationReport:
+                   progress: Callable[[float], None] | None = None, crowd_rate: float = 0.0) -> SimulationReport:
     """Run ``hours`` of virtual time; ``progress(fraction)`` is called as time advances."""
     from puppet_engine.sandbox import Sandbox, SandboxConfig
 
     clock = options.clock if isinstance(options.clock, VirtualClock) else VirtualClock()
     options.clock = clock
     if options.sandbox is None and options.sandbox_url is None:
-        options.sandbox = Sandbox(SandboxConfig(seed=options.seed or 7), clock=clock)
+        options.sandbox = Sandbox(SandboxConfig(seed=options.seed or 7, crowd_rate=crowd_rate), clock=clock)
     engine = Engine(settings, options)
     start = clock.now()
     end = start + hours * HOUR
     await engine.start()
     try:
-        while True:
-            await engine.events.run_until_idle()
-            nxt = await queue.next_due_at(engine.db, engine.manager.owned())
-            if nxt is None or nxt > end:
-                break
-            clock.set(max(nxt, clock.now()))
-            if progress:
-                progress((clock.now() - start) / (end - start))
-        clock.set(end)
+        await engine.run_until(end, (lambda now: progress((now - start) / (end - start))) if progress else None)
         if progress:
             progress(1.0)
         report = await summarize(engine.db, list(engine.manager.agents), hours)

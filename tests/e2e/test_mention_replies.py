@@ -7,7 +7,6 @@ import sqlalchemy as sa
 from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
-from puppet_engine.events import queue
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.settings import Settings
 from puppet_engine.storage.tables import actions, mentions
@@ -35,14 +34,7 @@ def make_engine(url: str, sandbox: Sandbox, *agents: dict) -> Engine:
 
 
 async def run_for(engine: Engine, clock: VirtualClock, seconds: float) -> None:
-    until = clock.now() + seconds
-    while True:
-        await engine.events.run_until_idle()
-        nxt = await queue.next_due_at(engine.db, engine.manager.owned())
-        if nxt is None or nxt > until:
-            break
-        clock.set(max(nxt, clock.now()))
-    clock.set(until)
+    await engine.run_until(clock.now() + seconds)
 
 
 async def admin(engine: Engine, method: str, path: str, **kwargs):

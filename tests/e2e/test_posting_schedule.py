@@ -7,7 +7,6 @@ import sqlalchemy as sa
 from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
-from puppet_engine.events import queue
 from puppet_engine.settings import Settings
 from puppet_engine.simulate import simulate
 from puppet_engine.storage.tables import actions, events
@@ -50,13 +49,7 @@ async def pending_posts(engine: Engine, agent_id: str) -> list[float]:
 
 
 async def run_to(engine: Engine, clock: VirtualClock, until: float) -> None:
-    while True:
-        await engine.events.run_until_idle()
-        nxt = await queue.next_due_at(engine.db, engine.manager.owned())
-        if nxt is None or nxt > until:
-            break
-        clock.set(max(nxt, clock.now()))
-    clock.set(until)
+    await engine.run_until(until)
 
 
 async def test_restart_does_not_post_early_or_twice(sqlite_url: str) -> None:
