@@ -26,12 +26,13 @@ from puppet_engine.events import Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
 from puppet_engine.llm.base import PromptContext
 from puppet_engine.llm.validation import generate_validated
-from puppet_engine.storage.tables import mentions
+from puppet_engine.storage.tables import actions, mentions
 from puppet_engine.twitter.base import Tweet
 
 log = structlog.get_logger("puppet_engine.mentions")
 
 MAX_IDLE_STRETCH = 8
+DUPLICATE_WINDOW = 24 * 3600.0  # how long X refuses a repeated text
 
 
 def tweet_payload(tweet: Tweet) -> dict[str, Any]:
@@ -45,7 +46,7 @@ def tweet_from_payload(p: dict[str, Any]) -> Tweet:
     return Tweet(id=p["id"], text=p["text"], author_id=p.get("author_id"), author_username=p.get("author_username"),
                  created_at=p.get("created_at"), conversation_id=p.get("conversation_id"),
                  in_reply_to_user_id=p.get("in_reply_to_user_id"),
-                 referenced_tweets=tuple(tuple(r) for r in p.get("referenced_tweets", [])))  # type: ignore[misc]
+                 referenced_tweets=tuple(tuple(r) for r in p.get("referenced_tweets", [])))
 
 
 class MentionsBehavior(Behavior):
@@ -164,6 +165,9 @@ class MentionsBehavior(Behavior):
                     relationship = {"sentiment": rel.sentiment, "familiarity": rel.familiarity, "trust": rel.trust,
                                     "notes": rel.notes}
         recent = await recent_post_texts(self.services.db, agent.id)
+        # X refuses an exact repeat for a day: short replies to the same account repeat easily.
+        earlier = await replies_to_author(self.services.db, agent.id, tweet.author_username,
+                                          self.services.clock.now() - DUPLICATE_WINDOW)
         context = PromptContext(
             purpose="reply", recent_posts=recent, memories=memories, mood=state.get("mood"),
             thread=[(t.author_username or "someone", t.text) for t in thread], replying_to=tweet.author_username,
@@ -171,7 +175,7 @@ class MentionsBehavior(Behavior):
             seed=zlib.crc32(f"reply:{agent.id}:{tweet.id}".encode()),
             extra={"hostile_flags": sorted(flags)} if flags else {},
         )
-        validated = await generate_validated(agent.llm, agent.config, context, recent)
+        validated = await generate_validated(agent.llm, agent.config, context, [*recent, *earlier])
         for part in validated.parts:
             reason = leaks(part, agent.config)
             if reason:
@@ -205,6 +209,21 @@ class MentionsBehavior(Behavior):
         if tweet.author_username:
             await agent.memory.relationships.update_from_interaction(
                 agent.id, tweet.author_username, sentiment_delta=0.1 * sentiment_of(tweet.text))
+
+
+async def replies_to_author(db: Any, agent_id: str, username: str | None, since: float) -> list[str]:
+    """Texts the agent sent (or is sending) since ``since`` that address ``@username``."""
+    if not username:
+        return []
+    handle = f"@{username}".lower()
+    q = (sa.select(actions.c.payload)
+         .where(actions.c.agent_id == agent_id, actions.c.kind.in_(("reply", "thread")),
+                actions.c.status != "failed", actions.c.created_at >= since)
+         .order_by(actions.c.id.desc()))
+    async with db.connect() as conn:
+        rows = (await conn.execute(q)).fetchall()
+    texts = [" ".join(p.get("parts", [])) if "parts" in p else p.get("text", "") for (p,) in rows]
+    return [t for t in texts if t.lower().startswith(handle)]
 
 
 def agent_chain_depth(thread: list[Tweet], services: Any) -> int:
