@@ -32,13 +32,13 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(1)
 
 
-def _settings(**overrides: object):  # type: ignore[no-untyped-def]
+def _settings(**overrides: object):
     from puppet_engine.settings import load_settings
 
     return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _setup_logging(settings) -> None:  # type: ignore[no-untyped-def]
+def _setup_logging(settings) -> None:
     try:
         from puppet_engine.observability.logging import configure_logging
     except ImportError:
@@ -67,7 +67,7 @@ def run(
         _fail(exc)
 
 
-async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:  # type: ignore[no-untyped-def]
+async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -94,7 +94,7 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:  # typ
         raise runner.exception()  # type: ignore[misc]
 
 
-async def _start_api(engine, host: str, port: int):  # type: ignore[no-untyped-def]
+async def _start_api(engine, host: str, port: int):
     try:
         from puppet_engine.api.app import create_app
     except ImportError:
@@ -217,7 +217,7 @@ def db_upgrade(database_url: Annotated[str | None, typer.Option()] = None) -> No
     typer.echo("database is up to date")
 
 
-async def _with_memory(fn, database_url: str | None = None):  # type: ignore[no-untyped-def]
+async def _with_memory(fn, database_url: str | None = None):
     """Run ``fn(store)`` against the configured database's memory store."""
     from puppet_engine.memory import build_memory_store
     from puppet_engine.storage import Database
@@ -233,7 +233,7 @@ async def _with_memory(fn, database_url: str | None = None):  # type: ignore[no-
         await db.close()
 
 
-def _memory_row(m) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _memory_row(m) -> dict[str, object]:
     return {"id": m.id, "kind": m.kind, "importance": m.importance, "created_at": m.created_at,
             "content": m.content, "metadata": m.metadata}
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from puppet_engine.agents.runtime import AgentRuntime
+from puppet_engine.memory.base import MemoryKind
 from puppet_engine.events import Action, ActionOutcome
 
-_KIND = {"post": "post", "thread": "post", "quote": "post", "reply": "reply", "trade": "trade"}
+_KIND: dict[str, MemoryKind] = {"post": "post", "thread": "post", "quote": "post", "reply": "reply", "trade": "trade"}
 
 
 async def remember_action(agent: AgentRuntime, action: Action, outcome: ActionOutcome, now: float) -> None:

@@ -15,7 +15,7 @@ in-memory numpy matrix) and ``PostgresStore`` (pgvector HNSW, re-ranked).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
@@ -114,18 +114,30 @@ class RankingWeights:
 
 
 class InitialRelationship(Protocol):
-    sentiment: float
-    familiarity: float
-    trust: float
-    notes: list[str]
+    @property
+    def sentiment(self) -> float: ...
+
+    @property
+    def familiarity(self) -> float: ...
+
+    @property
+    def trust(self) -> float: ...
+
+    @property
+    def notes(self) -> list[str]: ...
 
 
 class InitialMemory(Protocol):
     """What :meth:`MemoryStore.seed_initial` reads (``agents.config.InitialMemory`` fits)."""
 
-    core_memories: list[str]
-    recent_events: list[str]
-    relationships: dict[str, InitialRelationship]
+    @property
+    def core_memories(self) -> list[str]: ...
+
+    @property
+    def recent_events(self) -> list[str]: ...
+
+    @property
+    def relationships(self) -> Mapping[str, InitialRelationship]: ...
 
 
 class MemoryStore(ABC):

@@ -69,7 +69,7 @@ class Sandbox:
 
     def _build_app(self) -> FastAPI:
         @asynccontextmanager
-        async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
+        async def lifespan(_app: FastAPI):
             await self.start()
             try:
                 yield

@@ -148,9 +148,9 @@ class CrowdService(SandboxService):
     def _pick(self, category: str | None) -> tuple[str, str]:
         rng = self.sandbox.rng
         hostile, friendly = self.corpus["hostile"], self.corpus["friendly"]
-        if category in hostile:
+        if category is not None and category in hostile:
             return "hostile", category
-        if category in friendly:
+        if category is not None and category in friendly:
             return "friendly", category
         if category == "hostile" or (category is None and rng.random() < self.hostile_share):
             return "hostile", rng.choice(sorted(hostile))

@@ -87,7 +87,7 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # WAL lets readers (API, dashboard) run while the engine writes.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

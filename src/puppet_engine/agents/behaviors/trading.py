@@ -22,13 +22,14 @@ from puppet_engine.agents.mood import Mood, after_trade
 from puppet_engine.agents.runtime import AgentRuntime, free_key, has_pending, load_state, recent_post_texts
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Action, ActionOutcome, ActionSpec, Event, HandlerResult
-from puppet_engine.events.scheduler import next_trade_check_at, slot_key
+from puppet_engine.events.scheduler import HOUR, next_trade_check_at, slot_key
 from puppet_engine.llm.base import PromptContext
 from puppet_engine.llm.validation import generate_validated
 
 log = structlog.get_logger("puppet_engine.trading")
 
 MARKET_RETRY_SECONDS = 30 * 60.0
+FIRST_CHECK_SECONDS = 15 * 60.0
 
 
 class TradingBehavior(Behavior):
@@ -51,7 +52,9 @@ class TradingBehavior(Behavior):
         due = next_trade_check_at(freq.min_hours_between_trades, freq.max_hours_between_trades,
                                   state.get("last_trade_check_at"), now, agent.rng)
         if state.get("last_trade_check_at") is None:
-            due = now + agent.rng.uniform(60, 15 * 60)  # a new trader looks at the market soon
+            # A new trader looks at the market soon: within 15 minutes, or its max gap if shorter.
+            window = min(FIRST_CHECK_SECONDS, freq.max_hours_between_trades * HOUR)
+            due = now + agent.rng.uniform(min(60.0, window / 4), window)
         key = await free_key(db, slot_key("trade", agent.id, seq), now)
         return [Event("trade.due", agent.id, {"seq": seq}, due_at=due, key=key)]
 
@@ -95,7 +98,7 @@ class TradingBehavior(Behavior):
         if agent.trader is None:
             return HandlerResult(result={"skipped": "trading is not enabled for this agent"})
         p = event.payload
-        amount = p.get("amount", p.get("amount_sol"))
+        amount = p.get("amount", p.get("amount_sol", 0.0))
         key = f"manual-trade:{agent.id}:{event.key or event.id}"
         return HandlerResult(result={"queued": key}, actions=[ActionSpec(key, agent.id, "trade", {
             "input": p.get("input", "SOL"), "output": p["output"], "amount": float(amount),
