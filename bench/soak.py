@@ -46,6 +46,8 @@ import httpx2
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent / "puppet-engine"
 POST_KINDS = ("post", "reply", "quote", "thread")
+TRADER = "soaktrader"
+OPEN_TRADES = ("pending", "sent")
 # Credentials must be absent so every service is the sandbox's.
 CLEARED = ("OPENAI_API_KEY", "GROK_API_KEY", "TWITTER_API_KEY", "TWITTER_API_SECRET", "TWITTER_ACCESS_TOKEN",
            "TWITTER_ACCESS_TOKEN_SECRET", "TWITTER_BEARER_TOKEN", "JUPITER_API_KEY", "DATABASE_URL",
@@ -56,6 +58,7 @@ CLEARED = ("OPENAI_API_KEY", "GROK_API_KEY", "TWITTER_API_KEY", "TWITTER_API_SEC
 class SoakConfig:
     kills: int = 20
     agents: int = 3
+    trader: bool = True  # one more agent that trades on the sandbox chain every few seconds
     crowd_rate: float = 150.0  # mentions per minute across all agents
     seed: int = 1
     startup_kill_share: float = 0.2  # this share of kills lands during start-up (migrate, recover …)
@@ -82,6 +85,8 @@ class SoakReport:
     events: int = 0
     events_retried: int = 0
     duplicates: int = 0
+    trades: dict[str, int] = field(default_factory=dict)  # trades rows by status
+    trades_landed: int = 0  # signatures the chain knows
     problems: list[str] = field(default_factory=list)
     decisions: dict[str, int] = field(default_factory=dict)
 
@@ -102,8 +107,8 @@ def process_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def write_agents(directory: Path, count: int) -> list[str]:
-    """Agents that post every 11–22 s, poll mentions every 3 s and answer every mention."""
+def write_agents(directory: Path, count: int, traders: bool = True) -> list[str]:
+    """Agents that post every 11–22 s, poll mentions every 3 s and answer every mention (plus a trader)."""
     directory.mkdir(parents=True, exist_ok=True)
     ids = []
     for i in range(count):
@@ -122,7 +127,36 @@ def write_agents(directory: Path, count: int) -> list[str]:
             },
         }
         (directory / f"{agent_id}.json").write_text(json.dumps(config))
+    if traders:
+        ids.append(TRADER)
+        (directory / f"{TRADER}.json").write_text(json.dumps(trader_config()))
     return ids
+
+
+def trader_config() -> dict[str, Any]:
+    """A sandbox trader that looks at the market every 4–7 s and always finds something to buy."""
+    return {
+        "id": TRADER, "name": "Soak Trader", "llm_provider": "openai",
+        "personality": {"traits": ["careful"], "interests": ["markets", "tea"]},
+        "solana_integration": {"trading_enabled": True, "network": "sandbox",
+                               "trade_safety": {"max_trade_amount_sol": 0.01, "min_wallet_balance_sol": 0.5,
+                                                "max_slippage_percent": 5.0}},
+        "agent_kit_integration": {"enabled": True, "autonomy_rules": {"max_daily_trades": 100_000,
+                                                                      "max_single_trade_amount_sol": 0.01}},
+        "behavior": {
+            "post_frequency": {"min_hours_between_posts": 0.003, "max_hours_between_posts": 0.006},
+            "interaction_patterns": {"reply_probability": 1.0, "like_probability": 0.0, "quote_tweet_probability": 0.0},
+            "content_preferences": {"max_thread_length": 1},
+            "mention_poll_minutes": 0.05,
+            "trading_behavior": {
+                "trading_frequency": {"min_hours_between_trades": 0.001, "max_hours_between_trades": 0.002,
+                                      "random_probability": 1.0},
+                "trade_decision_factors": ["trending_tokens", "top_gainers", "random_selection"],
+                "trade_tweet_probability": 0.5,
+                "allowed_tokens": {"always_tradable": ["SOL", "USDC", "PUPPET", "STRNG", "WOOF", "GLITCH"]},
+            },
+        },
+    }
 
 
 class Soak:
@@ -135,7 +169,7 @@ class Soak:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db_path = workdir / "soak.db"
-        self.agent_ids = write_agents(workdir / "agents", config.agents)
+        self.agent_ids = write_agents(workdir / "agents", config.agents, config.trader)
         self.http = httpx2.Client(base_url=self.url, timeout=30)
         self.sandbox: subprocess.Popen[bytes] | None = None
         self.report = SoakReport()
@@ -289,11 +323,13 @@ class Soak:
                             for row in db.execute("SELECT agent_id, tweet_id, decision FROM mentions")}
             events = [dict(row) for row in db.execute("SELECT id, key, type, agent_id, status, attempts FROM events")]
             integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+            trade_rows = [dict(row) for row in db.execute("SELECT key, status, signature, error FROM trades")]
         if integrity != "ok":
             problems.append(f"sqlite integrity_check: {integrity}")
         self._check_actions(actions, tweets)
         self._check_mentions(mention_rows, tweets)
         self._check_events(events, actions)
+        self._check_trades(trade_rows, actions)
         r.mentions_recorded = len(mention_rows)
         r.decisions = dict(Counter(d or "undecided" for d in mention_rows.values()))
 
@@ -378,6 +414,41 @@ class Soak:
                            for e in events)
                 if live != 1:
                     problems.append(f"{agent_id} has {live} live {chain} events (expected one chain)")
+
+
+    def _check_trades(self, rows: list[dict[str, Any]], actions: list[dict[str, Any]]) -> None:
+        """One trades row per trade action, one signature per row, and the chain agrees with each status."""
+        r, problems = self.report, self.report.problems
+        r.trades = dict(Counter(row["status"] for row in rows))
+        by_key = {row["key"]: row for row in rows}
+        for a in actions:
+            if a["kind"] == "trade" and a["status"] == "done" and a["key"] not in by_key:
+                problems.append(f"trade action {a['key']} is done without a trades row")
+        signatures = Counter(row["signature"] for row in rows if row["signature"])
+        for signature, count in signatures.items():
+            if count > 1:
+                r.duplicates += 1
+                problems.append(f"signature {signature} recorded by {count} trades")
+        signed = [row for row in rows if row["signature"]]
+        landed = self.signature_statuses([row["signature"] for row in signed])
+        for row, status in zip(signed, landed, strict=True):
+            on_chain_ok = status is not None and status.get("err") is None
+            r.trades_landed += status is not None
+            if row["status"] in OPEN_TRADES:
+                problems.append(f"trade {row['key']} left {row['status']} after a clean run")
+            elif row["status"] == "confirmed" and not on_chain_ok:
+                problems.append(f"trade {row['key']} confirmed but the chain says {status}")
+            elif row["status"] != "confirmed" and on_chain_ok:
+                problems.append(f"trade {row['key']} is {row['status']} ({row['error']}) but landed on chain")
+
+    def signature_statuses(self, signatures: list[str]) -> list[dict[str, Any] | None]:
+        out: list[dict[str, Any] | None] = []
+        for start in range(0, len(signatures), 256):
+            body = self.admin("POST", "/solana", json={
+                "jsonrpc": "2.0", "id": 1, "method": "getSignatureStatuses",
+                "params": [signatures[start:start + 256], {"searchTransactionHistory": True}]})
+            out.extend(body["result"]["value"])
+        return out
 
 
 def run_soak(config: SoakConfig) -> SoakReport:
