@@ -1,7 +1,8 @@
 """Crash-recovery soak at CI size: 20 SIGKILLs of a real engine process under a busy crowd.
 
 The harness is ``bench/soak.py`` (run it directly for hundreds of kills); this test
-runs it with 20 kills and requires no duplicate, nothing lost and a consistent database.
+runs it with 20 kills (3 posting agents and a trader) and requires no duplicate post,
+reply or trade, nothing lost and a consistent database.
 """
 
 from __future__ import annotations
@@ -34,3 +35,5 @@ def test_twenty_sigkills_never_duplicate_or_lose_anything(tmp_path: Path) -> Non
     assert report.crowd_mentions >= 20 and report.mentions_recorded >= report.crowd_mentions, summary
     assert report.replies >= 10 and report.posts >= 1, summary
     assert report.events_retried >= 1, summary  # some events were interrupted and run again
+    # The trader traded on the sandbox chain; each trade row has its own signature, known to the chain.
+    assert sum(report.trades.values()) >= 1 and report.trades_landed >= 1, summary
