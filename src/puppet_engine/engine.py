@@ -79,6 +79,9 @@ class Engine:
         self.wiring = Wiring(self)
         self.manager = AgentManager(self.services, self.events, self._behaviors(), self.wiring.build_runtime)
         self.manager.ready_hooks.append(self.wiring.on_agent_ready)
+        if self.leases is not None:  # schedules start where the lease is, not in every process
+            leases_ = self.leases
+            self.manager.owns = lambda agent_id: agent_id in leases_.owned
         from puppet_engine.agents.behaviors.trading import after_trade_action
 
         async def trade_done(action: Action, outcome: Any) -> None:
@@ -136,13 +139,22 @@ class Engine:
         clock.set(until)
 
     async def rebalance(self) -> None:
-        """Renew leases and take over (or hand back) agents; recover what we gain."""
+        """Renew leases and take over (or hand back) agents; recover and start what we gain.
+
+        Claims wait meanwhile, so an agent is never handed back with work just claimed;
+        agents with work in flight are drained first (see :mod:`puppet_engine.storage.leases`).
+        """
         assert self.leases is not None
-        changes = await self.leases.balance(self.manager.running)
+        async with self.events.claim_lock:
+            busy = self.events.busy_agents() | self.outbox.sending
+            changes = await self.leases.balance(self.manager.running, busy)
+            if changes.gained:
+                await queue.requeue_running(self.db, changes.gained)
         if changes.gained:
-            await queue.requeue_running(self.db, changes.gained)
             await self.outbox.recover(changes.gained)
-            log.info("agents_gained", agents=sorted(changes.gained))
+            await self.manager.bootstrap(changes.gained)
+            log.info("agents_gained", agents=sorted(changes.gained), taken_over=len(changes.taken_over),
+                     processes=changes.nodes)
         if changes.lost:
             log.info("agents_released", agents=sorted(changes.lost))
         self.events.notify()

@@ -18,6 +18,7 @@ from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.runtime import AgentRuntime, AgentServices, load_state
 from puppet_engine.errors import ConfigError
 from puppet_engine.events import Action, ActionOutcome, Event, EventEngine, HandlerResult
+from puppet_engine.events.queue import insert_ignoring_conflicts
 from puppet_engine.storage.tables import agents
 
 log = structlog.get_logger("puppet_engine.agents")
@@ -37,6 +38,8 @@ class AgentManager:
         self.agents: dict[str, AgentRuntime] = services.peers
         self.running: set[str] = set()
         self.ready_hooks: list[Callable[[AgentRuntime], Any]] = []
+        # Whether this process schedules the agent's life (with leases: only its owner does).
+        self.owns: Callable[[str], bool] = lambda _agent_id: True
         for behavior in behaviors:
             for event_type, handler in behavior.handlers().items():
                 events.register(event_type, self._route(behavior, handler))
@@ -49,28 +52,40 @@ class AgentManager:
         ids = [c.id for c in configs]
         if len(set(ids)) != len(ids):
             raise ConfigError("duplicate agent ids: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
+        enabled = await self._upsert_many(configs)
         for config in configs:
-            enabled = await self._upsert(config)
             self.agents[config.id] = self.runtime_factory(config)
-            if enabled:
-                await self.start_agent(config.id)
+            if enabled[config.id]:
+                await self.start_agent(config.id, persist=False)
             else:
                 log.info("agent_left_stopped", agent_id=config.id)
 
-    async def start_agent(self, agent_id: str) -> None:
+    async def start_agent(self, agent_id: str, *, persist: bool = True) -> None:
         agent = self._get(agent_id)
-        await self._set_enabled(agent_id, True)
+        if persist:
+            await self._set_enabled(agent_id, True)
         for hook in self.ready_hooks:
             result = hook(agent)
             if hasattr(result, "__await__"):
                 await result
-        for behavior in self.behaviors:
-            if behavior.applies_to(agent):
-                for event in await behavior.bootstrap(agent):
-                    await self.events.schedule(event)
         self.running.add(agent_id)
+        if self.owns(agent_id):
+            await self._bootstrap(agent)
         self.events.notify()
         log.info("agent_started", agent_id=agent_id)
+
+    async def bootstrap(self, agent_ids: set[str]) -> None:
+        """Make sure the schedules of these running agents exist (after gaining their leases)."""
+        for agent_id in sorted(agent_ids & self.running):
+            await self._bootstrap(self.agents[agent_id])
+        self.events.notify()
+
+    async def _bootstrap(self, agent: AgentRuntime) -> None:
+        batch: list[Event] = []
+        for behavior in self.behaviors:
+            if behavior.applies_to(agent):
+                batch += await behavior.bootstrap(agent)
+        await self.events.schedule_many(batch)
 
     async def stop_agent(self, agent_id: str) -> None:
         self._get(agent_id)
@@ -150,6 +165,33 @@ class AgentManager:
                 await conn.execute(agents.update().where(agents.c.id == config.id)
                                    .values(config=public, version=row.version + 1, updated_at=now))
             return bool(row.enabled)
+
+    async def _upsert_many(self, configs: list[AgentConfig], chunk: int = 500) -> dict[str, bool]:
+        """:meth:`_upsert` for many agents, a few statements per ``chunk`` (10,000 agents start fast)."""
+        now = self.services.clock.now()
+        enabled: dict[str, bool] = {}
+        for start in range(0, len(configs), chunk):
+            part = configs[start:start + chunk]
+            async with self.services.db.transaction() as conn:
+                rows = {r.id: r for r in await conn.execute(
+                    sa.select(agents.c.id, agents.c.enabled, agents.c.version, agents.c.config)
+                    .where(agents.c.id.in_([c.id for c in part])))}
+                fresh = []
+                for config in part:
+                    public = config.public_dict()
+                    row = rows.get(config.id)
+                    if row is None:
+                        fresh.append({"id": config.id, "config": public, "state": {}, "enabled": True, "version": 1,
+                                      "created_at": now, "updated_at": now})
+                        enabled[config.id] = True
+                        continue
+                    if row.config != public:
+                        await conn.execute(agents.update().where(agents.c.id == config.id)
+                                           .values(config=public, version=row.version + 1, updated_at=now))
+                    enabled[config.id] = bool(row.enabled)
+                if fresh:  # another process may be starting the same agents: first one wins
+                    await conn.execute(insert_ignoring_conflicts(conn, agents), fresh)
+        return enabled
 
     async def _set_enabled(self, agent_id: str, enabled: bool) -> None:
         async with self.services.db.transaction() as conn:

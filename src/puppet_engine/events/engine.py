@@ -6,11 +6,18 @@ jitter, then lands in ``failed``; the engine keeps going. A handler's result, th
 side effects it asks for (outbox actions), its follow-up events and agent state
 changes commit in one transaction; the actions are then sent through the outbox.
 Shutdown stops claiming and lets in-flight work finish.
+
+Idle costs nothing: there is one loop and one timer for all agents, never a task per
+agent. The loop goes to the database only when something may be due — the earliest
+due time it knows of (from its last claim and from every event this process writes)
+has come, an agent finished while its next event waited, or ``poll_interval`` passed
+(which is how work written by other processes is noticed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import uuid
@@ -22,7 +29,7 @@ import structlog
 from puppet_engine.clock import Clock
 from puppet_engine.errors import ProviderError, RateLimited
 from puppet_engine.events import queue
-from puppet_engine.events.event import Event, HandlerResult
+from puppet_engine.events.event import Action, Event, HandlerResult
 from puppet_engine.events.outbox import Outbox
 from puppet_engine.storage import Database
 
@@ -59,9 +66,18 @@ class EventEngine:
         self.owned_agents = owned_agents or (lambda: None)
         self.handlers: dict[str, Handler] = {}
         self.observers: list[Observer] = []
+        self.claim_lock = asyncio.Lock()  # held while claiming; lease changes take it too
+        outbox.claim_lock = self.claim_lock
+        outbox.owned_agents = self.owned_agents
         self._busy: dict[str, asyncio.Task[None]] = {}  # agent id (or "event:<id>") → task
         self._wakeup = asyncio.Event()
         self._stopping = False
+        self._loop_done: asyncio.Event | None = None
+        # What the engine knows about the queue without asking the database:
+        self._look = True  # something may be due now
+        self._next_due = math.inf  # earliest due time known (from claims and own writes)
+        self._blocked = False  # due events wait for a busy agent
+        self._polled = -math.inf  # monotonic time of the last claim
         self.processed = 0
 
     # -- registration and scheduling -------------------------------------------------
@@ -75,13 +91,30 @@ class EventEngine:
 
     async def schedule(self, event: Event) -> int | None:
         """Persist ``event``; returns its id, or ``None`` if its key was already scheduled."""
-        async with self.db.transaction() as conn:
-            event_id = await queue.insert_event(conn, event, self.clock.now(), self.max_attempts)
-        self.notify()
+        [event_id] = await self.schedule_many([event])
         return event_id
 
+    async def schedule_many(self, batch: list[Event]) -> list[int | None]:
+        """Persist several events in one transaction (ids, ``None`` for keys already taken)."""
+        if not batch:
+            return []
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            ids = [await queue.insert_event(conn, event, now, self.max_attempts) for event in batch]
+        for event in batch:
+            self._saw_due(event.due_at or now)
+        self.notify()
+        return ids
+
     def notify(self) -> None:
+        """Look at the queue now (new work written elsewhere, an agent started, a lease gained)."""
+        self._look = True
         self._wakeup.set()
+
+    def _saw_due(self, due_at: float) -> None:
+        self._next_due = min(self._next_due, due_at)
+        if due_at <= self.clock.now():
+            self._look = True
 
     # -- running ---------------------------------------------------------------------
 
@@ -89,46 +122,71 @@ class EventEngine:
     def in_flight(self) -> int:
         return len(self._busy)
 
+    def busy_agents(self) -> set[str]:
+        """Agents with an event in flight in this process."""
+        return {k for k in self._busy if not k.startswith("event:")}
+
     async def recover(self) -> None:
         """After a crash: events left running go back to pending; the outbox reconciles."""
         requeued = await queue.requeue_running(self.db, self._owned_list())
         reconciled = await self.outbox.recover(self._owned_set())
+        self.notify()
         if requeued or reconciled:
             log.info("recovered", requeued_events=requeued, reconciled_actions=reconciled)
 
-    async def tick(self) -> int:
+    def _should_look(self) -> bool:
+        if self._look or self._next_due <= self.clock.now():
+            return True
+        return time.monotonic() - self._polled >= self.poll_interval
+
+    async def tick(self, *, force: bool = False) -> int:
         """Start every due event there is room for; returns how many were started."""
         free = self.concurrency - len(self._busy)
-        if free <= 0 or self._stopping:
+        if free <= 0 or self._stopping or not (force or self._should_look()):
             return 0
-        now = self.clock.now()
-        busy_agents = [k for k in self._busy if not k.startswith("event:")]
-        async with self.db.transaction() as conn:
-            claimed = await queue.claim_due(conn, now, free, self.owner, busy=busy_agents,
-                                            agent_ids=self._owned_list())
-        for event in claimed:
-            slot = event.agent_id or f"event:{event.id}"
-            self._busy[slot] = asyncio.create_task(self._process(event, slot), name=f"event:{event.id}")
-        return len(claimed)
+        async with self.claim_lock:
+            now = self.clock.now()
+            self._look = False
+            self._polled = time.monotonic()
+            async with self.db.transaction() as conn:
+                found = await queue.claim(conn, now, free, self.owner, busy=self.busy_agents(),
+                                          agent_ids=self._owned_list())
+            self._next_due = found.next_due if found.next_due is not None else math.inf
+            self._blocked = found.blocked or len(found.events) >= free
+            for event in found.events:
+                slot = event.agent_id or f"event:{event.id}"
+                self._busy[slot] = asyncio.create_task(self._process(event, slot), name=f"event:{event.id}")
+        return len(found.events)
 
     async def run(self) -> None:
         """Process events until :meth:`stop`; sleeps until the next due moment or a notify."""
-        await self.recover()
-        while not self._stopping:
-            started = await self.tick()
-            await self.outbox.run_due(skip_agents=set(self._busy))
-            if started:
-                await asyncio.sleep(0)
-                continue
-            delay = self.poll_interval
-            nxt = await queue.next_due_at(self.db, self._owned_list())
-            if nxt is not None:
-                delay = max(0.0, min(delay, nxt - self.clock.now()))
-            await self._wait(delay)
+        self._loop_done = asyncio.Event()
+        try:
+            await self.recover()
+            while not self._stopping:
+                started = await self.tick()
+                if self.outbox.should_look(self.poll_interval):
+                    await self.outbox.run_due(skip_agents=set(self._busy))
+                if started:
+                    await asyncio.sleep(0)
+                    continue
+                await self._idle()
+        finally:
+            self._loop_done.set()
         await self.drain()
 
-    async def _wait(self, delay: float) -> None:
+    async def _idle(self) -> None:
+        """Sleep until something may be due: a known due time, a notify, or the poll interval."""
         self._wakeup.clear()
+        now = self.clock.now()
+        delay = min(self.poll_interval, self.outbox.next_due - now)
+        if len(self._busy) < self.concurrency:  # saturated: only a finished event can make room
+            if self._look:
+                return
+            delay = min(delay, self._next_due - now)
+        if delay <= 0:
+            await asyncio.sleep(0)
+            return
         sleeper = asyncio.ensure_future(self.clock.sleep(delay))
         waiter = asyncio.ensure_future(self._wakeup.wait())
         done, pending = await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -139,13 +197,15 @@ class EventEngine:
     async def run_until_idle(self) -> int:
         """Process everything due now, including what it triggers; returns events processed."""
         before = self.processed
+        force = True  # the first look always asks the database
         while True:
-            started = await self.tick()
+            started = await self.tick(force=force)
+            force = False
             if self._busy:
                 await asyncio.wait(list(self._busy.values()), return_when=asyncio.FIRST_COMPLETED)
                 continue
             await self.outbox.run_due()
-            if started == 0:
+            if started == 0 and (not self._look or self._stopping):
                 break
         return self.processed - before
 
@@ -155,9 +215,11 @@ class EventEngine:
             await asyncio.gather(*list(self._busy.values()), return_exceptions=True)
 
     async def stop(self) -> None:
-        """Stop claiming new work; in-flight events finish."""
+        """Stop claiming new work; in-flight events (and an outbox pass under way) finish."""
         self._stopping = True
         self.notify()
+        if self._loop_done is not None:
+            await self._loop_done.wait()
         await self.drain()
 
     # -- one event ------------------------------------------------------------------
@@ -179,8 +241,8 @@ class EventEngine:
             except Exception as exc:
                 outcome = await self._handle_failure(event, exc)
                 return
-            action_ids = await self._commit(event, hr)
-            await self.outbox.dispatch(action_ids)
+            recorded = await self._commit(event, hr)
+            await self.outbox.dispatch_actions(recorded)
         except Exception:
             outcome = "failed"
             log.exception("event_processing_crashed", event_type=event.type)
@@ -194,24 +256,30 @@ class EventEngine:
                 except Exception:
                     log.exception("event_observer_failed")
             self._busy.pop(slot, None)
-            self.notify()
+            self.outbox.agent_free(slot)
+            if self._blocked:
+                self.notify()  # its next event (or another's, waiting for a free slot) can go
+            elif self._look:
+                self._wakeup.set()
 
-    async def _commit(self, event: Event, hr: HandlerResult) -> list[int]:
+    async def _commit(self, event: Event, hr: HandlerResult) -> list[Action]:
         now = self.clock.now()
-        action_ids: list[int] = []
+        recorded: list[Action] = []
         async with self.db.transaction() as conn:
             assert event.id is not None
             await queue.finish_event(conn, event.id, "done", now, result=hr.result)
             for spec in hr.actions:
                 action_id = await queue.insert_action(conn, spec, event.id, now)
                 if action_id is not None:
-                    action_ids.append(action_id)
+                    recorded.append(queue.new_action(action_id, spec, event.id, now))
             for follow in hr.follow_ups:
                 await queue.insert_event(conn, follow, now, self.max_attempts)
             if hr.state and event.agent_id:
                 await queue.merge_agent_state(conn, event.agent_id, hr.state, now)
+        for follow in hr.follow_ups:
+            self._saw_due(follow.due_at or now)
         event.status, event.result = "done", hr.result
-        return action_ids
+        return recorded
 
     async def _handle_failure(self, event: Event, exc: Exception) -> str:
         error = f"{exc.__class__.__name__}: {exc}"
@@ -231,6 +299,8 @@ class EventEngine:
         assert event.id is not None
         async with self.db.transaction() as conn:
             await queue.finish_event(conn, event.id, status, self.clock.now(), error=error, retry_at=retry_at)
+        if retry_at is not None:
+            self._saw_due(retry_at)
         event.status = "pending" if retry_at is not None else status  # type: ignore[assignment]
         event.error = error
 

@@ -5,13 +5,20 @@ outage) puts it back to ``pending`` with a ``not_before``; a permanent one marks
 ``failed``. An action found in ``sending`` at start-up was interrupted mid-flight:
 it is *reconciled* (the executor looks for the post among the account's recent
 tweets, or the trade's signature on chain) before anything is sent again.
+
+Sending starts with a conditional ``pending → sending`` update, so when several
+processes share the database exactly one of them sends each action; each only looks
+at the actions of the agents it owns.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import random
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +68,14 @@ class Outbox:
         self.rng = rng or random.Random()
         self.done_hooks: list[DoneHook] = []
         self.failed_hooks: list[Callable[[Action, str], Awaitable[None]]] = []
+        # Set by the EventEngine: the agents this process may act for, and the lock that
+        # lease changes take, so an agent is never handed over in the middle of a send.
+        self.owned_agents: Callable[[], Iterable[str] | None] = lambda: None
+        self.claim_lock = asyncio.Lock()
+        self.sending: set[str] = set()  # agents with a send under way from run_due
+        self.next_due = 0.0  # earliest not_before of a pending action known here (0: look now)
+        self._skipped: set[str] = set()  # due, but their agent was busy
+        self._polled = -math.inf
 
     def on_done(self, hook: DoneHook) -> None:
         self.done_hooks.append(hook)
@@ -71,29 +86,53 @@ class Outbox:
             return
         async with self.db.connect() as conn:
             pending = await queue.load_actions(conn, ids=action_ids, status="pending")
+        await self.dispatch_actions(pending)
+
+    async def dispatch_actions(self, pending: list[Action]) -> None:
+        """Send actions just recorded (their agent is busy with the event that recorded them)."""
         for action in pending:
             await self._send(action)
 
+    def should_look(self, poll_interval: float) -> bool:
+        """Whether :meth:`run_due` may find something (a known back-off is over, or time to poll)."""
+        return self.next_due <= self.clock.now() or time.monotonic() - self._polled >= poll_interval
+
+    def agent_free(self, agent_id: str) -> None:
+        """An agent's event finished: actions skipped because it was busy can go now."""
+        if agent_id in self._skipped:
+            self._skipped.discard(agent_id)
+            self.next_due = 0.0
+
     async def run_due(self, limit: int = 50, skip_agents: set[str] | None = None) -> int:
         """Send pending actions whose back-off has elapsed; returns how many were tried."""
+        self._polled = time.monotonic()
+        owned = self.owned_agents()
         async with self.db.connect() as conn:
-            due = await queue.load_actions(conn, status="pending", due_before=self.clock.now(), limit=limit)
+            due, later = await queue.due_actions(conn, self.clock.now(), limit, owned)
+        self.next_due = later if later is not None else math.inf
         tried = 0
         for action in due:
             if skip_agents and action.agent_id in skip_agents:
+                self._skipped.add(action.agent_id)
                 continue
-            await self._send(action)
+            async with self.claim_lock:  # ownership checked and the send registered at once
+                owned = self.owned_agents()
+                if owned is not None and action.agent_id not in owned:
+                    continue
+                self.sending.add(action.agent_id)
+            try:
+                await self._send(action)
+            finally:
+                self.sending.discard(action.agent_id)
             tried += 1
         return tried
 
     async def recover(self, agent_ids: set[str] | None = None) -> int:
         """Reconcile actions interrupted in ``sending`` (after a crash) before sending anything."""
         async with self.db.connect() as conn:
-            stuck = await queue.load_actions(conn, status="sending", limit=10_000)
+            stuck = await queue.load_actions(conn, status="sending", limit=10_000, agent_ids=agent_ids)
         count = 0
         for action in stuck:
-            if agent_ids is not None and action.agent_id not in agent_ids:
-                continue
             executor = self.executor_for(action)
             if executor is None:
                 continue
@@ -111,6 +150,7 @@ class Outbox:
             else:
                 async with self.db.transaction() as conn:
                     await queue.update_action(conn, action.id, now, status="pending", not_before=now)
+                self.next_due = 0.0
                 log.info("action_requeued_after_crash", action_key=action.key)
         return count
 
@@ -123,7 +163,9 @@ class Outbox:
                                           error=f"no executor for {action.kind!r} of agent {action.agent_id!r}")
             return
         async with self.db.transaction() as conn:
-            await queue.update_action(conn, action.id, now, status="sending", attempts=action.attempts + 1)
+            claimed = await queue.claim_action(conn, action.id, now)
+        if not claimed:
+            return  # another process (or an earlier pass) is sending it
         action.attempts += 1
         try:
             outcome = await executor.execute(action)
@@ -140,6 +182,7 @@ class Outbox:
                 async with self.db.transaction() as conn:
                     await queue.update_action(conn, action.id, self.clock.now(), status="pending",
                                               not_before=self.clock.now() + delay, error=str(exc))
+                self.next_due = min(self.next_due, self.clock.now() + delay)
                 log.warning("action_retry_later", action_key=action.key, error=str(exc), delay=round(delay, 2))
             else:
                 await self._mark_failed(action, str(exc))

@@ -2,13 +2,18 @@
 
 Inserts keyed by a deterministic ``key`` use ``ON CONFLICT DO NOTHING`` so the same
 logical event or side effect is recorded once, whatever restarts or overlaps happen.
-On PostgreSQL, claims use ``FOR UPDATE SKIP LOCKED`` so several processes can share
-one queue.
+Claims are one ``UPDATE … RETURNING`` (SQLite ≥ 3.35 and PostgreSQL); on PostgreSQL the
+candidates are locked ``FOR UPDATE SKIP LOCKED`` so several processes share one queue.
+Lists of agent ids travel as one parameter (a JSON array on SQLite, an array on
+PostgreSQL), so a process owning 10,000 agents does not bind 10,000 values per query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import sqlite3
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,9 +24,34 @@ from puppet_engine.events.event import Action, ActionSpec, Event
 from puppet_engine.storage import Database
 from puppet_engine.storage.tables import actions, agents, events
 
+SMALL_LIST = 64  # up to this many ids are bound one by one (the plan cache stays warm)
+RETURNING_SQLITE = sqlite3.sqlite_version_info >= (3, 35)
+
 
 def _insert(conn: AsyncConnection, table: sa.Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def insert_ignoring_conflicts(conn: AsyncConnection, table: sa.Table) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` on the primary key, for SQLite and PostgreSQL."""
+    return _insert(conn, table).on_conflict_do_nothing()
+
+
+def in_ids(conn: AsyncConnection, column: sa.ColumnElement[Any], ids: Iterable[str]) -> sa.ColumnElement[bool]:
+    """``column IN ids``, with a large list sent as one parameter."""
+    values = list(ids)
+    if len(values) <= SMALL_LIST:
+        return column.in_(values)
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(values, type_=postgresql.ARRAY(sa.String)))
+    each = sa.func.json_each(sa.literal(json.dumps(values))).table_valued("value")
+    return column.in_(sa.select(each.c.value))
+
+
+def _owned(conn: AsyncConnection, agent_ids: Iterable[str] | None) -> sa.ColumnElement[bool]:
+    if agent_ids is None:
+        return sa.true()
+    return sa.or_(in_ids(conn, events.c.agent_id, agent_ids), events.c.agent_id.is_(None))
 
 
 async def insert_event(conn: AsyncConnection, event: Event, now: float, default_attempts: int = 5) -> int | None:
@@ -40,6 +70,7 @@ async def insert_event(conn: AsyncConnection, event: Event, now: float, default_
 
 
 async def insert_action(conn: AsyncConnection, spec: ActionSpec, event_id: int | None, now: float) -> int | None:
+    """Record a side effect; returns its id, or ``None`` when its key was already recorded."""
     stmt = _insert(conn, actions).values(
         key=spec.key, agent_id=spec.agent_id, kind=spec.kind, payload=spec.payload, status="pending",
         attempts=0, not_before=0.0, event_id=event_id, created_at=now, updated_at=now,
@@ -49,7 +80,37 @@ async def insert_action(conn: AsyncConnection, spec: ActionSpec, event_id: int |
     return int(row[0]) if row else None
 
 
+def new_action(action_id: int, spec: ActionSpec, event_id: int | None, now: float) -> Action:
+    """The :class:`Action` that :func:`insert_action` just wrote (no need to read it back)."""
+    return Action(id=action_id, key=spec.key, agent_id=spec.agent_id, kind=spec.kind, payload=spec.payload,
+                  status="pending", external_id=None, attempts=0, not_before=0.0, error=None,
+                  event_id=event_id, result=None, created_at=now, updated_at=now)
+
+
 async def merge_agent_state(conn: AsyncConnection, agent_id: str, changes: dict[str, Any], now: float) -> None:
+    """Merge ``changes`` into the agent's state in one UPDATE (no read, no lost update)."""
+    if not changes:
+        return
+    try:
+        encoded = {key: json.dumps(value, allow_nan=False) for key, value in changes.items()}
+    except (TypeError, ValueError):
+        encoded = {}
+    if not encoded or any('"' in key or "\\" in key for key in changes):
+        await _merge_read_write(conn, agent_id, changes, now)
+        return
+    merged: sa.ColumnElement[Any]
+    if conn.dialect.name == "postgresql":
+        patch = sa.cast(sa.literal(json.dumps(changes)), postgresql.JSONB)
+        merged = sa.cast(sa.cast(agents.c.state, postgresql.JSONB).op("||")(patch), sa.JSON)
+    else:
+        args: list[Any] = [agents.c.state]
+        for key, value in encoded.items():
+            args += [sa.literal(f'$."{key}"'), sa.func.json(sa.literal(value))]
+        merged = sa.func.json_set(*args)
+    await conn.execute(agents.update().where(agents.c.id == agent_id).values(state=merged, updated_at=now))
+
+
+async def _merge_read_write(conn: AsyncConnection, agent_id: str, changes: dict[str, Any], now: float) -> None:
     row = (await conn.execute(sa.select(agents.c.state).where(agents.c.id == agent_id))).first()
     if row is None:
         return
@@ -58,45 +119,94 @@ async def merge_agent_state(conn: AsyncConnection, agent_id: str, changes: dict[
     await conn.execute(agents.update().where(agents.c.id == agent_id).values(state=state, updated_at=now))
 
 
+@dataclass
+class Claim:
+    """What one claim found: the events now running, and what it saw of the rest of the queue."""
+
+    events: list[Event]
+    next_due: float | None  # the earliest pending event due after ``now`` (owned agents)
+    blocked: bool  # due events wait for an agent that is busy: look again when one finishes
+
+
+async def claim(
+    conn: AsyncConnection, now: float, limit: int, owner: str, *, busy: Collection[str] = (),
+    agent_ids: Iterable[str] | None = None,
+) -> Claim:
+    """Mark up to ``limit`` due events running (at most one per agent, none for ``busy`` agents).
+
+    One statement claims; a second, in the same transaction, tells the caller when to look
+    again, so an idle engine does not poll the database.
+    """
+    owned = list(agent_ids) if agent_ids is not None else None
+    picked = await _claim_rows(conn, now, limit, owner, busy, owned) if limit > 0 else []
+    waiting = set(busy) | {e.agent_id for e in picked if e.agent_id is not None}
+    future = sa.func.min(sa.case((events.c.due_at > now, events.c.due_at)))
+    cond = events.c.due_at > now
+    blocked_expr: sa.ColumnElement[Any] = sa.literal(0)
+    if waiting:
+        is_waiting = in_ids(conn, events.c.agent_id, waiting)
+        blocked_expr = sa.func.max(sa.case((sa.and_(events.c.due_at <= now, is_waiting), 1), else_=0))
+        cond = sa.or_(cond, is_waiting)
+    q = sa.select(future, blocked_expr).where(events.c.status == "pending", _owned(conn, owned), cond)
+    row = (await conn.execute(q)).one()
+    return Claim(picked, float(row[0]) if row[0] is not None else None, bool(row[1]))
+
+
+async def _claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str, busy: Collection[str],
+                      owned: list[str] | None) -> list[Event]:
+    pg = conn.dialect.name == "postgresql"
+    cand = sa.select(events.c.id, events.c.agent_id, events.c.due_at).where(
+        events.c.status == "pending", events.c.due_at <= now, _owned(conn, owned))
+    if busy:
+        cand = cand.where(sa.or_(events.c.agent_id.not_in(list(busy)), events.c.agent_id.is_(None)))
+    cand = cand.order_by(events.c.due_at, events.c.id).limit(limit * 4 + 8)
+    if pg:
+        cand = cand.with_for_update(skip_locked=True)
+    if not pg and not RETURNING_SQLITE:
+        return await _claim_rows_select_update(conn, now, limit, owner, cand)
+    c = cand.subquery("cand")
+    slot = sa.func.coalesce(c.c.agent_id, sa.literal("event:") + sa.cast(c.c.id, sa.String))
+    rank = sa.func.row_number().over(partition_by=slot, order_by=(c.c.due_at, c.c.id)).label("rn")
+    ranked = sa.select(c.c.id, c.c.due_at, rank).subquery("ranked")
+    chosen = sa.select(ranked.c.id).where(ranked.c.rn == 1).order_by(ranked.c.due_at, ranked.c.id).limit(limit)
+    stmt = (
+        events.update().where(events.c.id.in_(chosen), events.c.status == "pending")
+        .values(status="running", owner=owner, started_at=now, attempts=events.c.attempts + 1)
+        .returning(*events.c)
+    )
+    picked = [Event.from_row(r) for r in (await conn.execute(stmt)).fetchall()]
+    picked.sort(key=lambda e: (e.due_at, e.id or 0))
+    return picked
+
+
+async def _claim_rows_select_update(conn: AsyncConnection, now: float, limit: int, owner: str,
+                                    cand: sa.Select[Any]) -> list[Event]:
+    """SQLite before 3.35 (no RETURNING): read the candidates, then mark the chosen ones."""
+    seen: set[str] = set()
+    chosen: list[int] = []
+    for row in (await conn.execute(cand)).fetchall():
+        if row.agent_id is not None:
+            if row.agent_id in seen:
+                continue
+            seen.add(row.agent_id)
+        chosen.append(row.id)
+        if len(chosen) >= limit:
+            break
+    if not chosen:
+        return []
+    await conn.execute(events.update().where(events.c.id.in_(chosen), events.c.status == "pending")
+                       .values(status="running", owner=owner, started_at=now, attempts=events.c.attempts + 1))
+    rows = (await conn.execute(sa.select(events).where(events.c.id.in_(chosen), events.c.owner == owner,
+                                                       events.c.status == "running"))).fetchall()
+    return sorted((Event.from_row(r) for r in rows), key=lambda e: (e.due_at, e.id or 0))
+
+
 async def claim_due(
     conn: AsyncConnection, now: float, limit: int, owner: str, *, busy: Iterable[str] = (),
     agent_ids: Iterable[str] | None = None,
 ) -> list[Event]:
     """Mark up to ``limit`` due events as running: at most one per agent, none for ``busy`` agents."""
-    busy_set = set(busy)
-    q = (
-        sa.select(events)
-        .where(events.c.status == "pending", events.c.due_at <= now)
-        .order_by(events.c.due_at, events.c.id)
-        .limit(limit * 4 + len(busy_set) + 8)
-    )
-    if agent_ids is not None:
-        q = q.where(sa.or_(events.c.agent_id.in_(list(agent_ids)), events.c.agent_id.is_(None)))
-    if conn.dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    rows = (await conn.execute(q)).fetchall()
-    picked: list[Event] = []
-    seen: set[str] = set(busy_set)
-    for row in rows:
-        ev = Event.from_row(row)
-        if ev.agent_id is not None:
-            if ev.agent_id in seen:
-                continue
-            seen.add(ev.agent_id)
-        picked.append(ev)
-        if len(picked) >= limit:
-            break
-    if picked:
-        ids = [e.id for e in picked]
-        await conn.execute(
-            events.update().where(events.c.id.in_(ids), events.c.status == "pending")
-            .values(status="running", owner=owner, started_at=now, attempts=events.c.attempts + 1)
-        )
-        for ev in picked:
-            ev.status = "running"
-            ev.attempts += 1
-            ev.started_at = now
-    return picked
+    return await _claim_rows(conn, now, limit, owner, set(busy), list(agent_ids) if agent_ids is not None else None)
 
 
 async def finish_event(conn: AsyncConnection, event_id: int, status: str, now: float, *,
@@ -111,10 +221,9 @@ async def finish_event(conn: AsyncConnection, event_id: int, status: str, now: f
 
 
 async def next_due_at(db: Database, agent_ids: Iterable[str] | None = None) -> float | None:
-    q = sa.select(sa.func.min(events.c.due_at)).where(events.c.status == "pending")
-    if agent_ids is not None:
-        q = q.where(sa.or_(events.c.agent_id.in_(list(agent_ids)), events.c.agent_id.is_(None)))
+    """The earliest due time of a pending event (of these agents, and agent-less ones)."""
     async with db.connect() as conn:
+        q = sa.select(sa.func.min(events.c.due_at)).where(events.c.status == "pending", _owned(conn, agent_ids))
         value = (await conn.execute(q)).scalar()
     return float(value) if value is not None else None
 
@@ -124,16 +233,17 @@ async def requeue_running(db: Database, agent_ids: Iterable[str] | None = None) 
 
     With ``agent_ids`` (multi-process), only the events of agents this process now owns.
     """
-    cond = events.c.status == "running"
-    if agent_ids is not None:
-        cond = sa.and_(cond, events.c.agent_id.in_(list(agent_ids)))
     async with db.transaction() as conn:
+        cond = events.c.status == "running"
+        if agent_ids is not None:
+            cond = sa.and_(cond, in_ids(conn, events.c.agent_id, agent_ids))
         res = await conn.execute(events.update().where(cond).values(status="pending", owner=None))
     return int(res.rowcount or 0)
 
 
 async def load_actions(conn: AsyncConnection, *, ids: list[int] | None = None, status: str | None = None,
-                       due_before: float | None = None, limit: int = 100) -> list[Action]:
+                       due_before: float | None = None, limit: int = 100,
+                       agent_ids: Iterable[str] | None = None) -> list[Action]:
     q = sa.select(actions).order_by(actions.c.id).limit(limit)
     if ids is not None:
         q = q.where(actions.c.id.in_(ids))
@@ -141,7 +251,31 @@ async def load_actions(conn: AsyncConnection, *, ids: list[int] | None = None, s
         q = q.where(actions.c.status == status)
     if due_before is not None:
         q = q.where(actions.c.not_before <= due_before)
+    if agent_ids is not None:
+        q = q.where(in_ids(conn, actions.c.agent_id, agent_ids))
     return [Action.from_row(r) for r in (await conn.execute(q)).fetchall()]
+
+
+async def due_actions(conn: AsyncConnection, now: float, limit: int,
+                      agent_ids: Iterable[str] | None = None) -> tuple[list[Action], float | None]:
+    """Pending actions whose back-off is over (oldest first), and when the next one will be."""
+    q = sa.select(actions).where(actions.c.status == "pending").order_by(actions.c.not_before, actions.c.id)
+    if agent_ids is not None:
+        q = q.where(in_ids(conn, actions.c.agent_id, agent_ids))
+    rows = [Action.from_row(r) for r in (await conn.execute(q.limit(limit + 1))).fetchall()]
+    due = [a for a in rows if a.not_before <= now][:limit]
+    later = [a.not_before for a in rows if a.not_before > now]
+    if len(due) == limit and len(rows) > limit and not later:
+        return due, now  # more are due than one batch
+    return due, (later[0] if later else None)
+
+
+async def claim_action(conn: AsyncConnection, action_id: int, now: float) -> bool:
+    """``pending → sending``, only if still pending: exactly one process gets to send it."""
+    res = await conn.execute(
+        actions.update().where(actions.c.id == action_id, actions.c.status == "pending")
+        .values(status="sending", attempts=actions.c.attempts + 1, updated_at=now))
+    return bool(res.rowcount)
 
 
 async def update_action(conn: AsyncConnection, action_id: int, now: float, **values: Any) -> None:
