@@ -2,7 +2,10 @@
 
 An action moves ``pending → sending → done``. A retryable failure (rate limit,
 outage) puts it back to ``pending`` with a ``not_before``; a permanent one marks it
-``failed``. An action found in ``sending`` at start-up was interrupted mid-flight:
+``failed``. An outage (``ServiceUnavailable``, ``RateLimited``) is waited out for up to
+``max_wait`` (6 hours), trying again at least every ``outage_retry_cap`` seconds (a rate
+limit's own reset is always respected), so sending resumes soon after the service is
+back; other retryable failures give up after ``max_attempts``. An action found in ``sending`` at start-up was interrupted mid-flight:
 it is *reconciled* (the executor looks for the post among the account's recent
 tweets, or the trade's signature on chain) before anything is sent again.
 
@@ -25,7 +28,7 @@ from typing import Any
 import structlog
 
 from puppet_engine.clock import Clock
-from puppet_engine.errors import DuplicateContent, ProviderError, RateLimited
+from puppet_engine.errors import DuplicateContent, ProviderError, RateLimited, ServiceUnavailable
 from puppet_engine.events import queue
 from puppet_engine.events.event import Action
 from puppet_engine.storage import Database
@@ -58,11 +61,14 @@ DoneHook = Callable[[Action, ActionOutcome], Awaitable[None]]
 class Outbox:
     def __init__(self, db: Database, clock: Clock, executor_for: ExecutorLookup, *,
                  max_attempts: int = 8, backoff_base: float = 5.0, backoff_cap: float = 900.0,
+                 max_wait: float = 6 * 3600.0, outage_retry_cap: float = 60.0,
                  rng: random.Random | None = None) -> None:
         self.db = db
         self.clock = clock
         self.executor_for = executor_for
         self.max_attempts = max_attempts
+        self.max_wait = max_wait
+        self.outage_retry_cap = outage_retry_cap
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.rng = rng or random.Random()
@@ -177,8 +183,12 @@ class Outbox:
             else:
                 await self._mark_failed(action, str(exc))
         except ProviderError as exc:
-            if exc.retryable and action.attempts < self.max_attempts:
+            outage = isinstance(exc, (ServiceUnavailable, RateLimited))
+            waiting = outage and self.clock.now() - action.created_at < self.max_wait
+            if exc.retryable and (action.attempts < self.max_attempts or waiting):
                 delay = exc.retry_after if isinstance(exc, RateLimited) else self._backoff(action.attempts)
+                if isinstance(exc, ServiceUnavailable):
+                    delay = min(delay, self.outage_retry_cap)
                 async with self.db.transaction() as conn:
                     await queue.update_action(conn, action.id, self.clock.now(), status="pending",
                                               not_before=self.clock.now() + delay, error=str(exc))

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from puppet_engine.clock import Clock, WallClock
 from puppet_engine.sandbox.faults import FaultInjector, FaultSpec, hang
@@ -156,6 +156,8 @@ class _FaultGate:
             return
         spec = fault.spec
         if spec.latency_ms:
+            # A slow server has the whole request: a client that gives up meanwhile does not undo it.
+            receive = await _buffered(receive)
             await asyncio.sleep(spec.latency_ms / 1000)
         kind = fault.kind
         if kind == "latency":
@@ -169,6 +171,21 @@ class _FaultGate:
         else:
             response = self.service.fault_response(spec.status or 500, spec.body, spec.headers or None)
         await response(scope, receive, send)
+
+
+async def _buffered(receive: Receive) -> Receive:
+    """Read the request body now; the returned ``receive`` replays it."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
 
 
 def create_sandbox(config: SandboxConfig | None = None, clock: Clock | None = None) -> Sandbox:

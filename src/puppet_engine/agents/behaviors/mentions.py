@@ -5,6 +5,8 @@ overlapping polls never duplicate it. Replies are never sent to the agent itself
 agent-to-agent chains stop after ``max_reply_depth``, direct questions are always
 answered, others by the persona's ``reply_probability``. Mentions are untrusted:
 they are assessed for hostile intent, and nothing in a mention can cause a trade.
+When the LLM is down the mention is still recorded (decision ``deferred``) and its
+answer is tried again later, for about an hour, before it is skipped.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ log = structlog.get_logger("puppet_engine.mentions")
 
 MAX_IDLE_STRETCH = 8
 DUPLICATE_WINDOW = 24 * 3600.0  # how long X refuses a repeated text
+# While the LLM is down a mention is tried again after these delays (about an hour in all), then skipped.
+DEFER_SECONDS = (60.0, 120.0, 240.0, 480.0, 900.0, 900.0, 900.0)
 
 
 def tweet_payload(tweet: Tweet) -> dict[str, Any]:
@@ -106,6 +110,7 @@ class MentionsBehavior(Behavior):
     async def on_mention(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         tweet = tweet_from_payload(event.payload["tweet"])
         now = self.services.clock.now()
+        deferrals = int(event.payload.get("deferrals", 0))  # > 0: a retry after the LLM was down
         assessment = assess(tweet.text)
         await self._record(agent, tweet, now)
         decision, thread = await self._decide(agent, tweet)
@@ -113,17 +118,27 @@ class MentionsBehavior(Behavior):
         if "trade_request" in assessment.flags:
             result["trade_request_ignored"] = True
         state = await load_state(self.services.db, agent.id)
-        mood = after_interaction(Mood.from_state(state.get("mood")), tweet.text)
-        await self._remember(agent, tweet, now)
+        changes: dict[str, Any] = {}
+        if deferrals == 0:  # felt and remembered once, however often the answer is put off
+            changes["mood"] = after_interaction(Mood.from_state(state.get("mood")), tweet.text).to_state()
+            await self._remember(agent, tweet, now)
         actions = []
+        follow_ups: list[Event] = []
         if decision == "reply":
             try:
                 parts = await self._write_reply(agent, tweet, thread, assessment.flags, state)
             except (ValidationFailed, BudgetExceeded, ProviderError) as exc:
-                if isinstance(exc, ProviderError) and exc.retryable and event.attempts < event.max_attempts:
-                    raise  # LLM briefly down: the event is retried later
-                decision = f"skip:{exc.__class__.__name__}"
-                result.update(decision=decision, reason=str(exc))
+                retryable = isinstance(exc, ProviderError) and exc.retryable
+                if retryable and event.attempts < event.max_attempts:
+                    raise  # LLM briefly down: the event is retried shortly
+                if retryable and deferrals < len(DEFER_SECONDS):
+                    # A longer outage: answer later instead of never (the mention stays recorded).
+                    delay = max(DEFER_SECONDS[deferrals], getattr(exc, "retry_after", 0.0))
+                    follow_ups.append(Event("mention.received", agent.id, {**event.payload, "deferrals": deferrals + 1},
+                                            due_at=now + delay, key=f"mention:{agent.id}:{tweet.id}:d{deferrals + 1}"))
+                    result.update(decision="deferred", reason=str(exc), retry_at=now + delay)
+                else:
+                    result.update(decision=f"skip:{exc.__class__.__name__}", reason=str(exc))
             else:
                 action = post_action(agent.id, f"reply:{agent.id}:{tweet.id}", parts, reply_to=tweet.id)
                 if action.kind == "post":
@@ -131,7 +146,7 @@ class MentionsBehavior(Behavior):
                 actions.append(action)
                 result["reply"] = parts
         await self._set_decision(agent, tweet, result["decision"])
-        return HandlerResult(result=result, actions=actions, state={"mood": mood.to_state()})
+        return HandlerResult(result=result, actions=actions, follow_ups=follow_ups, state=changes)
 
     async def _decide(self, agent: AgentRuntime, tweet: Tweet) -> tuple[str, list[Tweet]]:
         if agent.user_id and tweet.author_id == agent.user_id:

@@ -1,0 +1,168 @@
+"""Faults injected through ``/sandbox/faults``: the engine degrades, never crashes, and recovers.
+
+Each test runs agents on a virtual clock against the sandbox, breaks one dependency
+(429 storms, a share of 5xx, timeouts, a 5-minute LLM outage, an X outage, an RPC
+outage in the middle of a trade), then checks that nothing was lost or sent twice, that
+no request went out that a known rate limit forbade (the sandbox's own X limiter never
+answered 429), and that the agents are back to normal within one poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from puppet_engine.storage.tables import events
+
+from .helpers import Rig, persona, rig
+
+POLL = 60.0  # mention_poll_minutes 1
+
+
+QUESTIONS = [
+    "how do you brew {t} when the kettle is cold?", "what would a validator say about {t}?",
+    "is {t} better at dawn or at midnight?", "who taught you everything about {t}?",
+    "would you trade a week of {t} for one good map?", "why does {t} feel slower on Mondays?",
+    "can {t} survive a rainy weekend in Lisbon?", "which book about {t} changed your mind?",
+]
+TOPICS = ["oolong", "sourdough", "lighthouses", "compasses", "origami", "glaciers", "chess", "bees",
+          "comets", "violins", "kites", "moss"]
+
+
+async def ask(r: Rig, author: str, agent: str, n: int, topic: str = "") -> list[str]:
+    """``n`` varied questions from ``n`` different accounts (so no two replies need to look alike)."""
+    ids = []
+    for i in range(n):
+        seed = len(author) * 7 + i + len(topic)
+        text = QUESTIONS[seed % len(QUESTIONS)].format(t=topic or TOPICS[(seed * 5) % len(TOPICS)])
+        ids.append(await r.mention(f"{author}{i}", f"@{agent} {text}"))
+    return ids
+
+
+async def assert_answered_once(r: Rig, agent: str, tweet_ids: list[str], *, at_least: float = 1.0) -> None:
+    """Every mention has exactly one reply, or none and a recorded skip (output rules refused the text)."""
+    decisions = await r.decisions(agent)
+    answered = 0
+    for tweet_id in tweet_ids:
+        replies = await r.replies_to(agent, tweet_id)
+        decision = decisions.get(tweet_id)
+        assert decision is not None, f"mention {tweet_id} was never recorded"
+        if decision == "reply":
+            assert len(replies) == 1, (tweet_id, [t["text"] for t in replies])
+            answered += 1
+        else:
+            assert decision == "skip:ValidationFailed" and not replies, (tweet_id, decision, replies)
+    assert answered >= at_least * len(tweet_ids), (answered, len(tweet_ids), decisions)
+
+
+async def assert_healthy(r: Rig) -> None:
+    """No crash, nothing failed, no 429 from the sandbox's own limiter (only injected ones)."""
+    statuses = await r.event_statuses()
+    assert statuses.get("failed", 0) == 0, await r.rows(sa.select(events.c.type, events.c.error)
+                                                       .where(events.c.status == "failed"))
+    assert statuses.get("running", 0) == 0
+    assert "failed" not in (await r.action_statuses()).values(), await r.action_statuses()
+    assert "429" not in await r.x_stats(), await r.x_stats()
+
+
+async def test_a_429_storm_on_x_waits_out_the_window_and_loses_nothing(tmp_path: Path) -> None:
+    async with rig(tmp_path, persona("ivy")) as r:
+        await r.run_for(2 * 60)
+        await r.fault(service="x", status=429, count=40)
+        asked = await ask(r, "storm_a", "ivy", 4)
+        await r.run_for(15 * 60)
+        assert (await r.admin("GET", "/faults"))["faults"] == []  # the storm is over: all 40 were served
+        await assert_answered_once(r, "ivy", asked)
+        late = await ask(r, "storm_b", "ivy", 1, "rain")
+        await r.run_for(POLL + 10)  # back to normal within one poll interval
+        await assert_answered_once(r, "ivy", late)
+        await assert_healthy(r)
+
+
+async def test_one_call_in_five_failing_with_5xx_costs_nothing_but_time(tmp_path: Path) -> None:
+    async with rig(tmp_path, persona("jude", post_hours=0.05)) as r:
+        await r.run_for(60)
+        asked: list[str] = []
+        injected = 0
+        for round_ in range(12):
+            asked += await ask(r, f"flaky_{round_}_", "jude", 2, TOPICS[round_])
+            total = sum((await r.x_stats()).values())
+            calls = len((await r.admin("GET", "/openai/calls", params={"limit": 500}))["calls"])
+            want = (total + calls) // 4 - injected  # keeps injected ≈ 20% of what the engine sends
+            for service, status in (("x", 503), ("openai", 500)):
+                if want > 0:
+                    await r.fault(service=service, status=status, count=max(1, want // 2))
+            injected += max(0, want)
+            await r.run_for(2 * 60)
+        await r.clear_faults()
+        await r.run_for(5 * 60)
+        assert injected >= 10
+        await assert_answered_once(r, "jude", asked, at_least=0.8)
+        posts = [t for t in await r.tweets_of("jude") if not t.get("referenced_tweets")]
+        assert len(posts) >= 3  # it kept posting through it
+        await assert_healthy(r)
+
+
+async def test_x_timeouts_never_duplicate_a_reply(tmp_path: Path) -> None:
+    # On a socket, a slow answer is a timeout for the client, while the sandbox still
+    # creates the tweet afterwards: the retried post must be recognised, not repeated.
+    async with rig(tmp_path, persona("kai"), loopback=True, x_timeout=0.3) as r:
+        await r.run_for(60)
+        asked = await ask(r, "slow_a", "kai", 3)
+        await r.fault(service="x", path="/2/tweets", method="POST", kind="latency", latency_ms=600, count=4)
+        await r.fault(service="x", path="/2/users/*", method="GET", kind="latency", latency_ms=900, count=2)
+        await r.run_for(POLL + 5)
+        await asyncio.sleep(1.0)  # real time: the slow requests the client gave up on land now
+        await r.run_for(10 * 60)
+        await assert_answered_once(r, "kai", asked)
+        kai = await r.tweets_of("kai")
+        assert len({t["text"] for t in kai}) == len(kai)
+        # A timed-out post landed anyway; its retry was refused as a duplicate and recognised as ours.
+        assert (await r.x_stats()).get("403", 0) >= 1
+        await assert_healthy(r)
+
+
+async def test_a_five_minute_llm_outage_keeps_reading_mentions_and_answers_after(tmp_path: Path) -> None:
+    async with rig(tmp_path, persona("lux", post_hours=0.05), llm_breaker_cooldown_seconds=30) as r:
+        await r.run_for(2 * 60)
+        await r.fault(service="openai", status=503, count=100_000)
+        during = await ask(r, "outage_a", "lux", 3)
+        await r.run_for(5 * 60)
+        decisions = await r.decisions("lux")
+        assert set(during) <= set(decisions)  # mentions were read and recorded during the outage
+        assert [await r.replies_to("lux", t) for t in during] == [[], [], []]
+        skipped = await r.rows(sa.select(events.c.result).where(events.c.type == "post.due",
+                                                                 events.c.status == "done"))
+        assert any("llm unavailable" in str(row[0]) for row in skipped)  # posts were skipped, not failed
+        [outage] = (await r.admin("GET", "/faults"))["faults"]
+        await r.clear_faults("openai")
+        after = await ask(r, "outage_b", "lux", 1, "rain")
+        await r.run_for(POLL + 10)
+        await assert_answered_once(r, "lux", after)  # back to normal within one poll interval
+        await r.run_for(20 * 60)
+        await assert_answered_once(r, "lux", during)  # and what came in during the outage is answered
+        # The circuit breaker kept the engine from hammering the dead LLM: a few trial calls per cooldown.
+        assert 0 < outage["hits"] <= 30, outage
+        await assert_healthy(r)
+
+
+async def test_an_x_outage_queues_posts_and_replies_and_resumes(tmp_path: Path) -> None:
+    async with rig(tmp_path, persona("mo", post_hours=0.05)) as r:
+        await r.run_for(60)
+        asked = await ask(r, "queue_a", "mo", 2)
+        await r.run_for(POLL + 5)
+        await r.fault(service="x", path="/2/tweets", method="POST", status=503, count=100_000)
+        more = await ask(r, "queue_b", "mo", 2)
+        await r.run_for(20 * 60)  # X refuses every post for 20 minutes
+        waiting = await r.action_statuses()
+        assert "pending" in waiting.values() and "failed" not in waiting.values(), waiting
+        await r.clear_faults("x")
+        await r.run_for(POLL + 10)
+        statuses = await r.action_statuses()
+        assert set(statuses.values()) == {"done"}, statuses  # everything queued went out
+        await assert_answered_once(r, "mo", asked + more)
+        posts = [t for t in await r.tweets_of("mo") if not t.get("referenced_tweets")]
+        assert len({t["text"] for t in posts}) == len(posts)
+        await assert_healthy(r)
