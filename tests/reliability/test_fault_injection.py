@@ -166,3 +166,75 @@ async def test_an_x_outage_queues_posts_and_replies_and_resumes(tmp_path: Path) 
         posts = [t for t in await r.tweets_of("mo") if not t.get("referenced_tweets")]
         assert len({t["text"] for t in posts}) == len(posts)
         await assert_healthy(r)
+
+
+def trader(agent_id: str) -> dict:
+    """A sandbox trader that never trades on its own: trades come from the test (an operator trade)."""
+    return persona(agent_id, solana_integration={"trading_enabled": True, "network": "sandbox",
+                                                 "trade_safety": {"max_trade_amount_sol": 0.05,
+                                                                  "max_slippage_percent": 5.0}},
+                   behavior={"post_frequency": {"min_hours_between_posts": 20, "max_hours_between_posts": 30},
+                             "mention_poll_minutes": 1,
+                             "trading_behavior": {"trading_frequency": {"min_hours_between_trades": 20,
+                                                                        "max_hours_between_trades": 30,
+                                                                        "random_probability": 0.0},
+                                                  "trade_decision_factors": [],
+                                                  "allowed_tokens": {"always_tradable": ["SOL", "PUPPET"]}}})
+
+
+async def operator_trade(r: Rig, agent_id: str, key: str) -> None:
+    from puppet_engine.events import Event
+
+    await r.engine.events.schedule(Event("trade.manual", agent_id, {"input": "SOL", "output": "PUPPET",
+                                                                     "amount": 0.02}, key=key))
+
+
+async def rpc(r: Rig, method: str, params: list) -> dict:
+    response = await r.http.post(f"{r.url}/solana", json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                          "params": params})
+    return response.json()["result"]
+
+
+async def test_rpc_outage_in_the_middle_of_a_trade_lands_it_exactly_once(tmp_path: Path) -> None:
+    async with rig(tmp_path, trader("tess")) as r:
+        await r.run_for(30)
+        wallet = r.engine.manager.agents["tess"].trader.wallet.address
+        before = (await rpc(r, "getBalance", [wallet]))["value"]
+        # The swap answer is slow; while it is on its way the RPC goes down: the simulation
+        # still passes, the send and the first confirmation polls fail.
+        await r.fault(service="jupiter", path="/swap/v1/swap", method="POST", kind="latency", latency_ms=300)
+        await operator_trade(r, "tess", "op-1")
+        running = asyncio.ensure_future(r.run_for(60))
+        while (await r.admin("GET", "/faults"))["faults"] and not running.done():
+            await asyncio.sleep(0.01)
+        await r.fault(service="solana", kind="latency", latency_ms=1)  # the simulation goes through
+        await r.fault(service="solana", status=503, count=6)
+        await running
+        assert (await r.admin("GET", "/faults"))["faults"] == []  # the outage was met, and is over
+        trades = await r.rows(sa.text("SELECT key, status, signature FROM trades"))
+        assert len(trades) == 1 and trades[0].status == "confirmed", trades
+        [status] = (await rpc(r, "getSignatureStatuses", [[trades[0].signature],
+                                                          {"searchTransactionHistory": True}]))["value"]
+        assert status is not None and status["err"] is None
+        assert (await rpc(r, "getBalance", [wallet]))["value"] < before  # it traded, once
+        assert set((await r.action_statuses("trade")).values()) == {"done"}
+        await assert_healthy(r)
+
+
+async def test_jupiter_down_means_no_trade_and_nothing_half_done(tmp_path: Path) -> None:
+    async with rig(tmp_path, trader("uma")) as r:
+        await r.run_for(30)
+        await r.fault(service="jupiter", status=503, count=100_000)
+        await operator_trade(r, "uma", "op-2")
+        await r.run_for(60)
+        trades = await r.rows(sa.text("SELECT key, status, signature, error FROM trades"))
+        assert all(t.signature is None and t.status in ("failed", "rejected") for t in trades), trades
+        asked = await ask(r, "still_here", "uma", 1)  # the agent itself carries on
+        await r.run_for(POLL + 10)
+        await assert_answered_once(r, "uma", asked)
+        await r.clear_faults("jupiter")
+        await operator_trade(r, "uma", "op-3")
+        await r.run_for(30)
+        confirmed = await r.rows(sa.text("SELECT key FROM trades WHERE status = 'confirmed'"))
+        assert [row.key for row in confirmed] == ["manual-trade:uma:op-3"]
+        await assert_healthy(r)
