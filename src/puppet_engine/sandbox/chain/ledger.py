@@ -46,6 +46,7 @@ from puppet_engine.sandbox.chain.encoding import (
     parse_token_account,
     token_account_bytes,
 )
+from puppet_engine.sandbox.chain.fpu import clear_mmx_state
 from puppet_engine.solana.tokens import SOL_MINT, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 SLOT_SECONDS = 0.4
@@ -196,6 +197,7 @@ class Ledger:
         try:
             result = self.svm.simulate_transaction(tx)
         finally:
+            clear_mmx_state()  # LiteSVM leaves the x87 registers in use: see fpu.py
             self.svm.with_sigverify(True)
         if isinstance(result, FailedTransactionMetadata):
             meta = result.meta()
@@ -219,7 +221,10 @@ class Ledger:
         pre = [self._snapshot(k) for k in keys]
         self.advance_slots(1)
         self._sync_clock()
-        result = self.svm.send_transaction(tx)
+        try:
+            result = self.svm.send_transaction(tx)
+        finally:
+            clear_mmx_state()
         if isinstance(result, FailedTransactionMetadata):
             meta, err = result.meta(), result.err()
             if meta.signature() != signature:  # failed before execution: never lands
