@@ -73,6 +73,8 @@ class EventEngine:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._loop_done: asyncio.Event | None = None
+        self._commits: list[tuple[Event, HandlerResult, asyncio.Future[list[Action]]]] = []
+        self._committer: asyncio.Task[None] | None = None
         # What the engine knows about the queue without asking the database:
         self._look = True  # something may be due now
         self._next_due = math.inf  # earliest due time known (from claims and own writes)
@@ -241,7 +243,12 @@ class EventEngine:
             except Exception as exc:
                 outcome = await self._handle_failure(event, exc)
                 return
-            recorded = await self._commit(event, hr)
+            try:
+                recorded = await self._commit(event, hr)
+            except Exception as exc:  # e.g. a result that cannot be stored: retried, then failed
+                log.warning("event_commit_failed", event_type=event.type, error=str(exc))
+                outcome = await self._handle_failure(event, exc)
+                return
             await self.outbox.dispatch_actions(recorded)
         except Exception:
             outcome = "failed"
@@ -263,23 +270,40 @@ class EventEngine:
                 self._wakeup.set()
 
     async def _commit(self, event: Event, hr: HandlerResult) -> list[Action]:
+        """Record the outcome; events finishing together share one transaction (group commit)."""
+        done: asyncio.Future[list[Action]] = asyncio.get_running_loop().create_future()
+        self._commits.append((event, hr, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_groups(), name="event-commits")
+        recorded = await done
         now = self.clock.now()
-        recorded: list[Action] = []
-        async with self.db.transaction() as conn:
-            assert event.id is not None
-            await queue.finish_event(conn, event.id, "done", now, result=hr.result)
-            for spec in hr.actions:
-                action_id = await queue.insert_action(conn, spec, event.id, now)
-                if action_id is not None:
-                    recorded.append(queue.new_action(action_id, spec, event.id, now))
-            for follow in hr.follow_ups:
-                await queue.insert_event(conn, follow, now, self.max_attempts)
-            if hr.state and event.agent_id:
-                await queue.merge_agent_state(conn, event.agent_id, hr.state, now)
         for follow in hr.follow_ups:
             self._saw_due(follow.due_at or now)
         event.status, event.result = "done", hr.result
         return recorded
+
+    async def _commit_groups(self) -> None:
+        while self._commits:
+            group, self._commits = self._commits, []
+            try:
+                async with self.db.transaction() as conn:
+                    results = await queue.record_outcomes(conn, [(e, hr) for e, hr, _ in group], self.clock.now(),
+                                                          self.max_attempts)
+            except Exception as exc:
+                if len(group) == 1:
+                    _settle(group[0][2], exc=exc)
+                    continue
+                for event, hr, done in group:  # one bad outcome must not fail its neighbours
+                    try:
+                        async with self.db.transaction() as conn:
+                            [recorded] = await queue.record_outcomes(conn, [(event, hr)], self.clock.now(),
+                                                                     self.max_attempts)
+                        _settle(done, recorded)
+                    except Exception as one:
+                        _settle(done, exc=one)
+            else:
+                for (_, _, done), recorded in zip(group, results, strict=True):
+                    _settle(done, recorded)
 
     async def _handle_failure(self, event: Event, exc: Exception) -> str:
         error = f"{exc.__class__.__name__}: {exc}"
@@ -311,3 +335,13 @@ class EventEngine:
     def _owned_set(self) -> set[str] | None:
         owned = self.owned_agents()
         return None if owned is None else set(owned)
+
+
+def _settle(done: asyncio.Future[list[Action]], recorded: list[Action] | None = None, *,
+            exc: BaseException | None = None) -> None:
+    if done.done():  # its event was cancelled meanwhile
+        return
+    if exc is not None:
+        done.set_exception(exc)
+    else:
+        done.set_result(recorded or [])

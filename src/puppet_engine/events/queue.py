@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from puppet_engine.events.event import Action, ActionSpec, Event
+from puppet_engine.events.event import Action, ActionSpec, Event, HandlerResult
 from puppet_engine.storage import Database
 from puppet_engine.storage.tables import actions, agents, events
 
@@ -56,12 +56,7 @@ def _owned(conn: AsyncConnection, agent_ids: Iterable[str] | None) -> sa.ColumnE
 
 async def insert_event(conn: AsyncConnection, event: Event, now: float, default_attempts: int = 5) -> int | None:
     """Insert ``event``; returns its id, or ``None`` when its key already exists."""
-    values = {
-        "key": event.key, "type": event.type, "agent_id": event.agent_id, "payload": event.payload,
-        "due_at": event.due_at or now, "status": "pending", "attempts": 0,
-        "max_attempts": event.max_attempts or default_attempts, "created_at": now, "trace_id": event.trace_id,
-    }
-    stmt = _insert(conn, events).values(**values)
+    stmt = _insert(conn, events).values(**_event_row(event, now, default_attempts))
     if event.key is not None:
         stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
     res = await conn.execute(stmt.returning(events.c.id))
@@ -89,25 +84,81 @@ def new_action(action_id: int, spec: ActionSpec, event_id: int | None, now: floa
 
 async def merge_agent_state(conn: AsyncConnection, agent_id: str, changes: dict[str, Any], now: float) -> None:
     """Merge ``changes`` into the agent's state in one UPDATE (no read, no lost update)."""
-    if not changes:
-        return
-    try:
-        encoded = {key: json.dumps(value, allow_nan=False) for key, value in changes.items()}
-    except (TypeError, ValueError):
-        encoded = {}
-    if not encoded or any('"' in key or "\\" in key for key in changes):
-        await _merge_read_write(conn, agent_id, changes, now)
-        return
+    await merge_agent_states(conn, [(agent_id, changes)], now)
+
+
+async def merge_agent_states(conn: AsyncConnection, changes: list[tuple[str, dict[str, Any]]], now: float) -> None:
+    """:func:`merge_agent_state` for several agents: one statement per shape of change."""
+    shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    pg = conn.dialect.name == "postgresql"
+    for agent_id, state in changes:
+        if not state:
+            continue
+        try:
+            encoded = [json.dumps(value, allow_nan=False) for value in state.values()]
+        except (TypeError, ValueError):
+            encoded = []
+        if not encoded or any('"' in key or "\\" in key for key in state):
+            await _merge_read_write(conn, agent_id, state, now)
+            continue
+        if pg:
+            shapes.setdefault((), []).append({"b_id": agent_id, "b_now": now, "b_patch": json.dumps(state)})
+        else:
+            row: dict[str, Any] = {"b_id": agent_id, "b_now": now}
+            row.update({f"b_v{i}": value for i, value in enumerate(encoded)})
+            shapes.setdefault(tuple(state), []).append(row)
+    for keys, rows in shapes.items():
+        await conn.execute(_merge_statement(pg, keys), rows)
+
+
+def _merge_statement(pg: bool, keys: tuple[str, ...]) -> Any:
     merged: sa.ColumnElement[Any]
-    if conn.dialect.name == "postgresql":
-        patch = sa.cast(sa.literal(json.dumps(changes)), postgresql.JSONB)
+    if pg:
+        patch = sa.cast(sa.bindparam("b_patch", type_=sa.String), postgresql.JSONB)
         merged = sa.cast(sa.cast(agents.c.state, postgresql.JSONB).op("||")(patch), sa.JSON)
     else:
         args: list[Any] = [agents.c.state]
-        for key, value in encoded.items():
-            args += [sa.literal(f'$."{key}"'), sa.func.json(sa.literal(value))]
+        for i, key in enumerate(keys):
+            args += [sa.literal_column("'" + f'$."{key}"'.replace("'", "''") + "'"),
+                     sa.func.json(sa.bindparam(f"b_v{i}", type_=sa.String))]
         merged = sa.func.json_set(*args)
-    await conn.execute(agents.update().where(agents.c.id == agent_id).values(state=merged, updated_at=now))
+    return agents.update().where(agents.c.id == sa.bindparam("b_id")).values(
+        state=merged, updated_at=sa.bindparam("b_now", type_=sa.Float))
+
+
+def _event_row(event: Event, now: float, default_attempts: int) -> dict[str, Any]:
+    return {
+        "key": event.key, "type": event.type, "agent_id": event.agent_id, "payload": event.payload,
+        "due_at": event.due_at or now, "status": "pending", "attempts": 0,
+        "max_attempts": event.max_attempts or default_attempts, "created_at": now, "trace_id": event.trace_id,
+    }
+
+
+_FINISH_DONE = events.update().where(events.c.id == sa.bindparam("b_id")).values(
+    status="done", result=sa.bindparam("b_result", type_=events.c.result.type), error=None,
+    finished_at=sa.bindparam("b_now", type_=sa.Float))
+
+
+async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, HandlerResult]], now: float,
+                          default_attempts: int = 5) -> list[list[Action]]:
+    """Record what several handlers returned, in a few statements: events done, their actions
+    (returned, to send), follow-up events, agent state changes. Each list of actions is in order.
+    """
+    await conn.execute(_FINISH_DONE, [{"b_id": event.id, "b_result": hr.result, "b_now": now}
+                                      for event, hr in outcomes])
+    recorded: list[list[Action]] = []
+    for event, hr in outcomes:
+        mine: list[Action] = []
+        for spec in hr.actions:
+            action_id = await insert_action(conn, spec, event.id, now)
+            if action_id is not None:
+                mine.append(new_action(action_id, spec, event.id, now))
+        recorded.append(mine)
+    follow_ups = [_event_row(f, now, default_attempts) for _, hr in outcomes for f in hr.follow_ups]
+    if follow_ups:
+        await conn.execute(_insert(conn, events).on_conflict_do_nothing(index_elements=["key"]), follow_ups)
+    await merge_agent_states(conn, [(e.agent_id, hr.state) for e, hr in outcomes if hr.state and e.agent_id], now)
+    return recorded
 
 
 async def _merge_read_write(conn: AsyncConnection, agent_id: str, changes: dict[str, Any], now: float) -> None:

@@ -53,28 +53,57 @@ _SECRET_KEY = re.compile(
 class Redactor:
     """Replaces known secret values and credential-shaped text with ``***``."""
 
+    # Up to this many secrets, one compiled alternation; past it (thousands of agents, each
+    # with its own keys) an index by prefix, so adding a key and redacting a line stay cheap.
+    REGEX_LIMIT = 64
+
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._by_prefix: dict[str, list[str]] = {}
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         """Register more secret values (e.g. after a key rotation); old ones stay redacted."""
         with self._lock:
-            for value in secrets:
-                if isinstance(value, str) and len(value.strip()) >= _MIN_SECRET_LENGTH:
-                    self._secrets.add(value.strip())
-            if self._secrets:
+            fresh = {value.strip() for value in secrets
+                     if isinstance(value, str) and len(value.strip()) >= _MIN_SECRET_LENGTH} - self._secrets
+            if not fresh:
+                return
+            self._secrets |= fresh
+            for value in fresh:  # readers only .get(): each list is replaced whole, never edited
                 # longest first so a secret containing another is removed whole
+                same = self._by_prefix.get(value[:_MIN_SECRET_LENGTH], [])
+                self._by_prefix[value[:_MIN_SECRET_LENGTH]] = sorted([*same, value], key=len, reverse=True)
+            if len(self._secrets) <= self.REGEX_LIMIT:
                 ordered = sorted(self._secrets, key=len, reverse=True)
                 self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+            else:
+                self._pattern = None
+
+    def _known(self, value: str) -> str:
+        pattern, by_prefix = self._pattern, self._by_prefix
+        if pattern is not None:
+            return pattern.sub(REDACTED, value)
+        if not by_prefix:
+            return value
+        parts: list[str] = []
+        i = last = 0
+        end = len(value) - _MIN_SECRET_LENGTH
+        while i <= end:
+            for secret in by_prefix.get(value[i:i + _MIN_SECRET_LENGTH], ()):
+                if value.startswith(secret, i):
+                    parts += [value[last:i], REDACTED]
+                    i = last = i + len(secret)
+                    break
+            else:
+                i += 1
+        return "".join(parts) + value[last:] if parts else value
 
     def text(self, value: str) -> str:
         """``value`` with every secret and credential-shaped substring replaced."""
-        pattern = self._pattern
-        if pattern is not None:
-            value = pattern.sub(REDACTED, value)
+        value = self._known(value)
         for regex, replacement in _PATTERNS:
             value = regex.sub(replacement, value)
         return value

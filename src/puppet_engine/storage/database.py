@@ -7,6 +7,7 @@ Migrations run at start through :meth:`Database.migrate`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,6 +53,10 @@ class Database:
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(target, **kwargs)
+        # SQLite has one writer: write transactions of this process queue on a lock (FIFO)
+        # instead of in SQLite's busy-wait loop, which sleeps for milliseconds at a time.
+        self._writer: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._writer_task: asyncio.Task[object] | None = None
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
@@ -61,7 +66,29 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside a transaction, committed on success."""
+        """A connection inside a transaction, committed on success.
+
+        On SQLite, one transaction at a time per process (a nested one in the same task
+        shares the turn); reads through :meth:`connect` never wait.
+        """
+        task = asyncio.current_task()
+        if self.dialect != "sqlite" or self._writer_task is task:
+            async with self._begin() as conn:
+                yield conn
+            return
+        loop = asyncio.get_running_loop()
+        if self._writer is None or self._writer[0] is not loop:
+            self._writer = (loop, asyncio.Lock())
+        async with self._writer[1]:
+            self._writer_task = task
+            try:
+                async with self._begin() as conn:
+                    yield conn
+            finally:
+                self._writer_task = None
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.begin() as conn:
                 yield conn
