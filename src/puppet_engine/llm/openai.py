@@ -189,7 +189,16 @@ class OpenAIProvider(LLMProvider):
             response = await self.client.chat.completions.create(**self.request_kwargs(request))
         except sdk.OpenAIError as exc:
             raise self.translate(exc) from None
+        except ValueError as exc:  # a 200 whose body is not JSON
+            raise BadResponse(f"chat completion: unreadable body ({exc.__class__.__name__})", service=self.name) from None
         latency = (time.perf_counter() - started) * 1000
+        try:
+            return self._completion(request, response, latency)
+        except (AttributeError, TypeError, IndexError, KeyError, ValueError) as exc:  # the SDK does not validate
+            raise BadResponse(f"chat completion in an unexpected shape ({exc.__class__.__name__})",
+                              service=self.name) from None
+
+    def _completion(self, request: CompletionRequest, response: Any, latency: float) -> Completion:
         if not getattr(response, "choices", None):
             raise BadResponse("completion without choices", service=self.name)
         choice = response.choices[0]
@@ -201,15 +210,15 @@ class OpenAIProvider(LLMProvider):
         text = message.content
         if text is None and message.tool_calls:
             text = message.tool_calls[0].function.arguments
-        if text is None:
+        if not isinstance(text, str):
             raise BadResponse("completion without content", service=self.name)
         usage = response.usage
         if usage is not None:
-            tokens = Usage(prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0)
+            tokens = Usage(prompt_tokens=int(usage.prompt_tokens or 0), completion_tokens=int(usage.completion_tokens or 0))
         else:  # some local servers omit usage
             prompt = sum(estimate_tokens(m.content) for m in request.messages)
             tokens = Usage(prompt_tokens=prompt, completion_tokens=estimate_tokens(text))
-        return Completion(text=text, model=response.model or request.model or self.model,
+        return Completion(text=text, model=str(response.model or request.model or self.model),
                           provider=self.name, usage=tokens, latency_ms=latency)
 
     async def aclose(self) -> None:

@@ -22,6 +22,7 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment, Confirmed
 from solana.rpc.core import RPCException
 from solana.rpc.models import TokenAccountOpts, TxOpts
+from solders.errors import SerdeJSONError
 from solders.pubkey import Pubkey
 from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
@@ -102,7 +103,7 @@ class SolanaRpc:
             raise translate_http_error(what, exc.__cause__ or exc) from exc
         except httpx2.HTTPError as exc:
             raise translate_http_error(what, exc) from exc
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError, SerdeJSONError) as exc:
             raise BadResponse(f"{what}: unreadable reply from {self!r}: {exc}", service=SERVICE) from exc
 
     # -- reads -----------------------------------------------------------------------
