@@ -163,7 +163,7 @@ def settings_for(url: str, **overrides: Any) -> Settings:
 @asynccontextmanager
 async def rig(tmp_path: Path, *agents: dict[str, Any], loopback: bool = False, seed: int = 3,
               sandbox_extra: dict[str, Any] | None = None, x_timeout: float | None = None,
-              **settings: Any) -> AsyncIterator[Rig]:
+              openai_key: str = "sk-sandbox", **settings: Any) -> AsyncIterator[Rig]:
     """A started engine with ``agents`` against a sandbox, in process (ASGI) or on a loopback port.
 
     Loopback is for timeouts: an ASGI transport has none, a socket does. ``x_timeout``
@@ -172,7 +172,7 @@ async def rig(tmp_path: Path, *agents: dict[str, Any], loopback: bool = False, s
     """
     clock = VirtualClock()
     engine_clock = EngineClock(clock)
-    sandbox = Sandbox(SandboxConfig(seed=seed, extra=dict(sandbox_extra or {})), clock=clock)
+    sandbox = Sandbox(SandboxConfig(seed=seed, openai_key=openai_key, extra=dict(sandbox_extra or {})), clock=clock)
     server = None
     configs = [parse_agent_config(a) for a in agents]
     url = f"sqlite:///{tmp_path / 'engine.db'}"

@@ -52,7 +52,9 @@ class TwitterCredentials:
 
     def secrets(self) -> list[str]:
         """Every secret value, for log redaction."""
-        return [v for v in (self.api_secret, self.access_token, self.access_token_secret, self.bearer_token) if v]
+        # The consumer key too: X calls it the "API Key", and oauthlib logs it at DEBUG.
+        return [v for v in (self.api_key, self.api_secret, self.access_token, self.access_token_secret,
+                            self.bearer_token) if v]
 
     @classmethod
     def of(cls, **values: Any) -> TwitterCredentials:
