@@ -72,6 +72,14 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[list[str]]] = set()
+
+    def reload() -> None:  # SIGHUP: new credentials from the environment / .env, no restart
+        task = asyncio.ensure_future(engine.reload_credentials())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     api_server = None
     if serve_api:  # up first, so /health answers while agents are being connected
         await engine.db.migrate()

@@ -138,6 +138,21 @@ class Engine:
                 progress(clock.now())
         clock.set(until)
 
+    async def reload_credentials(self, fresh: Settings | None = None) -> list[str]:
+        """New X, LLM and Solana credentials without a restart (``SIGHUP`` in ``puppet-engine run``).
+
+        ``fresh`` defaults to the environment (and ``.env``) read again. LLM keys apply at
+        once; agents whose X keys or wallet changed are restarted, each alone. Returns those.
+        """
+        from puppet_engine.settings import load_settings
+
+        fresh = fresh or load_settings(database_url=self.settings.database_url)
+        restart = sorted(await self.wiring.reload_credentials(fresh))
+        for agent_id in restart:
+            await self.manager.restart_agent(agent_id)
+        log.info("credentials_reloaded", restarted=restart)
+        return restart
+
     async def rebalance(self) -> None:
         """Renew leases and take over (or hand back) agents; recover and start what we gain.
 

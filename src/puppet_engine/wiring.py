@@ -40,6 +40,14 @@ def add_secrets(values: list[str]) -> None:
         update_secrets(values)
 
 SANDBOX_HOST = "http://sandbox.local"
+LLM_KEY_FIELDS = {"openai_api_key", "grok_api_key", "openai_compatible_api_key"}
+CREDENTIAL_FIELDS = LLM_KEY_FIELDS | {"twitter_api_key", "twitter_api_secret", "twitter_access_token",
+                                      "twitter_access_token_secret", "twitter_bearer_token", "jupiter_api_key"}
+
+
+def _plain(value: Any) -> str:
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter() if getter else value or "")
 
 
 class Wiring:
@@ -206,6 +214,53 @@ class Wiring:
                                      access_token=body["access_token"],
                                      access_token_secret=body["access_token_secret"],
                                      bearer_token=body["bearer_token"])
+
+    async def reload_credentials(self, fresh: Settings) -> set[str]:
+        """Adopt the X, LLM and Solana credentials of ``fresh`` (the environment read again).
+
+        LLM keys apply in place: the providers are rebuilt and every agent gets its new one.
+        Returns the running agents whose X keys (``TWITTER_*``, ``TWITTER_*_<ID>``) or wallet
+        (``SOLANA_PRIVATE_KEY_<ID>``, ``JUPITER_API_KEY``) changed: restarting just those
+        agents rebuilds their clients. Old keys are never used again once this returns.
+        """
+        changed = {name for name in CREDENTIAL_FIELDS if _plain(getattr(self.settings, name))
+                   != _plain(getattr(fresh, name))}
+        sandbox_llm = self.llm_settings is not self.settings
+        for name in changed:
+            setattr(self.settings, name, getattr(fresh, name))
+            if sandbox_llm and name not in LLM_KEY_FIELDS:
+                setattr(self.llm_settings, name, getattr(fresh, name))
+        if sandbox_llm and changed & LLM_KEY_FIELDS and self.settings.has_llm_credentials():
+            self.llm_settings = self.settings  # real LLM keys now: the sandbox's are no longer used
+        add_secrets(self.settings.secret_values())
+        if changed & LLM_KEY_FIELDS:
+            old, self.providers = self.providers, {}
+            for agent in self.engine.manager.agents.values():
+                agent.llm = self.llm_for(agent.config)
+            for provider in old.values():
+                await provider.aclose()
+        return {agent.id for agent in self.engine.manager.agents.values()
+                if agent.id in self.engine.manager.running and self._keys_changed(agent, changed)}
+
+    def _keys_changed(self, agent: AgentRuntime, changed: set[str]) -> bool:
+        from puppet_engine.settings import agent_secret
+        from puppet_engine.twitter.credentials import TwitterCredentials
+
+        own = agent.config.twitter_credentials
+        current = getattr(agent.social, "credentials", None)
+        if current is not None and not (own is not None and own.has_user_context):
+            wanted = TwitterCredentials.from_settings(self.settings, agent.id)
+            if (wanted.has_user_context or wanted.bearer_token) and wanted != current:
+                return True
+        if agent.trader is not None:
+            if "jupiter_api_key" in changed:
+                return True
+            secret = agent_secret("SOLANA_PRIVATE_KEY", agent.id)
+            if secret:
+                from puppet_engine.solana.wallet import parse_keypair
+
+                return parse_keypair(secret).pubkey() != agent.trader.wallet.public_key
+        return False
 
     def executor_for(self, agent: AgentRuntime, action: Action) -> ActionExecutor | None:
         if action.kind == "trade" and agent.trader is not None:

@@ -6,7 +6,8 @@
 - ``POST /tweets`` ``{"username", "text", "reply_to"?, "quote"?}`` → posts as that account
   (created if new; X's text rules apply, rate limits and the reply policy do not)
 - ``GET /rate-limits`` / ``POST /rate-limits`` ``{"profile", "limits"?}`` → the active limits
-- ``GET /stats`` → API answers given so far, by status code
+- ``POST /accounts/{username}/rotate`` → new keys for the account; the old ones are refused from now on
+- ``GET /stats`` → API answers given so far, by status code and by the consumer key that signed the call
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def build_admin_router(service: XService) -> APIRouter:
     async def create_account(body: NewAccount) -> dict[str, str]:
         return state.create_account(body.username.lstrip("@"), body.name, now()).credentials()
 
+    @router.post("/accounts/{username}/rotate")
+    async def rotate_keys(username: str) -> Any:
+        account = state.account_by_username(username)
+        if account is None:
+            return px.json_response({"detail": f"no account {username!r}"}, 404)
+        return state.rotate_keys(account).credentials()
+
     @router.get("/accounts")
     async def list_accounts() -> dict[str, Any]:
         return {"accounts": [{"user_id": a.user_id, "username": a.username, "name": a.name}
@@ -82,8 +90,9 @@ def build_admin_router(service: XService) -> APIRouter:
 
     @router.get("/stats")
     async def stats() -> dict[str, Any]:
-        """How many API answers the emulator gave, by status code (e.g. to prove no 429 was hit)."""
-        return {"responses": dict(service.stats), "total": sum(service.stats.values())}
+        """API answers so far by status code (e.g. no 429 was hit) and by signing consumer key (key rotation)."""
+        return {"responses": dict(service.stats), "total": sum(service.stats.values()),
+                "by_consumer_key": dict(service.consumer_stats)}
 
     @router.get("/rate-limits")
     async def get_limits() -> dict[str, Any]:

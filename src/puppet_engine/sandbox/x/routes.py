@@ -20,6 +20,7 @@ from starlette.routing import Route
 from puppet_engine.sandbox.x import problems as px
 from puppet_engine.sandbox.x import render
 from puppet_engine.sandbox.x.auth import Caller
+from puppet_engine.twitter.oauth import parse_authorization
 from puppet_engine.sandbox.x.search import compile_query
 from puppet_engine.sandbox.x.state import StoredTweet
 
@@ -78,6 +79,9 @@ class XApi:
         except px.XError as exc:
             status, body = exc.status, exc.body
         self.service.stats[str(status)] = self.service.stats.get(str(status), 0) + 1
+        consumer = (parse_authorization(request.headers.get("authorization", "")) or {}).get("oauth_consumer_key")
+        if consumer:
+            self.service.consumer_stats[consumer] = self.service.consumer_stats.get(consumer, 0) + 1
         return px.json_response(body, status, headers)
 
     async def no_route(self, request: Request) -> Response:

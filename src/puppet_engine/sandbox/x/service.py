@@ -45,6 +45,7 @@ class XService(SandboxService):
                                   skew=float(extra.get("x_oauth_skew", 300.0)))
         self.limits = RateLimits(config.x_rate_limit_profile)
         self.stats: dict[str, int] = {}  # API answers by status code (GET /sandbox/x/stats)
+        self.consumer_stats: dict[str, int] = {}  # calls by the consumer key that signed them (valid or not)
         self._app = XApi(self).app()
 
     def asgi_app(self) -> ASGIApp:

@@ -112,6 +112,18 @@ class XState:
         self._index(account)
         return account
 
+    def rotate_keys(self, account: Account) -> Account:
+        """New keys for the account, as the developer portal's "regenerate": the old ones stop working."""
+        self.by_token.pop(account.access_token, None)
+        self.by_consumer.pop(account.consumer_key, None)
+        self.by_bearer.pop(account.bearer_token, None)
+        account.consumer_key, account.consumer_secret = self._secret(25), self._secret(50)
+        account.access_token = f"{account.user_id}-{self._secret(40)}"
+        account.access_token_secret = self._secret(45)
+        account.bearer_token = "AAAAAAAAAAAAAAAAAAAAA" + self._secret(80)
+        self._index(account)
+        return account
+
     def _index(self, account: Account) -> None:
         self.accounts[account.user_id] = account
         self.by_username[account.username.lower()] = account.user_id
