@@ -56,7 +56,7 @@ async def test_restart_does_not_post_early_or_twice(sqlite_url: str) -> None:
     clock = VirtualClock()
     engine = make_engine(sqlite_url, clock, persona("ada"))
     await engine.start()
-    await run_to(engine, clock, clock.now() + 1 * HOUR)  # the first post is due within 15 minutes
+    await run_to(engine, clock, clock.now() + 1 * HOUR)  # the first post is due within 2 minutes
     assert await post_count(engine, "ada") == 1
     [due] = await pending_posts(engine, "ada")
     await engine.stop()

@@ -50,7 +50,7 @@ def test_posts_cluster_in_peak_hours() -> None:
 
 def test_new_agent_posts_soon_and_trade_checks_stay_in_bounds() -> None:
     rng = random.Random(5)
-    assert START <= next_post_at(2, 6, None, START, rng) <= START + 0.25 * HOUR
+    assert START <= next_post_at(2, 6, None, START, rng) <= START + 2 * 60
     for _ in range(200):
         due = next_trade_check_at(4, 8, START, START, rng)
         assert START + 4 * HOUR <= due <= START + 8 * HOUR

@@ -38,7 +38,7 @@ def draw_gap(min_hours: float, max_hours: float, last: float, rng: random.Random
 
 def next_post_at(min_hours: float, max_hours: float, last: float | None, now: float,
                  rng: random.Random, *, peak_hours: Collection[int] = (), tz: tzinfo = UTC,
-                 first_delay_hours: float = 0.25) -> float:
+                 first_delay_hours: float = 1 / 30) -> float:
     """When the next post is due.
 
     ``last`` is the previous post (None for a new agent: it posts within
