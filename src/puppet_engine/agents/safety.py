@@ -1,8 +1,8 @@
 """Hostile input: what a mention is trying to do, and whether a reply would leak anything.
 
 Mentions are untrusted text. They never trigger trades (there is no code path from a
-mention to a trade), and replies to them are checked so that no secret and no part
-of the system prompt goes out.
+mention to a trade), and everything generated (replies, posts, quotes) is checked so
+that no secret and no part of the system prompt goes out, however it is reformatted.
 """
 
 from __future__ import annotations
@@ -46,17 +46,40 @@ def assess(text: str) -> Assessment:
     return Assessment(frozenset(name for name, pattern in _PATTERNS.items() if pattern.search(text)))
 
 
+def _plain(text: str) -> str:
+    """Lower case, markup and whitespace runs folded: an echo reformatted is still an echo."""
+    return " ".join(re.sub(r"[#*_`>|]+", " ", text.lower()).split())
+
+
 def leaks(text: str, config: AgentConfig, system_prompt: str | None = None, window: int = 40) -> str | None:
-    """Why ``text`` must not be posted (a secret or a long run of the system prompt), or None."""
+    """Why ``text`` must not be posted (a secret or a long run of the system prompt), or None.
+
+    The system prompt is the persona's own (custom or rotating) plus, unless given, the
+    one the engine builds from the persona and its rules.
+    """
     lowered = text.lower()
     for secret in config.secret_values():
         if secret and len(secret) >= 6 and secret.lower() in lowered:
             return "reply would reveal a secret"
+    if system_prompt is None:
+        from puppet_engine.llm.prompts import system_prompt as build
+
+        system_prompt = build(config)
+    plain = _plain(text)
     prompts = [p for p in (system_prompt, config.custom_system_prompt, *config.rotating_system_prompts) if p]
     for prompt in prompts:
-        p = prompt.lower()
-        for start in range(0, max(1, len(p) - window + 1), window // 2):
+        p = _plain(prompt)
+        for start in range(0, max(1, len(p) - window + 1), window // 4):
             chunk = p[start:start + window]
-            if len(chunk) >= window and chunk in lowered:
+            if len(chunk) >= window and chunk in plain:
                 return "reply would reveal the system prompt"
     return None
+
+
+def check_leaks(parts: list[str] | tuple[str, ...], config: AgentConfig) -> None:
+    """Raise ``ValidationFailed`` when any part would reveal a secret or the system prompt."""
+    from puppet_engine.errors import ValidationFailed
+
+    reasons = sorted({reason for part in parts if (reason := leaks(part, config))})
+    if reasons:
+        raise ValidationFailed(reasons)

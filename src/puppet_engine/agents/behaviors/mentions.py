@@ -22,7 +22,7 @@ from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, after_interaction, sentiment_of
 from puppet_engine.agents.runtime import AgentRuntime, has_pending, load_state, recent_post_texts
-from puppet_engine.agents.safety import assess, leaks
+from puppet_engine.agents.safety import assess, check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
@@ -191,10 +191,7 @@ class MentionsBehavior(Behavior):
             extra={"hostile_flags": sorted(flags)} if flags else {},
         )
         validated = await generate_validated(agent.llm, agent.config, context, [*recent, *earlier])
-        for part in validated.parts:
-            reason = leaks(part, agent.config)
-            if reason:
-                raise ValidationFailed([reason])
+        check_leaks(validated.parts, agent.config)
         return list(validated.parts)
 
     async def _record(self, agent: AgentRuntime, tweet: Tweet, now: float) -> None:

@@ -16,6 +16,7 @@ import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.runtime import AgentRuntime, free_key, has_pending, load_state, recent_post_texts
+from puppet_engine.agents.safety import check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import HOUR, next_post_at, slot_key
@@ -105,6 +106,7 @@ class PostingBehavior(Behavior):
                                 topic=topic, news=event.payload.get("news"), now=self.services.clock.now(),
                                 seed=seed_for(event.key or str(event.id)))
         validated = await generate_validated(agent.llm, agent.config, context, recent)
+        check_leaks(validated.parts, agent.config)  # memories of hostile mentions reach this prompt too
         return list(validated.parts)
 
 

@@ -19,6 +19,7 @@ from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, drift
 from puppet_engine.agents.runtime import AgentRuntime, has_pending, load_state, recent_post_texts
+from puppet_engine.agents.safety import check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
@@ -95,6 +96,7 @@ class SocialBehavior(Behavior):
                                 now=self.services.clock.now(), seed=zlib.crc32(f"quote:{tweet.id}".encode()))
         try:
             validated = await generate_validated(agent.llm, agent.config, context, recent)
+            check_leaks(validated.parts, agent.config)
         except (ValidationFailed, BudgetExceeded, ProviderError) as exc:
             log.info("quote_skipped", reason=str(exc))
             return None
@@ -122,6 +124,7 @@ class SocialBehavior(Behavior):
                                 now=self.services.clock.now(), seed=zlib.crc32(f"news:{news_id}".encode()))
         try:
             validated = await generate_validated(agent.llm, agent.config, context, recent)
+            check_leaks(validated.parts, agent.config)
         except (ValidationFailed, BudgetExceeded) as exc:
             return HandlerResult(result={"reacted": False, "skipped": str(exc)})
         action = post_action(agent.id, f"news:{agent.id}:{news_id}", list(validated.parts))

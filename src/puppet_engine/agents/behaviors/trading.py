@@ -20,6 +20,7 @@ from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, after_trade
 from puppet_engine.agents.runtime import AgentRuntime, free_key, has_pending, load_state, recent_post_texts
+from puppet_engine.agents.safety import check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Action, ActionOutcome, ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import HOUR, next_trade_check_at, slot_key
@@ -29,7 +30,7 @@ from puppet_engine.llm.validation import generate_validated
 log = structlog.get_logger("puppet_engine.trading")
 
 MARKET_RETRY_SECONDS = 30 * 60.0
-FIRST_CHECK_SECONDS = 15 * 60.0
+FIRST_CHECK_SECONDS = 3 * 60.0
 
 
 class TradingBehavior(Behavior):
@@ -52,7 +53,7 @@ class TradingBehavior(Behavior):
         due = next_trade_check_at(freq.min_hours_between_trades, freq.max_hours_between_trades,
                                   state.get("last_trade_check_at"), now, agent.rng)
         if state.get("last_trade_check_at") is None:
-            # A new trader looks at the market soon: within 15 minutes, or its max gap if shorter.
+            # A new trader looks at the market soon: within 3 minutes, or its max gap if shorter.
             window = min(FIRST_CHECK_SECONDS, freq.max_hours_between_trades * HOUR)
             due = now + agent.rng.uniform(min(60.0, window / 4), window)
         key = await free_key(db, slot_key("trade", agent.id, seq), now)
@@ -113,6 +114,7 @@ class TradingBehavior(Behavior):
                                 now=self.services.clock.now(), seed=zlib.crc32((event.key or "").encode()))
         try:
             validated = await generate_validated(agent.llm, agent.config, context, recent)
+            check_leaks(validated.parts, agent.config)
         except (ValidationFailed, BudgetExceeded) as exc:
             return HandlerResult(result={"skipped": str(exc)})
         action = post_action(agent.id, f"tradepost:{agent.id}:{trade.get('key')}", list(validated.parts))
