@@ -19,11 +19,11 @@ from pydantic import SecretStr
 
 from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.runtime import AgentRuntime
+from puppet_engine.errors import ConfigError
 from puppet_engine.events import Action, ActionExecutor
 from puppet_engine.llm.base import LLMProvider
-from puppet_engine.settings import Settings
-from puppet_engine.errors import ConfigError
 from puppet_engine.observability.logging import update_secrets
+from puppet_engine.settings import Settings
 from puppet_engine.twitter.base import SocialClient
 from puppet_engine.twitter.dryrun import DryRunClient
 

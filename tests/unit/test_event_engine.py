@@ -7,7 +7,6 @@ import random
 
 import sqlalchemy as sa
 
-from puppet_engine.clock import VirtualClock
 from puppet_engine.errors import RateLimited
 from puppet_engine.events import (
     Action,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from puppet_engine.agents.runtime import AgentRuntime
-from puppet_engine.memory.base import MemoryKind
 from puppet_engine.events import Action, ActionOutcome
+from puppet_engine.memory.base import MemoryKind
 
 _KIND: dict[str, MemoryKind] = {"post": "post", "thread": "post", "quote": "post", "reply": "reply", "trade": "trade"}
 

@@ -46,15 +46,15 @@ class SandboxService(ABC):
         return Response(json.dumps({"data": {"id": "1", "text": "trunc"}})[:17], status_code=200,
                         media_type="application/json")
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook
         """Start background work (crowd, market ticks)."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 - optional hook
         """Stop background work."""
 
     def snapshot(self) -> dict[str, Any]:
         """Serialisable state for the optional file snapshot."""
         return {}
 
-    def restore(self, data: dict[str, Any]) -> None:
+    def restore(self, data: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Load what :meth:`snapshot` produced."""

@@ -98,5 +98,5 @@ class SocialClient(ABC):
             current = parent
         return list(reversed(chain))
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - nothing to release by default
         """Release HTTP clients."""
