@@ -10,12 +10,14 @@ Two runs per size, each next to a baseline measured in the same process:
   behaviours, fake LLM and sandbox calls), memory per idle agent.
 - **queue**: the event engine alone (claim, handler, commit with a follow-up, a state change
   and an outbox action every fourth event) with handlers that do nothing: the engine's own
-  overhead per event.
+  overhead per event, at ``--concurrency`` (throughput) and one event at a time (latency).
+
+``--full`` adds 10,000 agents (for fewer virtual hours: as many events as 1,000 agents make).
 
 Baselines: N bare asyncio tasks (bytes each) and a bare asyncio dispatch loop (no-op
 events per second).
 
-    python bench/engine.py [--agents 1000] [--hours 6] [--full] [--json]
+    python bench/engine.py [--agents 1000] [--hours 6] [--concurrency 64] [--full] [--json]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Collection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -105,18 +108,18 @@ def make_engine(n: int, url: str, concurrency: int) -> Engine:
 
     clock = VirtualClock()
     settings = Settings(database_url=url, enable_metrics=False, log_level="ERROR", embedder="hashing",
-                        engine_concurrency=concurrency, _env_file=None)  # type: ignore[call-arg]
+                        engine_concurrency=concurrency, _env_file=None)
     configs = [parse_agent_config(persona(i)) for i in range(n)]
     return Engine(settings, EngineOptions(agents=configs, clock=clock, seed=1,
                                           sandbox=Sandbox(SandboxConfig(), clock=clock)))
 
 
 async def drive(engine_events: EventEngine, db: Database, clock: VirtualClock, until: float, step: float,
-                owned: object = None) -> None:
+                owned: Collection[str] | None = None) -> None:
     """Run to ``until`` on the virtual clock, a ``step`` at a time, skipping idle stretches."""
     while True:
         await engine_events.run_until_idle()
-        nxt = await queue.next_due_at(db, owned)  # type: ignore[arg-type]
+        nxt = await queue.next_due_at(db, owned)
         if nxt is None or nxt > until:
             break
         clock.set(min(until, max(nxt, clock.now()) + step))
@@ -158,7 +161,7 @@ class NoopExecutor(ActionExecutor):
 
 async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path) -> dict[str, float]:
     """The event engine alone: chains of no-op events, as posting schedules are."""
-    db = Database(f"sqlite:///{workdir / f'queue-{n}.db'}")
+    db = Database(f"sqlite:///{workdir / f'queue-{n}-{concurrency}.db'}")
     await db.migrate()
     clock = VirtualClock()
     executor = NoopExecutor()
@@ -208,31 +211,41 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             base = await bare_tasks(n)
-            run = await agents_run(n, args.hours, args.step, args.concurrency, Path(tmp))
-            bare_queue = await queue_run(n, 10, args.concurrency, Path(tmp))
+            hours = args.hours * min(1.0, 1000 / n)  # 10,000 agents: as many events as 1,000 make
+            run = await agents_run(n, hours, args.step, args.concurrency, Path(tmp))
+            bare_queue = await queue_run(n, max(2, 10_000 // n), args.concurrency, Path(tmp))
+            one_by_one = await queue_run(min(n, 300), 5, 1, Path(tmp))
             results.append({
-                "agents": n, "hours": args.hours, **run, "queue": bare_queue, "baseline": base,
+                "agents": n, "hours": hours, **run, "queue": bare_queue, "queue_unloaded": one_by_one,
+                "baseline": base,
                 "ratio_events_per_second_vs_noop": run["events_per_second"] / base["noop_events_per_second"],
                 "ratio_queue_events_per_second_vs_noop":
                     bare_queue["events_per_second"] / base["noop_events_per_second"],
                 "ratio_memory_per_agent_vs_bare_task": run["bytes_per_agent"] / base["bytes_per_task"],
             })
+            if not args.json:
+                report(results[-1])
+                sys.stdout.flush()
     if args.json:
         print(json.dumps({"benchmark": "engine", "results": results}))
-        return
-    for r in results:
-        q, b = r["queue"], r["baseline"]
-        print(f"{r['agents']} agents, {r['hours']:g} virtual hours: {r['events']} events in {r['wall_seconds']:.1f}s")
-        print(f"  startup             {r['startup_seconds']:10.1f} s  ({r['startup_ms_per_agent']:.2f} ms per agent)")
-        print(f"  events/s            {r['events_per_second']:10.0f}   "
-              f"({r['ratio_events_per_second_vs_noop']:.4f}x bare no-op dispatch {b['noop_events_per_second']:.0f}/s)")
-        print(f"  per event p50 / p99 {r['event_p50_ms']:8.2f} ms / {r['event_p99_ms']:.2f} ms")
-        print(f"  memory per agent    {r['bytes_per_agent'] / 1024:10.1f} KiB "
-              f"({r['ratio_memory_per_agent_vs_bare_task']:.1f}x a bare task of {b['bytes_per_task']:.0f} B)")
-        print(f"  max RSS             {r['max_rss_mb']:10.0f} MiB")
-        print(f"  queue alone         {q['events_per_second']:10.0f} events/s "
-              f"({r['ratio_queue_events_per_second_vs_noop']:.4f}x no-op), "
-              f"p50 / p99 {q['event_p50_ms']:.2f} / {q['event_p99_ms']:.2f} ms ({q['events']} events)")
+
+
+def report(r: dict) -> None:
+    q, b = r["queue"], r["baseline"]
+    print(f"{r['agents']} agents, {r['hours']:g} virtual hours: {r['events']} events in {r['wall_seconds']:.1f}s")
+    print(f"  startup             {r['startup_seconds']:10.1f} s  ({r['startup_ms_per_agent']:.2f} ms per agent)")
+    print(f"  events/s            {r['events_per_second']:10.0f}   "
+          f"({r['ratio_events_per_second_vs_noop']:.4f}x bare no-op dispatch {b['noop_events_per_second']:.0f}/s)")
+    print(f"  per event p50 / p99 {r['event_p50_ms']:8.2f} ms / {r['event_p99_ms']:.2f} ms")
+    print(f"  memory per agent    {r['bytes_per_agent'] / 1024:10.1f} KiB "
+          f"({r['ratio_memory_per_agent_vs_bare_task']:.1f}x a bare task of {b['bytes_per_task']:.0f} B)")
+    print(f"  max RSS             {r['max_rss_mb']:10.0f} MiB")
+    print(f"  queue alone         {q['events_per_second']:10.0f} events/s "
+          f"({r['ratio_queue_events_per_second_vs_noop']:.4f}x no-op), "
+          f"p50 / p99 {q['event_p50_ms']:.2f} / {q['event_p99_ms']:.2f} ms ({q['events']} events)")
+    u = r["queue_unloaded"]
+    print(f"  queue, one at a time {u['event_p50_ms']:7.2f} ms p50 / {u['event_p99_ms']:.2f} ms p99 per event "
+          f"({u['events_per_second']:.0f} events/s)")
 
 
 if __name__ == "__main__":

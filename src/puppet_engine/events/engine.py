@@ -79,6 +79,7 @@ class EventEngine:
         self._look = True  # something may be due now
         self._next_due = math.inf  # earliest due time known (from claims and own writes)
         self._blocked = False  # due events wait for a busy agent
+        self._backlog = False  # the last claim filled every free slot: more may be due
         self._polled = -math.inf  # monotonic time of the last claim
         self.processed = 0
 
@@ -136,6 +137,13 @@ class EventEngine:
         if requeued or reconciled:
             log.info("recovered", requeued_events=requeued, reconciled_actions=reconciled)
 
+    def _room(self) -> int:
+        """Free slots to claim for; behind a backlog, claims wait for a quarter of them (fewer claims)."""
+        free = self.concurrency - len(self._busy)
+        if self._backlog and self._busy and free < max(1, self.concurrency // 4):
+            return 0
+        return free
+
     def _should_look(self) -> bool:
         if self._look or self._next_due <= self.clock.now():
             return True
@@ -143,7 +151,7 @@ class EventEngine:
 
     async def tick(self, *, force: bool = False) -> int:
         """Start every due event there is room for; returns how many were started."""
-        free = self.concurrency - len(self._busy)
+        free = self._room()
         if free <= 0 or self._stopping or not (force or self._should_look()):
             return 0
         async with self.claim_lock:
@@ -154,7 +162,8 @@ class EventEngine:
                 found = await queue.claim(conn, now, free, self.owner, busy=self.busy_agents(),
                                           agent_ids=self._owned_list())
             self._next_due = found.next_due if found.next_due is not None else math.inf
-            self._blocked = found.blocked or len(found.events) >= free
+            self._backlog = len(found.events) >= free
+            self._blocked = found.blocked or self._backlog
             for event in found.events:
                 slot = event.agent_id or f"event:{event.id}"
                 self._busy[slot] = asyncio.create_task(self._process(event, slot), name=f"event:{event.id}")
@@ -182,7 +191,7 @@ class EventEngine:
         self._wakeup.clear()
         now = self.clock.now()
         delay = min(self.poll_interval, self.outbox.next_due - now)
-        if len(self._busy) < self.concurrency:  # saturated: only a finished event can make room
+        if self._room() > 0:  # else saturated: only a finished event can make room
             if self._look:
                 return
             delay = min(delay, self._next_due - now)
