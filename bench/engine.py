@@ -161,7 +161,7 @@ class NoopExecutor(ActionExecutor):
 
 async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path) -> dict[str, float]:
     """The event engine alone: chains of no-op events, as posting schedules are."""
-    db = Database(f"sqlite:///{workdir / f'queue-{n}-{concurrency}.db'}")
+    db = Database(f"sqlite:///{Path(tempfile.mkdtemp(dir=workdir)) / 'queue.db'}")
     await db.migrate()
     clock = VirtualClock()
     executor = NoopExecutor()
