@@ -23,6 +23,7 @@ from puppet_engine.clock import Clock, VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.events import queue
 from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.sandbox.faults import FaultSpec
 from puppet_engine.settings import Settings
 from puppet_engine.storage.tables import actions, events, mentions
 
@@ -85,25 +86,23 @@ class Rig:
         until = self.clock.now() + seconds
         while True:
             await self._until_idle()
-            due = [await queue.next_due_at(self.engine.db, self.engine.manager.owned()), await self._next_action()]
+            due = [await queue.next_due_at(self.engine.db, self.engine.manager.owned()), await self._next_action(),
+                   min(self.engine_clock.deadlines, default=None)]  # e.g. an agent waiting to start again
             nxt = min((d for d in due if d is not None), default=None)
             if nxt is None or nxt > until:
                 break
             self.clock.set(max(nxt, self.clock.now()))
+            await asyncio.sleep(0.005)  # let what just woke up run
         self.clock.set(until)
 
     async def _next_action(self) -> float | None:
         """When the earliest pending outbox action may be sent (after its back-off)."""
-        rows = await self.rows(sa.select(sa.func.min(actions.c.not_before)).where(actions.c.status == "pending"))
+        rows = await self.rows(sa.select(sa.func.min(actions.c.not_before))
+                               .where(actions.c.status.in_(("pending", "unknown"))))
         return max(float(rows[0][0]), self.clock.now() + 1.0) if rows and rows[0][0] is not None else None
 
     async def _until_idle(self) -> None:
-        task = asyncio.ensure_future(self.engine.events.run_until_idle())
-        while not task.done():
-            await asyncio.wait({task}, timeout=0.005)
-            if not task.done() and self.engine_clock.deadlines:
-                self.clock.set(min(self.engine_clock.deadlines))  # the engine waits on its clock: let it pass
-        task.result()
+        await pumped(self.engine.events.run_until_idle(), self.clock, self.engine_clock)
 
     # -- the sandbox's admin surface -------------------------------------------------------
 
@@ -154,6 +153,16 @@ class Rig:
         return {r[0]: r[1] for r in rows}
 
 
+async def pumped(work: Any, clock: VirtualClock, engine_clock: EngineClock) -> Any:
+    """Await ``work``; whenever the engine sleeps on its clock meanwhile, move time to the wake-up."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait({task}, timeout=0.005)
+        if not task.done() and engine_clock.deadlines:
+            clock.set(min(engine_clock.deadlines))
+    return task.result()
+
+
 def settings_for(url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"database_url": url, "embedder": "hashing", "llm_max_retries": 0,
                               "llm_timeout_seconds": 5.0, "log_level": "WARNING", **overrides}
@@ -163,8 +172,11 @@ def settings_for(url: str, **overrides: Any) -> Settings:
 @asynccontextmanager
 async def rig(tmp_path: Path, *agents: dict[str, Any], loopback: bool = False, seed: int = 3,
               sandbox_extra: dict[str, Any] | None = None, x_timeout: float | None = None,
-              openai_key: str = "sk-sandbox", **settings: Any) -> AsyncIterator[Rig]:
+              openai_key: str = "sk-sandbox", faults: list[dict[str, Any]] | None = None,
+              **settings: Any) -> AsyncIterator[Rig]:
     """A started engine with ``agents`` against a sandbox, in process (ASGI) or on a loopback port.
+
+    ``faults`` are armed before the engine starts.
 
     Loopback is for timeouts: an ASGI transport has none, a socket does. ``x_timeout``
     then sets the engine's HTTP timeout (X and the chain; the LLM SDK uses
@@ -173,6 +185,8 @@ async def rig(tmp_path: Path, *agents: dict[str, Any], loopback: bool = False, s
     clock = VirtualClock()
     engine_clock = EngineClock(clock)
     sandbox = Sandbox(SandboxConfig(seed=seed, openai_key=openai_key, extra=dict(sandbox_extra or {})), clock=clock)
+    for spec in faults or []:  # armed before the engine starts (a dependency down at start-up)
+        sandbox.faults.add(FaultSpec(**spec))
     server = None
     configs = [parse_agent_config(a) for a in agents]
     url = f"sqlite:///{tmp_path / 'engine.db'}"
@@ -186,7 +200,7 @@ async def rig(tmp_path: Path, *agents: dict[str, Any], loopback: bool = False, s
         options = EngineOptions(agents=configs, clock=engine_clock, seed=seed, sandbox=sandbox)
     engine = Engine(settings_for(url, **settings), options)
     try:
-        await engine.start()
+        await pumped(engine.start(), clock, engine_clock)
         assert engine.wiring.http is not None and engine.wiring.sandbox_url is not None
         if x_timeout is not None:
             engine.wiring.http.timeout = httpx2.Timeout(x_timeout)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from puppet_engine.storage.tables import events
 
-from .helpers import Rig, persona, rig
+from .helpers import Rig, persona, pumped, rig
 
 POLL = 60.0  # mention_poll_minutes 1
 
@@ -238,3 +238,35 @@ async def test_jupiter_down_means_no_trade_and_nothing_half_done(tmp_path: Path)
         confirmed = await r.rows(sa.text("SELECT key FROM trades WHERE status = 'confirmed'"))
         assert [row.key for row in confirmed] == ["manual-trade:uma:op-3"]
         await assert_healthy(r)
+
+
+async def test_x_down_at_start_up_starts_the_engine_and_the_agents_once_it_is_back(tmp_path: Path) -> None:
+    down = [{"service": "x", "status": 503, "count": 16}]  # every X call fails for a while
+    async with rig(tmp_path, persona("nia"), persona("oz"), faults=down) as r:
+        assert r.engine.manager.running == set()  # started anyway, waiting for X
+        await r.run_for(3 * 60)
+        assert (await r.admin("GET", "/faults"))["faults"] == []  # X is back
+        asked = await ask(r, "startup_a", "nia", 1) + await ask(r, "startup_b", "oz", 1)
+        await r.run_for(5 * 60)
+        assert r.engine.manager.running == {"nia", "oz"}
+        await assert_answered_once(r, "nia", asked[:1])
+        await assert_answered_once(r, "oz", asked[1:])
+        await assert_healthy(r)
+
+
+async def test_a_send_interrupted_while_x_is_down_is_reconciled_once_x_is_back(tmp_path: Path) -> None:
+    async with rig(tmp_path, persona("pia")) as r:
+        await r.run_for(60)
+        asked = await ask(r, "unsure_a", "pia", 1)
+        await r.run_for(POLL + 5)
+        await assert_answered_once(r, "pia", asked)
+        # As if the process had died after X took the reply but before it was recorded,
+        # and came back while X cannot be asked what was posted.
+        async with r.engine.db.transaction() as conn:
+            await conn.execute(sa.text("UPDATE actions SET status = 'sending' WHERE kind = 'reply'"))
+        await r.fault(service="x", method="GET", path="/2/users/*", status=503, count=12)
+        await pumped(r.engine.outbox.recover(), r.clock, r.engine_clock)
+        await r.run_for(10 * 60)
+        statuses = await r.action_statuses("reply")
+        assert set(statuses.values()) == {"done"}, statuses
+        await assert_answered_once(r, "pia", asked)  # found, not sent again

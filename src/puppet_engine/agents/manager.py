@@ -7,6 +7,7 @@ overdue post is then made once, not as a burst.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +17,7 @@ import structlog
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.runtime import AgentRuntime, AgentServices, load_state
-from puppet_engine.errors import ConfigError
+from puppet_engine.errors import ConfigError, ProviderError
 from puppet_engine.events import Action, ActionOutcome, Event, EventEngine, HandlerResult
 from puppet_engine.events.queue import insert_ignoring_conflicts
 from puppet_engine.storage.tables import agents
@@ -24,6 +25,8 @@ from puppet_engine.storage.tables import agents
 log = structlog.get_logger("puppet_engine.agents")
 
 RuntimeFactory = Callable[[AgentConfig], AgentRuntime]
+START_RETRY_SECONDS = 15.0
+START_RETRY_MAX_SECONDS = 300.0
 
 
 class AgentManager:
@@ -40,6 +43,7 @@ class AgentManager:
         self.ready_hooks: list[Callable[[AgentRuntime], Any]] = []
         # Whether this process schedules the agent's life (with leases: only its owner does).
         self.owns: Callable[[str], bool] = lambda _agent_id: True
+        self._retries: dict[str, asyncio.Task[None]] = {}  # agents waiting for a dependency to start
         for behavior in behaviors:
             for event_type, handler in behavior.handlers().items():
                 events.register(event_type, self._route(behavior, handler))
@@ -56,9 +60,29 @@ class AgentManager:
         for config in configs:
             self.agents[config.id] = self.runtime_factory(config)
             if enabled[config.id]:
-                await self.start_agent(config.id, persist=False)
+                try:
+                    await self.start_agent(config.id, persist=False)
+                except ProviderError as exc:  # X or the chain down (or keys refused): the others start
+                    log.error("agent_start_failed", agent_id=config.id, error=str(exc), retrying=exc.retryable)
+                    if exc.retryable:
+                        self._retries[config.id] = asyncio.create_task(self._start_later(config.id),
+                                                                       name=f"start:{config.id}")
             else:
                 log.info("agent_left_stopped", agent_id=config.id)
+
+    async def _start_later(self, agent_id: str) -> None:
+        """Try again to start an agent whose dependency was down, backing off up to 5 minutes."""
+        delay = START_RETRY_SECONDS
+        while agent_id not in self.running:
+            await self.services.clock.sleep(delay)
+            try:
+                await self.start_agent(agent_id, persist=False)
+            except ProviderError as exc:
+                log.warning("agent_start_retry_failed", agent_id=agent_id, error=str(exc))
+                if not exc.retryable:
+                    break
+                delay = min(delay * 2, START_RETRY_MAX_SECONDS)
+        self._retries.pop(agent_id, None)
 
     async def start_agent(self, agent_id: str, *, persist: bool = True) -> None:
         agent = self._get(agent_id)
@@ -110,6 +134,9 @@ class AgentManager:
         await self.restart_agent(config.id, config)
 
     async def stop_agents(self) -> None:
+        for task in list(self._retries.values()):
+            task.cancel()
+        self._retries.clear()
         self.running.clear()
         for agent in self.agents.values():
             await agent.social.aclose()

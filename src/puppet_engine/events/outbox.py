@@ -5,7 +5,9 @@ outage) puts it back to ``pending`` with a ``not_before``; a permanent one marks
 ``failed``. An outage (``ServiceUnavailable``, ``RateLimited``) is waited out for up to
 ``max_wait`` (6 hours), trying again at least every ``outage_retry_cap`` seconds (a rate
 limit's own reset is always respected), so sending resumes soon after the service is
-back; other retryable failures give up after ``max_attempts``. An action found in ``sending`` at start-up was interrupted mid-flight:
+back; other retryable failures give up after ``max_attempts``. An interrupted action
+that cannot be reconciled because the service is down becomes ``unknown`` and is
+reconciled again later, never sent blindly. An action found in ``sending`` at start-up was interrupted mid-flight:
 it is *reconciled* (the executor looks for the post among the account's recent
 tweets, or the trade's signature on chain) before anything is sent again.
 
@@ -115,7 +117,11 @@ class Outbox:
         owned = self.owned_agents()
         async with self.db.connect() as conn:
             due, later = await queue.due_actions(conn, self.clock.now(), limit, owned)
-        self.next_due = later if later is not None else math.inf
+            unsure = await queue.load_actions(conn, status="unknown", limit=limit, agent_ids=owned)
+        self.next_due = min([later if later is not None else math.inf, *(a.not_before for a in unsure)])
+        for action in unsure:  # a reconcile that failed (the service was down): ask again
+            if action.not_before <= self.clock.now() and not (skip_agents and action.agent_id in skip_agents):
+                await self._reconcile(action)
         tried = 0
         for action in due:
             if skip_agents and action.agent_id in skip_agents:
@@ -134,31 +140,41 @@ class Outbox:
         return tried
 
     async def recover(self, agent_ids: set[str] | None = None) -> int:
-        """Reconcile actions interrupted in ``sending`` (after a crash) before sending anything."""
+        """Reconcile actions interrupted in ``sending`` (after a crash) before sending anything.
+
+        When the service cannot be asked (it is down), the action becomes ``unknown`` and
+        :meth:`run_due` asks again later: it is neither lost nor sent blindly.
+        """
         async with self.db.connect() as conn:
             stuck = await queue.load_actions(conn, status="sending", limit=10_000, agent_ids=agent_ids)
         count = 0
         for action in stuck:
-            executor = self.executor_for(action)
-            if executor is None:
-                continue
-            count += 1
-            now = self.clock.now()
-            try:
-                found = await executor.reconcile(action)
-            except ProviderError as exc:
-                log.warning("reconcile_failed", action_key=action.key, error=str(exc))
-                async with self.db.transaction() as conn:
-                    await queue.update_action(conn, action.id, now, status="unknown", error=str(exc))
-                continue
-            if found is not None:
-                await self._mark_done(action, found, reconciled=True)
-            else:
-                async with self.db.transaction() as conn:
-                    await queue.update_action(conn, action.id, now, status="pending", not_before=now)
-                self.next_due = 0.0
-                log.info("action_requeued_after_crash", action_key=action.key)
+            count += await self._reconcile(action)
         return count
+
+    async def _reconcile(self, action: Action) -> bool:
+        executor = self.executor_for(action)
+        if executor is None:
+            return False
+        now = self.clock.now()
+        try:
+            found = await executor.reconcile(action)
+        except ProviderError as exc:
+            retry_at = now + min(self.outage_retry_cap, exc.retry_after if isinstance(exc, RateLimited)
+                                 else self.outage_retry_cap)
+            log.warning("reconcile_failed", action_key=action.key, error=str(exc), retry_in=round(retry_at - now, 2))
+            async with self.db.transaction() as conn:
+                await queue.update_action(conn, action.id, now, status="unknown", error=str(exc), not_before=retry_at)
+            self.next_due = min(self.next_due, retry_at)
+            return True
+        if found is not None:
+            await self._mark_done(action, found, reconciled=True)
+        else:
+            async with self.db.transaction() as conn:
+                await queue.update_action(conn, action.id, now, status="pending", not_before=now)
+            self.next_due = 0.0
+            log.info("action_requeued_after_crash", action_key=action.key)
+        return True
 
     async def _send(self, action: Action) -> None:
         executor = self.executor_for(action)
