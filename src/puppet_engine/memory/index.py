@@ -28,7 +28,9 @@ class IndexHit:
 class VectorIndex:
     """Unit-length float32 vectors of one agent's memories, with importance, time and kind."""
 
-    def __init__(self, dim: int, weights: RankingWeights, capacity: int = 256) -> None:
+    # Starts small and doubles: one index per agent is kept, and 10,000 agents' worth of
+    # 256-row matrices (384 floats each) would be 1.9 GiB before anyone remembered much.
+    def __init__(self, dim: int, weights: RankingWeights, capacity: int = 16) -> None:
         self.dim = dim
         self.weights = weights
         capacity = max(16, capacity)
