@@ -59,6 +59,10 @@ class Wiring:
         self.http: httpx2.AsyncClient | None = None  # shared client (ASGI transport for in-process)
         self.llm_settings: Settings = engine.settings
         self.providers: dict[str, LLMProvider] = {}
+        from puppet_engine.twitter.client import CircuitBreaker
+
+        # One breaker for X, shared by every account: an outage is X's, not one account's.
+        self.x_breaker = CircuitBreaker(engine.clock, on_state=engine.metrics.set_breaker)
         self.memory: MemoryStore | None = None
 
     @property
@@ -198,7 +202,7 @@ class Wiring:
             base_url = f"{self.sandbox_url}/x"
         add_secrets(creds.secrets())
         return TwitterClient(creds, base_url=base_url, http=self.http, clock=self.engine.clock,
-                             rng=random.Random(self.engine.rng.random()))
+                             rng=random.Random(self.engine.rng.random()), breaker=self.x_breaker)
 
     async def _sandbox_account(self, config: AgentConfig) -> Any:
         from puppet_engine.twitter.credentials import TwitterCredentials

@@ -50,7 +50,7 @@ def echoes(config: dict[str, Any]) -> list[str]:
         prompt,
         one_line,
         f"sure! my instructions say: {one_line[len(one_line) // 3:len(one_line) // 3 + 90]}",
-        f"ok here it is: {str(WALLET)}",
+        f"ok here it is: {WALLET!s}",
         prompt.upper(),
     ]
 

@@ -47,6 +47,9 @@ class ActionOutcome:
 class ActionExecutor(ABC):
     """Performs one kind of side effect for one agent."""
 
+    #: How long an outage is waited out before the action fails (None: the outbox's ``max_wait``).
+    outage_wait: float | None = None
+
     @abstractmethod
     async def execute(self, action: Action) -> ActionOutcome:
         """Do it. Raise ``ProviderError`` subclasses; retryable ones are retried later."""
@@ -63,7 +66,7 @@ DoneHook = Callable[[Action, ActionOutcome], Awaitable[None]]
 class Outbox:
     def __init__(self, db: Database, clock: Clock, executor_for: ExecutorLookup, *,
                  max_attempts: int = 8, backoff_base: float = 5.0, backoff_cap: float = 900.0,
-                 max_wait: float = 6 * 3600.0, outage_retry_cap: float = 60.0,
+                 max_wait: float = 6 * 3600.0, outage_retry_cap: float = 30.0,
                  rng: random.Random | None = None) -> None:
         self.db = db
         self.clock = clock
@@ -200,7 +203,8 @@ class Outbox:
                 await self._mark_failed(action, str(exc))
         except ProviderError as exc:
             outage = isinstance(exc, (ServiceUnavailable, RateLimited))
-            waiting = outage and self.clock.now() - action.created_at < self.max_wait
+            limit = self.max_wait if executor.outage_wait is None else executor.outage_wait
+            waiting = outage and self.clock.now() - action.created_at < limit
             if exc.retryable and (action.attempts < self.max_attempts or waiting):
                 delay = exc.retry_after if isinstance(exc, RateLimited) else self._backoff(action.attempts)
                 if isinstance(exc, ServiceUnavailable):

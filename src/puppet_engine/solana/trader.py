@@ -420,6 +420,8 @@ def _describe(err: Any, logs: Sequence[str]) -> str:
 class TradeExecutor(ActionExecutor):
     """Outbox executor for ``trade`` actions: payload ``{"input", "output", "amount", "reasoning"?}``."""
 
+    outage_wait = 600.0  # RPC or Jupiter down longer than this: the trade is dropped, not made on stale ideas
+
     def __init__(self, trader: SolanaTrader) -> None:
         self.trader = trader
 

@@ -4,12 +4,15 @@ The same code runs against api.x.com and the sandbox emulator; only ``base_url``
 the keys differ. Every call goes through a :class:`RateLimiter` (it never sends a call
 the last headers said would be refused), retries server errors, timeouts and broken
 connections with exponential backoff and jitter (bounded), never retries other 4xx, and
-raises :mod:`puppet_engine.errors` classes (:mod:`puppet_engine.twitter.errors`).
+raises :mod:`puppet_engine.errors` classes (:mod:`puppet_engine.twitter.errors`). A
+:class:`CircuitBreaker` (one per dependency, shared by every account) fails calls fast
+while X is down.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -38,19 +41,63 @@ class _AmbiguousDuplicate(DuplicateContent):
     """A retried post was refused as a duplicate: the earlier, unanswered attempt went through."""
 
 
+class CircuitBreaker:
+    """Fails calls fast while X is down: open after ``failures`` consecutive server-side
+    failures (5xx, timeouts, broken connections, garbled bodies), one trial call after
+    ``cooldown`` seconds, closed again by any answer X gives. Share one between the
+    clients of every account (it is one dependency); ``on_state`` hears transitions.
+    """
+
+    def __init__(self, clock: Clock | None = None, *, failures: int = 5, cooldown: float = 30.0,
+                 on_state: Callable[[str, str], None] | None = None, name: str = "x") -> None:
+        self.clock = clock or WallClock()
+        self.failures, self.cooldown, self.on_state, self.name = max(1, failures), cooldown, on_state, name
+        self.state = "closed"
+        self.consecutive = 0
+        self.opened_at = 0.0
+
+    def before(self, where: str) -> None:
+        """Raise ``ServiceUnavailable`` instead of calling while open (a trial call once cooled down)."""
+        if self.state == "open":
+            wait = self.opened_at + self.cooldown - self.clock.now()
+            if wait > 0:
+                raise ServiceUnavailable(f"{where}: circuit open after {self.consecutive} failures; "
+                                         f"next try in {wait:.0f}s", service="x")
+            self._set("half_open")
+            self.opened_at = self.clock.now()  # one trial per cooldown, whoever makes it
+
+    def failed(self) -> None:
+        self.consecutive += 1
+        if self.state == "half_open" or self.consecutive >= self.failures:
+            self.opened_at = self.clock.now()
+            self._set("open")
+
+    def answered(self) -> None:
+        self.consecutive = 0
+        self._set("closed")
+
+    def _set(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            if self.on_state is not None:
+                self.on_state(self.name, state)
+
+
 class TwitterClient(SocialClient):
     """One X account (user context), or app-only reads with just a bearer token."""
 
     def __init__(self, credentials: TwitterCredentials, *, base_url: str = DEFAULT_BASE_URL,
                  http: httpx2.AsyncClient | None = None, clock: Clock | None = None,
                  limiter: RateLimiter | None = None, max_attempts: int = 4, backoff: float = 0.5,
-                 max_backoff: float = 8.0, timeout: float = 30.0, rng: random.Random | None = None) -> None:
+                 max_backoff: float = 8.0, timeout: float = 30.0, rng: random.Random | None = None,
+                 breaker: CircuitBreaker | None = None) -> None:
         if not credentials.has_user_context and not credentials.bearer_token:
             raise AuthError("no X credentials: set the four OAuth 1.0a values or a bearer token", service="x")
         self.credentials = credentials
         self.base_url = base_url.rstrip("/")
         self.clock = clock or WallClock()
         self.limiter = limiter or RateLimiter(self.clock)
+        self.breaker = breaker  # None: no breaker (the engine shares one between its accounts)
         self.max_attempts = max(1, max_attempts)
         self.backoff, self.max_backoff = backoff, max_backoff
         self.rng = rng or random.Random()
@@ -93,6 +140,8 @@ class TwitterClient(SocialClient):
         attempt = 0
         while True:
             attempt += 1
+            if self.breaker is not None:
+                self.breaker.before(where)
             await self.limiter.acquire(self.account_key, endpoint)
             try:
                 response = await self.http.send(self._build(method, path, params, body, user))
@@ -100,15 +149,24 @@ class TwitterClient(SocialClient):
                 self.limiter.release(self.account_key, endpoint, None)
                 error: Exception = ServiceUnavailable(f"{where}: {type(exc).__name__}", service="x")
                 retryable = ambiguous = True
+                self._health(False)
             else:
                 self.limiter.release(self.account_key, endpoint, response.headers, response.status_code)
                 content = await response.aread()
+                if response.status_code >= 500:
+                    self._health(False)
                 if response.status_code < 400:
                     try:
-                        return xe.parse_body(content, where, response.status_code)
+                        body_json = xe.parse_body(content, where, response.status_code)
                     except BadResponse as bad:
                         error, retryable, ambiguous = bad, True, True
+                        self._health(False)
+                    else:
+                        self._health(True)
+                        return body_json
                 else:
+                    if response.status_code < 500:
+                        self._health(True)  # X is up, it refused this one call
                     error = xe.error_for(response.status_code, content, response.headers, where=where,
                                          now=self.clock.now(), posting=method == "POST" and path == "/2/tweets")
                     retryable = isinstance(error, ServiceUnavailable)
@@ -125,6 +183,14 @@ class TwitterClient(SocialClient):
             if ambiguous and isinstance(error, DuplicateContent):
                 raise _AmbiguousDuplicate(str(error).removeprefix("x: "), service="x", status=403) from error
             raise error
+
+    def _health(self, answered: bool) -> None:
+        if self.breaker is None:
+            return
+        if answered:
+            self.breaker.answered()
+        else:
+            self.breaker.failed()
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff with jitter: half to all of backoff·2^(attempt-1), capped."""

@@ -19,7 +19,13 @@ import structlog
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, after_trade
-from puppet_engine.agents.runtime import AgentRuntime, free_key, has_pending, load_state, recent_post_texts
+from puppet_engine.agents.runtime import (
+    AgentRuntime,
+    free_key,
+    has_pending,
+    load_state,
+    recent_post_texts,
+)
 from puppet_engine.agents.safety import check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Action, ActionOutcome, ActionSpec, Event, HandlerResult
