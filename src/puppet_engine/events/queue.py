@@ -66,11 +66,14 @@ async def insert_event(conn: AsyncConnection, event: Event, now: float, default_
 
 async def insert_action(conn: AsyncConnection, spec: ActionSpec, event_id: int | None, now: float) -> int | None:
     """Record a side effect; returns its id, or ``None`` when its key was already recorded."""
-    stmt = _insert(conn, actions).values(
-        key=spec.key, agent_id=spec.agent_id, kind=spec.kind, payload=spec.payload, status="pending",
-        attempts=0, not_before=0.0, event_id=event_id, created_at=now, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=["key"])
-    res = await conn.execute(stmt.returning(actions.c.id))
+    stmt = _statement(("action", conn.dialect.name), lambda: _insert(conn, actions).values(
+        key=sa.bindparam("b_key"), agent_id=sa.bindparam("b_agent"), kind=sa.bindparam("b_kind"),
+        payload=sa.bindparam("b_payload", type_=actions.c.payload.type), status="pending", attempts=0,
+        not_before=0.0, event_id=sa.bindparam("b_event", type_=sa.Integer),
+        created_at=sa.bindparam("b_now", type_=sa.Float), updated_at=sa.bindparam("b_now", type_=sa.Float),
+    ).on_conflict_do_nothing(index_elements=["key"]).returning(actions.c.id))
+    res = await conn.execute(stmt, {"b_key": spec.key, "b_agent": spec.agent_id, "b_kind": spec.kind,
+                                    "b_payload": spec.payload, "b_event": event_id, "b_now": now})
     row = res.first()
     return int(row[0]) if row else None
 
@@ -156,7 +159,9 @@ async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, Han
         recorded.append(mine)
     follow_ups = [_event_row(f, now, default_attempts) for _, hr in outcomes for f in hr.follow_ups]
     if follow_ups:
-        await conn.execute(_insert(conn, events).on_conflict_do_nothing(index_elements=["key"]), follow_ups)
+        stmt = _statement(("follow", conn.dialect.name),
+                          lambda: _insert(conn, events).on_conflict_do_nothing(index_elements=["key"]))
+        await conn.execute(stmt, follow_ups)
     await merge_agent_states(conn, [(e.agent_id, hr.state) for e, hr in outcomes if hr.state and e.agent_id], now)
     return recorded
 
@@ -188,54 +193,111 @@ async def claim(
     One statement claims; a second, in the same transaction, tells the caller when to look
     again, so an idle engine does not poll the database.
     """
-    owned = list(agent_ids) if agent_ids is not None else None
-    picked = await _claim_rows(conn, now, limit, owner, busy, owned) if limit > 0 else []
-    waiting = set(busy) | {e.agent_id for e in picked if e.agent_id is not None}
-    future = sa.func.min(sa.case((events.c.due_at > now, events.c.due_at)))
-    cond = events.c.due_at > now
-    blocked_expr: sa.ColumnElement[Any] = sa.literal(0)
-    if waiting:
-        is_waiting = in_ids(conn, events.c.agent_id, waiting)
-        blocked_expr = sa.func.max(sa.case((sa.and_(events.c.due_at <= now, is_waiting), 1), else_=0))
-        cond = sa.or_(cond, is_waiting)
-    q = sa.select(future, blocked_expr).where(events.c.status == "pending", _owned(conn, owned), cond)
-    row = (await conn.execute(q)).one()
+    pg = conn.dialect.name == "postgresql"
+    mode, params = _owned_params(pg, list(agent_ids) if agent_ids is not None else None)
+    picked = await _claim_rows(conn, now, limit, owner, busy, mode, params) if limit > 0 else []
+    waiting = sorted(set(busy) | {e.agent_id for e in picked if e.agent_id is not None})
+    stmt = _statement(("hint", pg, mode, bool(waiting)), lambda: _hint_statement(pg, mode, bool(waiting)))
+    row = (await conn.execute(stmt, {**params, "b_now": now, "b_waiting": waiting})).one()
     return Claim(picked, float(row[0]) if row[0] is not None else None, bool(row[1]))
 
 
-async def _claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str, busy: Collection[str],
-                      owned: list[str] | None) -> list[Event]:
-    pg = conn.dialect.name == "postgresql"
+# Hot statements are built once per shape and executed with parameters: building and
+# hashing a statement of this size costs more than running it.
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _statement(key: tuple[Any, ...], build: Any) -> Any:
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build()
+    return stmt
+
+
+def _owned_params(pg: bool, owned: list[str] | None) -> tuple[str, dict[str, Any]]:
+    if owned is None:
+        return "all", {}
+    if len(owned) <= SMALL_LIST:
+        return "list", {"b_owned": owned}
+    return "array", {"b_owned": owned if pg else json.dumps(owned)}
+
+
+def _owned_clause(pg: bool, mode: str) -> sa.ColumnElement[bool]:
+    if mode == "all":
+        return sa.true()
+    match: sa.ColumnElement[bool]
+    if mode == "list":
+        match = events.c.agent_id.in_(sa.bindparam("b_owned", expanding=True))
+    elif pg:
+        match = events.c.agent_id == sa.any_(sa.bindparam("b_owned", type_=postgresql.ARRAY(sa.String)))
+    else:
+        each = sa.func.json_each(sa.bindparam("b_owned", type_=sa.String)).table_valued("value")
+        match = events.c.agent_id.in_(sa.select(each.c.value))
+    return sa.or_(match, events.c.agent_id.is_(None))
+
+
+def _hint_statement(pg: bool, mode: str, waiting: bool) -> Any:
+    # Two index walks, not a scan of the queue: the first pending event after now
+    # (status, due_at), and whether a busy agent has one due.
+    now = sa.bindparam("b_now", type_=sa.Float)
+    future = sa.select(sa.func.min(events.c.due_at)).where(
+        events.c.status == "pending", events.c.due_at > now, _owned_clause(pg, mode)).scalar_subquery()
+    blocked: sa.ColumnElement[Any] = sa.literal(False)
+    if waiting:
+        blocked = sa.exists().where(events.c.agent_id.in_(sa.bindparam("b_waiting", expanding=True)),
+                                    events.c.status == "pending", events.c.due_at <= now)
+    return sa.select(future, blocked)
+
+
+def _candidates(pg: bool, mode: str, busy: bool) -> sa.Select[Any]:
     cand = sa.select(events.c.id, events.c.agent_id, events.c.due_at).where(
-        events.c.status == "pending", events.c.due_at <= now, _owned(conn, owned))
+        events.c.status == "pending", events.c.due_at <= sa.bindparam("b_now", type_=sa.Float),
+        _owned_clause(pg, mode))
     if busy:
-        cand = cand.where(sa.or_(events.c.agent_id.not_in(list(busy)), events.c.agent_id.is_(None)))
-    cand = cand.order_by(events.c.due_at, events.c.id).limit(limit * 4 + 8)
-    if pg:
-        cand = cand.with_for_update(skip_locked=True)
-    if not pg and not RETURNING_SQLITE:
-        return await _claim_rows_select_update(conn, now, limit, owner, cand)
-    c = cand.subquery("cand")
+        cand = cand.where(sa.or_(events.c.agent_id.not_in(sa.bindparam("b_busy", expanding=True)),
+                                 events.c.agent_id.is_(None)))
+    cand = cand.order_by(events.c.due_at, events.c.id).limit(sa.bindparam("b_window", type_=sa.Integer))
+    return cand.with_for_update(skip_locked=True) if pg else cand
+
+
+def _claim_statement(pg: bool, mode: str, busy: bool) -> Any:
+    c = _candidates(pg, mode, busy).subquery("cand")
     slot = sa.func.coalesce(c.c.agent_id, sa.literal("event:") + sa.cast(c.c.id, sa.String))
     rank = sa.func.row_number().over(partition_by=slot, order_by=(c.c.due_at, c.c.id)).label("rn")
     ranked = sa.select(c.c.id, c.c.due_at, rank).subquery("ranked")
-    chosen = sa.select(ranked.c.id).where(ranked.c.rn == 1).order_by(ranked.c.due_at, ranked.c.id).limit(limit)
-    stmt = (
-        events.update().where(events.c.id.in_(chosen), events.c.status == "pending")
-        .values(status="running", owner=owner, started_at=now, attempts=events.c.attempts + 1)
+    chosen = (sa.select(ranked.c.id).where(ranked.c.rn == 1).order_by(ranked.c.due_at, ranked.c.id)
+              .limit(sa.bindparam("b_limit", type_=sa.Integer)))
+    # No status test out here: the candidates are pending (locked on PostgreSQL), and SQLite
+    # would otherwise walk every pending row of the status index instead of these few ids.
+    return (
+        events.update().where(events.c.id.in_(chosen))
+        .values(status="running", owner=sa.bindparam("b_owner", type_=sa.String),
+                started_at=sa.bindparam("b_now", type_=sa.Float), attempts=events.c.attempts + 1)
         .returning(*events.c)
     )
-    picked = [Event.from_row(r) for r in (await conn.execute(stmt)).fetchall()]
+
+
+async def _claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str, busy: Collection[str],
+                      mode: str, owned: dict[str, Any]) -> list[Event]:
+    pg = conn.dialect.name == "postgresql"
+    params = dict(owned)
+    params.update(b_now=now, b_window=limit * 4 + len(busy) + 8, b_limit=limit, b_owner=owner,
+                  b_busy=sorted(busy))
+    if not pg and not RETURNING_SQLITE:
+        cand = _statement(("cand", pg, mode, bool(busy)), lambda: _candidates(pg, mode, bool(busy)))
+        return await _claim_rows_select_update(conn, now, limit, owner, cand, params)
+    stmt = _statement(("claim", pg, mode, bool(busy)), lambda: _claim_statement(pg, mode, bool(busy)))
+    picked = [Event.from_row(r) for r in (await conn.execute(stmt, params)).fetchall()]
     picked.sort(key=lambda e: (e.due_at, e.id or 0))
     return picked
 
 
 async def _claim_rows_select_update(conn: AsyncConnection, now: float, limit: int, owner: str,
-                                    cand: sa.Select[Any]) -> list[Event]:
+                                    cand: sa.Select[Any], params: dict[str, Any]) -> list[Event]:
     """SQLite before 3.35 (no RETURNING): read the candidates, then mark the chosen ones."""
     seen: set[str] = set()
     chosen: list[int] = []
-    for row in (await conn.execute(cand)).fetchall():
+    for row in (await conn.execute(cand, {k: v for k, v in params.items() if k != "b_limit"})).fetchall():
         if row.agent_id is not None:
             if row.agent_id in seen:
                 continue
@@ -257,7 +319,8 @@ async def claim_due(
     agent_ids: Iterable[str] | None = None,
 ) -> list[Event]:
     """Mark up to ``limit`` due events as running: at most one per agent, none for ``busy`` agents."""
-    return await _claim_rows(conn, now, limit, owner, set(busy), list(agent_ids) if agent_ids is not None else None)
+    mode, owned = _owned_params(conn.dialect.name == "postgresql", list(agent_ids) if agent_ids is not None else None)
+    return await _claim_rows(conn, now, limit, owner, set(busy), mode, owned)
 
 
 async def finish_event(conn: AsyncConnection, event_id: int, status: str, now: float, *,
@@ -321,11 +384,13 @@ async def due_actions(conn: AsyncConnection, now: float, limit: int,
     return due, (later[0] if later else None)
 
 
+_CLAIM_ACTION = actions.update().where(actions.c.id == sa.bindparam("b_id"), actions.c.status == "pending").values(
+    status="sending", attempts=actions.c.attempts + 1, updated_at=sa.bindparam("b_now", type_=sa.Float))
+
+
 async def claim_action(conn: AsyncConnection, action_id: int, now: float) -> bool:
     """``pending → sending``, only if still pending: exactly one process gets to send it."""
-    res = await conn.execute(
-        actions.update().where(actions.c.id == action_id, actions.c.status == "pending")
-        .values(status="sending", attempts=actions.c.attempts + 1, updated_at=now))
+    res = await conn.execute(_CLAIM_ACTION, {"b_id": action_id, "b_now": now})
     return bool(res.rowcount)
 
 
