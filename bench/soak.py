@@ -18,7 +18,10 @@ are then checked:
 
 Trading is not covered: the Solana trading behaviour (``trade.due``) has not landed yet.
 
-    python bench/soak.py [--kills 200] [--agents 3] [--crowd-rate 150] [--seed 1] [--json]
+    python bench/soak.py [--kills 200] [--agents 3] [--crowd-rate 60] [--seed 1] [--workdir DIR] [--json]
+
+A crowd faster than the agents can answer between kills builds a backlog; the final run
+works it off (until done, or no progress for 45 s).
 
 The test suite runs the same code with 20 kills (tests/reliability/test_crash_soak.py).
 """
@@ -64,7 +67,8 @@ class SoakConfig:
     startup_kill_share: float = 0.2  # this share of kills lands during start-up (migrate, recover …)
     max_alive: float = 2.0  # other kills land up to this many seconds after the engine is ready
     send_latency_ms: int = 250  # widens the sending → done window the kills aim at
-    settle_timeout: float = 60.0  # final clean run: how long to wait for the backlog
+    settle_timeout: float = 900.0  # final clean run: the backlog is worked off until done or this
+    stall_timeout: float = 45.0  # … or until no mention was decided for this long
     workdir: Path | None = None
 
 
@@ -74,7 +78,8 @@ class SoakReport:
     kills_before_ready: int = 0
     seconds: float = 0.0
     mean_startup_seconds: float = 0.0  # launch → event loop running
-    final_run_seconds: float = 0.0
+    final_run_seconds: float = 0.0  # the clean run that works off the backlog
+    stop_seconds: float = 0.0  # SIGTERM → exit of that run
     crowd_mentions: int = 0
     mentions_recorded: int = 0
     replies: int = 0
@@ -274,31 +279,42 @@ class Soak:
         proc = self.engine()
         deadline = time.monotonic() + self.config.settle_timeout
         ready_at: float | None = None
+        progress, progress_at = -1, time.monotonic()
         while time.monotonic() < deadline and proc.poll() is None:
             if ready_at is None and self._ready():
                 ready_at = time.monotonic()
-            if ready_at is not None and time.monotonic() - ready_at > 1.0 and self._settled(expected):
+            settled, decided = self._settled(expected)
+            if decided != progress:
+                progress, progress_at = decided, time.monotonic()
+            if ready_at is not None and time.monotonic() - ready_at > 1.0 and settled:
+                break
+            if time.monotonic() - progress_at > self.config.stall_timeout:
+                self.report.problems.append(f"final run stalled: no mention decided for "
+                                            f"{self.config.stall_timeout:.0f} s")
                 break
             time.sleep(0.25)
         if proc.poll() is not None:
             self.report.problems.append(f"final engine run exited on its own with code {proc.returncode}")
             return
         proc.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
         try:
-            code = proc.wait(timeout=30)
+            code = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-            self.report.problems.append("engine did not stop within 30 s of SIGTERM")
+            self.report.problems.append("engine did not stop within 60 s of SIGTERM")
             return
+        self.report.stop_seconds = round(time.monotonic() - stopping, 1)
         if code != 0:
             self.report.problems.append(f"engine exited with code {code} after SIGTERM")
 
-    def _settled(self, expected: set[str]) -> bool:
+    def _settled(self, expected: set[str]) -> tuple[bool, int]:
+        """Whether the backlog is worked off, and how many mentions are decided so far."""
         with self.db() as db:
             decided = {r[0] for r in db.execute("SELECT tweet_id FROM mentions WHERE decision IS NOT NULL")}
             busy = db.execute("SELECT COUNT(*) FROM actions WHERE status IN ('pending','sending')").fetchone()[0]
             running = db.execute("SELECT COUNT(*) FROM events WHERE status = 'running'").fetchone()[0]
-        return expected <= decided and busy == 0 and running == 0
+        return expected <= decided and busy == 0 and running == 0, len(decided)
 
     def crowd_messages(self) -> list[dict[str, Any]]:
         return list(self.admin("GET", "/sandbox/crowd/messages")["messages"])
@@ -466,7 +482,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--agents", type=int, default=3)
-    parser.add_argument("--crowd-rate", type=float, default=150.0)
+    parser.add_argument("--crowd-rate", type=float, default=60.0, help="crowd mentions per minute")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-alive", type=float, default=2.0, help="seconds alive after start-up, at most")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and the database here")

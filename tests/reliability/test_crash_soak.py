@@ -25,7 +25,7 @@ def load_soak():  # type: ignore[no-untyped-def]
 
 def test_twenty_sigkills_never_duplicate_or_lose_anything(tmp_path: Path) -> None:
     soak = load_soak()
-    report = soak.run_soak(soak.SoakConfig(kills=20, agents=3, crowd_rate=150, seed=3, max_alive=1.5,
+    report = soak.run_soak(soak.SoakConfig(kills=20, agents=3, crowd_rate=120, seed=3, max_alive=1.5,
                                            workdir=tmp_path))
     summary = {k: v for k, v in report.to_dict().items() if k != "problems"}
     assert report.problems == [], (summary, report.problems[:20])
