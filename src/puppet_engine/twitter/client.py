@@ -210,10 +210,11 @@ class TwitterClient(SocialClient):
             payload["reply"] = {"in_reply_to_tweet_id": reply_to}
         if quote:
             payload["quote_tweet_id"] = quote
+        started = self.clock.now()
         try:
             body = await self._call("POST", "/2/tweets", "POST /2/tweets", body=payload, user_only=True)
         except _AmbiguousDuplicate:
-            found = await self._find_own(text, reply_to)
+            found = await self._find_own(text, reply_to, since=started)
             if found is None:
                 raise
             return found
@@ -225,8 +226,11 @@ class TwitterClient(SocialClient):
                      author_username=self._me.username if self._me else None, created_at=self.clock.now(),
                      referenced_tweets=refs)
 
-    async def _find_own(self, text: str, reply_to: str | None) -> Tweet | None:
+    async def _find_own(self, text: str, reply_to: str | None, *, since: float) -> Tweet | None:
+        """Our unanswered attempt: same text and parent, posted since we first tried (5 s of skew)."""
         for tweet in await self.get_user_tweets(limit=20):
+            if tweet.created_at is not None and tweet.created_at < since - 5.0:
+                continue  # an older post with the same words: what X refused us as a duplicate of
             if tweet.text.strip() == text.strip() and (reply_to is None or tweet.replied_to == reply_to):
                 return tweet
         return None
