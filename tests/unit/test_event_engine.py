@@ -180,3 +180,44 @@ async def test_crash_mid_send_is_reconciled_not_resent(database, virtual_clock) 
         rows = {r.key: r for r in (await conn.execute(sa.select(actions))).fetchall()}
     assert rows["was-sent"].status == "done" and rows["was-sent"].external_id == "found-it"
     assert rows["never-sent"].status == "done"
+
+
+async def test_a_busy_agents_due_retry_is_sent_during_its_backlog_not_after(database) -> None:
+    """An agent with a backlog is busy at every outbox pass: its due retries go out between its events."""
+    from puppet_engine.clock import WallClock
+
+    clock = WallClock()
+    engine, executor = make_engine(database, clock)
+    handled: list[int] = []
+    sent_after: list[int] = []
+    record = executor.execute
+
+    async def execute(action: Action) -> ActionOutcome:
+        sent_after.append(len(handled))
+        return await record(action)
+
+    executor.execute = execute  # type: ignore[method-assign]
+
+    async def chain(ev: Event) -> HandlerResult:
+        n = ev.payload["n"]
+        handled.append(n)
+        await asyncio.sleep(0.002)
+        follow = [Event("chain", "a", {"n": n + 1}, key=f"chain:{n + 1}")] if n < 40 else []
+        return HandlerResult(follow_ups=follow)
+
+    engine.register("chain", chain)
+    now = clock.now()
+    async with database.transaction() as conn:
+        await conn.execute(actions.insert().values(key="retry", agent_id="a", kind="post", payload={},
+                                                  status="pending", attempts=1, not_before=now - 1,
+                                                  created_at=now, updated_at=now))
+    await engine.schedule(Event("chain", "a", {"n": 1}, key="chain:1"))
+    runner = asyncio.create_task(engine.run())
+    for _ in range(500):
+        if len(handled) >= 40:
+            break
+        await asyncio.sleep(0.01)
+    await engine.stop()
+    await asyncio.wait_for(runner, 5)
+    assert executor.sent == ["retry"]
+    assert sent_after and sent_after[0] < 5, sent_after  # not starved until the chain ended

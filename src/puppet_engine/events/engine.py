@@ -259,6 +259,7 @@ class EventEngine:
                 outcome = await self._handle_failure(event, exc)
                 return
             await self.outbox.dispatch_actions(recorded)
+            await self.outbox.send_skipped(event.agent_id)  # retries that waited for this agent
         except Exception:
             outcome = "failed"
             log.exception("event_processing_crashed", event_type=event.type)

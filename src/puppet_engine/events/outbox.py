@@ -104,6 +104,18 @@ class Outbox:
         for action in pending:
             await self._send(action)
 
+    async def send_skipped(self, agent_id: str | None) -> None:
+        """Still inside an agent's event: send its due actions that :meth:`run_due` skipped because
+        the agent was busy (an agent with a backlog of events is always busy: they would starve)."""
+        if agent_id is None or agent_id not in self._skipped:
+            return
+        self._skipped.discard(agent_id)
+        async with self.db.connect() as conn:
+            due = await queue.load_actions(conn, status="pending", due_before=self.clock.now(), limit=20,
+                                           agent_ids=[agent_id])
+        for action in due:
+            await self._send(action)
+
     def should_look(self, poll_interval: float) -> bool:
         """Whether :meth:`run_due` may find something (a known back-off is over, or time to poll)."""
         return self.next_due <= self.clock.now() or time.monotonic() - self._polled >= poll_interval
