@@ -42,8 +42,9 @@ class _Reader:
     """Reads memory rows by id on a plain sqlite3 connection, from any thread.
 
     Search results are fetched here rather than through the async engine: one
-    primary-key lookup costs microseconds, while a round trip through aiosqlite
-    costs about a millisecond, as much as searching 15,000 vectors.
+    primary-key lookup costs microseconds, while a connection and statement through
+    SQLAlchemy cost a few hundred (with aiosqlite's thread hand-offs, a millisecond:
+    as much as searching 15,000 vectors).
     """
 
     _SQL = "SELECT {cols} FROM memories WHERE id IN ({marks})"
