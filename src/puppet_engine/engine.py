@@ -62,6 +62,7 @@ class Engine:
         self.events = EventEngine(self.db, self.clock, self.outbox, concurrency=settings.engine_concurrency,
                                   owner=self.owner, max_attempts=settings.event_max_attempts,
                                   rng=random.Random(self.rng.random()), owned_agents=self._owned)
+        self.events.on_state(self.services.states.committed)
         self.leases: LeaseManager | None = None
         if settings.engine_leases or (settings.engine_leases is None and self.db.is_postgres):
             self.leases = LeaseManager(self.db, self.clock, self.owner, ttl=settings.lease_ttl_seconds)
@@ -165,6 +166,7 @@ class Engine:
             changes = await self.leases.balance(self.manager.running, busy)
             if changes.gained:
                 await queue.requeue_running(self.db, changes.gained)
+        self.services.states.forget(changes.gained | changes.lost)  # another process wrote them meanwhile
         if changes.gained:
             await self.outbox.recover(changes.gained)
             await self.manager.bootstrap(changes.gained)

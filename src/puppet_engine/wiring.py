@@ -170,6 +170,7 @@ class Wiring:
         if agent.user_id is None:
             agent.social = await self.social_for(agent.config)
             agent.user_id, agent.username = await self._whoami(agent)
+            self.engine.services.connected(agent)
         if agent.memory is not None:
             await agent.memory.seed_initial(agent.id, agent.config.initial_memory)
         if agent.trader is not None:
@@ -184,17 +185,13 @@ class Wiring:
     async def _whoami(self, agent: AgentRuntime) -> tuple[str, str]:
         """The agent's X id and username: remembered from an earlier start when the keys are the
         same account, so restarts do not spend ``GET /2/users/me`` (75 per 15 minutes on X)."""
-        from puppet_engine.agents.runtime import load_state
-        from puppet_engine.events import queue
-
+        states = self.engine.services.states
         creds = getattr(agent.social, "credentials", None)
-        known = (await load_state(self.engine.db, agent.id)).get("x_account") or {}
+        known = (await states.get(agent.id)).get("x_account") or {}
         if creds is not None and creds.user_id and known.get("id") == creds.user_id and known.get("username"):
             return str(known["id"]), str(known["username"])
         me = await agent.social.get_me()
-        async with self.engine.db.transaction() as conn:
-            await queue.merge_agent_state(conn, agent.id, {"x_account": {"id": me.id, "username": me.username}},
-                                          self.engine.clock.now())
+        await states.merge(agent.id, {"x_account": {"id": me.id, "username": me.username}}, self.engine.clock.now())
         return me.id, me.username
 
     async def social_for(self, config: AgentConfig) -> SocialClient:

@@ -8,6 +8,7 @@ overdue post is then made once, not as a burst.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -16,17 +17,25 @@ import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.config import AgentConfig
-from puppet_engine.agents.runtime import AgentRuntime, AgentServices, load_state
+from puppet_engine.agents.runtime import (
+    AgentRuntime,
+    AgentServices,
+    load_state,
+    pending_types,
+    restart_key,
+)
 from puppet_engine.errors import ConfigError, ProviderError
 from puppet_engine.events import Action, ActionOutcome, Event, EventEngine, HandlerResult
 from puppet_engine.events.queue import insert_ignoring_conflicts
-from puppet_engine.storage.tables import agents
+from puppet_engine.storage.tables import agents, events
 
 log = structlog.get_logger("puppet_engine.agents")
 
 RuntimeFactory = Callable[[AgentConfig], AgentRuntime]
 START_RETRY_SECONDS = 15.0
 START_RETRY_MAX_SECONDS = 300.0
+CONNECT_CONCURRENCY = 16  # agents connecting their accounts at once during start-up
+SCHEDULE_CHUNK = 1000  # schedules written per transaction during start-up
 
 
 class AgentManager:
@@ -52,23 +61,40 @@ class AgentManager:
     # -- lifecycle ---------------------------------------------------------------
 
     async def start_agents(self, configs: list[AgentConfig]) -> None:
-        """Register every agent (config persisted without secrets) and start the enabled ones."""
+        """Register every agent (config persisted without secrets) and start the enabled ones.
+
+        Agents connect their accounts :data:`CONNECT_CONCURRENCY` at a time and their
+        schedules are written in batches, so thousands of agents start in seconds.
+        """
         ids = [c.id for c in configs]
         if len(set(ids)) != len(ids):
             raise ConfigError("duplicate agent ids: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
         enabled = await self._upsert_many(configs)
         for config in configs:
             self.agents[config.id] = self.runtime_factory(config)
-            if enabled[config.id]:
-                try:
-                    await self.start_agent(config.id, persist=False)
-                except ProviderError as exc:  # X or the chain down (or keys refused): the others start
-                    log.error("agent_start_failed", agent_id=config.id, error=str(exc), retrying=exc.retryable)
-                    if exc.retryable:
-                        self._retries[config.id] = asyncio.create_task(self._start_later(config.id),
-                                                                       name=f"start:{config.id}")
-            else:
+            if not enabled[config.id]:
                 log.info("agent_left_stopped", agent_id=config.id)
+        await self.services.states.preload(ids)
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def connect(agent_id: str) -> str | None:
+            async with gate:
+                try:
+                    await self._connect(self.agents[agent_id])
+                except ProviderError as exc:  # X or the chain down (or keys refused): the others start
+                    log.error("agent_start_failed", agent_id=agent_id, error=str(exc), retrying=exc.retryable)
+                    if exc.retryable:
+                        self._retries[agent_id] = asyncio.create_task(self._start_later(agent_id),
+                                                                      name=f"start:{agent_id}")
+                    return None
+            return agent_id
+
+        connected = [a for a in await asyncio.gather(*(connect(i) for i in ids if enabled[i])) if a is not None]
+        self.running.update(connected)
+        await self._bootstrap_many([a for a in connected if self.owns(a)])
+        self.events.notify()
+        for agent_id in connected:
+            log.info("agent_started", agent_id=agent_id)
 
     async def _start_later(self, agent_id: str) -> None:
         """Try again to start an agent whose dependency was down, backing off up to 5 minutes."""
@@ -88,28 +114,53 @@ class AgentManager:
         agent = self._get(agent_id)
         if persist:
             await self._set_enabled(agent_id, True)
+        await self._connect(agent)
+        self.running.add(agent_id)
+        if self.owns(agent_id):
+            await self._bootstrap_many([agent_id])
+        self.events.notify()
+        log.info("agent_started", agent_id=agent_id)
+
+    async def _connect(self, agent: AgentRuntime) -> None:
         for hook in self.ready_hooks:
             result = hook(agent)
             if hasattr(result, "__await__"):
                 await result
-        self.running.add(agent_id)
-        if self.owns(agent_id):
-            await self._bootstrap(agent)
-        self.events.notify()
-        log.info("agent_started", agent_id=agent_id)
 
     async def bootstrap(self, agent_ids: set[str]) -> None:
         """Make sure the schedules of these running agents exist (after gaining their leases)."""
-        for agent_id in sorted(agent_ids & self.running):
-            await self._bootstrap(self.agents[agent_id])
+        await self._bootstrap_many(sorted(agent_ids & self.running))
         self.events.notify()
 
-    async def _bootstrap(self, agent: AgentRuntime) -> None:
+    async def _bootstrap_many(self, agent_ids: list[str]) -> None:
+        """Every behaviour's schedules for these agents, written :data:`SCHEDULE_CHUNK` at a time."""
+        if not agent_ids:
+            return
+        pending = await pending_types(self.services.db, agent_ids)
         batch: list[Event] = []
-        for behavior in self.behaviors:
-            if behavior.applies_to(agent):
-                batch += await behavior.bootstrap(agent)
-        await self.events.schedule_many(batch)
+        for agent_id in agent_ids:
+            agent = self.agents[agent_id]
+            for behavior in self.behaviors:
+                if behavior.applies_to(agent):
+                    batch += await behavior.bootstrap(agent, pending[agent_id])
+        for start in range(0, len(batch), SCHEDULE_CHUNK):
+            chunk = batch[start:start + SCHEDULE_CHUNK]
+            ids = await self.events.schedule_many(chunk)
+            taken = [event for event, event_id in zip(chunk, ids, strict=True) if event_id is None and event.key]
+            if taken:
+                await self._reschedule(taken)
+
+    async def _reschedule(self, taken: list[Event]) -> None:
+        """Schedules whose key a finished event already took (a chain broken by a failed event,
+        a restart within the same second) start again under a fresh key; a key taken by
+        pending work means the schedule exists after all."""
+        keys = [e.key for e in taken if e.key]
+        async with self.services.db.connect() as conn:
+            live = {k for (k,) in await conn.execute(
+                sa.select(events.c.key).where(events.c.key.in_(keys), events.c.status.in_(("pending", "running"))))}
+        now = self.services.clock.now()
+        fresh = [dataclasses.replace(e, key=restart_key(e.key, now)) for e in taken if e.key and e.key not in live]
+        await self.events.schedule_many(fresh)
 
     async def stop_agent(self, agent_id: str) -> None:
         self._get(agent_id)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from puppet_engine.agents.config import AgentConfig
+from puppet_engine.agents.state import AgentStates
 from puppet_engine.clock import Clock
 from puppet_engine.llm.base import LLMProvider
 from puppet_engine.storage import Database
@@ -49,9 +51,20 @@ class AgentServices:
     interaction_interval_seconds: float = 3 * 3600.0
     mood_interval_seconds: float = 2 * 3600.0
     peers: dict[str, AgentRuntime] = field(default_factory=dict)  # every agent of this engine, by id
+    states: AgentStates = field(init=False)
+    _by_user: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # X user id → agent id
+
+    def __post_init__(self) -> None:
+        self.states = AgentStates(self.db)
+
+    def connected(self, agent: AgentRuntime) -> None:
+        """``agent`` knows its X user id now: mentions by that account are an agent's."""
+        if agent.user_id:
+            self._by_user[agent.user_id] = agent.id
 
     def peer_by_user_id(self, user_id: str | None) -> AgentRuntime | None:
-        return next((a for a in self.peers.values() if user_id and a.user_id == user_id), None)
+        peer = self.peers.get(self._by_user.get(user_id or "", ""))
+        return peer if peer is not None and user_id and peer.user_id == user_id else None
 
 
 async def load_state(db: Database, agent_id: str) -> dict[str, Any]:
@@ -79,20 +92,23 @@ async def recent_post_texts(db: Database, agent_id: str, limit: int = 20) -> lis
     return texts
 
 
-async def has_pending(db: Database, agent_id: str, event_type: str) -> bool:
+async def pending_types(db: Database, agent_ids: Iterable[str], chunk: int = 500) -> dict[str, set[str]]:
+    """agent id → the event types it has pending or running (what its schedules already are)."""
     from puppet_engine.storage.tables import events
 
-    q = sa.select(events.c.id).where(
-        events.c.agent_id == agent_id, events.c.type == event_type, events.c.status.in_(("pending", "running"))
-    ).limit(1)
+    ids = list(agent_ids)
+    found: dict[str, set[str]] = {agent_id: set() for agent_id in ids}
     async with db.connect() as conn:
-        return (await conn.execute(q)).first() is not None
+        for start in range(0, len(ids), chunk):
+            # agent_id first: the (agent_id, status) index, never a walk of every event of a type
+            q = sa.select(events.c.agent_id, events.c.type).distinct().where(
+                events.c.agent_id.in_(ids[start:start + chunk]), events.c.status.in_(("pending", "running")))
+            for agent_id, event_type in await conn.execute(q):
+                found[agent_id].add(event_type)
+    return found
 
 
-async def free_key(db: Database, key: str, now: float) -> str:
-    """``key`` if unused; otherwise a fresh variant (a chain broken by a failed event restarts)."""
-    from puppet_engine.storage.tables import events
-
-    async with db.connect() as conn:
-        taken = (await conn.execute(sa.select(events.c.id).where(events.c.key == key))).first()
-    return key if taken is None else f"{key}:r{int(now)}"
+def restart_key(key: str, now: float) -> str:
+    """A fresh variant of a schedule's key already taken by a finished event (a chain broken
+    by a failed event starts again)."""
+    return f"{key}:r{int(now)}"

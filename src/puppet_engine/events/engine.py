@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -37,6 +38,7 @@ log = structlog.get_logger("puppet_engine.events")
 
 Handler = Callable[[Event], Awaitable[HandlerResult | None]]
 Observer = Callable[[Event, str, float], None]
+StateHook = Callable[[str, dict[str, Any]], None]
 
 
 @dataclass
@@ -66,6 +68,7 @@ class EventEngine:
         self.owned_agents = owned_agents or (lambda: None)
         self.handlers: dict[str, Handler] = {}
         self.observers: list[Observer] = []
+        self.state_hooks: list[StateHook] = []
         self.claim_lock = asyncio.Lock()  # held while claiming; lease changes take it too
         outbox.claim_lock = self.claim_lock
         outbox.owned_agents = self.owned_agents
@@ -91,6 +94,10 @@ class EventEngine:
     def observe(self, observer: Observer) -> None:
         """``observer(event, outcome, handler_seconds)`` after each event (metrics, feeds)."""
         self.observers.append(observer)
+
+    def on_state(self, hook: StateHook) -> None:
+        """``hook(agent_id, changes)`` once a handler's state changes are committed."""
+        self.state_hooks.append(hook)
 
     async def schedule(self, event: Event) -> int | None:
         """Persist ``event``; returns its id, or ``None`` if its key was already scheduled."""
@@ -286,6 +293,9 @@ class EventEngine:
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_groups(), name="event-commits")
         recorded = await done
+        if hr.state and event.agent_id:
+            for hook in self.state_hooks:
+                hook(event.agent_id, hr.state)
         now = self.clock.now()
         for follow in hr.follow_ups:
             self._saw_due(follow.due_at or now)

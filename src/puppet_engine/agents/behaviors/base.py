@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Set
 
 from puppet_engine.agents.runtime import AgentRuntime, AgentServices
 from puppet_engine.events import Event, HandlerResult
@@ -27,9 +27,11 @@ class Behavior(ABC):
         """Whether this agent has this behaviour at all (e.g. trading only when enabled)."""
         return True
 
-    async def bootstrap(self, agent: AgentRuntime) -> list[Event]:
-        """Events that must exist for this agent to live (its schedules), given its state.
+    async def bootstrap(self, agent: AgentRuntime, pending: Set[str]) -> list[Event]:
+        """Events that must exist for this agent to live (its schedules), given its state and
+        the event types it already has ``pending`` (or running).
 
-        Called at every start; keys make it idempotent.
+        Called at every start; keys make it idempotent. A schedule whose key a finished
+        event already took is scheduled again under a fresh variant of it.
         """
         return []

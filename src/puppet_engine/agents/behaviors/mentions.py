@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Set
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ import structlog
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, after_interaction, sentiment_of
-from puppet_engine.agents.runtime import AgentRuntime, has_pending, load_state, recent_post_texts
+from puppet_engine.agents.runtime import AgentRuntime, recent_post_texts
 from puppet_engine.agents.safety import assess, check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Event, HandlerResult
@@ -63,11 +64,11 @@ class MentionsBehavior(Behavior):
         minutes = agent.config.behavior.mention_poll_minutes
         return minutes * 60 if minutes else self.services.mention_poll_seconds
 
-    async def bootstrap(self, agent: AgentRuntime) -> list[Event]:
-        if await has_pending(self.services.db, agent.id, "mentions.poll"):
+    async def bootstrap(self, agent: AgentRuntime, pending: Set[str]) -> list[Event]:
+        if "mentions.poll" in pending:
             return []
         now = self.services.clock.now()
-        state = await load_state(self.services.db, agent.id)
+        state = await self.services.states.get(agent.id)
         seq = int(state.get("poll_seq", 0)) + 1
         return [Event("mentions.poll", agent.id, {"seq": seq}, due_at=now + agent.rng.uniform(0, 5),
                       key=f"poll:{agent.id}:{seq}:{int(now)}")]
@@ -75,7 +76,7 @@ class MentionsBehavior(Behavior):
     async def on_poll(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         now = self.services.clock.now()
         seq = int(event.payload.get("seq", 1))
-        state = await load_state(self.services.db, agent.id)
+        state = await self.services.states.get(agent.id)
         since_id = state.get("since_id")
         delay = self.interval(agent)
         follow_ups: list[Event] = []
@@ -117,7 +118,7 @@ class MentionsBehavior(Behavior):
         result: dict[str, Any] = {"decision": decision, "flags": sorted(assessment.flags)}
         if "trade_request" in assessment.flags:
             result["trade_request_ignored"] = True
-        state = await load_state(self.services.db, agent.id)
+        state = await self.services.states.get(agent.id)
         changes: dict[str, Any] = {}
         if deferrals == 0:  # felt and remembered once, however often the answer is put off
             changes["mood"] = after_interaction(Mood.from_state(state.get("mood")), tweet.text).to_state()

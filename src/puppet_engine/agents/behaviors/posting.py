@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Set
 from typing import Any
 
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
-from puppet_engine.agents.runtime import (
-    AgentRuntime,
-    free_key,
-    has_pending,
-    load_state,
-    recent_post_texts,
-)
+from puppet_engine.agents.runtime import AgentRuntime, recent_post_texts
 from puppet_engine.agents.safety import check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
@@ -44,16 +39,16 @@ class PostingBehavior(Behavior):
     def handlers(self) -> dict[str, BehaviorHandler]:
         return {"post.due": self.on_post_due, "post.manual": self.on_manual_post}
 
-    async def bootstrap(self, agent: AgentRuntime) -> list[Event]:
-        db, now = self.services.db, self.services.clock.now()
-        if await has_pending(db, agent.id, "post.due"):
+    async def bootstrap(self, agent: AgentRuntime, pending: Set[str]) -> list[Event]:
+        if "post.due" in pending:
             return []
-        state = await load_state(db, agent.id)
+        now = self.services.clock.now()
+        state = await self.services.states.get(agent.id)
         freq = agent.config.behavior.post_frequency
         due = next_post_at(freq.min_hours_between_posts, freq.max_hours_between_posts, state.get("last_post_at"),
                            now, agent.rng, peak_hours=freq.peak_posting_hours, tz=agent.config.tz)
-        key = await free_key(db, slot_key("post", agent.id, int(state.get("post_seq", 0)) + 1), now)
-        return [Event("post.due", agent.id, {"seq": int(state.get("post_seq", 0)) + 1}, due_at=due, key=key)]
+        seq = int(state.get("post_seq", 0)) + 1
+        return [Event("post.due", agent.id, {"seq": seq}, due_at=due, key=slot_key("post", agent.id, seq))]
 
     async def on_post_due(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         now = self.services.clock.now()
@@ -97,9 +92,8 @@ class PostingBehavior(Behavior):
                              state={"last_post_at": self.services.clock.now()})
 
     async def _write(self, agent: AgentRuntime, event: Event, *, topic: str | None) -> list[str]:
-        db = self.services.db
-        recent = await recent_post_texts(db, agent.id)
-        state = await load_state(db, agent.id)
+        recent = await recent_post_texts(self.services.db, agent.id)
+        state = await self.services.states.get(agent.id)
         rng = random.Random(seed_for(event.key or str(event.id)))
         interests = agent.config.personality.interests
         topic = topic or (rng.choice(interests) if interests else None)

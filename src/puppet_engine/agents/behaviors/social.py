@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import zlib
+from collections.abc import Set
 from typing import Any
 
 import structlog
@@ -18,7 +19,7 @@ import structlog
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, drift
-from puppet_engine.agents.runtime import AgentRuntime, has_pending, load_state, recent_post_texts
+from puppet_engine.agents.runtime import AgentRuntime, recent_post_texts
 from puppet_engine.agents.safety import check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
@@ -30,6 +31,7 @@ from puppet_engine.twitter.base import Tweet
 log = structlog.get_logger("puppet_engine.social")
 
 MAX_INTERACTIONS_PER_TICK = 3
+PEERS_READ_PER_TICK = 8  # timelines read per interaction round, however many agents there are
 _WORD = re.compile(r"[a-z0-9]{4,}")
 
 
@@ -43,26 +45,26 @@ class SocialBehavior(Behavior):
     def handlers(self) -> dict[str, BehaviorHandler]:
         return {"interact.due": self.on_interact, "mood.drift": self.on_mood_drift, "news": self.on_news}
 
-    async def bootstrap(self, agent: AgentRuntime) -> list[Event]:
+    async def bootstrap(self, agent: AgentRuntime, pending: Set[str]) -> list[Event]:
         now = self.services.clock.now()
         events = []
         for kind, interval in (("interact.due", self.services.interaction_interval_seconds),
                                ("mood.drift", self.services.mood_interval_seconds)):
-            if not await has_pending(self.services.db, agent.id, kind):
+            if kind not in pending:
                 events.append(Event(kind, agent.id, due_at=next_interval_at(interval, now, agent.rng, 0.5),
                                     key=f"{kind}:{agent.id}:{int(now)}"))
         return events
 
     async def on_interact(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         now = self.services.clock.now()
-        state = await load_state(self.services.db, agent.id)
+        state = await self.services.states.get(agent.id)
         since = float(state.get("last_interact_at") or 0.0)
         patterns = agent.config.behavior.interaction_patterns
         actions: list[ActionSpec] = []
         seen: list[str] = []
-        for peer in self.services.peers.values():
-            if peer.id == agent.id or not peer.user_id or len(actions) >= MAX_INTERACTIONS_PER_TICK:
-                continue
+        for peer in self._peers_to_read(agent, now):
+            if len(actions) >= MAX_INTERACTIONS_PER_TICK:
+                break
             try:
                 tweets = await agent.social.get_user_tweets(peer.user_id, limit=5)
             except (ProviderError, NotImplementedError):
@@ -89,6 +91,22 @@ class SocialBehavior(Behavior):
         return HandlerResult(result={"actions": [a.kind for a in actions]}, actions=actions, follow_ups=[nxt],
                              state={"last_interact_at": now})
 
+    def _peers_to_read(self, agent: AgentRuntime, now: float) -> list[AgentRuntime]:
+        """Up to :data:`PEERS_READ_PER_TICK` other connected agents, a different sample each round:
+        with thousands of agents, reading every timeline would cost thousands of X calls."""
+        peers = self.services.peers
+        if len(peers) <= PEERS_READ_PER_TICK + 1:
+            return [p for p in peers.values() if p.id != agent.id and p.user_id]
+        rng = _rng(agent.id, "peers", str(int(now)))
+        picked = []
+        for peer_id in rng.sample(list(peers), min(len(peers), 2 * PEERS_READ_PER_TICK)):
+            peer = peers[peer_id]
+            if peer.id != agent.id and peer.user_id:
+                picked.append(peer)
+                if len(picked) == PEERS_READ_PER_TICK:
+                    break
+        return picked
+
     async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Tweet, state: dict[str, Any]) -> str | None:
         recent = await recent_post_texts(self.services.db, agent.id)
         context = PromptContext(purpose="quote", recent_posts=recent, mood=state.get("mood"),
@@ -104,7 +122,7 @@ class SocialBehavior(Behavior):
 
     async def on_mood_drift(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         now = self.services.clock.now()
-        state = await load_state(self.services.db, agent.id)
+        state = await self.services.states.get(agent.id)
         mood = drift(Mood.from_state(state.get("mood")), _rng(agent.id, str(int(now))))
         nxt = Event("mood.drift", agent.id, due_at=next_interval_at(self.services.mood_interval_seconds, now,
                                                                     agent.rng, 0.3),
@@ -119,7 +137,7 @@ class SocialBehavior(Behavior):
         if score == 0 and _rng(agent.id, news_id).random() > 0.2:
             return HandlerResult(result={"reacted": False, "relevance": score})
         recent = await recent_post_texts(self.services.db, agent.id)
-        state = await load_state(self.services.db, agent.id)
+        state = await self.services.states.get(agent.id)
         context = PromptContext(purpose="news", recent_posts=recent, mood=state.get("mood"), news=text,
                                 now=self.services.clock.now(), seed=zlib.crc32(f"news:{news_id}".encode()))
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import zlib
+from collections.abc import Set
 from typing import Any
 
 import structlog
@@ -19,13 +20,7 @@ import structlog
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, after_trade
-from puppet_engine.agents.runtime import (
-    AgentRuntime,
-    free_key,
-    has_pending,
-    load_state,
-    recent_post_texts,
-)
+from puppet_engine.agents.runtime import AgentRuntime, recent_post_texts
 from puppet_engine.agents.safety import check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Action, ActionOutcome, ActionSpec, Event, HandlerResult
@@ -49,11 +44,11 @@ class TradingBehavior(Behavior):
     def applies_to(self, agent: AgentRuntime) -> bool:
         return agent.trader is not None
 
-    async def bootstrap(self, agent: AgentRuntime) -> list[Event]:
-        db, now = self.services.db, self.services.clock.now()
-        if await has_pending(db, agent.id, "trade.due"):
+    async def bootstrap(self, agent: AgentRuntime, pending: Set[str]) -> list[Event]:
+        if "trade.due" in pending:
             return []
-        state = await load_state(db, agent.id)
+        now = self.services.clock.now()
+        state = await self.services.states.get(agent.id)
         freq = agent.config.behavior.trading_behavior.trading_frequency
         seq = int(state.get("trade_seq", 0)) + 1
         due = next_trade_check_at(freq.min_hours_between_trades, freq.max_hours_between_trades,
@@ -62,8 +57,7 @@ class TradingBehavior(Behavior):
             # A new trader looks at the market soon: within 3 minutes, or its max gap if shorter.
             window = min(FIRST_CHECK_SECONDS, freq.max_hours_between_trades * HOUR)
             due = now + agent.rng.uniform(min(60.0, window / 4), window)
-        key = await free_key(db, slot_key("trade", agent.id, seq), now)
-        return [Event("trade.due", agent.id, {"seq": seq}, due_at=due, key=key)]
+        return [Event("trade.due", agent.id, {"seq": seq}, due_at=due, key=slot_key("trade", agent.id, seq))]
 
     async def on_trade_due(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         now = self.services.clock.now()
@@ -115,7 +109,7 @@ class TradingBehavior(Behavior):
         """Post about a completed trade (chosen with ``trade_tweet_probability``)."""
         trade = event.payload.get("trade", {})
         recent = await recent_post_texts(self.services.db, agent.id)
-        state = await load_state(self.services.db, agent.id)
+        state = await self.services.states.get(agent.id)
         context = PromptContext(purpose="trade", recent_posts=recent, mood=state.get("mood"), trade=trade,
                                 now=self.services.clock.now(), seed=zlib.crc32((event.key or "").encode()))
         try:
@@ -137,12 +131,9 @@ async def after_trade_action(services: Any, agents: dict[str, AgentRuntime], sch
         return
     result = outcome.result or {}
     status = result.get("status")
-    state = await load_state(services.db, agent.id)
+    state = await services.states.get(agent.id)
     mood = after_trade(Mood.from_state(state.get("mood")), 0.0, failed=status == "failed")
-    from puppet_engine.events import queue
-
-    async with services.db.transaction() as conn:
-        await queue.merge_agent_state(conn, agent.id, {"mood": mood.to_state()}, services.clock.now())
+    await services.states.merge(agent.id, {"mood": mood.to_state()}, services.clock.now())
     if status != "confirmed":
         return
     probability = agent.config.behavior.trading_behavior.trade_tweet_probability
