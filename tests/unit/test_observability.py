@@ -268,3 +268,21 @@ async def test_health_aggregation():
     assert report.to_dict() == {"status": "ok", "components": {
         "database": {"status": "ok", "detail": "", "latency_ms": report.components[0].latency_ms, "critical": True},
         "postgres": {"status": "ok", "detail": "v16", "latency_ms": 1.5, "critical": True}}}
+
+
+def test_thousands_of_secrets_sharing_a_prefix_are_all_redacted() -> None:
+    """10,000 agents' X bearer tokens all start with AAAA…: each one is still found, longest first."""
+    import random
+
+    from puppet_engine.observability.logging import Redactor
+
+    rng = random.Random(3)
+    alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    bearers = ["AAAAAAAAAAAAAAAAAAAAA" + "".join(rng.choice(alnum) for _ in range(80)) for _ in range(3000)]
+    tokens = [f"18670{i:014d}-" + "".join(rng.choice(alnum) for _ in range(40)) for i in range(3000)]
+    redactor = Redactor()
+    for bearer, token in zip(bearers, tokens, strict=True):  # added one agent at a time, as agents start
+        redactor.add([bearer, token])
+    redactor.add([tokens[7][:30]])  # a secret that is the start of a longer one
+    line = f"x {bearers[1234]} y {tokens[7]} z {tokens[7][:30]}! AAAAAAAAAAAAAAAAAAAAAnot-a-key 18670 ok"
+    assert redactor.text(line) == "x *** y *** z ***! AAAAAAAAAAAAAAAAAAAAAnot-a-key 18670 ok"

@@ -50,18 +50,29 @@ _SECRET_KEY = re.compile(
 )
 
 
+class _Bucket:
+    """The secrets that start with one 4-character prefix, by length (longest tried first)."""
+
+    __slots__ = ("by_length", "lengths")
+
+    def __init__(self) -> None:
+        self.by_length: dict[int, set[str]] = {}
+        self.lengths: tuple[int, ...] = ()
+
+
 class Redactor:
     """Replaces known secret values and credential-shaped text with ``***``."""
 
     # Up to this many secrets, one compiled alternation; past it (thousands of agents, each
-    # with its own keys) an index by prefix, so adding a key and redacting a line stay cheap.
+    # with its own keys) an index by prefix and length, so adding a key and redacting a line
+    # stay cheap even when thousands of keys share a prefix (X bearer tokens all start AAAA…).
     REGEX_LIMIT = 64
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
-        self._by_prefix: dict[str, list[str]] = {}
+        self._by_prefix: dict[str, _Bucket] = {}
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
@@ -72,10 +83,16 @@ class Redactor:
             if not fresh:
                 return
             self._secrets |= fresh
-            for value in fresh:  # readers only .get(): each list is replaced whole, never edited
-                # longest first so a secret containing another is removed whole
-                same = self._by_prefix.get(value[:_MIN_SECRET_LENGTH], [])
-                self._by_prefix[value[:_MIN_SECRET_LENGTH]] = sorted([*same, value], key=len, reverse=True)
+            # Readers on other threads only look up (atomic under the GIL); a bucket's lengths
+            # are replaced whole, after the set they name exists.
+            for value in fresh:
+                bucket = self._by_prefix.get(value[:_MIN_SECRET_LENGTH])
+                if bucket is None:
+                    bucket = self._by_prefix[value[:_MIN_SECRET_LENGTH]] = _Bucket()
+                same = bucket.by_length.setdefault(len(value), set())
+                same.add(value)
+                if len(same) == 1:
+                    bucket.lengths = tuple(sorted(bucket.by_length, reverse=True))
             if len(self._secrets) <= self.REGEX_LIMIT:
                 ordered = sorted(self._secrets, key=len, reverse=True)
                 self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
@@ -92,11 +109,15 @@ class Redactor:
         i = last = 0
         end = len(value) - _MIN_SECRET_LENGTH
         while i <= end:
-            for secret in by_prefix.get(value[i:i + _MIN_SECRET_LENGTH], ()):
-                if value.startswith(secret, i):
-                    parts += [value[last:i], REDACTED]
-                    i = last = i + len(secret)
-                    break
+            bucket = by_prefix.get(value[i:i + _MIN_SECRET_LENGTH])
+            if bucket is not None:
+                for length in bucket.lengths:
+                    if value[i:i + length] in bucket.by_length.get(length, ()):
+                        parts += [value[last:i], REDACTED]
+                        i = last = i + length
+                        break
+                else:
+                    i += 1
             else:
                 i += 1
         return "".join(parts) + value[last:] if parts else value
