@@ -73,6 +73,9 @@ class Engine:
         self.metrics = configure_metrics(settings.enable_metrics)
         hooks = EngineMetrics(self.metrics, self.clock)
         self.events.observe(hooks.on_event)
+        from puppet_engine.observability import upstream
+
+        self._stop_listening = upstream.listen(hooks.on_upstream_call)
         self.outbox.on_done(hooks.on_action_done)
         self.outbox.failed_hooks.append(hooks.on_action_failed)
         from puppet_engine.wiring import Wiring
@@ -196,4 +199,5 @@ class Engine:
         await self.manager.stop_agents()
         await self.wiring.stop()
         await self.db.close()
+        self._stop_listening()
         log.info("engine_stopped")

@@ -32,6 +32,7 @@ from puppet_engine.errors import ProviderError, RateLimited
 from puppet_engine.events import queue
 from puppet_engine.events.event import Action, Event, HandlerResult
 from puppet_engine.events.outbox import Outbox
+from puppet_engine.observability import upstream
 from puppet_engine.storage import Database
 
 log = structlog.get_logger("puppet_engine.events")
@@ -245,6 +246,7 @@ class EventEngine:
     async def _process(self, event: Event, slot: str) -> None:
         started = time.perf_counter()
         outcome = "done"
+        upstream.track()  # what this event's calls to X, the LLM and the chain wait (observers read it)
         try:
             structlog.contextvars.bind_contextvars(agent_id=event.agent_id, event_id=event.id)
             handler = self.handlers.get(event.type)

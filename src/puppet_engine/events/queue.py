@@ -56,11 +56,10 @@ def _owned(conn: AsyncConnection, agent_ids: Iterable[str] | None) -> sa.ColumnE
 
 async def insert_event(conn: AsyncConnection, event: Event, now: float, default_attempts: int = 5) -> int | None:
     """Insert ``event``; returns its id, or ``None`` when its key already exists."""
-    stmt = _insert(conn, events).values(**_event_row(event, now, default_attempts))
-    if event.key is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
-    res = await conn.execute(stmt.returning(events.c.id))
-    row = res.first()
+    stmt = _statement(("event", conn.dialect.name), lambda: _insert(conn, events).values(
+        {name: sa.bindparam(f"b_{name}", type_=events.c[name].type) for name in _EVENT_COLUMNS},
+    ).on_conflict_do_nothing(index_elements=["key"]).returning(events.c.id))
+    row = (await conn.execute(stmt, {f"b_{k}": v for k, v in _event_row(event, now, default_attempts).items()})).first()
     return int(row[0]) if row else None
 
 
@@ -127,6 +126,10 @@ def _merge_statement(pg: bool, keys: tuple[str, ...]) -> Any:
         merged = sa.func.json_set(*args)
     return agents.update().where(agents.c.id == sa.bindparam("b_id")).values(
         state=merged, updated_at=sa.bindparam("b_now", type_=sa.Float))
+
+
+_EVENT_COLUMNS = ("key", "type", "agent_id", "payload", "due_at", "status", "attempts", "max_attempts", "created_at",
+                  "trace_id")
 
 
 def _event_row(event: Event, now: float, default_attempts: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from puppet_engine.llm.persona import parse_messages
 from puppet_engine.llm.prompts import estimate_tokens
 from puppet_engine.llm.schema_fill import instance_for
 from puppet_engine.llm.textgen import generate
+from puppet_engine.observability.upstream import upstream
 
 DEFAULT_MODEL = "fake-persona-1"
 
@@ -47,6 +48,10 @@ class FakeProvider(LLMProvider):
         self.calls = 0
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        with upstream("llm"):  # the fake stands in for the LLM: its time is the LLM's
+            return self._complete(request)
+
+    def _complete(self, request: CompletionRequest) -> Completion:
         self.calls += 1
         if self.fail_with is not None:
             raise self.fail_with

@@ -28,6 +28,7 @@ from puppet_engine.errors import (
 )
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider, Usage
 from puppet_engine.llm.prompts import estimate_tokens
+from puppet_engine.observability.upstream import upstream
 
 _KEYS = re.compile(r"\b(sk|xai|gsk)-[A-Za-z0-9*_\-]{3,}")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -186,7 +187,8 @@ class OpenAIProvider(LLMProvider):
         sdk = _sdk()
         started = time.perf_counter()
         try:
-            response = await self.client.chat.completions.create(**self.request_kwargs(request))
+            with upstream("llm"):
+                response = await self.client.chat.completions.create(**self.request_kwargs(request))
         except sdk.OpenAIError as exc:
             raise self.translate(exc) from None
         except ValueError as exc:  # a 200 whose body is not JSON

@@ -41,6 +41,7 @@ BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 """Values of ``breaker_state``: 0 closed (healthy), 1 half-open (probing), 2 open (failing fast)."""
 
 _FAST = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_OVERHEAD = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 _LAG = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 
 
@@ -76,7 +77,9 @@ class Metrics:
     """The engine's metrics. Attributes are prometheus_client metrics (or no-ops when disabled).
 
     Events: ``event_lag`` (seconds from due time to start, by ``type``), ``handler_latency``
-    (by ``type``), ``events_processed`` (``type``, ``outcome`` = done|retry|failed|skipped).
+    (by ``type``), split into ``event_upstream`` (waiting on X, the LLM, Solana, Jupiter) and
+    ``event_overhead`` (the rest: the engine's own work), ``events_processed`` (``type``,
+    ``outcome`` = done|retry|failed|skipped).
     HTTP: ``http_client_latency`` (``service`` = x|llm|solana|jupiter, ``outcome`` =
     ok|error|rate_limited|timeout), ``api_request_latency`` (``route`` template, ``status``).
     Agents: ``posts``, ``replies``, ``likes``, ``quotes`` (by ``agent``), ``agents``
@@ -114,6 +117,11 @@ class Metrics:
         # events
         self.event_lag = histogram("event_lag_seconds", "Delay between an event's due time and its start", ("type",), _LAG)
         self.handler_latency = histogram("handler_latency_seconds", "Time spent handling one event", ("type",))
+        self.event_upstream = histogram("event_upstream_seconds",
+                                        "Time one event waited on X, the LLM, Solana RPC and Jupiter", ("type",))
+        self.event_overhead = histogram("event_overhead_seconds",
+                                        "Time one event took outside its upstream calls (the engine's own work)",
+                                        ("type",), _OVERHEAD)
         self.events_processed = counter("events_processed_total", "Events finished, by type and outcome", ("type", "outcome"))
         # http
         self.http_client_latency = histogram(

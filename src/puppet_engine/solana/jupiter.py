@@ -32,6 +32,7 @@ from puppet_engine.errors import (
     ServiceUnavailable,
     TradeRejected,
 )
+from puppet_engine.observability.upstream import upstream
 
 DEFAULT_BASE_URL = "https://api.jup.ag/swap/v1"
 SERVICE = "jupiter"
@@ -160,7 +161,9 @@ class JupiterAPI:
         if self._api_key:
             headers["x-api-key"] = self._api_key
         try:
-            resp = await self.http.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+            with upstream("jupiter") as call:
+                resp = await self.http.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+                call.status = resp.status_code
         except httpx2.TimeoutException as exc:
             raise ServiceUnavailable(f"{what}: timed out after {self.timeout:.0f}s", service=SERVICE) from exc
         except httpx2.TransportError as exc:

@@ -35,6 +35,7 @@ from puppet_engine.errors import (
     RateLimited,
     ServiceUnavailable,
 )
+from puppet_engine.observability.upstream import upstream
 from puppet_engine.solana.tokens import TOKEN_PROGRAMS
 
 T = TypeVar("T")
@@ -96,7 +97,8 @@ class SolanaRpc:
     async def call(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run one solana-py call, translating its failures (``what`` names it in messages)."""
         try:
-            return await fn(*args, **kwargs)
+            with upstream("solana"):
+                return await fn(*args, **kwargs)
         except RPCException as exc:
             raise translate_rpc_error(what, exc) from exc
         except SolanaRpcException as exc:

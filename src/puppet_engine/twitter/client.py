@@ -27,6 +27,7 @@ from puppet_engine.errors import (
     RateLimited,
     ServiceUnavailable,
 )
+from puppet_engine.observability.upstream import upstream
 from puppet_engine.twitter import errors as xe
 from puppet_engine.twitter.base import SocialClient, Tweet, User
 from puppet_engine.twitter.convert import TWEET_PARAMS, tweet_from, tweets_from
@@ -142,9 +143,14 @@ class TwitterClient(SocialClient):
             attempt += 1
             if self.breaker is not None:
                 self.breaker.before(where)
-            await self.limiter.acquire(self.account_key, endpoint)
+            with upstream("x"):  # a rate-limit window's wait is waiting on X too
+                await self.limiter.acquire(self.account_key, endpoint)
+            request = self._build(method, path, params, body, user)
             try:
-                response = await self.http.send(self._build(method, path, params, body, user))
+                with upstream("x") as call:
+                    response = await self.http.send(request)
+                    call.status = response.status_code
+                    content = await response.aread()
             except (httpx2.TimeoutException, httpx2.TransportError) as exc:
                 self.limiter.release(self.account_key, endpoint, None)
                 error: Exception = ServiceUnavailable(f"{where}: {type(exc).__name__}", service="x")
@@ -152,7 +158,6 @@ class TwitterClient(SocialClient):
                 self._health(False)
             else:
                 self.limiter.release(self.account_key, endpoint, response.headers, response.status_code)
-                content = await response.aread()
                 if response.status_code >= 500:
                     self._health(False)
                 if response.status_code < 400:
@@ -178,7 +183,8 @@ class TwitterClient(SocialClient):
                     raise error
                 continue  # the limiter now knows the window is spent and waits for its reset
             if retryable:
-                await self.clock.sleep(self._delay(attempt))
+                with upstream("x"):
+                    await self.clock.sleep(self._delay(attempt))
                 continue
             if ambiguous and isinstance(error, DuplicateContent):
                 raise _AmbiguousDuplicate(str(error).removeprefix("x: "), service="x", status=403) from error

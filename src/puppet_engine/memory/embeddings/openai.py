@@ -20,6 +20,7 @@ from puppet_engine.errors import (
     ServiceUnavailable,
 )
 from puppet_engine.memory.embeddings.base import Embedder, normalize_rows
+from puppet_engine.observability.upstream import upstream
 
 SERVICE = "openai-embeddings"
 
@@ -82,7 +83,8 @@ class OpenAIEmbedder(Embedder):
 
         extra: dict[str, Any] = {"dimensions": self.dimensions} if self.dimensions else {}
         try:
-            response = await self._client.embeddings.create(model=self.model, input=texts, **extra)
+            with upstream("llm"):
+                response = await self._client.embeddings.create(model=self.model, input=texts, **extra)
         except openai.APIStatusError as exc:
             raise _translate_status(exc) from exc
         except openai.APITimeoutError as exc:
