@@ -221,3 +221,31 @@ async def test_a_busy_agents_due_retry_is_sent_during_its_backlog_not_after(data
     await asyncio.wait_for(runner, 5)
     assert executor.sent == ["retry"]
     assert sent_after and sent_after[0] < 5, sent_after  # not starved until the chain ended
+
+
+async def test_an_action_is_recorded_claimed_and_sent_without_a_second_claim(database, virtual_clock) -> None:
+    """The event's commit records its actions as ``sending``: the send needs no claim of its own,
+    and a crash before the send leaves them to reconciliation, never to a blind resend."""
+    states: list[tuple[str, int]] = []
+
+    class Looks(Recorder):
+        async def execute(self, action: Action) -> ActionOutcome:
+            async with database.connect() as conn:
+                row = (await conn.execute(sa.select(actions.c.status, actions.c.attempts)
+                                          .where(actions.c.key == action.key))).one()
+            states.append((row.status, row.attempts))
+            return await super().execute(action)
+
+    executor = Looks()
+    engine, _ = make_engine(database, virtual_clock, executor)
+
+    async def post(ev: Event) -> HandlerResult:
+        return HandlerResult(actions=[ActionSpec(key="post:a:1", agent_id="a", kind="post", payload={})])
+
+    engine.register("post", post)
+    await engine.schedule(Event("post", "a", due_at=virtual_clock.now()))
+    await engine.run_until_idle()
+    assert states == [("sending", 1)] and executor.sent == ["post:a:1"]
+    async with database.connect() as conn:
+        row = (await conn.execute(sa.select(actions))).one()
+    assert (row.status, row.attempts, row.external_id) == ("done", 1, "id-1")

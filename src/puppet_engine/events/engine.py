@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.clock import Clock
 from puppet_engine.errors import ProviderError, RateLimited
@@ -34,6 +35,7 @@ from puppet_engine.events.event import Action, Event, HandlerResult
 from puppet_engine.events.outbox import Outbox
 from puppet_engine.observability import upstream
 from puppet_engine.storage import Database
+from puppet_engine.storage.group_commit import GroupCommitter
 
 log = structlog.get_logger("puppet_engine.events")
 
@@ -77,8 +79,7 @@ class EventEngine:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._loop_done: asyncio.Event | None = None
-        self._commits: list[tuple[Event, HandlerResult, asyncio.Future[list[Action]]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        self._outcomes = GroupCommitter(db, self._record_outcomes)
         # What the engine knows about the queue without asking the database:
         self._look = True  # something may be due now
         self._next_due = math.inf  # earliest due time known (from claims and own writes)
@@ -290,11 +291,7 @@ class EventEngine:
 
     async def _commit(self, event: Event, hr: HandlerResult) -> list[Action]:
         """Record the outcome; events finishing together share one transaction (group commit)."""
-        done: asyncio.Future[list[Action]] = asyncio.get_running_loop().create_future()
-        self._commits.append((event, hr, done))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_groups(), name="event-commits")
-        recorded = await done
+        recorded = await self._outcomes.write((event, hr))
         if hr.state and event.agent_id:
             for hook in self.state_hooks:
                 hook(event.agent_id, hr.state)
@@ -304,28 +301,9 @@ class EventEngine:
         event.status, event.result = "done", hr.result
         return recorded
 
-    async def _commit_groups(self) -> None:
-        while self._commits:
-            group, self._commits = self._commits, []
-            try:
-                async with self.db.transaction() as conn:
-                    results = await queue.record_outcomes(conn, [(e, hr) for e, hr, _ in group], self.clock.now(),
-                                                          self.max_attempts)
-            except Exception as exc:
-                if len(group) == 1:
-                    _settle(group[0][2], exc=exc)
-                    continue
-                for event, hr, done in group:  # one bad outcome must not fail its neighbours
-                    try:
-                        async with self.db.transaction() as conn:
-                            [recorded] = await queue.record_outcomes(conn, [(event, hr)], self.clock.now(),
-                                                                     self.max_attempts)
-                        _settle(done, recorded)
-                    except Exception as one:
-                        _settle(done, exc=one)
-            else:
-                for (_, _, done), recorded in zip(group, results, strict=True):
-                    _settle(done, recorded)
+    async def _record_outcomes(self, conn: AsyncConnection, outcomes: list[tuple[Event, HandlerResult]]
+                               ) -> list[list[Action]]:
+        return await queue.record_outcomes(conn, outcomes, self.clock.now(), self.max_attempts)
 
     async def _handle_failure(self, event: Event, exc: Exception) -> str:
         error = f"{exc.__class__.__name__}: {exc}"
@@ -358,12 +336,3 @@ class EventEngine:
         owned = self.owned_agents()
         return None if owned is None else set(owned)
 
-
-def _settle(done: asyncio.Future[list[Action]], recorded: list[Action] | None = None, *,
-            exc: BaseException | None = None) -> None:
-    if done.done():  # its event was cancelled meanwhile
-        return
-    if exc is not None:
-        done.set_exception(exc)
-    else:
-        done.set_result(recorded or [])

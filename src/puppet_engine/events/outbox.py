@@ -34,6 +34,7 @@ from puppet_engine.errors import DuplicateContent, ProviderError, RateLimited, S
 from puppet_engine.events import queue
 from puppet_engine.events.event import Action
 from puppet_engine.storage import Database
+from puppet_engine.storage.group_commit import GroupCommitter
 
 log = structlog.get_logger("puppet_engine.outbox")
 
@@ -86,6 +87,7 @@ class Outbox:
         self.sending: set[str] = set()  # agents with a send under way from run_due
         self.next_due = 0.0  # earliest not_before of a pending action known here (0: look now)
         self._skipped: set[str] = set()  # due, but their agent was busy
+        self._done = GroupCommitter(db, queue.mark_actions_done)  # sends finishing together: one commit
         self._polled = -math.inf
 
     def on_done(self, hook: DoneHook) -> None:
@@ -99,10 +101,11 @@ class Outbox:
             pending = await queue.load_actions(conn, ids=action_ids, status="pending")
         await self.dispatch_actions(pending)
 
-    async def dispatch_actions(self, pending: list[Action]) -> None:
-        """Send actions just recorded (their agent is busy with the event that recorded them)."""
-        for action in pending:
-            await self._send(action)
+    async def dispatch_actions(self, recorded: list[Action]) -> None:
+        """Send actions just recorded (their agent is busy with the event that recorded them);
+        those recorded as ``sending`` are already claimed."""
+        for action in recorded:
+            await self._send(action, claimed=action.status == "sending")
 
     async def send_skipped(self, agent_id: str | None) -> None:
         """Still inside an agent's event: send its due actions that :meth:`run_due` skipped because
@@ -191,7 +194,7 @@ class Outbox:
             log.info("action_requeued_after_crash", action_key=action.key)
         return True
 
-    async def _send(self, action: Action) -> None:
+    async def _send(self, action: Action, *, claimed: bool = False) -> None:
         executor = self.executor_for(action)
         now = self.clock.now()
         if executor is None:
@@ -199,11 +202,12 @@ class Outbox:
                 await queue.update_action(conn, action.id, now, status="failed",
                                           error=f"no executor for {action.kind!r} of agent {action.agent_id!r}")
             return
-        async with self.db.transaction() as conn:
-            claimed = await queue.claim_action(conn, action.id, now)
         if not claimed:
-            return  # another process (or an earlier pass) is sending it
-        action.attempts += 1
+            async with self.db.transaction() as conn:
+                claimed = await queue.claim_action(conn, action.id, now)
+            if not claimed:
+                return  # another process (or an earlier pass) is sending it
+            action.attempts += 1
         try:
             outcome = await executor.execute(action)
         except DuplicateContent as exc:
@@ -243,9 +247,7 @@ class Outbox:
         result = dict(outcome.result)
         if reconciled:
             result["reconciled"] = True
-        async with self.db.transaction() as conn:
-            await queue.update_action(conn, action.id, now, status="done", external_id=outcome.external_id,
-                                      result=result, error=None)
+        await self._done.write((action.id, now, outcome.external_id, result))
         action.status, action.external_id, action.result = "done", outcome.external_id, result
         log.info("action_done", agent_id=action.agent_id, kind=action.kind, action_key=action.key,
                  external_id=outcome.external_id, reconciled=reconciled)

@@ -63,25 +63,33 @@ async def insert_event(conn: AsyncConnection, event: Event, now: float, default_
     return int(row[0]) if row else None
 
 
-async def insert_action(conn: AsyncConnection, spec: ActionSpec, event_id: int | None, now: float) -> int | None:
-    """Record a side effect; returns its id, or ``None`` when its key was already recorded."""
+async def insert_action(conn: AsyncConnection, spec: ActionSpec, event_id: int | None, now: float, *,
+                        sending: bool = False) -> int | None:
+    """Record a side effect; returns its id, or ``None`` when its key was already recorded.
+
+    ``sending``: recorded as already claimed (``sending``, one attempt) by a caller that
+    sends it right after the commit; interrupted before that, it is reconciled like any
+    interrupted send.
+    """
     stmt = _statement(("action", conn.dialect.name), lambda: _insert(conn, actions).values(
         key=sa.bindparam("b_key"), agent_id=sa.bindparam("b_agent"), kind=sa.bindparam("b_kind"),
-        payload=sa.bindparam("b_payload", type_=actions.c.payload.type), status="pending", attempts=0,
-        not_before=0.0, event_id=sa.bindparam("b_event", type_=sa.Integer),
+        payload=sa.bindparam("b_payload", type_=actions.c.payload.type), status=sa.bindparam("b_status"),
+        attempts=sa.bindparam("b_attempts", type_=sa.Integer), not_before=0.0,
+        event_id=sa.bindparam("b_event", type_=sa.Integer),
         created_at=sa.bindparam("b_now", type_=sa.Float), updated_at=sa.bindparam("b_now", type_=sa.Float),
     ).on_conflict_do_nothing(index_elements=["key"]).returning(actions.c.id))
     res = await conn.execute(stmt, {"b_key": spec.key, "b_agent": spec.agent_id, "b_kind": spec.kind,
-                                    "b_payload": spec.payload, "b_event": event_id, "b_now": now})
+                                    "b_payload": spec.payload, "b_event": event_id, "b_now": now,
+                                    "b_status": "sending" if sending else "pending", "b_attempts": int(sending)})
     row = res.first()
     return int(row[0]) if row else None
 
 
-def new_action(action_id: int, spec: ActionSpec, event_id: int | None, now: float) -> Action:
+def new_action(action_id: int, spec: ActionSpec, event_id: int | None, now: float, *, sending: bool = False) -> Action:
     """The :class:`Action` that :func:`insert_action` just wrote (no need to read it back)."""
     return Action(id=action_id, key=spec.key, agent_id=spec.agent_id, kind=spec.kind, payload=spec.payload,
-                  status="pending", external_id=None, attempts=0, not_before=0.0, error=None,
-                  event_id=event_id, result=None, created_at=now, updated_at=now)
+                  status="sending" if sending else "pending", external_id=None, attempts=int(sending),
+                  not_before=0.0, error=None, event_id=event_id, result=None, created_at=now, updated_at=now)
 
 
 async def merge_agent_state(conn: AsyncConnection, agent_id: str, changes: dict[str, Any], now: float) -> None:
@@ -148,7 +156,8 @@ _FINISH_DONE = events.update().where(events.c.id == sa.bindparam("b_id")).values
 async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, HandlerResult]], now: float,
                           default_attempts: int = 5) -> list[list[Action]]:
     """Record what several handlers returned, in a few statements: events done, their actions
-    (returned, to send), follow-up events, agent state changes. Each list of actions is in order.
+    (returned, to send: they are recorded as ``sending``, so the caller sends them without
+    claiming them again), follow-up events, agent state changes. Each list of actions is in order.
     """
     await conn.execute(_FINISH_DONE, [{"b_id": event.id, "b_result": hr.result, "b_now": now}
                                       for event, hr in outcomes])
@@ -156,9 +165,9 @@ async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, Han
     for event, hr in outcomes:
         mine: list[Action] = []
         for spec in hr.actions:
-            action_id = await insert_action(conn, spec, event.id, now)
+            action_id = await insert_action(conn, spec, event.id, now, sending=True)
             if action_id is not None:
-                mine.append(new_action(action_id, spec, event.id, now))
+                mine.append(new_action(action_id, spec, event.id, now, sending=True))
         recorded.append(mine)
     follow_ups = [_event_row(f, now, default_attempts) for _, hr in outcomes for f in hr.follow_ups]
     if follow_ups:
@@ -395,6 +404,19 @@ async def claim_action(conn: AsyncConnection, action_id: int, now: float) -> boo
     """``pending → sending``, only if still pending: exactly one process gets to send it."""
     res = await conn.execute(_CLAIM_ACTION, {"b_id": action_id, "b_now": now})
     return bool(res.rowcount)
+
+
+_MARK_DONE = actions.update().where(actions.c.id == sa.bindparam("b_id")).values(
+    status="done", external_id=sa.bindparam("b_external", type_=sa.String), error=None,
+    result=sa.bindparam("b_result", type_=actions.c.result.type), updated_at=sa.bindparam("b_now", type_=sa.Float))
+
+
+async def mark_actions_done(conn: AsyncConnection, done: list[tuple[int, float, str | None, dict[str, Any]]]
+                            ) -> list[None]:
+    """Several sent actions done at once: ``(id, now, external id, result)`` each."""
+    await conn.execute(_MARK_DONE, [{"b_id": action_id, "b_now": now, "b_external": external, "b_result": result}
+                                    for action_id, now, external, result in done])
+    return [None] * len(done)
 
 
 async def update_action(conn: AsyncConnection, action_id: int, now: float, **values: Any) -> None:

@@ -76,6 +76,7 @@ class Database:
         # instead of in SQLite's busy-wait loop, which sleeps for milliseconds at a time.
         self._writer: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._writer_task: asyncio.Task[object] | None = None
+        self._writer_conn: AsyncConnection | None = None
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", self._sqlite_pragmas)
 
@@ -98,13 +99,33 @@ class Database:
         loop = asyncio.get_running_loop()
         if self._writer is None or self._writer[0] is not loop:
             self._writer = (loop, asyncio.Lock())
+            self._writer_conn = None
         async with self._writer[1]:
             self._writer_task = task
             try:
-                async with self._begin() as conn:
-                    yield conn
+                if not self.inline:
+                    async with self._begin() as conn:
+                        yield conn
+                    return
+                conn = await self._writer_connection()
+                try:
+                    async with conn.begin():
+                        yield conn
+                except SQLAlchemyError as exc:
+                    raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
             finally:
                 self._writer_task = None
+
+    async def _writer_connection(self) -> AsyncConnection:
+        """The connection this process writes through (SQLite, inline): kept open, since
+        writes take turns anyway and checking one out of the pool costs more than the write."""
+        conn = self._writer_conn
+        if conn is None or conn.closed or conn.invalidated:
+            try:
+                conn = self._writer_conn = await self.engine.connect()
+            except SQLAlchemyError as exc:
+                raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+        return conn
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
@@ -135,6 +156,9 @@ class Database:
             await conn.run_sync(upgrade, revision)
 
     async def close(self) -> None:
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None and self._writer is not None and self._writer[0] is asyncio.get_running_loop():
+            await conn.close()
         await self.engine.dispose()
         if self._checkpointer is not None:
             self._checkpointer.stop()
