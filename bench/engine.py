@@ -1,41 +1,50 @@
-"""Engine benchmark: N agents on the fake LLM and the in-process sandbox, then the bare queue.
+"""Engine benchmark: N agents on the fake LLM and the in-process sandbox, and the bare queue.
 
-Two runs per size, each next to a baseline measured in the same process:
+For each size (``--agents``, plus 10,000 with ``--full``), in a fresh process of its own
+so that memory figures are that size's, next to baselines measured in that process:
 
-- **agents**: N personas with every behaviour (posting, mention polls, interactions, mood)
-  on the fake LLM, the hashing embedder and the in-process sandbox, for some virtual
-  hours. The virtual clock moves in steps (``--step``, 60 virtual seconds), so what is due
-  within a step runs concurrently, as it would on a busy wall clock. Reports startup time,
-  events per second, time per event (p50/p99: claim-to-done in the engine, including the
-  behaviours, fake LLM and sandbox calls), memory per idle agent.
-- **queue**: the event engine alone (claim, handler, commit with a follow-up, a state change
-  and an outbox action every fourth event) with handlers that do nothing: the engine's own
-  overhead per event, at ``--concurrency`` (throughput) and one event at a time (latency).
-
-``--full`` adds 10,000 agents (for fewer virtual hours: as many events as 1,000 agents make).
+- **agents**: N personas with every behaviour (posting, mention polls, interactions,
+  mood) on the fake LLM, the hashing embedder and the in-process sandbox, for
+  ``--hours`` virtual hours (24). The virtual clock moves ``--step`` seconds at a time,
+  so what falls due within a step runs concurrently (``--concurrency`` in flight), as
+  on a busy wall clock. Reports start-up, events per second, time per event and the
+  engine's **overhead** per event: its time outside calls to X and the LLM (prompts,
+  validation, memory, the database, the outbox), p50/p99, memory per idle agent and
+  peak RSS.
+- **agents, one at a time**: the same personas (up to 300) with one event in flight,
+  so an event's time is its own: the engine's overhead per event without queueing.
+- **queue**: the event engine alone (claim, a handler doing nothing, commit with a
+  follow-up, a state change and an outbox action every fourth event), loaded and one at
+  a time, on the inline SQLite driver and (baseline) on aiosqlite's threads.
 
 Baselines: N bare asyncio tasks (bytes each) and a bare asyncio dispatch loop (no-op
-events per second).
+events per second). ``--profile`` adds where the time of the agents run goes (cProfile,
+by package).
 
-    python bench/engine.py [--agents 1000] [--hours 6] [--concurrency 64] [--full] [--json]
+    python bench/engine.py [--agents 1000] [--hours 24] [--concurrency 64] [--full] [--profile] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import cProfile
 import gc
 import json
 import logging
+import pstats
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -55,8 +64,11 @@ from puppet_engine.events import (
     Outbox,
     queue,
 )
+from puppet_engine.observability import upstream
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
+
+UNLOADED_AGENTS = 300
 
 
 def persona(i: int) -> dict:
@@ -73,11 +85,12 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def percentiles(timings: list[float]) -> dict[str, float]:
+def percentiles(timings: list[float], prefix: str = "") -> dict[str, float]:
     timings = sorted(timings)
     if not timings:
-        return {"p50_ms": 0.0, "p99_ms": 0.0}
-    return {"p50_ms": 1000 * statistics.median(timings), "p99_ms": 1000 * timings[int(0.99 * (len(timings) - 1))]}
+        return {f"{prefix}p50_ms": 0.0, f"{prefix}p99_ms": 0.0}
+    return {f"{prefix}p50_ms": 1000 * statistics.median(timings),
+            f"{prefix}p99_ms": 1000 * timings[int(0.99 * (len(timings) - 1))]}
 
 
 async def bare_tasks(n: int) -> dict[str, float]:
@@ -125,33 +138,68 @@ async def drive(engine_events: EventEngine, db: Database, clock: VirtualClock, u
         clock.set(min(until, max(nxt, clock.now()) + step))
 
 
-async def agents_run(n: int, hours: float, step: float, concurrency: int, workdir: Path) -> dict[str, float]:
-    warm = make_engine(5, f"sqlite:///{workdir / f'warm-{n}.db'}", concurrency)  # imports, caches
+async def agents_run(n: int, hours: float, step: float, concurrency: int, workdir: Path,
+                     profile: bool = False) -> dict[str, Any]:
+    warm = make_engine(5, f"sqlite:///{workdir / f'warm-{n}-{concurrency}.db'}", concurrency)  # imports, caches
     await warm.start()
     await warm.stop()
     gc.collect()
     rss_before = rss_bytes()
-    engine = make_engine(n, f"sqlite:///{workdir / f'agents-{n}.db'}", concurrency)
+    engine = make_engine(n, f"sqlite:///{workdir / f'agents-{n}-{concurrency}.db'}", concurrency)
     started = time.perf_counter()
     await engine.start()
     startup = time.perf_counter() - started
     gc.collect()
     per_agent = (rss_bytes() - rss_before) / n
     timings: list[float] = []
-    engine.events.observe(lambda _e, _o, seconds: timings.append(seconds))
+    waited: list[float] = []
+
+    def observe(_event: Event, _outcome: str, seconds: float) -> None:
+        spent = upstream.spent()
+        timings.append(seconds)
+        waited.append(spent.seconds if spent is not None else 0.0)
+
+    engine.events.observe(observe)
     clock = engine.clock
     assert isinstance(clock, VirtualClock)
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
     started = time.perf_counter()
     await drive(engine.events, engine.db, clock, clock.now() + hours * 3600, step, engine.manager.owned())
     elapsed = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
     await engine.stop()
-    return {
+    result: dict[str, Any] = {
         "events": len(timings), "events_per_second": len(timings) / elapsed if elapsed else 0.0,
-        **{f"event_{k}": v for k, v in percentiles(timings).items()},
+        **percentiles(timings, "event_"),
+        **percentiles([t - w for t, w in zip(timings, waited, strict=True)], "overhead_"),
+        "upstream_share": sum(waited) / sum(timings) if timings else 0.0,
         "startup_seconds": startup, "startup_ms_per_agent": 1000 * startup / n,
-        "bytes_per_agent": per_agent, "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "wall_seconds": elapsed,
+        "bytes_per_agent": per_agent, "wall_seconds": elapsed,
     }
+    if profiler is not None:
+        result["profile"] = where_time_goes(profiler)
+    return result
+
+
+def where_time_goes(profiler: cProfile.Profile, top: int = 14) -> list[tuple[str, float]]:
+    """Own (exclusive) time by package, as shares of the profiled run."""
+    groups: collections.Counter[str] = collections.Counter()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    for (file, _line, name), (_cc, _nc, own, _cum, _callers) in stats.items():
+        if "site-packages/" in file:
+            key = file.split("site-packages/")[1].split("/")[0]
+        elif "puppet_engine/" in file:
+            key = "puppet_engine/" + "/".join(file.split("puppet_engine/")[1].split("/")[:2]).removesuffix(".py")
+        elif file.startswith("~"):
+            key = "C: " + (name.split("'")[1] if "'" in name else name)
+        else:
+            key = "python: " + Path(file).parent.name + "/" + Path(file).stem
+        groups[key] += own
+    total = sum(groups.values()) or 1.0
+    return [(key, seconds / total) for key, seconds in groups.most_common(top)]
 
 
 class NoopExecutor(ActionExecutor):
@@ -159,14 +207,16 @@ class NoopExecutor(ActionExecutor):
         return ActionOutcome(external_id=str(action.id))
 
 
-async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path) -> dict[str, float]:
+async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, inline: bool = True) -> dict[str, float]:
     """The event engine alone: chains of no-op events, as posting schedules are."""
-    db = Database(f"sqlite:///{Path(tempfile.mkdtemp(dir=workdir)) / 'queue.db'}")
+    db = Database(f"sqlite:///{Path(tempfile.mkdtemp(dir=workdir)) / 'queue.db'}", inline=inline)
     await db.migrate()
     clock = VirtualClock()
     executor = NoopExecutor()
     outbox = Outbox(db, clock, lambda _a: executor, rng=random.Random(1))
-    events = EventEngine(db, clock, outbox, concurrency=concurrency, rng=random.Random(1))
+    owned = {f"a{i}" for i in range(n)}
+    events = EventEngine(db, clock, outbox, concurrency=concurrency, rng=random.Random(1),
+                         owned_agents=lambda: owned)  # as the engine claims: only its running agents
     rng = random.Random(2)
 
     async def step(event: Event) -> HandlerResult:
@@ -189,64 +239,92 @@ async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path) -> 
     timings: list[float] = []
     events.observe(lambda _e, _o, seconds: timings.append(seconds))
     started = time.perf_counter()
-    await drive(events, db, clock, clock.now() + 10 * 86400, 60.0)
+    await drive(events, db, clock, clock.now() + 10 * 86400, 60.0, owned)
     elapsed = time.perf_counter() - started
     await db.close()
     return {"events": len(timings), "events_per_second": len(timings) / elapsed if elapsed else 0.0,
-            **{f"event_{k}": v for k, v in percentiles(timings).items()}, "wall_seconds": elapsed}
+            **percentiles(timings, "event_"), "wall_seconds": elapsed}
 
 
-async def main() -> None:
+async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Everything for one size, in this process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        base = await bare_tasks(n)
+        run = await agents_run(n, args.hours, args.step, args.concurrency, work, profile=args.profile)
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        unloaded = await agents_run(min(n, UNLOADED_AGENTS), min(args.hours, 6.0), args.step, 1, work)
+        per_agent = max(2, 10_000 // n)
+        bare_queue = await queue_run(n, per_agent, args.concurrency, work)
+        threaded_queue = await queue_run(n, per_agent, args.concurrency, work, inline=False)
+        one_by_one = await queue_run(min(n, UNLOADED_AGENTS), 5, 1, work)
+    return {
+        "agents": n, "hours": args.hours, "concurrency": args.concurrency, **run, "peak_rss_bytes": peak_rss,
+        "unloaded": {k: unloaded[k] for k in ("events", "events_per_second", "event_p50_ms", "event_p99_ms",
+                                              "overhead_p50_ms", "overhead_p99_ms", "upstream_share")},
+        "queue": bare_queue, "queue_aiosqlite": threaded_queue, "queue_unloaded": one_by_one, "baseline": base,
+        "ratio_events_per_second_vs_noop": run["events_per_second"] / base["noop_events_per_second"],
+        "ratio_queue_events_per_second_vs_noop": bare_queue["events_per_second"] / base["noop_events_per_second"],
+        "ratio_queue_vs_aiosqlite": bare_queue["events_per_second"] / threaded_queue["events_per_second"],
+        "ratio_memory_per_agent_vs_bare_task": run["bytes_per_agent"] / base["bytes_per_task"],
+    }
+
+
+def report(r: dict[str, Any]) -> None:
+    q, qa, b, u = r["queue"], r["queue_aiosqlite"], r["baseline"], r["unloaded"]
+    print(f"{r['agents']} agents, {r['hours']:g} virtual hours, {r['concurrency']} in flight: "
+          f"{r['events']} events in {r['wall_seconds']:.1f}s")
+    print(f"  startup              {r['startup_seconds']:9.1f} s  ({r['startup_ms_per_agent']:.2f} ms per agent)")
+    print(f"  events/s             {r['events_per_second']:9.0f}    "
+          f"({r['ratio_events_per_second_vs_noop']:.4f}x bare no-op dispatch {b['noop_events_per_second']:.0f}/s)")
+    print(f"  per event p50 / p99  {r['event_p50_ms']:9.2f} / {r['event_p99_ms']:.2f} ms (claimed to done, queueing "
+          f"included); overhead {r['overhead_p50_ms']:.2f} / {r['overhead_p99_ms']:.2f} ms; "
+          f"{100 * r['upstream_share']:.0f}% waiting on X and the LLM")
+    print(f"  one at a time        overhead p50 / p99 {u['overhead_p50_ms']:.2f} / {u['overhead_p99_ms']:.2f} ms "
+          f"(the engine's own work per event; whole event {u['event_p50_ms']:.2f} / {u['event_p99_ms']:.2f} ms, "
+          f"{100 * u['upstream_share']:.0f}% upstream)")
+    print(f"  memory per agent     {r['bytes_per_agent'] / 1024:9.1f} KiB "
+          f"({r['ratio_memory_per_agent_vs_bare_task']:.1f}x a bare task of {b['bytes_per_task']:.0f} B); "
+          f"peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB")
+    print(f"  queue alone          {q['events_per_second']:9.0f} events/s "
+          f"({r['ratio_queue_events_per_second_vs_noop']:.4f}x no-op; {r['ratio_queue_vs_aiosqlite']:.1f}x the same "
+          f"on aiosqlite threads, {qa['events_per_second']:.0f}/s), p50 / p99 {q['event_p50_ms']:.2f} / "
+          f"{q['event_p99_ms']:.2f} ms")
+    one = r["queue_unloaded"]
+    print(f"  queue, one at a time {one['event_p50_ms']:9.2f} / {one['event_p99_ms']:.2f} ms p50 / p99 per event "
+          f"({one['events_per_second']:.0f} events/s)")
+    for name, share in r.get("profile", []):
+        print(f"    {100 * share:5.1f}%  {name}")
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", type=int, default=1000)
-    parser.add_argument("--hours", type=float, default=6.0, help="virtual hours of the agents run")
+    parser.add_argument("--hours", type=float, default=24.0, help="virtual hours of the agents run")
     parser.add_argument("--step", type=float, default=60.0, help="virtual seconds the clock moves at a time")
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--full", action="store_true", help="also run 10,000 agents")
+    parser.add_argument("--full", action="store_true", help="also run 10,000 agents (about half an hour)")
+    parser.add_argument("--profile", action="store_true", help="where the agents run's time goes")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in a process of its own
+    args, _ = parser.parse_known_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.child is not None:
+        print(json.dumps(asyncio.run(measure(args.child, args))))
+        return
     sizes = [args.agents] + ([10_000] if args.full and args.agents != 10_000 else [])
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for n in sizes:
-            base = await bare_tasks(n)
-            hours = args.hours * min(1.0, 1000 / n)  # 10,000 agents: as many events as 1,000 make
-            run = await agents_run(n, hours, args.step, args.concurrency, Path(tmp))
-            bare_queue = await queue_run(n, max(2, 10_000 // n), args.concurrency, Path(tmp))
-            one_by_one = await queue_run(min(n, 300), 5, 1, Path(tmp))
-            results.append({
-                "agents": n, "hours": hours, **run, "queue": bare_queue, "queue_unloaded": one_by_one,
-                "baseline": base,
-                "ratio_events_per_second_vs_noop": run["events_per_second"] / base["noop_events_per_second"],
-                "ratio_queue_events_per_second_vs_noop":
-                    bare_queue["events_per_second"] / base["noop_events_per_second"],
-                "ratio_memory_per_agent_vs_bare_task": run["bytes_per_agent"] / base["bytes_per_task"],
-            })
-            if not args.json:
-                report(results[-1])
-                sys.stdout.flush()
+    for n in sizes:
+        cmd = [sys.executable, __file__, "--child", str(n), "--hours", str(args.hours), "--step", str(args.step),
+               "--concurrency", str(args.concurrency), *(["--profile"] if args.profile else [])]
+        done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        if not args.json:
+            report(results[-1])
+            sys.stdout.flush()
     if args.json:
         print(json.dumps({"benchmark": "engine", "results": results}))
 
 
-def report(r: dict) -> None:
-    q, b = r["queue"], r["baseline"]
-    print(f"{r['agents']} agents, {r['hours']:g} virtual hours: {r['events']} events in {r['wall_seconds']:.1f}s")
-    print(f"  startup             {r['startup_seconds']:10.1f} s  ({r['startup_ms_per_agent']:.2f} ms per agent)")
-    print(f"  events/s            {r['events_per_second']:10.0f}   "
-          f"({r['ratio_events_per_second_vs_noop']:.4f}x bare no-op dispatch {b['noop_events_per_second']:.0f}/s)")
-    print(f"  per event p50 / p99 {r['event_p50_ms']:8.2f} ms / {r['event_p99_ms']:.2f} ms")
-    print(f"  memory per agent    {r['bytes_per_agent'] / 1024:10.1f} KiB "
-          f"({r['ratio_memory_per_agent_vs_bare_task']:.1f}x a bare task of {b['bytes_per_task']:.0f} B)")
-    print(f"  max RSS             {r['max_rss_mb']:10.0f} MiB")
-    print(f"  queue alone         {q['events_per_second']:10.0f} events/s "
-          f"({r['ratio_queue_events_per_second_vs_noop']:.4f}x no-op), "
-          f"p50 / p99 {q['event_p50_ms']:.2f} / {q['event_p99_ms']:.2f} ms ({q['events']} events)")
-    u = r["queue_unloaded"]
-    print(f"  queue, one at a time {u['event_p50_ms']:7.2f} ms p50 / {u['event_p99_ms']:.2f} ms p99 per event "
-          f"({u['events_per_second']:.0f} events/s)")
-
-
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -305,7 +305,9 @@ async def test_faults_use_x_bodies(x: X) -> None:
 
 async def test_snapshot_roundtrip(x: X) -> None:
     ada = await x.account("ada")
+    bob = await x.account("bob")
     tweet = await x.script("ada", "remember me")
+    mention = await x.script("bob", "@ada hello there")
     data = x.sandbox.service("x").snapshot()
     fresh = Sandbox(SandboxConfig(seed=99), clock=x.clock)
     fresh.service("x").restore(data)
@@ -314,6 +316,13 @@ async def test_snapshot_roundtrip(x: X) -> None:
         assert await again.account("ada") == ada
         r = await again.call(ada, "GET", f"/2/tweets/{tweet}")
         assert r.json()["data"]["text"] == "remember me"
+        # the per-user indexes are rebuilt: timelines, mentions and the duplicate rule
+        r = await again.call(ada, "GET", f"/2/users/{ada['user_id']}/mentions")
+        assert [t["id"] for t in r.json()["data"]] == [mention]
+        r = await again.call(ada, "GET", f"/2/users/{bob['user_id']}/tweets")
+        assert [t["id"] for t in r.json()["data"]] == [mention]
+        r = await again.call(ada, "POST", "/2/tweets", json={"text": "remember me"})
+        assert r.status_code == 403 and "duplicate" in r.text
 
 
 async def test_deleting_a_missing_tweet_can_be_configured_to_succeed() -> None:

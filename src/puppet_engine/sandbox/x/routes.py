@@ -222,7 +222,7 @@ class XApi:
 
     async def mentions(self, request: Request, caller: Caller, now: float) -> Result:
         user_id = self._timeline_owner(request)
-        rows = [t for t in self.state.timeline() if user_id in t.mentioned_ids][:MENTIONS_CAP]
+        rows = self.state.mentions_of(user_id)[:MENTIONS_CAP]
         return 200, render.list_page(self.state, rows, request.query_params, token_name="pagination_token",
                                      low=5, high=100)
 
@@ -234,10 +234,9 @@ class XApi:
                                    f"value [{sorted(exclude)[0]}] is not one of [replies,retweets]")
 
         def keep(t: StoredTweet) -> bool:
-            return t.author_id == user_id and not ("replies" in exclude and t.ref("replied_to")) and not (
-                "retweets" in exclude and t.is_retweet)
+            return not ("replies" in exclude and t.ref("replied_to")) and not ("retweets" in exclude and t.is_retweet)
 
-        rows = [t for t in self.state.timeline() if keep(t)][:3200]
+        rows = [t for t in self.state.tweets_by(user_id) if keep(t)][:3200]
         return 200, render.list_page(self.state, rows, request.query_params, token_name="pagination_token",
                                      low=5, high=100)
 

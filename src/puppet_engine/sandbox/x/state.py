@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -82,6 +83,10 @@ class XState:
         self.by_consumer: dict[str, str] = {}  # consumer key → user id (one app per account)
         self.by_bearer: dict[str, str] = {}  # app-only bearer token → consumer key
         self.tweets: dict[str, StoredTweet] = {}  # insertion order == id order
+        # Per-user indexes (ids in id order), so timelines, mention lists and duplicate checks
+        # cost what one user has, not what everyone ever posted.
+        self.by_author: dict[str, list[str]] = {}
+        self.mentioning: dict[str, list[str]] = {}  # user id → tweets that mention (or reply to) them
         self.likes: set[tuple[str, str]] = set()
         self.retweets: dict[tuple[str, str], str] = {}  # (user id, source id) → retweet id
         self._last_id = 0
@@ -145,6 +150,23 @@ class XState:
         """Every visible tweet, newest first."""
         return [t for t in reversed(self.tweets.values()) if not t.deleted]
 
+    def tweets_by(self, user_id: str) -> list[StoredTweet]:
+        """The user's visible tweets (retweets too), newest first."""
+        return self._newest_first(self.by_author.get(user_id, ()))
+
+    def mentions_of(self, user_id: str) -> list[StoredTweet]:
+        """Visible tweets that mention (or reply to) the user, newest first."""
+        return self._newest_first(self.mentioning.get(user_id, ()))
+
+    def _newest_first(self, ids: Sequence[str]) -> list[StoredTweet]:
+        return [t for i in reversed(ids) if not (t := self.tweets[i]).deleted]
+
+    def _store(self, tweet: StoredTweet) -> None:
+        self.tweets[tweet.id] = tweet
+        self.by_author.setdefault(tweet.author_id, []).append(tweet.id)
+        for user_id in tweet.mentioned_ids:
+            self.mentioning.setdefault(user_id, []).append(tweet.id)
+
     def create_tweet(self, author: Account, text: str, now: float, *, reply_to: str | None = None,
                      quote: str | None = None, enforce_reply_policy: bool = True) -> StoredTweet:
         """Apply X's rules to a new post and store it; raises :class:`XError` like X would."""
@@ -185,7 +207,7 @@ class XState:
             in_reply_to_user_id=parent.author_id if parent else None, referenced_tweets=refs,
             mentioned_ids=list(dict.fromkeys(m for m in mentioned if m != author.user_id)),
         )
-        self.tweets[tweet_id] = tweet
+        self._store(tweet)
         return tweet
 
     def _may_reply(self, author: Account, parent: StoredTweet) -> bool:
@@ -195,19 +217,19 @@ class XState:
         if author.user_id in parent.mentioned_ids:
             return True
         return any(
-            t.author_id == parent.author_id and (q := t.ref("quoted")) is not None
+            (q := t.ref("quoted")) is not None
             and (src := self.tweets.get(q)) is not None and src.author_id == author.user_id
-            for t in self.tweets.values()
+            for t in (self.tweets[i] for i in self.by_author.get(parent.author_id, ()))
         )
 
     def is_duplicate(self, author_id: str, text: str, now: float) -> bool:
         wanted = normalize(text).strip()
         since = now - self.rules.duplicate_window
-        for tweet in reversed(self.tweets.values()):
+        for tweet_id in reversed(self.by_author.get(author_id, ())):
+            tweet = self.tweets[tweet_id]
             if tweet.created_at < since:
                 break
-            if (tweet.author_id == author_id and not tweet.deleted and not tweet.is_retweet
-                    and normalize(tweet.text).strip() == wanted):
+            if not tweet.deleted and not tweet.is_retweet and normalize(tweet.text).strip() == wanted:
                 return True
         return False
 
@@ -247,7 +269,7 @@ class XState:
         tweet = StoredTweet(id=tweet_id, text=f"RT @{author.username}: {source.text}", author_id=user.user_id,
                             created_at=now, conversation_id=tweet_id,
                             referenced_tweets=[{"type": "retweeted", "id": source.id}])
-        self.tweets[tweet_id] = tweet
+        self._store(tweet)
         self.retweets[(user.user_id, source.id)] = tweet_id
         source.retweet_count += 1
         return tweet
@@ -273,8 +295,7 @@ class XState:
         for raw in data.get("accounts", []):
             self._index(Account(**raw))
         for raw in data.get("tweets", []):
-            tweet = StoredTweet(**raw)
-            self.tweets[tweet.id] = tweet
+            self._store(StoredTweet(**raw))
         self.likes = {(u, t) for u, t in data.get("likes", [])}
         self.retweets = {(u, s): r for u, s, r in data.get("retweets", [])}
         self._last_id = int(data.get("last_id", 0))
