@@ -15,7 +15,7 @@ from puppet_engine.clock import Clock
 from puppet_engine.llm.base import LLMProvider
 from puppet_engine.storage import Database
 from puppet_engine.storage.tables import actions, agents
-from puppet_engine.twitter.base import SocialClient
+from puppet_engine.twitter.base import SocialClient, Tweet
 
 if TYPE_CHECKING:
     from puppet_engine.memory.base import MemoryStore
@@ -90,6 +90,26 @@ async def recent_post_texts(db: Database, agent_id: str, limit: int = 20) -> lis
         elif payload.get("text"):
             texts.append(payload["text"])
     return texts
+
+
+async def peer_posts(db: Database, agent_ids: list[str], since: float, limit: int = 5) -> dict[str, list[Tweet]]:
+    """What these agents posted on X since ``since`` (their sent posts, threads and quotes),
+    newest first, up to ``limit`` each: the engine's own record, so reading a peer costs no X call."""
+    found: dict[str, list[Tweet]] = {agent_id: [] for agent_id in agent_ids}
+    if not agent_ids:
+        return found
+    q = (sa.select(actions.c.agent_id, actions.c.kind, actions.c.external_id, actions.c.payload, actions.c.updated_at)
+         .where(actions.c.agent_id.in_(agent_ids), actions.c.kind.in_(("post", "thread", "quote")),
+                actions.c.status == "done", actions.c.external_id.is_not(None), actions.c.updated_at > since)
+         .order_by(actions.c.id.desc()).limit(limit * len(agent_ids) * 4))
+    async with db.connect() as conn:
+        rows = (await conn.execute(q)).fetchall()
+    for agent_id, kind, external_id, payload, done_at in rows:
+        mine = found[agent_id]
+        if len(mine) < limit:
+            text = payload["parts"][0] if kind == "thread" else payload.get("text", "")
+            mine.append(Tweet(id=str(external_id), text=text, created_at=float(done_at)))
+    return found
 
 
 async def pending_types(db: Database, agent_ids: Iterable[str], chunk: int = 500) -> dict[str, set[str]]:

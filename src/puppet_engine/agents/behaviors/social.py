@@ -1,7 +1,8 @@
 """Life between posts: agents read each other and interact, moods drift, news lands.
 
-- ``interact.due``: read other agents' recent posts; like, quote or reply to them by
-  the persona's probabilities; relationships grow with every interaction.
+- ``interact.due``: read other agents' recent posts (from the engine's own record of what
+  they sent: no X read per peer); like or quote them by the persona's probabilities;
+  relationships grow with every interaction.
 - ``mood.drift``: the persisted mood relaxes towards its baseline, with noise.
 - ``news``: an operator-injected headline; agents whose interests it touches post about it.
 """
@@ -19,7 +20,7 @@ import structlog
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, drift
-from puppet_engine.agents.runtime import AgentRuntime, recent_post_texts
+from puppet_engine.agents.runtime import AgentRuntime, peer_posts, recent_post_texts
 from puppet_engine.agents.safety import check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
@@ -62,16 +63,14 @@ class SocialBehavior(Behavior):
         patterns = agent.config.behavior.interaction_patterns
         actions: list[ActionSpec] = []
         seen: list[str] = []
-        for peer in self._peers_to_read(agent, now):
+        peers = self._peers_to_read(agent, now)
+        posted = await peer_posts(self.services.db, [p.id for p in peers], since)
+        for peer in peers:
             if len(actions) >= MAX_INTERACTIONS_PER_TICK:
                 break
-            try:
-                tweets = await agent.social.get_user_tweets(peer.user_id, limit=5)
-            except (ProviderError, NotImplementedError):
-                continue
-            for tweet in tweets:
-                if (tweet.created_at or 0) <= since or len(actions) >= MAX_INTERACTIONS_PER_TICK:
-                    continue
+            for tweet in posted[peer.id]:
+                if len(actions) >= MAX_INTERACTIONS_PER_TICK:
+                    break
                 rng = _rng(agent.id, tweet.id)
                 if rng.random() < patterns.like_probability:
                     actions.append(ActionSpec(f"like:{agent.id}:{tweet.id}", agent.id, "like", {"tweet_id": tweet.id}))
@@ -92,8 +91,8 @@ class SocialBehavior(Behavior):
                              state={"last_interact_at": now})
 
     def _peers_to_read(self, agent: AgentRuntime, now: float) -> list[AgentRuntime]:
-        """Up to :data:`PEERS_READ_PER_TICK` other connected agents, a different sample each round:
-        with thousands of agents, reading every timeline would cost thousands of X calls."""
+        """Up to :data:`PEERS_READ_PER_TICK` other connected agents, a different sample each round
+        (with thousands of agents, looking at every one would make each round cost thousands)."""
         peers = self.services.peers
         if len(peers) <= PEERS_READ_PER_TICK + 1:
             return [p for p in peers.values() if p.id != agent.id and p.user_id]

@@ -1,0 +1,31 @@
+"""Agents read each other's posts and like and quote them on X; relationships grow."""
+
+from __future__ import annotations
+
+from puppet_engine.sandbox import Sandbox, SandboxConfig
+
+from .test_mention_replies import HOUR, admin, make_engine, persona, run_for
+
+
+async def test_an_agent_likes_and_quotes_what_a_peer_posted(sqlite_url: str) -> None:
+    from puppet_engine.clock import VirtualClock
+
+    sandbox = Sandbox(SandboxConfig(seed=5), clock=VirtualClock())
+    ann = persona("ann")
+    ann["behavior"]["post_frequency"] = {"min_hours_between_posts": 1, "max_hours_between_posts": 2}
+    ben = persona("ben", like_probability=1.0, quote_tweet_probability=1.0)
+    engine = make_engine(sqlite_url, sandbox, ann, ben)
+    await engine.start()
+    await run_for(engine, sandbox.clock, 10 * HOUR)  # ben's interaction rounds come every ~3 hours
+    ann_posts = (await admin(engine, "GET", "/tweets", params={"username": "ann"}))["data"]
+    ben_posts = (await admin(engine, "GET", "/tweets", params={"username": "ben"}))["data"]
+    rel = await engine.manager.agents["ben"].memory.relationships.get("ben", "ann")
+    await engine.stop()
+
+    own = [t for t in ann_posts if not t.get("referenced_tweets")]
+    assert own, "ann posted"
+    liked = [t for t in own if t["public_metrics"]["like_count"] >= 1]
+    quoted = {ref["id"] for t in ben_posts for ref in t.get("referenced_tweets", []) if ref["type"] == "quoted"}
+    assert liked and quoted and quoted <= {t["id"] for t in own}
+    assert {t["id"] for t in liked} & quoted  # the same posts were liked and quoted
+    assert rel is not None and rel.familiarity > 0
