@@ -64,6 +64,8 @@ class Engine:
                                   rng=random.Random(self.rng.random()), owned_agents=self._owned)
         self.events.on_state(self.services.states.committed)
         self.leases: LeaseManager | None = None
+        self._owned_key: tuple[frozenset[str], set[str]] | None = None
+        self._owned_cache: frozenset[str] = frozenset()
         if settings.engine_leases or (settings.engine_leases is None and self.db.is_postgres):
             self.leases = LeaseManager(self.db, self.clock, self.owner, ttl=settings.lease_ttl_seconds)
         self._lease_task: asyncio.Task[None] | None = None
@@ -98,9 +100,15 @@ class Engine:
 
         return default_behaviors(self.services)
 
-    def _owned(self) -> set[str]:
+    def _owned(self) -> frozenset[str]:
+        """Running agents (with leases: that this process holds), the same object until that changes."""
         running = self.manager.owned()
-        return running if self.leases is None else running & self.leases.owned
+        if self.leases is None:
+            return running
+        key = (running, self.leases.owned)
+        if self._owned_key is None or any(a is not b for a, b in zip(key, self._owned_key, strict=True)):
+            self._owned_key, self._owned_cache = key, running & self.leases.owned
+        return self._owned_cache
 
     def _executor_for(self, action: Action) -> ActionExecutor | None:
         agent = self.manager.agents.get(action.agent_id)

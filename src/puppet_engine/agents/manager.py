@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import sqlalchemy as sa
@@ -48,7 +49,8 @@ class AgentManager:
         self.behaviors = behaviors
         self.runtime_factory = runtime_factory
         self.agents: dict[str, AgentRuntime] = services.peers
-        self.running: set[str] = set()
+        self._running: set[str] = set()
+        self._owned: frozenset[str] = frozenset()  # self._running as of the last change
         self.ready_hooks: list[Callable[[AgentRuntime], Any]] = []
         # Whether this process schedules the agent's life (with leases: only its owner does).
         self.owns: Callable[[str], bool] = lambda _agent_id: True
@@ -90,7 +92,7 @@ class AgentManager:
             return agent_id
 
         connected = [a for a in await asyncio.gather(*(connect(i) for i in ids if enabled[i])) if a is not None]
-        self.running.update(connected)
+        self._set_running(connected, True)
         await self._bootstrap_many([a for a in connected if self.owns(a)])
         self.events.notify()
         for agent_id in connected:
@@ -115,7 +117,7 @@ class AgentManager:
         if persist:
             await self._set_enabled(agent_id, True)
         await self._connect(agent)
-        self.running.add(agent_id)
+        self._set_running([agent_id], True)
         if self.owns(agent_id):
             await self._bootstrap_many([agent_id])
         self.events.notify()
@@ -164,7 +166,7 @@ class AgentManager:
 
     async def stop_agent(self, agent_id: str) -> None:
         self._get(agent_id)
-        self.running.discard(agent_id)
+        self._set_running([agent_id], False)
         await self._set_enabled(agent_id, False)
         log.info("agent_stopped", agent_id=agent_id)
 
@@ -188,13 +190,27 @@ class AgentManager:
         for task in list(self._retries.values()):
             task.cancel()
         self._retries.clear()
-        self.running.clear()
+        self._set_running(list(self._running), False)
         for agent in self.agents.values():
             await agent.social.aclose()
 
-    def owned(self) -> set[str]:
-        """Agents whose events this process may claim."""
-        return set(self.running)
+    @property
+    def running(self) -> AbstractSet[str]:
+        """Agents started (and not stopped) in this process."""
+        return self._running
+
+    def owned(self) -> frozenset[str]:
+        """Agents whose events this process may claim: the same object until one starts or stops
+        (the event queue caches what it sends the database per object)."""
+        return self._owned
+
+    def _set_running(self, agent_ids: Iterable[str], running: bool) -> None:
+        for agent_id in agent_ids:
+            if running:
+                self._running.add(agent_id)
+            else:
+                self._running.discard(agent_id)
+        self._owned = frozenset(self._running)
 
     # -- reads ---------------------------------------------------------------------
 

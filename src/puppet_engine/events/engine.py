@@ -169,7 +169,7 @@ class EventEngine:
             self._polled = time.monotonic()
             async with self.db.transaction() as conn:
                 found = await queue.claim(conn, now, free, self.owner, busy=self.busy_agents(),
-                                          agent_ids=self._owned_list())
+                                          agent_ids=self.owned_agents())
             self._next_due = found.next_due if found.next_due is not None else math.inf
             self._backlog = len(found.events) >= free
             self._blocked = found.blocked or self._backlog

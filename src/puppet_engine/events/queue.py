@@ -118,7 +118,7 @@ async def merge_agent_states(conn: AsyncConnection, changes: list[tuple[str, dic
             row.update({f"b_v{i}": value for i, value in enumerate(encoded)})
             shapes.setdefault(tuple(state), []).append(row)
     for keys, rows in shapes.items():
-        await conn.execute(_merge_statement(pg, keys), rows)
+        await conn.execute(_statement(("merge", pg, keys), lambda keys=keys: _merge_statement(pg, keys)), rows)
 
 
 def _merge_statement(pg: bool, keys: tuple[str, ...]) -> Any:
@@ -206,7 +206,7 @@ async def claim(
     again, so an idle engine does not poll the database.
     """
     pg = conn.dialect.name == "postgresql"
-    mode, params = _owned_params(pg, list(agent_ids) if agent_ids is not None else None)
+    mode, params = _owned_params(pg, agent_ids)
     picked = await _claim_rows(conn, now, limit, owner, busy, mode, params) if limit > 0 else []
     waiting = sorted(set(busy) | {e.agent_id for e in picked if e.agent_id is not None})
     stmt = _statement(("hint", pg, mode, bool(waiting)), lambda: _hint_statement(pg, mode, bool(waiting)))
@@ -226,12 +226,24 @@ def _statement(key: tuple[Any, ...], build: Any) -> Any:
     return stmt
 
 
-def _owned_params(pg: bool, owned: list[str] | None) -> tuple[str, dict[str, Any]]:
-    if owned is None:
+# The owned agents' ids as last encoded, by the (immutable) collection they came from: a
+# process with 10,000 agents claims many times a second while the set rarely changes.
+_OWNED_MEMO: list[tuple[frozenset[str], bool, tuple[str, dict[str, Any]]]] = []
+
+
+def _owned_params(pg: bool, agent_ids: Iterable[str] | None) -> tuple[str, dict[str, Any]]:
+    if agent_ids is None:
         return "all", {}
-    if len(owned) <= SMALL_LIST:
-        return "list", {"b_owned": owned}
-    return "array", {"b_owned": owned if pg else json.dumps(owned)}
+    if isinstance(agent_ids, frozenset):
+        for memo_ids, memo_pg, found in _OWNED_MEMO:
+            if memo_ids is agent_ids and memo_pg == pg:
+                return found
+    owned = list(agent_ids)
+    found = ("list", {"b_owned": owned}) if len(owned) <= SMALL_LIST else (
+        "array", {"b_owned": owned if pg else json.dumps(owned)})
+    if isinstance(agent_ids, frozenset):
+        _OWNED_MEMO[:] = [(agent_ids, pg, found), *_OWNED_MEMO[:3]]
+    return found
 
 
 def _owned_clause(pg: bool, mode: str) -> sa.ColumnElement[bool]:
@@ -331,7 +343,7 @@ async def claim_due(
     agent_ids: Iterable[str] | None = None,
 ) -> list[Event]:
     """Mark up to ``limit`` due events as running: at most one per agent, none for ``busy`` agents."""
-    mode, owned = _owned_params(conn.dialect.name == "postgresql", list(agent_ids) if agent_ids is not None else None)
+    mode, owned = _owned_params(conn.dialect.name == "postgresql", agent_ids)
     return await _claim_rows(conn, now, limit, owner, set(busy), mode, owned)
 
 

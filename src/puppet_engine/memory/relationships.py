@@ -55,6 +55,9 @@ def _clamp_sql(expr: sa.ColumnElement[float], low: float, high: float) -> sa.Col
     return sa.case((expr < low, sa.literal(low)), (expr > high, sa.literal(high)), else_=expr)
 
 
+_UPSERTS: dict[bool, Any] = {}  # PostgreSQL or not → the interaction upsert
+
+
 class RelationshipStore:
     """CRUD over ``relationships`` on the engine's database."""
 
@@ -65,6 +68,27 @@ class RelationshipStore:
     def _insert(self) -> Any:  # the dialect's Insert, with on_conflict_*
         dialect = postgresql if self.db.is_postgres else sqlite
         return dialect.insert(table)
+
+    def _interaction_upsert(self) -> Any:
+        """Insert the first interaction or add one to the row, clamped: built once, run with parameters."""
+        stmt = _UPSERTS.get(self.db.is_postgres)
+        if stmt is None:
+            def param(name: str, column: sa.Column[Any]) -> Any:
+                return sa.bindparam(name, type_=column.type)
+
+            insert = self._insert().values({c.name: param(f"b_{c.name}", c) for c in table.c if c.name != "id"})
+            stmt = _UPSERTS[self.db.is_postgres] = insert.on_conflict_do_update(
+                index_elements=[table.c.agent_id, table.c.other],
+                set_={
+                    "sentiment": _clamp_sql(table.c.sentiment + param("b_d_sentiment", table.c.sentiment), -1.0, 1.0),
+                    "familiarity": _clamp_sql(table.c.familiarity + param("b_d_familiarity", table.c.familiarity),
+                                              0.0, 1.0),
+                    "trust": _clamp_sql(table.c.trust + param("b_d_trust", table.c.trust), 0.0, 1.0),
+                    "interactions": table.c.interactions + 1,
+                    "updated_at": param("b_updated_at", table.c.updated_at),
+                },
+            ).returning(*table.c)
+        return stmt
 
     async def get(self, agent_id: str, other: str) -> Relationship | None:
         async with self.db.connect() as conn:
@@ -165,19 +189,10 @@ class RelationshipStore:
             "interactions": 1,
             "updated_at": now,
         }
-        stmt = self._insert().values(**first)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.agent_id, table.c.other],
-            set_={
-                "sentiment": _clamp_sql(table.c.sentiment + sentiment_delta, -1.0, 1.0),
-                "familiarity": _clamp_sql(table.c.familiarity + familiarity_delta, 0.0, 1.0),
-                "trust": _clamp_sql(table.c.trust + trust_delta, 0.0, 1.0),
-                "interactions": table.c.interactions + 1,
-                "updated_at": now,
-            },
-        ).returning(*table.c)
+        params = {f"b_{k}": v for k, v in first.items()}
+        params.update(b_d_sentiment=sentiment_delta, b_d_familiarity=familiarity_delta, b_d_trust=trust_delta)
         async with self.db.transaction() as conn:
-            row = dict((await conn.execute(stmt)).mappings().one())
+            row = dict((await conn.execute(self._interaction_upsert(), params)).mappings().one())
             if note:
                 # The upsert holds the row's write lock until commit, so this append is safe.
                 notes = (row["notes"] + "\n" + note if row["notes"] else note)[-MAX_NOTES_CHARS:]
