@@ -142,19 +142,22 @@ def mood_label(mood: Any) -> str | None:
     return str(mood)
 
 
+_POSTS = (sa.select(sa.func.count()).select_from(actions)
+          .where(actions.c.agent_id == agents.c.id, actions.c.kind.in_(POST_KINDS), actions.c.status == "done")
+          .scalar_subquery())
+_NEXT_POST = (sa.select(sa.func.min(events.c.due_at))
+              .where(events.c.agent_id == agents.c.id, events.c.type == "post.due", events.c.status == "pending")
+              .scalar_subquery())
+# Built once (building it cost more than running it): the page's agents, their posts and next post.
+_SUMMARIES = sa.select(agents.c.id, agents.c.state, _POSTS.label("posts"), _NEXT_POST.label("next_due")).where(
+    agents.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
     """One summary per agent id, in order, in one query whatever the number of agents."""
     manager = ctx.engine.manager
-    posts = (sa.select(sa.func.count()).select_from(actions)
-             .where(actions.c.agent_id == agents.c.id, actions.c.kind.in_(POST_KINDS), actions.c.status == "done")
-             .scalar_subquery())
-    next_due = (sa.select(sa.func.min(events.c.due_at))
-                .where(events.c.agent_id == agents.c.id, events.c.type == "post.due", events.c.status == "pending")
-                .scalar_subquery())
-    query = sa.select(agents.c.id, agents.c.state, posts.label("posts"), next_due.label("next_due")).where(
-        agents.c.id.in_(ids))
     async with ctx.db.connect() as conn:
-        rows = {r.id: r for r in (await conn.execute(query)).fetchall()}
+        rows = {r.id: r for r in (await conn.execute(_SUMMARIES, {"ids": ids})).fetchall()}
     out = []
     for agent_id in ids:
         runtime = manager.agents[agent_id]
