@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from puppet_engine.twitter.text import (
     V2,
@@ -121,3 +123,12 @@ def test_split_thread_long_words_numbering_and_cap() -> None:
     assert all(weighted_length(part) <= 280 for part in numbered)
     assert split_thread("") == []
     assert split_thread("one short post") == ["one short post"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abc é日👍🏽‍ https://x.co/a @b #c\n\t.,\u200d\ufe0f", max_size=120))
+def test_weighing_in_runs_matches_weighing_unit_by_unit(text: str) -> None:
+    from puppet_engine.twitter.text import V2, V3, _total_weight, _units, normalize
+
+    for config in (V3, V2):
+        assert _total_weight(normalize(text), config) == sum(u.weight for u in _units(normalize(text), config))

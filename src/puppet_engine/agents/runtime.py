@@ -98,15 +98,18 @@ async def peer_posts(db: Database, agent_ids: list[str], since: float, limit: in
     found: dict[str, list[Tweet]] = {agent_id: [] for agent_id in agent_ids}
     if not agent_ids:
         return found
-    q = (sa.select(actions.c.agent_id, actions.c.kind, actions.c.external_id, actions.c.payload, actions.c.updated_at)
+    # No condition on status in SQL: without statistics SQLite would pick the status index
+    # (nearly every row is "done") and read the whole table instead of these agents' rows.
+    q = (sa.select(actions.c.agent_id, actions.c.kind, actions.c.status, actions.c.external_id, actions.c.payload,
+                   actions.c.updated_at)
          .where(actions.c.agent_id.in_(agent_ids), actions.c.kind.in_(("post", "thread", "quote")),
-                actions.c.status == "done", actions.c.external_id.is_not(None), actions.c.updated_at > since)
-         .order_by(actions.c.id.desc()).limit(limit * len(agent_ids) * 4))
+                actions.c.created_at > since)
+         .order_by(actions.c.created_at.desc()).limit(limit * len(agent_ids) * 4))
     async with db.connect() as conn:
         rows = (await conn.execute(q)).fetchall()
-    for agent_id, kind, external_id, payload, done_at in rows:
+    for agent_id, kind, status, external_id, payload, done_at in rows:
         mine = found[agent_id]
-        if len(mine) < limit:
+        if status == "done" and external_id and len(mine) < limit:
             text = payload["parts"][0] if kind == "thread" else payload.get("text", "")
             mine.append(Tweet(id=str(external_id), text=text, created_at=float(done_at)))
     return found

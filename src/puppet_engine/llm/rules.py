@@ -7,9 +7,10 @@ place means the fake generator never writes what validation would refuse.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 DUPLICATE_JACCARD = 0.6  # token-set overlap at or above which two posts are "the same"
 DUPLICATE_SHINGLES = 0.5  # share of 3-word shingles of the shorter text found in the other
@@ -74,13 +75,19 @@ def _stem(word: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Lower-cased word stems, without URLs, handles, hashtag marks and stop words."""
+    return list(_tokens(text))
+
+
+@functools.lru_cache(maxsize=8192)
+def _tokens(text: str) -> tuple[str, ...]:
+    # Cached: every candidate post is compared with the same recent posts.
     text = URL.sub(" ", text)
     text = HANDLE.sub(" ", text)
     words = [w.lower() for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
-    return [_stem(w) for w in words if w not in _STOP]
+    return tuple(_stem(w) for w in words if w not in _STOP)
 
 
-def _shingles(words: list[str], n: int = 3) -> set[tuple[str, ...]]:
+def _shingles(words: Sequence[str], n: int = 3) -> set[tuple[str, ...]]:
     if len(words) < n:
         return {tuple(words)} if words else set()
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
@@ -88,7 +95,7 @@ def _shingles(words: list[str], n: int = 3) -> set[tuple[str, ...]]:
 
 def similarity(a: str, b: str) -> float:
     """0 … 1: the larger of token Jaccard and shingle containment of the shorter text."""
-    ta, tb = tokens(a), tokens(b)
+    ta, tb = _tokens(a), _tokens(b)
     if not ta or not tb:
         return 1.0 if " ".join(a.lower().split()) == " ".join(b.lower().split()) else 0.0
     sa, sb = set(ta), set(tb)
@@ -104,11 +111,11 @@ def similarity(a: str, b: str) -> float:
 def near_duplicate_of(text: str, recent: Iterable[str], jaccard: float = DUPLICATE_JACCARD,
                       shingles: float = DUPLICATE_SHINGLES) -> str | None:
     """The first recent post ``text`` nearly repeats, or None."""
-    ta = tokens(text)
+    ta = _tokens(text)
     for other in recent:
         if not other:
             continue
-        tb = tokens(other)
+        tb = _tokens(other)
         if ta and tb:
             sa, sb = set(ta), set(tb)
             if len(sa & sb) / len(sa | sb) >= jaccard:

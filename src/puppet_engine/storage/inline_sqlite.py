@@ -205,7 +205,10 @@ class Checkpointer:
                 self._thread.start()
 
     def _loop(self, stop: threading.Event) -> None:
-        conn = sqlite3.connect(self.path, timeout=5, check_same_thread=False)
+        try:
+            conn = sqlite3.connect(self.path, timeout=5, check_same_thread=False)
+        except sqlite3.Error:
+            return  # the database went away; connections opening later start a new thread
         try:
             while not stop.wait(self.interval):
                 self.checkpoint(conn)

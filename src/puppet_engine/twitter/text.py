@@ -12,6 +12,8 @@ weighs at most 280. The conformance cases of twitter-text prove it
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -41,6 +43,12 @@ class TextConfig:
             if start <= code_point <= end:
                 return weight
         return self.default_weight
+
+    @functools.cached_property
+    def ascii_weight(self) -> int | None:
+        """The weight every ASCII character has, if they all have the same one."""
+        weights = {self.weight_of(c) for c in range(128)}
+        return weights.pop() if len(weights) == 1 else None
 
 
 V3 = TextConfig()
@@ -117,10 +125,37 @@ def _units(text: str, config: TextConfig) -> Iterator[_Unit]:
         i = end
 
 
+def _total_weight(text: str, config: TextConfig) -> int:
+    """``sum(u.weight for u in _units(text, config))`` without a unit per character: runs of
+    plain characters between URLs and emoji are weighed at once (ASCII runs by their length)."""
+    urls = dict(_url_spans(text))
+    emoji = {m.start(): m.end() for m in p.EMOJI.finditer(text)} if config.emoji_parsing else {}
+    starts = sorted({*urls, *emoji})
+    total = i = 0
+    while i < len(text):
+        if i in urls:
+            total += config.transformed_url_length * config.scale
+            i = urls[i]
+        elif i in emoji:
+            total += config.default_weight
+            i = emoji[i]
+        else:
+            at = bisect.bisect_right(starts, i)
+            end = starts[at] if at < len(starts) else len(text)
+            run = text[i:end]
+            ascii_weight = config.ascii_weight
+            if ascii_weight is not None and run.isascii():
+                total += ascii_weight * len(run)
+            else:
+                total += sum(config.weight_of(ord(ch)) for ch in run)
+            i = end
+    return total
+
+
 def parse_tweet(text: str, config: TextConfig = V3) -> TweetLength:
     """Weighted length and validity of ``text`` as X computes them."""
     normalized = normalize(text)
-    total = sum(u.weight for u in _units(normalized, config))
+    total = _total_weight(normalized, config)
     weighted = total // config.scale
     invalid = any(ch in p.INVALID_CHARS for ch in normalized)
     valid = bool(normalized.strip()) and not invalid and weighted <= config.max_weighted_length
