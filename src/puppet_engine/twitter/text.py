@@ -157,7 +157,7 @@ def parse_tweet(text: str, config: TextConfig = V3) -> TweetLength:
     normalized = normalize(text)
     total = _total_weight(normalized, config)
     weighted = total // config.scale
-    invalid = any(ch in p.INVALID_CHARS for ch in normalized)
+    invalid = not p.INVALID_CHARS.isdisjoint(normalized)
     valid = bool(normalized.strip()) and not invalid and weighted <= config.max_weighted_length
     return TweetLength(weighted, valid, weighted * 1000 // config.max_weighted_length)
 
