@@ -5,7 +5,9 @@ started by `puppet-engine run` on a fresh (unmigrated) database — so their mig
 race too — with 3-second leases. Both must own agents; one is killed while a post of
 its is on the wire; the other takes its agents over once their leases lapse, reconciles
 the interrupted post and carries on. Every tweet the sandbox holds matches exactly one
-action the engines recorded as done, and no agent repeats a text.
+action the engines recorded as done, and no agent repeats a text. One agent trades on
+the sandbox chain every few seconds: every trade has one row and one signature, and
+the chain agrees with what each row says.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ import pytest
 import sqlalchemy as sa
 
 from puppet_engine.storage import Database
-from puppet_engine.storage.tables import actions, engine_nodes, leases
+from puppet_engine.storage.tables import actions, engine_nodes, leases, trades
 
 pytestmark = pytest.mark.postgres
 
 TTL = 3.0
-AGENTS = [f"shared{i}" for i in range(5)]
+TRADER = "sharedtrader"
+AGENTS = [*(f"shared{i}" for i in range(5)), TRADER]
 CLI = [sys.executable, "-m", "puppet_engine.cli"]
 POSTED_KINDS = ("post", "reply", "quote", "thread")
 
@@ -45,13 +48,25 @@ def free_port() -> int:
 def write_agents(directory: Path) -> None:
     directory.mkdir()
     for i, agent_id in enumerate(AGENTS):
-        persona = {
+        persona: dict = {
             "id": agent_id, "name": f"Shared {i}", "llm_provider": "fake",
             "personality": {"traits": ["curious", "dry"],
                             "interests": [*["tea", "maps", "validators", "rain"][i % 4:], "ledgers"]},
             "behavior": {"post_frequency": {"min_hours_between_posts": 0.002, "max_hours_between_posts": 0.004},
                          "mention_poll_minutes": 0.05},
         }
+        if agent_id == TRADER:  # looks at the market every 4-7 s and always finds something to buy
+            persona["solana_integration"] = {
+                "trading_enabled": True, "network": "sandbox",
+                "trade_safety": {"max_trade_amount_sol": 0.01, "min_wallet_balance_sol": 0.5,
+                                 "max_slippage_percent": 5.0}}
+            persona["agent_kit_integration"] = {"enabled": True, "autonomy_rules": {
+                "max_daily_trades": 100_000, "max_single_trade_amount_sol": 0.01}}
+            persona["behavior"]["trading_behavior"] = {
+                "trading_frequency": {"min_hours_between_trades": 0.001, "max_hours_between_trades": 0.002,
+                                      "random_probability": 1.0},
+                "trade_decision_factors": ["random_selection"], "trade_tweet_probability": 0.0,
+                "allowed_tokens": {"always_tradable": ["SOL", "USDC", "PUPPET", "STRNG", "WOOF"]}}
         (directory / f"{agent_id}.json").write_text(json.dumps(persona))
 
 
@@ -116,7 +131,7 @@ async def test_two_processes_share_agents_and_take_over_a_killed_one(pg_server, 
 
             owners = await wait_for(both_own_agents, 40, "both engines to own agents")
             share = Counter(owners.values())
-            assert sorted(share.values()) == [2, 3], share  # a fair split of five agents
+            assert sorted(share.values()) == [3, 3], share  # a fair split of six agents
 
             async def every_agent_posted() -> bool:
                 async with db.connect() as conn:
@@ -146,7 +161,7 @@ async def test_two_processes_share_agents_and_take_over_a_killed_one(pg_server, 
             orphans = {agent for agent, owner in owners.items() if owner == victim_owner}
             victim.send_signal(signal.SIGKILL)
             victim.wait(5)
-            killed_at = time.monotonic()
+            killed_at, killed_wall = time.monotonic(), time.time()
 
             async def survivor_owns_all() -> bool:
                 assert survivor.poll() is None, f"the surviving engine exited:\n{_tail(tmp_path)}"
@@ -173,8 +188,16 @@ async def test_two_processes_share_agents_and_take_over_a_killed_one(pg_server, 
                 return all(latest.get(agent, 0) > before.get(agent, 0) for agent in orphans)
 
             await wait_for(orphans_post_again, 30, "the taken-over agents to post again")
+
+            async def traded_after_the_kill() -> bool:
+                async with db.connect() as conn:
+                    return bool((await conn.execute(sa.select(sa.func.count()).select_from(trades).where(
+                        trades.c.status == "confirmed", trades.c.created_at > killed_wall))).scalar())
+
+            await wait_for(traded_after_the_kill, 40, "a trade confirmed after the kill")
             survivor.send_signal(signal.SIGTERM)
             survivor.wait(20)
+            await _check_trades(db, http)
 
             async with db.connect() as conn:
                 done = (await conn.execute(sa.select(actions).where(actions.c.kind.in_(POSTED_KINDS)))).fetchall()
@@ -198,6 +221,26 @@ async def test_two_processes_share_agents_and_take_over_a_killed_one(pg_server, 
                 p.send_signal(signal.SIGKILL)
                 p.wait(5)
         await db.close()
+
+
+async def _check_trades(db: Database, http: httpx2.AsyncClient) -> None:
+    """One trades row per done trade action, one row per signature, and the chain agrees with each."""
+    async with db.connect() as conn:
+        rows = (await conn.execute(sa.select(trades))).fetchall()
+        done = (await conn.execute(sa.select(actions.c.key).where(actions.c.kind == "trade",
+                                                                  actions.c.status == "done"))).scalars().all()
+    assert rows and done
+    by_key = {row.key: row for row in rows}
+    assert set(done) <= set(by_key), "a trade action is done without its trades row"
+    signatures = Counter(row.signature for row in rows if row.signature)
+    assert signatures and max(signatures.values()) == 1, f"a signature recorded twice: {signatures.most_common(2)}"
+    signed = [row for row in rows if row.signature]
+    body = (await http.post("/solana", json={"jsonrpc": "2.0", "id": 1, "method": "getSignatureStatuses",
+                                             "params": [[row.signature for row in signed],
+                                                        {"searchTransactionHistory": True}]})).json()
+    for row, status in zip(signed, body["result"]["value"], strict=True):
+        landed = status is not None and status.get("err") is None
+        assert landed == (row.status == "confirmed"), f"trade {row.key} is {row.status} but the chain says {status}"
 
 
 async def _process_of(db: Database, owner: str, a: subprocess.Popen[bytes], b: subprocess.Popen[bytes],
