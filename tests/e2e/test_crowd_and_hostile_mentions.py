@@ -52,3 +52,30 @@ async def admin_crowd(engine, path: str, **kwargs):
     response = await engine.wiring.http.post(f"{engine.wiring.sandbox_url}/sandbox/crowd{path}", **kwargs)
     response.raise_for_status()
     return response.json()
+
+
+async def test_a_quietened_crowd_sends_nothing_more_not_even_the_message_it_was_waiting_to_send() -> None:
+    import asyncio
+
+    import httpx2
+
+    clock = VirtualClock()
+    sandbox = Sandbox(SandboxConfig(seed=4, crowd_rate=600.0), clock=clock)  # one every 0.1 s on average
+    await sandbox.start()
+    try:
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sandbox.app), base_url="http://s") as http:
+            await http.post("/sandbox/x/accounts", json={"username": "ann"})
+            crowd = sandbox.service("crowd")
+            for _ in range(50):  # let it talk
+                clock.advance(0.2)
+                await asyncio.sleep(0)
+            assert crowd.sent
+            await asyncio.sleep(0)  # the loop is waiting to send its next one
+            assert (await http.post("/sandbox/crowd/rate", json={"rate": 0})).status_code == 200
+            before = len(crowd.sent)
+            for _ in range(50):
+                clock.advance(10)
+                await asyncio.sleep(0)
+            assert len(crowd.sent) == before
+    finally:
+        await sandbox.stop()

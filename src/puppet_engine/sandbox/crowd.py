@@ -107,6 +107,8 @@ class CrowdService(SandboxService):
                 await clock.sleep(5.0)
                 continue
             await clock.sleep(rng.expovariate(self.rate / 60.0))
+            if self.rate <= 0:  # quietened while this one waited: it is not sent
+                continue
             with contextlib.suppress(Exception):  # an empty sandbox (no agents yet) is fine
                 self.emit()
 
@@ -129,8 +131,7 @@ class CrowdService(SandboxService):
         author = x.state.create_account(CROWD_PREFIX + rng.choice(CROWD_NAMES), None, now)
         reply_to = None
         if category == "reply":
-            latest = next((t for t in reversed(list(x.state.tweets.values()))
-                           if t.author_id == agent.user_id and not t.deleted and not t.is_retweet), None)
+            latest = next((t for t in x.state.tweets_by(agent.user_id) if not t.is_retweet), None)
             if latest is None:
                 category, template = "question", rng.choice(self.corpus["friendly"]["question"])
             else:
