@@ -91,7 +91,11 @@ class AgentManager:
                     return None
             return agent_id
 
-        connected = [a for a in await asyncio.gather(*(connect(i) for i in ids if enabled[i])) if a is not None]
+        outcomes = await asyncio.gather(*(connect(i) for i in ids if enabled[i]), return_exceptions=True)
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is not None:  # a mistake (a refused config), not an outage: after the others settled
+            raise failure
+        connected = [o for o in outcomes if isinstance(o, str)]
         self._set_running(connected, True)
         await self._bootstrap_many([a for a in connected if self.owns(a)])
         self.events.notify()

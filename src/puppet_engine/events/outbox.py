@@ -1,20 +1,21 @@
 """The outbox: every side effect is recorded before it is sent, and sent at most once.
 
-An action moves ``pending → sending → done``. A retryable failure (rate limit,
-outage) puts it back to ``pending`` with a ``not_before``; a permanent one marks it
-``failed``. An outage (``ServiceUnavailable``, ``RateLimited``) is waited out for up to
-``max_wait`` (6 hours), trying again at least every ``outage_retry_cap`` seconds (a rate
-limit's own reset is always respected), so sending resumes soon after the service is
-back; other retryable failures give up after ``max_attempts``. An interrupted action
+An action moves ``pending → sending → done``; one recorded by an event's commit, to be
+sent right after it, starts out ``sending`` (the commit claimed it). A retryable
+failure (rate limit, outage) puts it back to ``pending`` with a ``not_before``; a
+permanent one marks it ``failed``. An outage (``ServiceUnavailable``, ``RateLimited``)
+is waited out for up to ``max_wait`` (6 hours), trying again at least every
+``outage_retry_cap`` seconds (a rate limit's own reset is always respected), so sending
+resumes soon after the service is back; other retryable failures give up after
+``max_attempts``. An action found in ``sending`` at start-up was interrupted
+mid-flight: it is *reconciled* (the executor looks for the post among the account's
+recent tweets, or the trade's signature on chain) before anything is sent again; one
 that cannot be reconciled because the service is down becomes ``unknown`` and is
-reconciled again later, never sent blindly. An action found in ``sending`` at start-up was interrupted mid-flight:
-it is *reconciled* (the executor looks for the post among the account's recent
-tweets, or the trade's signature on chain) before anything is sent again.
+reconciled again later, never sent blindly.
 
-Sending starts with a conditional ``pending → sending`` update, so when several
-processes share the database exactly one of them sends each action; each only looks
-at the actions of the agents it owns.
-"""
+Sending a ``pending`` action starts with a conditional ``pending → sending`` update, so
+when several processes share the database exactly one of them sends each action; each
+only looks at the actions of the agents it owns."""
 
 from __future__ import annotations
 
