@@ -373,6 +373,18 @@ async def test_relationship_updates_are_clamped_counted_and_noted(env: Env) -> N
     assert await rels.get("coby", "luna") is None
 
 
+async def test_interactions_with_several_others_update_each_once_in_one_go(env: Env) -> None:
+    rels = env.store().relationships
+    await rels.update_from_interaction("coby", "luna", 0.95)
+    updated = await rels.update_from_interactions("coby", ["luna", "rex", "luna"], 0.1, familiarity_delta=0.2)
+    assert [(r.other, r.interactions) for r in updated] == [("luna", 2), ("rex", 1)]
+    luna = await rels.get("coby", "luna")
+    assert luna is not None and luna.sentiment == 1.0 and luna.familiarity == pytest.approx(0.25)
+    rex = await rels.get("coby", "rex")
+    assert rex is not None and rex.sentiment == pytest.approx(0.1) and rex.trust == pytest.approx(0.5)
+    assert await rels.update_from_interactions("coby", []) == []
+
+
 # ---------------------------------------------------------------------- search quality
 
 

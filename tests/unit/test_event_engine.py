@@ -7,7 +7,7 @@ import random
 
 import sqlalchemy as sa
 
-from puppet_engine.errors import RateLimited
+from puppet_engine.errors import ProviderError, RateLimited
 from puppet_engine.events import (
     Action,
     ActionExecutor,
@@ -249,3 +249,37 @@ async def test_an_action_is_recorded_claimed_and_sent_without_a_second_claim(dat
     async with database.connect() as conn:
         row = (await conn.execute(sa.select(actions))).one()
     assert (row.status, row.attempts, row.external_id) == ("done", 1, "id-1")
+
+
+async def test_an_events_actions_are_marked_done_in_one_commit_after_the_last_send(database, virtual_clock) -> None:
+    """Sent actions stay ``sending`` until the event's last send (reconciled after a crash, never
+    resent); then one commit marks them all done. A refused one fails without holding up the rest."""
+    seen: list[tuple[str, str]] = []
+
+    class Refuses(Recorder):
+        async def execute(self, action: Action) -> ActionOutcome:
+            async with database.connect() as conn:
+                rows = (await conn.execute(sa.select(actions.c.key, actions.c.status).order_by(actions.c.id))).all()
+            seen.extend((r.key, r.status) for r in rows)
+            if action.key == "like:2":
+                raise ProviderError("not allowed", service="x", status=403)
+            return await super().execute(action)
+
+    executor = Refuses()
+    engine, _ = make_engine(database, virtual_clock, executor, concurrency=1)
+
+    async def interact(ev: Event) -> HandlerResult:
+        return HandlerResult(actions=[ActionSpec(key=f"like:{i}", agent_id="a", kind="like", payload={})
+                                      for i in (1, 2, 3)])
+
+    engine.register("interact", interact)
+    await engine.schedule(Event("interact", "a", due_at=virtual_clock.now()))
+    await engine.run_until_idle()
+    assert executor.sent == ["like:1", "like:3"]
+    assert seen[-3:] == [("like:1", "sending"), ("like:2", "failed"), ("like:3", "sending")]
+    assert engine.outbox.done_commits == 1
+    async with database.connect() as conn:
+        rows = (await conn.execute(sa.select(actions.c.key, actions.c.status, actions.c.external_id)
+                                   .order_by(actions.c.id))).all()
+    assert [tuple(r) for r in rows] == [("like:1", "done", "id-1"), ("like:2", "failed", None),
+                                        ("like:3", "done", "id-2")]

@@ -1,7 +1,8 @@
 """The outbox: every side effect is recorded before it is sent, and sent at most once.
 
 An action moves ``pending → sending → done``; one recorded by an event's commit, to be
-sent right after it, starts out ``sending`` (the commit claimed it). A retryable
+sent right after it, starts out ``sending`` (the commit claimed it), and the event's sent
+actions are marked ``done`` together, in one commit after its last send. A retryable
 failure (rate limit, outage) puts it back to ``pending`` with a ``not_before``; a
 permanent one marks it ``failed``. An outage (``ServiceUnavailable``, ``RateLimited``)
 is waited out for up to ``max_wait`` (6 hours), trying again at least every
@@ -104,9 +105,16 @@ class Outbox:
 
     async def dispatch_actions(self, recorded: list[Action]) -> None:
         """Send actions just recorded (their agent is busy with the event that recorded them);
-        those recorded as ``sending`` are already claimed."""
-        for action in recorded:
-            await self._send(action, claimed=action.status == "sending")
+        those recorded as ``sending`` are already claimed.
+
+        They are marked done together, in one commit after the last send: until then a sent
+        one stays ``sending``, which after a crash is reconciled, never sent again."""
+        sent: list[_Sent] = []
+        try:
+            for action in recorded:
+                await self._send(action, claimed=action.status == "sending", sent=sent)
+        finally:
+            await self._settle_done(sent)
 
     async def send_skipped(self, agent_id: str | None) -> None:
         """Still inside an agent's event: send its due actions that :meth:`run_due` skipped because
@@ -119,6 +127,11 @@ class Outbox:
                                            agent_ids=[agent_id])
         for action in due:
             await self._send(action)
+
+    @property
+    def done_commits(self) -> int:
+        """Transactions that marked sent actions done (for tests and benchmarks)."""
+        return self._done.groups
 
     def should_look(self, poll_interval: float) -> bool:
         """Whether :meth:`run_due` may find something (a known back-off is over, or time to poll)."""
@@ -195,7 +208,8 @@ class Outbox:
             log.info("action_requeued_after_crash", action_key=action.key)
         return True
 
-    async def _send(self, action: Action, *, claimed: bool = False) -> None:
+    async def _send(self, action: Action, *, claimed: bool = False, sent: list[_Sent] | None = None) -> None:
+        """Send one action; with ``sent``, its done mark is left there for the caller to commit."""
         executor = self.executor_for(action)
         now = self.clock.now()
         if executor is None:
@@ -215,7 +229,7 @@ class Outbox:
             # X refused it as a duplicate: it was (most likely) sent before. Confirm, never resend.
             found = await _safe_reconcile(executor, action)
             if found is not None:
-                await self._mark_done(action, found, reconciled=True)
+                await self._mark_done(action, found, reconciled=True, sent=sent)
             else:
                 await self._mark_failed(action, str(exc))
         except ProviderError as exc:
@@ -237,26 +251,37 @@ class Outbox:
             await self._mark_failed(action, f"{exc.__class__.__name__}: {exc}")
             log.exception("action_crashed", action_key=action.key)
         else:
-            await self._mark_done(action, outcome)
+            await self._mark_done(action, outcome, sent=sent)
 
     def _backoff(self, attempts: int) -> float:
         base = min(self.backoff_cap, self.backoff_base * 2 ** max(0, attempts - 1))
         return base * (0.5 + self.rng.random() / 2)
 
-    async def _mark_done(self, action: Action, outcome: ActionOutcome, *, reconciled: bool = False) -> None:
-        now = self.clock.now()
-        result = dict(outcome.result)
-        if reconciled:
-            result["reconciled"] = True
-        await self._done.write((action.id, now, outcome.external_id, result))
-        action.status, action.external_id, action.result = "done", outcome.external_id, result
-        log.info("action_done", agent_id=action.agent_id, kind=action.kind, action_key=action.key,
-                 external_id=outcome.external_id, reconciled=reconciled)
-        for hook in self.done_hooks:
-            try:
-                await hook(action, outcome)
-            except Exception:
-                log.exception("action_done_hook_failed", action_key=action.key)
+    async def _mark_done(self, action: Action, outcome: ActionOutcome, *, reconciled: bool = False,
+                         sent: list[_Sent] | None = None) -> None:
+        done = _Sent(action, outcome, reconciled, self.clock.now())
+        if sent is not None:
+            sent.append(done)
+        else:
+            await self._settle_done([done])
+
+    async def _settle_done(self, sent: list[_Sent]) -> None:
+        """Mark sent actions done (one commit for all, shared with other tasks'), then run the hooks."""
+        if not sent:
+            return
+        results = [{**s.outcome.result, "reconciled": True} if s.reconciled else dict(s.outcome.result) for s in sent]
+        await asyncio.gather(*(self._done.write((s.action.id, s.at, s.outcome.external_id, result))
+                               for s, result in zip(sent, results, strict=True)))
+        for done, result in zip(sent, results, strict=True):
+            action, outcome = done.action, done.outcome
+            action.status, action.external_id, action.result = "done", outcome.external_id, result
+            log.info("action_done", agent_id=action.agent_id, kind=action.kind, action_key=action.key,
+                     external_id=outcome.external_id, reconciled=done.reconciled)
+            for hook in self.done_hooks:
+                try:
+                    await hook(action, outcome)
+                except Exception:
+                    log.exception("action_done_hook_failed", action_key=action.key)
 
     async def _mark_failed(self, action: Action, error: str) -> None:
         async with self.db.transaction() as conn:
@@ -267,6 +292,16 @@ class Outbox:
                 await hook(action, error)
             except Exception:
                 log.exception("action_failed_hook_failed", action_key=action.key)
+
+
+@dataclass(slots=True)
+class _Sent:
+    """An action sent (or found sent), waiting for its done mark."""
+
+    action: Action
+    outcome: ActionOutcome
+    reconciled: bool
+    at: float
 
 
 async def _safe_reconcile(executor: ActionExecutor, action: Action) -> ActionOutcome | None:

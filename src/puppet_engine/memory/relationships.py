@@ -7,6 +7,7 @@ which clamps every value to its range in one atomic upsert.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,24 @@ def _from_row(row: Any) -> Relationship:
         interactions=int(row["interactions"]),
         updated_at=float(row["updated_at"]),
     )
+
+
+def _interaction_params(agent_id: str, other: str, now: float, sentiment_delta: float,
+                        familiarity_delta: float, trust_delta: float) -> dict[str, Any]:
+    """The interaction upsert's parameters: the row a first interaction creates, and the deltas."""
+    return {
+        "b_agent_id": agent_id,
+        "b_other": other,
+        "b_sentiment": _clamp(sentiment_delta, -1.0, 1.0),
+        "b_familiarity": _clamp(familiarity_delta, 0.0, 1.0),
+        "b_trust": _clamp(0.5 + trust_delta, 0.0, 1.0),
+        "b_notes": "",
+        "b_interactions": 1,
+        "b_updated_at": now,
+        "b_d_sentiment": sentiment_delta,
+        "b_d_familiarity": familiarity_delta,
+        "b_d_trust": trust_delta,
+    }
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -178,19 +197,8 @@ class RelationshipStore:
 
         Creates the relationship from the defaults when it does not exist yet.
         """
-        now = self.clock.now()
-        first = {
-            "agent_id": agent_id,
-            "other": other,
-            "sentiment": _clamp(sentiment_delta, -1.0, 1.0),
-            "familiarity": _clamp(familiarity_delta, 0.0, 1.0),
-            "trust": _clamp(0.5 + trust_delta, 0.0, 1.0),
-            "notes": "",
-            "interactions": 1,
-            "updated_at": now,
-        }
-        params = {f"b_{k}": v for k, v in first.items()}
-        params.update(b_d_sentiment=sentiment_delta, b_d_familiarity=familiarity_delta, b_d_trust=trust_delta)
+        params = _interaction_params(agent_id, other, self.clock.now(), sentiment_delta, familiarity_delta,
+                                     trust_delta)
         async with self.db.transaction() as conn:
             row = dict((await conn.execute(self._interaction_upsert(), params)).mappings().one())
             if note:
@@ -203,6 +211,24 @@ class RelationshipStore:
                 )
                 row["notes"] = notes
         return _from_row(row)
+
+    async def update_from_interactions(
+        self,
+        agent_id: str,
+        others: Iterable[str],
+        sentiment_delta: float = 0.0,
+        *,
+        familiarity_delta: float = 0.05,
+        trust_delta: float = 0.0,
+    ) -> list[Relationship]:
+        """:meth:`update_from_interaction` with each of ``others`` (each once), in one transaction."""
+        now = self.clock.now()
+        rows = []
+        async with self.db.transaction() as conn:
+            for other in dict.fromkeys(others):
+                params = _interaction_params(agent_id, other, now, sentiment_delta, familiarity_delta, trust_delta)
+                rows.append((await conn.execute(self._interaction_upsert(), params)).mappings().one())
+        return [_from_row(row) for row in rows]
 
     async def delete(self, agent_id: str, other: str) -> bool:
         async with self.db.transaction() as conn:

@@ -80,10 +80,9 @@ class SocialBehavior(Behavior):
                         actions.append(ActionSpec(f"quote:{agent.id}:{tweet.id}", agent.id, "quote",
                                                   {"text": text, "quote": tweet.id}))
                 seen.append(peer.config.id)
-        if agent.memory is not None:
-            for other in set(seen):
-                await agent.memory.relationships.update_from_interaction(agent.id, other, sentiment_delta=0.02,
-                                                                         familiarity_delta=0.05)
+        if agent.memory is not None and seen:
+            await agent.memory.relationships.update_from_interactions(agent.id, seen, sentiment_delta=0.02,
+                                                                      familiarity_delta=0.05)
         nxt = Event("interact.due", agent.id, due_at=next_interval_at(self.services.interaction_interval_seconds,
                                                                         now, agent.rng, 0.5),
                     key=f"interact.due:{agent.id}:{int(now)}")
