@@ -23,6 +23,30 @@ if TYPE_CHECKING:
 POST_KINDS = ("post", "reply", "quote", "thread")
 
 
+def _kind_in(kinds: Iterable[str]) -> sa.ColumnElement[bool]:
+    """``kind IN (…)`` with fixed parameters: compiled once and cached, not rendered per call."""
+    return actions.c.kind.in_([sa.literal(kind) for kind in kinds])
+
+
+# Built once (these run in every post and interaction round).
+_RECENT_POSTS = (
+    sa.select(actions.c.kind, actions.c.payload)
+    .where(actions.c.agent_id == sa.bindparam("agent_id"), _kind_in(POST_KINDS), actions.c.status != "failed")
+    .order_by(actions.c.id.desc())
+    .limit(sa.bindparam("limit"))
+)
+# No condition on status in SQL: without statistics SQLite would pick the status index
+# (nearly every row is "done") and read the whole table instead of these agents' rows.
+_PEER_POSTS = (
+    sa.select(actions.c.agent_id, actions.c.kind, actions.c.status, actions.c.external_id, actions.c.payload,
+              actions.c.updated_at)
+    .where(actions.c.agent_id.in_(sa.bindparam("agent_ids", expanding=True)),
+           _kind_in(("post", "thread", "quote")), actions.c.created_at > sa.bindparam("since"))
+    .order_by(actions.c.created_at.desc())
+    .limit(sa.bindparam("limit"))
+)
+
+
 @dataclass
 class AgentRuntime:
     """One agent's config and the clients it acts through (dependencies, never dicts)."""
@@ -75,14 +99,8 @@ async def load_state(db: Database, agent_id: str) -> dict[str, Any]:
 
 async def recent_post_texts(db: Database, agent_id: str, limit: int = 20) -> list[str]:
     """The agent's latest posts (sent or on their way), newest first."""
-    q = (
-        sa.select(actions.c.kind, actions.c.payload)
-        .where(actions.c.agent_id == agent_id, actions.c.kind.in_(POST_KINDS), actions.c.status != "failed")
-        .order_by(actions.c.id.desc())
-        .limit(limit)
-    )
     async with db.connect() as conn:
-        rows = (await conn.execute(q)).fetchall()
+        rows = (await conn.execute(_RECENT_POSTS, {"agent_id": agent_id, "limit": limit})).fetchall()
     texts: list[str] = []
     for kind, payload in rows:
         if kind == "thread":
@@ -98,15 +116,9 @@ async def peer_posts(db: Database, agent_ids: list[str], since: float, limit: in
     found: dict[str, list[Tweet]] = {agent_id: [] for agent_id in agent_ids}
     if not agent_ids:
         return found
-    # No condition on status in SQL: without statistics SQLite would pick the status index
-    # (nearly every row is "done") and read the whole table instead of these agents' rows.
-    q = (sa.select(actions.c.agent_id, actions.c.kind, actions.c.status, actions.c.external_id, actions.c.payload,
-                   actions.c.updated_at)
-         .where(actions.c.agent_id.in_(agent_ids), actions.c.kind.in_(("post", "thread", "quote")),
-                actions.c.created_at > since)
-         .order_by(actions.c.created_at.desc()).limit(limit * len(agent_ids) * 4))
     async with db.connect() as conn:
-        rows = (await conn.execute(q)).fetchall()
+        params = {"agent_ids": agent_ids, "since": since, "limit": limit * len(agent_ids) * 4}
+        rows = (await conn.execute(_PEER_POSTS, params)).fetchall()
     for agent_id, kind, status, external_id, payload, done_at in rows:
         mine = found[agent_id]
         if status == "done" and external_id and len(mine) < limit:
