@@ -120,18 +120,23 @@ async def test_two_processes_share_agents_and_take_over_a_killed_one(pg_server, 
             b = spawn(run, tmp_path / "engine-b.log", env)
             procs += [a, b]
 
-            async def both_own_agents() -> dict[str, str] | None:
+            seen: list[Counter[str]] = []
+
+            async def fair_split() -> dict[str, str] | None:
+                """Three agents each (the first engine up may take all six, then hands three back)."""
                 for p in (a, b):
                     assert p.poll() is None, f"an engine exited early:\n{_tail(tmp_path)}"
                 try:
                     owners = await lease_owners(db)
                 except Exception:  # tables not migrated yet
                     return None
-                return owners if len(owners) == len(AGENTS) and len(set(owners.values())) == 2 else None
+                seen.append(Counter(owners.values()))
+                return owners if len(owners) == len(AGENTS) and sorted(seen[-1].values()) == [3, 3] else None
 
-            owners = await wait_for(both_own_agents, 40, "both engines to own agents")
-            share = Counter(owners.values())
-            assert sorted(share.values()) == [3, 3], share  # a fair split of six agents
+            try:
+                owners = await wait_for(fair_split, 40, "both engines to own three agents each")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; last split seen: {seen[-1:]}\n{_tail(tmp_path)}") from None
 
             async def every_agent_posted() -> bool:
                 async with db.connect() as conn:
@@ -155,6 +160,7 @@ async def test_two_processes_share_agents_and_take_over_a_killed_one(pg_server, 
                         actions.c.status == "sending", actions.c.kind.in_(POSTED_KINDS)))).scalars().first()
 
             in_flight = await wait_for(a_send_under_way, 40, "a post being sent", interval=0.05)
+            owners = await lease_owners(db)
             victim_owner = owners[in_flight]
             victim = await _process_of(db, victim_owner, a, b, tmp_path)
             survivor = b if victim is a else a
