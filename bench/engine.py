@@ -303,7 +303,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=24.0, help="virtual hours of the agents run")
     parser.add_argument("--step", type=float, default=60.0, help="virtual seconds the clock moves at a time")
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--full", action="store_true", help="also run 10,000 agents (about half an hour)")
+    parser.add_argument("--full", action="store_true", help="also run 10,000 agents (about 40 minutes)")
     parser.add_argument("--profile", action="store_true", help="where the agents run's time goes")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in a process of its own

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
@@ -143,21 +144,29 @@ def mood_label(mood: Any) -> str | None:
 
 
 _POSTS = (sa.select(sa.func.count()).select_from(actions)
-          .where(actions.c.agent_id == agents.c.id, actions.c.kind.in_(POST_KINDS), actions.c.status == "done")
+          .where(actions.c.agent_id == agents.c.id, actions.c.kind.in_([sa.literal(k) for k in POST_KINDS]),
+                 actions.c.status == "done")
           .scalar_subquery())
 _NEXT_POST = (sa.select(sa.func.min(events.c.due_at))
               .where(events.c.agent_id == agents.c.id, events.c.type == "post.due", events.c.status == "pending")
               .scalar_subquery())
-# Built once (building it cost more than running it): the page's agents, their posts and next post.
-_SUMMARIES = sa.select(agents.c.id, agents.c.state, _POSTS.label("posts"), _NEXT_POST.label("next_due")).where(
-    agents.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+@functools.lru_cache(maxsize=64)
+def _summaries(n: int) -> sa.Select[Any]:
+    """The page's agents, their posts and next post, for ``n`` ids: built once per page size
+    (building it cost more than running it) and with a parameter per id, so SQLAlchemy's
+    compiled form is reused as is (an expanding IN is rendered again on every call)."""
+    return sa.select(agents.c.id, agents.c.state, _POSTS.label("posts"), _NEXT_POST.label("next_due")).where(
+        agents.c.id.in_([sa.bindparam(f"id_{i}") for i in range(n)]))
 
 
 async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
     """One summary per agent id, in order, in one query whatever the number of agents."""
     manager = ctx.engine.manager
     async with ctx.db.connect() as conn:
-        rows = {r.id: r for r in (await conn.execute(_SUMMARIES, {"ids": ids})).fetchall()}
+        found = await conn.execute(_summaries(len(ids)), {f"id_{i}": agent_id for i, agent_id in enumerate(ids)})
+        rows = {r.id: r for r in found.fetchall()}
     out = []
     for agent_id in ids:
         runtime = manager.agents[agent_id]
