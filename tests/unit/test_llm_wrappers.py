@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -209,3 +210,15 @@ async def test_decide_retries_invalid_json_then_gives_up_clearly() -> None:
     with pytest.raises(BadResponse, match="no valid Verdict after 2 attempts"):
         await decide(Scripted("{}", "[1]"), Verdict, [ChatMessage("user", "decide")], attempts=2)
     assert isinstance(await FakeProvider().decide(Verdict, [ChatMessage("user", "decide")]), Verdict)
+
+
+async def test_calls_of_many_agents_finishing_together_are_recorded_in_one_commit(database, virtual_clock) -> None:
+    from puppet_engine.llm.wrappers import _call_writer
+
+    providers = [RecordingProvider(FakeProvider(), database, clock=virtual_clock) for _ in range(5)]
+    before = _call_writer(database).groups
+    await asyncio.gather(*(p.complete(request(f"agent{i}")) for i, p in enumerate(providers)))
+    assert _call_writer(database).groups - before == 1
+    async with database.connect() as conn:
+        agents = (await conn.execute(sa.select(llm_calls.c.agent_id).order_by(llm_calls.c.agent_id))).scalars().all()
+    assert agents == [f"agent{i}" for i in range(5)]

@@ -12,11 +12,13 @@ one is ``Recording(Metrics(Budget(Fallback([Breaker(grok), Breaker(openai)]))))`
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from puppet_engine.clock import Clock, WallClock
 from puppet_engine.errors import (
@@ -30,7 +32,10 @@ from puppet_engine.errors import (
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from puppet_engine.storage import Database
+    from puppet_engine.storage.group_commit import GroupCommitter
 
 # US dollars per million tokens (prompt, completion); unknown models cost 0.
 PRICES: dict[str, tuple[float, float]] = {
@@ -281,12 +286,32 @@ class RecordingProvider(WrapperProvider):
         return completion
 
     async def record(self, call: LLMCall) -> None:
-        from puppet_engine.storage.tables import llm_calls
-
         row = {"agent_id": call.agent_id, "provider": call.provider[:64], "model": (call.model or "-")[:128],
                "purpose": call.purpose[:64], "prompt_tokens": call.prompt_tokens,
                "completion_tokens": call.completion_tokens, "latency_ms": round(call.latency_ms, 3),
                "cost_usd": call.cost_usd, "outcome": call.outcome, "error": call.error,
                "created_at": self.clock.now()}
-        async with self.db.transaction() as conn:
-            await conn.execute(llm_calls.insert().values(**row))
+        await _call_writer(self.db).write(row)
+
+
+_CallWriter = tuple[asyncio.AbstractEventLoop, "GroupCommitter[dict[str, Any], None]"]
+_CALL_WRITERS: weakref.WeakKeyDictionary[Database, _CallWriter] = weakref.WeakKeyDictionary()
+
+
+def _call_writer(db: Database) -> GroupCommitter[dict[str, Any], None]:
+    """One committer per database (and event loop) for every agent's provider: calls that finish
+    together (many agents writing at once) share one transaction."""
+    loop = asyncio.get_running_loop()
+    held = _CALL_WRITERS.get(db)
+    if held is None or held[0] is not loop:
+        from puppet_engine.storage.group_commit import GroupCommitter
+
+        held = _CALL_WRITERS[db] = (loop, GroupCommitter(db, _insert_calls))
+    return held[1]
+
+
+async def _insert_calls(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[None]:
+    from puppet_engine.storage.tables import llm_calls
+
+    await conn.execute(llm_calls.insert(), rows)
+    return [None] * len(rows)
