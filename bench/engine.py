@@ -214,7 +214,7 @@ async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, 
     clock = VirtualClock()
     executor = NoopExecutor()
     outbox = Outbox(db, clock, lambda _a: executor, rng=random.Random(1))
-    owned = {f"a{i}" for i in range(n)}
+    owned = frozenset(f"a{i}" for i in range(n))  # as the manager hands it out: encoded once
     events = EventEngine(db, clock, outbox, concurrency=concurrency, rng=random.Random(1),
                          owned_agents=lambda: owned)  # as the engine claims: only its running agents
     rng = random.Random(2)
