@@ -107,18 +107,23 @@ def _valid_host(host: str, url_length: int, *, has_protocol: bool) -> bool:
     return length <= 4096
 
 
+def _counted_spans(text: str, config: TextConfig) -> dict[int, tuple[int, int, str]]:
+    """Where URLs and emoji sequences start: their end, scaled weight and kind."""
+    spans = {start: (end, config.transformed_url_length * config.scale, "url") for start, end in _url_spans(text)}
+    if config.emoji_parsing:
+        for m in p.EMOJI.finditer(text):
+            spans.setdefault(m.start(), (m.end(), config.default_weight, "emoji"))
+    return spans
+
+
 def _units(text: str, config: TextConfig) -> Iterator[_Unit]:
     """Split normalised ``text`` into what is counted: URLs, emoji sequences, code points."""
-    urls = dict(_url_spans(text))
-    emoji = {m.start(): m.end() for m in p.EMOJI.finditer(text)} if config.emoji_parsing else {}
+    spans = _counted_spans(text, config)
     i = 0
     while i < len(text):
-        if i in urls:
-            end = urls[i]
-            yield _Unit(text[i:end], config.transformed_url_length * config.scale, "url")
-        elif i in emoji:
-            end = emoji[i]
-            yield _Unit(text[i:end], config.default_weight, "emoji")
+        if i in spans:
+            end, weight, kind = spans[i]
+            yield _Unit(text[i:end], weight, kind)
         else:
             end = i + 1
             yield _Unit(text[i], config.weight_of(ord(text[i])), "char")
@@ -128,27 +133,23 @@ def _units(text: str, config: TextConfig) -> Iterator[_Unit]:
 def _total_weight(text: str, config: TextConfig) -> int:
     """``sum(u.weight for u in _units(text, config))`` without a unit per character: runs of
     plain characters between URLs and emoji are weighed at once (ASCII runs by their length)."""
-    urls = dict(_url_spans(text))
-    emoji = {m.start(): m.end() for m in p.EMOJI.finditer(text)} if config.emoji_parsing else {}
-    starts = sorted({*urls, *emoji})
+    spans = _counted_spans(text, config)
+    starts = sorted(spans)
+    ascii_weight = config.ascii_weight
     total = i = 0
     while i < len(text):
-        if i in urls:
-            total += config.transformed_url_length * config.scale
-            i = urls[i]
-        elif i in emoji:
-            total += config.default_weight
-            i = emoji[i]
+        if i in spans:
+            i, weight, _ = spans[i]
+            total += weight
+            continue
+        at = bisect.bisect_right(starts, i)
+        end = starts[at] if at < len(starts) else len(text)
+        run = text[i:end]
+        if ascii_weight is not None and run.isascii():
+            total += ascii_weight * len(run)
         else:
-            at = bisect.bisect_right(starts, i)
-            end = starts[at] if at < len(starts) else len(text)
-            run = text[i:end]
-            ascii_weight = config.ascii_weight
-            if ascii_weight is not None and run.isascii():
-                total += ascii_weight * len(run)
-            else:
-                total += sum(config.weight_of(ord(ch)) for ch in run)
-            i = end
+            total += sum(config.weight_of(ord(ch)) for ch in run)
+        i = end
     return total
 
 
