@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.state import AgentStates
 from puppet_engine.clock import Clock
+from puppet_engine.events.queue import fixed_in
 from puppet_engine.llm.base import LLMProvider
 from puppet_engine.storage import Database
 from puppet_engine.storage.tables import actions, agents
@@ -23,15 +24,11 @@ if TYPE_CHECKING:
 POST_KINDS = ("post", "reply", "quote", "thread")
 
 
-def _kind_in(kinds: Iterable[str]) -> sa.ColumnElement[bool]:
-    """``kind IN (…)`` with fixed parameters: compiled once and cached, not rendered per call."""
-    return actions.c.kind.in_([sa.literal(kind) for kind in kinds])
-
-
 # Built once (these run in every post and interaction round).
 _RECENT_POSTS = (
     sa.select(actions.c.kind, actions.c.payload)
-    .where(actions.c.agent_id == sa.bindparam("agent_id"), _kind_in(POST_KINDS), actions.c.status != "failed")
+    .where(actions.c.agent_id == sa.bindparam("agent_id"), fixed_in(actions.c.kind, POST_KINDS),
+           actions.c.status != "failed")
     .order_by(actions.c.id.desc())
     .limit(sa.bindparam("limit"))
 )
@@ -41,7 +38,7 @@ _PEER_POSTS = (
     sa.select(actions.c.agent_id, actions.c.kind, actions.c.status, actions.c.external_id, actions.c.payload,
               actions.c.updated_at)
     .where(actions.c.agent_id.in_(sa.bindparam("agent_ids", expanding=True)),
-           _kind_in(("post", "thread", "quote")), actions.c.created_at > sa.bindparam("since"))
+           fixed_in(actions.c.kind, ("post", "thread", "quote")), actions.c.created_at > sa.bindparam("since"))
     .order_by(actions.c.created_at.desc())
     .limit(sa.bindparam("limit"))
 )

@@ -13,6 +13,7 @@ from fastapi import Depends, Path, Query, Request
 
 from puppet_engine.api.errors import ApiError, not_found
 from puppet_engine.api.schemas import AgentSummary
+from puppet_engine.events.queue import fixed_in
 from puppet_engine.storage.tables import actions, agents, events
 
 if TYPE_CHECKING:
@@ -144,8 +145,7 @@ def mood_label(mood: Any) -> str | None:
 
 
 _POSTS = (sa.select(sa.func.count()).select_from(actions)
-          .where(actions.c.agent_id == agents.c.id, actions.c.kind.in_([sa.literal(k) for k in POST_KINDS]),
-                 actions.c.status == "done")
+          .where(actions.c.agent_id == agents.c.id, fixed_in(actions.c.kind, POST_KINDS), actions.c.status == "done")
           .scalar_subquery())
 _NEXT_POST = (sa.select(sa.func.min(events.c.due_at))
               .where(events.c.agent_id == agents.c.id, events.c.type == "post.due", events.c.status == "pending")

@@ -48,6 +48,12 @@ def in_ids(conn: AsyncConnection, column: sa.ColumnElement[Any], ids: Iterable[s
     return column.in_(sa.select(each.c.value))
 
 
+def fixed_in(column: sa.ColumnElement[Any], values: Iterable[str]) -> sa.ColumnElement[bool]:
+    """``column IN values`` for constant values, with a parameter each: the compiled statement
+    is cached and reused as is (an expanding IN is rendered again on every execution)."""
+    return column.in_([sa.literal(value) for value in values])
+
+
 def _owned(conn: AsyncConnection, agent_ids: Iterable[str] | None) -> sa.ColumnElement[bool]:
     if agent_ids is None:
         return sa.true()
