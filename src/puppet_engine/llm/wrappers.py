@@ -12,7 +12,6 @@ one is ``Recording(Metrics(Budget(Fallback([Breaker(grok), Breaker(openai)]))))`
 
 from __future__ import annotations
 
-import asyncio
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -294,20 +293,18 @@ class RecordingProvider(WrapperProvider):
         await _call_writer(self.db).write(row)
 
 
-_CallWriter = tuple[asyncio.AbstractEventLoop, "GroupCommitter[dict[str, Any], None]"]
-_CALL_WRITERS: weakref.WeakKeyDictionary[Database, _CallWriter] = weakref.WeakKeyDictionary()
+_CALL_WRITERS: weakref.WeakKeyDictionary[Database, GroupCommitter[dict[str, Any], None]] = weakref.WeakKeyDictionary()
 
 
 def _call_writer(db: Database) -> GroupCommitter[dict[str, Any], None]:
-    """One committer per database (and event loop) for every agent's provider: calls that finish
-    together (many agents writing at once) share one transaction."""
-    loop = asyncio.get_running_loop()
-    held = _CALL_WRITERS.get(db)
-    if held is None or held[0] is not loop:
+    """One committer per database for every agent's provider: calls that finish together
+    (many agents writing at once) share one transaction."""
+    writer = _CALL_WRITERS.get(db)
+    if writer is None:
         from puppet_engine.storage.group_commit import GroupCommitter
 
-        held = _CALL_WRITERS[db] = (loop, GroupCommitter(db, _insert_calls))
-    return held[1]
+        writer = _CALL_WRITERS[db] = GroupCommitter(db, _insert_calls)
+    return writer
 
 
 async def _insert_calls(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[None]:

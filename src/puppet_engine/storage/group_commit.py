@@ -34,7 +34,11 @@ class GroupCommitter(Generic[T, R]):
         self.groups = 0  # transactions committed (for tests and benchmarks)
 
     async def write(self, item: T) -> R:
-        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._committer is not None and self._committer.get_loop() is not loop:
+            # Used from a new event loop (the old one is gone, and with it what waited there).
+            self._committer, self._waiting = None, []
+        done: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, done))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_groups(), name="group-commit")
