@@ -209,3 +209,25 @@ engine_nodes = Table(
     Column("started_at", Float, nullable=False),
     Column("heartbeat_at", Float, nullable=False),
 )
+
+# Settings an operator changed at run time (PUT /config): every process applies them, and
+# they outlive a restart. ``value`` is the JSON value; ``updated_by`` the API key id.
+runtime_settings = Table(
+    "runtime_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", JSON, nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(128), nullable=True),
+)
+
+# Failed API authentications per client address, shared by every process behind a load
+# balancer: a window start and a count, and how long the address is refused.
+auth_failures = Table(
+    "auth_failures",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", Float, nullable=False),
+    Column("locked_until", Float, nullable=False),
+)
