@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import stat
 from pathlib import Path
@@ -16,6 +17,7 @@ from api_helpers import ADMIN, CONTROL, KEYS, READ, assert_error, auth, build_en
 from puppet_engine.api import KeyRing, create_app
 from puppet_engine.api.auth import FailureLimiter, local_keyring
 from puppet_engine.errors import ConfigError
+from puppet_engine.memory.base import Memory
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
@@ -223,3 +225,82 @@ async def test_security_headers_on_every_response(tmp_path: Path) -> None:
         for response in (await api.client.get("/"), await api.get("/agents"), await api.client.get("/agents")):
             assert response.headers["x-content-type-options"] == "nosniff"
             assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+async def test_openapi_needs_a_read_key_and_there_is_no_swagger_page(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        assert_error(await api.client.get("/openapi.json"), 401, "unauthorized")
+        document = await api.get("/openapi.json", key=READ)
+        assert document.status_code == 200 and "/agents" in document.json()["paths"]
+        assert "/openapi.json" not in document.json()["paths"]
+        for key in (None, ADMIN):  # Swagger UI loads from a CDN the CSP blocks: it is not served
+            headers = auth(key) if key else {}
+            assert (await api.client.get("/docs", headers=headers)).status_code in (401, 404)
+        dashboard = await api.client.get("/")  # the dashboard page stays open; its data needs a key
+        assert dashboard.status_code == 200 and "<html" in dashboard.text.lower()
+        assert (await api.client.get("/dashboard/app.js")).status_code == 200
+
+
+async def test_unknown_query_parameters_are_checked_after_authentication(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        for path in ("/events?x=1", "/events?limit=abc&x=1", "/agents/coby/timeline?x=1", "/config?x=1"):
+            response = await api.client.get(path)
+            error = assert_error(response, 401, "unauthorized")
+            assert "limit" not in response.text and "takes" not in response.text, (path, error)
+        listed = assert_error(await api.get("/events?x=1", key=READ), 422, "validation_error")
+        assert "query.x" in listed["message"] and "limit" in listed["message"]
+        assert_error(await api.get("/config?x=1", key=READ), 403, "forbidden")  # scope before parameters
+
+
+async def test_no_redirect_is_built_from_the_host_header(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        for path in ("/agents/", "/events/", "/agents/coby/", "/health/"):
+            for key in (None, ADMIN):
+                headers = {"Host": "evil.example", **(auth(key) if key else {})}
+                response = await api.client.get(path, headers=headers)
+                assert not 300 <= response.status_code < 400, (path, response.status_code)
+                assert "evil.example" not in response.headers.get("location", "")
+                assert "evil.example" not in response.text
+
+
+async def test_sqlite_file_is_created_private(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'engine.db'}")
+    try:
+        await db.migrate()
+        for name in ("engine.db", "engine.db-wal", "engine.db-shm"):
+            path = tmp_path / "data" / name
+            if path.exists() or name == "engine.db":
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+    finally:
+        await db.close()
+
+
+async def test_memory_metadata_has_a_size_limit(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        fits = await api.post("/memory/nova", json={"content": "a fact", "metadata": {"note": "x" * 15_000}})
+        assert fits.status_code == 201, fits.text
+        for big in ({"note": "x" * 17_000}, {"blob": "é" * 9_000}, {f"k{i}": i for i in range(3_000)}):
+            error = assert_error(await api.post("/memory/nova", json={"content": "a fact", "metadata": big}), 422)
+            assert error["message"].startswith("body.metadata:") and "16384" in error["message"]
+        store = api.app.state.ctx.memory_store(api.engine.manager.agents["nova"])
+        with pytest.raises(ValueError, match="metadata"):  # the store refuses it too, whoever calls
+            await store.add_memory("nova", Memory(content="x", metadata={"blob": "x" * 20_000}))
+
+
+def test_oauthlib_never_logs_signature_base_strings() -> None:
+    from oauthlib.oauth1 import Client
+
+    from puppet_engine.observability.logging import configure_logging, reset_logging
+
+    out = io.StringIO()
+    configure_logging("DEBUG", "json", stream=out)
+    try:
+        signer = Client("consumer-key-1234", client_secret="consumer-secret-5678",
+                        resource_owner_key="token-abcd", resource_owner_secret="token-secret-efgh")
+        signer.sign("https://api.x.com/2/tweets", http_method="POST", body='{"text":"hi"}',
+                    headers={"Content-Type": "application/json"})
+        logging.getLogger("puppet_engine.test").debug("debug lines still come out")
+    finally:
+        reset_logging()
+    assert "debug lines still come out" in out.getvalue()
+    assert "base string" not in out.getvalue() and "consumer-key-1234" not in out.getvalue()
