@@ -7,11 +7,10 @@ import logging
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
-from typing import Any
-
 from api_helpers import ADMIN, CONTROL, KEYS, READ, assert_error, auth, build_engine, harness
 
 from puppet_engine.api import KeyRing, create_app
