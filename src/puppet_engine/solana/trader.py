@@ -455,7 +455,7 @@ class TradeExecutor(ActionExecutor):
         source = p.get("source", "autonomous")
         if source not in REQUEST_SOURCES:
             source = "human"  # an unknown origin is treated as the least trusted one
-        unit = "sol" if p.get("unit") == "sol" else "input"
+        unit: AmountUnit = "sol" if p.get("unit") == "sol" else "input"
         result = await self.trader.execute_trade(p["input"], p["output"], float(p["amount"]), key=action.key,
                                                  reasoning=p.get("reasoning", ""), source=source, unit=unit)
         return ActionOutcome(external_id=result.signature, result=result.to_json())
