@@ -114,19 +114,30 @@ class FailureLimiter:
     """
 
     def __init__(self, db: Database, max_failures: int = 10, window_seconds: float = 60.0, *,
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time, max_blocked: int = 10_000) -> None:
         self.db = db
         self.max_failures = max_failures
         self.window = window_seconds
         self.now = now  # wall time: the processes sharing the count share no other clock
+        self.max_blocked = max_blocked
+        # Sources this process saw past the limit, until when: a flood of wrong keys from
+        # one address is answered without a database write each.
+        self._blocked: dict[str, float] = {}
 
     async def record_failure(self, client: str) -> float | None:
         """Count a failure from ``client``; the seconds it must wait when it is past the limit, else None."""
         now = self.now()
+        until = self._blocked.get(client)
+        if until is not None and until > now:
+            return max(1.0, until - now)
         count = await record_auth_failure(self.db, client, now=now, window=self.window,
                                           max_failures=self.max_failures)
         if count.failures <= self.max_failures:
             return None
+        if len(self._blocked) >= self.max_blocked:
+            self._blocked = {source: end for source, end in self._blocked.items() if end > now}
+        if len(self._blocked) < self.max_blocked:
+            self._blocked[client] = count.window_end
         return max(1.0, count.window_end - now)
 
     async def failures(self, client: str) -> int:
