@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
@@ -75,6 +76,22 @@ async def test_failure_limiter_window_is_kept_in_the_database(tmp_path: Path) ->
     finally:
         await db.close()
         await other_process.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_concurrent_failures_from_two_processes_are_all_counted(tmp_path: Path, backend: str,
+                                                                      request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else f"sqlite:///{tmp_path / 'c.db'}"
+    first, second = Database(url), Database(url)
+    try:
+        if backend == "sqlite":
+            await first.migrate()
+        limiters = [FailureLimiter(db, max_failures=100, window_seconds=60) for db in (first, second)]
+        await asyncio.gather(*(limiters[n % 2].record_failure("198.51.100.9") for n in range(40)))
+        assert await limiters[0].failures("198.51.100.9") == 40  # one upsert each: no failure lost
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_auth_matrix(tmp_path: Path) -> None:
