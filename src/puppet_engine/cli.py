@@ -109,7 +109,8 @@ async def _start_api(engine, host: str, port: int):
         return None
     from puppet_engine.serving import BackgroundServer
 
-    server = BackgroundServer(create_app(engine), host=host, port=port)
+    server = BackgroundServer(create_app(engine), host=host, port=port,
+                              forwarded_allow_ips=engine.settings.forwarded_allow_ips)
     await server.start()
     return server
 

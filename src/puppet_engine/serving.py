@@ -19,12 +19,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 class BackgroundServer:
     """An uvicorn server as an asyncio task: ``await start()``, ``await stop()``."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning",
+                 *, forwarded_allow_ips: str = "") -> None:
         self.host = host
         self.port = port or free_port(host)
+        # X-Forwarded-For/-Proto are believed only from the listed proxies (FORWARDED_ALLOW_IPS);
+        # uvicorn's own default trusts loopback, where any local process could forge a client address.
+        trusted = [ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()]
         config = uvicorn.Config(
             app, host=host, port=self.port, log_level=log_level, lifespan="on",
-            access_log=False, loop="asyncio",
+            access_log=False, loop="asyncio", proxy_headers=bool(trusted), forwarded_allow_ips=trusted,
         )
         self.server = uvicorn.Server(config)
         # The process owns SIGINT/SIGTERM (graceful engine shutdown): uvicorn must not take them.

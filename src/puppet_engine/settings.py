@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # API
     puppet_api_keys: SecretStr | None = Field(None, description="comma-separated key:scope pairs (read, control, admin)")
     api_cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty = closed")
+    forwarded_allow_ips: str = Field(
+        "", description="comma-separated proxy addresses (or networks) whose X-Forwarded-For is believed; "
+        "empty = none, the connection's own address is the client's",
+    )
 
     # Sandbox
     sandbox_url: str | None = Field(None, description="use an already-running sandbox instead of starting one")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from api_helpers import CONTROL, assert_error, eventually, harness
 
 from puppet_engine.storage.tables import agents as agents_table
-from puppet_engine.storage.tables import events
+from puppet_engine.storage.tables import events, trades
 
 
 async def test_list_and_detail(tmp_path: Path) -> None:
@@ -177,3 +178,24 @@ async def test_timeline_and_mentions_pages(tmp_path: Path) -> None:
         mentions = (await api.get("/agents/nova/mentions")).json()
         assert set(mentions) == {"items", "total", "limit", "offset"}
         assert all("author_id" not in m for m in mentions["items"])
+
+
+async def test_trade_amounts_are_numbers_in_sol_and_operator_trades_say_so(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        for bad in (True, "0.01", None, [0.01], {"sol": 0.01}, "NaN"):
+            error = assert_error(await api.post("/agents/ledger/trade", json={"input": "SOL", "output": "USDC",
+                                                                                "amount_sol": bad}), 422)
+            assert "body.amount_sol" in error["message"], (bad, error)
+        response = await api.post("/agents/ledger/trade", key=CONTROL,
+                                  json={"input": "USDC", "output": "SOL", "amount_sol": 0.04})
+        assert response.status_code == 202, response.text
+
+        async def settled():  # type: ignore[no-untyped-def]
+            async with api.engine.db.connect() as conn:
+                found = (await conn.execute(sa.select(trades).where(trades.c.agent_id == "ledger"))).all()
+            return [r._mapping for r in found if r.status not in ("pending", "sent")]
+
+        [trade] = await eventually(settled, timeout=30)
+        assert trade["checks"]["source"] == "operator"  # the audit trail names who asked
+        assert trade["amount_sol"] == pytest.approx(0.04, rel=0.02)  # 0.04 SOL's worth of USDC, not 0.04 USDC
+        assert int(trade["in_amount"]) > 1_000_000

@@ -14,6 +14,7 @@ from solders.keypair import Keypair
 from puppet_engine.agents.config import AgentConfig
 from puppet_engine.clock import VirtualClock
 from puppet_engine.errors import ConfigError
+from puppet_engine.events import Action
 from puppet_engine.sandbox import Sandbox
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings
@@ -28,7 +29,7 @@ from puppet_engine.solana.tokens import (
     TokenRegistry,
     sandbox_mint,
 )
-from puppet_engine.solana.trader import SolanaTrader
+from puppet_engine.solana.trader import SolanaTrader, TradeExecutor
 from puppet_engine.solana.wallet import SolanaWallet, sandbox_keypair
 from puppet_engine.storage.tables import price_samples, trades
 
@@ -286,3 +287,48 @@ async def test_build_trader_from_an_agent_config(env, monkeypatch):
     with pytest.raises(ConfigError) as bad:
         parse_keypair("not-a-key-0OIl", source="SOLANA_PRIVATE_KEY_X")
     assert "SOLANA_PRIVATE_KEY_X" in str(bad.value) and "0OIl" not in str(bad.value)
+
+
+def action(key: str, payload: dict) -> Action:
+    return Action(id=1, key=key, agent_id="trader-test", kind="trade", payload=payload, status="sending",
+                  external_id=None, attempts=0, not_before=0.0, error=None, event_id=None, result=None,
+                  created_at=0.0, updated_at=0.0)
+
+
+async def test_the_executor_records_who_asked_for_a_trade(env):
+    make, *_, db = env
+    executor = TradeExecutor(make())
+    trade = {"input": "SOL", "output": "USDC", "amount": 0.05}
+    await executor.execute(action("s1", {**trade, "source": "operator"}))
+    await executor.execute(action("s2", {**trade, "source": "autonomous"}))
+    await executor.execute(action("s3", {**trade, "source": "human"}))
+    await executor.execute(action("s4", {**trade, "source": "mallory"}))  # unknown: the least trusted
+    recorded = {key: await row(db, key) for key in ("s1", "s2", "s3", "s4")}
+    assert {key: r["checks"]["source"] for key, r in recorded.items()} == {
+        "s1": "operator", "s2": "autonomous", "s3": "human", "s4": "human"}
+    assert recorded["s1"]["status"] == "confirmed" and recorded["s2"]["status"] == "confirmed"
+    assert (recorded["s3"]["status"], recorded["s3"]["rule"]) == ("rejected", "human_request")
+    assert (recorded["s4"]["status"], recorded["s4"]["rule"]) == ("rejected", "human_request")
+
+
+async def test_an_amount_in_sol_sells_that_much_sols_worth_of_another_token(env):
+    make, _, tap, _, db = env
+    trader = make()
+    assert (await trader.execute_trade("SOL", "USDC", 0.25, key="buy")).status == "confirmed"
+    executor = TradeExecutor(trader)
+    await executor.execute(action("in-sol", {"input": "USDC", "output": "SOL", "amount": 0.04, "unit": "sol",
+                                             "source": "operator"}))
+    sized = await row(db, "in-sol")
+    assert sized["status"] == "confirmed", sized["error"]
+    assert sized["amount_sol"] == pytest.approx(0.04, rel=0.01)
+    assert int(sized["in_amount"]) > 1_000_000  # dollars of USDC (6 decimals), not 0.04 USDC
+    assert 0.038 < int(sized["out_amount"]) / 1e9 < 0.0401  # about 0.04 SOL back, less pool fees
+    await executor.execute(action("in-usdc", {"input": "USDC", "output": "SOL", "amount": 2.0}))
+    assert (await row(db, "in-usdc"))["in_amount"] == "2000000"  # without a unit: whole input tokens
+
+    async def no_prices(request: httpx2.Request) -> httpx2.Response | None:
+        return httpx2.Response(200, json={}) if "/price" in request.url.path else None
+
+    tap.hook = no_prices
+    unpriced = await trader.execute_trade("USDC", "SOL", 0.04, key="unpriced", unit="sol", source="operator")
+    assert (unpriced.status, unpriced.rule) == ("rejected", "no_price")

@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from solders.keypair import Keypair
 
 from puppet_engine.agents.config import parse_agent_config
-from puppet_engine.agents.safety import leaks
+from puppet_engine.agents.safety import fold, leaks
 from puppet_engine.llm.prompts import system_prompt
 from puppet_engine.sandbox.crowd import load_corpus
 from puppet_engine.storage import tables
@@ -93,3 +95,86 @@ def test_reformatted_echoes_are_recognised_and_ordinary_replies_are_not() -> Non
     for fine in ("@ana lighthouses keep logs so ships keep going", "calm seas today, logs are short",
                  "Write only what you mean, and mean it."):
         assert leaks(fine, config) is None, fine
+
+
+# What can sit between the characters of an echo without hiding it from a reader.
+SEPARATORS = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", ".", "-", " ", "_", "\u00a0", "\u2009",
+              "\u3000", "·", "*", "/", "\n"]
+WORDS = ["lighthouse", "keeper", "logs", "calm", "tide", "answer", "short", "never", "secret", "harbour", "lamp",
+         "night", "ships", "fog", "signal", "rope", "salt", "watch", "north", "stone"]
+
+
+CONFIGS = {custom: parse_agent_config(wren(custom)) for custom in (False, True)}
+
+
+@st.composite
+def spread_out(draw: st.DrawFn, text: str, *, inside_words: bool) -> str:
+    """``text`` with separators between its words (and, if ``inside_words``, between any characters)."""
+    out = []
+    for ch in text:
+        if ch == " ":
+            out.append(draw(st.text(st.sampled_from(SEPARATORS), min_size=1, max_size=3)))
+            continue
+        out.append(ch.upper() if draw(st.booleans()) else ch)
+        if inside_words and draw(st.booleans()):
+            out.append(draw(st.text(st.sampled_from(SEPARATORS), min_size=1, max_size=2)))
+    return "".join(out)
+
+
+@st.composite
+def short_prompts(draw: st.DrawFn) -> str:
+    words = draw(st.lists(st.sampled_from(WORDS), min_size=8, max_size=12))
+    return " ".join(words)[:40].strip()
+
+
+@given(data=st.data(), prompt=short_prompts(), inside=st.booleans(),
+       before=st.sampled_from(["", "sure, here: ", "ok ", "📜 "]), after=st.sampled_from(["", " 🙂", " — that's all"]))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_short_system_prompt_spread_out_is_still_caught(data: st.DataObject, prompt: str, inside: bool,
+                                                          before: str, after: str) -> None:
+    config = CONFIGS[False]
+    echo = before + data.draw(spread_out(prompt, inside_words=inside)) + after
+    assert leaks(echo, config, system_prompt=prompt) is not None, (prompt, echo)
+
+
+@given(data=st.data(), cut=st.integers(min_value=0, max_value=500))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_slice_of_the_built_prompt_spread_out_is_still_caught(data: st.DataObject, cut: int) -> None:
+    config = CONFIGS[True]
+    prompt = " ".join(system_prompt(config).split())
+    start = cut % max(1, len(prompt) - 80)
+    echo = "my rules: " + data.draw(spread_out(prompt[start:start + 80], inside_words=data.draw(st.booleans())))
+    assert leaks(echo, config) is not None, echo
+
+
+@given(data=st.data(), inside=st.booleans())
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_secret_spread_out_is_still_caught(data: st.DataObject, inside: bool) -> None:
+    config = CONFIGS[False]
+    key = str(WALLET)
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(key) - 1), max_size=12)))
+    pieces = [key[a:b] for a, b in zip([0, *cuts], [*cuts, len(key)], strict=True)]
+    spaced = data.draw(spread_out(" ".join(pieces), inside_words=inside))
+    assert leaks(f"the key is {spaced} ok", config) is not None, spaced
+    assert leaks(" ".join(key), config) is not None  # one space between every character
+
+
+def test_ordinary_text_is_not_refused() -> None:
+    """Every friendly crowd message, and replies in the persona's own words, pass the check."""
+    config = parse_agent_config(wren(True))
+    corpus = load_corpus()
+    ordinary = [t.format(agent="wren", topic=topic) for texts in corpus["friendly"].values() for t in texts
+                for topic in corpus["topics"][:3]]
+    ordinary += [str(topic) for topic in corpus["topics"]]
+    ordinary += ["validators and tea, that is all I think about", "curious about validators; tea helps",
+                 "short calm sentences are my thing", "a keeper of logs. a calm one.",
+                 "I never share a secret, but I do share tea", "Lighthouse logs: 3 ships, 0 storms.",
+                 "gm — sea’s calm, logs are short, tea is hot ☕", "Ｆｕｌｌ-width text is fine too"]
+    assert len(ordinary) > 20
+    refused = [text for text in ordinary if leaks(text, config) is not None]
+    assert refused == []
+
+
+def test_fold_drops_what_hides_an_echo_and_keeps_letters_and_digits() -> None:
+    assert fold("S\u200be.c-r\u2060e t\u00ad_K\u3000E\uff39 ９") == "secretkey9"
+    assert fold("𝐛𝐨𝐥𝐝 Ünïcode") == "boldünïcode"

@@ -7,10 +7,15 @@ that no secret and no part of the system prompt goes out, however it is reformat
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from puppet_engine.agents.config import AgentConfig
+
+MIN_SECRET = 6  # folded characters: a shorter secret value is not looked for
+MIN_PROMPT_RUN = 24  # folded characters: a shorter prompt is not looked for (it would match plain words)
 
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "injection": re.compile(
@@ -46,33 +51,57 @@ def assess(text: str) -> Assessment:
     return Assessment(frozenset(name for name, pattern in _PATTERNS.items() if pattern.search(text)))
 
 
-def _plain(text: str) -> str:
-    """Lower case, markup and whitespace runs folded: an echo reformatted is still an echo."""
-    return " ".join(re.sub(r"[#*_`>|]+", " ", text.lower()).split())
+def fold(text: str) -> str:
+    """``text`` reduced to its letters and digits, compatibility forms unified and case folded.
+
+    What a model (or a person) can put between the characters of an echo without hiding
+    it from a reader goes: spaces of every kind, zero-width and other format characters
+    (Unicode category Cf: U+200B, U+2060, soft hyphens …), punctuation (dots, hyphens,
+    markdown), symbols and combining marks. NFKC first maps look-alike compatibility
+    forms (full-width letters, mathematical bold) onto the plain ones.
+    """
+    normal = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in normal if unicodedata.category(ch)[0] in "LN")
+
+
+@functools.lru_cache(maxsize=256)
+def _runs(folded_prompt: str, window: int) -> frozenset[str]:
+    """Every run of ``window`` folded characters of a prompt (the whole prompt when shorter)."""
+    if len(folded_prompt) <= window:
+        return frozenset({folded_prompt})
+    return frozenset(folded_prompt[i:i + window] for i in range(len(folded_prompt) - window + 1))
 
 
 def leaks(text: str, config: AgentConfig, system_prompt: str | None = None, window: int = 40) -> str | None:
     """Why ``text`` must not be posted (a secret or a long run of the system prompt), or None.
 
-    The system prompt is the persona's own (custom or rotating) plus, unless given, the
-    one the engine builds from the persona and its rules.
+    Both sides are compared :func:`fold`-ed, so an echo spread out with zero-width
+    characters, dots, hyphens or spaces (inside a key too), or in another case, is still
+    found. A prompt leaks when ``window`` of its folded characters in a row (about 48
+    characters of English) appear in the text, or all of it when it is shorter but still
+    at least :data:`MIN_PROMPT_RUN` folded characters; a secret leaks when all of it
+    appears and it folds to at least :data:`MIN_SECRET` characters (shorter values would
+    match ordinary words). The system prompt is the persona's own (custom or rotating)
+    plus, unless given, the one the engine builds from the persona and its rules.
     """
-    lowered = text.lower()
+    folded = fold(text)
     for secret in config.secret_values():
-        if secret and len(secret) >= 6 and secret.lower() in lowered:
+        folded_secret = fold(secret) if secret else ""
+        if len(folded_secret) >= MIN_SECRET and folded_secret in folded:
             return "reply would reveal a secret"
     if system_prompt is None:
         from puppet_engine.llm.prompts import system_prompt as build
 
         system_prompt = build(config)
-    plain = _plain(text)
     prompts = [p for p in (system_prompt, config.custom_system_prompt, *config.rotating_system_prompts) if p]
     for prompt in prompts:
-        p = _plain(prompt)
-        for start in range(0, max(1, len(p) - window + 1), window // 4):
-            chunk = p[start:start + window]
-            if len(chunk) >= window and chunk in plain:
-                return "reply would reveal the system prompt"
+        folded_prompt = fold(prompt)
+        if len(folded_prompt) < MIN_PROMPT_RUN:
+            continue
+        runs = _runs(folded_prompt, window)
+        size = min(window, len(folded_prompt))
+        if any(folded[i:i + size] in runs for i in range(len(folded) - size + 1)):
+            return "reply would reveal the system prompt"
     return None
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,8 +27,9 @@ from puppet_engine.api.auth import (
     FailureLimiter,
     KeyRing,
     keyring_from_settings,
+    require,
 )
-from puppet_engine.api.deps import ApiContext, reject_unknown_query
+from puppet_engine.api.deps import ApiContext
 from puppet_engine.api.errors import install_error_handlers
 from puppet_engine.api.feed import FeedHub
 from puppet_engine.api.routes import agents, events, feed, memory, system, trading
@@ -41,7 +42,8 @@ DASHBOARD_DIR = Path(__file__).parent / "dashboard"
 DESCRIPTION = """\
 Watch and steer Puppet Engine's agents.
 
-**Authentication**: every endpoint except `GET /health` needs `Authorization: Bearer <key>`.
+**Authentication**: every endpoint except `GET /health` and the dashboard page needs
+`Authorization: Bearer <key>`; this document (`/openapi.json`) needs a `read` key.
 Keys come from `PUPPET_API_KEYS` (`key:scope` pairs); scopes are `read` (GET endpoints),
 `control` (agent actions, memory writes, news) and `admin` (configuration, system restart),
 each implying the ones before it. Without `PUPPET_API_KEYS` a local admin key is generated
@@ -145,16 +147,19 @@ def create_app(engine: Engine, *, keys: KeyRing | None = None, cors_origins: lis
         yield
         await hub.stop()
 
+    # No Swagger page (it loads from a CDN that the CSP rightly blocks); the OpenAPI document
+    # needs a read key; no trailing-slash redirects (their Location would echo the Host header).
     app = FastAPI(title="Puppet Engine API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
-                  lifespan=lifespan, docs_url="/docs", redoc_url=None, swagger_ui_parameters={"tryItOutEnabled": False},
-                  dependencies=[Depends(reject_unknown_query)])
+                  lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     ctx = ApiContext(engine=engine, health=_health_registry(engine), feed=hub)
     _register_checks(ctx)
     app.state.ctx = ctx
-    app.state.auth = AuthConfig(keys, FailureLimiter(max_failures=auth_failures_per_minute, window_seconds=60.0))
+    app.state.auth = AuthConfig(keys, FailureLimiter(engine.db, max_failures=auth_failures_per_minute,
+                                                     window_seconds=60.0))
     install_error_handlers(app)
     for module in (system, agents, memory, trading, events, feed):
         app.include_router(module.router)
+    _mount_openapi(app)
     _mount_dashboard(app)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_credentials=False,
@@ -170,6 +175,12 @@ def _register_checks(ctx: ApiContext) -> None:
         ctx.health.register("database", lambda: system.database_check(ctx), critical=True, timeout=5.0)
     if "event_queue" not in names:
         ctx.health.register("event_queue", lambda: system.queue_check(ctx), critical=False, timeout=5.0)
+
+
+def _mount_openapi(app: FastAPI) -> None:
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require("read"))])
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
 
 
 def _mount_dashboard(app: FastAPI) -> None:

@@ -199,8 +199,12 @@ def _declared_query(dependant: Any) -> set[str]:
     return names
 
 
-async def reject_unknown_query(request: Request) -> None:
-    """A query parameter the endpoint does not take is a mistake (``?agent_id=`` for ``?agent=``): 422."""
+def reject_unknown_query(request: Request) -> None:
+    """A query parameter the endpoint does not take is a mistake (``?agent_id=`` for ``?agent=``): 422.
+
+    Called by :func:`~puppet_engine.api.auth.authenticate` once the key is accepted: the
+    message lists the endpoint's parameters, which a caller without a key must not learn.
+    """
     if not request.query_params:
         return
     route = request.scope.get("route")

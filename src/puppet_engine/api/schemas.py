@@ -172,7 +172,11 @@ class TradeRequest(_Strict):
     model_config = _examples({"input": "SOL", "output": "USDC", "amount_sol": 0.05})
     input: str = Field(min_length=1, max_length=64, description="token symbol or mint to sell")
     output: str = Field(min_length=1, max_length=64, description="token symbol or mint to buy")
-    amount_sol: float = Field(gt=0, le=1_000_000, description="size of the trade in SOL")
+    # strict: true, "0.01" and the like are refused (422 naming body.amount_sol), never coerced
+    amount_sol: float = Field(gt=0, le=1_000_000, strict=True, allow_inf_nan=False,
+                              description="size of the trade in SOL, whatever the input token: for another "
+                                          "input, that much SOL's worth of it at the market price (a token "
+                                          "without a price is refused with rule no_price)")
 
 
 # --------------------------------------------------------------------------- memory

@@ -14,6 +14,7 @@ in-memory numpy matrix) and ``PostgresStore`` (pgvector HNSW, re-ranked).
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,14 @@ MemoryKind = Literal[
     "core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship"
 ]
 MEMORY_KINDS: tuple[str, ...] = get_args(MemoryKind)
+METADATA_MAX_BYTES = 16 * 1024  # a memory's metadata, as JSON: notes about a memory, not a file store
+
+
+def check_metadata(metadata: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` when ``metadata`` is more than :data:`METADATA_MAX_BYTES` as JSON."""
+    size = len(json.dumps(metadata, ensure_ascii=False, default=str).encode())
+    if size > METADATA_MAX_BYTES:
+        raise ValueError(f"memory metadata is {size} bytes as JSON; the limit is {METADATA_MAX_BYTES}")
 
 #: ``progress(agent_id, done, total)`` is called while :meth:`MemoryStore.reindex` works.
 ReindexProgress = Callable[[str, int, int], None]

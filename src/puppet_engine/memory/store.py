@@ -29,6 +29,7 @@ from puppet_engine.memory.base import (
     RankingWeights,
     ReindexProgress,
     ScoredMemory,
+    check_metadata,
 )
 from puppet_engine.memory.cache import HotCache
 from puppet_engine.memory.crypto import ContentCipher
@@ -209,6 +210,8 @@ class SQLMemoryStore(MemoryStore):
         batch = list(memories_in)
         if not batch:
             return []
+        for m in batch:
+            check_metadata(m.metadata)
         await self.ensure_embedder(agent_id)
         keys = sorted({m.key for m in batch if m.key})
         existing: dict[str, str] = {}
@@ -275,6 +278,8 @@ class SQLMemoryStore(MemoryStore):
         kind: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Memory | None:
+        if metadata is not None:
+            check_metadata(metadata)
         current = await self.get(agent_id, memory_id)
         if current is None:
             return None

@@ -221,6 +221,7 @@ def configure_logging(
         root.removeHandler(_handler)
     root.addHandler(handler)
     _handler = handler
+    logging.getLogger("oauthlib").setLevel(logging.WARNING)  # its DEBUG lines hold OAuth signature base strings
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

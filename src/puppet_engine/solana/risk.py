@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from puppet_engine.solana.tokens import SOL_MINT, STABLECOINS, TokenInfo
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from puppet_engine.agents.config import AgentConfig
 
 RequestSource = Literal["autonomous", "operator", "human"]
+REQUEST_SOURCES: tuple[str, ...] = get_args(RequestSource)  # the agent itself, the API, a mention
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,9 @@ def check_trade(req: TradeRequest, limits: RiskLimits, ctx: RiskContext) -> Risk
 
     tin, tout, amount = req.token_in, req.token_out, req.amount
     rule("trading_disabled", limits.trading_enabled, "trading_enabled is " + str(limits.trading_enabled).lower())
-    rule("human_request", not (req.source == "human" and limits.ignore_human_trading_requests),
-         f"requested by {req.source}; trades asked for in mentions are never made")
+    refused = req.source == "human" and limits.ignore_human_trading_requests
+    rule("human_request", not refused, f"requested by {req.source}"
+         + ("; trades asked for in mentions are never made" if refused else ""))
     rule("invalid_amount", amount > 0, f"amount {amount} {tin.symbol} must be positive")
     rule("same_token", tin.mint != tout.mint, f"{tin.symbol} → {tout.symbol}")
     black = [t.symbol for t in (tin, tout) if _named(t, limits.blacklist)]

@@ -49,6 +49,7 @@ from puppet_engine.events import Action, ActionExecutor, ActionOutcome
 from puppet_engine.solana.jupiter import JupiterAPI, Quote
 from puppet_engine.solana.market import MarketAnalysis, MarketData, TradeIdea, decide_trade
 from puppet_engine.solana.risk import (
+    REQUEST_SOURCES,
     RequestSource,
     RiskContext,
     RiskLimits,
@@ -65,6 +66,7 @@ from puppet_engine.storage.tables import trades
 log = structlog.get_logger("puppet_engine.solana.trader")
 
 TradeStatus = Literal["rejected", "pending", "sent", "confirmed", "failed", "dry-run"]
+AmountUnit = Literal["input", "sol"]  # what a trade's amount counts: whole input tokens, or SOL's worth of them
 OPEN_STATUSES = ("pending", "sent")
 COUNTED_STATUSES = ("pending", "sent", "confirmed")  # what daily limits count
 
@@ -162,8 +164,15 @@ class SolanaTrader:
         return await self.execute_trade(idea.token_in, idea.token_out, idea.amount, key=key, reasoning=why)
 
     async def execute_trade(self, token_in: str, token_out: str, amount: float, *, key: str | None = None,
-                            source: RequestSource = "autonomous", reasoning: str = "") -> TradeResult:
-        """Swap ``amount`` whole units of ``token_in`` (symbol or mint) into ``token_out``; see the module doc."""
+                            source: RequestSource = "autonomous", reasoning: str = "",
+                            unit: AmountUnit = "input") -> TradeResult:
+        """Swap ``amount`` of ``token_in`` (symbol or mint) into ``token_out``; see the module doc.
+
+        ``unit`` says what ``amount`` counts: whole units of ``token_in`` (``"input"``), or
+        SOL (``"sol"``): that much SOL's worth of ``token_in`` at the market price, rejected
+        (rule ``no_price``) when the token has none. ``source`` is recorded with the trade's
+        checks and decides the ``human_request`` rule.
+        """
         key = key or self._default_key(token_in, token_out, amount)
         existing = await self._load(key)
         if existing is not None:
@@ -173,7 +182,15 @@ class SolanaTrader:
                 "input_mint": tin.mint if tin else token_in[:64], "output_mint": tout.mint if tout else token_out[:64]}
         if tin is None or tout is None:
             missing = token_in if tin is None else token_out
-            return await self._reject(base, "unknown_token", f"unknown token {missing!r}", [])
+            return await self._reject(base, "unknown_token", f"unknown token {missing!r}",
+                                      {"source": source, "checks": []})
+        if unit == "sol" and tin.mint != SOL_MINT:
+            in_sol = amount
+            sized = await self._input_for_sol(tin, in_sol)
+            if sized is None:
+                return await self._reject(base, "no_price", f"{in_sol} SOL of {tin.symbol}: {tin.symbol} has no "
+                                          "price to size the trade with", {"source": source, "checks": []})
+            amount = sized
         base["in_amount"] = str(max(0, tin.to_raw(amount))) if amount > 0 else "0"
         request, ctx = await self._context(tin, tout, amount, source)
         base["amount_sol"] = request.amount_sol
@@ -229,6 +246,14 @@ class SolanaTrader:
         token = TokenInfo(str(mint)[:6], str(mint), info[0], info[1])
         self.registry.add(token)
         return token
+
+    async def _input_for_sol(self, tin: TokenInfo, amount_sol: float) -> float | None:
+        """How many whole ``tin`` are worth ``amount_sol`` SOL at the market price, or None unpriced."""
+        prices = await self.jupiter.prices([tin.mint, SOL_MINT])
+        p_in, p_sol = prices.get(tin.mint), prices.get(SOL_MINT)
+        if not p_in or not p_sol or p_in.usd_price <= 0 or p_sol.usd_price <= 0:
+            return None
+        return amount_sol * p_sol.usd_price / p_in.usd_price
 
     async def _context(self, tin: TokenInfo, tout: TokenInfo, amount: float,
                        source: RequestSource) -> tuple[TradeRequest, RiskContext]:
@@ -427,8 +452,12 @@ class TradeExecutor(ActionExecutor):
 
     async def execute(self, action: Action) -> ActionOutcome:
         p = action.payload
+        source = p.get("source", "autonomous")
+        if source not in REQUEST_SOURCES:
+            source = "human"  # an unknown origin is treated as the least trusted one
+        unit: AmountUnit = "sol" if p.get("unit") == "sol" else "input"
         result = await self.trader.execute_trade(p["input"], p["output"], float(p["amount"]), key=action.key,
-                                                 reasoning=p.get("reasoning", ""))
+                                                 reasoning=p.get("reasoning", ""), source=source, unit=unit)
         return ActionOutcome(external_id=result.signature, result=result.to_json())
 
     async def reconcile(self, action: Action) -> ActionOutcome | None:

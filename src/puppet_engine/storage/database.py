@@ -11,8 +11,9 @@ Migrations run at start through :meth:`Database.migrate`.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,15 @@ def async_url(url: str) -> str:
     raise ConfigError(f"DATABASE_URL: unsupported database {backend!r}; use sqlite:/// or postgresql://")
 
 
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (mode 0600), as the API key file is:
+    it holds the agents' memories, events and trades. SQLite gives its ``-wal`` and ``-shm``
+    files the database file's mode. An existing file keeps the mode its owner chose."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 class Database:
     """Owns the engine; hands out connections and transactions."""
 
@@ -61,7 +71,7 @@ class Database:
             uri = str(parsed.query.get("uri", "")).lower() == "true"
             on_disk = path != ":memory:" and not uri
             if on_disk:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(path))
             if inline:
                 self.inline = True
                 kwargs["async_creator"] = inline_connector(path, busy_timeout=busy_timeout, uri=uri)

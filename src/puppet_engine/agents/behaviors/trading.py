@@ -99,10 +99,11 @@ class TradingBehavior(Behavior):
         if agent.trader is None:
             return HandlerResult(result={"skipped": "trading is not enabled for this agent"})
         p = event.payload
-        amount = p.get("amount", p.get("amount_sol", 0.0))
+        # The API sizes a trade in SOL (``amount_sol``): the trader values other inputs at the market.
+        amount, unit = (p["amount"], "input") if "amount" in p else (p.get("amount_sol", 0.0), "sol")
         key = f"manual-trade:{agent.id}:{event.key or event.id}"
         return HandlerResult(result={"queued": key}, actions=[ActionSpec(key, agent.id, "trade", {
-            "input": p.get("input", "SOL"), "output": p["output"], "amount": float(amount),
+            "input": p.get("input", "SOL"), "output": p["output"], "amount": float(amount), "unit": unit,
             "reasoning": p.get("reasoning", "operator request"), "source": "operator"})])
 
     async def on_announce(self, event: Event, agent: AgentRuntime) -> HandlerResult:

@@ -35,7 +35,7 @@ async def feed(
     key: Annotated[str | None, Query(max_length=512, description="the API key, for clients that cannot send "
                                      "headers (EventSource); prefer the Authorization header")] = None,
 ) -> EventSourceResponse:
-    authenticate(request, credentials, "read", query_token=key)
+    await authenticate(request, credentials, "read", query_token=key)
     hub = ctx.feed
     queue = await hub.subscribe()
     try:

@@ -63,8 +63,13 @@ async def list_memories(
 @router.post("/{agent_id}", response_model=MemoryOut, status_code=201, dependencies=[control],
              responses=responses(404, 422, 503), summary="Add a memory (embedded for search at once)")
 async def add_memory(body: MemoryCreate, agent_id: AgentId, ctx: Ctx) -> dict[str, Any]:
-    from puppet_engine.memory.base import Memory
+    from puppet_engine.memory.base import Memory, check_metadata
 
+    try:
+        check_metadata(body.metadata)
+    except ValueError as exc:
+        raise ApiError(422, f"body.metadata: {exc}", details=[
+            {"field": "body.metadata", "message": str(exc), "type": "too_long"}]) from None
     store = _store(ctx, agent_id)
     memory = Memory(content=body.content, kind=body.kind, importance=body.importance,
                     metadata={**body.metadata, "source": "api"}, created_at=ctx.engine.clock.now(),
