@@ -262,7 +262,8 @@ async def test_openapi_needs_a_read_key_and_there_is_no_swagger_page(tmp_path: P
 
 async def test_unknown_query_parameters_are_checked_after_authentication(tmp_path: Path) -> None:
     async with harness(tmp_path) as api:
-        for path in ("/events?x=1", "/events?limit=abc&x=1", "/agents/coby/timeline?x=1", "/config?x=1"):
+        for path in ("/events?x=1", "/events?limit=abc&x=1", "/agents/coby/timeline?x=1", "/config?x=1",
+                     "/feed?backlog=abc", "/feed?x=1"):
             response = await api.client.get(path)
             error = assert_error(response, 401, "unauthorized")
             assert "limit" not in response.text and "takes" not in response.text, (path, error)

@@ -6,14 +6,20 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette import EventSourceResponse
 
-from puppet_engine.api.auth import Bearer, authenticate
+from puppet_engine.api.auth import ApiKey, Bearer, authenticate
 from puppet_engine.api.deps import Ctx
 from puppet_engine.api.schemas import responses
 
 router = APIRouter(tags=["feed"])
+
+
+async def _reader(request: Request, credentials: Bearer) -> ApiKey:
+    """The key from the header or ``?key=`` (EventSource sends no headers), checked before the
+    feed's own query parameters, so a caller without a key learns nothing about them."""
+    return await authenticate(request, credentials, "read", query_token=request.query_params.get("key"))
 
 _EXAMPLE = ('id: action:7:done\ndata: {"id": "action:7:done", "type": "post", "agent_id": "coby", '
             '"at": 1767225601.4, "text": "every ledger is a diary", "status": "done"}\n\n')
@@ -29,13 +35,12 @@ _EXAMPLE = ('id: action:7:done\ndata: {"id": "action:7:done", "type": "post", "a
 async def feed(
     request: Request,
     ctx: Ctx,
-    credentials: Bearer,
+    _key: Annotated[ApiKey, Depends(_reader)],
     backlog: Annotated[int, Query(ge=0, le=200, description="recent items sent first")] = 20,
     agent: Annotated[str | None, Query(max_length=128, description="only this agent's activity")] = None,
     key: Annotated[str | None, Query(max_length=512, description="the API key, for clients that cannot send "
                                      "headers (EventSource); prefer the Authorization header")] = None,
 ) -> EventSourceResponse:
-    await authenticate(request, credentials, "read", query_token=key)
     hub = ctx.feed
     queue = await hub.subscribe()
     try:
