@@ -103,8 +103,14 @@ def fallback_names(name: str, settings: Settings) -> list[str]:
 def build_provider(name: str, settings: Settings, http_client: httpx2.AsyncClient | None = None, *,
                    clock: Clock | None = None, db: Database | None = None,
                    on_call: Callable[[LLMCall], None] | None = None,
-                   on_breaker: Callable[[str, str], None] | None = None) -> LLMProvider:
-    """The provider an agent configured with ``llm_provider: name`` talks to, with its wrappers."""
+                   on_breaker: Callable[[str, str], None] | None = None,
+                   daily_budget: Callable[[], int] | None = None) -> LLMProvider:
+    """The provider an agent configured with ``llm_provider: name`` talks to, with its wrappers.
+
+    ``daily_budget``: read before every call (the engine passes its live runtime setting, so
+    ``PUT /config {"llm_daily_token_budget": N}`` acts at the next call); default: the fixed
+    ``settings.llm_daily_token_budget``.
+    """
     clock = clock or WallClock()
     chain: list[LLMProvider] = []
     for index, each in enumerate(fallback_names(name, settings)):
@@ -119,7 +125,9 @@ def build_provider(name: str, settings: Settings, http_client: httpx2.AsyncClien
                                               cooldown=settings.llm_breaker_cooldown_seconds, on_state=on_breaker)
         chain.append(provider)
     result: LLMProvider = chain[0] if len(chain) == 1 else FallbackProvider(chain)
-    if settings.llm_daily_token_budget > 0:
+    if daily_budget is not None:
+        result = BudgetProvider(result, daily_budget, clock=clock, db=db)
+    elif settings.llm_daily_token_budget > 0:
         result = BudgetProvider(result, settings.llm_daily_token_budget, clock=clock, db=db)
     if on_call is not None:
         result = MetricsProvider(result, on_call)
