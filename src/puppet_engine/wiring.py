@@ -23,7 +23,7 @@ from puppet_engine.agents.runtime import AgentRuntime
 from puppet_engine.errors import ConfigError
 from puppet_engine.events import Action, ActionExecutor
 from puppet_engine.llm.base import LLMProvider
-from puppet_engine.observability.logging import update_secrets
+from puppet_engine.observability.logging import redact, update_secrets
 from puppet_engine.settings import Settings
 from puppet_engine.twitter.base import SocialClient
 from puppet_engine.twitter.dryrun import DryRunClient
@@ -181,7 +181,7 @@ class Wiring:
             self.providers[cache_key] = build_provider(
                 name, settings, http_client=None if own_url else self._llm_http(), clock=self.engine.clock, db=self.engine.db,
                 on_call=prometheus_hook(metrics), on_breaker=metrics.set_breaker,
-                daily_budget=lambda: runtime.llm_daily_token_budget)
+                daily_budget=lambda: runtime.llm_daily_token_budget, redact=redact)
         return self.providers[cache_key]
 
     def _llm_http(self) -> httpx2.AsyncClient | None:

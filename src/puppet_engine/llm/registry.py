@@ -24,6 +24,7 @@ from puppet_engine.llm.wrappers import (
     LLMCall,
     MetricsProvider,
     RecordingProvider,
+    UpstreamTextProvider,
 )
 
 if TYPE_CHECKING:
@@ -104,12 +105,14 @@ def build_provider(name: str, settings: Settings, http_client: httpx2.AsyncClien
                    clock: Clock | None = None, db: Database | None = None,
                    on_call: Callable[[LLMCall], None] | None = None,
                    on_breaker: Callable[[str, str], None] | None = None,
-                   daily_budget: Callable[[], int] | None = None) -> LLMProvider:
+                   daily_budget: Callable[[], int] | None = None,
+                   redact: Callable[[str], str] | None = None) -> LLMProvider:
     """The provider an agent configured with ``llm_provider: name`` talks to, with its wrappers.
 
     ``daily_budget``: read before every call (the engine passes its live runtime setting, so
     ``PUT /config {"llm_daily_token_budget": N}`` acts at the next call); default: the fixed
-    ``settings.llm_daily_token_budget``.
+    ``settings.llm_daily_token_budget``. Error text is trimmed to 200 characters and passed
+    through ``redact`` (the engine passes its secret redactor).
     """
     clock = clock or WallClock()
     chain: list[LLMProvider] = []
@@ -120,7 +123,8 @@ def build_provider(name: str, settings: Settings, http_client: httpx2.AsyncClien
             if index == 0:
                 raise
             continue  # a fallback without credentials is skipped, not fatal
-        if each != "fake":
+        if each != "fake":  # the fake talks to no server
+            provider = UpstreamTextProvider(provider, redact=redact)
             provider = CircuitBreakerProvider(provider, clock=clock, failures=settings.llm_breaker_failures,
                                               cooldown=settings.llm_breaker_cooldown_seconds, on_state=on_breaker)
         chain.append(provider)

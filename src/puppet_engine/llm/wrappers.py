@@ -1,5 +1,6 @@
 """Cross-cutting LLM behaviour as composable wrappers around any ``LLMProvider``.
 
+- :class:`UpstreamTextProvider` trims and redacts the text of a provider's errors;
 - :class:`FallbackProvider` tries providers in order (e.g. grok → openai → fake);
 - :class:`CircuitBreakerProvider` stops calling a failing provider for a cooldown;
 - :class:`BudgetProvider` enforces a per-agent daily token budget;
@@ -68,6 +69,27 @@ class WrapperProvider(LLMProvider):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class UpstreamTextProvider(WrapperProvider):
+    """Errors from ``inner`` carry at most ``limit`` characters, with ``redact`` applied.
+
+    An error's text comes partly from the server (possibly one an agent file chose), and it
+    ends up in events, the API and logs: a server must not be able to push long text or a
+    key it was sent back through them.
+    """
+
+    def __init__(self, inner: LLMProvider, *, limit: int = 200, redact: Callable[[str], str] | None = None) -> None:
+        super().__init__(inner)
+        self.limit, self.redact = limit, redact
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        try:
+            return await self.inner.complete(request)
+        except ProviderError as exc:
+            text = self.redact(str(exc)) if self.redact is not None else str(exc)
+            exc.args = (text if len(text) <= self.limit else text[: self.limit - 1] + "…",)
+            raise
 
 
 class FallbackProvider(LLMProvider):
