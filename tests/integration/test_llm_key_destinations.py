@@ -116,6 +116,15 @@ async def test_the_global_llm_key_never_reaches_an_agent_set_base_url(tmp_path: 
                 own = await api.put("/agents/coby/config", json=_config("coby", base_url=target, api_key=AGENT_KEY))
                 assert own.status_code == 200, own.text
                 assert own.json()["config"]["llm_config"]["api_key"] == "***"
+                # The agent's own key stays with its URL: a new base_url with the key left out, or sent
+                # back as "***", does not take the key along.
+                elsewhere = _config("coby", base_url=f"{evil.url}/elsewhere/v1")
+                assert_error(await api.put("/agents/coby/config", json=elsewhere), 422)
+                assert_error(await api.put("/agents/coby/config", json={**elsewhere, "llm_config": {
+                    **elsewhere["llm_config"], "api_key": "***"}}), 422)
+                kept = await api.put("/agents/coby/config", json=_config("coby", base_url=target, api_key="***"))
+                assert kept.status_code == 200, kept.text  # same URL: "***" keeps the key
+                assert engine.manager.agents["coby"].config.llm_config.api_key.get_secret_value() == AGENT_KEY
                 # openai-compatible with its own URL and no key of its own: no key at all, not the global one.
                 compat = await api.put("/agents/nova/config", json=_config("nova", provider="openai-compatible",
                                                                            base_url=target))

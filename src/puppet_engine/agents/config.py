@@ -498,10 +498,16 @@ def _restore_placeholders(data: dict[str, Any], previous: AgentConfig | None) ->
             key = info.alias or name
             if section.get(key) == PLACEHOLDER or section.get(name) == PLACEHOLDER:
                 kept = getattr(old, name, None) if old is not None else None
+                if block == "llm_config" and not _same_url(section.get("base_url"), getattr(old, "base_url", None)):
+                    kept = None  # a kept LLM key never follows a new base_url: it must be given again
                 section.pop(name, None)
                 section[key] = kept.get_secret_value() if isinstance(kept, SecretStr) else None
         data[block] = section
     return data
+
+
+def _same_url(new: Any, old: str | None) -> bool:
+    return (new.strip() if isinstance(new, str) and new.strip() else None) == old
 
 
 def _validate(data: Any, source: str) -> LoadedAgent:
