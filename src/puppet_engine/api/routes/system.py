@@ -31,6 +31,7 @@ router = APIRouter(tags=["system"])
 # ``llm_daily_token_budget`` is shown while ``twitter_access_token`` is masked.
 _SECRET_NAME = re.compile(r"(?i)(^|_)(keys?|secrets?|token|password)$")
 OVERDUE_SECONDS = 300.0
+_admin = require("admin")  # one callable: FastAPI runs it once per request however often it is named
 
 
 @router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "down"}},
@@ -135,11 +136,11 @@ async def get_config(ctx: Ctx) -> dict[str, Any]:
     return public_settings(ctx.engine.settings, ctx.engine.runtime.values())
 
 
-@router.put("/config", dependencies=[Depends(require("admin"))], response_model=dict[str, Any],
+@router.put("/config", dependencies=[Depends(_admin)], response_model=dict[str, Any],
             responses={**responses(422), 200: {"content": {"application/json": {"example": _SETTINGS_EXAMPLE}}}},
             summary="Change runtime settings: persisted, applied here at once and by every process within seconds")
 async def put_config(body: SettingsUpdate, ctx: Ctx,
-                     key: Annotated[ApiKey, Depends(require("admin"))]) -> dict[str, Any]:
+                     key: Annotated[ApiKey, Depends(_admin)]) -> dict[str, Any]:
     """``trading_mode`` acts before the next trade, ``llm_daily_token_budget`` at the next LLM call,
     ``engine_concurrency`` at the next claim, ``event_max_attempts`` for events scheduled from now,
     ``mention_poll_seconds`` from each agent's next poll, ``log_level`` at once. Other settings are
