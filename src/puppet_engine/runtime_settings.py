@@ -77,7 +77,11 @@ class RuntimeSettings:
     def __init__(self, initial: Mapping[str, Any], source: RuntimeSource | None = None) -> None:
         """``initial``: the starting values (usually the ``Settings`` from the environment)."""
         start = {name: initial[name] for name in RUNTIME_FIELDS if name in initial}
-        self._values = RuntimeValues.model_validate(_upper_level(start))
+        try:
+            self._values = RuntimeValues.model_validate(_upper_level(start))
+        except ValidationError as exc:
+            problems = "; ".join(f"{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors())
+            raise ConfigError(f"invalid settings: {problems}") from None
         self._source = source
         self._version: Hashable = None
         self._listeners: list[Listener] = []
@@ -183,8 +187,12 @@ class RuntimeSettings:
         return self.apply(good)
 
 
+_LEVEL_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
+
+
 def _upper_level(values: dict[str, Any]) -> dict[str, Any]:
     level = values.get("log_level")
     if isinstance(level, str):
-        values["log_level"] = level.strip().upper()
+        level = level.strip().upper()
+        values["log_level"] = _LEVEL_ALIASES.get(level, level)
     return values

@@ -80,3 +80,13 @@ async def test_a_hand_edited_invalid_row_is_ignored_not_adopted(database: Databa
     live = _live(database, VirtualClock(), trading_mode="dry-run")
     assert await live.refresh() == {"engine_concurrency": 4}
     assert live.trading_mode == "dry-run"
+
+
+def test_environment_values_are_read_as_logging_reads_them() -> None:
+    assert _plain(log_level="warn").log_level == "WARNING" and _plain(log_level="debug").log_level == "DEBUG"
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
+        _plain(log_level="LOUD")
+
+
+def _plain(**env: Any) -> RuntimeSettings:
+    return RuntimeSettings.from_settings(Settings(_env_file=None, **env))  # type: ignore[call-arg]
