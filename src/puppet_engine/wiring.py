@@ -179,8 +179,8 @@ class Wiring:
                 add_secrets([_plain(own_key)])
             metrics, runtime = self.engine.metrics, self.engine.runtime
             self.providers[cache_key] = build_provider(
-                name, settings, http_client=None if own_url else self._llm_http(), clock=self.engine.clock, db=self.engine.db,
-                on_call=prometheus_hook(metrics), on_breaker=metrics.set_breaker,
+                name, settings, http_client=None if own_url else self._llm_http(), clock=self.engine.clock,
+                db=self.engine.db, on_call=prometheus_hook(metrics), on_breaker=metrics.set_breaker,
                 daily_budget=lambda: runtime.llm_daily_token_budget, redact=redact)
         return self.providers[cache_key]
 
