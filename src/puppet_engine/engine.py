@@ -30,6 +30,7 @@ from puppet_engine.storage import Database
 from puppet_engine.storage.leases import LeaseManager
 
 log = structlog.get_logger("puppet_engine.engine")
+RUNTIME_REFRESH_SECONDS = 2.0
 
 
 @dataclass
@@ -63,6 +64,13 @@ class Engine:
                                   owner=self.owner, max_attempts=settings.event_max_attempts,
                                   rng=random.Random(self.rng.random()), owned_agents=self._owned)
         self.events.on_state(self.services.states.committed)
+        from puppet_engine.runtime_settings import RuntimeSettings
+        from puppet_engine.storage.runtime_settings import RuntimeSettingsStore
+
+        # PUT /config changes this one object; the trader and the LLM budget read it live.
+        self.runtime = RuntimeSettings.from_settings(settings, RuntimeSettingsStore(self.db, self.clock))
+        self.runtime.on_change(self._runtime_changed)
+        self._runtime_task: asyncio.Task[None] | None = None
         self.leases: LeaseManager | None = None
         self._owned_key: tuple[frozenset[str], set[str]] | None = None
         self._owned_cache: frozenset[str] = frozenset()
@@ -100,6 +108,30 @@ class Engine:
 
         return default_behaviors(self.services)
 
+    def _runtime_changed(self, changed: dict[str, Any]) -> None:
+        """Push runtime settings to the parts that hold them as plain numbers."""
+        if "engine_concurrency" in changed:
+            self.events.concurrency = changed["engine_concurrency"]
+        if "event_max_attempts" in changed:
+            self.events.max_attempts = changed["event_max_attempts"]
+        if "mention_poll_seconds" in changed:
+            self.services.mention_poll_seconds = changed["mention_poll_seconds"]
+        if "log_level" in changed:
+            from puppet_engine.observability.logging import set_level
+
+            set_level(changed["log_level"])
+        log.info("runtime_settings_applied", settings=sorted(changed))
+        self.events.notify()
+
+    async def _runtime_loop(self) -> None:
+        """Adopt runtime settings changed by other processes (real seconds: processes are real)."""
+        while True:
+            await asyncio.sleep(RUNTIME_REFRESH_SECONDS)
+            try:
+                await self.runtime.refresh()
+            except Exception:
+                log.exception("runtime_settings_refresh_failed")
+
     def _owned(self) -> frozenset[str]:
         """Running agents (with leases: that this process holds), the same object until that changes."""
         running = self.manager.owned()
@@ -121,6 +153,8 @@ class Engine:
     async def start(self) -> None:
         """Migrate the database, connect the services, start every agent."""
         await self.db.migrate()
+        await self.runtime.refresh()  # settings an operator changed before a restart
+        self._runtime_task = asyncio.create_task(self._runtime_loop(), name="runtime-settings")
         await self.wiring.start()
         configs = self.options.agents if self.options.agents is not None else load_agents_dir(
             self.options.agents_dir or Path(self.settings.agents_dir))
@@ -197,6 +231,10 @@ class Engine:
                 log.exception("lease_renewal_failed")
 
     async def stop(self) -> None:
+        if self._runtime_task is not None:
+            self._runtime_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runtime_task
         if self._lease_task is not None:
             self._lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

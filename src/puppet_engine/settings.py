@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     event_max_attempts: int = Field(5, ge=1, description="attempts before an event is marked failed")
     engine_leases: bool | None = Field(None, description="share agents between processes with leases; default: on for PostgreSQL")
     lease_ttl_seconds: float = Field(30.0, gt=1, description="how long an agent lease lasts without renewal")
-    trading_mode: Literal["live", "dry-run"] = Field("live", description="dry-run stops trades after simulation")
+    trading_mode: Literal["live", "dry-run"] = Field(
+        "live", description="dry-run stops trades after simulation; starting value, PUT /config changes it (persisted)")
 
     # LLM
     openai_api_key: SecretStr | None = Field(None, description="OpenAI key; none for every LLM service → the sandbox LLM API")
@@ -42,7 +43,8 @@ class Settings(BaseSettings):
     grok_api_key: SecretStr | None = Field(None, description="xAI key for llm_provider grok")
     grok_base_url: str = Field("https://api.x.ai/v1", description="xAI API base URL")
     grok_model: str = Field("grok-4-1-fast-non-reasoning", description="default Grok model")
-    llm_daily_token_budget: int = Field(0, ge=0, description="per-agent tokens per day; 0 = unlimited")
+    llm_daily_token_budget: int = Field(
+        0, ge=0, description="per-agent tokens per day; 0 = unlimited; starting value, PUT /config changes it (persisted)")
     openai_compatible_base_url: str = Field("http://localhost:11434/v1", description="local OpenAI-compatible server (Ollama, vLLM, llama.cpp)")
     openai_compatible_model: str = Field("llama3.2", description="model served by the openai-compatible server")
     openai_compatible_api_key: SecretStr | None = Field(None, description="key for the openai-compatible server, if it wants one")

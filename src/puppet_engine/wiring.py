@@ -8,6 +8,7 @@ a loopback port). The client code is identical either way; only URLs and keys di
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -22,7 +23,7 @@ from puppet_engine.agents.runtime import AgentRuntime
 from puppet_engine.errors import ConfigError
 from puppet_engine.events import Action, ActionExecutor
 from puppet_engine.llm.base import LLMProvider
-from puppet_engine.observability.logging import update_secrets
+from puppet_engine.observability.logging import redact, update_secrets
 from puppet_engine.settings import Settings
 from puppet_engine.twitter.base import SocialClient
 from puppet_engine.twitter.dryrun import DryRunClient
@@ -43,6 +44,11 @@ SANDBOX_HOST = "http://sandbox.local"
 LLM_KEY_FIELDS = {"openai_api_key", "grok_api_key", "openai_compatible_api_key"}
 CREDENTIAL_FIELDS = LLM_KEY_FIELDS | {"twitter_api_key", "twitter_api_secret", "twitter_access_token",
                                       "twitter_access_token_secret", "twitter_bearer_token", "jupiter_api_key"}
+
+
+# provider → (its base URL setting, its key setting)
+_LLM_FIELDS = {"openai": ("openai_base_url", "openai_api_key"), "grok": ("grok_base_url", "grok_api_key"),
+               "openai-compatible": ("openai_compatible_base_url", "openai_compatible_api_key")}
 
 
 def _plain(value: Any) -> str:
@@ -141,24 +147,41 @@ class Wiring:
         has_key = agent_secret("SOLANA_PRIVATE_KEY", config.id) or sol.private_key is not None
         sandbox = SandboxEndpoints(self.sandbox_url) if self.sandbox_url and not has_key else None
         return build_trader(config, settings=self.settings, db=self.engine.db, clock=self.engine.clock,
-                            http=self.http, sandbox=sandbox, sandbox_seed=self.settings.sandbox_seed)
+                            http=self.http, sandbox=sandbox, sandbox_seed=self.settings.sandbox_seed,
+                            runtime=self.engine.runtime)
 
     def llm_for(self, config: AgentConfig) -> LLMProvider:
-        """One provider per (provider, base URL), wrapped with recording, metrics, budget and breaker."""
-        name, base_url = config.llm_provider, config.llm_config.base_url
-        cache_key = f"{name}@{base_url or ''}"
+        """One provider per (provider, base URL, key), wrapped with recording, metrics, budget and breaker.
+
+        An engine key is only ever sent to the engine's base URL for it: an agent with its own
+        ``llm_config.base_url`` gets its own ``llm_config.api_key`` there, or no key at all, over
+        the network (never through the in-process sandbox transport). Fallbacks of other
+        providers keep their own engine URL and key.
+        The daily token budget is read live at every call (``PUT /config``).
+        """
+        name, own_url, own_key = config.llm_provider, config.llm_config.base_url, config.llm_config.api_key
+        settings = self.llm_settings
+        if own_url:
+            if name in ("openai", "grok") and own_key is None:  # the agent config refuses this; never fall back
+                raise ConfigError(f"agent {config.id}: llm_config.base_url needs llm_config.api_key with "
+                                  f"llm_provider {name}; the engine's key is only sent to its own base URL")
+            url_field, key_field = _LLM_FIELDS.get(name, _LLM_FIELDS["openai-compatible"])
+            settings = settings.model_copy(update={url_field: own_url, key_field: own_key})
+        elif own_key is not None and name in _LLM_FIELDS:
+            settings = settings.model_copy(update={_LLM_FIELDS[name][1]: own_key})
+        fingerprint = hashlib.sha256(_plain(own_key).encode()).hexdigest()[:16] if own_key is not None else ""
+        cache_key = f"{name}@{own_url or ''}#{fingerprint}"
         if cache_key not in self.providers:
             from puppet_engine.llm.registry import build_provider
             from puppet_engine.llm.wrappers import prometheus_hook
 
-            settings = self.llm_settings
-            if base_url:
-                field = {"openai": "openai_base_url", "grok": "grok_base_url"}.get(name, "openai_compatible_base_url")
-                settings = settings.model_copy(update={field: base_url})
-            metrics = self.engine.metrics
+            if own_key is not None:
+                add_secrets([_plain(own_key)])
+            metrics, runtime = self.engine.metrics, self.engine.runtime
             self.providers[cache_key] = build_provider(
-                name, settings, http_client=self._llm_http(), clock=self.engine.clock, db=self.engine.db,
-                on_call=prometheus_hook(metrics), on_breaker=metrics.set_breaker)
+                name, settings, http_client=None if own_url else self._llm_http(), clock=self.engine.clock,
+                db=self.engine.db, on_call=prometheus_hook(metrics), on_breaker=metrics.set_breaker,
+                daily_budget=lambda: runtime.llm_daily_token_budget, redact=redact)
         return self.providers[cache_key]
 
     def _llm_http(self) -> httpx2.AsyncClient | None:

@@ -222,3 +222,30 @@ async def test_calls_of_many_agents_finishing_together_are_recorded_in_one_commi
     async with database.connect() as conn:
         agents = (await conn.execute(sa.select(llm_calls.c.agent_id).order_by(llm_calls.c.agent_id))).scalars().all()
     assert agents == [f"agent{i}" for i in range(5)]
+
+
+async def test_budget_read_live_applies_at_the_next_call() -> None:
+    limit = {"tokens": 0}
+    provider = BudgetProvider(FakeProvider(), lambda: limit["tokens"], clock=VirtualClock())
+    first = await provider.complete(request("ada"))  # unlimited, but counted
+    limit["tokens"] = first.usage.total_tokens  # the operator lowers the budget to what was used
+    with pytest.raises(BudgetExceeded, match=f"of its {first.usage.total_tokens} daily tokens"):
+        await provider.complete(request("ada"))
+    limit["tokens"] = 0
+    assert (await provider.complete(request("ada"))).text
+
+
+async def test_upstream_error_text_is_trimmed_and_redacted() -> None:
+    from puppet_engine.llm.wrappers import UpstreamTextProvider
+
+    class Echo(LLMProvider):
+        name = "echo"
+
+        async def complete(self, req: CompletionRequest) -> Completion:
+            raise ContentRejected("you sent passphrase-123; " + "x" * 1000, service="echo", status=400)
+
+    provider = UpstreamTextProvider(Echo(), redact=lambda text: text.replace("passphrase-123", "***"))
+    with pytest.raises(ContentRejected) as caught:
+        await provider.complete(request())
+    assert len(str(caught.value)) == 200 and "passphrase-123" not in str(caught.value)
+    assert caught.value.status == 400 and caught.value.service == "echo"

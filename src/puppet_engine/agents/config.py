@@ -12,7 +12,7 @@ Rules that apply to every field:
 - every field has a default, documented in its ``description``; a configured ``0``
   or ``false`` is kept as written (the original's ``value || default`` bug is gone);
 - an unknown field is a warning, never a failure (see :class:`LoadedAgent`);
-- secrets (``private_key``, the ``twitter_credentials`` tokens) are ``SecretStr``:
+- secrets (``private_key``, ``llm_config.api_key``, the ``twitter_credentials`` tokens) are ``SecretStr``:
   they never appear in ``repr()``, errors or :meth:`AgentConfig.public_dict`;
 - a problem is reported as ``file: json.path: expected …, got …`` inside one
   :class:`~puppet_engine.errors.AgentConfigError` listing every problem found.
@@ -37,6 +37,7 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -131,6 +132,11 @@ class SolanaIntegration(_Model):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("rpc_url")
+    @classmethod
+    def _rpc_url(cls, value: str | None) -> str | None:
+        return _http_url(value)
 
 
 # --------------------------------------------------------------------------- persona
@@ -322,11 +328,51 @@ class AgentKitIntegration(_Model):
 
 
 class LLMConfig(_Model):
-    """Per-agent model settings."""
+    """Per-agent model settings.
+
+    An engine key (``OPENAI_API_KEY``, ``GROK_API_KEY``, ``OPENAI_COMPATIBLE_API_KEY``) is only
+    ever sent to the engine's base URL for it. An agent with its own ``base_url`` sends its own
+    ``api_key`` there, or none; ``openai`` and ``grok`` agents with a ``base_url`` must set one.
+    """
 
     model: str | None = Field(None, description="model id; default null = the provider's configured model")
     temperature: Annotated[float, Field(ge=0, le=2)] = Field(0.9, description="sampling temperature 0-2; default 0.9")
-    base_url: str | None = Field(None, description="for openai-compatible: server URL; default null = OPENAI_BASE_URL")
+    base_url: str | None = Field(None, description="the agent's own OpenAI-compatible server: http(s), no credentials "
+                                 "in the URL; default null = the engine's base URL for the provider")
+    api_key: Secret = Field(None, description="key sent to base_url (never an engine key); required with base_url "
+                            "for openai and grok; default: none")
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _empty_url(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return _http_url(value)
+
+
+def _http_url(value: str | None) -> str | None:
+    """An http(s) URL with a host and no user name or password in it (keys go in their own field)."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts = None
+    if parts is not None and (parts.username is not None or parts.password is not None):
+        raise PydanticCustomError("url_credentials", "must not contain a user name or password; "
+                                  "put a key in its own field (llm_config.api_key)")
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(
+            c.isspace() or ord(c) < 32 for c in text):
+        raise PydanticCustomError("invalid_url", 'expected an http:// or https:// URL such as '
+                                  '"https://api.example.com/v1", got {got}', {"got": json.dumps(text)[:80]})
+    return text
 
 
 # --------------------------------------------------------------------------- the agent
@@ -367,6 +413,19 @@ class AgentConfig(_Model):
     def _provider_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("llm_config")
+    @classmethod
+    def _own_url_needs_own_key(cls, value: LLMConfig, info: ValidationInfo) -> LLMConfig:
+        provider = info.data.get("llm_provider")
+        if provider in ("openai", "grok") and value.base_url and value.api_key is None:
+            env = "OPENAI_API_KEY" if provider == "openai" else "GROK_API_KEY"
+            raise PydanticCustomError(
+                "own_url_needs_own_key",
+                "base_url needs api_key: with llm_provider {provider} the engine's {env} is only ever sent to "
+                "its own base URL; set llm_config.api_key to the key for this URL (or use llm_provider "
+                "\"openai-compatible\")", {"provider": provider, "env": env})
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -403,6 +462,7 @@ class AgentConfig(_Model):
             secrets += [c.api_key, c.api_key_secret, c.access_token, c.access_token_secret, c.bearer_token]
         if self.solana_integration is not None:
             secrets.append(self.solana_integration.private_key)
+        secrets.append(self.llm_config.api_key)
         return [s.get_secret_value() for s in secrets if s is not None]
 
     def public_dict(self) -> dict[str, Any]:
@@ -425,7 +485,8 @@ class LoadedAgent:
 def _restore_placeholders(data: dict[str, Any], previous: AgentConfig | None) -> dict[str, Any]:
     """``"***"`` (as sent back by the API) means "keep the secret already configured"."""
     data = dict(data)
-    for block, model in (("twitter_credentials", TwitterCredentials), ("solana_integration", SolanaIntegration)):
+    for block, model in (("twitter_credentials", TwitterCredentials), ("solana_integration", SolanaIntegration),
+                         ("llm_config", LLMConfig)):
         section = data.get(block)
         if not isinstance(section, dict):
             continue
@@ -437,10 +498,16 @@ def _restore_placeholders(data: dict[str, Any], previous: AgentConfig | None) ->
             key = info.alias or name
             if section.get(key) == PLACEHOLDER or section.get(name) == PLACEHOLDER:
                 kept = getattr(old, name, None) if old is not None else None
+                if block == "llm_config" and not _same_url(section.get("base_url"), getattr(old, "base_url", None)):
+                    kept = None  # a kept LLM key never follows a new base_url: it must be given again
                 section.pop(name, None)
                 section[key] = kept.get_secret_value() if isinstance(kept, SecretStr) else None
         data[block] = section
     return data
+
+
+def _same_url(new: Any, old: str | None) -> bool:
+    return (new.strip() if isinstance(new, str) and new.strip() else None) == old
 
 
 def _validate(data: Any, source: str) -> LoadedAgent:

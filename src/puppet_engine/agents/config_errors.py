@@ -220,7 +220,7 @@ def _message(err: Any, spec: _Spec | None) -> str:
     if kind == "string_pattern_mismatch":
         return ("expected an id of letters, digits, '-' or '_' (1-64 characters, starting with a letter "
                 f"or digit), got {_got(err.get('input'), secret)}")
-    if kind in ("range_order", "unknown_timezone"):
+    if kind in ("range_order", "unknown_timezone", "invalid_url", "url_credentials", "own_url_needs_own_key"):
         return str(err["msg"])
     if kind in _TYPE_ERRORS:
         if spec is None and "model" in kind:

@@ -24,6 +24,7 @@ from puppet_engine.llm.wrappers import (
     LLMCall,
     MetricsProvider,
     RecordingProvider,
+    UpstreamTextProvider,
 )
 
 if TYPE_CHECKING:
@@ -103,8 +104,16 @@ def fallback_names(name: str, settings: Settings) -> list[str]:
 def build_provider(name: str, settings: Settings, http_client: httpx2.AsyncClient | None = None, *,
                    clock: Clock | None = None, db: Database | None = None,
                    on_call: Callable[[LLMCall], None] | None = None,
-                   on_breaker: Callable[[str, str], None] | None = None) -> LLMProvider:
-    """The provider an agent configured with ``llm_provider: name`` talks to, with its wrappers."""
+                   on_breaker: Callable[[str, str], None] | None = None,
+                   daily_budget: Callable[[], int] | None = None,
+                   redact: Callable[[str], str] | None = None) -> LLMProvider:
+    """The provider an agent configured with ``llm_provider: name`` talks to, with its wrappers.
+
+    ``daily_budget``: read before every call (the engine passes its live runtime setting, so
+    ``PUT /config {"llm_daily_token_budget": N}`` acts at the next call); default: the fixed
+    ``settings.llm_daily_token_budget``. Error text is trimmed to 200 characters and passed
+    through ``redact`` (the engine passes its secret redactor).
+    """
     clock = clock or WallClock()
     chain: list[LLMProvider] = []
     for index, each in enumerate(fallback_names(name, settings)):
@@ -114,12 +123,15 @@ def build_provider(name: str, settings: Settings, http_client: httpx2.AsyncClien
             if index == 0:
                 raise
             continue  # a fallback without credentials is skipped, not fatal
-        if each != "fake":
+        if each != "fake":  # the fake talks to no server
+            provider = UpstreamTextProvider(provider, redact=redact)
             provider = CircuitBreakerProvider(provider, clock=clock, failures=settings.llm_breaker_failures,
                                               cooldown=settings.llm_breaker_cooldown_seconds, on_state=on_breaker)
         chain.append(provider)
     result: LLMProvider = chain[0] if len(chain) == 1 else FallbackProvider(chain)
-    if settings.llm_daily_token_budget > 0:
+    if daily_budget is not None:
+        result = BudgetProvider(result, daily_budget, clock=clock, db=db)
+    elif settings.llm_daily_token_budget > 0:
         result = BudgetProvider(result, settings.llm_daily_token_budget, clock=clock, db=db)
     if on_call is not None:
         result = MetricsProvider(result, on_call)

@@ -1,5 +1,6 @@
 """Cross-cutting LLM behaviour as composable wrappers around any ``LLMProvider``.
 
+- :class:`UpstreamTextProvider` trims and redacts the text of a provider's errors;
 - :class:`FallbackProvider` tries providers in order (e.g. grok → openai → fake);
 - :class:`CircuitBreakerProvider` stops calling a failing provider for a cooldown;
 - :class:`BudgetProvider` enforces a per-agent daily token budget;
@@ -68,6 +69,27 @@ class WrapperProvider(LLMProvider):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class UpstreamTextProvider(WrapperProvider):
+    """Errors from ``inner`` carry at most ``limit`` characters, with ``redact`` applied.
+
+    An error's text comes partly from the server (possibly one an agent file chose), and it
+    ends up in events, the API and logs: a server must not be able to push long text or a
+    key it was sent back through them.
+    """
+
+    def __init__(self, inner: LLMProvider, *, limit: int = 200, redact: Callable[[str], str] | None = None) -> None:
+        super().__init__(inner)
+        self.limit, self.redact = limit, redact
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        try:
+            return await self.inner.complete(request)
+        except ProviderError as exc:
+            text = self.redact(str(exc)) if self.redact is not None else str(exc)
+            exc.args = (text if len(text) <= self.limit else text[: self.limit - 1] + "…",)
+            raise
 
 
 class FallbackProvider(LLMProvider):
@@ -156,15 +178,23 @@ class CircuitBreakerProvider(WrapperProvider):
 class BudgetProvider(WrapperProvider):
     """At most ``daily_tokens`` per agent per calendar day (in ``tz``); beyond it ``BudgetExceeded``.
 
-    With a ``db`` the day's usage is first read from ``llm_calls``, so a restart
-    does not reset the budget. Requests without ``agent_id`` are not counted.
+    ``daily_tokens`` is a number or a function read before every call (a live runtime
+    setting); 0 means unlimited. With a ``db`` the day's usage is first read from
+    ``llm_calls``, so a restart does not reset the budget. Requests without ``agent_id``
+    are not counted.
     """
 
-    def __init__(self, inner: LLMProvider, daily_tokens: int, *, clock: Clock | None = None,
+    def __init__(self, inner: LLMProvider, daily_tokens: int | Callable[[], int], *, clock: Clock | None = None,
                  tz: tzinfo = UTC, db: Database | None = None) -> None:
         super().__init__(inner)
-        self.daily_tokens, self.clock, self.tz, self.db = daily_tokens, clock or WallClock(), tz, db
+        self._limit = daily_tokens if callable(daily_tokens) else (lambda: daily_tokens)
+        self.clock, self.tz, self.db = clock or WallClock(), tz, db
         self.used: dict[tuple[str, str], int] = {}
+
+    @property
+    def daily_tokens(self) -> int:
+        """Today's limit as it stands now."""
+        return int(self._limit())
 
     def _day(self) -> tuple[str, float]:
         now = datetime.fromtimestamp(self.clock.now(), self.tz)
@@ -196,12 +226,12 @@ class BudgetProvider(WrapperProvider):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         agent = request.agent_id
-        if agent is None or self.daily_tokens <= 0:
+        limit = self.daily_tokens
+        if agent is None:
             return await self.inner.complete(request)
-        used = await self._used(agent)
-        if used >= self.daily_tokens:
-            raise BudgetExceeded(f"agent {agent} used {used} of its {self.daily_tokens} daily tokens",
-                                 service=self.name)
+        used = await self._used(agent)  # counted even while unlimited, so a later limit sees today's use
+        if 0 < limit <= used:
+            raise BudgetExceeded(f"agent {agent} used {used} of its {limit} daily tokens", service=self.name)
         completion = await self.inner.complete(request)
         key = (agent, self._day()[0])
         self.used[key] = self.used.get(key, used) + completion.usage.total_tokens

@@ -7,7 +7,8 @@ Where each value comes from (first match wins):
 - RPC URL: the sandbox's ``/solana`` when one is used, else ``solana_integration.rpc_url``,
   else ``SOLANA_RPC_URL``;
 - Jupiter: the sandbox's ``/jupiter/swap/v1``, else ``JUPITER_API_URL`` with ``JUPITER_API_KEY``;
-- mode: ``solana_integration.trading_mode``, else ``TRADING_MODE``.
+- mode: read live at every trade: ``dry-run`` when ``solana_integration.trading_mode`` or the
+  engine's runtime ``trading_mode`` (``TRADING_MODE``, changed by ``PUT /config``) says so.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx2
 from puppet_engine.agents.config import AgentConfig
 from puppet_engine.clock import Clock
 from puppet_engine.errors import ConfigError
+from puppet_engine.runtime_settings import RuntimeSettings
 from puppet_engine.settings import Settings, agent_secret, env_suffix
 from puppet_engine.solana.jupiter import JupiterAPI
 from puppet_engine.solana.risk import RiskLimits
@@ -46,9 +48,11 @@ class SandboxEndpoints:
 
 def build_trader(config: AgentConfig, *, settings: Settings, db: Database, clock: Clock,
                  http: httpx2.AsyncClient | None = None, sandbox: SandboxEndpoints | None = None,
-                 sandbox_seed: int = 7, confirm_poll_seconds: float = 0.5) -> SolanaTrader | None:
+                 sandbox_seed: int = 7, confirm_poll_seconds: float = 0.5,
+                 runtime: RuntimeSettings | None = None) -> SolanaTrader | None:
     """The agent's trader, or ``None`` when its file does not enable trading.
 
+    ``runtime``: the engine's live runtime settings (default: a fixed view of ``settings``).
     ``confirm_poll_seconds`` is the real-time pause between signature-status polls
     (0.5 s suits real clusters; an in-process sandbox under ``simulate`` can use ~0.01).
     """
@@ -80,7 +84,8 @@ def build_trader(config: AgentConfig, *, settings: Settings, db: Database, clock
     trading = config.behavior.trading_behavior
     return SolanaTrader(
         config.id, SolanaWallet(keypair, rpc), jupiter, db, limits=RiskLimits.from_agent_config(config),
-        clock=clock, registry=registry, mode=sol.trading_mode or settings.trading_mode, timezone=config.timezone,
+        clock=clock, registry=registry, mode=sol.trading_mode,
+        runtime=runtime or RuntimeSettings.from_settings(settings), timezone=config.timezone,
         factors=trading.trade_decision_factors, random_probability=trading.trading_frequency.random_probability,
         confirm_poll_seconds=confirm_poll_seconds,
     )

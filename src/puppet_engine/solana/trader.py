@@ -46,6 +46,7 @@ from solders.signature import Signature
 from puppet_engine.clock import Clock
 from puppet_engine.errors import ProviderError, TradeRejected
 from puppet_engine.events import Action, ActionExecutor, ActionOutcome
+from puppet_engine.runtime_settings import RuntimeSettings
 from puppet_engine.solana.jupiter import JupiterAPI, Quote
 from puppet_engine.solana.market import MarketAnalysis, MarketData, TradeIdea, decide_trade
 from puppet_engine.solana.risk import (
@@ -117,7 +118,8 @@ class SolanaTrader:
 
     def __init__(self, agent_id: str, wallet: SolanaWallet, jupiter: JupiterAPI, db: Database, *,
                  limits: RiskLimits, clock: Clock, registry: TokenRegistry | None = None,
-                 mode: Literal["live", "dry-run"] = "live", timezone: str = "UTC", simulate: bool = True,
+                 mode: Literal["live", "dry-run"] | None = None, runtime: RuntimeSettings | None = None,
+                 timezone: str = "UTC", simulate: bool = True,
                  confirm_poll_seconds: float = 0.5, max_confirm_polls: int = 600,
                  factors: Sequence[str] = ("trending_tokens", "top_gainers"), random_probability: float = 0.2,
                  market: MarketData | None = None) -> None:
@@ -128,7 +130,8 @@ class SolanaTrader:
         self.limits = limits
         self.clock = clock
         self.registry = registry or TokenRegistry.for_network("mainnet-beta")
-        self.mode = mode
+        self.own_mode = mode  # the agent file's; None = the engine's
+        self.runtime = runtime  # live: PUT /config {"trading_mode": ...} acts before the next send
         self.tz = ZoneInfo(timezone)
         self.simulate = simulate
         self.confirm_poll_seconds = confirm_poll_seconds
@@ -136,6 +139,12 @@ class SolanaTrader:
         self.factors = tuple(factors)
         self.random_probability = random_probability
         self.market = market or MarketData(db, jupiter, clock)
+
+    @property
+    def mode(self) -> Literal["live", "dry-run"]:
+        """``dry-run`` when the agent's file or the engine's live setting says so (dry-run wins)."""
+        engine = self.runtime.trading_mode if self.runtime is not None else "live"
+        return "dry-run" if "dry-run" in (self.own_mode, engine) else "live"
 
     def __repr__(self) -> str:
         return f"SolanaTrader({self.agent_id!r}, {self.wallet!r}, mode={self.mode})"
@@ -287,6 +296,12 @@ class SolanaTrader:
         return int(count), float(volume or 0.0)
 
     async def _swap_and_send(self, key: str, quote: Quote) -> TradeResult:
+        if self.runtime is not None:
+            try:  # another process may have switched to dry-run: never send on a stale mode
+                await self.runtime.refresh()
+            except Exception as exc:
+                return await self._finish(key, "failed", error=f"runtime settings unreadable, not sent: "
+                                                                f"{type(exc).__name__}")
         try:
             swap = await self.jupiter.swap(quote, self.wallet.address)
             signed = self.wallet.sign(swap.transaction)

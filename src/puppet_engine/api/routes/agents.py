@@ -46,6 +46,7 @@ _SECRET_FIELDS = {
                             ("accessToken", "access_token"), ("accessTokenSecret", "access_token_secret"),
                             ("bearerToken", "bearer_token")),
     "solana_integration": (("private_key", "private_key"),),
+    "llm_config": (("api_key", "api_key"),),
 }
 _CONFIG_EXAMPLE = {"id": "coby", "name": "Coby", "llm_provider": "fake",
                    "behavior": {"post_frequency": {"min_hours_between_posts": 2, "max_hours_between_posts": 6}}}

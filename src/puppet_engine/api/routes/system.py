@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
 
 from puppet_engine import __version__
-from puppet_engine.api.auth import require
+from puppet_engine.api.auth import ApiKey, require
 from puppet_engine.api.deps import ApiContext, Ctx
 from puppet_engine.api.schemas import (
     HealthDetails,
@@ -26,8 +27,11 @@ from puppet_engine.api.schemas import (
 from puppet_engine.storage.tables import actions, events
 
 router = APIRouter(tags=["system"])
-_SECRET_NAME = re.compile(r"(?i)(key|secret|token|password)")
+# Names of settings that hold credentials. Whole words of the name, so a count such as
+# ``llm_daily_token_budget`` is shown while ``twitter_access_token`` is masked.
+_SECRET_NAME = re.compile(r"(?i)(^|_)(keys?|secrets?|token|password)$")
 OVERDUE_SECONDS = 300.0
+_admin = require("admin")  # one callable: FastAPI runs it once per request however often it is named
 
 
 @router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "down"}},
@@ -90,22 +94,34 @@ async def status(ctx: Ctx) -> StatusOut:
     )
 
 
-def public_settings(settings: Any) -> dict[str, Any]:
-    """Settings as JSON with every secret replaced by ``"***"`` (or null when unset)."""
-    from sqlalchemy.engine import make_url
+def public_settings(settings: Any, runtime: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Settings as JSON with every secret replaced by ``"***"`` (or null when unset).
 
+    ``runtime``: the live runtime settings, shown instead of the values read at start.
+    """
     out: dict[str, Any] = {}
     for name, value in settings:
         if isinstance(value, SecretStr) or (value is not None and _SECRET_NAME.search(name)):
             out[name] = "***" if value else None
-        elif name == "database_url":
-            try:
-                out[name] = make_url(value).render_as_string(hide_password=True)
-            except Exception:
-                out[name] = "***"
+        elif name.endswith("_url") and isinstance(value, str):
+            out[name] = _hide_url_secrets(value)
         else:
             out[name] = value
+    out.update(runtime or {})
     return out
+
+
+def _hide_url_secrets(value: str) -> str:
+    """A URL without its password or query values (RPC providers put API keys in the query)."""
+    if "://" not in value:
+        return value
+    try:
+        url = make_url(value)
+    except Exception:
+        return "***"
+    if url.query:
+        url = url.set(query={name: "***" for name in url.query})
+    return url.render_as_string(hide_password=True)
 
 
 _SETTINGS_EXAMPLE = {"database_url": "sqlite:///puppet_engine.db", "log_level": "INFO", "engine_concurrency": 16,
@@ -117,42 +133,23 @@ _SETTINGS_EXAMPLE = {"database_url": "sqlite:///puppet_engine.db", "log_level": 
             summary="Engine settings, secrets redacted",
             response_description="every setting by name; secrets read '***'")
 async def get_config(ctx: Ctx) -> dict[str, Any]:
-    return public_settings(ctx.engine.settings)
+    return public_settings(ctx.engine.settings, ctx.engine.runtime.values())
 
 
-@router.put("/config", dependencies=[Depends(require("admin"))], response_model=dict[str, Any],
+@router.put("/config", dependencies=[Depends(_admin)], response_model=dict[str, Any],
             responses={**responses(422), 200: {"content": {"application/json": {"example": _SETTINGS_EXAMPLE}}}},
-            summary="Change runtime settings (log level, mention polling, concurrency …) at once")
-async def put_config(body: SettingsUpdate, ctx: Ctx) -> dict[str, Any]:
+            summary="Change runtime settings: persisted, applied here at once and by every process within seconds")
+async def put_config(body: SettingsUpdate, ctx: Ctx,
+                     key: Annotated[ApiKey, Depends(_admin)]) -> dict[str, Any]:
+    """``trading_mode`` acts before the next trade, ``llm_daily_token_budget`` at the next LLM call,
+    ``engine_concurrency`` at the next claim, ``event_max_attempts`` for events scheduled from now,
+    ``mention_poll_seconds`` from each agent's next poll, ``log_level`` at once. Other settings are
+    refused (422 naming the field): they are read once at start (set the variable and restart)."""
     engine = ctx.engine
     changes = body.model_dump(exclude_none=True)
-    if "log_level" in changes:
-        _set_log_level(changes["log_level"])
-    if "mention_poll_seconds" in changes:
-        engine.services.mention_poll_seconds = changes["mention_poll_seconds"]
-    if "engine_concurrency" in changes:
-        engine.events.concurrency = changes["engine_concurrency"]
-    if "event_max_attempts" in changes:
-        engine.events.max_attempts = changes["event_max_attempts"]
-    holders = {id(engine.settings): engine.settings}
-    llm_settings = getattr(engine.wiring, "llm_settings", None)
-    if llm_settings is not None:
-        holders[id(llm_settings)] = llm_settings
-    for settings in holders.values():
-        for name, value in changes.items():
-            setattr(settings, name, value)
-    engine.events.notify()
-    logging.getLogger("puppet_engine.api").info("runtime settings changed: %s", ", ".join(sorted(changes)))
-    return public_settings(engine.settings)
-
-
-def _set_log_level(level: str) -> None:
-    try:
-        from puppet_engine.observability.logging import set_level
-    except ImportError:
-        logging.getLogger().setLevel(level)
-        return
-    set_level(level)
+    changed = await engine.runtime.update(changes, updated_by=key.label)
+    logging.getLogger("puppet_engine.api").info("runtime settings changed: %s", ", ".join(sorted(changed)) or "none")
+    return public_settings(engine.settings, engine.runtime.values())
 
 
 @router.post("/system/restart", response_model=RestartResult, dependencies=[Depends(require("admin"))],
