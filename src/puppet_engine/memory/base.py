@@ -27,9 +27,14 @@ if TYPE_CHECKING:
     from puppet_engine.settings import Settings
 
 MemoryKind = Literal[
-    "core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship"
+    "core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship", "quarantined"
 ]
 MEMORY_KINDS: tuple[str, ...] = get_args(MemoryKind)
+#: Kept for the operator only: a mention flagged as hostile (injection, scam, trade request…),
+#: with its flags in ``metadata``. Prompts never search it (:data:`PROMPT_KINDS`).
+QUARANTINED: MemoryKind = "quarantined"
+#: The kinds a prompt may recall: every kind but the quarantined one.
+PROMPT_KINDS: tuple[str, ...] = tuple(k for k in MEMORY_KINDS if k != QUARANTINED)
 
 #: ``progress(agent_id, done, total)`` is called while :meth:`MemoryStore.reindex` works.
 ReindexProgress = Callable[[str, int, int], None]
