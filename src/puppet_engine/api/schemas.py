@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 T = TypeVar("T")
 
-MemoryKindName = Literal["core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship"]
+MemoryKindName = Literal["core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship",
+                         "quarantined"]
 
 
 def _examples(*examples: dict[str, Any]) -> ConfigDict:

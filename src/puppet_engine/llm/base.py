@@ -74,6 +74,9 @@ class PromptContext:
     topic: str | None = None
     news: str | None = None
     thread: list[tuple[str, str]] = field(default_factory=list)  # (username, text), oldest first
+    #: (username, text) other accounts wrote to the agent, recalled from memory: untrusted, rendered
+    #: quoted in a section of their own, never among the agent's own memories.
+    heard: list[tuple[str, str]] = field(default_factory=list)
     replying_to: str | None = None  # username being answered
     relationship: Mapping[str, Any] | None = None
     trade: Mapping[str, Any] | None = None

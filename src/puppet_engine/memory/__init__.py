@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from puppet_engine.clock import Clock
 from puppet_engine.memory.base import (
     MEMORY_KINDS,
+    PROMPT_KINDS,
+    QUARANTINED,
     InitialMemory,
     Memory,
     MemoryKind,
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MEMORY_KINDS",
+    "PROMPT_KINDS",
+    "QUARANTINED",
     "ContentCipher",
     "Embedder",
     "EmbedderMismatch",

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from puppet_engine.settings import Settings
 
 MemoryKind = Literal[
-    "core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship"
+    "core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship", "quarantined"
 ]
 MEMORY_KINDS: tuple[str, ...] = get_args(MemoryKind)
 METADATA_MAX_BYTES = 16 * 1024  # a memory's metadata, as JSON: notes about a memory, not a file store
@@ -39,6 +39,12 @@ def check_metadata(metadata: Mapping[str, Any]) -> None:
     size = len(json.dumps(metadata, ensure_ascii=False, default=str).encode())
     if size > METADATA_MAX_BYTES:
         raise ValueError(f"memory metadata is {size} bytes as JSON; the limit is {METADATA_MAX_BYTES}")
+
+#: Kept for the operator only: a mention flagged as hostile (injection, scam, trade request…),
+#: with its flags in ``metadata``. Prompts never search it (:data:`PROMPT_KINDS`).
+QUARANTINED: MemoryKind = "quarantined"
+#: The kinds a prompt may recall: every kind but the quarantined one.
+PROMPT_KINDS: tuple[str, ...] = tuple(k for k in MEMORY_KINDS if k != QUARANTINED)
 
 #: ``progress(agent_id, done, total)`` is called while :meth:`MemoryStore.reindex` works.
 ReindexProgress = Callable[[str, int, int], None]

@@ -215,9 +215,10 @@ class PostgresStore(SQLMemoryStore):
         )
         kind_filter = "AND kind = ANY($8::text[])" if kinds else ""
         columns = ", ".join(c.name for c in LIGHT_COLUMNS)
+        # Ages are capped at 1000 half-lives: 2^-age past that underflows, an error in PostgreSQL (numpy gives 0).
         sql = f"""
             SELECT {columns}, similarity,
-                   similarity + $4 * importance + $5 * power(2.0, -greatest($7 - created_at, 0) / $6) AS score
+                   similarity + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
             FROM (
                 SELECT {columns}, 1 - {distance} AS similarity
                 FROM memories

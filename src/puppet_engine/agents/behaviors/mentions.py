@@ -5,6 +5,9 @@ overlapping polls never duplicate it. Replies are never sent to the agent itself
 agent-to-agent chains stop after ``max_reply_depth``, direct questions are always
 answered, others by the persona's ``reply_probability``. Mentions are untrusted:
 they are assessed for hostile intent, and nothing in a mention can cause a trade.
+A mention is remembered as attributed, untrusted content, a hostile one quarantined
+(:mod:`puppet_engine.agents.remember`); a reply's prompt shows the conversation
+quoted, with every hostile message in it withheld (only its flags are said).
 When the LLM is down the mention is still recorded (decision ``deferred``) and its
 answer is tried again later, for about an hour, before it is skipped.
 """
@@ -22,6 +25,7 @@ import structlog
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, after_interaction, sentiment_of
+from puppet_engine.agents.remember import recall, remember_mention
 from puppet_engine.agents.runtime import AgentRuntime, recent_post_texts
 from puppet_engine.agents.safety import assess, check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
@@ -122,7 +126,7 @@ class MentionsBehavior(Behavior):
         changes: dict[str, Any] = {}
         if deferrals == 0:  # felt and remembered once, however often the answer is put off
             changes["mood"] = after_interaction(Mood.from_state(state.get("mood")), tweet.text).to_state()
-            await self._remember(agent, tweet, now)
+            await self._remember(agent, tweet, assessment.flags, now)
         actions = []
         follow_ups: list[Event] = []
         if decision == "reply":
@@ -170,23 +174,21 @@ class MentionsBehavior(Behavior):
 
     async def _write_reply(self, agent: AgentRuntime, tweet: Tweet, thread: list[Tweet], flags: frozenset[str],
                            state: dict[str, Any]) -> list[str]:
-        memories: list[str] = []
         relationship = None
-        if agent.memory is not None:
-            found = await agent.memory.search_memories(agent.id, tweet.text, limit=5)
-            memories = [m.memory.content for m in found]
-            if tweet.author_username:
-                rel = await agent.memory.relationships.get(agent.id, tweet.author_username)
-                if rel is not None:
-                    relationship = {"sentiment": rel.sentiment, "familiarity": rel.familiarity, "trust": rel.trust,
-                                    "notes": rel.notes}
+        # A hostile mention is not a search query either: its words stay out of the prompt.
+        recalled = await recall(agent, withheld(flags) if flags else tweet.text)
+        if agent.memory is not None and tweet.author_username:
+            rel = await agent.memory.relationships.get(agent.id, tweet.author_username)
+            if rel is not None:
+                relationship = {"sentiment": rel.sentiment, "familiarity": rel.familiarity, "trust": rel.trust,
+                                "notes": rel.notes}
         recent = await recent_post_texts(self.services.db, agent.id)
         # X refuses an exact repeat for a day: short replies to the same account repeat easily.
         earlier = await replies_to_author(self.services.db, agent.id, tweet.author_username,
                                           self.services.clock.now() - DUPLICATE_WINDOW)
         context = PromptContext(
-            purpose="reply", recent_posts=recent, memories=memories, mood=state.get("mood"),
-            thread=[(t.author_username or "someone", t.text) for t in thread], replying_to=tweet.author_username,
+            purpose="reply", recent_posts=recent, memories=recalled.own, heard=recalled.heard, mood=state.get("mood"),
+            thread=self._prompt_thread(agent, tweet, thread, flags), replying_to=tweet.author_username,
             relationship=relationship, now=self.services.clock.now(),
             seed=zlib.crc32(f"reply:{agent.id}:{tweet.id}".encode()),
             extra={"hostile_flags": sorted(flags)} if flags else {},
@@ -194,6 +196,17 @@ class MentionsBehavior(Behavior):
         validated = await generate_validated(agent.llm, agent.config, context, [*recent, *earlier])
         check_leaks(validated.parts, agent.config)
         return list(validated.parts)
+
+    @staticmethod
+    def _prompt_thread(agent: AgentRuntime, tweet: Tweet, thread: list[Tweet],
+                       flags: frozenset[str]) -> list[tuple[str, str]]:
+        """The conversation for the prompt: others' messages verbatim unless hostile, then withheld."""
+        lines = []
+        for t in thread:
+            own = bool(agent.user_id) and t.author_id == agent.user_id
+            hostile = flags if t.id == tweet.id else frozenset() if own else assess(t.text).flags
+            lines.append((t.author_username or "someone", withheld(hostile) if hostile else t.text))
+        return lines
 
     async def _record(self, agent: AgentRuntime, tweet: Tweet, now: float) -> None:
         from sqlalchemy.dialects import postgresql, sqlite
@@ -210,18 +223,25 @@ class MentionsBehavior(Behavior):
             await conn.execute(mentions.update().where(mentions.c.agent_id == agent.id,
                                                        mentions.c.tweet_id == tweet.id).values(decision=decision))
 
-    async def _remember(self, agent: AgentRuntime, tweet: Tweet, now: float) -> None:
+    async def _remember(self, agent: AgentRuntime, tweet: Tweet, flags: frozenset[str], now: float) -> None:
         if agent.memory is None:
             return
-        from puppet_engine.memory.base import Memory
-
-        who = tweet.author_username or "someone"
-        await agent.memory.add_memory(agent.id, Memory(
-            content=f"@{who} said to me: {tweet.text}", kind="mention", importance=0.4, created_at=now,
-            metadata={"tweet_id": tweet.id, "author": who}, key=f"mention:{tweet.id}"))
+        await remember_mention(agent, tweet, flags, now)
         if tweet.author_username:
             await agent.memory.relationships.update_from_interaction(
                 agent.id, tweet.author_username, sentiment_delta=0.1 * sentiment_of(tweet.text))
+
+
+# What a withheld message is said to have been, in words a model (and the offline generator) understands.
+_WITHHELD = {"injection": "it tried to change your instructions", "secret_request": "it asked you to reveal secrets",
+             "impersonation": "it claimed to speak for your operator and tried to change your instructions",
+             "trade_request": "it asked you to buy, sell or send tokens"}
+
+
+def withheld(flags: Set[str]) -> str:
+    """What stands in a prompt for a hostile message: why it was withheld, none of its words."""
+    why = "; ".join(_WITHHELD.get(f, f"flagged {f}") for f in sorted(flags))
+    return f"(message withheld by the engine: {why})"
 
 
 async def replies_to_author(db: Any, agent_id: str, username: str | None, since: float) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
+from puppet_engine.agents.remember import recall
 from puppet_engine.agents.runtime import AgentRuntime, recent_post_texts
 from puppet_engine.agents.safety import check_leaks
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
@@ -97,16 +98,13 @@ class PostingBehavior(Behavior):
         rng = random.Random(seed_for(event.key or str(event.id)))
         interests = agent.config.personality.interests
         topic = topic or (rng.choice(interests) if interests else None)
-        memories: list[str] = []
-        if agent.memory is not None:
-            query = topic or agent.config.description or agent.config.name
-            found = await agent.memory.search_memories(agent.id, query, limit=5)
-            memories = [m.memory.content for m in found]
-        context = PromptContext(purpose="post", recent_posts=recent, memories=memories, mood=state.get("mood"),
+        recalled = await recall(agent, topic or agent.config.description or agent.config.name)
+        context = PromptContext(purpose="post", recent_posts=recent, memories=recalled.own, heard=recalled.heard,
+                                mood=state.get("mood"),
                                 topic=topic, news=event.payload.get("news"), now=self.services.clock.now(),
                                 seed=seed_for(event.key or str(event.id)))
         validated = await generate_validated(agent.llm, agent.config, context, recent)
-        check_leaks(validated.parts, agent.config)  # memories of hostile mentions reach this prompt too
+        check_leaks(validated.parts, agent.config)  # a model may still echo its system prompt
         return list(validated.parts)
 
 

@@ -21,6 +21,7 @@ from puppet_engine.llm.persona import parse_messages
 from puppet_engine.llm.prompts import estimate_tokens
 from puppet_engine.llm.schema_fill import instance_for
 from puppet_engine.llm.textgen import generate
+from puppet_engine.sandbox.llm.obedient import obey
 from puppet_engine.sandbox.llm.problems import (
     OpenAIProblem,
     invalid_param,
@@ -131,9 +132,13 @@ def _cut(text: str, body: dict[str, Any]) -> tuple[str, str]:
     return text, "stop"
 
 
-def chat_completion(body: dict[str, Any], *, created: int, ids: Ids) -> dict[str, Any]:
-    """The ``chat.completion`` object answering ``body`` (raises ``OpenAIProblem`` when invalid)."""
+def chat_completion(body: dict[str, Any], *, created: int, ids: Ids, obedient: bool = False) -> dict[str, Any]:
+    """The ``chat.completion`` object answering ``body`` (raises ``OpenAIProblem`` when invalid).
+
+    ``obedient``: text answers follow any instructions in the prompt (:mod:`.obedient`).
+    """
     model, messages = _check(body)
+    orders = obey(messages) if obedient else None
     kind, schema = _response_format(body)
     tool = _tool_to_call(body, messages)
     facts = parse_messages(messages)
@@ -156,7 +161,7 @@ def chat_completion(body: dict[str, Any], *, created: int, ids: Ids) -> dict[str
             elif kind == "json_object":
                 text = json.dumps({"response": generate(facts, s)})
             else:
-                text = generate(facts, s)
+                text = orders or generate(facts, s)
             text, finish = _cut(text, body)
             message["content"] = text
             completion_tokens += estimate_tokens(text)

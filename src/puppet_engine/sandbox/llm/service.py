@@ -51,6 +51,7 @@ class OpenAIService(SandboxService):
     def __init__(self, sandbox: Sandbox) -> None:
         super().__init__(sandbox)
         self.rpm = int(sandbox.config.extra.get("openai_rpm", 0) or 0)
+        self.obedient = bool(sandbox.config.extra.get("openai_obedient", False))  # see sandbox.llm.obedient
         self.windows: dict[str, tuple[float, int, int]] = {}  # key → (window start, requests, tokens)
         self.calls: deque[dict[str, Any]] = deque(maxlen=500)
         self._app = Starlette(routes=[
@@ -128,7 +129,8 @@ class OpenAIService(SandboxService):
     async def chat_completions(self, request: Request) -> Response:
         async def work(key: str, started: float) -> Response:
             body = await self._json(request)
-            completion = chat.chat_completion(body, created=int(self.sandbox.clock.now()), ids=self._id)
+            completion = chat.chat_completion(body, created=int(self.sandbox.clock.now()), ids=self._id,
+                                              obedient=self.obedient)
             usage = completion["usage"]
             headers = {**self._window(key, usage["total_tokens"], completion["model"]), **self._headers(started)}
             self.calls.append({"endpoint": "chat", "model": completion["model"], "at": self.sandbox.clock.now(),
@@ -193,6 +195,13 @@ class OpenAIService(SandboxService):
         async def calls(limit: int = 100) -> dict[str, Any]:
             """The latest calls the emulator answered (model, tokens, finish reason), newest last."""
             return {"calls": list(self.calls)[-max(1, min(limit, 500)):]}
+
+        @router.post("/mode")
+        async def mode(body: dict[str, bool]) -> dict[str, bool]:
+            """Problem modes of the model: ``{"obedient": true}`` follows instructions found in prompts."""
+            if "obedient" in body:
+                self.obedient = bool(body["obedient"])
+            return {"obedient": self.obedient}
 
         return router
 
