@@ -40,6 +40,7 @@ def check_metadata(metadata: Mapping[str, Any]) -> None:
     if size > METADATA_MAX_BYTES:
         raise ValueError(f"memory metadata is {size} bytes as JSON; the limit is {METADATA_MAX_BYTES}")
 
+
 #: Kept for the operator only: a mention flagged as hostile (injection, scam, trade request…),
 #: with its flags in ``metadata``. Prompts never search it (:data:`PROMPT_KINDS`).
 QUARANTINED: MemoryKind = "quarantined"
