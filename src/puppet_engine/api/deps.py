@@ -174,9 +174,11 @@ async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
         state = dict(row.state or {}) if row is not None else {}
         cached = ctx.balances.get(agent_id)
         due = row.next_due if row is not None and row.next_due is not None else state.get("next_post_at")
+        status = manager.status(agent_id)
         out.append(AgentSummary(
             id=agent_id, name=runtime.config.name or agent_id, description=runtime.config.description,
-            running=agent_id in manager.running, username=runtime.username,
+            running=status.state == "running", status=status.state, status_reason=status.reason,
+            retry_at=status.retry_at, username=runtime.username,
             llm_provider=runtime.config.llm_provider, trading_enabled=runtime.config.trading_enabled,
             mood=mood_label(state.get("mood")), last_post_at=_num(state.get("last_post_at")),
             next_post_at=_num(due), posts=int(row.posts or 0) if row is not None else 0,

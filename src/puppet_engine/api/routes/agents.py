@@ -126,8 +126,9 @@ async def schedule(ctx: ApiContext, event_type: str, agent_id: str | None, paylo
 
 
 def _running(ctx: ApiContext, agent_id: str, doing: str) -> None:
+    """Refuse actions for a stopped agent; a starting (or retrying) one does them once it is up."""
     ctx.agent(agent_id)
-    if agent_id not in ctx.engine.manager.running:
+    if not ctx.engine.manager.status(agent_id).accepts_actions:
         raise conflict(f"agent {agent_id!r} is stopped; start it before asking it to {doing}", agent_id=agent_id)
 
 
@@ -168,12 +169,8 @@ async def put_config(agent_id: AgentId, ctx: Ctx,
     data = _keep_secrets({**config, "id": agent_id}, runtime.config, PLACEHOLDER)
     new = parse_agent_config(data, source=f"PUT /agents/{agent_id}/config", previous=runtime.config)
     _register_secrets(new.secret_values())
-    manager = ctx.engine.manager
-    async with ctx.lock(agent_id):
-        was_running = agent_id in manager.running
-        await manager.update_config(new)
-        if not was_running:
-            await manager.stop_agent(agent_id)
+    async with ctx.lock(agent_id):  # built and connected first: a refused config leaves the agent as it was
+        await ctx.engine.manager.update_config(new)
     return await _detail(ctx, agent_id)
 
 
@@ -210,9 +207,10 @@ async def _lifecycle(ctx: ApiContext, agent_id: str, what: str) -> AgentSummary:
     ctx.agent(agent_id)
     manager = ctx.engine.manager
     async with ctx.lock(agent_id):
-        if what == "start" and agent_id not in manager.running:
+        state = manager.status(agent_id).state
+        if what == "start" and state in ("stopped", "failed"):
             await manager.start_agent(agent_id)
-        elif what == "stop" and agent_id in manager.running:
+        elif what == "stop" and state != "stopped":
             await manager.stop_agent(agent_id)
         elif what == "restart":
             await manager.restart_agent(agent_id)
