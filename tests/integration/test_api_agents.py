@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import httpx2
 import sqlalchemy as sa
-from api_helpers import CONTROL, assert_error, eventually, harness
+from api_helpers import CONTROL, KEYS, Harness, assert_error, build_engine, eventually, harness
 
+from puppet_engine.api import KeyRing, create_app
 from puppet_engine.storage.tables import agents as agents_table
 from puppet_engine.storage.tables import events
 
@@ -177,3 +180,76 @@ async def test_timeline_and_mentions_pages(tmp_path: Path) -> None:
         mentions = (await api.get("/agents/nova/mentions")).json()
         assert set(mentions) == {"items", "total", "limit", "offset"}
         assert all("author_id" not in m for m in mentions["items"])
+
+
+async def test_agents_are_starting_until_connected_and_actions_wait_for_them(tmp_path: Path) -> None:
+    """As ``puppet-engine run`` does: the API answers while the agents connect their accounts."""
+    engine = build_engine(tmp_path)
+    connected = asyncio.Event()
+
+    async def slow_connection(_agent: object) -> None:  # X taking its time to answer users/me
+        await connected.wait()
+
+    engine.manager.ready_hooks.insert(0, slow_connection)
+    await engine.db.migrate()
+    app = create_app(engine, keys=KeyRing.parse(KEYS), feed_interval=0.1)
+    starting = asyncio.create_task(engine.start())
+    runner = None
+    try:
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://api.test") as client:
+            api = Harness(engine, app, client)
+
+            async def all_starting():  # type: ignore[no-untyped-def]
+                items = (await api.get("/agents")).json()["items"]
+                return items if len(items) == 3 and all(a["status"] == "starting" for a in items) else None
+
+            items = await eventually(all_starting)
+            assert all(a["running"] is False and a["status_reason"] is None for a in items)
+            assert (await api.get("/agents/coby")).json()["status"] == "starting"
+            accepted = await api.post("/agents/coby/post", key=CONTROL, json={"text": "Up before the kettle."})
+            assert accepted.status_code == 202, accepted.text
+            stopped = (await api.post("/agents/nova/stop", key=CONTROL)).json()
+            assert stopped["status"] == "stopped" and stopped["running"] is False
+            error = assert_error(await api.post("/agents/nova/post", json={}), 409, "conflict")
+            assert "stopped" in error["message"]
+
+            connected.set()
+            await starting
+            runner = asyncio.create_task(engine.run())
+            statuses = {a["id"]: a["status"] for a in (await api.get("/agents")).json()["items"]}
+            assert statuses == {"coby": "running", "ledger": "running", "nova": "stopped"}
+            await eventually(lambda: _event_done(api, accepted.json()["event_id"]))
+            [action] = (await api.get("/agents/coby/timeline", params={"kind": "post"})).json()["items"]
+            assert action["payload"]["text"] == "Up before the kettle."
+    finally:
+        if not starting.done():
+            connected.set()
+            await starting
+        await engine.stop()
+        if runner is not None:
+            await asyncio.wait_for(runner, timeout=30)
+
+
+async def test_a_refused_config_update_leaves_the_agent_as_it_was(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        before = (await api.get("/agents/ledger")).json()
+        runtime = api.engine.manager.agents["ledger"]
+        config = before["config"]
+        bad = {**config, "name": "Ledger II",
+               "solana_integration": {**config["solana_integration"], "private_key": "not-a-key"}}
+        error = assert_error(await api.put("/agents/ledger/config", json=bad), 400, "invalid_config")
+        assert "private_key" in error["message"] and "not-a-key" not in error["message"]
+
+        after = (await api.get("/agents/ledger")).json()
+        assert after["running"] is True and after["status"] == "running"
+        assert after["config"] == config and after["name"] == "Ledger"
+        assert api.engine.manager.agents["ledger"] is runtime  # the running runtime was never touched
+        async with api.engine.db.connect() as conn:
+            row = (await conn.execute(sa.select(agents_table.c.enabled, agents_table.c.version)
+                                      .where(agents_table.c.id == "ledger"))).one()
+        assert row.enabled is True and row.version == 1
+        accepted = (await api.post("/agents/ledger/post", json={})).json()  # and it still acts
+        await eventually(lambda: _event_done(api, accepted["event_id"]))
+
+        good = (await api.put("/agents/ledger/config", json={**config, "name": "Ledger II"})).json()
+        assert good["status"] == "running" and good["name"] == "Ledger II"
