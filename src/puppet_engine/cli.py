@@ -176,7 +176,7 @@ def simulate(
 
 @agents_app.command("validate")
 def agents_validate(files: Annotated[list[Path], typer.Argument(help="agent JSON files")]) -> None:
-    """Exit 0 when every file is valid, 1 otherwise, printing every problem."""
+    """Exit 0 when every file is valid, 1 otherwise, printing every problem and warning."""
     from puppet_engine.agents.config import check_files
 
     problems, warnings = check_files(files)
