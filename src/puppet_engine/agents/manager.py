@@ -107,11 +107,13 @@ class AgentManager:
         await self._activate([o for o in outcomes if isinstance(o, str) and o in still])
 
     def _start_failed(self, agent_id: str, exc: ProviderError) -> None:
-        """Record why the agent could not start and make sure a retry is on its way."""
-        retrying = agent_id not in self._retries
+        """Record why the agent could not start and make sure a retry is on its way (the
+        retries log their own failures)."""
         self._failed[agent_id] = str(exc)
-        log.error("agent_start_failed", agent_id=agent_id, error=str(exc), retrying=True)
-        if retrying:
+        if agent_id not in self._retries:
+            log.error("agent_start_failed", agent_id=agent_id, error=str(exc), retrying=True,
+                      retry_in_seconds=START_RETRY_SECONDS)
+            self._retry_at[agent_id] = self.services.clock.now() + START_RETRY_SECONDS
             self._retries[agent_id] = asyncio.create_task(self._start_later(agent_id), name=f"start:{agent_id}")
 
     async def _start_later(self, agent_id: str) -> None:
