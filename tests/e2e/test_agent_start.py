@@ -11,7 +11,8 @@ from typing import Any
 import httpx2
 from structlog.testing import capture_logs
 
-from puppet_engine.agents.config import load_agents_dir, parse_agent_config
+from puppet_engine.agents.config import load_agents_dir
+from puppet_engine.api import KeyRing, create_app
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.sandbox import Sandbox, SandboxConfig
@@ -21,6 +22,7 @@ from puppet_engine.simulate import simulate
 
 from .test_mention_replies import persona
 
+ADMIN = "start-admin-key-3c9e1d7a"
 PLACEHOLDER_KEYS = {"apiKey": "agent_specific_key", "apiKeySecret": "agent_specific_secret",
                     "accessToken": "agent_specific_token", "accessTokenSecret": "agent_specific_token_secret"}
 
@@ -95,14 +97,26 @@ async def test_keys_refused_by_x_are_named_and_retried_until_fixed(tmp_path: Pat
         await _until(lambda: manager.status("quill").retry_at == clock.now() + 30)
         assert manager.status("quill").state == "failed"
 
-        # the operator fixes the keys: the agent starts and acts
-        async with httpx2.AsyncClient(base_url=server.url) as http:
-            issued = (await http.post("/sandbox/x/accounts", json={"username": "quill"})).json()
-        keys = {"apiKey": issued["consumer_key"], "apiKeySecret": issued["consumer_secret"],
-                "accessToken": issued["access_token"], "accessTokenSecret": issued["access_token_secret"]}
-        fixed = parse_agent_config({**chatty("quill"), "twitter_credentials": keys}, source="PUT")
-        await manager.update_config(fixed)
-        assert manager.status("quill").state == "running" and manager.agents["quill"].username == "quill"
+        # the operator's API shows why; other wrong keys are refused, right ones start the agent
+        app = create_app(engine, keys=KeyRing.parse(f"{ADMIN}:admin"))
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://api",
+                                      headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+            summary = (await api.get("/agents/quill")).json()
+            assert summary["status"] == "failed" and summary["status_reason"] == reason
+            assert summary["running"] is False and summary["retry_at"] == clock.now() + 30
+            config = summary["config"]
+            wrong = await api.put("/agents/quill/config", json={**config, "twitter_credentials": {
+                **PLACEHOLDER_KEYS, "apiKey": "another_wrong_key"}})
+            assert wrong.status_code == 400 and "X refused the keys in PUT /agents/quill/config" in wrong.text
+            assert manager.status("quill").state == "failed"
+            async with httpx2.AsyncClient(base_url=server.url) as http:
+                issued = (await http.post("/sandbox/x/accounts", json={"username": "quill"})).json()
+            keys = {"apiKey": issued["consumer_key"], "apiKeySecret": issued["consumer_secret"],
+                    "accessToken": issued["access_token"], "accessTokenSecret": issued["access_token_secret"]}
+            fixed = await api.put("/agents/quill/config", json={**config, "twitter_credentials": keys})
+            assert fixed.status_code == 200, fixed.text
+            assert fixed.json()["status"] == "running" and fixed.json()["status_reason"] is None
+        assert manager.agents["quill"].username == "quill"
         clock.advance(30)  # the pending retry finds the agent running and ends
         await _until(lambda: "quill" not in manager._retries)
         await engine.run_until(clock.now() + 3 * 3600)

@@ -33,6 +33,7 @@ from puppet_engine.api.schemas import (
     TradeRequest,
     responses,
 )
+from puppet_engine.errors import AuthError
 from puppet_engine.events import Event
 from puppet_engine.storage.tables import actions, agents, events, mentions, relationships
 
@@ -170,7 +171,10 @@ async def put_config(agent_id: AgentId, ctx: Ctx,
     new = parse_agent_config(data, source=f"PUT /agents/{agent_id}/config", previous=runtime.config)
     _register_secrets(new.secret_values())
     async with ctx.lock(agent_id):  # built and connected first: a refused config leaves the agent as it was
-        await ctx.engine.manager.update_config(new)
+        try:
+            await ctx.engine.manager.update_config(new)
+        except AuthError as exc:  # the config's keys, refused by X: the request's mistake, not an outage
+            raise ApiError(400, str(exc), code="invalid_config") from None
     return await _detail(ctx, agent_id)
 
 
