@@ -7,9 +7,12 @@ from pathlib import Path
 
 import httpx2
 import sqlalchemy as sa
-from api_helpers import CONTROL, KEYS, Harness, assert_error, build_engine, eventually, harness
+from api_helpers import CONTROL, KEYS, Harness, assert_error, eventually, example_configs, harness
 
 from puppet_engine.api import KeyRing, create_app
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.settings import Settings
 from puppet_engine.storage.tables import agents as agents_table
 from puppet_engine.storage.tables import events
 
@@ -182,9 +185,24 @@ async def test_timeline_and_mentions_pages(tmp_path: Path) -> None:
         assert all("author_id" not in m for m in mentions["items"])
 
 
+class HeldSandbox(Sandbox):
+    """A sandbox that comes up only when told (services slow to start)."""
+
+    def __init__(self) -> None:
+        super().__init__(SandboxConfig())
+        self.go = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.go.wait()
+        await super().start()
+
+
 async def test_agents_are_starting_until_connected_and_actions_wait_for_them(tmp_path: Path) -> None:
-    """As ``puppet-engine run`` does: the API answers while the agents connect their accounts."""
-    engine = build_engine(tmp_path)
+    """As ``puppet-engine run`` does: the API answers while the services start and the agents
+    connect their accounts; meanwhile agents are ``starting`` and accept actions."""
+    sandbox = HeldSandbox()
+    engine = Engine(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'api.db'}",  # type: ignore[call-arg]
+                             embedder="hashing"), EngineOptions(agents=example_configs(), sandbox=sandbox, seed=11))
     connected = asyncio.Event()
 
     async def slow_connection(_agent: object) -> None:  # X taking its time to answer users/me
@@ -199,31 +217,50 @@ async def test_agents_are_starting_until_connected_and_actions_wait_for_them(tmp
         async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://api.test") as client:
             api = Harness(engine, app, client)
 
-            async def all_starting():  # type: ignore[no-untyped-def]
+            async def listed(status: str, n: int = 3):  # type: ignore[no-untyped-def]
                 items = (await api.get("/agents")).json()["items"]
-                return items if len(items) == 3 and all(a["status"] == "starting" for a in items) else None
+                return items if sum(a["status"] == status for a in items) == n else None
 
-            items = await eventually(all_starting)
+            # 1. the services (here the sandbox) are still coming up: no agent is built yet
+            items = await eventually(lambda: listed("starting"))
             assert all(a["running"] is False and a["status_reason"] is None for a in items)
+            assert [a["name"] for a in items] == ["Coby", "Ledger", "Nova"] and not engine.manager.agents
             assert (await api.get("/agents/coby")).json()["status"] == "starting"
-            accepted = await api.post("/agents/coby/post", key=CONTROL, json={"text": "Up before the kettle."})
-            assert accepted.status_code == 202, accepted.text
+            early = await api.post("/agents/coby/post", key=CONTROL, json={"text": "Up before the kettle."})
+            assert early.status_code == 202, early.text
             stopped = (await api.post("/agents/nova/stop", key=CONTROL)).json()
             assert stopped["status"] == "stopped" and stopped["running"] is False
             error = assert_error(await api.post("/agents/nova/post", json={}), 409, "conflict")
             assert "stopped" in error["message"]
+
+            # 2. the agents are built and connecting their accounts
+            sandbox.go.set()
+            async def built():  # type: ignore[no-untyped-def]
+                return len(engine.manager.agents) == 3 and await listed("starting", 2)
+
+            await eventually(built)
+            later = await api.post("/agents/ledger/post", key=CONTROL, json={"text": "vol flat. liq thin."})
+            assert later.status_code == 202, later.text
+            assert (await api.get("/agents/nova")).json()["status"] == "stopped"
 
             connected.set()
             await starting
             runner = asyncio.create_task(engine.run())
             statuses = {a["id"]: a["status"] for a in (await api.get("/agents")).json()["items"]}
             assert statuses == {"coby": "running", "ledger": "running", "nova": "stopped"}
-            await eventually(lambda: _event_done(api, accepted.json()["event_id"]))
-            [action] = (await api.get("/agents/coby/timeline", params={"kind": "post"})).json()["items"]
-            assert action["payload"]["text"] == "Up before the kettle."
+            for accepted, agent_id, text in ((early, "coby", "Up before the kettle."),
+                                             (later, "ledger", "vol flat. liq thin.")):
+                await eventually(lambda a=accepted: _event_done(api, a.json()["event_id"]))
+                [action] = (await api.get(f"/agents/{agent_id}/timeline", params={"kind": "post"})).json()["items"]
+                assert action["payload"]["text"] == text
+        async with engine.db.connect() as conn:  # stopped before its row existed: the stop holds
+            enabled = (await conn.execute(sa.select(agents_table.c.enabled)
+                                          .where(agents_table.c.id == "nova"))).scalar()
+        assert enabled is False
     finally:
+        sandbox.go.set()
+        connected.set()
         if not starting.done():
-            connected.set()
             await starting
         await engine.stop()
         if runner is not None:

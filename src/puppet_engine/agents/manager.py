@@ -57,6 +57,7 @@ class AgentManager:
         self.owns: Callable[[str], bool] = lambda _agent_id: True
         self._retries: dict[str, asyncio.Task[None]] = {}  # agents waiting to retry a failed start
         self._starting: set[str] = set()  # connecting their accounts now
+        self._expected: dict[str, AgentConfig] = {}  # announced by expect(), runtime not built yet
         self._failed: dict[str, str] = {}  # agent id → why its last start failed
         self._retry_at: dict[str, float] = {}  # agent id → when its start is tried again
         for behavior in behaviors:
@@ -65,6 +66,33 @@ class AgentManager:
         events.outbox.on_done(self._on_action_done)
 
     # -- lifecycle ---------------------------------------------------------------
+
+    async def expect(self, configs: list[AgentConfig]) -> None:
+        """Agents about to start, before the services they connect to are up: the enabled ones
+        are ``starting`` from now on (listed, and accepting actions that wait for them)."""
+        ids = [c.id for c in configs]
+        async with self.services.db.connect() as conn:
+            disabled = {r.id for r in await conn.execute(
+                sa.select(agents.c.id).where(agents.c.id.in_(ids), agents.c.enabled.is_(False)))}
+        for config in configs:
+            if config.id not in self.agents:
+                self._expected[config.id] = config
+                if config.id not in disabled:
+                    self._starting.add(config.id)
+
+    def known(self) -> list[str]:
+        """Every agent id, those still being built included, sorted."""
+        return sorted(self.agents.keys() | self._expected.keys())
+
+    def config_of(self, agent_id: str) -> AgentConfig:
+        """The agent's config, also while its runtime is being built."""
+        runtime = self.agents.get(agent_id)
+        if runtime is not None:
+            return runtime.config
+        try:
+            return self._expected[agent_id]
+        except KeyError:
+            raise ConfigError(f"no agent with id {agent_id!r}") from None
 
     async def start_agents(self, configs: list[AgentConfig]) -> None:
         """Register every agent (config persisted without secrets) and start the enabled ones.
@@ -77,10 +105,16 @@ class AgentManager:
         ids = [c.id for c in configs]
         if len(set(ids)) != len(ids):
             raise ConfigError("duplicate agent ids: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
+        stopped_early = self._expected.keys() - self._starting  # disabled, or stopped while announced
         enabled = await self._upsert_many(configs)
+        for agent_id in stopped_early & {i for i in ids if enabled[i]}:
+            await self._set_enabled(agent_id, False)  # its row may be new: the stop must hold
+            enabled[agent_id] = False
         for config in configs:
             self.agents[config.id] = self.runtime_factory(config)
+            self._expected.pop(config.id, None)
             if not enabled[config.id]:
+                self._starting.discard(config.id)
                 log.info("agent_left_stopped", agent_id=config.id)
         starting = [i for i in ids if enabled[i]]
         self._starting.update(starting)
@@ -146,6 +180,9 @@ class AgentManager:
         Raises the :class:`ProviderError` of a failed start (the agent is then ``failed``,
         retried with backoff).
         """
+        if agent_id in self._expected:  # announced, not built yet: it starts with the others
+            self._starting.add(agent_id)
+            return
         agent = self._get(agent_id)
         if agent_id in self._running or agent_id in self._starting:
             return
@@ -217,7 +254,7 @@ class AgentManager:
 
     async def stop_agent(self, agent_id: str) -> None:
         """Stop the agent, whatever it was doing (running, starting, waiting to retry a start)."""
-        self._get(agent_id)
+        self.config_of(agent_id)
         self._set_running([agent_id], False)
         self._starting.discard(agent_id)
         self._failed.pop(agent_id, None)
