@@ -23,7 +23,7 @@ from puppet_engine.errors import AuthError, ConfigError, ProviderError
 from puppet_engine.events import Action, ActionExecutor
 from puppet_engine.llm.base import LLMProvider
 from puppet_engine.observability.logging import update_secrets
-from puppet_engine.settings import Settings
+from puppet_engine.settings import Settings, agent_secret, env_suffix
 from puppet_engine.twitter.base import SocialClient
 from puppet_engine.twitter.dryrun import DryRunClient
 
@@ -244,7 +244,6 @@ class Wiring:
 
     def _x_keys(self, config: AgentConfig) -> tuple[Any, str]:
         """The agent's X keys and where they come from, in words an operator can act on."""
-        from puppet_engine.settings import agent_secret, env_suffix
         from puppet_engine.twitter.credentials import TwitterCredentials
 
         own = config.twitter_credentials

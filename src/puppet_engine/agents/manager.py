@@ -181,6 +181,8 @@ class AgentManager:
         retried with backoff).
         """
         if agent_id in self._expected:  # announced, not built yet: it starts with the others
+            if persist:
+                await self._set_enabled(agent_id, True)
             self._starting.add(agent_id)
             return
         agent = self._get(agent_id)
@@ -273,18 +275,20 @@ class AgentManager:
         ``failed``, retried with backoff (the old clients are not used again).
         """
         old = self._get(agent_id)
-        was_running = agent_id in self._running
+        was_running, was_starting = agent_id in self._running, agent_id in self._starting
         fresh = self.runtime_factory(config or old.config)  # ConfigError: nothing changed
         self._set_running([agent_id], False)  # no claims while the clients change
         self._starting.add(agent_id)
         try:
             await self._connect(fresh)
         except ProviderError as exc:
-            self._starting.discard(agent_id)
-            if config is not None:
+            if config is not None:  # refused: back to what it was
                 self._set_running([agent_id], was_running)
+                if not was_starting:
+                    self._starting.discard(agent_id)
                 await fresh.social.aclose()
                 raise
+            self._starting.discard(agent_id)
             self.agents[agent_id] = fresh
             await old.social.aclose()
             self._start_failed(agent_id, exc)
