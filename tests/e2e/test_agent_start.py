@@ -62,6 +62,26 @@ async def test_keys_and_logins_in_files_get_sandbox_accounts_in_a_simulation(tmp
     assert posted_by and "agent_specific_key" not in posted_by  # every call was signed by a sandbox key
 
 
+async def test_keys_in_files_get_sandbox_accounts_with_a_sandbox_url(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    server = BackgroundServer(Sandbox(SandboxConfig(seed=5), clock=clock).app)
+    await server.start()
+    agents = write_agents(tmp_path / "agents", chatty("keyed", twitter_credentials=PLACEHOLDER_KEYS))
+    engine = Engine(settings(f"sqlite:///{tmp_path / 'url.db'}"),
+                    EngineOptions(agents=load_agents_dir(agents), clock=clock, seed=5, sandbox_url=server.url))
+    try:
+        await engine.start()
+        assert engine.wiring.rehearsal and engine.manager.status("keyed").state == "running"
+        client = engine.manager.agents["keyed"].social
+        assert client.credentials.api_key != "agent_specific_key"  # type: ignore[attr-defined]
+        await engine.run_until(clock.now() + 3 * 3600)
+        async with httpx2.AsyncClient(base_url=server.url) as http:
+            assert (await http.get("/sandbox/x/tweets", params={"username": "keyed"})).json()["data"]
+    finally:
+        await engine.stop()
+        await server.stop()
+
+
 async def test_keys_refused_by_x_are_named_and_retried_until_fixed(tmp_path: Path) -> None:
     """X here is a sandbox on loopback that the engine treats as the real one: it refuses keys
     it never issued, as X does."""
