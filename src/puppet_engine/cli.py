@@ -177,10 +177,12 @@ def simulate(
 
 @agents_app.command("validate")
 def agents_validate(files: Annotated[list[Path], typer.Argument(help="agent JSON files")]) -> None:
-    """Exit 0 when every file is valid, 1 otherwise, printing every problem."""
-    from puppet_engine.agents.config import validate_files
+    """Exit 0 when every file is valid, 1 otherwise, printing every problem and warning."""
+    from puppet_engine.agents.config import check_files
 
-    problems = validate_files(files)
+    problems, warnings = check_files(files)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}")
     for problem in problems:
         typer.echo(problem)
     if problems:

@@ -155,9 +155,10 @@ class Engine:
         await self.db.migrate()
         await self.runtime.refresh()  # settings an operator changed before a restart
         self._runtime_task = asyncio.create_task(self._runtime_loop(), name="runtime-settings")
-        await self.wiring.start()
         configs = self.options.agents if self.options.agents is not None else load_agents_dir(
             self.options.agents_dir or Path(self.settings.agents_dir))
+        await self.manager.expect(configs)  # "starting" in the API while the services come up
+        await self.wiring.start()
         await self.manager.start_agents(configs)
         if self.leases is not None:
             await self.rebalance()

@@ -20,11 +20,11 @@ from pydantic import SecretStr
 
 from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.runtime import AgentRuntime
-from puppet_engine.errors import ConfigError
+from puppet_engine.errors import AuthError, ConfigError, ProviderError
 from puppet_engine.events import Action, ActionExecutor
 from puppet_engine.llm.base import LLMProvider
 from puppet_engine.observability.logging import redact, update_secrets
-from puppet_engine.settings import Settings
+from puppet_engine.settings import Settings, agent_secret, env_suffix
 from puppet_engine.twitter.base import SocialClient
 from puppet_engine.twitter.dryrun import DryRunClient
 
@@ -41,6 +41,8 @@ def add_secrets(values: list[str]) -> None:
         update_secrets(values)
 
 SANDBOX_HOST = "http://sandbox.local"
+X_KEY_VARIABLES = ("TWITTER_API_KEY", "TWITTER_API_SECRET", "TWITTER_ACCESS_TOKEN", "TWITTER_ACCESS_TOKEN_SECRET",
+                   "TWITTER_BEARER_TOKEN")
 LLM_KEY_FIELDS = {"openai_api_key", "grok_api_key", "openai_compatible_api_key"}
 CREDENTIAL_FIELDS = LLM_KEY_FIELDS | {"twitter_api_key", "twitter_api_secret", "twitter_access_token",
                                       "twitter_access_token_secret", "twitter_bearer_token", "jupiter_api_key"}
@@ -61,6 +63,10 @@ class Wiring:
         self.engine = engine
         self.settings: Settings = engine.settings
         self.sandbox_url: str | None = None  # base URL of the sandbox in use, if any
+        # simulate / --sandbox-url: a rehearsal, every agent gets a sandbox X account
+        self.rehearsal = False
+        self._x_keys_from: dict[str, str] = {}  # agent id → where its X keys came from (for errors)
+        self._ignored_keys_logged = False
         self.sandbox_server: Any = None
         self.http: httpx2.AsyncClient | None = None  # shared client (ASGI transport for in-process)
         self.llm_settings: Settings = engine.settings
@@ -78,6 +84,7 @@ class Wiring:
     async def start(self) -> None:
         opts = self.engine.options
         needs_sandbox = not (self.settings.has_x_credentials() and self.settings.has_llm_credentials())
+        self.rehearsal = bool(opts.sandbox is not None or opts.sandbox_url or self.settings.sandbox_url)
         if opts.sandbox is not None:
             await opts.sandbox.start()
             transport = httpx2.ASGITransport(app=opts.sandbox.app)
@@ -207,37 +214,83 @@ class Wiring:
 
     async def _whoami(self, agent: AgentRuntime) -> tuple[str, str]:
         """The agent's X id and username: remembered from an earlier start when the keys are the
-        same account, so restarts do not spend ``GET /2/users/me`` (75 per 15 minutes on X)."""
+        same account, so restarts do not spend ``GET /2/users/me`` (75 per 15 minutes on X).
+
+        Keys that X refuses (401/403) raise an :class:`AuthError` naming the agent, where the
+        keys came from and what to check; the manager retries the start with backoff.
+        """
         states = self.engine.services.states
         creds = getattr(agent.social, "credentials", None)
         known = (await states.get(agent.id)).get("x_account") or {}
         if creds is not None and creds.user_id and known.get("id") == creds.user_id and known.get("username"):
             return str(known["id"]), str(known["username"])
-        me = await agent.social.get_me()
+        try:
+            me = await agent.social.get_me()
+        except ProviderError as exc:
+            origin = self._x_keys_from.get(agent.id)
+            if origin is None or exc.status not in (401, 403):
+                raise
+            raise AuthError(f"agent {agent.id!r}: X refused the keys in {origin} (GET /2/users/me answered "
+                            f"{exc.status}); check that they are the four OAuth 1.0a values of the agent's own "
+                            "account, that the app has Read and write permission and that the access token was "
+                            "generated again after any permission change", service="x", status=exc.status) from None
         await states.merge(agent.id, {"x_account": {"id": me.id, "username": me.username}}, self.engine.clock.now())
         return me.id, me.username
 
     async def social_for(self, config: AgentConfig) -> SocialClient:
-        """The agent's own keys, else ``TWITTER_*_<ID>``/``TWITTER_*``, else a sandbox account."""
-        from puppet_engine.twitter.client import TwitterClient
-        from puppet_engine.twitter.credentials import TwitterCredentials
+        """The agent's X client: its own keys (file), else ``TWITTER_*_<ID>``/``TWITTER_*``, else a
+        sandbox account (a dry-run client when no sandbox runs).
 
-        creds = TwitterCredentials.from_settings(self.settings, config.id)
-        own = config.twitter_credentials
-        if own is not None and own.has_user_context:
-            creds = TwitterCredentials.of(api_key=own.api_key, api_secret=own.api_key_secret,
-                                          access_token=own.access_token,
-                                          access_token_secret=own.access_token_secret,
-                                          bearer_token=own.bearer_token or creds.bearer_token)
+        Under ``simulate`` and ``--sandbox-url`` (a rehearsal: nothing leaves the machine) every
+        agent gets a sandbox account and keys are ignored, unless ``TWITTER_API_BASE_URL`` points
+        at that very sandbox (keys issued by it).
+        """
+        from puppet_engine.twitter.client import TwitterClient
+
+        creds, origin = self._x_keys(config)
         base_url = self.settings.twitter_api_base_url
-        if not (creds.has_user_context or creds.bearer_token):
+        has_keys = creds.has_user_context or bool(creds.bearer_token)
+        if has_keys and self.rehearsal and not base_url.startswith(str(self.sandbox_url)):
+            self._log_ignored_keys(config.id, origin)
+            has_keys = False
+        if not has_keys:
             if not self.uses_sandbox:
                 return DryRunClient(config.id, clock=self.engine.clock)
             creds = await self._sandbox_account(config)
             base_url = f"{self.sandbox_url}/x"
+            self._x_keys_from.pop(config.id, None)
+        else:
+            self._x_keys_from[config.id] = origin
         add_secrets(creds.secrets())
         return TwitterClient(creds, base_url=base_url, http=self.http, clock=self.engine.clock,
                              rng=random.Random(self.engine.rng.random()), breaker=self.x_breaker)
+
+    def _x_keys(self, config: AgentConfig) -> tuple[Any, str]:
+        """The agent's X keys and where they come from, in words an operator can act on."""
+        from puppet_engine.twitter.credentials import TwitterCredentials
+
+        own = config.twitter_credentials
+        shared = TwitterCredentials.from_settings(self.settings, config.id)
+        if own is not None and own.has_user_context:
+            creds = TwitterCredentials.of(api_key=own.api_key, api_secret=own.api_key_secret,
+                                          access_token=own.access_token,
+                                          access_token_secret=own.access_token_secret,
+                                          bearer_token=own.bearer_token or shared.bearer_token)
+            return creds, (f"{config.source or 'the agent file'}: twitter_credentials "
+                           "(apiKey, apiKeySecret, accessToken, accessTokenSecret)")
+        suffix = env_suffix(config.id)
+        if any(agent_secret(env, config.id) for env in X_KEY_VARIABLES):
+            return shared, f"the environment: TWITTER_*_{suffix} (e.g. TWITTER_ACCESS_TOKEN_{suffix})"
+        return shared, "the environment: TWITTER_API_KEY, TWITTER_API_SECRET, TWITTER_ACCESS_TOKEN, " \
+                       "TWITTER_ACCESS_TOKEN_SECRET"
+
+    def _log_ignored_keys(self, agent_id: str, origin: str) -> None:
+        """Once per engine: a rehearsal never sends anyone's keys to X."""
+        if not self._ignored_keys_logged:
+            self._ignored_keys_logged = True
+            log.warning("x_keys_ignored_in_sandbox", agent_id=agent_id, keys=origin,
+                        detail="simulate and --sandbox-url are rehearsals: every agent gets a sandbox X "
+                               "account and X keys from agent files or TWITTER_* are not used")
 
     async def _sandbox_account(self, config: AgentConfig) -> Any:
         from puppet_engine.twitter.credentials import TwitterCredentials

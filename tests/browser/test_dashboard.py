@@ -70,6 +70,7 @@ async def test_dashboard_end_to_end(tmp_path: Path) -> None:
                 await page.click("#login-form button[type=submit]")
                 await page.wait_for_selector(".agent-card[data-agent-id='nova']")
                 assert await _count(page, ".agent-card") == 3
+                await expect(page.locator(".agent-card[data-agent-id='nova'] .badge")).to_have_text("running")
                 assert "Coby" in await page.inner_text("#agents")
                 await expect(page.locator("#feed-state")).to_have_text("feed: live")
 

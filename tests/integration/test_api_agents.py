@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import httpx2
 import pytest
 import sqlalchemy as sa
-from api_helpers import CONTROL, assert_error, eventually, harness
+from api_helpers import CONTROL, KEYS, Harness, assert_error, eventually, example_configs, harness
 
+from puppet_engine.api import KeyRing, create_app
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.settings import Settings
 from puppet_engine.storage.tables import agents as agents_table
 from puppet_engine.storage.tables import events, trades
 
@@ -199,3 +205,110 @@ async def test_trade_amounts_are_numbers_in_sol_and_operator_trades_say_so(tmp_p
         assert trade["checks"]["source"] == "operator"  # the audit trail names who asked
         assert trade["amount_sol"] == pytest.approx(0.04, rel=0.02)  # 0.04 SOL's worth of USDC, not 0.04 USDC
         assert int(trade["in_amount"]) > 1_000_000
+
+
+class HeldSandbox(Sandbox):
+    """A sandbox that comes up only when told (services slow to start)."""
+
+    def __init__(self) -> None:
+        super().__init__(SandboxConfig())
+        self.go = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.go.wait()
+        await super().start()
+
+
+async def test_agents_are_starting_until_connected_and_actions_wait_for_them(tmp_path: Path) -> None:
+    """As ``puppet-engine run`` does: the API answers while the services start and the agents
+    connect their accounts; meanwhile agents are ``starting`` and accept actions."""
+    sandbox = HeldSandbox()
+    engine = Engine(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'api.db'}",  # type: ignore[call-arg]
+                             embedder="hashing"), EngineOptions(agents=example_configs(), sandbox=sandbox, seed=11))
+    connected = asyncio.Event()
+
+    async def slow_connection(_agent: object) -> None:  # X taking its time to answer users/me
+        await connected.wait()
+
+    engine.manager.ready_hooks.insert(0, slow_connection)
+    await engine.db.migrate()
+    app = create_app(engine, keys=KeyRing.parse(KEYS), feed_interval=0.1)
+    starting = asyncio.create_task(engine.start())
+    runner = None
+    try:
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://api.test") as client:
+            api = Harness(engine, app, client)
+
+            async def listed(status: str, n: int = 3):  # type: ignore[no-untyped-def]
+                items = (await api.get("/agents")).json()["items"]
+                return items if sum(a["status"] == status for a in items) == n else None
+
+            # 1. the services (here the sandbox) are still coming up: no agent is built yet
+            items = await eventually(lambda: listed("starting"))
+            assert all(a["running"] is False and a["status_reason"] is None for a in items)
+            assert [a["name"] for a in items] == ["Coby", "Ledger", "Nova"] and not engine.manager.agents
+            assert (await api.get("/agents/coby")).json()["status"] == "starting"
+            early = await api.post("/agents/coby/post", key=CONTROL, json={"text": "Up before the kettle."})
+            assert early.status_code == 202, early.text
+            stopped = (await api.post("/agents/nova/stop", key=CONTROL)).json()
+            assert stopped["status"] == "stopped" and stopped["running"] is False
+            error = assert_error(await api.post("/agents/nova/post", json={}), 409, "conflict")
+            assert "stopped" in error["message"]
+
+            # 2. the agents are built and connecting their accounts
+            sandbox.go.set()
+            async def built():  # type: ignore[no-untyped-def]
+                return len(engine.manager.agents) == 3 and await listed("starting", 2)
+
+            await eventually(built)
+            later = await api.post("/agents/ledger/post", key=CONTROL, json={"text": "vol flat. liq thin."})
+            assert later.status_code == 202, later.text
+            assert (await api.get("/agents/nova")).json()["status"] == "stopped"
+
+            connected.set()
+            await starting
+            runner = asyncio.create_task(engine.run())
+            statuses = {a["id"]: a["status"] for a in (await api.get("/agents")).json()["items"]}
+            assert statuses == {"coby": "running", "ledger": "running", "nova": "stopped"}
+            for accepted, agent_id, text in ((early, "coby", "Up before the kettle."),
+                                             (later, "ledger", "vol flat. liq thin.")):
+                await eventually(lambda a=accepted: _event_done(api, a.json()["event_id"]))
+                [action] = (await api.get(f"/agents/{agent_id}/timeline", params={"kind": "post"})).json()["items"]
+                assert action["payload"]["text"] == text
+        async with engine.db.connect() as conn:  # stopped before its row existed: the stop holds
+            enabled = (await conn.execute(sa.select(agents_table.c.enabled)
+                                          .where(agents_table.c.id == "nova"))).scalar()
+        assert enabled is False
+    finally:
+        sandbox.go.set()
+        connected.set()
+        if not starting.done():
+            await starting
+        await engine.stop()
+        if runner is not None:
+            await asyncio.wait_for(runner, timeout=30)
+
+
+async def test_a_refused_config_update_leaves_the_agent_as_it_was(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        before = (await api.get("/agents/ledger")).json()
+        runtime = api.engine.manager.agents["ledger"]
+        config = before["config"]
+        bad = {**config, "name": "Ledger II",
+               "solana_integration": {**config["solana_integration"], "private_key": "not-a-key"}}
+        error = assert_error(await api.put("/agents/ledger/config", json=bad), 400, "invalid_config")
+        assert "private_key" in error["message"] and "not-a-key" not in error["message"]
+
+        after = (await api.get("/agents/ledger")).json()
+        assert after["running"] is True and after["status"] == "running"
+        assert after["config"] == config and after["name"] == "Ledger"
+        assert api.engine.manager.agents["ledger"] is runtime  # the running runtime was never touched
+        async with api.engine.db.connect() as conn:
+            row = (await conn.execute(sa.select(agents_table.c.enabled, agents_table.c.version)
+                                      .where(agents_table.c.id == "ledger"))).one()
+        assert row.enabled is True and row.version == 1
+        accepted = (await api.post("/agents/ledger/post", json={})).json()  # and it still acts
+        await eventually(lambda: _event_done(api, accepted["event_id"]))
+
+        good = (await api.put("/agents/ledger/config", json={**config, "name": "Ledger II"})).json()
+        assert good["status"] == "running" and good["name"] == "Ledger II"

@@ -35,6 +35,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -92,6 +93,9 @@ class _Model(BaseModel):
 # --------------------------------------------------------------------------- credentials
 
 
+PASSWORD_LOGIN_FIELDS = ("username", "password", "email", "totp_secret", "twoFactorSecret")
+
+
 class TwitterCredentials(_Model):
     """OAuth 1.0a user-context keys for the agent's own X account (all optional)."""
 
@@ -100,6 +104,25 @@ class TwitterCredentials(_Model):
     access_token: Secret = Field(None, alias="accessToken", description="user access token; default: none")
     access_token_secret: Secret = Field(None, alias="accessTokenSecret", description="user access token secret; default: none")
     bearer_token: Secret = Field(None, alias="bearerToken", description="app-only bearer token for reads; default: none")
+    # The original's web-scraping login (username/password/email): recognised, dropped at once
+    # (never stored, never echoed) and reported by one warning, see _advice.
+    _password_login: bool = PrivateAttr(False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _drop_password_login(cls, data: Any, handler: Any) -> Any:
+        found = False
+        if isinstance(data, dict) and any(k in data for k in PASSWORD_LOGIN_FIELDS):
+            data = {k: v for k, v in data.items() if k not in PASSWORD_LOGIN_FIELDS}
+            found = True
+        creds = handler(data)
+        creds._password_login = creds._password_login or found
+        return creds
+
+    @property
+    def password_login(self) -> bool:
+        """True when the file held a scraper login (``username``/``password``), which is not supported."""
+        return self._password_login
 
     @property
     def has_user_context(self) -> bool:
@@ -438,6 +461,13 @@ class AgentConfig(_Model):
             ) from None
         return value
 
+    _source: str = PrivateAttr("")
+
+    @property
+    def source(self) -> str:
+        """Where this config came from (``agents/coby.json``, ``PUT /agents/coby/config``); "" if unknown."""
+        return self._source
+
     @model_validator(mode="after")
     def _default_name(self) -> AgentConfig:
         if not self.name:
@@ -515,6 +545,7 @@ def _validate(data: Any, source: str) -> LoadedAgent:
         config = AgentConfig.model_validate(data)
     except ValidationError as exc:
         raise AgentConfigError(translate_validation_error(exc, source, AgentConfig)) from None
+    config._source = source
     warnings = unknown_field_warnings(config, source)
     warnings += _advice(config, source)
     return LoadedAgent(config=config, source=source, warnings=warnings)
@@ -523,6 +554,12 @@ def _validate(data: Any, source: str) -> LoadedAgent:
 def _advice(config: AgentConfig, source: str) -> list[str]:
     notes = []
     creds = config.twitter_credentials
+    if creds is not None and creds.password_login:
+        notes.append(f"{source}: twitter_credentials.username/password: logging in with a password is not "
+                     "supported (X suspends accounts that log in with a password automatically), so these "
+                     "fields are ignored; give the agent API keys instead (twitter_credentials.apiKey, "
+                     "apiKeySecret, accessToken, accessTokenSecret, or TWITTER_*_<ID>). Under simulate and "
+                     "--sandbox-url the agent gets a sandbox account")
     if creds is not None:
         given = [creds.api_key, creds.api_key_secret, creds.access_token, creds.access_token_secret]
         if any(given) and not all(given):
@@ -617,6 +654,12 @@ def load_agents_dir(directory: str | Path) -> list[AgentConfig]:
 def validate_files(paths: Iterable[str | Path]) -> list[str]:
     """Problems found in these files (duplicate ids included); an empty list means all valid."""
     return _load_many(Path(p) for p in paths)[1]
+
+
+def check_files(paths: Iterable[str | Path]) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of these files: problems make a file invalid, warnings do not."""
+    loaded, problems = _load_many(Path(p) for p in paths)
+    return problems, [warning for agent in loaded for warning in agent.warnings]
 
 
 def agent_json_schema() -> dict[str, Any]:

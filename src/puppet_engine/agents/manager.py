@@ -21,6 +21,7 @@ from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.runtime import (
     AgentRuntime,
     AgentServices,
+    AgentStatus,
     load_state,
     pending_types,
     restart_key,
@@ -54,7 +55,11 @@ class AgentManager:
         self.ready_hooks: list[Callable[[AgentRuntime], Any]] = []
         # Whether this process schedules the agent's life (with leases: only its owner does).
         self.owns: Callable[[str], bool] = lambda _agent_id: True
-        self._retries: dict[str, asyncio.Task[None]] = {}  # agents waiting for a dependency to start
+        self._retries: dict[str, asyncio.Task[None]] = {}  # agents waiting to retry a failed start
+        self._starting: set[str] = set()  # connecting their accounts now
+        self._expected: dict[str, AgentConfig] = {}  # announced by expect(), runtime not built yet
+        self._failed: dict[str, str] = {}  # agent id → why its last start failed
+        self._retry_at: dict[str, float] = {}  # agent id → when its start is tried again
         for behavior in behaviors:
             for event_type, handler in behavior.handlers().items():
                 events.register(event_type, self._route(behavior, handler))
@@ -62,20 +67,57 @@ class AgentManager:
 
     # -- lifecycle ---------------------------------------------------------------
 
+    async def expect(self, configs: list[AgentConfig]) -> None:
+        """Agents about to start, before the services they connect to are up: the enabled ones
+        are ``starting`` from now on (listed, and accepting actions that wait for them)."""
+        ids = [c.id for c in configs]
+        async with self.services.db.connect() as conn:
+            disabled = {r.id for r in await conn.execute(
+                sa.select(agents.c.id).where(agents.c.id.in_(ids), agents.c.enabled.is_(False)))}
+        for config in configs:
+            if config.id not in self.agents:
+                self._expected[config.id] = config
+                if config.id not in disabled:
+                    self._starting.add(config.id)
+
+    def known(self) -> list[str]:
+        """Every agent id, those still being built included, sorted."""
+        return sorted(self.agents.keys() | self._expected.keys())
+
+    def config_of(self, agent_id: str) -> AgentConfig:
+        """The agent's config, also while its runtime is being built."""
+        runtime = self.agents.get(agent_id)
+        if runtime is not None:
+            return runtime.config
+        try:
+            return self._expected[agent_id]
+        except KeyError:
+            raise ConfigError(f"no agent with id {agent_id!r}") from None
+
     async def start_agents(self, configs: list[AgentConfig]) -> None:
         """Register every agent (config persisted without secrets) and start the enabled ones.
 
         Agents connect their accounts :data:`CONNECT_CONCURRENCY` at a time and their
-        schedules are written in batches, so thousands of agents start in seconds.
+        schedules are written in batches, so thousands of agents start in seconds. Meanwhile
+        they are ``starting``: operator actions are accepted and wait for them. An agent whose
+        start fails (X or the chain down, keys refused) is ``failed`` and retried with backoff.
         """
         ids = [c.id for c in configs]
         if len(set(ids)) != len(ids):
             raise ConfigError("duplicate agent ids: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
+        stopped_early = self._expected.keys() - self._starting  # disabled, or stopped while announced
         enabled = await self._upsert_many(configs)
+        for agent_id in stopped_early & {i for i in ids if enabled[i]}:
+            await self._set_enabled(agent_id, False)  # its row may be new: the stop must hold
+            enabled[agent_id] = False
         for config in configs:
             self.agents[config.id] = self.runtime_factory(config)
+            self._expected.pop(config.id, None)
             if not enabled[config.id]:
+                self._starting.discard(config.id)
                 log.info("agent_left_stopped", agent_id=config.id)
+        starting = [i for i in ids if enabled[i]]
+        self._starting.update(starting)
         await self.services.states.preload(ids)
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
@@ -84,48 +126,92 @@ class AgentManager:
                 try:
                     await self._connect(self.agents[agent_id])
                 except ProviderError as exc:  # X or the chain down (or keys refused): the others start
-                    log.error("agent_start_failed", agent_id=agent_id, error=str(exc), retrying=exc.retryable)
-                    if exc.retryable:
-                        self._retries[agent_id] = asyncio.create_task(self._start_later(agent_id),
-                                                                      name=f"start:{agent_id}")
+                    self._start_failed(agent_id, exc)
                     return None
             return agent_id
 
-        outcomes = await asyncio.gather(*(connect(i) for i in ids if enabled[i]), return_exceptions=True)
+        try:
+            outcomes = await asyncio.gather(*(connect(i) for i in starting), return_exceptions=True)
+        finally:
+            still = set(self._starting)  # an agent stopped meanwhile stays stopped
+            self._starting.difference_update(starting)
         failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
         if failure is not None:  # a mistake (a refused config), not an outage: after the others settled
             raise failure
-        connected = [o for o in outcomes if isinstance(o, str)]
-        self._set_running(connected, True)
-        await self._bootstrap_many([a for a in connected if self.owns(a)])
-        self.events.notify()
-        for agent_id in connected:
-            log.info("agent_started", agent_id=agent_id)
+        await self._activate([o for o in outcomes if isinstance(o, str) and o in still])
+
+    def _start_failed(self, agent_id: str, exc: ProviderError) -> None:
+        """Record why the agent could not start and make sure a retry is on its way (the
+        retries log their own failures)."""
+        self._failed[agent_id] = str(exc)
+        if agent_id not in self._retries:
+            log.error("agent_start_failed", agent_id=agent_id, error=str(exc), retrying=True,
+                      retry_in_seconds=START_RETRY_SECONDS)
+            self._retry_at[agent_id] = self.services.clock.now() + START_RETRY_SECONDS
+            self._retries[agent_id] = asyncio.create_task(self._start_later(agent_id), name=f"start:{agent_id}")
 
     async def _start_later(self, agent_id: str) -> None:
-        """Try again to start an agent whose dependency was down, backing off up to 5 minutes."""
+        """Try again to start an agent whose start failed, backing off up to 5 minutes.
+
+        Every start failure is retried, refused keys too: the operator may fix them meanwhile
+        (``PUT /agents/{id}/config``, ``SIGHUP``); stopping the agent ends the retries.
+        """
         delay = START_RETRY_SECONDS
-        while agent_id not in self.running:
-            await self.services.clock.sleep(delay)
-            try:
-                await self.start_agent(agent_id, persist=False)
-            except ProviderError as exc:
-                log.warning("agent_start_retry_failed", agent_id=agent_id, error=str(exc))
-                if not exc.retryable:
+        try:
+            while agent_id not in self.running:
+                self._retry_at[agent_id] = self.services.clock.now() + delay
+                await self.services.clock.sleep(delay)
+                if agent_id in self._running or agent_id not in self._failed:
                     break
-                delay = min(delay * 2, START_RETRY_MAX_SECONDS)
-        self._retries.pop(agent_id, None)
+                try:
+                    await self.start_agent(agent_id, persist=False)
+                except ProviderError as exc:
+                    log.warning("agent_start_retry_failed", agent_id=agent_id, error=str(exc),
+                                next_retry_seconds=min(delay * 2, START_RETRY_MAX_SECONDS))
+                    delay = min(delay * 2, START_RETRY_MAX_SECONDS)
+        finally:
+            self._retry_at.pop(agent_id, None)
+            if self._retries.get(agent_id) is asyncio.current_task():
+                self._retries.pop(agent_id, None)
 
     async def start_agent(self, agent_id: str, *, persist: bool = True) -> None:
+        """Connect the agent's accounts and start its schedules; a no-op when it runs or is starting.
+
+        Raises the :class:`ProviderError` of a failed start (the agent is then ``failed``,
+        retried with backoff).
+        """
+        if agent_id in self._expected:  # announced, not built yet: it starts with the others
+            if persist:
+                await self._set_enabled(agent_id, True)
+            self._starting.add(agent_id)
+            return
         agent = self._get(agent_id)
+        if agent_id in self._running or agent_id in self._starting:
+            return
         if persist:
             await self._set_enabled(agent_id, True)
-        await self._connect(agent)
-        self._set_running([agent_id], True)
-        if self.owns(agent_id):
-            await self._bootstrap_many([agent_id])
+        self._starting.add(agent_id)
+        try:
+            await self._connect(agent)
+        except ProviderError as exc:
+            if agent_id in self._starting:
+                self._start_failed(agent_id, exc)
+            raise
+        finally:
+            still = agent_id in self._starting
+            self._starting.discard(agent_id)
+        if still:
+            await self._activate([agent_id])
+
+    async def _activate(self, agent_ids: list[str]) -> None:
+        """Connected agents become running: their events are claimed, their schedules exist."""
+        for agent_id in agent_ids:
+            self._failed.pop(agent_id, None)
+        self._set_running(agent_ids, True)
+        await self._bootstrap_many([a for a in agent_ids if self.owns(a)])
         self.events.notify()
-        log.info("agent_started", agent_id=agent_id)
+        for agent_id in agent_ids:
+            log.info("agent_started", agent_id=agent_id)
 
     async def _connect(self, agent: AgentRuntime) -> None:
         for hook in self.ready_hooks:
@@ -169,34 +255,89 @@ class AgentManager:
         await self.events.schedule_many(fresh)
 
     async def stop_agent(self, agent_id: str) -> None:
-        self._get(agent_id)
+        """Stop the agent, whatever it was doing (running, starting, waiting to retry a start)."""
+        self.config_of(agent_id)
         self._set_running([agent_id], False)
+        self._starting.discard(agent_id)
+        self._failed.pop(agent_id, None)
+        retry = self._retries.pop(agent_id, None)
+        if retry is not None and retry is not asyncio.current_task():
+            retry.cancel()
         await self._set_enabled(agent_id, False)
         log.info("agent_stopped", agent_id=agent_id)
 
     async def restart_agent(self, agent_id: str, config: AgentConfig | None = None) -> None:
+        """Replace the agent's runtime (fresh clients; ``config`` when given) and start it.
+
+        The new runtime is built and connected before it replaces the old one, so a
+        ``config`` that cannot be built or whose accounts refuse it raises and leaves the
+        agent exactly as it was. A plain restart whose start fails leaves the agent
+        ``failed``, retried with backoff (the old clients are not used again).
+        """
         old = self._get(agent_id)
-        await self.stop_agent(agent_id)
-        new_config = config or old.config
+        was_running, was_starting = agent_id in self._running, agent_id in self._starting
+        fresh = self.runtime_factory(config or old.config)  # ConfigError: nothing changed
+        self._set_running([agent_id], False)  # no claims while the clients change
+        self._starting.add(agent_id)
+        try:
+            await self._connect(fresh)
+        except ProviderError as exc:
+            if config is not None:  # refused: back to what it was
+                self._set_running([agent_id], was_running)
+                if not was_starting:
+                    self._starting.discard(agent_id)
+                await fresh.social.aclose()
+                raise
+            self._starting.discard(agent_id)
+            self.agents[agent_id] = fresh
+            await old.social.aclose()
+            self._start_failed(agent_id, exc)
+            return
+        still = agent_id in self._starting  # not stopped meanwhile
+        self._starting.discard(agent_id)
         if config is not None:
             await self._upsert(config)
+        self.agents[agent_id] = fresh
         await old.social.aclose()
-        self.agents[agent_id] = self.runtime_factory(new_config)
-        await self.start_agent(agent_id)
+        if still:
+            await self._set_enabled(agent_id, True)
+            await self._activate([agent_id])
 
     async def update_config(self, config: AgentConfig) -> None:
-        """Apply a new config without restarting the engine (a restart of that one agent)."""
+        """Apply a new config without restarting the engine (a restart of that one agent).
+
+        A stopped agent stays stopped (its new runtime is built, not connected). A config
+        that cannot be built or connected raises and changes nothing.
+        """
         if config.id not in self.agents:
             raise ConfigError(f"no agent with id {config.id!r}")
-        await self.restart_agent(config.id, config)
+        if self.status(config.id).state != "stopped":
+            await self.restart_agent(config.id, config)
+            return
+        fresh = self.runtime_factory(config)
+        await self._upsert(config)
+        old, self.agents[config.id] = self.agents[config.id], fresh
+        await old.social.aclose()
 
     async def stop_agents(self) -> None:
         for task in list(self._retries.values()):
             task.cancel()
         self._retries.clear()
+        self._starting.clear()
         self._set_running(list(self._running), False)
         for agent in self.agents.values():
             await agent.social.aclose()
+
+    def status(self, agent_id: str) -> AgentStatus:
+        """Where the agent is in its life, in this process (see :class:`AgentStatus`)."""
+        if agent_id in self._running:
+            return AgentStatus("running")
+        if agent_id in self._starting:
+            return AgentStatus("starting")
+        reason = self._failed.get(agent_id)
+        if reason is not None:
+            return AgentStatus("failed", reason, self._retry_at.get(agent_id))
+        return AgentStatus("stopped")
 
     @property
     def running(self) -> AbstractSet[str]:
@@ -223,7 +364,8 @@ class AgentManager:
         state = await load_state(self.services.db, agent_id)
         return {
             "id": agent_id, "name": agent.config.name or agent_id, "description": agent.config.description,
-            "running": agent_id in self.running, "username": agent.username, "state": state,
+            "running": agent_id in self.running, "status": self.status(agent_id).state,
+            "username": agent.username, "state": state,
             "trading_enabled": agent.config.trading_enabled, "llm_provider": agent.config.llm_provider,
         }
 

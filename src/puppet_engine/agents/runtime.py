@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
@@ -60,6 +60,25 @@ class AgentRuntime:
     @property
     def id(self) -> str:
         return self.config.id
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    """Where an agent is in its life.
+
+    ``starting``: connecting its accounts (operator actions are accepted and wait for it);
+    ``running``; ``stopped``: by the operator or disabled; ``failed``: its last start failed,
+    ``reason`` says why, and it is tried again at ``retry_at``.
+    """
+
+    state: Literal["starting", "running", "stopped", "failed"]
+    reason: str | None = None
+    retry_at: float | None = None
+
+    @property
+    def accepts_actions(self) -> bool:
+        """Whether an operator action (post, trade) may be queued: anything but stopped."""
+        return self.state != "stopped"
 
 
 @dataclass

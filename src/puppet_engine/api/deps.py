@@ -169,15 +169,18 @@ async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
         rows = {r.id: r for r in found.fetchall()}
     out = []
     for agent_id in ids:
-        runtime = manager.agents[agent_id]
+        runtime = manager.agents.get(agent_id)  # None while the engine is still building it
+        config = manager.config_of(agent_id)
         row = rows.get(agent_id)
         state = dict(row.state or {}) if row is not None else {}
         cached = ctx.balances.get(agent_id)
         due = row.next_due if row is not None and row.next_due is not None else state.get("next_post_at")
+        status = manager.status(agent_id)
         out.append(AgentSummary(
-            id=agent_id, name=runtime.config.name or agent_id, description=runtime.config.description,
-            running=agent_id in manager.running, username=runtime.username,
-            llm_provider=runtime.config.llm_provider, trading_enabled=runtime.config.trading_enabled,
+            id=agent_id, name=config.name or agent_id, description=config.description,
+            running=status.state == "running", status=status.state, status_reason=status.reason,
+            retry_at=status.retry_at, username=runtime.username if runtime is not None else None,
+            llm_provider=config.llm_provider, trading_enabled=config.trading_enabled,
             mood=mood_label(state.get("mood")), last_post_at=_num(state.get("last_post_at")),
             next_post_at=_num(due), posts=int(row.posts or 0) if row is not None else 0,
             balance_sol=cached[0] if cached else None,

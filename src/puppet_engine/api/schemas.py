@@ -66,13 +66,18 @@ class Accepted(BaseModel):
 class AgentSummary(BaseModel):
     model_config = _examples({
         "id": "coby", "name": "Coby", "description": "A crypto philosopher", "running": True,
-        "username": "coby", "llm_provider": "openai", "trading_enabled": False, "mood": "wistful",
+        "status": "running", "status_reason": None, "retry_at": None, "username": "coby", "llm_provider": "openai", "trading_enabled": False, "mood": "wistful",
         "last_post_at": 1767225600.0, "next_post_at": 1767236400.0, "posts": 12, "balance_sol": None,
     })
     id: str
     name: str
     description: str
-    running: bool
+    running: bool = Field(description="connected and acting (status is running)")
+    status: Literal["starting", "running", "stopped", "failed"] = Field(
+        description="starting: connecting its accounts, actions are accepted and wait for it; running; "
+                    "stopped: by an operator (actions are refused); failed: its start failed, retried with backoff")
+    status_reason: str | None = Field(None, description="why the last start failed (status failed)")
+    retry_at: float | None = Field(None, description="when a failed start is tried again")
     username: str | None
     llm_provider: str
     trading_enabled: bool

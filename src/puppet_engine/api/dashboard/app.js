@@ -106,8 +106,9 @@
         if (stale(id)) return;
         page.items.forEach((a) => state.agents.set(a.id, a));
         grid.replaceChildren(...page.items.map(agentCard));
-        const running = page.items.filter((a) => a.running).length;
-        $("#agents-summary").textContent = `${running} of ${page.total} running`;
+        const count = (status) => page.items.filter((a) => a.status === status).length;
+        const extra = ["starting", "failed"].filter((s) => count(s)).map((s) => `, ${count(s)} ${s}`).join("");
+        $("#agents-summary").textContent = `${count("running")} of ${page.total} running${extra}`;
       } catch (err) { if (err.status !== 401) failed(err); }
     };
     const balances = async () => {
@@ -127,8 +128,9 @@
       h("div", { class: "card-head" },
         h("div", {}, h("a", { class: "agent-name", href: `#/agents/${encodeURIComponent(a.id)}`, text: a.name }),
           h("div", { class: "muted small", text: `@${a.username || a.id} · ${a.llm_provider}` })),
-        badge(a.running)),
+        badge(a)),
       h("p", { class: "agent-desc", text: a.description || "" }),
+      a.status === "failed" ? h("p", { class: "agent-failure small", text: startFailure(a) }) : null,
       h("div", { class: "stats" },
         stat("mood", a.mood || "—"),
         stat("last post", ago(a.last_post_at)),
@@ -136,9 +138,14 @@
         stat("posts", num(a.posts, 0)),
         a.trading_enabled ? stat("balance", a.balance_sol === null ? "—" : `${num(a.balance_sol, 4)} SOL`) : null),
       h("div", { class: "actions" },
-        h("button", { class: "btn", type: "button", disabled: !a.running, onclick: () => postNow(a.id) }, "Post now"),
-        h("button", { class: "btn btn-ghost", type: "button", onclick: () => toggle(a) }, a.running ? "Stop" : "Start"),
+        h("button", { class: "btn", type: "button", disabled: a.status === "stopped", onclick: () => postNow(a.id) }, "Post now"),
+        h("button", { class: "btn btn-ghost", type: "button", onclick: () => toggle(a) }, a.status === "stopped" ? "Start" : "Stop"),
         h("a", { class: "btn btn-ghost", href: `#/agents/${encodeURIComponent(a.id)}` }, "Open")));
+  }
+
+  function startFailure(agent) {
+    const retry = agent.retry_at ? ` (trying again ${ago(agent.retry_at)})` : "";
+    return `Start failed: ${agent.status_reason || "unknown error"}${retry}`;
   }
 
   async function postNow(agentId, body) {
@@ -148,10 +155,12 @@
     } catch (err) { failed(err); }
   }
 
+  // Starting and failed agents can be stopped (a failed one is retrying); stopped ones started.
   async function toggle(agent) {
+    const stopping = agent.status !== "stopped";
     try {
-      await api("POST", `/agents/${encodeURIComponent(agent.id)}/${agent.running ? "stop" : "start"}`);
-      toast(`${agent.name} ${agent.running ? "stopped" : "started"}`, "ok");
+      await api("POST", `/agents/${encodeURIComponent(agent.id)}/${stopping ? "stop" : "start"}`);
+      toast(`${agent.name} ${stopping ? "stopped" : "started"}`, "ok");
       route();
     } catch (err) { failed(err); }
   }
@@ -171,9 +180,10 @@
     const text = h("input", { type: "text", placeholder: "or exact text to post", "aria-label": "text", maxlength: 4000 });
     view.append(
       h("div", { class: "view-head" },
-        h("div", {}, h("h1", { text: agent.name }), h("div", { class: "muted", text: agent.description || "" })),
-        h("div", { class: "actions" }, badge(agent.running),
-          h("button", { class: "btn btn-ghost", type: "button", onclick: () => toggle(agent) }, agent.running ? "Stop" : "Start"),
+        h("div", {}, h("h1", { text: agent.name }), h("div", { class: "muted", text: agent.description || "" }),
+          agent.status === "failed" ? h("p", { class: "agent-failure small", text: startFailure(agent) }) : null),
+        h("div", { class: "actions" }, badge(agent),
+          h("button", { class: "btn btn-ghost", type: "button", onclick: () => toggle(agent) }, agent.status === "stopped" ? "Start" : "Stop"),
           h("button", { class: "btn btn-ghost", type: "button", onclick: () => restart(agentId) }, "Restart"))),
       h("div", { class: "stats card" },
         stat("mood", agent.mood || "—"), stat("last post", ago(agent.last_post_at)),
@@ -184,7 +194,7 @@
           const body = text.value.trim() ? { text: text.value.trim() } : topic.value.trim() ? { topic: topic.value.trim() } : {};
           postNow(agentId, body); text.value = ""; topic.value = "";
         } }, h("strong", { text: "Post now" }), topic, text,
-        h("button", { class: "btn", type: "submit", disabled: !agent.running }, "Post")));
+        h("button", { class: "btn", type: "submit", disabled: agent.status === "stopped" }, "Post")));
 
     const columns = h("div", { class: "columns" });
     const left = h("div", { class: "column" });

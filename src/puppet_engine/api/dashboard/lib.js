@@ -66,8 +66,11 @@ window.PuppetLib = (() => {
              h("span", { class: `stat-value ${cls || ""}`, text: value }));
   }
 
-  function badge(running) {
-    return h("span", { class: `badge ${running ? "badge-on" : "badge-off"}`, text: running ? "running" : "stopped" });
+  // An agent's status (starting | running | stopped | failed); a failed start shows its reason on hover.
+  function badge(agent) {
+    const status = agent.status || (agent.running ? "running" : "stopped");
+    const title = status === "failed" && agent.status_reason ? agent.status_reason : null;
+    return h("span", { class: `badge badge-${status}`, text: status, title });
   }
 
   function drawChart(canvas, series) {

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Query
 
+from puppet_engine.agents.config import AgentConfig
 from puppet_engine.api.auth import require
 from puppet_engine.api.deps import (
     AgentId,
@@ -21,7 +22,7 @@ from puppet_engine.api.deps import (
     scrub_ids,
     summaries,
 )
-from puppet_engine.api.errors import ApiError, conflict
+from puppet_engine.api.errors import ApiError, conflict, not_found
 from puppet_engine.api.schemas import (
     Accepted,
     ActionOut,
@@ -33,6 +34,7 @@ from puppet_engine.api.schemas import (
     TradeRequest,
     responses,
 )
+from puppet_engine.errors import AuthError, ConfigError
 from puppet_engine.events import Event
 from puppet_engine.storage.tables import actions, agents, events, mentions, relationships
 
@@ -55,7 +57,7 @@ _CONFIG_EXAMPLE = {"id": "coby", "name": "Coby", "llm_provider": "fake",
 @router.get("", response_model=Page[AgentSummary], dependencies=[read], responses=responses(422),
             summary="Every agent with its state, last and next post, mood and balance")
 async def list_agents(paging: PageQ, ctx: Ctx) -> dict[str, Any]:
-    ids = sorted(ctx.engine.manager.agents)
+    ids = ctx.engine.manager.known()  # agents still being built are listed as starting
     chosen = ids[paging.offset:paging.offset + paging.limit]
     return page(await summaries(ctx, chosen), len(ids), paging)
 
@@ -67,7 +69,7 @@ async def get_agent(agent_id: AgentId, ctx: Ctx) -> AgentDetail:
 
 
 async def _detail(ctx: ApiContext, agent_id: str) -> AgentDetail:
-    runtime = ctx.agent(agent_id)
+    config = _known(ctx, agent_id)
     [summary] = await summaries(ctx, [agent_id])
     async with ctx.db.connect() as conn:
         pending = (await conn.execute(
@@ -78,7 +80,7 @@ async def _detail(ctx: ApiContext, agent_id: str) -> AgentDetail:
             .order_by(relationships.c.familiarity.desc()).limit(100))).mappings().fetchall()
         state = (await conn.execute(sa.select(agents.c.state).where(agents.c.id == agent_id))).scalar()
     return AgentDetail(
-        **summary.model_dump(), config=runtime.config.public_dict(), state=public_state(dict(state or {})),
+        **summary.model_dump(), config=config.public_dict(), state=public_state(dict(state or {})),
         pending_events=[public_event(Event.from_row(r)) for r in pending],
         relationships=[{k: v for k, v in r.items() if k != "agent_id"} for r in rels],
     )
@@ -126,9 +128,18 @@ async def schedule(ctx: ApiContext, event_type: str, agent_id: str | None, paylo
     return Accepted(event_id=event_id, type=event_type, agent_id=agent_id, key=key)
 
 
+def _known(ctx: ApiContext, agent_id: str) -> AgentConfig:
+    """The agent's config (also while the engine is still building it), else 404."""
+    try:
+        return ctx.engine.manager.config_of(agent_id)
+    except ConfigError:
+        raise not_found("agent", agent_id) from None
+
+
 def _running(ctx: ApiContext, agent_id: str, doing: str) -> None:
-    ctx.agent(agent_id)
-    if agent_id not in ctx.engine.manager.running:
+    """Refuse actions for a stopped agent; a starting (or retrying) one does them once it is up."""
+    _known(ctx, agent_id)
+    if not ctx.engine.manager.status(agent_id).accepts_actions:
         raise conflict(f"agent {agent_id!r} is stopped; start it before asking it to {doing}", agent_id=agent_id)
 
 
@@ -145,9 +156,10 @@ async def post_now(agent_id: AgentId, ctx: Ctx, body: Annotated[PostRequest | No
              summary="Trade now; the same risk limits as autonomous trades apply")
 async def trade_now(body: TradeRequest, agent_id: AgentId, ctx: Ctx) -> Accepted:
     _running(ctx, agent_id, "trade")
-    if not ctx.agent(agent_id).config.trading_enabled:
+    if not _known(ctx, agent_id).trading_enabled:
         raise conflict(f"trading is not enabled for agent {agent_id!r} (solana_integration.trading_enabled)")
-    if ctx.agent(agent_id).trader is None or "trade.manual" not in ctx.engine.events.handlers:
+    runtime = ctx.engine.manager.agents.get(agent_id)  # None while being built: its wallet comes with it
+    if (runtime is not None and runtime.trader is None) or "trade.manual" not in ctx.engine.events.handlers:
         raise conflict(f"agent {agent_id!r} has no wallet: trading is not set up for it")
     return await schedule(ctx, "trade.manual", agent_id, body.model_dump())
 
@@ -169,12 +181,11 @@ async def put_config(agent_id: AgentId, ctx: Ctx,
     data = _keep_secrets({**config, "id": agent_id}, runtime.config, PLACEHOLDER)
     new = parse_agent_config(data, source=f"PUT /agents/{agent_id}/config", previous=runtime.config)
     _register_secrets(new.secret_values())
-    manager = ctx.engine.manager
-    async with ctx.lock(agent_id):
-        was_running = agent_id in manager.running
-        await manager.update_config(new)
-        if not was_running:
-            await manager.stop_agent(agent_id)
+    async with ctx.lock(agent_id):  # built and connected first: a refused config leaves the agent as it was
+        try:
+            await ctx.engine.manager.update_config(new)
+        except AuthError as exc:  # the config's keys, refused by X: the request's mistake, not an outage
+            raise ApiError(400, str(exc), code="invalid_config") from None
     return await _detail(ctx, agent_id)
 
 
@@ -208,12 +219,13 @@ def _register_secrets(values: list[str]) -> None:
 
 
 async def _lifecycle(ctx: ApiContext, agent_id: str, what: str) -> AgentSummary:
-    ctx.agent(agent_id)
+    _known(ctx, agent_id)
     manager = ctx.engine.manager
     async with ctx.lock(agent_id):
-        if what == "start" and agent_id not in manager.running:
+        state = manager.status(agent_id).state
+        if what == "start" and state in ("stopped", "failed"):
             await manager.start_agent(agent_id)
-        elif what == "stop" and agent_id in manager.running:
+        elif what == "stop" and state != "stopped":
             await manager.stop_agent(agent_id)
         elif what == "restart":
             await manager.restart_agent(agent_id)

@@ -1,0 +1,155 @@
+"""Agents start as their files say: keys in a file never stop a rehearsal, keys refused by X
+are named and retried, and a config that cannot be applied leaves the agent as it was."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from structlog.testing import capture_logs
+
+from puppet_engine.agents.config import load_agents_dir
+from puppet_engine.api import KeyRing, create_app
+from puppet_engine.clock import VirtualClock
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.serving import BackgroundServer
+from puppet_engine.settings import Settings
+from puppet_engine.simulate import simulate
+
+from .test_mention_replies import persona
+
+ADMIN = "start-admin-key-3c9e1d7a"
+PLACEHOLDER_KEYS = {"apiKey": "agent_specific_key", "apiKeySecret": "agent_specific_secret",
+                    "accessToken": "agent_specific_token", "accessTokenSecret": "agent_specific_token_secret"}
+
+
+def settings(url: str, **values: Any) -> Settings:
+    return Settings(database_url=url, embedder="hashing", _env_file=None, **values)  # type: ignore[call-arg]
+
+
+def write_agents(directory: Path, *agents: dict[str, Any]) -> Path:
+    directory.mkdir()
+    for agent in agents:
+        (directory / f"{agent['id']}.json").write_text(json.dumps(agent))
+    return directory
+
+
+def chatty(agent_id: str, **extra: Any) -> dict[str, Any]:
+    agent = persona(agent_id)
+    agent["behavior"]["post_frequency"] = {"min_hours_between_posts": 1, "max_hours_between_posts": 2}
+    return {**agent, **extra}
+
+
+async def test_keys_and_logins_in_files_get_sandbox_accounts_in_a_simulation(tmp_path: Path) -> None:
+    agents = write_agents(tmp_path / "agents", chatty("keyed", twitter_credentials=PLACEHOLDER_KEYS),
+                          chatty("scraper", twitter_credentials={"username": "scraper", "password": "hunter2"}),
+                          chatty("plain"))
+    sandbox = Sandbox(SandboxConfig(seed=3), clock=VirtualClock())
+    options = EngineOptions(agents=load_agents_dir(agents), clock=sandbox.clock, sandbox=sandbox, seed=3)
+    with capture_logs() as logs:
+        report = await simulate(settings(f"sqlite:///{tmp_path / 'sim.db'}"), options, hours=6)
+    for agent_id in ("keyed", "scraper", "plain"):
+        assert report.agents[agent_id]["posts"] >= 2, report.agents
+    assert not [e for e in logs if e["event"] == "agent_start_failed"]
+    [ignored] = [e for e in logs if e["event"] == "x_keys_ignored_in_sandbox"]  # said once, not per agent
+    assert ignored["agent_id"] == "keyed" and "twitter_credentials" in ignored["keys"]
+    assert "agent_specific_key" not in json.dumps(logs, default=str)
+    posted_by = {c: n for c, n in sandbox.service("x").consumer_stats.items() if n}
+    assert posted_by and "agent_specific_key" not in posted_by  # every call was signed by a sandbox key
+
+
+async def test_keys_in_files_get_sandbox_accounts_with_a_sandbox_url(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    server = BackgroundServer(Sandbox(SandboxConfig(seed=5), clock=clock).app)
+    await server.start()
+    agents = write_agents(tmp_path / "agents", chatty("keyed", twitter_credentials=PLACEHOLDER_KEYS))
+    engine = Engine(settings(f"sqlite:///{tmp_path / 'url.db'}"),
+                    EngineOptions(agents=load_agents_dir(agents), clock=clock, seed=5, sandbox_url=server.url))
+    try:
+        await engine.start()
+        assert engine.wiring.rehearsal and engine.manager.status("keyed").state == "running"
+        client = engine.manager.agents["keyed"].social
+        assert client.credentials.api_key != "agent_specific_key"  # type: ignore[attr-defined]
+        await engine.run_until(clock.now() + 3 * 3600)
+        async with httpx2.AsyncClient(base_url=server.url) as http:
+            assert (await http.get("/sandbox/x/tweets", params={"username": "keyed"})).json()["data"]
+    finally:
+        await engine.stop()
+        await server.stop()
+
+
+async def test_keys_refused_by_x_are_named_and_retried_until_fixed(tmp_path: Path) -> None:
+    """X here is a sandbox on loopback that the engine treats as the real one: it refuses keys
+    it never issued, as X does."""
+    clock = VirtualClock()
+    x = Sandbox(SandboxConfig(seed=4), clock=clock)
+    server = BackgroundServer(x.app)
+    await server.start()
+    agents = write_agents(tmp_path / "agents", chatty("quill", twitter_credentials=PLACEHOLDER_KEYS),
+                          chatty("plain"))
+    async with httpx2.AsyncClient(base_url=server.url) as http:  # the engine's own keys are good ones
+        shared = (await http.post("/sandbox/x/accounts", json={"username": "plain"})).json()
+    keys = {"twitter_api_key": shared["consumer_key"], "twitter_api_secret": shared["consumer_secret"],
+            "twitter_access_token": shared["access_token"], "twitter_access_token_secret": shared["access_token_secret"],
+            "openai_api_key": "sk-not-used-by-fake-agents"}  # credentials for everything: no sandbox of its own
+    engine = Engine(settings(f"sqlite:///{tmp_path / 'real.db'}", twitter_api_base_url=f"{server.url}/x", **keys),
+                    EngineOptions(agents=load_agents_dir(agents), clock=clock, seed=4))
+    try:
+        with capture_logs() as logs:
+            await engine.start()
+        assert not engine.wiring.rehearsal and not engine.wiring.uses_sandbox
+        manager = engine.manager
+        assert "plain" in manager.running, [(e["event"], e.get("error")) for e in logs]  # the others start
+        status = manager.status("quill")
+        assert status.state == "failed" and status.retry_at == clock.now() + 15
+        reason = status.reason or ""
+        assert "'quill'" in reason and str(agents / "quill.json") in reason and "twitter_credentials" in reason
+        assert "401" in reason and "Read and write" in reason and "agent_specific" not in reason
+        [failed] = [e for e in logs if e["event"] == "agent_start_failed"]
+        assert failed["agent_id"] == "quill" and failed["retrying"] is True and failed["error"] == reason
+
+        # retried with backoff: 15 s, then 30 s
+        clock.advance(15)
+        await _until(lambda: manager.status("quill").retry_at == clock.now() + 30)
+        assert manager.status("quill").state == "failed"
+
+        # the operator's API shows why; other wrong keys are refused, right ones start the agent
+        app = create_app(engine, keys=KeyRing.parse(f"{ADMIN}:admin"))
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://api",
+                                      headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+            summary = (await api.get("/agents/quill")).json()
+            assert summary["status"] == "failed" and summary["status_reason"] == reason
+            assert summary["running"] is False and summary["retry_at"] == clock.now() + 30
+            config = summary["config"]
+            wrong = await api.put("/agents/quill/config", json={**config, "twitter_credentials": {
+                **PLACEHOLDER_KEYS, "apiKey": "another_wrong_key"}})
+            assert wrong.status_code == 400 and "X refused the keys in PUT /agents/quill/config" in wrong.text
+            assert manager.status("quill").state == "failed"
+            async with httpx2.AsyncClient(base_url=server.url) as http:
+                issued = (await http.post("/sandbox/x/accounts", json={"username": "quill"})).json()
+            keys = {"apiKey": issued["consumer_key"], "apiKeySecret": issued["consumer_secret"],
+                    "accessToken": issued["access_token"], "accessTokenSecret": issued["access_token_secret"]}
+            fixed = await api.put("/agents/quill/config", json={**config, "twitter_credentials": keys})
+            assert fixed.status_code == 200, fixed.text
+            assert fixed.json()["status"] == "running" and fixed.json()["status_reason"] is None
+        assert manager.agents["quill"].username == "quill"
+        clock.advance(30)  # the pending retry finds the agent running and ends
+        await _until(lambda: "quill" not in manager._retries)
+        await engine.run_until(clock.now() + 3 * 3600)
+        async with httpx2.AsyncClient(base_url=server.url) as http:
+            posts = (await http.get("/sandbox/x/tweets", params={"username": "quill"})).json()["data"]
+        assert posts
+    finally:
+        await engine.stop()
+        await server.stop()
+
+
+async def _until(check: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met"
+        await asyncio.sleep(0.01)
