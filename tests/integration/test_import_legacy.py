@@ -166,7 +166,7 @@ async def test_a_mention_the_old_engine_handled_is_not_answered_again(tmp_path: 
     assert report.agents["claudia-agent"].handled_mentions_added == len(PROCESSED) + 1
 
     config = json.loads((CORPUS / "claudia-agent.json").read_text())
-    config.update(llm_provider="fake", twitter_credentials={})
+    config["llm_provider"] = "fake"  # the file otherwise as its author wrote it
     settings = Settings(database_url=sqlite_url, embedder="hashing", _env_file=None)  # type: ignore[call-arg]
     engine = Engine(settings, EngineOptions(agents=[parse_agent_config(config)], clock=clock, seed=2, sandbox=sandbox))
     await engine.start()
@@ -185,3 +185,18 @@ async def test_a_mention_the_old_engine_handled_is_not_answered_again(tmp_path: 
         assert await engine.wiring.memory.count("claudia-agent", "post") >= 3
     finally:
         await engine.stop()
+
+
+async def test_import_on_postgresql_is_idempotent_too(pg_url: str) -> None:
+    db, store = await open_store(pg_url)
+    try:
+        first = await import_legacy(LEGACY, store, db, agent_ids=["claudia-agent", "coby-agent"])
+        again = await import_legacy(LEGACY, store, db, agent_ids=["claudia-agent", "coby-agent"])
+        assert sum(first.agents["claudia-agent"].added.values()) == 11
+        assert first.agents["coby-agent"].handled_mentions_added == len(PROCESSED)
+        assert sum(again.agents["claudia-agent"].added.values()) == 0 and again.agents["claudia-agent"].existing == 11
+        assert again.agents["coby-agent"].handled_mentions_added == 0
+        assert await store.count("claudia-agent") == 11
+    finally:
+        await store.close()
+        await db.close()
