@@ -374,6 +374,37 @@ def news(
     typer.echo(f"news sent to {count} agent(s)")
 
 
+@app.command("import-legacy")
+def import_legacy(
+    data_dir: Annotated[Path, typer.Argument(help="the original Puppet Engine's data/ directory")],
+    agents: Annotated[Path | None, typer.Option("--agents", help="agent files (default: AGENTS_DIR if present)")]
+    = None,
+    database_url: Annotated[str | None, typer.Option(help="overrides DATABASE_URL")] = None,
+) -> None:
+    """Bring the original engine's memories, relationships and handled mentions in (safe to run twice)."""
+    from puppet_engine.agents.config import load_agents_dir
+    from puppet_engine.agents.legacy import LegacyFormatError
+    from puppet_engine.agents.legacy import import_legacy as run_import
+
+    try:
+        settings = _settings(database_url=database_url)
+        agents_dir = agents if agents is not None else Path(settings.agents_dir)
+        agent_ids = ([c.id for c in load_agents_dir(agents_dir)]
+                     if agents is not None or agents_dir.is_dir() else None)
+        report = asyncio.run(_with_memory(lambda store: run_import(data_dir, store, store.db, agent_ids=agent_ids),
+                                          database_url))
+    except (PuppetError, LegacyFormatError) as exc:
+        _fail(exc)
+    for line in report.lines():
+        typer.echo(line)
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    for problem in report.problems:  # unwrapped: one problem per line, whatever the terminal width
+        typer.echo(f"error: {problem}", err=True)
+    if report.problems:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
