@@ -13,6 +13,7 @@ import os
 import random
 import re
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import httpx2
 import structlog
@@ -51,6 +52,9 @@ CREDENTIAL_FIELDS = LLM_KEY_FIELDS | {"twitter_api_key", "twitter_api_secret", "
 # provider → (its base URL setting, its key setting)
 _LLM_FIELDS = {"openai": ("openai_base_url", "openai_api_key"), "grok": ("grok_base_url", "grok_api_key"),
                "openai-compatible": ("openai_compatible_base_url", "openai_compatible_api_key")}
+
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
 def _plain(value: Any) -> str:
@@ -110,18 +114,33 @@ class Wiring:
         from puppet_engine.memory import build_memory_store
 
         self.memory = build_memory_store(self.settings, self.engine.db, clock=self.engine.clock)
-        if self.sandbox_url and not self.settings.has_llm_credentials():
-            self.llm_settings = self.settings.model_copy(update={
-                "openai_base_url": f"{self.sandbox_url}/openai/v1",
-                "openai_api_key": SecretStr(self.settings.sandbox_openai_key),
-                "grok_base_url": f"{self.sandbox_url}/openai/v1",
-                "grok_api_key": SecretStr(self.settings.sandbox_openai_key),
-            })
-            if "OPENAI_COMPATIBLE_BASE_URL" not in os.environ:  # never take over a configured local server
-                self.llm_settings = self.llm_settings.model_copy(update={
-                    "openai_compatible_base_url": f"{self.sandbox_url}/openai/v1",
-                    "openai_compatible_api_key": SecretStr(self.settings.sandbox_openai_key),
-                })
+        if self.sandbox_url and (self.rehearsal or not self.settings.has_llm_credentials()):
+            self.llm_settings = self._sandbox_llm_settings()
+
+    def on_machine(self, url: str | None) -> bool:
+        """Whether ``url`` stays on this machine: the sandbox in use or a loopback address
+        (under ``simulate``, only the in-process sandbox: its transport reaches nothing else)."""
+        if not url:
+            return False
+        if self.sandbox_url and url.rstrip("/").startswith(self.sandbox_url):
+            return True
+        in_process = self.engine.options.sandbox is not None
+        return not in_process and (urlsplit(url).hostname or "").lower() in LOOPBACK_HOSTS
+
+    def _sandbox_llm_settings(self) -> Settings:
+        """LLM services on the sandbox. In a rehearsal (``simulate``, ``--sandbox-url``) with
+        credentials set, a service whose base URL already stays on this machine (the sandbox
+        itself, a local server) keeps its URL and key; every other one is the sandbox's, so
+        nothing leaves the machine. A configured local OpenAI-compatible server is never taken over."""
+        update: dict[str, Any] = {}
+        for name, (url_field, key_field) in _LLM_FIELDS.items():
+            if self.rehearsal and self.on_machine(getattr(self.settings, url_field)):
+                continue
+            if name == "openai-compatible" and "OPENAI_COMPATIBLE_BASE_URL" in os.environ:
+                continue
+            update[url_field] = f"{self.sandbox_url}/openai/v1"
+            update[key_field] = SecretStr(self.settings.sandbox_openai_key)
+        return self.settings.model_copy(update=update)
 
     async def stop(self) -> None:
         if self.memory is not None:
@@ -152,7 +171,11 @@ class Wiring:
         if sol is None or not sol.trading_enabled:
             return None
         has_key = agent_secret("SOLANA_PRIVATE_KEY", config.id) or sol.private_key is not None
-        sandbox = SandboxEndpoints(self.sandbox_url) if self.sandbox_url and not has_key else None
+        # A rehearsal trades on the sandbox's chain, whatever key the file holds, unless the
+        # agent's RPC is itself on this machine (a local validator).
+        rehearsed = self.rehearsal and not self.on_machine(sol.rpc_url or self.settings.solana_rpc_url)
+        use_sandbox = self.sandbox_url and (rehearsed or not has_key)
+        sandbox = SandboxEndpoints(self.sandbox_url) if use_sandbox else None
         return build_trader(config, settings=self.settings, db=self.engine.db, clock=self.engine.clock,
                             http=self.http, sandbox=sandbox, sandbox_seed=self.settings.sandbox_seed,
                             runtime=self.engine.runtime)
@@ -167,6 +190,9 @@ class Wiring:
         The daily token budget is read live at every call (``PUT /config``).
         """
         name, own_url, own_key = config.llm_provider, config.llm_config.base_url, config.llm_config.api_key
+        if self.rehearsal and own_url and not self.on_machine(own_url):  # nothing leaves the machine
+            log.warning("llm_base_url_ignored_in_rehearsal", agent_id=config.id)
+            own_url, own_key = None, None
         settings = self.llm_settings
         if own_url:
             if name in ("openai", "grok") and own_key is None:  # the agent config refuses this; never fall back

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from puppet_engine.agents.config import load_agents_dir
@@ -153,3 +154,39 @@ async def _until(check: Any, timeout: float = 10.0) -> None:
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "condition not met"
         await asyncio.sleep(0.01)
+
+
+async def test_a_simulation_with_every_credential_set_stays_on_the_machine(tmp_path: Path) -> None:
+    """``simulate`` rehearses real files under real settings: the engine's OpenAI key and X keys,
+    an agent's own LLM URL and its wallet key on mainnet all stay unused, and nothing is looked up
+    or connected to beyond loopback."""
+    from solders.keypair import Keypair
+
+    from .test_agent_corpus import no_network
+
+    ledger = json.loads(Path("agents/ledger.json").read_text())
+    ledger["solana_integration"]["private_key"] = str(Keypair())
+    remote = chatty("remote", llm_provider="openai",
+                    llm_config={"base_url": "https://llm.example.com/v1", "api_key": "sk-agent-own-key-1234"})
+    agents = write_agents(tmp_path / "agents", remote, chatty("hosted", llm_provider="openai"), ledger)
+    real = {"openai_api_key": "sk-engine-real-key-5678", "twitter_api_key": "real-consumer-key",
+            "twitter_api_secret": "real-consumer-secret", "twitter_access_token": "real-token",
+            "twitter_access_token_secret": "real-token-secret",
+            "solana_rpc_url": "https://api.mainnet-beta.solana.com"}
+    sandbox = Sandbox(SandboxConfig(seed=6), clock=VirtualClock())
+    engine = Engine(settings(f"sqlite:///{tmp_path / 'sim.db'}", **real),
+                    EngineOptions(agents=load_agents_dir(agents), clock=sandbox.clock, sandbox=sandbox, seed=6))
+    with no_network() as attempts:
+        await engine.start()
+        try:
+            trader = engine.manager.agents["ledger"].trader
+            assert trader is not None and trader.wallet.rpc.url.startswith("http://sandbox.local/")
+            await engine.run_until(sandbox.clock.now() + 6 * 3600)
+            async with engine.db.connect() as conn:
+                done = dict((await conn.execute(sa.text(
+                    "SELECT agent_id, count(*) FROM actions WHERE status = 'done' AND kind = 'post' "
+                    "GROUP BY agent_id"))).all())
+        finally:
+            await engine.stop()
+    assert attempts == []
+    assert done.get("remote", 0) >= 2 and done.get("hosted", 0) >= 2, done
