@@ -167,11 +167,35 @@ def simulate(
     from rich.table import Table
 
     table = Table(title=f"{hours:g} virtual hours")
-    for column in ("agent", "posts", "replies", "trades", "events", "failed events"):
-        table.add_column(column, justify="right" if column != "agent" else "left")
+    columns = {"posts": "posts", "replies": "replies", "trades": "trades", "events": "events",
+               "failed_events": "failed events", "posts_skipped": "posts skipped",
+               "replies_skipped": "mentions unanswered"}
+    table.add_column("agent")
+    for title in columns.values():
+        table.add_column(title, justify="right")
     for agent_id, c in report.agents.items():
-        table.add_row(agent_id, *(str(c[k]) for k in ("posts", "replies", "trades", "events", "failed_events")))
+        table.add_row(agent_id, *(str(c[k]) for k in columns))
     Console().print(table)
+    for line in _why_lines(report.agents):
+        typer.echo(line)  # unwrapped: one line per agent and cause, for grep as much as for eyes
+
+
+def _why_lines(agents: dict[str, dict]) -> list[str]:
+    """Under the table: why an agent did not start, post or answer, most common reasons first."""
+    lines = []
+    for agent_id, c in agents.items():
+        if c.get("start_error"):
+            lines.append(f"{agent_id}: did not start: {c['start_error']}")
+        for count, noun, reasons in ((c.get("posts_skipped", 0), "scheduled post(s) skipped",
+                                      c.get("post_skip_reasons", [])),
+                                     (c.get("replies_skipped", 0), f"of {c.get('mentions', 0)} mention(s) "
+                                      "not answered", c.get("reply_skip_reasons", []))):
+            if count:
+                why = "; ".join(f"{r['reason']} ×{r['count']}"
+                                + (f" (e.g. {r['example']})" if r["example"] != r["reason"] else "")
+                                for r in reasons)
+                lines.append(f"{agent_id}: {count} {noun}: {why}")
+    return lines
 
 
 @agents_app.command("validate")

@@ -55,6 +55,7 @@ class AgentManager:
         # Whether this process schedules the agent's life (with leases: only its owner does).
         self.owns: Callable[[str], bool] = lambda _agent_id: True
         self._retries: dict[str, asyncio.Task[None]] = {}  # agents waiting for a dependency to start
+        self.start_errors: dict[str, str] = {}  # why an agent's last start failed (reports, console)
         for behavior in behaviors:
             for event_type, handler in behavior.handlers().items():
                 events.register(event_type, self._route(behavior, handler))
@@ -85,6 +86,7 @@ class AgentManager:
                     await self._connect(self.agents[agent_id])
                 except ProviderError as exc:  # X or the chain down (or keys refused): the others start
                     log.error("agent_start_failed", agent_id=agent_id, error=str(exc), retrying=exc.retryable)
+                    self.start_errors[agent_id] = str(exc)
                     if exc.retryable:
                         self._retries[agent_id] = asyncio.create_task(self._start_later(agent_id),
                                                                       name=f"start:{agent_id}")
@@ -111,6 +113,7 @@ class AgentManager:
                 await self.start_agent(agent_id, persist=False)
             except ProviderError as exc:
                 log.warning("agent_start_retry_failed", agent_id=agent_id, error=str(exc))
+                self.start_errors[agent_id] = str(exc)
                 if not exc.retryable:
                     break
                 delay = min(delay * 2, START_RETRY_MAX_SECONDS)
@@ -125,6 +128,7 @@ class AgentManager:
         if self.owns(agent_id):
             await self._bootstrap_many([agent_id])
         self.events.notify()
+        self.start_errors.pop(agent_id, None)
         log.info("agent_started", agent_id=agent_id)
 
     async def _connect(self, agent: AgentRuntime) -> None:
