@@ -86,9 +86,8 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:
         api_server = await _start_api(engine, host, port)
     await engine.start()
     runner = asyncio.create_task(engine.run())
-    console.print(f"[green]Puppet Engine running[/green] with {len(engine.manager.agents)} agents"
-                  + (f"; API and dashboard on http://{host}:{port}" if api_server else "")
-                  + (f"; sandbox at {engine.wiring.sandbox_url}" if engine.wiring.uses_sandbox else ""))
+    console.print(_startup_summary(engine, f"http://{host}:{port}" if api_server else None),
+                  highlight=False, markup=False, soft_wrap=True)
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
     console.print("stopping: finishing in-flight work…")
@@ -100,6 +99,31 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:
     await engine.stop()
     if runner.done() and runner.exception():
         raise runner.exception()  # type: ignore[misc]
+
+
+def _startup_summary(engine, api_url: str | None) -> str:
+    """A few lines saying what runs and where: agents, API and dashboard, key, sandbox, logs."""
+    from sqlalchemy.engine import make_url
+
+    from puppet_engine.api.auth import KEY_FILE
+
+    manager, settings = engine.manager, engine.settings
+    running = sorted(manager.running)
+    waiting = sorted(set(manager.agents) - set(running))
+    lines = [f"Puppet Engine: {len(running)} of {len(manager.agents)} agent(s) running: {', '.join(running) or '-'}"]
+    if waiting:
+        lines.append(f"  not running:      {', '.join(waiting)} (see the lines below and GET /agents)")
+    if api_url:
+        key = ("PUPPET_API_KEYS" if settings.puppet_api_keys is not None
+               else f"admin key in {Path(KEY_FILE).resolve()}")
+        lines.append(f"  API and dashboard {api_url}  ({key})")
+    if engine.wiring.uses_sandbox:
+        lines.append(f"  sandbox           {engine.wiring.sandbox_url}  (X, LLM, Solana and Jupiter emulators: "
+                     "nothing leaves this machine)")
+    lines.append(f"  database          {make_url(engine.db.url).render_as_string(hide_password=True)}")
+    lines.append("  what the agents do follows, one line each (LOG_LEVEL=DEBUG for details, "
+                 "LOG_FORMAT=json for collectors); Ctrl-C stops")
+    return "\n".join(lines)
 
 
 async def _start_api(engine, host: str, port: int):
