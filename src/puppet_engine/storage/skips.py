@@ -14,6 +14,7 @@ A scheduled post that produced nothing ends as a ``post.due`` event with
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.tables import events
@@ -95,18 +97,33 @@ def reply_skip(result: Mapping[str, Any] | None) -> str | None:
     return str(result.get("reason") or _DECISIONS.get(why, why))
 
 
+_RECENT: dict[str, sa.Select[Any]] = {}
+
+
+def _by_keys(dialect: str) -> sa.Select[Any]:
+    """Finished events by key, all keys in one parameter (a JSON array on SQLite, an array on
+    PostgreSQL): one statement compiled once, whatever the page size."""
+    if dialect not in _RECENT:
+        if dialect == "postgresql":
+            match = events.c.key == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(sa.String)))
+        else:
+            each = sa.func.json_each(sa.bindparam("keys", type_=sa.String)).table_valued("value")
+            match = events.c.key.in_(sa.select(each.c.value))
+        _RECENT[dialect] = sa.select(events.c.key, events.c.result).where(match, events.c.status == "done")
+    return _RECENT[dialect]
+
+
 async def recent_post_skips(conn: AsyncConnection, post_seqs: Mapping[str, int],
                             window: int = RECENT_POSTS) -> dict[str, SkipCount]:
     """Skips among each agent's last ``window`` scheduled posts, given each agent's last
-    handled post number (``state.post_seq``). Agents with no finished post are left out."""
+    handled post number (``state.post_seq``); each is a unique-key lookup. Agents with no
+    finished scheduled post are left out."""
     keys = {f"post:{agent_id}:{seq - k}": agent_id
             for agent_id, seq in post_seqs.items() for k in range(window) if seq - k >= 1}
     if not keys:
         return {}
-    rows = await conn.execute(
-        sa.select(events.c.key, events.c.result)
-        .where(events.c.key.in_(sa.bindparam("keys", expanding=True)), events.c.status == "done"),
-        {"keys": list(keys)})
+    pg = conn.dialect.name == "postgresql"
+    rows = await conn.execute(_by_keys(conn.dialect.name), {"keys": list(keys) if pg else json.dumps(list(keys))})
     out: dict[str, SkipCount] = {}
     for key, result in rows:
         out.setdefault(keys[key], SkipCount()).add(post_skip(result))

@@ -129,6 +129,7 @@
           h("div", { class: "muted small", text: `@${a.username || a.id} · ${a.llm_provider}` })),
         badge(a.running)),
       h("p", { class: "agent-desc", text: a.description || "" }),
+      warningsFlag(a),
       h("div", { class: "stats" },
         stat("mood", a.mood || "—"),
         stat("last post", ago(a.last_post_at)),
@@ -139,6 +140,14 @@
         h("button", { class: "btn", type: "button", disabled: !a.running, onclick: () => postNow(a.id) }, "Post now"),
         h("button", { class: "btn btn-ghost", type: "button", onclick: () => toggle(a) }, a.running ? "Stop" : "Start"),
         h("a", { class: "btn btn-ghost", href: `#/agents/${encodeURIComponent(a.id)}` }, "Open")));
+  }
+
+  // What the operator should look at (e.g. most recent posts skipped, and why); nothing when all is well.
+  function warningsFlag(agent) {
+    const warnings = agent.warnings || [];
+    if (!warnings.length) return null;
+    return h("div", { class: "agent-warning", role: "status", title: warnings.join("\n") },
+      ...warnings.map((w) => h("p", { text: `⚠ ${w}` })));
   }
 
   async function postNow(agentId, body) {
@@ -175,6 +184,7 @@
         h("div", { class: "actions" }, badge(agent.running),
           h("button", { class: "btn btn-ghost", type: "button", onclick: () => toggle(agent) }, agent.running ? "Stop" : "Start"),
           h("button", { class: "btn btn-ghost", type: "button", onclick: () => restart(agentId) }, "Restart"))),
+      warningsFlag(agent) || "",
       h("div", { class: "stats card" },
         stat("mood", agent.mood || "—"), stat("last post", ago(agent.last_post_at)),
         stat("next post", agent.running ? ago(agent.next_post_at) : "paused"), stat("posts", num(agent.posts, 0)),
