@@ -209,7 +209,8 @@ _STORY_FROM_LOG = {
     "agent_started": ("started", ""),
     "agent_stopped": ("stopped", ""),
 }
-_CONSOLE_HIDDEN = frozenset({"action_done"})  # what the story line of the same action says
+# What a story line (action_done) or the start-up summary (where things are) already says.
+_CONSOLE_HIDDEN = frozenset({"action_done", "engine_started", "sandbox_started"})
 
 
 class StoryRenderer:
