@@ -8,7 +8,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +25,7 @@ from puppet_engine.engine import EngineOptions
 from puppet_engine.observability.logging import configure_logging, reset_logging, set_level
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.sandbox.faults import FaultSpec
+from puppet_engine.serving import free_port
 from puppet_engine.settings import Settings
 from puppet_engine.simulate import simulate
 
@@ -105,3 +113,37 @@ async def test_json_keeps_every_field_and_the_outbox_lines(sqlite_url, log_strea
     done = {x["action_key"] for x in lines if x["event"] == "action_done"}
     assert first["action_key"] in done  # the collectors' line is still there, with all its fields
     assert not [x for x in lines if x.get("logger", "").startswith(("alembic", "httpx"))]
+
+
+def test_run_prints_a_start_up_summary_then_the_story(tmp_path) -> None:
+    """``puppet-engine run`` itself, as ``make run`` starts it, read from its console."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_API_KEYS"))}
+    env.update(EMBEDDER="hashing", LOG_LEVEL="INFO", LOG_FORMAT="console", SANDBOX_CROWD_RATE="30")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "puppet_engine.cli", "run", "--agents", str(repo / "agents"), "--port", str(port),
+         "--database-url", f"sqlite:///{tmp_path / 'run.db'}"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and not any(
+                (m := STORY.match(line.rstrip())) and m["what"] in ("posted", "replied") for line in list(out)):
+            assert proc.poll() is None, "".join(out)
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        reader.join(timeout=5)
+    lines = [line.rstrip("\n") for line in out]
+    text = "\n".join(lines)
+    assert "Puppet Engine: 3 of 3 agent(s) running: coby, ledger, nova" in text, text
+    assert f"API and dashboard http://127.0.0.1:{port}" in text and str(tmp_path / ".puppet_api_key") in text
+    assert "nothing leaves this machine" in text
+    said = [m for line in lines if (m := STORY.match(line)) and m["what"] in ("posted", "replied")]
+    assert said and said[0]["agent"] in {"coby", "ledger", "nova"} and said[0]["detail"].startswith('"'), text
+    assert not [line for line in lines if "alembic" in line or "HTTP Request" in line or "action_done" in line
+                or "Loading weights" in line], text
