@@ -120,7 +120,8 @@ def _startup_summary(engine, api_url: str | None) -> str:
     if engine.wiring.uses_sandbox:
         lines.append(f"  sandbox           {engine.wiring.sandbox_url}  (X, LLM, Solana and Jupiter emulators: "
                      "nothing leaves this machine)")
-    lines.append(f"  database          {make_url(engine.db.url).render_as_string(hide_password=True)}")
+    lines.append(f"  database          {make_url(engine.db.url).render_as_string(hide_password=True)}"
+                 + (f"  (this process: {engine.owner}, sharing agents by lease)" if engine.leases else ""))
     lines.append("  what the agents do follows, one line each (LOG_LEVEL=DEBUG for details, "
                  "LOG_FORMAT=json for collectors); Ctrl-C stops")
     return "\n".join(lines)
