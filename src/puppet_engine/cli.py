@@ -86,9 +86,8 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:
         api_server = await _start_api(engine, host, port)
     await engine.start()
     runner = asyncio.create_task(engine.run())
-    console.print(f"[green]Puppet Engine running[/green] with {len(engine.manager.agents)} agents"
-                  + (f"; API and dashboard on http://{host}:{port}" if api_server else "")
-                  + (f"; sandbox at {engine.wiring.sandbox_url}" if engine.wiring.uses_sandbox else ""))
+    console.print(_startup_summary(engine, f"http://{host}:{port}" if api_server else None),
+                  highlight=False, markup=False, soft_wrap=True)
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
     console.print("stopping: finishing in-flight work…")
@@ -100,6 +99,32 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:
     await engine.stop()
     if runner.done() and runner.exception():
         raise runner.exception()  # type: ignore[misc]
+
+
+def _startup_summary(engine, api_url: str | None) -> str:
+    """A few lines saying what runs and where: agents, API and dashboard, key, sandbox, logs."""
+    from sqlalchemy.engine import make_url
+
+    from puppet_engine.api.auth import KEY_FILE
+
+    manager, settings = engine.manager, engine.settings
+    running = sorted(manager.running)
+    waiting = sorted(set(manager.agents) - set(running))
+    lines = [f"Puppet Engine: {len(running)} of {len(manager.agents)} agent(s) running: {', '.join(running) or '-'}"]
+    if waiting:
+        lines.append(f"  not running:      {', '.join(waiting)} (see the lines below and GET /agents)")
+    if api_url:
+        key = ("PUPPET_API_KEYS" if settings.puppet_api_keys is not None
+               else f"admin key in {Path(KEY_FILE).resolve()}")
+        lines.append(f"  API and dashboard {api_url}  ({key})")
+    if engine.wiring.uses_sandbox:
+        lines.append(f"  sandbox           {engine.wiring.sandbox_url}  (X, LLM, Solana and Jupiter emulators: "
+                     "nothing leaves this machine)")
+    lines.append(f"  database          {make_url(engine.db.url).render_as_string(hide_password=True)}"
+                 + (f"  (this process: {engine.owner}, sharing agents by lease)" if engine.leases else ""))
+    lines.append("  what the agents do follows, one line each (LOG_LEVEL=DEBUG for details, "
+                 "LOG_FORMAT=json for collectors); Ctrl-C stops")
+    return "\n".join(lines)
 
 
 async def _start_api(engine, host: str, port: int):
@@ -168,11 +193,35 @@ def simulate(
     from rich.table import Table
 
     table = Table(title=f"{hours:g} virtual hours")
-    for column in ("agent", "posts", "replies", "trades", "events", "failed events"):
-        table.add_column(column, justify="right" if column != "agent" else "left")
+    columns = {"posts": "posts", "replies": "replies", "trades": "trades", "events": "events",
+               "failed_events": "failed events", "posts_skipped": "posts skipped",
+               "replies_skipped": "mentions unanswered"}
+    table.add_column("agent")
+    for title in columns.values():
+        table.add_column(title, justify="right")
     for agent_id, c in report.agents.items():
-        table.add_row(agent_id, *(str(c[k]) for k in ("posts", "replies", "trades", "events", "failed_events")))
+        table.add_row(agent_id, *(str(c[k]) for k in columns))
     Console().print(table)
+    for line in _why_lines(report.agents):
+        typer.echo(line)  # unwrapped: one line per agent and cause, for grep as much as for eyes
+
+
+def _why_lines(agents: dict[str, dict]) -> list[str]:
+    """Under the table: why an agent did not start, post or answer, most common reasons first."""
+    lines = []
+    for agent_id, c in agents.items():
+        if c.get("start_error"):
+            lines.append(f"{agent_id}: did not start: {c['start_error']}")
+        for count, noun, reasons in ((c.get("posts_skipped", 0), "scheduled post(s) skipped",
+                                      c.get("post_skip_reasons", [])),
+                                     (c.get("replies_skipped", 0), f"of {c.get('mentions', 0)} mention(s) "
+                                      "not answered", c.get("reply_skip_reasons", []))):
+            if count:
+                why = "; ".join(f"{r['reason']} ×{r['count']}"
+                                + (f" (e.g. {r['example']})" if r["example"] != r["reason"] else "")
+                                for r in reasons)
+                lines.append(f"{agent_id}: {count} {noun}: {why}")
+    return lines
 
 
 @agents_app.command("validate")

@@ -29,6 +29,7 @@ class BackgroundServer:
         config = uvicorn.Config(
             app, host=host, port=self.port, log_level=log_level, lifespan="on",
             access_log=False, loop="asyncio", proxy_headers=bool(trusted), forwarded_allow_ips=trusted,
+            log_config=None,  # no handlers of its own: its lines go through ours (format, redaction)
         )
         self.server = uvicorn.Server(config)
         # The process owns SIGINT/SIGTERM (graceful engine shutdown): uvicorn must not take them.

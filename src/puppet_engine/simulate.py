@@ -12,6 +12,7 @@ from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
+from puppet_engine.storage.skips import skip_totals
 from puppet_engine.storage.tables import actions, events, trades
 
 HOUR = 3600.0
@@ -19,8 +20,14 @@ HOUR = 3600.0
 
 @dataclass
 class SimulationReport:
+    """Per agent: the counts (``posts``, ``replies``, ``trades``, ``quotes``, ``likes``, ``events``,
+    ``failed_events``), then why some did not happen: ``mentions`` (mentions decided),
+    ``posts_skipped`` / ``replies_skipped`` with ``post_skip_reasons`` / ``reply_skip_reasons``
+    (``[{"reason", "count", "example"}]``, most common first) and ``start_error`` (why the agent
+    never started, else ``None``)."""
+
     virtual_hours: float
-    agents: dict[str, dict[str, int]]
+    agents: dict[str, dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return {"agents": self.agents, "virtual_hours": self.virtual_hours}
@@ -44,13 +51,18 @@ async def simulate(settings: Settings, options: EngineOptions, hours: float,
         if progress:
             progress(1.0)
         report = await summarize(engine.db, list(engine.manager.agents), hours)
+        for agent_id, counts in report.agents.items():
+            error = engine.manager.start_errors.get(agent_id)
+            if error is None and agent_id not in engine.manager.running:
+                error = "not running at the end of the simulation"
+            counts["start_error"] = error
     finally:
         await engine.stop()
     return report
 
 
 async def summarize(db: Database, agent_ids: list[str], hours: float) -> SimulationReport:
-    per: dict[str, dict[str, int]] = {
+    per: dict[str, dict[str, Any]] = {
         a: {"posts": 0, "replies": 0, "trades": 0, "events": 0, "failed_events": 0, "quotes": 0, "likes": 0}
         for a in agent_ids
     }
@@ -81,4 +93,9 @@ async def summarize(db: Database, agent_ids: list[str], hours: float) -> Simulat
         for agent_id, n in rows:
             if agent_id in per:
                 per[agent_id]["trades"] += n
+        for agent_id, totals in (await skip_totals(conn, list(per))).items():
+            per[agent_id].update(
+                mentions=totals.replies.total, posts_skipped=totals.posts.skipped,
+                post_skip_reasons=totals.posts.top(), replies_skipped=totals.replies.skipped,
+                reply_skip_reasons=totals.replies.top(), start_error=None)
     return SimulationReport(virtual_hours=hours, agents=per)

@@ -23,8 +23,8 @@ from puppet_engine.twitter.text import (
     weighted_length,
 )
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-CASES = yaml.safe_load((SHARED / "twitter-text" / "validate.yml").read_text("utf-8"))["tests"]
+DATA = Path(__file__).resolve().parents[1] / "data" / "twitter-text"
+CASES = yaml.safe_load((DATA / "validate.yml").read_text("utf-8"))["tests"]
 
 
 def _ids(cases: list[dict]) -> list[str]:

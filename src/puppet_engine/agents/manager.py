@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -139,6 +139,11 @@ class AgentManager:
         if failure is not None:  # a mistake (a refused config), not an outage: after the others settled
             raise failure
         await self._activate([o for o in outcomes if isinstance(o, str) and o in still])
+
+    @property
+    def start_errors(self) -> Mapping[str, str]:
+        """Why each agent's last start failed, until it starts (reports, the console)."""
+        return self._failed
 
     def _start_failed(self, agent_id: str, exc: ProviderError) -> None:
         """Record why the agent could not start and make sure a retry is on its way (the

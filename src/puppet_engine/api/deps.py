@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from fastapi import Depends, Path, Query, Request
 
 from puppet_engine.api.errors import ApiError, not_found
-from puppet_engine.api.schemas import AgentSummary
+from puppet_engine.api.schemas import AgentSummary, SkippedPosts
 from puppet_engine.events.queue import fixed_in
+from puppet_engine.storage.skips import SkipCount, recent_post_skips
 from puppet_engine.storage.tables import actions, agents, events
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
     async with ctx.db.connect() as conn:
         found = await conn.execute(_summaries(len(ids)), {f"id_{i}": agent_id for i, agent_id in enumerate(ids)})
         rows = {r.id: r for r in found.fetchall()}
+        skips = await recent_post_skips(conn, {r.id: _seq((r.state or {}).get("post_seq")) for r in rows.values()})
     out = []
     for agent_id in ids:
         runtime = manager.agents.get(agent_id)  # None while the engine is still building it
@@ -183,9 +185,26 @@ async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
             llm_provider=config.llm_provider, trading_enabled=config.trading_enabled,
             mood=mood_label(state.get("mood")), last_post_at=_num(state.get("last_post_at")),
             next_post_at=_num(due), posts=int(row.posts or 0) if row is not None else 0,
-            balance_sol=cached[0] if cached else None,
+            balance_sol=cached[0] if cached else None, **_skip_fields(skips.get(agent_id)),
         ))
     return out
+
+
+def _seq(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _skip_fields(count: SkipCount | None) -> dict[str, Any]:
+    """``skipped_posts`` and, when most recent posts were skipped, the warning the dashboard flags."""
+    if count is None:
+        return {}
+    top = count.top(1)
+    reason = top[0]["example"] if top else None
+    fields: dict[str, Any] = {"skipped_posts": SkippedPosts(skipped=count.skipped, recent=count.total, reason=reason)}
+    if count.mostly_skipped:
+        fields["warnings"] = [f"skipped {count.skipped} of its last {count.total} scheduled posts, "
+                              f"most often: {reason}"]
+    return fields
 
 
 def _num(value: Any) -> float | None:

@@ -63,6 +63,14 @@ class Accepted(BaseModel):
 # --------------------------------------------------------------------------- agents
 
 
+class SkippedPosts(BaseModel):
+    """The agent's last scheduled posts (up to 10) and how many of them were skipped."""
+
+    skipped: int
+    recent: int = Field(description="scheduled posts looked at (finished ones among the last 10)")
+    reason: str | None = Field(None, description="the most common reason, as the first skipped post gave it")
+
+
 class AgentSummary(BaseModel):
     model_config = _examples({
         "id": "coby", "name": "Coby", "description": "A crypto philosopher", "running": True,
@@ -86,6 +94,10 @@ class AgentSummary(BaseModel):
     next_post_at: float | None = None
     posts: int = Field(0, description="posts and threads published")
     balance_sol: float | None = Field(None, description="last known SOL balance when the agent trades")
+    skipped_posts: SkippedPosts | None = Field(
+        None, description="among the agent's last scheduled posts, how many produced nothing and why")
+    warnings: list[str] = Field(default_factory=list, description="what an operator should look at, e.g. an "
+                                "agent that skips most of its posts (the dashboard flags the agent)")
 
 
 class Relationship(BaseModel):

@@ -1,17 +1,49 @@
-"""The engine's own metric recording: one observer on events, one hook on the outbox."""
+"""The engine's own metric recording and story: one observer on events, one hook on the outbox."""
 
 from __future__ import annotations
+
+from typing import Any
+
+import structlog
 
 from puppet_engine.clock import Clock
 from puppet_engine.events import Action, ActionOutcome, Event
 from puppet_engine.observability import upstream
+from puppet_engine.observability.logging import STORY_LOGGER
 from puppet_engine.observability.metrics import Metrics
 
 _ACTION_COUNTERS = {"post": "posts", "thread": "posts", "reply": "replies", "like": "likes", "quote": "quotes"}
+_VERBS = {"post": "posted", "thread": "posted", "reply": "replied", "quote": "quoted", "like": "liked",
+          "retweet": "reposted", "trade": "traded"}
+story = structlog.get_logger(STORY_LOGGER)
+
+
+def tell(action: Action, outcome: ActionOutcome) -> None:
+    """One story line for a completed side effect: who did what, with the text or the trade.
+
+    Every field a collector may want is on the line (``LOG_FORMAT=json``); ``summary`` is what
+    the console shows after the agent and the verb."""
+    p = action.payload
+    fields: dict[str, Any] = {"agent_id": action.agent_id, "kind": action.kind, "action_key": action.key,
+                              "external_id": outcome.external_id}
+    if action.kind == "trade":
+        result = outcome.result or {}
+        fields.update(trade=result or None, reasoning=p.get("reasoning"))
+        summary = str(result.get("summary") or f"{p.get('amount')} {p.get('input')} → {p.get('output')}")
+    elif action.kind == "like":
+        summary = f"tweet {p.get('tweet_id')}"
+        fields["tweet_id"] = p.get("tweet_id")
+    else:
+        parts = [str(x) for x in p.get("parts") or [p.get("text") or ""]]
+        fields.update(text="\n".join(parts), reply_to=p.get("reply_to"), quote=p.get("quote"))
+        summary = f'"{parts[0]}"' + (f" (+{len(parts) - 1} more in the thread)" if len(parts) > 1 else "")
+    story.info(_VERBS.get(action.kind, action.kind), summary=summary,
+               **{k: v for k, v in fields.items() if v is not None})
 
 
 class EngineMetrics:
-    """Records event lag, handler latency and outcomes, and every completed side effect."""
+    """Records event lag, handler latency and outcomes, and every completed side effect
+    (counted, and told as a story line: :func:`tell`)."""
 
     def __init__(self, metrics: Metrics, clock: Clock) -> None:
         self.metrics = metrics
@@ -37,6 +69,7 @@ class EngineMetrics:
         name = _ACTION_COUNTERS.get(action.kind)
         if name is not None:
             getattr(self.metrics, name).labels(agent=action.agent_id).inc()
+        tell(action, outcome)
 
     async def on_action_failed(self, action: Action, error: str) -> None:
         self.metrics.errors.labels(component=f"outbox.{action.kind}").inc()

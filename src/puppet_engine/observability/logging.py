@@ -12,16 +12,25 @@ Redaction runs last, on every field, recursively: every configured secret value
 ``Bearer …`` tokens, ``sk-…`` API keys, PEM private keys, 64-byte key arrays and
 base58 keys labelled as private/secret keys, and the value of any field named like a secret
 (``private_key``, ``api_key``, ``password``, ``authorization`` …).
+
+The ``console`` format tells the story a person watches: what each agent did, one line
+each (:data:`STORY_LOGGER` lines, skipped posts, failed starts and sends, see
+:class:`StoryRenderer`), other lines as usual; the outbox's ``action_done`` is left out there
+(the story line says it better), and library chatter (Alembic, httpx2, uvicorn, openai,
+sentence-transformers …) is held at WARNING unless the level is DEBUG. The ``json`` format
+keeps every line and every field for collectors.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import IO, Any, Literal
 
 import structlog
@@ -187,6 +196,70 @@ def _shared_processors() -> list[Any]:
     ]
 
 
+STORY_LOGGER = "puppet_engine.story"
+# Libraries whose INFO lines are about themselves, not the agents: WARNING unless DEBUG.
+CHATTY_LOGGERS = ("alembic", "httpx2", "httpx", "httpcore", "uvicorn", "uvicorn.error", "uvicorn.access",
+                  "openai", "sentence_transformers", "transformers", "huggingface_hub", "urllib3", "filelock")
+# Own lines the console shows as story lines: event name → (what happened, field that says why).
+_STORY_FROM_LOG = {
+    "post_skipped": ("skipped", "reason"),
+    "post_skipped_llm_down": ("skipped", "error"),
+    "agent_start_failed": ("start failed", "error"),
+    "agent_start_retry_failed": ("start failed", "error"),
+    "agent_started": ("started", ""),
+    "agent_stopped": ("stopped", ""),
+}
+# What a story line (action_done) or the start-up summary (where things are) already says.
+_CONSOLE_HIDDEN = frozenset({"action_done", "engine_started", "sandbox_started"})
+
+
+class StoryRenderer:
+    """Console lines: ``12:04:11  coby      posted    "every ledger is a diary"`` for what
+    agents do; every other line through structlog's console renderer."""
+
+    def __init__(self) -> None:
+        self.plain = structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+        self.width = 8  # agent column; grows to the longest id seen
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
+        line = self.story(event_dict)
+        if line is not None:
+            return line
+        return str(self.plain(logger, method, {**event_dict, "timestamp": _clock_time(event_dict.get("timestamp"))}))
+
+    def story(self, e: EventDict) -> str | None:
+        name = e.get("event")
+        if e.get("logger") == STORY_LOGGER:
+            what, detail = str(name), str(e.get("summary") or "")
+        elif name in _STORY_FROM_LOG:
+            what, field_name = _STORY_FROM_LOG[str(name)]
+            detail = str(e.get(field_name) or "") if field_name else ""
+        elif name == "action_failed":
+            what, detail = f"{e.get('kind', 'action')} failed", str(e.get("error") or "")
+        else:
+            return None
+        agent = str(e.get("agent_id") or "-")
+        self.width = max(self.width, len(agent))
+        return f"{_clock_time(e.get('timestamp'))}  {agent:<{self.width}}  {what:<9}  {detail}".rstrip()
+
+
+def _clock_time(stamp: Any) -> str:
+    """The local wall-clock time of an ISO UTC timestamp, ``HH:MM:SS``."""
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
+    except ValueError:
+        return datetime.now().strftime("%H:%M:%S")
+
+
+class _ConsoleFilter(logging.Filter):
+    """Leaves out of the console the lines a story line replaces (unless DEBUG)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        return not (isinstance(msg, dict) and msg.get("event") in _CONSOLE_HIDDEN
+                    and logging.getLogger().level > logging.DEBUG)
+
+
 def configure_logging(
     level: str | int = "INFO",
     fmt: Literal["json", "console"] | str = "json",
@@ -205,17 +278,15 @@ def configure_logging(
 
         raise ConfigError(f'LOG_FORMAT: expected "json" or "console", got {fmt!r}')
     update_secrets(secrets)
-    renderer: Any = (
-        structlog.processors.JSONRenderer(default=str)
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
-    )
+    renderer: Any = structlog.processors.JSONRenderer(default=str) if fmt == "json" else StoryRenderer()
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _redactor, renderer],
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    if fmt == "console":
+        handler.addFilter(_ConsoleFilter())
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
@@ -245,6 +316,11 @@ def set_level(level: str | int) -> None:
             raise ConfigError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}")
         level = number
     logging.getLogger().setLevel(level)
+    quiet = level > logging.DEBUG
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.NOTSET)
+    if quiet:  # the model-loading progress bars write to the terminal directly, not through logging
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def get_level() -> str:

@@ -131,6 +131,7 @@
         badge(a)),
       h("p", { class: "agent-desc", text: a.description || "" }),
       a.status === "failed" ? h("p", { class: "agent-failure small", text: startFailure(a) }) : null,
+      warningsFlag(a),
       h("div", { class: "stats" },
         stat("mood", a.mood || "—"),
         stat("last post", ago(a.last_post_at)),
@@ -146,6 +147,14 @@
   function startFailure(agent) {
     const retry = agent.retry_at ? ` (trying again ${ago(agent.retry_at)})` : "";
     return `Start failed: ${agent.status_reason || "unknown error"}${retry}`;
+  }
+
+  // What the operator should look at (e.g. most recent posts skipped, and why); nothing when all is well.
+  function warningsFlag(agent) {
+    const warnings = agent.warnings || [];
+    if (!warnings.length) return null;
+    return h("div", { class: "agent-warning", role: "status", title: warnings.join("\n") },
+      ...warnings.map((w) => h("p", { text: `⚠ ${w}` })));
   }
 
   async function postNow(agentId, body) {
@@ -185,6 +194,7 @@
         h("div", { class: "actions" }, badge(agent),
           h("button", { class: "btn btn-ghost", type: "button", onclick: () => toggle(agent) }, agent.status === "stopped" ? "Start" : "Stop"),
           h("button", { class: "btn btn-ghost", type: "button", onclick: () => restart(agentId) }, "Restart"))),
+      warningsFlag(agent) || "",
       h("div", { class: "stats card" },
         stat("mood", agent.mood || "—"), stat("last post", ago(agent.last_post_at)),
         stat("next post", agent.running ? ago(agent.next_post_at) : "paused"), stat("posts", num(agent.posts, 0)),
