@@ -269,9 +269,9 @@ class Soak:
         self.report.kills += 1
 
     def _ready(self) -> bool:
-        """Whether the process has reached its event loop (it printed 'running')."""
+        """Whether the process has reached its event loop (it printed its start-up summary)."""
         text = (self.dir / "engine.log").read_bytes()
-        return b"Puppet Engine running" in text[text.rfind(b"--- launch"):]
+        return b"Puppet Engine: " in text[text.rfind(b"--- launch"):]
 
     def final_run(self) -> None:
         """A clean run with a quiet crowd until the backlog is answered, then SIGTERM."""
