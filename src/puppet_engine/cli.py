@@ -176,14 +176,23 @@ def simulate(
 
 @agents_app.command("validate")
 def agents_validate(files: Annotated[list[Path], typer.Argument(help="agent JSON files")]) -> None:
-    """Exit 0 when every file is valid, 1 otherwise, printing every problem."""
-    from puppet_engine.agents.config import validate_files
+    """Exit 0 when every file is valid, 1 otherwise, printing every problem.
+
+    Valid files may still get warnings (limits that will cut most output, values read
+    differently from how they are written): printed, never an error.
+    """
+    from puppet_engine.agents.config import load_agent_file, validate_files
+    from puppet_engine.llm.validation import length_warnings
 
     problems = validate_files(files)
     for problem in problems:
         typer.echo(problem)
     if problems:
         raise typer.Exit(1)
+    for path in files:
+        loaded = load_agent_file(path)
+        for warning in length_warnings(loaded.config, loaded.source):
+            typer.echo(f"warning: {warning}")
     typer.echo(f"{len(files)} agent file(s) valid")
 
 
