@@ -4,8 +4,8 @@ Slots: ``{topic}`` ``{thing}`` (interests), ``{term}`` (key terms), ``{value}``,
 ``{trait}``, ``{time}``, ``{n}``; replies add ``{subject}`` (what was asked about),
 ``{question}`` (the question restated from the agent's side) and ``{keyword}`` (a
 word from the mention); trades add ``{action}`` (bought, sold, swapped), ``{token}``,
-``{amount}`` (what was bought or sold, with its symbol) and ``{price}`` (what it
-was paid with, or sold for). No template holds a hyphen, hashtag or emoji: those
+``{amount}`` (what was bought or sold, with its symbol) and ``{price}`` (what it was
+paid with, or sold for); a full trade post is TRADE_OPENERS + TRADE_DEALS + TRADE_CLOSERS. No template holds a hyphen, hashtag or emoji: those
 are added, or not, by the style rules.
 
 The ``SHORT_*`` sets are for personas whose maximum post length leaves room for a
@@ -167,16 +167,6 @@ REPLIES: dict[str, tuple[str, ...]] = {
         "{keyword}, again. the {term} always comes back around.",
         "good read on {subject}. i'd only add: {value}.",
     ),
-    "trade": (
-        "just {action} {amount} for {price}. small size, the {term} will remember either way.",
-        "{action} {amount} for {price} today. writing it down so i remember why.",
-        "{action} {amount} for {price}. {value}, even in trades.",
-        "trade log, {time}: {action} {amount} for {price}. we'll see.",
-        "{action} {amount} for {price}. not advice, just my notebook.",
-        "{action} {amount}, paid in {price}. the {term} will tell me if that was smart.",
-        "one trade today: {action} {amount} for {price}. {value}.",
-        "noting it here: {action} {amount} for {price} around {time}.",
-    ),
     "trade_plain": (  # no amounts known: say what moved, not how much
         "{action} {token} today. writing it down so i remember why.",
         "{action} {token}. {value}, even in trades.",
@@ -194,6 +184,27 @@ REPLIES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+
+TRADE_DEALS: dict[str, tuple[str, ...]] = {  # the core of a trade post, worded a few ways so two alike
+    # trades do not make two near-identical posts; the action word is always there
+    "bought": ("bought {amount} for {price}", "bought {amount} with {price}", "paid {price}, bought {amount}",
+               "{amount} bought for {price}"),
+    "sold": ("sold {amount} for {price}", "sold {amount}, got {price} back", "{amount} sold for {price}",
+             "sold {amount} and took {price}"),
+    "swapped": ("swapped {amount} for {price}", "swapped {amount} into {price}", "{amount} swapped for {price}"),
+}
+
+# A trade post is an opener, a deal and a closer: many combinations, so alike trades read differently.
+TRADE_OPENERS = ("", "just ", "trade log, {time}: ", "noting it here: ", "for the record, ", "one trade today: ",
+                 "small one: ", "update: ", "quiet trade: ", "logged at {time}: ")
+TRADE_CLOSERS = (
+    "small size, the {term} will remember either way.", "writing it down so i remember why.",
+    "{value}, even in trades.", "we'll see.", "not advice, just my notebook.",
+    "the {term} will tell me if that was smart.", "{value}.", "{n} minutes of thinking, no more.",
+    "no predictions, just a log.", "back to {topic} now.", "that's the whole plan.", "patience from here.",
+    "the chart can do what it wants.", "more on {topic} later.", "position stays small.",
+    "{trait} as ever.", "the {term} decides the rest.", "done for {time}.",
+)
 
 SHORT_WORDS = ("calm", "slow", "quiet", "good", "odd", "bright", "busy", "soft", "late", "early", "small",
                "clear", "grey", "warm", "long", "lucky")

@@ -34,6 +34,9 @@ from puppet_engine.llm.phrasebook import (
     SHORT_REPLIES,
     SHORT_WORDS,
     TIMES,
+    TRADE_CLOSERS,
+    TRADE_DEALS,
+    TRADE_OPENERS,
 )
 
 ATTEMPTS = 24
@@ -298,7 +301,10 @@ def _trade(facts: PromptFacts, rng: random.Random) -> str:
     kind = "trade_failed" if failed else "trade" if amount and price else "trade_plain"
     if _short(facts) and kind == "trade_plain":
         kind = "trade"  # the short set says "{action} {amount}", which is the token when no amount is known
-    return _fill(rng.choice(_phrases(facts, kind)), slots)
+    if kind != "trade" or _short(facts):
+        return _fill(rng.choice(_phrases(facts, kind)), slots)
+    deal = rng.choice(TRADE_DEALS.get(action) or (f"{action} {{amount}} for {{price}}",))
+    return _fill(f"{rng.choice(TRADE_OPENERS)}{deal}. {rng.choice(TRADE_CLOSERS)}", slots)
 
 
 def _news(facts: PromptFacts, rng: random.Random) -> str:

@@ -123,14 +123,14 @@ def _is_sol(symbol: str) -> bool:
 
 
 def _amount(value: float) -> str:
-    """A token amount as a person writes it: 12,345 · 3.5 · 0.0099 (no exponent)."""
+    """A token amount as a person writes it: 12,345 · 3.5 · 0.00987 (no exponent)."""
     if value >= 1000:
         return f"{value:,.0f}"
     if value >= 1:
         return f"{value:,.2f}".rstrip("0").rstrip(".")
     if value <= 0:
         return "0"
-    digits = max(2, 2 - math.floor(math.log10(value)))  # two significant figures, at least two decimals
+    digits = max(2, 2 - math.floor(math.log10(value)))  # three significant figures, at least two decimals
     return f"{value:.{digits}f}".rstrip("0").rstrip(".")
 
 
