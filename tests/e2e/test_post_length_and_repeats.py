@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import sqlalchemy as sa
+from structlog.testing import capture_logs
 
 from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.clock import VirtualClock
@@ -23,8 +24,8 @@ from .test_mention_replies import make_engine, run_for
 from .test_trading_agent import trader
 
 HOUR = 3600.0
-TINY = {  # as a user wrote it: the original format, no llm_provider (the sandbox's OpenAI API under simulate)
-    "id": "tiny", "name": "Tiny",
+TINY = {  # as a user writes it, in the original format; under simulate "openai" is the sandbox's OpenAI API
+    "id": "tiny", "name": "Tiny", "llm_provider": "openai",
     "personality": {"traits": ["dry", "curious"], "interests": ["validators", "tea", "old maps"],
                     "speaking_style": "short"},
     "behavior": {"post_frequency": {"min_hours_between_posts": 0.25, "max_hours_between_posts": 0.5},
@@ -87,7 +88,7 @@ async def test_trade_announcements_say_what_was_traded_and_never_repeat(sqlite_u
     announced = {r.key: r for r in rows if r.key.startswith("tradepost:")}
     assert len(trades) >= 15, "a trader with random_probability 1 trades every 6-12 minutes"
     sides = Counter()
-    for key, trade in trades.items():
+    for trade in trades.values():
         post = announced[f"tradepost:ledgy:{trade['key']}"]  # trade_tweet_probability 1: every trade announced
         assert post.status == "done", post.error  # X refused none of them as duplicate content
         text = post.payload["text"].lower()
@@ -101,3 +102,24 @@ async def test_trade_announcements_say_what_was_traded_and_never_repeat(sqlite_u
     texts = [r.payload["text"] for r in announced.values()]
     assert len(set(texts)) == len(texts)
     assert not any(r.status == "failed" for r in rows), [(r.key, r.error) for r in rows if r.status == "failed"]
+
+
+async def test_an_agent_whose_posts_keep_being_skipped_is_reported_once(sqlite_url: str) -> None:
+    clock = VirtualClock()
+    sandbox = Sandbox(SandboxConfig(seed=2), clock=clock)
+    quiet = {**TINY, "behavior": {**TINY["behavior"], "interaction_patterns": {"reply_probability": 0.0}}}
+    engine = make_engine(sqlite_url, sandbox, quiet)
+    await engine.start()
+    faults = await engine.wiring.http.post(f"{engine.wiring.sandbox_url}/sandbox/faults", json={
+        "service": "openai", "path": "/v1/chat/completions", "status": 500, "count": 10_000})
+    faults.raise_for_status()
+    with capture_logs() as logs:
+        await run_for(engine, clock, 4 * HOUR)
+    async with engine.db.connect() as conn:
+        skipped = [r[0]["skipped"] for r in await conn.execute(sa.select(events.c.result).where(
+            events.c.type == "post.due", events.c.status == "done")) if "skipped" in (r[0] or {})]
+    await engine.stop()
+    assert len(skipped) >= 6 and all(s.startswith("llm unavailable") for s in skipped)  # the reason, as recorded
+    warned = [e for e in logs if e["event"] == "posts_keep_being_skipped"]
+    assert len(warned) == 1, warned  # once per streak, not once per skip
+    assert warned[0]["agent_id"] == "tiny" and warned[0]["most_common_reason"].startswith("llm unavailable")
