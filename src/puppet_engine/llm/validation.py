@@ -70,7 +70,6 @@ class ValidatedText:
     kind: str = "post"
     cut_from: int | None = None  # weighted length before it was fitted to the author's maximum
 
-
     @property
     def is_thread(self) -> bool:
         return len(self.parts) > 1
