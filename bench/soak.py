@@ -227,6 +227,11 @@ class Soak:
     def run(self) -> SoakReport:
         started = time.monotonic()
         self.start_sandbox()
+        # The crowd (crowd_rate mentions a minute onto a few accounts that answer everything) is far past
+        # X's 100 posts per account per 15 minutes: an agent that reached it would wait out the window in
+        # the final run. This soak is about crashes, not rate limits (tests/unit/test_x_ratelimit.py).
+        self.admin("POST", "/sandbox/x/rate-limits", json={"profile": "payg", "limits": {
+            "POST /2/tweets": {"user": 100_000, "app": 100_000}}})
         self.admin("POST", "/sandbox/crowd/rate", json={"rate": self.config.crowd_rate, "hostile_share": 0.2})
         if self.config.send_latency_ms:
             for service, path in (("x", "/2/tweets"), ("openai", "/v1/chat/completions")):

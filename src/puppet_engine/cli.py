@@ -226,8 +226,13 @@ def _why_lines(agents: dict[str, dict]) -> list[str]:
 
 @agents_app.command("validate")
 def agents_validate(files: Annotated[list[Path], typer.Argument(help="agent JSON files")]) -> None:
-    """Exit 0 when every file is valid, 1 otherwise, printing every problem and warning."""
-    from puppet_engine.agents.config import check_files
+    """Exit 0 when every file is valid, 1 otherwise, printing every problem and warning.
+
+    Valid files may still get warnings (limits that will cut most output, values read
+    differently from how they are written): printed, never an error.
+    """
+    from puppet_engine.agents.config import check_files, load_agent_file
+    from puppet_engine.llm.validation import length_warnings
 
     problems, warnings = check_files(files)
     for warning in warnings:
@@ -236,6 +241,10 @@ def agents_validate(files: Annotated[list[Path], typer.Argument(help="agent JSON
         typer.echo(problem)
     if problems:
         raise typer.Exit(1)
+    for path in files:
+        loaded = load_agent_file(path)
+        for warning in length_warnings(loaded.config, loaded.source):
+            typer.echo(f"warning: {warning}")
     typer.echo(f"{len(files)} agent file(s) valid")
 
 

@@ -69,17 +69,24 @@ def test_the_account_being_replied_to_may_be_named() -> None:
     assert result.parts == ("@maria compost needs patience",)
 
 
-def test_over_long_text_is_rejected_without_threads_and_split_with_them() -> None:
+def test_text_over_x_limit_is_rejected_without_threads_and_split_with_them() -> None:
     long_text = " ".join(f"Sentence {i} about compost and the soil that keeps it warm." for i in range(9))
     assert weighted_length(long_text) > 280
-    with pytest.raises(ValidationFailed, match="too long"):
+    with pytest.raises(ValidationFailed, match="X's limit is 280"):
         validate_post(long_text, agent(thread=1), [])
     parts = validate_post(long_text, agent(thread=3), []).parts
     assert 2 <= len(parts) <= 3 and all(weighted_length(p) <= 280 for p in parts)
     with pytest.raises(ValidationFailed, match="max_thread_length is 2"):
         validate_post(long_text + " " + long_text, agent(thread=2), [])
-    with pytest.raises(ValidationFailed, match="the limit is 100"):
-        validate_post("compost " * 20, agent(max_len=100), [], kind="reply")
+
+
+def test_text_over_the_authors_maximum_is_fitted_not_refused() -> None:
+    reply = validate_post("@maria " + "compost " * 20, agent(max_len=100), [], kind="reply", replying_to="maria")
+    assert reply.text.startswith("@maria compost") and reply.text.endswith("…")
+    assert weighted_length(reply.text.removeprefix("@maria ")) <= 100  # the handle does not count
+    assert reply.cut_from == 159
+    post = validate_post("Rain came early today. The compost is warm and the soil is alive again.", agent(max_len=40))
+    assert post.parts == ("Rain came early today.",)  # cut after the last whole sentence that fits
 
 
 def test_near_duplicates_of_recent_posts_are_rejected() -> None:

@@ -32,6 +32,14 @@ _RECENT_POSTS = (
     .order_by(actions.c.id.desc())
     .limit(sa.bindparam("limit"))
 )
+# Posts, threads and quotes since a time (the (agent_id, kind, created_at) index): X's duplicate window.
+_OWN_TWEETS_SINCE = (
+    sa.select(actions.c.kind, actions.c.payload)
+    .where(actions.c.agent_id == sa.bindparam("agent_id"), fixed_in(actions.c.kind, ("post", "thread", "quote")),
+           actions.c.created_at >= sa.bindparam("since"), actions.c.status != "failed")
+    .order_by(actions.c.id.desc())
+    .limit(sa.bindparam("limit"))
+)
 # No condition on status in SQL: without statistics SQLite would pick the status index
 # (nearly every row is "done") and read the whole table instead of these agents' rows.
 _PEER_POSTS = (
@@ -124,6 +132,18 @@ async def recent_post_texts(db: Database, agent_id: str, limit: int = 20) -> lis
         elif payload.get("text"):
             texts.append(payload["text"])
     return texts
+
+
+async def own_tweets_since(db: Database, agent_id: str, since: float, limit: int = 2000) -> list[str]:
+    """The text of every post, thread part and quote the agent sent (or is sending) since ``since``,
+    newest first: what X would refuse as duplicate content. Replies are left out (they open with
+    the handle they answer, so only replies to the same account can repeat; mentions checks those)."""
+    async with db.connect() as conn:
+        rows = (await conn.execute(_OWN_TWEETS_SINCE, {"agent_id": agent_id, "since": since, "limit": limit})).fetchall()
+    texts: list[str] = []
+    for kind, payload in rows:
+        texts.extend(payload.get("parts", []) if kind == "thread" else [payload.get("text", "")])
+    return [t for t in texts if t]
 
 
 async def peer_posts(db: Database, agent_ids: list[str], since: float, limit: int = 5) -> dict[str, list[Tweet]]:

@@ -3,9 +3,13 @@
 Slots: ``{topic}`` ``{thing}`` (interests), ``{term}`` (key terms), ``{value}``,
 ``{trait}``, ``{time}``, ``{n}``; replies add ``{subject}`` (what was asked about),
 ``{question}`` (the question restated from the agent's side) and ``{keyword}`` (a
-word from the mention); trades add ``{token}`` ``{action}``
-``{amount}``. No template holds a hyphen, hashtag or emoji: those are added, or
-not, by the style rules.
+word from the mention); trades add ``{action}`` (bought, sold, swapped), ``{token}``,
+``{amount}`` (what was bought or sold, with its symbol) and ``{price}`` (what it was
+paid with, or sold for); a full trade post is TRADE_OPENERS + TRADE_DEALS + TRADE_CLOSERS. No template holds a hyphen, hashtag or emoji: those
+are added, or not, by the style rules.
+
+The ``SHORT_*`` sets are for personas whose maximum post length leaves room for a
+few words only (most fit in 20 characters with a short interest).
 """
 
 from __future__ import annotations
@@ -163,11 +167,10 @@ REPLIES: dict[str, tuple[str, ...]] = {
         "{keyword}, again. the {term} always comes back around.",
         "good read on {subject}. i'd only add: {value}.",
     ),
-    "trade": (
-        "just {action} {amount}of {token}. small size, the {term} will remember either way.",
-        "{action} {amount}of {token} today. writing it down so i remember why.",
+    "trade_plain": (  # no amounts known: say what moved, not how much
+        "{action} {token} today. writing it down so i remember why.",
         "{action} {token}. {value}, even in trades.",
-        "a small {token} position, {action} {amount}at {time}. we'll see.",
+        "a small {token} trade at {time}. we'll see.",
     ),
     "trade_failed": (
         "tried to trade {token} today. the chain said no. fine by me.",
@@ -179,4 +182,62 @@ REPLIES: dict[str, tuple[str, ...]] = {
         "everyone is talking about {subject}. i'm thinking about {topic}.",
         "news on {subject}. give it a week before deciding what it means.",
     ),
+}
+
+
+TRADE_DEALS: dict[str, tuple[str, ...]] = {  # the core of a trade post, worded a few ways so two alike
+    # trades do not make two near-identical posts; the action word is always there
+    "bought": ("bought {amount} for {price}", "bought {amount} with {price}", "paid {price}, bought {amount}",
+               "{amount} bought for {price}"),
+    "sold": ("sold {amount} for {price}", "sold {amount}, got {price} back", "{amount} sold for {price}",
+             "sold {amount} and took {price}"),
+    "swapped": ("swapped {amount} for {price}", "swapped {amount} into {price}", "{amount} swapped for {price}"),
+}
+
+# A trade post is an opener, a deal and a closer: many combinations, so alike trades read differently.
+TRADE_OPENERS = ("", "just ", "trade log, {time}: ", "noting it here: ", "for the record, ", "one trade today: ",
+                 "small one: ", "update: ", "quiet trade: ", "logged at {time}: ")
+TRADE_CLOSERS = (
+    "small size, the {term} will remember either way.", "writing it down so i remember why.",
+    "{value}, even in trades.", "we'll see.", "not advice, just my notebook.",
+    "the {term} will tell me if that was smart.", "{value}.", "{n} minutes of thinking, no more.",
+    "no predictions, just a log.", "back to {topic} now.", "that's the whole plan.", "patience from here.",
+    "the chart can do what it wants.", "more on {topic} later.", "position stays small.",
+    "{trait} as ever.", "the {term} decides the rest.", "done for {time}.",
+)
+
+SHORT_WORDS = ("calm", "slow", "quiet", "good", "odd", "bright", "busy", "soft", "late", "early", "small",
+               "clear", "grey", "warm", "long", "lucky")
+
+SHORT_POSTS: tuple[str, ...] = (  # ``{word}`` is one of SHORT_WORDS: most templates have two free slots
+    "{topic}, again.", "more {term}.", "gm, {topic}.", "{word} {topic} day.", "{topic}, {word}.",
+    "{word} {topic}.", "{topic} at {time}.", "back to {topic}, {n}x.", "{term} first.", "{topic} is {term}.",
+    "{topic}, {thing}.", "{topic} and {thing}.", "{n} notes on {topic}.", "{topic}: {n}/10.",
+    "{topic}, day {n}.", "{n} thoughts: {topic}.", "{word} and {topic}.", "{topic} never rushes.",
+    "feeling {word}. {topic}.", "{term} over noise.", "{word} {term}.", "{topic}, {word} again.",
+    "{topic} hour {n}.", "{n} cups of {topic}.", "{topic} by {time}.", "{word}, {word2}, {topic}.",
+    "so {word}: {topic}.", "{topic}? {word}.", "{topic} round {n}.", "less talk, more {topic}.",
+)
+
+SHORT_REPLIES: dict[str, tuple[str, ...]] = {
+    "question": ("good question.", "the {term}, mostly.", "{value}.", "depends on the {term}.",
+                 "slowly, i think.", "ask me at {time}.", "{topic}, honestly.", "{word}, i'd say.",
+                 "{term}, then {topic}.", "{n} words: {term}."),
+    "yes_no": ("mostly, yes.", "not really.", "sometimes.", "yes, honestly.", "no, and that's fine.",
+               "yes. {term} first.", "yes, on {word} days.", "no. {topic} first.", "{n}/10 yes."),
+    "why": ("the {term}, mostly.", "because {value}.", "{term}. mostly.", "{word} reasons.", "because {topic}."),
+    "how": ("slowly.", "{term} first.", "one step at a time.", "with patience.", "{word} and steady.",
+            "{topic} first."),
+    "greeting": ("gm.", "gm, {topic} time.", "hey. {topic}?", "hello from {time}.", "gm! {term} first.",
+                 "hey, {word} day.", "gm from {time}."),
+    "thanks": ("anytime.", "glad it helped.", "thank you.", "always.", "{word} of you.", "thanks, truly."),
+    "hostile": ("noted.", "be kind.", "ok. {topic} anyway.", "fair enough.", "{word} day?", "moving on."),
+    "injection": ("nice try.", "not sharing that.", "no keys here.", "no. {topic}?"),
+    "trade_request": ("no trade requests.", "i trade my own way.", "not how i trade.", "my rules, sorry."),
+    "remark": ("fair point.", "agreed, mostly.", "{keyword}, yes.", "true about {keyword}.", "same here.",
+               "{word} point.", "yes, {keyword}.", "{keyword}: {n}/10.", "so {word}."),
+    "quote": ("this.", "{keyword}, yes.", "more {term}.", "saving this.", "{word} take.", "{keyword}: {n}/10."),
+    "news": ("{subject}, huh.", "noted: {subject}.", "{subject}. we'll see.", "{word} news."),
+    "trade": ("{action} {amount}.", "{action} {token}, {time}.", "{action} {amount}. ok.", "{action} {token}, {word}."),
+    "trade_failed": ("{token} trade failed.", "no {token} today."),
 }

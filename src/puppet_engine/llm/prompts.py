@@ -34,7 +34,9 @@ from puppet_engine.llm.persona import (
     SEP,
     TASK_PREFIX,
     THREAD_HEADER,
+    post_lengths,
     render_persona_block,
+    words_in,
 )
 
 if TYPE_CHECKING:
@@ -168,7 +170,7 @@ def user_prompt(agent: AgentConfig, context: PromptContext, budget: int = DEFAUL
     purpose = context.purpose
     table = templates().get(purpose) or templates()["content"]
     prefs = agent.behavior.content_preferences
-    max_length = min(280, prefs.max_post_length or 280)
+    typical_length, max_length = post_lengths(agent)
     replying_to = (context.replying_to or (context.thread[-1][0] if context.thread else "")).lstrip("@")
     lines: list[str | None] = [
         _mood_line(context.mood),
@@ -185,7 +187,8 @@ def user_prompt(agent: AgentConfig, context: PromptContext, budget: int = DEFAUL
     head = [line for line in lines if line]
     values = {
         "topic_clause": f" about {context.topic}" if context.topic else "",
-        "typical_length": min(prefs.typical_post_length, max_length), "max_length": max_length,
+        "typical_length": typical_length, "typical_words": words_in(typical_length),
+        "max_length": max_length, "max_words": words_in(max_length),
         "max_thread_length": prefs.max_thread_length, "replying_to": replying_to,
         "name": agent.name,
         **{k: v for k, v in context.extra.items() if isinstance(v, str | int | float) and k != "feedback"},

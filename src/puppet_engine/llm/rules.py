@@ -58,6 +58,19 @@ def strip_emojis(text: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", out).strip()
 
 
+_LEADING_HANDLES = re.compile(r"^(?:@[A-Za-z0-9_]{1,15}\s+)+")
+
+
+def leading_handles(text: str) -> tuple[str, str]:
+    """``("@ana @bo ", "rest")``: the handles a reply opens with, and the words after them.
+
+    An author's ``max_post_length`` is about what the agent says, so these handles do
+    not count against it (X's 280 still counts the whole text).
+    """
+    m = _LEADING_HANDLES.match(text)
+    return (m.group(0), text[m.end():]) if m and m.end() < len(text) else ("", text)
+
+
 def hashtags(text: str) -> list[str]:
     return [m.group(1) for m in HASHTAG.finditer(text)]
 

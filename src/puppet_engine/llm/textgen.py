@@ -30,10 +30,17 @@ from puppet_engine.llm.phrasebook import (
     POSTS,
     REGISTER_WORDS,
     REPLIES,
+    SHORT_POSTS,
+    SHORT_REPLIES,
+    SHORT_WORDS,
     TIMES,
+    TRADE_CLOSERS,
+    TRADE_DEALS,
+    TRADE_OPENERS,
 )
 
 ATTEMPTS = 24
+SHORT_MAX = 50  # below this maximum length the persona gets the few-words phrase sets
 _NEGATED = re.compile(r"\b(?:no|never|not|without)\s+\w+(?:\s+\w+)?")
 
 _QUESTION_SUBJECT = re.compile(r"\b(?:about|on|of|regarding|with|think of|feel about)\s+(.+?)\s*[?.!]*$", re.I)
@@ -126,9 +133,10 @@ def _slots(facts: PromptFacts, rng: random.Random, topic: str | None = None) -> 
     others = [i for i in interests if i != chosen] or list(FALLBACK_TOPICS)
     values = [_case(v).rstrip(".") for v in facts.values if _allowed(v, facts)] or ["slow is smooth"]
     traits = [_case(t) for t in facts.traits] or ["curious"]
+    word, word2 = rng.sample(SHORT_WORDS, 2)
     return {"topic": chosen, "thing": rng.choice(others), "term": rng.choice(terms), "value": rng.choice(values),
             "trait": rng.choice(traits), "time": rng.choice(TIMES), "n": str(rng.randint(2, 9)),
-            "user": facts.replying_to or "friend"}
+            "user": facts.replying_to or "friend", "word": word, "word2": word2}
 
 
 def _fill(template: str, slots: dict[str, str]) -> str:
@@ -153,7 +161,13 @@ def _compose(facts: PromptFacts, rng: random.Random) -> str:
     return _post(facts, rng, facts.topic or None)
 
 
+def _short(facts: PromptFacts) -> bool:
+    return (facts.max_length or 280) < SHORT_MAX
+
+
 def _sentences(facts: PromptFacts, rng: random.Random, topic: str | None, target: int) -> list[str]:
+    if _short(facts):
+        return [_fill(rng.choice(SHORT_POSTS), _slots(facts, rng, topic))]
     regs = register_of(facts)
     if "plain" not in regs:
         regs.append("plain")  # the plain register now and then keeps variety up
@@ -247,6 +261,8 @@ def _reply(facts: PromptFacts, rng: random.Random) -> str:
     slots["question"] = restate(message)
     keywords = [w for w in rules.tokens(message) if len(w) > 3]
     slots["keyword"] = rng.choice(keywords) if keywords else slots["subject"]
+    if _short(facts):
+        return _fill(rng.choice(SHORT_REPLIES[intent]), slots)
     body = _fill(rng.choice(REPLIES[intent]), slots)
     if intent in ("question", "yes_no", "why", "how", "remark") and rng.random() < 0.5:
         reg = register_of(facts)[0]
@@ -263,25 +279,39 @@ def _quote(facts: PromptFacts, rng: random.Random) -> str:
     keywords = [w for w in rules.tokens(facts.last_message) if len(w) > 3]
     slots["keyword"] = rng.choice(keywords) if keywords else slots["topic"]
     slots["subject"] = _subject(facts.last_message)
-    return _fill(rng.choice(REPLIES["quote"]), slots)
+    return _fill(rng.choice(_phrases(facts, "quote")), slots)
+
+
+def _phrases(facts: PromptFacts, kind: str) -> tuple[str, ...]:
+    return SHORT_REPLIES[kind] if _short(facts) and kind in SHORT_REPLIES else REPLIES[kind]
+
+
+_FAILED = ("failed", "rejected", "error", "expired")
 
 
 def _trade(facts: PromptFacts, rng: random.Random) -> str:
+    """What was traded, as the ``Trade:`` line says: action, token, amount (with symbol), price."""
     t = {k.lower(): v for k, v in facts.trade.items()}
     action = (t.get("action") or t.get("side") or "swapped").lower()
     action = {"buy": "bought", "sell": "sold", "swap": "swapped"}.get(action, action)
     token = t.get("token") or t.get("output_symbol") or t.get("symbol") or t.get("output") or "a token"
-    amount = t.get("amount_sol") or t.get("amount") or t.get("input_amount") or ""
-    failed = any(w in " ".join(t.values()).lower() for w in ("fail", "reject", "error"))
-    slots = {**_slots(facts, rng), "token": token, "action": action, "amount": f"{amount} SOL " if amount else ""}
-    return _fill(rng.choice(REPLIES["trade_failed" if failed else "trade"]), slots)
+    amount, price = t.get("amount", ""), t.get("price", "")
+    failed = t.get("status", "").lower() in _FAILED
+    slots = {**_slots(facts, rng), "token": token, "action": action, "amount": amount or token, "price": price}
+    kind = "trade_failed" if failed else "trade" if amount and price else "trade_plain"
+    if _short(facts) and kind == "trade_plain":
+        kind = "trade"  # the short set says "{action} {amount}", which is the token when no amount is known
+    if kind != "trade" or _short(facts):
+        return _fill(rng.choice(_phrases(facts, kind)), slots)
+    deal = rng.choice(TRADE_DEALS.get(action) or (f"{action} {{amount}} for {{price}}",))
+    return _fill(f"{rng.choice(TRADE_OPENERS)}{deal}. {rng.choice(TRADE_CLOSERS)}", slots)
 
 
 def _news(facts: PromptFacts, rng: random.Random) -> str:
     slots = _slots(facts, rng, facts.topic or None)
     words = [w for w in re.findall(r"[^\W_][\w']*", facts.news) if w.lower() not in rules._STOP]
     slots["subject"] = _case(" ".join(words[:4])) or slots["topic"]
-    return _fill(rng.choice(REPLIES["news"]), slots)
+    return _fill(rng.choice(_phrases(facts, "news")), slots)
 
 
 # --------------------------------------------------------------------------- surface style
@@ -347,9 +377,10 @@ def _acceptable(text: str, facts: PromptFacts, *, check_length: bool = True, str
     from puppet_engine.twitter.text import weighted_length
 
     limit = min(280, facts.max_length or 280)
-    if check_length and weighted_length(text.split("\n\n")[0]) > limit:
+    own = rules.leading_handles(text)[1] if facts.purpose == "reply" else text  # handles do not count
+    if check_length and weighted_length(own.split("\n\n")[0]) > limit:
         return False
-    if check_length and facts.purpose != "thread" and weighted_length(text) > limit:
+    if check_length and facts.purpose != "thread" and weighted_length(own) > limit:
         return False
     if rules.avoided_terms_in(text, facts.avoid_terms) or rules.avoided_topics_in(text, facts.topics_to_avoid):
         return False

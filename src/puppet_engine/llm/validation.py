@@ -3,12 +3,19 @@
 :func:`validate_post` cleans the usual model wrapping (quotes, ``Tweet:`` labels,
 "as an AI" boilerplate), then checks the persona's style guide (hashtags, emojis,
 banned terms, hyphens), its topics to avoid, that no third-party account is named,
-X's weighted length (splitting into a thread when the persona allows threads) and
-that the text is not a near-duplicate of a recent post. Failures raise
-:class:`~puppet_engine.errors.ValidationFailed` listing every reason.
+the length, and that the text is neither a near-duplicate of a recent post nor a
+word-for-word repeat of anything the agent posted within X's duplicate window.
+Failures raise :class:`~puppet_engine.errors.ValidationFailed` listing every reason.
+
+Length: the author's ``max_post_length`` guides; it never mutes an agent. Generated
+text over it is *fitted* (cut after the last whole sentence that fits, else at a word
+with an ellipsis; a reply's leading handles do not count). Only X's hard limit (280
+weighted characters, for text that cannot become an allowed thread) and the thread
+rules (``max_thread_length``) refuse. See :func:`length_warnings` for what
+``agents validate`` says about limits that will cut most output.
 
 :func:`generate_validated` asks the provider again (new seed, the reasons fed back
-into the prompt) a bounded number of times.
+into the prompt, a repeated post shown among the recent ones) a bounded number of times.
 """
 
 from __future__ import annotations
@@ -21,13 +28,22 @@ from typing import TYPE_CHECKING
 from puppet_engine.errors import ValidationFailed
 from puppet_engine.llm import rules
 from puppet_engine.llm.base import LLMProvider, PromptContext
-from puppet_engine.twitter.text import MAX_WEIGHT, extract_mentions, split_thread, weighted_length
+from puppet_engine.llm.persona import MIN_TYPICAL, post_lengths, words_in
+from puppet_engine.twitter.text import (
+    MAX_WEIGHT,
+    extract_mentions,
+    fit_text,
+    normalize,
+    split_thread,
+    weighted_length,
+)
 
 if TYPE_CHECKING:
     from puppet_engine.agents.config import AgentConfig
 
 THREADABLE = frozenset({"post", "thread", "news", "trade", "content"})
 SEED_STEP = 7919
+SHORT_WARNING = 40  # a maximum below this many characters cuts most of what a model writes
 
 _QUOTES = [('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("«", "»"), ("`", "`")]
 _PREFIX = re.compile(
@@ -52,6 +68,7 @@ class ValidatedText:
     text: str
     parts: tuple[str, ...]
     kind: str = "post"
+    cut_from: int | None = None  # weighted length before it was fitted to the author's maximum
 
     @property
     def is_thread(self) -> bool:
@@ -91,8 +108,20 @@ def _fix_hyphens(text: str) -> str:
 
 
 def limit_for(agent: AgentConfig) -> int:
-    """The weighted length one post may have for this agent."""
-    return min(MAX_WEIGHT, agent.behavior.content_preferences.max_post_length or MAX_WEIGHT)
+    """The author's maximum for one post (weighted characters, at most X's 280)."""
+    return post_lengths(agent)[1]
+
+
+def own_length(text: str, kind: str = "post") -> int:
+    """Weighted length that counts against the author's maximum (a reply's leading handles do not)."""
+    return weighted_length(rules.leading_handles(text)[1] if kind == "reply" else text)
+
+
+def fit_to(text: str, limit: int, kind: str = "post") -> str:
+    """``text`` cut to ``limit`` (see :func:`~puppet_engine.twitter.text.fit_text`), a reply's handles kept."""
+    handles, body = rules.leading_handles(text) if kind == "reply" else ("", text)
+    room = min(limit, MAX_WEIGHT - weighted_length(handles))
+    return handles + fit_text(body, max(1, room))
 
 
 def style_problems(text: str, agent: AgentConfig) -> list[str]:
@@ -114,31 +143,55 @@ def style_problems(text: str, agent: AgentConfig) -> list[str]:
     return problems
 
 
-def _parts(text: str, agent: AgentConfig, kind: str, problems: list[str]) -> list[str]:
+def _parts(text: str, agent: AgentConfig, kind: str, problems: list[str], *, fit: bool) -> list[str]:
     limit = limit_for(agent)
     max_parts = agent.behavior.content_preferences.max_thread_length
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     if kind == "thread" and max_parts > 1 and len(paragraphs) > 1:
-        pieces = [piece for p in paragraphs for piece in split_thread(p, max_parts=100, max_weight=limit)]
-    elif weighted_length(text) <= limit:
+        if fit:
+            pieces = [fit_text(p, limit) for p in paragraphs]
+        else:
+            pieces = [piece for p in paragraphs for piece in split_thread(p, max_parts=100, max_weight=limit)]
+        if len(pieces) > max_parts:
+            problems.append(f"a thread of {len(pieces)} posts, max_thread_length is {max_parts}")
+        return pieces
+    over_x = weighted_length(text) > MAX_WEIGHT
+    if own_length(text, kind) <= limit and not over_x:
         return [text]
-    elif kind in THREADABLE and max_parts > 1:
+    if (over_x or not fit) and kind in THREADABLE and max_parts > 1:
         pieces = split_thread(" ".join(paragraphs), max_parts=100, max_weight=limit)
-    else:
-        problems.append(f"too long: {weighted_length(text)} weighted characters, the limit is {limit}")
-        return [text]
-    if len(pieces) > max_parts:
-        problems.append(f"too long: {weighted_length(text)} weighted characters need {len(pieces)} posts, "
-                        f"max_thread_length is {max_parts}")
-    return pieces
+        if len(pieces) > max_parts:
+            problems.append(f"too long: {weighted_length(text)} weighted characters need {len(pieces)} posts, "
+                            f"max_thread_length is {max_parts}")
+        return pieces
+    if fit and not over_x:
+        return [fit_to(text, limit, kind)]
+    shown = f"X's limit is {MAX_WEIGHT}" if over_x else f"the limit is {limit}"
+    problems.append(f"too long: {weighted_length(text)} weighted characters, {shown}")
+    return [text]
+
+
+def repeated(parts: Sequence[str], recent_posts: Sequence[str], posted: Iterable[str] = ()) -> tuple[str, str] | None:
+    """``(problem, earlier post)`` when these parts repeat one: nearly (a recent post) or word for
+    word (any post in ``posted``, X's duplicate window)."""
+    if (dup := rules.near_duplicate_of(" ".join(parts), recent_posts)) is not None:
+        return "near-duplicate of a recent post", dup
+    wanted = {normalize(p).strip() for p in parts}
+    if (same := next((p for p in posted if normalize(p).strip() in wanted), None)) is not None:
+        return "repeats a post of the last 24 hours word for word", same
+    return None
 
 
 def validate_post(text: str, agent: AgentConfig, recent_posts: Sequence[str] = (), *, kind: str = "post",
-                  replying_to: str | None = None, allowed_handles: Iterable[str] = ()) -> ValidatedText:
+                  replying_to: str | None = None, allowed_handles: Iterable[str] = (),
+                  posted: Iterable[str] = (), fit: bool = True) -> ValidatedText:
     """Clean ``text`` and check it against the agent's rules; raise ``ValidationFailed`` with every reason.
 
     ``replying_to`` (and ``allowed_handles``) are the only accounts the text may
-    mention; ``recent_posts`` are the agent's latest posts, newest first.
+    mention; ``recent_posts`` are the agent's latest posts, newest first (no near
+    repeat); ``posted`` every tweet it sent within X's duplicate window (no exact
+    repeat). ``fit=False`` (an operator's own words) never cuts: text over the
+    maximum becomes a thread if allowed, else is refused.
     """
     cleaned = clean(text, agent)
     if not cleaned or not re.search(r"\w", cleaned):
@@ -150,39 +203,75 @@ def validate_post(text: str, agent: AgentConfig, recent_posts: Sequence[str] = (
         problems.append(f"mentions accounts outside this conversation: {', '.join('@' + s for s in strangers)}")
     if _USER_ID.search(cleaned):
         problems.append("contains what looks like a user id")
-    parts = _parts(cleaned, agent, kind, problems)
-    if (dup := rules.near_duplicate_of(cleaned, recent_posts)) is not None:
+    parts = _parts(cleaned, agent, kind, problems, fit=fit)
+    if (repeat := repeated(parts, recent_posts, posted)) is not None:
+        problem, dup = repeat
         shown = dup if len(dup) <= 60 else dup[:57] + "..."
-        problems.append(f"near-duplicate of a recent post: {shown!r}")
+        problems.append(f"{problem}: {shown!r}")
     if problems:
         raise ValidationFailed(problems)
-    return ValidatedText(text=cleaned, parts=tuple(parts), kind=kind)
+    cut = len(parts) == 1 and parts[0] != cleaned
+    return ValidatedText(text=" ".join(parts) if cut else cleaned, parts=tuple(parts), kind=kind,
+                         cut_from=own_length(cleaned, kind) if cut else None)
 
 
 async def generate_validated(provider: LLMProvider, agent: AgentConfig, context: PromptContext,
                              recent_posts: Sequence[str] = (), attempts: int = 3, *,
-                             allowed_handles: Iterable[str] = ()) -> ValidatedText:
-    """Generate and validate, asking again (new seed, reasons fed back) up to ``attempts`` times.
+                             allowed_handles: Iterable[str] = (), posted: Sequence[str] = ()) -> ValidatedText:
+    """Generate and validate, asking again up to ``attempts`` times.
 
+    Each new attempt has a new seed and the reasons fed back; a draft that repeated a
+    post also puts that post first among the recent posts the model is shown.
     Provider errors propagate unchanged; after the last failed attempt
     ``ValidationFailed`` lists why each attempt was refused.
     """
     allowed = list(allowed_handles)
     reasons: list[str] = []
     feedback: list[str] = []
+    shown = list(context.recent_posts)
     for attempt in range(max(1, attempts)):
         extra = dict(context.extra)
         if feedback:
             extra["feedback"] = "; ".join(feedback[-3:])
-        ctx = replace(context, seed=context.seed + attempt * SEED_STEP, extra=extra)
+        ctx = replace(context, seed=context.seed + attempt * SEED_STEP, extra=extra, recent_posts=shown)
         if context.purpose == "reply":
             text = await provider.generate_reply(agent, ctx)
         else:
             text = await provider.generate_tweet(agent, ctx)
         try:
-            return validate_post(text, agent, recent_posts, kind=context.purpose,
-                                 replying_to=context.replying_to, allowed_handles=allowed)
+            return validate_post(text, agent, recent_posts, kind=context.purpose, replying_to=context.replying_to,
+                                 allowed_handles=allowed, posted=posted)
         except ValidationFailed as exc:
             feedback.extend(exc.reasons)
             reasons.extend(f"attempt {attempt + 1}: {reason}" for reason in exc.reasons)
+            if (repeat := repeated([clean(text, agent)], recent_posts, posted)) is not None:
+                shown = [repeat[1], *(p for p in shown if p != repeat[1])]
     raise ValidationFailed(reasons)
+
+
+def length_warnings(agent: AgentConfig, source: str) -> list[str]:
+    """What an author should know about the length settings of a valid file (warnings, not errors).
+
+    Nothing here stops the agent: text over the maximum is cut, not refused. These
+    say when most of what the agent writes would be cut hard, or a value is read
+    differently from how it is written.
+    """
+    prefs = agent.behavior.content_preferences
+    where = f"{source}: behavior.content_preferences"
+    typical, maximum = post_lengths(agent)
+    notes = []
+    if prefs.max_post_length is not None and prefs.max_post_length > MAX_WEIGHT:
+        notes.append(f"{where}.max_post_length: {prefs.max_post_length} is above X's limit; {MAX_WEIGHT} applies")
+    if maximum < SHORT_WARNING:
+        notes.append(f"{where}.max_post_length: {maximum} characters is about {words_in(maximum)} words; most posts "
+                     "and replies the model writes will be cut to fit (they are cut, not refused)")
+    if "typical_post_length" not in prefs.model_fields_set:
+        return notes  # the default (240) is only a target: under a smaller maximum it simply means "long"
+    if prefs.typical_post_length > maximum:
+        notes.append(f"{where}.typical_post_length: {prefs.typical_post_length} is above max_post_length "
+                     f"{maximum}; the model is asked for about {typical} characters and longer text is cut")
+    elif prefs.typical_post_length < MIN_TYPICAL:
+        notes.append(f"{where}.typical_post_length: {prefs.typical_post_length} is read as {MIN_TYPICAL} characters "
+                     f"(about {words_in(MIN_TYPICAL)} words): like the original engine, the target is kept within "
+                     f"{MIN_TYPICAL}-{MAX_WEIGHT}")
+    return notes

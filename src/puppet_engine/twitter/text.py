@@ -224,6 +224,26 @@ def fit_tweet(text: str, max_weight: int = MAX_WEIGHT, ellipsis: str = ELLIPSIS)
     return candidate
 
 
+def fit_text(text: str, max_weight: int = MAX_WEIGHT, ellipsis: str = ELLIPSIS) -> str:
+    """``text`` cut to ``max_weight`` where it reads best.
+
+    The whole sentences that fit, when they fill at least half the room (no ellipsis
+    needed); otherwise :func:`fit_tweet`'s cut at a word boundary with ``ellipsis``.
+    """
+    normalized = normalize(text).strip()
+    if weighted_length(normalized) <= max_weight:
+        return normalized
+    head = ""
+    for sentence in p.SENTENCE_END.split(normalized):
+        joined = f"{head} {sentence}" if head else sentence
+        if weighted_length(joined) > max_weight:
+            break
+        head = joined
+    if head and 2 * weighted_length(head) >= max_weight:
+        return head
+    return fit_tweet(normalized, max_weight, ellipsis)
+
+
 def split_thread(text: str, max_parts: int = 10, max_weight: int = MAX_WEIGHT, numbered: bool = False) -> list[str]:
     """Split ``text`` into at most ``max_parts`` posts that each fit.
 

@@ -18,15 +18,13 @@ from typing import Any
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
-from puppet_engine.agents.behaviors.posting import post_action
+from puppet_engine.agents.behaviors.posting import compose, post_action
 from puppet_engine.agents.mood import Mood, drift
-from puppet_engine.agents.runtime import AgentRuntime, peer_posts, recent_post_texts
-from puppet_engine.agents.safety import check_leaks
+from puppet_engine.agents.runtime import AgentRuntime, peer_posts
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
 from puppet_engine.llm.base import PromptContext
-from puppet_engine.llm.validation import generate_validated
 from puppet_engine.twitter.base import Tweet
 
 log = structlog.get_logger("puppet_engine.social")
@@ -106,13 +104,11 @@ class SocialBehavior(Behavior):
         return picked
 
     async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Tweet, state: dict[str, Any]) -> str | None:
-        recent = await recent_post_texts(self.services.db, agent.id)
-        context = PromptContext(purpose="quote", recent_posts=recent, mood=state.get("mood"),
+        context = PromptContext(purpose="quote", mood=state.get("mood"),
                                 thread=[(peer.username or peer.id, tweet.text)], replying_to=peer.username,
                                 now=self.services.clock.now(), seed=zlib.crc32(f"quote:{tweet.id}".encode()))
         try:
-            validated = await generate_validated(agent.llm, agent.config, context, recent)
-            check_leaks(validated.parts, agent.config)
+            validated = await compose(self.services, agent, context)
         except (ValidationFailed, BudgetExceeded, ProviderError) as exc:
             log.info("quote_skipped", reason=str(exc))
             return None
@@ -134,13 +130,11 @@ class SocialBehavior(Behavior):
         score = relevance(text, agent)
         if score == 0 and _rng(agent.id, news_id).random() > 0.2:
             return HandlerResult(result={"reacted": False, "relevance": score})
-        recent = await recent_post_texts(self.services.db, agent.id)
         state = await self.services.states.get(agent.id)
-        context = PromptContext(purpose="news", recent_posts=recent, mood=state.get("mood"), news=text,
+        context = PromptContext(purpose="news", mood=state.get("mood"), news=text,
                                 now=self.services.clock.now(), seed=zlib.crc32(f"news:{news_id}".encode()))
         try:
-            validated = await generate_validated(agent.llm, agent.config, context, recent)
-            check_leaks(validated.parts, agent.config)
+            validated = await compose(self.services, agent, context)
         except (ValidationFailed, BudgetExceeded) as exc:
             return HandlerResult(result={"reacted": False, "skipped": str(exc)})
         action = post_action(agent.id, f"news:{agent.id}:{news_id}", list(validated.parts))

@@ -10,6 +10,7 @@ signature after a crash, never executed twice. Operator trades from the API
 
 from __future__ import annotations
 
+import math
 import random
 import zlib
 from collections.abc import Set
@@ -18,15 +19,13 @@ from typing import Any
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
-from puppet_engine.agents.behaviors.posting import post_action
+from puppet_engine.agents.behaviors.posting import compose, post_action
 from puppet_engine.agents.mood import Mood, after_trade
-from puppet_engine.agents.runtime import AgentRuntime, recent_post_texts
-from puppet_engine.agents.safety import check_leaks
+from puppet_engine.agents.runtime import AgentRuntime
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Action, ActionOutcome, ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import HOUR, next_trade_check_at, slot_key
 from puppet_engine.llm.base import PromptContext
-from puppet_engine.llm.validation import generate_validated
 
 log = structlog.get_logger("puppet_engine.trading")
 
@@ -109,17 +108,53 @@ class TradingBehavior(Behavior):
     async def on_announce(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         """Post about a completed trade (chosen with ``trade_tweet_probability``)."""
         trade = event.payload.get("trade", {})
-        recent = await recent_post_texts(self.services.db, agent.id)
         state = await self.services.states.get(agent.id)
-        context = PromptContext(purpose="trade", recent_posts=recent, mood=state.get("mood"), trade=trade,
+        context = PromptContext(purpose="trade", mood=state.get("mood"), trade=trade_facts(trade),
                                 now=self.services.clock.now(), seed=zlib.crc32((event.key or "").encode()))
         try:
-            validated = await generate_validated(agent.llm, agent.config, context, recent)
-            check_leaks(validated.parts, agent.config)
+            validated = await compose(self.services, agent, context)
         except (ValidationFailed, BudgetExceeded) as exc:
             return HandlerResult(result={"skipped": str(exc)})
         action = post_action(agent.id, f"tradepost:{agent.id}:{trade.get('key')}", list(validated.parts))
         return HandlerResult(result={"parts": list(validated.parts)}, actions=[action])
+
+
+def _is_sol(symbol: str) -> bool:
+    return symbol.upper() in ("SOL", "WSOL")
+
+
+def _amount(value: float) -> str:
+    """A token amount as a person writes it: 12,345 · 3.5 · 0.00987 (no exponent)."""
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 1:
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    if value <= 0:
+        return "0"
+    digits = max(2, 2 - math.floor(math.log10(value)))  # three significant figures, at least two decimals
+    return f"{value:.{digits}f}".rstrip("0").rstrip(".")
+
+
+def trade_facts(result: dict[str, Any]) -> dict[str, str]:
+    """What an announcement must say about a trade: ``action`` (bought, sold, swapped), ``token``
+    and, when known, ``amount`` (what was bought or sold) and ``price`` (what it cost or fetched),
+    each with its symbol. Buying is paying SOL for a token, selling is getting SOL for one."""
+    paid_in = str(result.get("input_symbol") or result.get("input") or "?")
+    got_out = str(result.get("output_symbol") or result.get("output") or "?")
+    paid, got = result.get("amount_in"), result.get("amount_out")
+    if _is_sol(paid_in) and not _is_sol(got_out):
+        action, token = "bought", got_out
+    elif _is_sol(got_out) and not _is_sol(paid_in):
+        action, token = "sold", paid_in
+    else:
+        action, token = "swapped", paid_in
+    facts = {"action": action, "token": token, "status": str(result.get("status") or "confirmed")}
+    if isinstance(paid, int | float) and isinstance(got, int | float):
+        spent, received = f"{_amount(float(paid))} {paid_in}", f"{_amount(float(got))} {got_out}"
+        facts["amount"], facts["price"] = (received, spent) if action == "bought" else (spent, received)
+    if reason := " ".join(str(result.get("reasoning") or "").replace(";", ",").split())[:160]:
+        facts["why"] = reason
+    return facts
 
 
 async def after_trade_action(services: Any, agents: dict[str, AgentRuntime], schedule: Any,
