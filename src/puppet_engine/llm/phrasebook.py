@@ -136,6 +136,10 @@ REPLIES: dict[str, tuple[str, ...]] = {
         "anytime. {value}.",
         "glad it helped. more {topic} soon.",
         "thank you for reading. that means more than the {term}.",
+        "appreciated. back to {topic} at {time}.",
+        "thanks for sticking around. the {term} part is the fun one.",
+        "means a lot. {n} more thoughts on {topic} coming.",
+        "that's kind. {value}, still.",
     ),
     "hostile": (
         "that's a lot of energy for {time}. hope the rest of your day is kinder.",
