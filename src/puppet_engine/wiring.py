@@ -26,8 +26,7 @@ from puppet_engine.events import Action, ActionExecutor
 from puppet_engine.llm.base import LLMProvider
 from puppet_engine.observability.logging import redact, update_secrets
 from puppet_engine.settings import Settings, agent_secret, env_suffix
-from puppet_engine.twitter.base import SocialClient
-from puppet_engine.twitter.dryrun import DryRunClient
+from puppet_engine.social import DryRunClient, SocialClient
 
 if TYPE_CHECKING:
     from puppet_engine.engine import Engine

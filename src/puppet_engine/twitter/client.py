@@ -28,8 +28,8 @@ from puppet_engine.errors import (
     ServiceUnavailable,
 )
 from puppet_engine.observability.upstream import upstream
+from puppet_engine.social.base import Account, Post, SocialClient, find_own
 from puppet_engine.twitter import errors as xe
-from puppet_engine.twitter.base import SocialClient, Tweet, User
 from puppet_engine.twitter.convert import TWEET_PARAMS, tweet_from, tweets_from
 from puppet_engine.twitter.credentials import TwitterCredentials
 from puppet_engine.twitter.ratelimit import RateLimiter
@@ -104,7 +104,7 @@ class TwitterClient(SocialClient):
         self.rng = rng or random.Random()
         self._own_http = http is None
         self.http = http or httpx2.AsyncClient(timeout=timeout)
-        self._me: User | None = None
+        self._me: Account | None = None
 
     def __repr__(self) -> str:
         return f"TwitterClient(base_url={self.base_url!r}, credentials={self.credentials!r})"
@@ -204,7 +204,7 @@ class TwitterClient(SocialClient):
 
     # -- writing -----------------------------------------------------------------------
 
-    async def post_tweet(self, text: str, reply_to: str | None = None, quote: str | None = None) -> Tweet:
+    async def post_tweet(self, text: str, reply_to: str | None = None, quote: str | None = None) -> Post:
         length = parse_tweet(text)
         if not length.valid:
             raise ContentRejected(f"POST /2/tweets: text is empty, invalid or too long (weighted length "
@@ -228,18 +228,13 @@ class TwitterClient(SocialClient):
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise BadResponse("POST /2/tweets: 2xx without data.id", service="x")
         refs = ((("replied_to", reply_to),) if reply_to else ()) + ((("quoted", quote),) if quote else ())
-        return Tweet(id=data["id"], text=data.get("text", text), author_id=self.credentials.user_id or None,
-                     author_username=self._me.username if self._me else None, created_at=self.clock.now(),
-                     referenced_tweets=refs)
+        return Post(id=data["id"], text=data.get("text", text), author_id=self.credentials.user_id or None,
+                    author_username=self._me.username if self._me else None, created_at=self.clock.now(),
+                    referenced_tweets=refs)
 
-    async def _find_own(self, text: str, reply_to: str | None, *, since: float) -> Tweet | None:
-        """Our unanswered attempt: same text and parent, posted since we first tried (5 s of skew)."""
-        for tweet in await self.get_user_tweets(limit=20):
-            if tweet.created_at is not None and tweet.created_at < since - 5.0:
-                continue  # an older post with the same words: what X refused us as a duplicate of
-            if tweet.text.strip() == text.strip() and (reply_to is None or tweet.replied_to == reply_to):
-                return tweet
-        return None
+    async def _find_own(self, text: str, reply_to: str | None, *, since: float) -> Post | None:
+        """Our unanswered attempt among our latest posts (see :func:`find_own`)."""
+        return find_own(await self.get_user_tweets(limit=20), text, reply_to, since=since)
 
     async def delete(self, tweet_id: str) -> None:
         try:
@@ -264,19 +259,19 @@ class TwitterClient(SocialClient):
     async def _user_id(self) -> str:
         return self.credentials.user_id or (await self.get_me()).id
 
-    async def get_me(self) -> User:
+    async def get_me(self) -> Account:
         if self._me is None:
             body = await self._call("GET", "/2/users/me", "GET /2/users/me", user_only=True)
             self._me = _user_from(body, "GET /2/users/me")
         return self._me
 
-    async def get_user(self, username: str) -> User | None:
+    async def get_user(self, username: str) -> Account | None:
         """The account named ``username``, or None when X has no such user."""
         endpoint = "GET /2/users/by/username/:username"
         body = await self._call("GET", f"/2/users/by/username/{username.lstrip('@')}", endpoint)
         return None if xe.not_found_only(body) else _user_from(body, endpoint)
 
-    async def get_tweet(self, tweet_id: str) -> Tweet | None:
+    async def get_tweet(self, tweet_id: str) -> Post | None:
         body = await self._call("GET", f"/2/tweets/{tweet_id}", "GET /2/tweets/:id", params=TWEET_PARAMS)
         if xe.not_found_only(body):
             return None
@@ -284,9 +279,9 @@ class TwitterClient(SocialClient):
 
     async def _timeline(self, path: str, endpoint: str, limit: int, *, token_name: str = "pagination_token",
                         params: dict[str, Any] | None = None, low: int = 5, max_pages: int = 10,
-                        oldest_first: bool = False) -> list[Tweet]:
+                        oldest_first: bool = False) -> list[Post]:
         """Pages of a list endpoint, newest first, until ``limit`` (or every page when ``oldest_first``)."""
-        collected: list[Tweet] = []
+        collected: list[Post] = []
         token: str | None = None
         for _ in range(max_pages):
             want = 100 if oldest_first else min(100, max(low, limit - len(collected)))
@@ -302,11 +297,11 @@ class TwitterClient(SocialClient):
             return sorted(collected, key=lambda t: int(t.id))[:limit]
         return collected[:limit]
 
-    async def get_user_tweets(self, user_id: str | None = None, limit: int = 20) -> list[Tweet]:
+    async def get_user_tweets(self, user_id: str | None = None, limit: int = 20) -> list[Post]:
         uid = user_id or await self._user_id()
         return await self._timeline(f"/2/users/{uid}/tweets", "GET /2/users/:id/tweets", limit)
 
-    async def get_mentions(self, since_id: str | None = None, limit: int = 100) -> list[Tweet]:
+    async def get_mentions(self, since_id: str | None = None, limit: int = 100) -> list[Post]:
         """Mentions newer than ``since_id``, oldest first.
 
         With ``since_id`` every page is read and the *oldest* ``limit`` are returned, so a
@@ -321,7 +316,7 @@ class TwitterClient(SocialClient):
             return sorted(newest, key=lambda t: int(t.id))
         return await self._timeline(path, endpoint, limit, params={"since_id": since_id}, oldest_first=True)
 
-    async def search_recent(self, query: str, limit: int = 10, since_id: str | None = None) -> list[Tweet]:
+    async def search_recent(self, query: str, limit: int = 10, since_id: str | None = None) -> list[Post]:
         """Recent (7-day) search, newest first, following ``next_token``."""
         params: dict[str, Any] = {"query": query}
         if since_id:
@@ -334,8 +329,8 @@ class TwitterClient(SocialClient):
             await self.http.aclose()
 
 
-def _user_from(body: Any, where: str) -> User:
+def _user_from(body: Any, where: str) -> Account:
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict) or not {"id", "username"} <= set(data):
         raise BadResponse(f"{where}: no user in the answer", service="x")
-    return User(id=str(data["id"]), username=str(data["username"]), name=str(data.get("name", "")))
+    return Account(id=str(data["id"]), username=str(data["username"]), name=str(data.get("name", "")))

@@ -27,7 +27,7 @@ from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
 from puppet_engine.llm.base import PromptContext
 from puppet_engine.llm.validation import generate_validated
-from puppet_engine.twitter.base import Tweet
+from puppet_engine.social.base import Post
 
 log = structlog.get_logger("puppet_engine.social")
 
@@ -105,7 +105,7 @@ class SocialBehavior(Behavior):
                     break
         return picked
 
-    async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Tweet, state: dict[str, Any]) -> str | None:
+    async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Post, state: dict[str, Any]) -> str | None:
         recent = await recent_post_texts(self.services.db, agent.id)
         context = PromptContext(purpose="quote", recent_posts=recent, mood=state.get("mood"),
                                 thread=[(peer.username or peer.id, tweet.text)], replying_to=peer.username,
