@@ -3,16 +3,18 @@
 The same code runs against api.x.com and the sandbox emulator; only ``base_url`` and
 the keys differ. Every call goes through a :class:`RateLimiter` (it never sends a call
 the last headers said would be refused), retries server errors, timeouts and broken
-connections with exponential backoff and jitter (bounded), never retries other 4xx, and
-raises :mod:`puppet_engine.errors` classes (:mod:`puppet_engine.twitter.errors`). A
-:class:`CircuitBreaker` (one per dependency, shared by every account) fails calls fast
-while X is down.
+connections with the :class:`~puppet_engine.resilience.RetryPolicy` backoff, never retries
+other 4xx, and raises :mod:`puppet_engine.errors` classes (:mod:`puppet_engine.twitter.errors`).
+A :class:`~puppet_engine.resilience.CircuitBreaker` (one for X, shared by every account)
+fails calls fast while X is down: server errors, timeouts, broken connections and garbled
+bodies count against it, any other answer closes it.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -28,6 +30,7 @@ from puppet_engine.errors import (
     ServiceUnavailable,
 )
 from puppet_engine.observability.upstream import upstream
+from puppet_engine.resilience import CircuitBreaker, RetryPolicy
 from puppet_engine.social.base import Account, Post, SocialClient, find_own
 from puppet_engine.twitter import errors as xe
 from puppet_engine.twitter.convert import TWEET_PARAMS, tweet_from, tweets_from
@@ -42,72 +45,53 @@ class _AmbiguousDuplicate(DuplicateContent):
     """A retried post was refused as a duplicate: the earlier, unanswered attempt went through."""
 
 
-class CircuitBreaker:
-    """Fails calls fast while X is down: open after ``failures`` consecutive server-side
-    failures (5xx, timeouts, broken connections, garbled bodies), one trial call after
-    ``cooldown`` seconds, closed again by any answer X gives. Share one between the
-    clients of every account (it is one dependency); ``on_state`` hears transitions.
-    """
+@dataclass(frozen=True)
+class XAccount:
+    """Where and as whom a client calls X."""
 
-    def __init__(self, clock: Clock | None = None, *, failures: int = 5, cooldown: float = 30.0,
-                 on_state: Callable[[str, str], None] | None = None, name: str = "x") -> None:
-        self.clock = clock or WallClock()
-        self.failures, self.cooldown, self.on_state, self.name = max(1, failures), cooldown, on_state, name
-        self.state = "closed"
-        self.consecutive = 0
-        self.opened_at = 0.0
+    credentials: TwitterCredentials
+    base_url: str = DEFAULT_BASE_URL
 
-    def before(self, where: str) -> None:
-        """Raise ``ServiceUnavailable`` instead of calling while open (a trial call once cooled down)."""
-        if self.state == "open":
-            wait = self.opened_at + self.cooldown - self.clock.now()
-            if wait > 0:
-                raise ServiceUnavailable(f"{where}: circuit open after {self.consecutive} failures; "
-                                         f"next try in {wait:.0f}s", service="x")
-            self._set("half_open")
-            self.opened_at = self.clock.now()  # one trial per cooldown, whoever makes it
 
-    def failed(self) -> None:
-        self.consecutive += 1
-        if self.state == "half_open" or self.consecutive >= self.failures:
-            self.opened_at = self.clock.now()
-            self._set("open")
-
-    def answered(self) -> None:
-        self.consecutive = 0
-        self._set("closed")
-
-    def _set(self, state: str) -> None:
-        if state != self.state:
-            self.state = state
-            if self.on_state is not None:
-                self.on_state(self.name, state)
+KeySource = Callable[[], Awaitable[XAccount]]
+"""Looks up an account's keys and base URL when its client connects (they may change between starts)."""
 
 
 class TwitterClient(SocialClient):
-    """One X account (user context), or app-only reads with just a bearer token."""
+    """One X account (user context), or app-only reads with just a bearer token.
 
-    def __init__(self, credentials: TwitterCredentials, *, base_url: str = DEFAULT_BASE_URL,
+    Built with ``credentials`` it is ready at once; built with ``keys`` (a :data:`KeySource`)
+    it is unconnected until :meth:`connect` looks them up.
+    """
+
+    def __init__(self, credentials: TwitterCredentials | None = None, *, base_url: str = DEFAULT_BASE_URL,
                  http: httpx2.AsyncClient | None = None, clock: Clock | None = None,
                  limiter: RateLimiter | None = None, max_attempts: int = 4, backoff: float = 0.5,
                  max_backoff: float = 8.0, timeout: float = 30.0, rng: random.Random | None = None,
-                 breaker: CircuitBreaker | None = None) -> None:
-        if not credentials.has_user_context and not credentials.bearer_token:
-            raise AuthError("no X credentials: set the four OAuth 1.0a values or a bearer token", service="x")
-        self.credentials = credentials
+                 breaker: CircuitBreaker | None = None, keys: KeySource | None = None) -> None:
+        if keys is None:
+            _check(credentials)
+        self.credentials = credentials or TwitterCredentials()
+        self.keys = keys
         self.base_url = base_url.rstrip("/")
         self.clock = clock or WallClock()
         self.limiter = limiter or RateLimiter(self.clock)
         self.breaker = breaker  # None: no breaker (the engine shares one between its accounts)
-        self.max_attempts = max(1, max_attempts)
-        self.backoff, self.max_backoff = backoff, max_backoff
-        self.rng = rng or random.Random()
+        self.retry = RetryPolicy(max_attempts, backoff, max_backoff, rng or random.Random())
         self._own_http = http is None
         self.http = http or httpx2.AsyncClient(timeout=timeout)
         self._me: Account | None = None
 
     def __repr__(self) -> str:
         return f"TwitterClient(base_url={self.base_url!r}, credentials={self.credentials!r})"
+
+    async def connect(self) -> None:
+        """Look the account's keys and base URL up again (a client built with ``keys``)."""
+        if self.keys is None:
+            return
+        account = await self.keys()
+        _check(account.credentials)
+        self.credentials, self.base_url, self._me = account.credentials, account.base_url.rstrip("/"), None
 
     @property
     def account_key(self) -> str:
@@ -134,6 +118,8 @@ class TwitterClient(SocialClient):
                     body: Any = None, user_only: bool = False) -> Any:
         """One API call with limits, retries and error translation; returns the parsed JSON body."""
         user = self.credentials.has_user_context
+        if not user and not self.credentials.bearer_token:
+            raise AuthError(f"{endpoint}: no X credentials yet (connect() first)", service="x")
         if user_only and not user:
             raise AuthError(f"{endpoint} needs OAuth 1.0a user credentials, not only a bearer token", service="x")
         where = endpoint
@@ -176,7 +162,7 @@ class TwitterClient(SocialClient):
                                          now=self.clock.now(), posting=method == "POST" and path == "/2/tweets")
                     retryable = isinstance(error, ServiceUnavailable)
                     ambiguous = ambiguous or retryable
-            if attempt >= self.max_attempts:
+            if attempt >= self.retry.attempts:
                 raise error
             if isinstance(error, RateLimited):
                 if error.retry_after > self.limiter.max_wait:
@@ -184,7 +170,7 @@ class TwitterClient(SocialClient):
                 continue  # the limiter now knows the window is spent and waits for its reset
             if retryable:
                 with upstream("x"):
-                    await self.clock.sleep(self._delay(attempt))
+                    await self.clock.sleep(self.retry.delay(attempt))
                 continue
             if ambiguous and isinstance(error, DuplicateContent):
                 raise _AmbiguousDuplicate(str(error).removeprefix("x: "), service="x", status=403) from error
@@ -197,10 +183,6 @@ class TwitterClient(SocialClient):
             self.breaker.answered()
         else:
             self.breaker.failed()
-
-    def _delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter: half to all of backoff·2^(attempt-1), capped."""
-        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + self.rng.random() / 2)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -327,6 +309,11 @@ class TwitterClient(SocialClient):
     async def aclose(self) -> None:
         if self._own_http:
             await self.http.aclose()
+
+
+def _check(credentials: TwitterCredentials | None) -> None:
+    if credentials is None or not credentials.is_set:
+        raise AuthError("no X credentials: set the four OAuth 1.0a values or a bearer token", service="x")
 
 
 def _user_from(body: Any, where: str) -> Account:
