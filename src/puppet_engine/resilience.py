@@ -19,9 +19,15 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from puppet_engine.clock import Clock, WallClock
-from puppet_engine.errors import ProviderError, ServiceUnavailable
+from puppet_engine.errors import BadResponse, ProviderError, ServiceUnavailable
 
 T = TypeVar("T")
+NO_RETRY = 1  # attempts of a caller that does not retry (Solana RPC and Jupiter by default)
+
+
+def transient(exc: BaseException) -> bool:
+    """Worth another try: the service was unreachable, erred or answered garbage."""
+    return isinstance(exc, (ServiceUnavailable, BadResponse))
 
 
 class CircuitBreaker:
@@ -105,13 +111,15 @@ class RetryPolicy:
         """Seconds to wait after failed try number ``attempt`` (1-based)."""
         return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + self.rng.random() / 2)
 
-    async def call(self, fn: Callable[[], Awaitable[T]], *, clock: Clock, breaker: CircuitBreaker | None = None,
-                   where: str = "", retry_on: Callable[[BaseException], bool] = lambda exc: False,
+    async def call(self, fn: Callable[[], Awaitable[T]], *, clock: Clock | None = None,
+                   breaker: CircuitBreaker | None = None, where: str = "", retry_on: Callable[[BaseException], bool] = lambda exc: False,
                    unwell: Callable[[BaseException], bool] = lambda exc: False) -> T:
-        """``fn()`` through ``breaker``, tried again while ``retry_on(error)`` and tries remain.
+        """``fn()`` through ``breaker``, tried again while ``retry_on(error)``, tries remain and
+        the breaker is not open.
 
         ``unwell(error)`` says whether an error counts against the service in the breaker
-        (other ``ProviderError`` answers close it); waits go through ``clock.sleep``.
+        (other ``ProviderError`` answers close it); waits go through ``clock.sleep``
+        (default: the wall clock).
         """
 
         async def attempt() -> T:
@@ -133,8 +141,12 @@ class RetryPolicy:
 
         if self.attempts == 1:
             return await attempt()
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.attempts), retry=retry_if_exception(retry_on),
-                                 wait=self._wait, sleep=clock.sleep, reraise=True)
+
+        def again(exc: BaseException) -> bool:  # never while the breaker fails calls fast
+            return retry_on(exc) and (breaker is None or breaker.state != "open")
+
+        retrying = AsyncRetrying(stop=stop_after_attempt(self.attempts), retry=retry_if_exception(again),
+                                 wait=self._wait, sleep=(clock or WallClock()).sleep, reraise=True)
         return await retrying(attempt)
 
     def _wait(self, state: RetryCallState) -> float:
