@@ -40,7 +40,7 @@ def _rng(*parts: str) -> random.Random:
     return random.Random(zlib.crc32(":".join(parts).encode()))
 
 
-class SocialBehavior(Behavior):
+class InteractionBehavior(Behavior):
     name = "social"
 
     def handlers(self) -> dict[str, BehaviorHandler]:
