@@ -30,6 +30,7 @@ from puppet_engine.settings import Settings, agent_secret, env_suffix
 from puppet_engine.social import SocialClient
 from puppet_engine.social.registry import ClientSpec, build_client
 from puppet_engine.twitter.client import XAccount
+from puppet_engine.twitter.credentials import TwitterCredentials
 
 if TYPE_CHECKING:
     from puppet_engine.engine import Engine
@@ -299,10 +300,8 @@ class Wiring:
         add_secrets(creds.secrets())
         return XAccount(creds, base_url)
 
-    def _x_keys(self, config: AgentConfig) -> tuple[Any, str]:
+    def _x_keys(self, config: AgentConfig) -> tuple[TwitterCredentials, str]:
         """The agent's X keys and where they come from, in words an operator can act on."""
-        from puppet_engine.twitter.credentials import TwitterCredentials
-
         own = config.twitter_credentials
         shared = TwitterCredentials.from_settings(self.settings, config.id)
         if own is not None and own.has_user_context:
@@ -326,9 +325,7 @@ class Wiring:
                         detail="simulate and --sandbox-url are rehearsals: every agent gets a sandbox X "
                                "account and X keys from agent files or TWITTER_* are not used")
 
-    async def _sandbox_account(self, config: AgentConfig) -> Any:
-        from puppet_engine.twitter.credentials import TwitterCredentials
-
+    async def _sandbox_account(self, config: AgentConfig) -> TwitterCredentials:
         assert self.http is not None and self.sandbox_url is not None
         username = re.sub(r"[^A-Za-z0-9_]", "_", config.id)[:15]
         response = await self.http.post(f"{self.sandbox_url}/sandbox/x/accounts",
@@ -369,9 +366,6 @@ class Wiring:
                 if agent.id in self.engine.manager.running and self._keys_changed(agent, changed)}
 
     def _keys_changed(self, agent: AgentRuntime, changed: set[str]) -> bool:
-        from puppet_engine.settings import agent_secret
-        from puppet_engine.twitter.credentials import TwitterCredentials
-
         own = agent.config.twitter_credentials
         current = getattr(agent.social, "credentials", None)
         if current is not None and not (own is not None and own.has_user_context):
