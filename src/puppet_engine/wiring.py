@@ -25,9 +25,12 @@ from puppet_engine.errors import AuthError, ConfigError, ProviderError
 from puppet_engine.events import Action, ActionExecutor
 from puppet_engine.llm.base import LLMProvider
 from puppet_engine.observability.logging import redact, update_secrets
+from puppet_engine.resilience import CircuitBreaker
 from puppet_engine.settings import Settings, agent_secret, env_suffix
-from puppet_engine.twitter.base import SocialClient
-from puppet_engine.twitter.dryrun import DryRunClient
+from puppet_engine.social import SocialClient
+from puppet_engine.social.registry import ClientSpec, build_client
+from puppet_engine.twitter.client import XAccount
+from puppet_engine.twitter.credentials import TwitterCredentials
 
 if TYPE_CHECKING:
     from puppet_engine.engine import Engine
@@ -75,10 +78,9 @@ class Wiring:
         self.http: httpx2.AsyncClient | None = None  # shared client (ASGI transport for in-process)
         self.llm_settings: Settings = engine.settings
         self.providers: dict[str, LLMProvider] = {}
-        from puppet_engine.twitter.client import CircuitBreaker
-
         # One breaker for X, shared by every account: an outage is X's, not one account's.
-        self.x_breaker = CircuitBreaker(engine.clock, on_state=engine.metrics.set_breaker)
+        self.x_breaker = CircuitBreaker("x", clock=engine.clock, failures=5, cooldown=30.0,
+                                        on_state=engine.metrics.set_breaker)
         self.memory: MemoryStore | None = None
 
     @property
@@ -157,10 +159,12 @@ class Wiring:
     # -- per agent ---------------------------------------------------------------------
 
     def build_runtime(self, config: AgentConfig) -> AgentRuntime:
+        """The agent's runtime, complete: its social client is built unconnected (no network
+        call) and connected by :meth:`on_agent_ready` when the agent starts."""
         seed = self.engine.rng.getrandbits(32)
-        return AgentRuntime(config=config, social=DryRunClient(config.id, clock=self.engine.clock),
-                            llm=self.llm_for(config), memory=self.memory, rng=random.Random(seed),
-                            username=config.id, trader=self.trader_for(config))
+        return AgentRuntime(config=config, social=self.social_for(config, seed), llm=self.llm_for(config),
+                            memory=self.memory, rng=random.Random(seed), username=config.id,
+                            trader=self.trader_for(config))
 
     def trader_for(self, config: AgentConfig) -> Any:
         """The agent's trader: its own key on the configured RPC, else a funded sandbox wallet."""
@@ -224,7 +228,7 @@ class Wiring:
     async def on_agent_ready(self, agent: AgentRuntime) -> None:
         """Connect the agent's accounts (X account, wallet) before it starts."""
         if agent.user_id is None:
-            agent.social = await self.social_for(agent.config)
+            await agent.social.connect()
             agent.user_id, agent.username = await self._whoami(agent)
             self.engine.services.connected(agent)
         if agent.memory is not None:
@@ -263,38 +267,41 @@ class Wiring:
         await states.merge(agent.id, {"x_account": {"id": me.id, "username": me.username}}, self.engine.clock.now())
         return me.id, me.username
 
-    async def social_for(self, config: AgentConfig) -> SocialClient:
-        """The agent's X client: its own keys (file), else ``TWITTER_*_<ID>``/``TWITTER_*``, else a
-        sandbox account (a dry-run client when no sandbox runs).
+    def social_for(self, config: AgentConfig, seed: int = 0) -> SocialClient:
+        """The agent's social client, unconnected: X when the agent has X keys (file,
+        ``TWITTER_*_<ID>``, ``TWITTER_*``) or a sandbox runs, else a dry-run client.
+        ``seed`` makes its retry jitter reproducible."""
+        if self.uses_sandbox or self._x_keys(config)[0].is_set:
+            spec = ClientSpec(config.id, self.engine.clock, keys=lambda: self._x_account(config), http=self.http,
+                              rng=random.Random(f"x:{seed}"), breaker=self.x_breaker)
+            return build_client("x", spec)
+        return build_client("dry-run", ClientSpec(config.id, self.engine.clock))
+
+    async def _x_account(self, config: AgentConfig) -> XAccount:
+        """Where and as whom the agent calls X, looked up when it connects: its own keys (file),
+        else ``TWITTER_*_<ID>``/``TWITTER_*``, else a sandbox account.
 
         Under ``simulate`` and ``--sandbox-url`` (a rehearsal: nothing leaves the machine) every
         agent gets a sandbox account and keys are ignored, unless ``TWITTER_API_BASE_URL`` points
         at that very sandbox (keys issued by it).
         """
-        from puppet_engine.twitter.client import TwitterClient
-
         creds, origin = self._x_keys(config)
         base_url = self.settings.twitter_api_base_url
-        has_keys = creds.has_user_context or bool(creds.bearer_token)
+        has_keys = creds.is_set
         if has_keys and self.rehearsal and not base_url.startswith(str(self.sandbox_url)):
             self._log_ignored_keys(config.id, origin)
             has_keys = False
-        if not has_keys:
-            if not self.uses_sandbox:
-                return DryRunClient(config.id, clock=self.engine.clock)
+        if not has_keys and self.uses_sandbox:
             creds = await self._sandbox_account(config)
             base_url = f"{self.sandbox_url}/x"
             self._x_keys_from.pop(config.id, None)
         else:
             self._x_keys_from[config.id] = origin
         add_secrets(creds.secrets())
-        return TwitterClient(creds, base_url=base_url, http=self.http, clock=self.engine.clock,
-                             rng=random.Random(self.engine.rng.random()), breaker=self.x_breaker)
+        return XAccount(creds, base_url)
 
-    def _x_keys(self, config: AgentConfig) -> tuple[Any, str]:
+    def _x_keys(self, config: AgentConfig) -> tuple[TwitterCredentials, str]:
         """The agent's X keys and where they come from, in words an operator can act on."""
-        from puppet_engine.twitter.credentials import TwitterCredentials
-
         own = config.twitter_credentials
         shared = TwitterCredentials.from_settings(self.settings, config.id)
         if own is not None and own.has_user_context:
@@ -318,9 +325,7 @@ class Wiring:
                         detail="simulate and --sandbox-url are rehearsals: every agent gets a sandbox X "
                                "account and X keys from agent files or TWITTER_* are not used")
 
-    async def _sandbox_account(self, config: AgentConfig) -> Any:
-        from puppet_engine.twitter.credentials import TwitterCredentials
-
+    async def _sandbox_account(self, config: AgentConfig) -> TwitterCredentials:
         assert self.http is not None and self.sandbox_url is not None
         username = re.sub(r"[^A-Za-z0-9_]", "_", config.id)[:15]
         response = await self.http.post(f"{self.sandbox_url}/sandbox/x/accounts",
@@ -361,9 +366,6 @@ class Wiring:
                 if agent.id in self.engine.manager.running and self._keys_changed(agent, changed)}
 
     def _keys_changed(self, agent: AgentRuntime, changed: set[str]) -> bool:
-        from puppet_engine.settings import agent_secret
-        from puppet_engine.twitter.credentials import TwitterCredentials
-
         own = agent.config.twitter_credentials
         current = getattr(agent.social, "credentials", None)
         if current is not None and not (own is not None and own.has_user_context):

@@ -22,7 +22,7 @@ from puppet_engine.agents.remember import mention_memory, recall
 from puppet_engine.agents.safety import assess, leaks
 from puppet_engine.events import Event
 from puppet_engine.memory import PROMPT_KINDS, HashingEmbedder, Memory, SQLiteStore
-from puppet_engine.twitter.base import Tweet
+from puppet_engine.social.base import Post
 
 from .helpers import HOUR, persona, rig
 
@@ -123,8 +123,8 @@ async def test_recall_keeps_hostile_mentions_out_and_others_words_apart(
     else:
         store = SQLiteStore(db, HashingEmbedder(), clock=VirtualClock())
     try:
-        hostile = Tweet(id="1", text=SCAM, author_id="9", author_username="mallory")
-        kind = Tweet(id="2", text=FRIENDLY, author_id="8", author_username="ana")
+        hostile = Post(id="1", text=SCAM, author_id="9", author_username="mallory")
+        kind = Post(id="2", text=FRIENDLY, author_id="8", author_username="ana")
         for tweet in (hostile, kind):
             await store.add_memory("wren", mention_memory(tweet, assess(tweet.text).flags, 100.0))
         await store.add_memory("wren", Memory(content="I watch sol validators every morning", kind="core"))

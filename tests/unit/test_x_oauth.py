@@ -5,7 +5,7 @@ from __future__ import annotations
 from authlib.oauth1.rfc5849.client_auth import ClientAuth
 from oauthlib.oauth1 import Client
 
-from puppet_engine.twitter.oauth import (
+from puppet_engine.sandbox.x.oauth import (
     OAuthRequest,
     base_string,
     hmac_sha1,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from puppet_engine.errors import ProviderError
 from puppet_engine.events import Action, ActionExecutor, ActionOutcome
-from puppet_engine.twitter.base import SocialClient, Tweet
+from puppet_engine.social.base import Post, SocialClient, find_own
 
 SOCIAL_KINDS = frozenset({"post", "reply", "quote", "thread", "like", "retweet"})
-CLOCK_SKEW = 5.0  # seconds X's timestamps may run behind ours
 
 
 class SocialExecutor(ActionExecutor):
@@ -40,7 +39,7 @@ class SocialExecutor(ActionExecutor):
         ids: list[str] = list(done)
         parent = ids[-1] if ids else action.payload.get("reply_to")
         for text in parts[len(ids):]:
-            existing = _find(recent, text, parent, since=action.created_at)
+            existing = find_own(recent, text, parent, since=action.created_at)
             tweet = existing or await self.client.post_tweet(text, reply_to=parent)
             ids.append(tweet.id)
             parent = tweet.id
@@ -51,23 +50,13 @@ class SocialExecutor(ActionExecutor):
             return None  # likes and retweets are idempotent on X: sending again is harmless
         recent = await self._recent()
         if action.kind == "thread":
-            first = _find(recent, action.payload["parts"][0], action.payload.get("reply_to"), since=action.created_at)
+            first = find_own(recent, action.payload["parts"][0], action.payload.get("reply_to"), since=action.created_at)
             if first is None:
                 return None
             return await self._thread(action)  # finishes the missing parts only
-        found = _find(recent, action.payload["text"], action.payload.get("reply_to"), since=action.created_at)
+        found = find_own(recent, action.payload["text"], action.payload.get("reply_to"), since=action.created_at)
         return ActionOutcome(external_id=found.id, result={"text": found.text}) if found else None
 
-    async def _recent(self) -> list[Tweet]:
+    async def _recent(self) -> list[Post]:
         return await self.client.get_user_tweets(limit=self.reconcile_window)
 
-
-def _find(tweets: list[Tweet], text: str, reply_to: str | None, *, since: float) -> Tweet | None:
-    """The tweet this action posted: same text and parent, and not older than the action
-    (an older tweet with the same words is another action's, e.g. what made X refuse a duplicate)."""
-    for tweet in tweets:
-        if tweet.created_at is not None and tweet.created_at < since - CLOCK_SKEW:
-            continue
-        if tweet.text.strip() == text.strip() and (reply_to is None or tweet.replied_to == reply_to):
-            return tweet
-    return None

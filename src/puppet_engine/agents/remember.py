@@ -19,7 +19,7 @@ from puppet_engine.agents.runtime import AgentRuntime
 from puppet_engine.agents.safety import assess
 from puppet_engine.events import Action, ActionOutcome
 from puppet_engine.memory.base import PROMPT_KINDS, QUARANTINED, Memory, MemoryKind
-from puppet_engine.twitter.base import Tweet
+from puppet_engine.social.base import Post
 
 _KIND: dict[str, MemoryKind] = {"post": "post", "thread": "post", "quote": "post", "reply": "reply", "trade": "trade"}
 UNTRUSTED = "untrusted"
@@ -56,7 +56,7 @@ async def remember_action(agent: AgentRuntime, action: Action, outcome: ActionOu
                                                    created_at=now, metadata=metadata))
 
 
-def mention_memory(tweet: Tweet, flags: Iterable[str], now: float) -> Memory:
+def mention_memory(tweet: Post, flags: Iterable[str], now: float) -> Memory:
     """A mention as the agent keeps it: the author's words verbatim, attributed and marked untrusted.
 
     Flagged mentions are ``quarantined`` (for the operator's eyes only).
@@ -69,7 +69,7 @@ def mention_memory(tweet: Tweet, flags: Iterable[str], now: float) -> Memory:
                   "tweet_id": tweet.id, "trust": UNTRUSTED, "flags": flags})
 
 
-async def remember_mention(agent: AgentRuntime, tweet: Tweet, flags: Iterable[str], now: float) -> None:
+async def remember_mention(agent: AgentRuntime, tweet: Post, flags: Iterable[str], now: float) -> None:
     if agent.memory is not None:
         await agent.memory.add_memory(agent.id, mention_memory(tweet, flags, now))
 

@@ -14,9 +14,9 @@ from puppet_engine.agents.state import AgentStates
 from puppet_engine.clock import Clock
 from puppet_engine.events.queue import fixed_in
 from puppet_engine.llm.base import LLMProvider
+from puppet_engine.social.base import Post, SocialClient
 from puppet_engine.storage import Database
 from puppet_engine.storage.tables import actions, agents
-from puppet_engine.twitter.base import SocialClient, Tweet
 
 if TYPE_CHECKING:
     from puppet_engine.memory.base import MemoryStore
@@ -146,10 +146,10 @@ async def own_tweets_since(db: Database, agent_id: str, since: float, limit: int
     return [t for t in texts if t]
 
 
-async def peer_posts(db: Database, agent_ids: list[str], since: float, limit: int = 5) -> dict[str, list[Tweet]]:
+async def peer_posts(db: Database, agent_ids: list[str], since: float, limit: int = 5) -> dict[str, list[Post]]:
     """What these agents posted on X since ``since`` (their sent posts, threads and quotes),
     newest first, up to ``limit`` each: the engine's own record, so reading a peer costs no X call."""
-    found: dict[str, list[Tweet]] = {agent_id: [] for agent_id in agent_ids}
+    found: dict[str, list[Post]] = {agent_id: [] for agent_id in agent_ids}
     if not agent_ids:
         return found
     async with db.connect() as conn:
@@ -159,7 +159,7 @@ async def peer_posts(db: Database, agent_ids: list[str], since: float, limit: in
         mine = found[agent_id]
         if status == "done" and external_id and len(mine) < limit:
             text = payload["parts"][0] if kind == "thread" else payload.get("text", "")
-            mine.append(Tweet(id=str(external_id), text=text, created_at=float(done_at)))
+            mine.append(Post(id=str(external_id), text=text, created_at=float(done_at)))
     return found
 
 

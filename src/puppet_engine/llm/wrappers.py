@@ -30,6 +30,7 @@ from puppet_engine.errors import (
     ServiceUnavailable,
 )
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
+from puppet_engine.resilience import CircuitBreaker
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -130,48 +131,31 @@ class CircuitBreakerProvider(WrapperProvider):
 
     While open, calls fail fast with ``ServiceUnavailable`` (so a fallback moves
     on at once). States are ``closed``, ``open`` and ``half_open``; ``on_state``
-    hears every transition (e.g. ``Metrics.set_breaker``).
+    hears every transition (e.g. ``Metrics.set_breaker``) as ``llm:<provider>``.
+    Only :data:`BREAKER_ERRORS` count as failures; a refused request says nothing.
     """
 
     def __init__(self, inner: LLMProvider, *, clock: Clock | None = None, failures: int = 5,
                  cooldown: float = 60.0, on_state: Callable[[str, str], None] | None = None) -> None:
         super().__init__(inner)
-        self.clock = clock or WallClock()
-        self.threshold, self.cooldown, self.on_state = max(1, failures), cooldown, on_state
-        self.state = "closed"
-        self.consecutive = 0
-        self.opened_at = 0.0
-        self._trial_running = False
+        self.breaker = CircuitBreaker(f"llm:{self.name}", clock=clock, failures=failures, cooldown=cooldown,
+                                      on_state=on_state, service=self.name, one_trial=True)
 
-    def _set(self, state: str) -> None:
-        if state != self.state:
-            self.state = state
-            if self.on_state is not None:
-                self.on_state(f"llm:{self.name}", state)
+    @property
+    def state(self) -> str:
+        return self.breaker.state
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        if self.state == "open":
-            wait = self.opened_at + self.cooldown - self.clock.now()
-            if wait > 0:
-                raise ServiceUnavailable(f"circuit open after {self.consecutive} failures; next try in {wait:.0f}s",
-                                         service=self.name)
-            self._set("half_open")
-        if self.state == "half_open":
-            if self._trial_running:
-                raise ServiceUnavailable("circuit half-open, trial call in progress", service=self.name)
-            self._trial_running = True
+        self.breaker.before()
         try:
             completion = await self.inner.complete(request)
         except BREAKER_ERRORS:
-            self.consecutive += 1
-            if self.state == "half_open" or self.consecutive >= self.threshold:
-                self.opened_at = self.clock.now()
-                self._set("open")
+            self.breaker.failed()
             raise
-        finally:
-            self._trial_running = False
-        self.consecutive = 0
-        self._set("closed")
+        except BaseException:
+            self.breaker.released()
+            raise
+        self.breaker.answered()
         return completion
 
 

@@ -10,7 +10,10 @@ Errors are translated here: no route / token not tradable / same mints →
 cannot happen as asked); 429 → ``RateLimited`` (retry from ``x-ratelimit-reset``);
 401/403 → ``AuthError``; 5xx and transport failures → ``ServiceUnavailable``;
 unreadable bodies → ``BadResponse``; any other 4xx → ``ProviderError``. The API key
-travels in ``x-api-key`` and never appears in messages or ``repr()``.
+travels in ``x-api-key`` and never appears in messages or ``repr()``. An optional
+:class:`~puppet_engine.resilience.CircuitBreaker` and
+:class:`~puppet_engine.resilience.RetryPolicy` apply to every request (by default none
+and a single try); every request is safe to repeat (a swap request only builds a transaction).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from puppet_engine.errors import (
     TradeRejected,
 )
 from puppet_engine.observability.upstream import upstream
+from puppet_engine.resilience import NO_RETRY, CircuitBreaker, RetryPolicy, transient
 
 DEFAULT_BASE_URL = "https://api.jup.ag/swap/v1"
 SERVICE = "jupiter"
@@ -99,7 +103,8 @@ class JupiterAPI:
 
     def __init__(self, base_url: str = DEFAULT_BASE_URL, *, api_key: str | SecretStr | None = None,
                  http: httpx2.AsyncClient | None = None, price_url: str | None = None, timeout: float = 15.0,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, breaker: CircuitBreaker | None = None,
+                 retry: RetryPolicy | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.price_url = (price_url or price_url_for(self.base_url)).rstrip("/")
         self._api_key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
@@ -107,6 +112,7 @@ class JupiterAPI:
         self.http = http or httpx2.AsyncClient(timeout=timeout)
         self.timeout = timeout
         self.clock = clock or WallClock()
+        self.breaker, self.retry = breaker, retry or RetryPolicy(NO_RETRY)
 
     def __repr__(self) -> str:
         return f"JupiterAPI({self.base_url!r}, api_key={'set' if self._api_key else 'none'})"
@@ -157,6 +163,10 @@ class JupiterAPI:
         return out
 
     async def _request(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
+        return await self.retry.call(lambda: self._once(method, url, what, **kwargs), clock=self.clock,
+                                     breaker=self.breaker, where=what, retry_on=transient, unwell=transient)
+
+    async def _once(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["x-api-key"] = self._api_key

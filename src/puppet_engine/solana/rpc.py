@@ -7,6 +7,10 @@ pool), and never closes a client it did not create. Every call goes through
 HTTP 429 → ``RateLimited``, 401/403 → ``AuthError``, 5xx, timeouts and connection
 errors → ``ServiceUnavailable``, unparsable replies → ``BadResponse``, JSON-RPC
 errors → ``ProviderError`` (``ServiceUnavailable`` for node-unhealthy/internal).
+An optional :class:`~puppet_engine.resilience.CircuitBreaker` and
+:class:`~puppet_engine.resilience.RetryPolicy` apply to every call (by default none and
+a single try: the trader decides what an outage means for a trade); ``sendTransaction``
+is never retried here.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from solders.rpc.responses import RpcSimulateTransactionResult
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from puppet_engine.clock import Clock, WallClock
 from puppet_engine.errors import (
     AuthError,
     BadResponse,
@@ -36,6 +41,7 @@ from puppet_engine.errors import (
     ServiceUnavailable,
 )
 from puppet_engine.observability.upstream import upstream
+from puppet_engine.resilience import NO_RETRY, CircuitBreaker, RetryPolicy, transient
 from puppet_engine.solana.tokens import TOKEN_PROGRAMS
 
 T = TypeVar("T")
@@ -80,8 +86,11 @@ class SolanaRpc:
     """The RPC calls the wallet and the trader need, over one ``AsyncClient``."""
 
     def __init__(self, url: str, *, http: httpx2.AsyncClient | None = None, commitment: Commitment = Confirmed,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, breaker: CircuitBreaker | None = None, retry: RetryPolicy | None = None,
+                 clock: Clock | None = None) -> None:
         self.url = url
+        self.breaker, self.retry = breaker, retry or RetryPolicy(NO_RETRY)
+        self.clock = clock or WallClock()
         self.client = AsyncClient(url, commitment=commitment, timeout=timeout)
         self._own_session = self.client._provider.session
         if http is not None:
@@ -94,8 +103,15 @@ class SolanaRpc:
     async def aclose(self) -> None:
         await self._own_session.aclose()
 
-    async def call(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """Run one solana-py call, translating its failures (``what`` names it in messages)."""
+    async def call(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any, idempotent: bool = True,
+                   **kwargs: Any) -> T:
+        """Run one solana-py call through the breaker and retry policy, translating its failures
+        (``what`` names it in messages). ``idempotent=False`` calls are tried once."""
+        return await self.retry.call(lambda: self._once(what, fn, *args, **kwargs), clock=self.clock,
+                                     breaker=self.breaker, where=what, unwell=transient,
+                                     retry_on=transient if idempotent else _never)
+
+    async def _once(self, what: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         try:
             with upstream("solana"):
                 return await fn(*args, **kwargs)
@@ -164,7 +180,12 @@ class SolanaRpc:
 
     async def send(self, tx: VersionedTransaction, *, skip_preflight: bool = True) -> Signature:
         opts = TxOpts(skip_preflight=skip_preflight, skip_confirmation=True, max_retries=0)
-        return (await self.call("sendTransaction", self.client.send_raw_transaction, bytes(tx), opts)).value
+        return (await self.call("sendTransaction", self.client.send_raw_transaction, bytes(tx), opts,
+                                idempotent=False)).value
+
+
+def _never(exc: BaseException) -> bool:
+    return False
 
 
 def _err_json(err: Any) -> Any:

@@ -1,6 +1,5 @@
-"""X (Twitter): the social seam, the X API v2 client, rate limiting and tweet text rules."""
+"""X (Twitter), one social network: the X API v2 client, rate limiting and tweet text rules."""
 
-from puppet_engine.twitter.base import Page, SocialClient, Tweet, User
 from puppet_engine.twitter.client import TwitterClient
 from puppet_engine.twitter.credentials import TwitterCredentials
 from puppet_engine.twitter.ratelimit import RateLimiter
@@ -14,6 +13,6 @@ from puppet_engine.twitter.text import (
 )
 
 __all__ = [
-    "Page", "RateLimiter", "SocialClient", "Tweet", "TwitterClient", "TwitterCredentials", "User",
+    "RateLimiter", "TwitterClient", "TwitterCredentials",
     "count_cashtags", "extract_urls", "fit_tweet", "is_valid_tweet", "split_thread", "weighted_length",
 ]

@@ -3,16 +3,18 @@
 The same code runs against api.x.com and the sandbox emulator; only ``base_url`` and
 the keys differ. Every call goes through a :class:`RateLimiter` (it never sends a call
 the last headers said would be refused), retries server errors, timeouts and broken
-connections with exponential backoff and jitter (bounded), never retries other 4xx, and
-raises :mod:`puppet_engine.errors` classes (:mod:`puppet_engine.twitter.errors`). A
-:class:`CircuitBreaker` (one per dependency, shared by every account) fails calls fast
-while X is down.
+connections with the :class:`~puppet_engine.resilience.RetryPolicy` backoff, never retries
+other 4xx, and raises :mod:`puppet_engine.errors` classes (:mod:`puppet_engine.twitter.errors`).
+A :class:`~puppet_engine.resilience.CircuitBreaker` (one for X, shared by every account)
+fails calls fast while X is down: server errors, timeouts, broken connections and garbled
+bodies count against it, any other answer closes it.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -28,8 +30,9 @@ from puppet_engine.errors import (
     ServiceUnavailable,
 )
 from puppet_engine.observability.upstream import upstream
+from puppet_engine.resilience import CircuitBreaker, RetryPolicy
+from puppet_engine.social.base import Account, Post, SocialClient, find_own
 from puppet_engine.twitter import errors as xe
-from puppet_engine.twitter.base import SocialClient, Tweet, User
 from puppet_engine.twitter.convert import TWEET_PARAMS, tweet_from, tweets_from
 from puppet_engine.twitter.credentials import TwitterCredentials
 from puppet_engine.twitter.ratelimit import RateLimiter
@@ -42,72 +45,53 @@ class _AmbiguousDuplicate(DuplicateContent):
     """A retried post was refused as a duplicate: the earlier, unanswered attempt went through."""
 
 
-class CircuitBreaker:
-    """Fails calls fast while X is down: open after ``failures`` consecutive server-side
-    failures (5xx, timeouts, broken connections, garbled bodies), one trial call after
-    ``cooldown`` seconds, closed again by any answer X gives. Share one between the
-    clients of every account (it is one dependency); ``on_state`` hears transitions.
-    """
+@dataclass(frozen=True)
+class XAccount:
+    """Where and as whom a client calls X."""
 
-    def __init__(self, clock: Clock | None = None, *, failures: int = 5, cooldown: float = 30.0,
-                 on_state: Callable[[str, str], None] | None = None, name: str = "x") -> None:
-        self.clock = clock or WallClock()
-        self.failures, self.cooldown, self.on_state, self.name = max(1, failures), cooldown, on_state, name
-        self.state = "closed"
-        self.consecutive = 0
-        self.opened_at = 0.0
+    credentials: TwitterCredentials
+    base_url: str = DEFAULT_BASE_URL
 
-    def before(self, where: str) -> None:
-        """Raise ``ServiceUnavailable`` instead of calling while open (a trial call once cooled down)."""
-        if self.state == "open":
-            wait = self.opened_at + self.cooldown - self.clock.now()
-            if wait > 0:
-                raise ServiceUnavailable(f"{where}: circuit open after {self.consecutive} failures; "
-                                         f"next try in {wait:.0f}s", service="x")
-            self._set("half_open")
-            self.opened_at = self.clock.now()  # one trial per cooldown, whoever makes it
 
-    def failed(self) -> None:
-        self.consecutive += 1
-        if self.state == "half_open" or self.consecutive >= self.failures:
-            self.opened_at = self.clock.now()
-            self._set("open")
-
-    def answered(self) -> None:
-        self.consecutive = 0
-        self._set("closed")
-
-    def _set(self, state: str) -> None:
-        if state != self.state:
-            self.state = state
-            if self.on_state is not None:
-                self.on_state(self.name, state)
+KeySource = Callable[[], Awaitable[XAccount]]
+"""Looks up an account's keys and base URL when its client connects (they may change between starts)."""
 
 
 class TwitterClient(SocialClient):
-    """One X account (user context), or app-only reads with just a bearer token."""
+    """One X account (user context), or app-only reads with just a bearer token.
 
-    def __init__(self, credentials: TwitterCredentials, *, base_url: str = DEFAULT_BASE_URL,
+    Built with ``credentials`` it is ready at once; built with ``keys`` (a :data:`KeySource`)
+    it is unconnected until :meth:`connect` looks them up.
+    """
+
+    def __init__(self, credentials: TwitterCredentials | None = None, *, base_url: str = DEFAULT_BASE_URL,
                  http: httpx2.AsyncClient | None = None, clock: Clock | None = None,
                  limiter: RateLimiter | None = None, max_attempts: int = 4, backoff: float = 0.5,
                  max_backoff: float = 8.0, timeout: float = 30.0, rng: random.Random | None = None,
-                 breaker: CircuitBreaker | None = None) -> None:
-        if not credentials.has_user_context and not credentials.bearer_token:
-            raise AuthError("no X credentials: set the four OAuth 1.0a values or a bearer token", service="x")
-        self.credentials = credentials
+                 breaker: CircuitBreaker | None = None, keys: KeySource | None = None) -> None:
+        if keys is None:
+            _check(credentials)
+        self.credentials = credentials or TwitterCredentials()
+        self.keys = keys
         self.base_url = base_url.rstrip("/")
         self.clock = clock or WallClock()
         self.limiter = limiter or RateLimiter(self.clock)
         self.breaker = breaker  # None: no breaker (the engine shares one between its accounts)
-        self.max_attempts = max(1, max_attempts)
-        self.backoff, self.max_backoff = backoff, max_backoff
-        self.rng = rng or random.Random()
+        self.retry = RetryPolicy(max_attempts, backoff, max_backoff, rng or random.Random())
         self._own_http = http is None
         self.http = http or httpx2.AsyncClient(timeout=timeout)
-        self._me: User | None = None
+        self._me: Account | None = None
 
     def __repr__(self) -> str:
         return f"TwitterClient(base_url={self.base_url!r}, credentials={self.credentials!r})"
+
+    async def connect(self) -> None:
+        """Look the account's keys and base URL up again (a client built with ``keys``)."""
+        if self.keys is None:
+            return
+        account = await self.keys()
+        _check(account.credentials)
+        self.credentials, self.base_url, self._me = account.credentials, account.base_url.rstrip("/"), None
 
     @property
     def account_key(self) -> str:
@@ -134,6 +118,8 @@ class TwitterClient(SocialClient):
                     body: Any = None, user_only: bool = False) -> Any:
         """One API call with limits, retries and error translation; returns the parsed JSON body."""
         user = self.credentials.has_user_context
+        if not user and not self.credentials.bearer_token:
+            raise AuthError(f"{endpoint}: no X credentials yet (connect() first)", service="x")
         if user_only and not user:
             raise AuthError(f"{endpoint} needs OAuth 1.0a user credentials, not only a bearer token", service="x")
         where = endpoint
@@ -176,7 +162,7 @@ class TwitterClient(SocialClient):
                                          now=self.clock.now(), posting=method == "POST" and path == "/2/tweets")
                     retryable = isinstance(error, ServiceUnavailable)
                     ambiguous = ambiguous or retryable
-            if attempt >= self.max_attempts:
+            if attempt >= self.retry.attempts:
                 raise error
             if isinstance(error, RateLimited):
                 if error.retry_after > self.limiter.max_wait:
@@ -184,7 +170,7 @@ class TwitterClient(SocialClient):
                 continue  # the limiter now knows the window is spent and waits for its reset
             if retryable:
                 with upstream("x"):
-                    await self.clock.sleep(self._delay(attempt))
+                    await self.clock.sleep(self.retry.delay(attempt))
                 continue
             if ambiguous and isinstance(error, DuplicateContent):
                 raise _AmbiguousDuplicate(str(error).removeprefix("x: "), service="x", status=403) from error
@@ -198,13 +184,9 @@ class TwitterClient(SocialClient):
         else:
             self.breaker.failed()
 
-    def _delay(self, attempt: int) -> float:
-        """Exponential backoff with jitter: half to all of backoff·2^(attempt-1), capped."""
-        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * (0.5 + self.rng.random() / 2)
-
     # -- writing -----------------------------------------------------------------------
 
-    async def post_tweet(self, text: str, reply_to: str | None = None, quote: str | None = None) -> Tweet:
+    async def post_tweet(self, text: str, reply_to: str | None = None, quote: str | None = None) -> Post:
         length = parse_tweet(text)
         if not length.valid:
             raise ContentRejected(f"POST /2/tweets: text is empty, invalid or too long (weighted length "
@@ -228,18 +210,13 @@ class TwitterClient(SocialClient):
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise BadResponse("POST /2/tweets: 2xx without data.id", service="x")
         refs = ((("replied_to", reply_to),) if reply_to else ()) + ((("quoted", quote),) if quote else ())
-        return Tweet(id=data["id"], text=data.get("text", text), author_id=self.credentials.user_id or None,
-                     author_username=self._me.username if self._me else None, created_at=self.clock.now(),
-                     referenced_tweets=refs)
+        return Post(id=data["id"], text=data.get("text", text), author_id=self.credentials.user_id or None,
+                    author_username=self._me.username if self._me else None, created_at=self.clock.now(),
+                    referenced_tweets=refs)
 
-    async def _find_own(self, text: str, reply_to: str | None, *, since: float) -> Tweet | None:
-        """Our unanswered attempt: same text and parent, posted since we first tried (5 s of skew)."""
-        for tweet in await self.get_user_tweets(limit=20):
-            if tweet.created_at is not None and tweet.created_at < since - 5.0:
-                continue  # an older post with the same words: what X refused us as a duplicate of
-            if tweet.text.strip() == text.strip() and (reply_to is None or tweet.replied_to == reply_to):
-                return tweet
-        return None
+    async def _find_own(self, text: str, reply_to: str | None, *, since: float) -> Post | None:
+        """Our unanswered attempt among our latest posts (see :func:`find_own`)."""
+        return find_own(await self.get_user_tweets(limit=20), text, reply_to, since=since)
 
     async def delete(self, tweet_id: str) -> None:
         try:
@@ -264,19 +241,19 @@ class TwitterClient(SocialClient):
     async def _user_id(self) -> str:
         return self.credentials.user_id or (await self.get_me()).id
 
-    async def get_me(self) -> User:
+    async def get_me(self) -> Account:
         if self._me is None:
             body = await self._call("GET", "/2/users/me", "GET /2/users/me", user_only=True)
             self._me = _user_from(body, "GET /2/users/me")
         return self._me
 
-    async def get_user(self, username: str) -> User | None:
+    async def get_user(self, username: str) -> Account | None:
         """The account named ``username``, or None when X has no such user."""
         endpoint = "GET /2/users/by/username/:username"
         body = await self._call("GET", f"/2/users/by/username/{username.lstrip('@')}", endpoint)
         return None if xe.not_found_only(body) else _user_from(body, endpoint)
 
-    async def get_tweet(self, tweet_id: str) -> Tweet | None:
+    async def get_tweet(self, tweet_id: str) -> Post | None:
         body = await self._call("GET", f"/2/tweets/{tweet_id}", "GET /2/tweets/:id", params=TWEET_PARAMS)
         if xe.not_found_only(body):
             return None
@@ -284,9 +261,9 @@ class TwitterClient(SocialClient):
 
     async def _timeline(self, path: str, endpoint: str, limit: int, *, token_name: str = "pagination_token",
                         params: dict[str, Any] | None = None, low: int = 5, max_pages: int = 10,
-                        oldest_first: bool = False) -> list[Tweet]:
+                        oldest_first: bool = False) -> list[Post]:
         """Pages of a list endpoint, newest first, until ``limit`` (or every page when ``oldest_first``)."""
-        collected: list[Tweet] = []
+        collected: list[Post] = []
         token: str | None = None
         for _ in range(max_pages):
             want = 100 if oldest_first else min(100, max(low, limit - len(collected)))
@@ -302,11 +279,11 @@ class TwitterClient(SocialClient):
             return sorted(collected, key=lambda t: int(t.id))[:limit]
         return collected[:limit]
 
-    async def get_user_tweets(self, user_id: str | None = None, limit: int = 20) -> list[Tweet]:
+    async def get_user_tweets(self, user_id: str | None = None, limit: int = 20) -> list[Post]:
         uid = user_id or await self._user_id()
         return await self._timeline(f"/2/users/{uid}/tweets", "GET /2/users/:id/tweets", limit)
 
-    async def get_mentions(self, since_id: str | None = None, limit: int = 100) -> list[Tweet]:
+    async def get_mentions(self, since_id: str | None = None, limit: int = 100) -> list[Post]:
         """Mentions newer than ``since_id``, oldest first.
 
         With ``since_id`` every page is read and the *oldest* ``limit`` are returned, so a
@@ -321,7 +298,7 @@ class TwitterClient(SocialClient):
             return sorted(newest, key=lambda t: int(t.id))
         return await self._timeline(path, endpoint, limit, params={"since_id": since_id}, oldest_first=True)
 
-    async def search_recent(self, query: str, limit: int = 10, since_id: str | None = None) -> list[Tweet]:
+    async def search_recent(self, query: str, limit: int = 10, since_id: str | None = None) -> list[Post]:
         """Recent (7-day) search, newest first, following ``next_token``."""
         params: dict[str, Any] = {"query": query}
         if since_id:
@@ -334,8 +311,13 @@ class TwitterClient(SocialClient):
             await self.http.aclose()
 
 
-def _user_from(body: Any, where: str) -> User:
+def _check(credentials: TwitterCredentials | None) -> None:
+    if credentials is None or not credentials.is_set:
+        raise AuthError("no X credentials: set the four OAuth 1.0a values or a bearer token", service="x")
+
+
+def _user_from(body: Any, where: str) -> Account:
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict) or not {"id", "username"} <= set(data):
         raise BadResponse(f"{where}: no user in the answer", service="x")
-    return User(id=str(data["id"]), username=str(data["username"]), name=str(data.get("name", "")))
+    return Account(id=str(data["id"]), username=str(data["username"]), name=str(data.get("name", "")))

@@ -1,4 +1,4 @@
-"""X API v2 JSON → :class:`~puppet_engine.twitter.base.Tweet`, validating as it goes."""
+"""X API v2 JSON → :class:`~puppet_engine.social.base.Post`, validating as it goes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from puppet_engine.errors import BadResponse
-from puppet_engine.twitter.base import Tweet
+from puppet_engine.social.base import Post
 
 TWEET_FIELDS = "author_id,created_at,conversation_id,in_reply_to_user_id,referenced_tweets"
 TWEET_PARAMS: dict[str, Any] = {"tweet.fields": TWEET_FIELDS, "expansions": "author_id"}
@@ -29,25 +29,25 @@ def _usernames(body: dict[str, Any]) -> dict[str, str]:
     return {str(u["id"]): str(u["username"]) for u in users if isinstance(u, dict) and "id" in u and "username" in u}
 
 
-def _tweet(data: Any, names: dict[str, str], where: str) -> Tweet:
+def _tweet(data: Any, names: dict[str, str], where: str) -> Post:
     if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not isinstance(data.get("text"), str):
         raise BadResponse(f"{where}: a tweet without id or text", service="x")
     refs = tuple((str(r.get("type")), str(r.get("id"))) for r in data.get("referenced_tweets") or []
                  if isinstance(r, dict))
     author = data.get("author_id")
-    return Tweet(id=data["id"], text=data["text"], author_id=author, author_username=names.get(author or ""),
-                 created_at=parse_time(data.get("created_at")), conversation_id=data.get("conversation_id"),
-                 in_reply_to_user_id=data.get("in_reply_to_user_id"), referenced_tweets=refs)
+    return Post(id=data["id"], text=data["text"], author_id=author, author_username=names.get(author or ""),
+                created_at=parse_time(data.get("created_at")), conversation_id=data.get("conversation_id"),
+                in_reply_to_user_id=data.get("in_reply_to_user_id"), referenced_tweets=refs)
 
 
-def tweet_from(body: Any, where: str) -> Tweet:
+def tweet_from(body: Any, where: str) -> Post:
     """The tweet of a single-tweet answer (``{"data": {...}, "includes": ...}``)."""
     if not isinstance(body, dict):
         raise BadResponse(f"{where}: expected a JSON object", service="x")
     return _tweet(body.get("data"), _usernames(body), where)
 
 
-def tweets_from(body: Any, where: str) -> tuple[list[Tweet], str | None]:
+def tweets_from(body: Any, where: str) -> tuple[list[Post], str | None]:
     """A list answer's tweets (newest first, as sent) and its ``meta.next_token``."""
     if not isinstance(body, dict) or not isinstance(body.get("meta", {}), dict):
         raise BadResponse(f"{where}: expected a list answer with meta", service="x")

@@ -45,6 +45,11 @@ class TwitterCredentials:
         return all((self.api_key, self.api_secret, self.access_token, self.access_token_secret))
 
     @property
+    def is_set(self) -> bool:
+        """Whether these can call X at all: user context, or a bearer token for reads."""
+        return self.has_user_context or bool(self.bearer_token)
+
+    @property
     def user_id(self) -> str:
         """X access tokens are ``<user id>-<random>``: the account id without a call ("" if unknown)."""
         head, sep, _ = self.access_token.partition("-")

@@ -33,8 +33,8 @@ from puppet_engine.events import Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
 from puppet_engine.llm.base import PromptContext
 from puppet_engine.llm.validation import generate_validated
+from puppet_engine.social.base import Post
 from puppet_engine.storage.tables import actions, mentions
-from puppet_engine.twitter.base import Tweet
 
 log = structlog.get_logger("puppet_engine.mentions")
 
@@ -44,18 +44,18 @@ DUPLICATE_WINDOW = 24 * 3600.0  # how long X refuses a repeated text
 DEFER_SECONDS = (60.0, 120.0, 240.0, 480.0, 900.0, 900.0, 900.0)
 
 
-def tweet_payload(tweet: Tweet) -> dict[str, Any]:
+def tweet_payload(tweet: Post) -> dict[str, Any]:
     return {"id": tweet.id, "text": tweet.text, "author_id": tweet.author_id,
             "author_username": tweet.author_username, "created_at": tweet.created_at,
             "conversation_id": tweet.conversation_id, "in_reply_to_user_id": tweet.in_reply_to_user_id,
             "referenced_tweets": [list(r) for r in tweet.referenced_tweets]}
 
 
-def tweet_from_payload(p: dict[str, Any]) -> Tweet:
-    return Tweet(id=p["id"], text=p["text"], author_id=p.get("author_id"), author_username=p.get("author_username"),
-                 created_at=p.get("created_at"), conversation_id=p.get("conversation_id"),
-                 in_reply_to_user_id=p.get("in_reply_to_user_id"),
-                 referenced_tweets=tuple(tuple(r) for r in p.get("referenced_tweets", [])))
+def tweet_from_payload(p: dict[str, Any]) -> Post:
+    return Post(id=p["id"], text=p["text"], author_id=p.get("author_id"), author_username=p.get("author_username"),
+                created_at=p.get("created_at"), conversation_id=p.get("conversation_id"),
+                in_reply_to_user_id=p.get("in_reply_to_user_id"),
+                referenced_tweets=tuple(tuple(r) for r in p.get("referenced_tweets", [])))
 
 
 class MentionsBehavior(Behavior):
@@ -153,7 +153,7 @@ class MentionsBehavior(Behavior):
         await self._set_decision(agent, tweet, result["decision"])
         return HandlerResult(result=result, actions=actions, follow_ups=follow_ups, state=changes)
 
-    async def _decide(self, agent: AgentRuntime, tweet: Tweet) -> tuple[str, list[Tweet]]:
+    async def _decide(self, agent: AgentRuntime, tweet: Post) -> tuple[str, list[Post]]:
         if agent.user_id and tweet.author_id == agent.user_id:
             return "skip:self", []
         try:
@@ -172,7 +172,7 @@ class MentionsBehavior(Behavior):
             return "reply", thread
         return "skip:probability", thread
 
-    async def _write_reply(self, agent: AgentRuntime, tweet: Tweet, thread: list[Tweet], flags: frozenset[str],
+    async def _write_reply(self, agent: AgentRuntime, tweet: Post, thread: list[Post], flags: frozenset[str],
                            state: dict[str, Any]) -> list[str]:
         relationship = None
         # A hostile mention is not a search query either: its words stay out of the prompt.
@@ -198,7 +198,7 @@ class MentionsBehavior(Behavior):
         return list(validated.parts)
 
     @staticmethod
-    def _prompt_thread(agent: AgentRuntime, tweet: Tweet, thread: list[Tweet],
+    def _prompt_thread(agent: AgentRuntime, tweet: Post, thread: list[Post],
                        flags: frozenset[str]) -> list[tuple[str, str]]:
         """The conversation for the prompt: others' messages verbatim unless hostile, then withheld."""
         lines = []
@@ -208,7 +208,7 @@ class MentionsBehavior(Behavior):
             lines.append((t.author_username or "someone", withheld(hostile) if hostile else t.text))
         return lines
 
-    async def _record(self, agent: AgentRuntime, tweet: Tweet, now: float) -> None:
+    async def _record(self, agent: AgentRuntime, tweet: Post, now: float) -> None:
         from sqlalchemy.dialects import postgresql, sqlite
 
         async with self.services.db.transaction() as conn:
@@ -218,12 +218,12 @@ class MentionsBehavior(Behavior):
                 author_username=tweet.author_username, text=tweet.text, conversation_id=tweet.conversation_id,
                 received_at=now).on_conflict_do_nothing(index_elements=["agent_id", "tweet_id"]))
 
-    async def _set_decision(self, agent: AgentRuntime, tweet: Tweet, decision: str) -> None:
+    async def _set_decision(self, agent: AgentRuntime, tweet: Post, decision: str) -> None:
         async with self.services.db.transaction() as conn:
             await conn.execute(mentions.update().where(mentions.c.agent_id == agent.id,
                                                        mentions.c.tweet_id == tweet.id).values(decision=decision))
 
-    async def _remember(self, agent: AgentRuntime, tweet: Tweet, flags: frozenset[str], now: float) -> None:
+    async def _remember(self, agent: AgentRuntime, tweet: Post, flags: frozenset[str], now: float) -> None:
         if agent.memory is None:
             return
         await remember_mention(agent, tweet, flags, now)
@@ -259,7 +259,7 @@ async def replies_to_author(db: Any, agent_id: str, username: str | None, since:
     return [t for t in texts if t.lower().startswith(handle)]
 
 
-def agent_chain_depth(thread: list[Tweet], services: Any) -> int:
+def agent_chain_depth(thread: list[Post], services: Any) -> int:
     """How many consecutive agent-authored tweets end this thread (the reply chain between agents)."""
     depth = 0
     for tweet in reversed(thread):

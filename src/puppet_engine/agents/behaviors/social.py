@@ -25,7 +25,7 @@ from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
 from puppet_engine.llm.base import PromptContext
-from puppet_engine.twitter.base import Tweet
+from puppet_engine.social.base import Post
 
 log = structlog.get_logger("puppet_engine.social")
 
@@ -38,7 +38,7 @@ def _rng(*parts: str) -> random.Random:
     return random.Random(zlib.crc32(":".join(parts).encode()))
 
 
-class SocialBehavior(Behavior):
+class InteractionBehavior(Behavior):
     name = "social"
 
     def handlers(self) -> dict[str, BehaviorHandler]:
@@ -103,7 +103,7 @@ class SocialBehavior(Behavior):
                     break
         return picked
 
-    async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Tweet, state: dict[str, Any]) -> str | None:
+    async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Post, state: dict[str, Any]) -> str | None:
         context = PromptContext(purpose="quote", mood=state.get("mood"),
                                 thread=[(peer.username or peer.id, tweet.text)], replying_to=peer.username,
                                 now=self.services.clock.now(), seed=zlib.crc32(f"quote:{tweet.id}".encode()))

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from puppet_engine.sandbox.x import problems as px
+from puppet_engine.sandbox.x.oauth import OAuthRequest, parse_authorization, request_params
 from puppet_engine.sandbox.x.state import Account, XState
-from puppet_engine.twitter.oauth import OAuthRequest, parse_authorization, request_params
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from starlette.routing import Route
 from puppet_engine.sandbox.x import problems as px
 from puppet_engine.sandbox.x import render
 from puppet_engine.sandbox.x.auth import Caller
+from puppet_engine.sandbox.x.oauth import parse_authorization
 from puppet_engine.sandbox.x.search import compile_query
 from puppet_engine.sandbox.x.state import StoredTweet
-from puppet_engine.twitter.oauth import parse_authorization
 
 if TYPE_CHECKING:
     from puppet_engine.sandbox.x.service import XService

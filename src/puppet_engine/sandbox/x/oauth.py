@@ -1,7 +1,7 @@
-"""OAuth 1.0a HMAC-SHA1 (RFC 5849) as X applies it: signing helpers and a verifier.
+"""OAuth 1.0a HMAC-SHA1 (RFC 5849) as X applies it: the sandbox X emulator's verifier.
 
 The production client signs with ``oauthlib``; this module is the independent
-implementation the sandbox X emulator verifies with (and the docs' test vector proves,
+implementation the emulator checks signatures with (and the docs' test vector proves,
 see ``tests/unit/test_x_oauth.py``). A JSON body is never signed; a form-encoded body is.
 """
 
