@@ -178,8 +178,7 @@ class Wiring:
         # A rehearsal trades on the sandbox's chain, whatever key the file holds, unless the
         # agent's RPC is itself on this machine (a local validator).
         rehearsed = self.rehearsal and not self.on_machine(sol.rpc_url or self.settings.solana_rpc_url)
-        use_sandbox = self.sandbox_url and (rehearsed or not has_key)
-        sandbox = SandboxEndpoints(self.sandbox_url) if use_sandbox else None
+        sandbox = SandboxEndpoints(self.sandbox_url) if self.sandbox_url and (rehearsed or not has_key) else None
         return build_trader(config, settings=self.settings, db=self.engine.db, clock=self.engine.clock,
                             http=self.http, sandbox=sandbox, sandbox_seed=self.settings.sandbox_seed,
                             runtime=self.engine.runtime)
