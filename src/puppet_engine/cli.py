@@ -97,6 +97,7 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:
         close_streams(api_server.server.config.app)  # open dashboards must not hold shutdown up
         await api_server.stop()
     await engine.stop()
+    console.print("stopped: nothing is in flight; the next start resumes from here")
     if runner.done() and runner.exception():
         raise runner.exception()  # type: ignore[misc]
 

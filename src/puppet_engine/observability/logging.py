@@ -210,7 +210,7 @@ _STORY_FROM_LOG = {
     "agent_stopped": ("stopped", ""),
 }
 # What a story line (action_done) or the start-up summary (where things are) already says.
-_CONSOLE_HIDDEN = frozenset({"action_done", "engine_started", "sandbox_started"})
+_CONSOLE_HIDDEN = frozenset({"action_done", "engine_started", "engine_stopped", "sandbox_started"})
 
 
 class StoryRenderer:
