@@ -13,8 +13,8 @@ from fastapi import Depends, Path, Query, Request
 
 from puppet_engine.api.errors import ApiError, not_found
 from puppet_engine.api.schemas import AgentSummary, SkippedPosts
-from puppet_engine.events.queue import fixed_in
 from puppet_engine.storage.skips import SkipCount, recent_post_skips
+from puppet_engine.storage.sql import fixed_in
 from puppet_engine.storage.tables import actions, agents, events
 
 if TYPE_CHECKING:
