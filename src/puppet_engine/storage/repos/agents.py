@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.sql import insert_ignoring_conflicts
-from puppet_engine.storage.tables import agents
+from puppet_engine.storage.skips import SkipCount, recent_post_skips
+from puppet_engine.storage.sql import fixed_in, insert_ignoring_conflicts
+from puppet_engine.storage.tables import actions, agents, events, relationships
+
+SENT_POST_KINDS = ("post", "thread")  # what the overview counts as the agent's posts
 
 
 async def disabled_among(db: Database, agent_ids: Iterable[str]) -> set[str]:
@@ -73,3 +78,55 @@ async def ids(db: Database) -> list[str]:
     """Every registered agent's id."""
     async with db.connect() as conn:
         return [r[0] for r in await conn.execute(sa.select(agents.c.id))]
+
+
+@dataclass(frozen=True)
+class AgentOverview:
+    """What a list of agents shows of each: stored state, posts sent, next post, skipped posts."""
+
+    state: dict[str, Any]
+    posts: int
+    next_post_due: float | None  # the pending ``post.due`` event, if any
+    skips: SkipCount | None
+
+
+_POSTS = (sa.select(sa.func.count()).select_from(actions)
+          .where(actions.c.agent_id == agents.c.id, fixed_in(actions.c.kind, SENT_POST_KINDS),
+                 actions.c.status == "done")
+          .scalar_subquery())
+_NEXT_POST = (sa.select(sa.func.min(events.c.due_at))
+              .where(events.c.agent_id == agents.c.id, events.c.type == "post.due", events.c.status == "pending")
+              .scalar_subquery())
+
+
+@functools.lru_cache(maxsize=64)
+def _overviews(n: int) -> sa.Select[Any]:
+    """For ``n`` ids: built once per page size (building it cost more than running it) and with
+    a parameter per id, so SQLAlchemy's compiled form is reused as is (an expanding IN is
+    rendered again on every call)."""
+    return sa.select(agents.c.id, agents.c.state, _POSTS.label("posts"), _NEXT_POST.label("next_due")).where(
+        agents.c.id.in_([sa.bindparam(f"id_{i}") for i in range(n)]))
+
+
+async def overviews(db: Database, agent_ids: list[str]) -> dict[str, AgentOverview]:
+    """The overview of each registered agent among ``agent_ids``, in one query whatever their number."""
+    async with db.connect() as conn:
+        found = await conn.execute(_overviews(len(agent_ids)), {f"id_{i}": a for i, a in enumerate(agent_ids)})
+        rows = {r.id: r for r in found.fetchall()}
+        skips = await recent_post_skips(conn, {r.id: _seq((r.state or {}).get("post_seq")) for r in rows.values()})
+    return {agent_id: AgentOverview(state=dict(r.state or {}), posts=int(r.posts or 0),
+                                    next_post_due=r.next_due, skips=skips.get(agent_id))
+            for agent_id, r in rows.items()}
+
+
+def _seq(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+async def relationships_of(db: Database, agent_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The agent's relationships, most familiar first (every column but ``agent_id``)."""
+    async with db.connect() as conn:
+        rows = (await conn.execute(
+            sa.select(relationships).where(relationships.c.agent_id == agent_id)
+            .order_by(relationships.c.familiarity.desc()).limit(limit))).mappings().fetchall()
+    return [{k: v for k, v in r.items() if k != "agent_id"} for r in rows]

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.sql import SMALL_LIST, cached, dialect_insert, in_ids
+from puppet_engine.storage.sql import SMALL_LIST, cached, count_rows, dialect_insert, in_ids
 from puppet_engine.storage.tables import events
 
 RETURNING_SQLITE = sqlite3.sqlite_version_info >= (3, 35)
@@ -230,3 +230,61 @@ async def live_keys(db: Database, keys: list[str]) -> set[str]:
     async with db.connect() as conn:
         return {k for (k,) in await conn.execute(
             sa.select(events.c.key).where(events.c.key.in_(keys), events.c.status.in_(("pending", "running"))))}
+
+
+async def upcoming_for(db: Database, agent_id: str, limit: int = 20) -> list[Any]:
+    """The agent's pending and running events, soonest first (rows)."""
+    async with db.connect() as conn:
+        return list((await conn.execute(
+            sa.select(events).where(events.c.agent_id == agent_id, events.c.status.in_(("pending", "running")))
+            .order_by(events.c.due_at).limit(limit))).fetchall())
+
+
+async def page_of_history(db: Database, *, limit: int, offset: int, type: str | None = None,
+                          agent_id: str | None = None, status: str | None = None, since: float | None = None,
+                          until: float | None = None) -> tuple[list[Any], int]:
+    """Events, newest first, one page (rows), and how many match. ``type`` ending in ``*``
+    matches a prefix; ``since``/``until`` bound the creation time (until excluded)."""
+    q = sa.select(events)
+    if type:
+        if type.endswith("*"):
+            prefix = type[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(events.c.type.like(prefix + "%", escape="\\"))
+        else:
+            q = q.where(events.c.type == type)
+    if agent_id:
+        q = q.where(events.c.agent_id == agent_id)
+    if status:
+        q = q.where(events.c.status == status)
+    if since is not None:
+        q = q.where(events.c.created_at >= since)
+    if until is not None:
+        q = q.where(events.c.created_at < until)
+    async with db.connect() as conn:
+        total = await count_rows(conn, q)
+        rows = await conn.execute(q.order_by(events.c.id.desc()).limit(limit).offset(offset))
+        return list(rows.fetchall()), total
+
+
+async def overdue_count(db: Database, agent_ids: list[str], due_before: float) -> int:
+    """How many pending events of these agents were due before ``due_before``."""
+    q = sa.select(sa.func.count()).select_from(events).where(
+        events.c.status == "pending", events.c.due_at < due_before, events.c.agent_id.in_(agent_ids))
+    async with db.connect() as conn:
+        return int((await conn.execute(q)).scalar() or 0)
+
+
+async def counts_by_status(db: Database) -> dict[str, int]:
+    """status → how many events have it."""
+    async with db.connect() as conn:
+        rows = (await conn.execute(sa.select(events.c.status, sa.func.count()).group_by(events.c.status))).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def finished_counts(db: Database) -> list[tuple[str | None, str, int]]:
+    """``(agent id, status, how many)`` of the events done or failed."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(events.c.agent_id, events.c.status, sa.func.count())
+                                  .where(events.c.status.in_(("done", "failed")))
+                                  .group_by(events.c.agent_id, events.c.status))
+        return [(a, s, int(n)) for a, s, n in rows]

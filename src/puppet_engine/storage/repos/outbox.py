@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.sql import cached, dialect_insert, fixed_in, in_ids
+from puppet_engine.storage.sql import cached, dialect_insert, fixed_in, in_ids, page_of
 from puppet_engine.storage.tables import actions
 
 POST_KINDS = ("post", "reply", "quote", "thread")
@@ -135,3 +135,28 @@ async def reply_payloads_since(db: Database, agent_id: str, since: float) -> lis
          .order_by(actions.c.id.desc()))
     async with db.connect() as conn:
         return [payload for (payload,) in (await conn.execute(q)).fetchall()]
+
+
+async def page_for(db: Database, agent_id: str, *, kind: str | None, limit: int,
+                   offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The agent's actions (of ``kind``), newest first, one page, and how many in all."""
+    q = sa.select(actions).where(actions.c.agent_id == agent_id)
+    if kind:
+        q = q.where(actions.c.kind == kind)
+    async with db.connect() as conn:
+        return await page_of(conn, q, actions.c.id.desc(), limit=limit, offset=offset)
+
+
+async def counts_by_status(db: Database) -> dict[str, int]:
+    """status → how many actions have it."""
+    async with db.connect() as conn:
+        rows = (await conn.execute(sa.select(actions.c.status, sa.func.count()).group_by(actions.c.status))).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def done_counts(db: Database) -> list[tuple[str, str, int]]:
+    """``(agent id, kind, how many)`` of the actions done."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(actions.c.agent_id, actions.c.kind, sa.func.count())
+                                  .where(actions.c.status == "done").group_by(actions.c.agent_id, actions.c.kind))
+        return [(a, k, int(n)) for a, k, n in rows]
