@@ -93,21 +93,11 @@ async def claim(
     One statement claims; a second, in the same transaction, tells the caller when to look
     again, so an idle engine does not poll the database.
     """
-    picked: list[Event] = []
-    if limit > 0:
-        rows = await event_rows.claim_rows(conn, now, limit, owner, busy, agent_ids)
-        picked = sorted((Event.from_row(r) for r in rows), key=lambda e: (e.due_at, e.id or 0))
-    waiting = sorted(set(busy) | {e.agent_id for e in picked if e.agent_id is not None})
-    next_due, blocked = await event_rows.queue_hint(conn, now, agent_ids, waiting)
-    return Claim(picked, next_due, blocked)
+    rows, next_due, blocked = await event_rows.claim(conn, now, limit, owner, busy, agent_ids)
+    return Claim(_by_due(rows), next_due, blocked)
 
 
-async def claim_due(
-    conn: AsyncConnection, now: float, limit: int, owner: str, *, busy: Iterable[str] = (),
-    agent_ids: Iterable[str] | None = None,
-) -> list[Event]:
-    """Mark up to ``limit`` due events as running: at most one per agent, none for ``busy`` agents."""
-    rows = await event_rows.claim_rows(conn, now, limit, owner, set(busy), agent_ids)
+def _by_due(rows: list[Any]) -> list[Event]:
     return sorted((Event.from_row(r) for r in rows), key=lambda e: (e.due_at, e.id or 0))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -67,11 +67,25 @@ async def finish_event(conn: AsyncConnection, event_id: int, status: str, now: f
     await conn.execute(events.update().where(events.c.id == event_id).values(**values))
 
 
-async def claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str, busy: Collection[str],
-                     agent_ids: Iterable[str] | None) -> list[Any]:
-    """Mark up to ``limit`` due events running (one per agent, none for ``busy``); their rows."""
+async def claim(conn: AsyncConnection, now: float, limit: int, owner: str, busy: Collection[str],
+                agent_ids: Iterable[str] | None) -> tuple[list[Any], float | None, bool]:
+    """Mark up to ``limit`` due events running (one per agent, none for ``busy``), and look at
+    the rest of the queue in the same transaction: the claimed rows, the earliest pending event
+    due after ``now`` (owned agents), and whether a busy or just-claimed agent has another
+    event due (look again when one finishes). So an idle engine does not poll the database.
+    """
     pg = conn.dialect.name == "postgresql"
     mode, owned = owned_params(pg, agent_ids)
+    rows = await _claim_rows(conn, now, limit, owner, busy, mode, owned) if limit > 0 else []
+    waiting = sorted(set(busy) | {r.agent_id for r in rows if r.agent_id is not None})
+    stmt = cached(("hint", pg, mode, bool(waiting)), lambda: _hint_statement(pg, mode, bool(waiting)))
+    hint = (await conn.execute(stmt, {**owned, "b_now": now, "b_waiting": waiting})).one()
+    return rows, (float(hint[0]) if hint[0] is not None else None), bool(hint[1])
+
+
+async def _claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str, busy: Collection[str],
+                      mode: str, owned: dict[str, Any]) -> list[Any]:
+    pg = conn.dialect.name == "postgresql"
     params = dict(owned)
     params.update(b_now=now, b_window=limit * 4 + len(busy) + 8, b_limit=limit, b_owner=owner,
                   b_busy=sorted(busy))
@@ -80,17 +94,6 @@ async def claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str, 
         return await _claim_select_update(conn, now, limit, owner, cand, params)
     stmt = cached(("claim", pg, mode, bool(busy)), lambda: _claim_statement(pg, mode, bool(busy)))
     return list((await conn.execute(stmt, params)).fetchall())
-
-
-async def queue_hint(conn: AsyncConnection, now: float, agent_ids: Iterable[str] | None,
-                     waiting: Sequence[str]) -> tuple[float | None, bool]:
-    """The earliest pending event due after ``now`` (owned agents), and whether one of the
-    ``waiting`` agents has an event due: when to look at the queue again."""
-    pg = conn.dialect.name == "postgresql"
-    mode, params = owned_params(pg, agent_ids)
-    stmt = cached(("hint", pg, mode, bool(waiting)), lambda: _hint_statement(pg, mode, bool(waiting)))
-    row = (await conn.execute(stmt, {**params, "b_now": now, "b_waiting": list(waiting)})).one()
-    return (float(row[0]) if row[0] is not None else None), bool(row[1])
 
 
 async def next_due_at(db: Database, agent_ids: Iterable[str] | None = None) -> float | None:
