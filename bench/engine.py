@@ -62,11 +62,11 @@ from puppet_engine.events import (
     EventEngine,
     HandlerResult,
     Outbox,
-    queue,
 )
 from puppet_engine.observability import upstream
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
+from puppet_engine.storage.repos import events as event_rows
 
 UNLOADED_AGENTS = 300
 
@@ -132,7 +132,7 @@ async def drive(engine_events: EventEngine, db: Database, clock: VirtualClock, u
     """Run to ``until`` on the virtual clock, a ``step`` at a time, skipping idle stretches."""
     while True:
         await engine_events.run_until_idle()
-        nxt = await queue.next_due_at(db, owned)
+        nxt = await event_rows.next_due_at(db, owned)
         if nxt is None or nxt > until:
             break
         clock.set(min(until, max(nxt, clock.now()) + step))

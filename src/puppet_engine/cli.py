@@ -402,11 +402,9 @@ def news(
     """Inject a news event; running engines pick it up at their next poll."""
     import uuid
 
-    import sqlalchemy as sa
-
-    from puppet_engine.events import Event, queue
+    from puppet_engine.events import Event, records
     from puppet_engine.storage import Database
-    from puppet_engine.storage.tables import agents as agents_table
+    from puppet_engine.storage.repos import agents as agent_rows
 
     async def go() -> int:
         settings = _settings(database_url=database_url)
@@ -414,14 +412,13 @@ def news(
         await db.migrate()
         news_id = uuid.uuid4().hex[:12]
         try:
+            targets = [a for a in await agent_rows.ids(db) if not agent or a in agent]
             async with db.transaction() as conn:
-                ids = [r[0] for r in await conn.execute(sa.select(agents_table.c.id))]
-                targets = [a for a in ids if not agent or a in agent]
                 import time
 
                 for agent_id in targets:
-                    await queue.insert_event(conn, Event("news", agent_id, {"text": text, "id": news_id},
-                                                         key=f"news:{agent_id}:{news_id}"), time.time())
+                    await records.insert_event(conn, Event("news", agent_id, {"text": text, "id": news_id},
+                                                           key=f"news:{agent_id}:{news_id}"), time.time())
             return len(targets)
         finally:
             await db.close()

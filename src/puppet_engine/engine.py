@@ -24,10 +24,11 @@ from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.runtime import AgentServices
 from puppet_engine.clock import Clock, VirtualClock, WallClock
-from puppet_engine.events import Action, ActionExecutor, EventEngine, Outbox, queue
+from puppet_engine.events import Action, ActionExecutor, EventEngine, Outbox
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
 from puppet_engine.storage.leases import LeaseManager
+from puppet_engine.storage.repos import events as event_rows
 
 log = structlog.get_logger("puppet_engine.engine")
 RUNTIME_REFRESH_SECONDS = 2.0
@@ -177,7 +178,7 @@ class Engine:
             raise TypeError("run_until drives a VirtualClock; use run() with the wall clock")
         while True:
             await self.events.run_until_idle()
-            nxt = await queue.next_due_at(self.db, self._owned())
+            nxt = await event_rows.next_due_at(self.db, self._owned())
             if nxt is None or nxt > until:
                 break
             clock.set(max(nxt, clock.now()))
@@ -211,7 +212,7 @@ class Engine:
             busy = self.events.busy_agents() | self.outbox.sending
             changes = await self.leases.balance(self.manager.running, busy)
             if changes.gained:
-                await queue.requeue_running(self.db, changes.gained)
+                await event_rows.requeue_running(self.db, changes.gained)
         self.services.states.forget(changes.gained | changes.lost)  # another process wrote them meanwhile
         if changes.gained:
             await self.outbox.recover(changes.gained)

@@ -6,14 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
+from puppet_engine.storage.repos import events as event_rows
+from puppet_engine.storage.repos import outbox, trades
 from puppet_engine.storage.skips import skip_totals
-from puppet_engine.storage.tables import actions, events, trades
 
 HOUR = 3600.0
 
@@ -66,36 +65,28 @@ async def summarize(db: Database, agent_ids: list[str], hours: float) -> Simulat
         a: {"posts": 0, "replies": 0, "trades": 0, "events": 0, "failed_events": 0, "quotes": 0, "likes": 0}
         for a in agent_ids
     }
+    for agent_id, kind, n in await outbox.done_counts(db):
+        if agent_id not in per:
+            continue
+        if kind in ("post", "thread"):
+            per[agent_id]["posts"] += n
+        elif kind == "reply":
+            per[agent_id]["replies"] += n
+        elif kind in ("quote", "like"):
+            per[agent_id][f"{kind}s"] += n
+    for event_agent, status, n in await event_rows.finished_counts(db):
+        if event_agent in per:
+            per[event_agent]["events"] += n
+            if status == "failed":
+                per[event_agent]["failed_events"] += n
+    for agent_id, n in (await trades.confirmed_counts(db)).items():
+        if agent_id in per:
+            per[agent_id]["trades"] += n
     async with db.connect() as conn:
-        rows = await conn.execute(
-            sa.select(actions.c.agent_id, actions.c.kind, sa.func.count())
-            .where(actions.c.status == "done").group_by(actions.c.agent_id, actions.c.kind))
-        for agent_id, kind, n in rows:
-            if agent_id not in per:
-                continue
-            if kind in ("post", "thread"):
-                per[agent_id]["posts"] += n
-            elif kind == "reply":
-                per[agent_id]["replies"] += n
-            elif kind in ("quote", "like"):
-                per[agent_id][f"{kind}s"] += n
-        rows = await conn.execute(
-            sa.select(events.c.agent_id, events.c.status, sa.func.count())
-            .where(events.c.status.in_(("done", "failed"))).group_by(events.c.agent_id, events.c.status))
-        for agent_id, status, n in rows:
-            if agent_id in per:
-                per[agent_id]["events"] += n
-                if status == "failed":
-                    per[agent_id]["failed_events"] += n
-        rows = await conn.execute(
-            sa.select(trades.c.agent_id, sa.func.count())
-            .where(trades.c.status == "confirmed").group_by(trades.c.agent_id))
-        for agent_id, n in rows:
-            if agent_id in per:
-                per[agent_id]["trades"] += n
-        for agent_id, totals in (await skip_totals(conn, list(per))).items():
-            per[agent_id].update(
-                mentions=totals.replies.total, posts_skipped=totals.posts.skipped,
-                post_skip_reasons=totals.posts.top(), replies_skipped=totals.replies.skipped,
-                reply_skip_reasons=totals.replies.top(), start_error=None)
+        skips = await skip_totals(conn, list(per))
+    for agent_id, totals in skips.items():
+        per[agent_id].update(
+            mentions=totals.replies.total, posts_skipped=totals.posts.skipped,
+            post_skip_reasons=totals.posts.top(), replies_skipped=totals.replies.skipped,
+            reply_skip_reasons=totals.replies.top(), start_error=None)
     return SimulationReport(virtual_hours=hours, agents=per)

@@ -250,7 +250,7 @@ class Wiring:
         """
         states = self.engine.services.states
         creds = getattr(agent.social, "credentials", None)
-        known = (await states.get(agent.id)).get("x_account") or {}
+        known = (await states.get(agent.id)).x_account or {}
         if creds is not None and creds.user_id and known.get("id") == creds.user_id and known.get("username"):
             return str(known["id"]), str(known["username"])
         try:

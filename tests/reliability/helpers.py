@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.clock import Clock, VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
-from puppet_engine.events import queue
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.sandbox.faults import FaultSpec
 from puppet_engine.settings import Settings
+from puppet_engine.storage.repos import events as event_rows
 from puppet_engine.storage.tables import actions, events, mentions
 
 HOUR = 3600.0
@@ -86,7 +86,7 @@ class Rig:
         until = self.clock.now() + seconds
         while True:
             await self._until_idle()
-            due = [await queue.next_due_at(self.engine.db, self.engine.manager.owned()), await self._next_action(),
+            due = [await event_rows.next_due_at(self.engine.db, self.engine.manager.owned()), await self._next_action(),
                    min(self.engine_clock.deadlines, default=None)]  # e.g. an agent waiting to start again
             nxt = min((d for d in due if d is not None), default=None)
             if nxt is None or nxt > until:

@@ -285,7 +285,7 @@ async def test_a_send_interrupted_while_x_is_down_is_reconciled_once_x_is_back(t
 
 
 async def test_a_repeat_of_an_older_post_is_refused_not_taken_for_ours(tmp_path: Path) -> None:
-    from puppet_engine.events import ActionSpec, queue
+    from puppet_engine.events import ActionSpec, records
 
     async with rig(tmp_path, persona("quin")) as r:
         await r.run_for(60)
@@ -294,7 +294,7 @@ async def test_a_repeat_of_an_older_post_is_refused_not_taken_for_ours(tmp_path:
         # Another action with the very same words (validation would normally stop it): X
         # refuses it as a duplicate, and the outbox must not take the old tweet for its own.
         async with r.engine.db.transaction() as conn:
-            await queue.insert_action(conn, ActionSpec("post:quin:repeat", "quin", "post",
+            await records.insert_action(conn, ActionSpec("post:quin:repeat", "quin", "post",
                                                        {"text": "tea at dawn, maps at noon"}), None, r.clock.now())
         await r.run_for(60)
         [row] = await r.rows(sa.text("SELECT status, external_id FROM actions WHERE key = 'post:quin:repeat'"))

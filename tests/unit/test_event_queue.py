@@ -18,9 +18,10 @@ from puppet_engine.events import (
     EventEngine,
     HandlerResult,
     Outbox,
-    queue,
+    records,
 )
 from puppet_engine.storage import Database
+from puppet_engine.storage.repos import agent_states
 from puppet_engine.storage.tables import agents, events
 
 
@@ -49,7 +50,7 @@ async def states(db: Database) -> dict[str, dict]:
 async def check_merge(db: Database) -> None:
     await add_agents(db, ["a", "b", "c"], {"keep": 1, "mood": {"joy": 0.2}})
     async with db.transaction() as conn:
-        await queue.merge_agent_states(conn, [
+        await agent_states.merge_states(conn, [
             ("a", {"post_seq": 3, "since_id": None, "mood": {"joy": 0.9}, "text": "it's \"quoted\""}),
             ("b", {"post_seq": 4, "since_id": "17", "mood": {"joy": 0.1}, "text": "plain"}),  # same shape as a
             ("c", {"odd\"key": 1, "nan": float("nan")}),  # falls back to read-modify-write
@@ -76,7 +77,7 @@ async def test_state_changes_merge_in_place_on_postgres(pg_url: str) -> None:
 async def check_merge_pg(db: Database) -> None:
     await add_agents(db, ["a", "b"], {"keep": 1, "mood": {"joy": 0.2}})
     async with db.transaction() as conn:
-        await queue.merge_agent_states(conn, [("a", {"post_seq": 3, "since_id": None, "mood": {"joy": 0.9}}),
+        await agent_states.merge_states(conn, [("a", {"post_seq": 3, "since_id": None, "mood": {"joy": 0.9}}),
                                               ("b", {"text": "it's"})], now=5.0)
     got = await states(db)
     assert got["a"] == {"keep": 1, "mood": {"joy": 0.9}, "post_seq": 3, "since_id": None}
@@ -124,9 +125,9 @@ async def test_claim_takes_one_event_per_agent_in_due_order(database, virtual_cl
     async with database.transaction() as conn:
         for key, agent, due in [("a2", "a", now - 5), ("a1", "a", now - 10), ("b1", "b", now - 1), ("n1", None, now),
                                 ("n2", None, now), ("c1", "c", now + 100)]:
-            await queue.insert_event(conn, Event("t", agent, key=key, due_at=due), now)
+            await records.insert_event(conn, Event("t", agent, key=key, due_at=due), now)
     async with database.transaction() as conn:
-        found = await queue.claim(conn, now, 10, "me", busy={"b"})
+        found = await records.claim(conn, now, 10, "me", busy={"b"})
     assert [e.key for e in found.events] == ["a1", "n1", "n2"]
     assert found.next_due == now + 100 and found.blocked  # b's event waits for b
 

@@ -38,13 +38,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from puppet_engine.events.queue import insert_ignoring_conflicts
 from puppet_engine.memory.base import Memory, MemoryKind, MemoryStore
 from puppet_engine.memory.store import seed_key
 from puppet_engine.storage import Database
-from puppet_engine.storage.tables import events, mentions
+from puppet_engine.storage.repos import mentions
 
 #: The decision recorded for a mention the original engine had already handled.
 IMPORTED_DECISION = "skip:imported"
@@ -60,7 +57,6 @@ _TYPES: dict[str, MemoryKind] = {
     "trade": "trade", "knowledge": "knowledge", "general": "knowledge", "news": "event",
 }
 _POSTED = ('I posted: "', '"')  # how the original wrapped its own posts
-_INSERT_CHUNK = 500
 
 
 @dataclass
@@ -349,19 +345,4 @@ async def mark_mentions_handled(db: Database, agent_id: str, tweet_ids: Iterable
     ``skip:imported``) and a finished ``mention.received`` event under the key the mentions
     behaviour uses (``mention:<agent>:<tweet>``), so polling the tweet again schedules nothing.
     """
-    ids = list(tweet_ids)
-    count = sa.select(sa.func.count()).select_from(mentions).where(mentions.c.agent_id == agent_id)
-    async with db.transaction() as conn:
-        before = (await conn.execute(count)).scalar_one()
-        for start in range(0, len(ids), _INSERT_CHUNK):
-            chunk = ids[start:start + _INSERT_CHUNK]
-            await conn.execute(insert_ignoring_conflicts(conn, mentions), [
-                {"agent_id": agent_id, "tweet_id": t, "author_id": None, "author_username": None,
-                 "text": "", "conversation_id": None, "received_at": now, "decision": IMPORTED_DECISION,
-                 "reply_tweet_id": None} for t in chunk])
-            await conn.execute(insert_ignoring_conflicts(conn, events), [
-                {"key": f"mention:{agent_id}:{t}", "type": "mention.received", "agent_id": agent_id,
-                 "payload": {"tweet": {"id": t}, "imported": True}, "due_at": now, "status": "done",
-                 "attempts": 0, "max_attempts": 1, "result": {"decision": IMPORTED_DECISION},
-                 "created_at": now, "finished_at": now} for t in chunk])
-        return int((await conn.execute(count)).scalar_one()) - int(before)
+    return await mentions.mark_handled(db, agent_id, tweet_ids, now, IMPORTED_DECISION)

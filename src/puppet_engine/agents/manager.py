@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
@@ -22,14 +21,12 @@ from puppet_engine.agents.runtime import (
     AgentRuntime,
     AgentServices,
     AgentStatus,
-    load_state,
-    pending_types,
     restart_key,
 )
 from puppet_engine.errors import ConfigError, ProviderError
 from puppet_engine.events import Action, ActionOutcome, Event, EventEngine, HandlerResult
-from puppet_engine.events.queue import insert_ignoring_conflicts
-from puppet_engine.storage.tables import agents, events
+from puppet_engine.storage.repos import agents as agent_rows
+from puppet_engine.storage.repos import events as event_rows
 
 log = structlog.get_logger("puppet_engine.agents")
 
@@ -71,9 +68,7 @@ class AgentManager:
         """Agents about to start, before the services they connect to are up: the enabled ones
         are ``starting`` from now on (listed, and accepting actions that wait for them)."""
         ids = [c.id for c in configs]
-        async with self.services.db.connect() as conn:
-            disabled = {r.id for r in await conn.execute(
-                sa.select(agents.c.id).where(agents.c.id.in_(ids), agents.c.enabled.is_(False)))}
+        disabled = await agent_rows.disabled_among(self.services.db, ids)
         for config in configs:
             if config.id not in self.agents:
                 self._expected[config.id] = config
@@ -233,7 +228,7 @@ class AgentManager:
         """Every behaviour's schedules for these agents, written :data:`SCHEDULE_CHUNK` at a time."""
         if not agent_ids:
             return
-        pending = await pending_types(self.services.db, agent_ids)
+        pending = await event_rows.pending_types(self.services.db, agent_ids)
         batch: list[Event] = []
         for agent_id in agent_ids:
             agent = self.agents[agent_id]
@@ -252,9 +247,7 @@ class AgentManager:
         a restart within the same second) start again under a fresh key; a key taken by
         pending work means the schedule exists after all."""
         keys = [e.key for e in taken if e.key]
-        async with self.services.db.connect() as conn:
-            live = {k for (k,) in await conn.execute(
-                sa.select(events.c.key).where(events.c.key.in_(keys), events.c.status.in_(("pending", "running"))))}
+        live = await event_rows.live_keys(self.services.db, keys)
         now = self.services.clock.now()
         fresh = [dataclasses.replace(e, key=restart_key(e.key, now)) for e in taken if e.key and e.key not in live]
         await self.events.schedule_many(fresh)
@@ -366,11 +359,11 @@ class AgentManager:
 
     async def describe(self, agent_id: str) -> dict[str, Any]:
         agent = self._get(agent_id)
-        state = await load_state(self.services.db, agent_id)
+        state = await self.services.states.stored(agent_id)
         return {
             "id": agent_id, "name": agent.config.name or agent_id, "description": agent.config.description,
             "running": agent_id in self.running, "status": self.status(agent_id).state,
-            "username": agent.username, "state": state,
+            "username": agent.username, "state": state.to_json() if state else {},
             "trading_enabled": agent.config.trading_enabled, "llm_provider": agent.config.llm_provider,
         }
 
@@ -397,51 +390,16 @@ class AgentManager:
 
     async def _upsert(self, config: AgentConfig) -> bool:
         """Persist the (secret-free) config; returns whether the agent is enabled."""
-        now = self.services.clock.now()
-        public = config.public_dict()
-        async with self.services.db.transaction() as conn:
-            row = (await conn.execute(sa.select(agents.c.enabled, agents.c.version, agents.c.config)
-                                      .where(agents.c.id == config.id))).first()
-            if row is None:
-                await conn.execute(agents.insert().values(id=config.id, config=public, state={}, enabled=True,
-                                                          version=1, created_at=now, updated_at=now))
-                return True
-            if row.config != public:
-                await conn.execute(agents.update().where(agents.c.id == config.id)
-                                   .values(config=public, version=row.version + 1, updated_at=now))
-            return bool(row.enabled)
+        return await agent_rows.save_config(self.services.db, config.id, config.public_dict(),
+                                            self.services.clock.now())
 
     async def _upsert_many(self, configs: list[AgentConfig], chunk: int = 500) -> dict[str, bool]:
         """:meth:`_upsert` for many agents, a few statements per ``chunk`` (10,000 agents start fast)."""
-        now = self.services.clock.now()
-        enabled: dict[str, bool] = {}
-        for start in range(0, len(configs), chunk):
-            part = configs[start:start + chunk]
-            async with self.services.db.transaction() as conn:
-                rows = {r.id: r for r in await conn.execute(
-                    sa.select(agents.c.id, agents.c.enabled, agents.c.version, agents.c.config)
-                    .where(agents.c.id.in_([c.id for c in part])))}
-                fresh = []
-                for config in part:
-                    public = config.public_dict()
-                    row = rows.get(config.id)
-                    if row is None:
-                        fresh.append({"id": config.id, "config": public, "state": {}, "enabled": True, "version": 1,
-                                      "created_at": now, "updated_at": now})
-                        enabled[config.id] = True
-                        continue
-                    if row.config != public:
-                        await conn.execute(agents.update().where(agents.c.id == config.id)
-                                           .values(config=public, version=row.version + 1, updated_at=now))
-                    enabled[config.id] = bool(row.enabled)
-                if fresh:  # another process may be starting the same agents: first one wins
-                    await conn.execute(insert_ignoring_conflicts(conn, agents), fresh)
-        return enabled
+        return await agent_rows.save_configs(self.services.db, [(c.id, c.public_dict()) for c in configs],
+                                             self.services.clock.now(), chunk)
 
     async def _set_enabled(self, agent_id: str, enabled: bool) -> None:
-        async with self.services.db.transaction() as conn:
-            await conn.execute(agents.update().where(agents.c.id == agent_id)
-                               .values(enabled=enabled, updated_at=self.services.clock.now()))
+        await agent_rows.set_enabled(self.services.db, agent_id, enabled, self.services.clock.now())
 
     async def _on_action_done(self, action: Action, outcome: ActionOutcome) -> None:
         agent = self.agents.get(action.agent_id)

@@ -3,53 +3,19 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-
-import sqlalchemy as sa
 
 from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.state import AgentStates
 from puppet_engine.clock import Clock
-from puppet_engine.events.queue import fixed_in
 from puppet_engine.llm.base import LLMProvider
 from puppet_engine.social.base import Post, SocialClient
 from puppet_engine.storage import Database
-from puppet_engine.storage.tables import actions, agents
+from puppet_engine.storage.repos import outbox
 
 if TYPE_CHECKING:
     from puppet_engine.memory.base import MemoryStore
-
-POST_KINDS = ("post", "reply", "quote", "thread")
-
-
-# Built once (these run in every post and interaction round).
-_RECENT_POSTS = (
-    sa.select(actions.c.kind, actions.c.payload)
-    .where(actions.c.agent_id == sa.bindparam("agent_id"), fixed_in(actions.c.kind, POST_KINDS),
-           actions.c.status != "failed")
-    .order_by(actions.c.id.desc())
-    .limit(sa.bindparam("limit"))
-)
-# Posts, threads and quotes since a time (the (agent_id, kind, created_at) index): X's duplicate window.
-_OWN_TWEETS_SINCE = (
-    sa.select(actions.c.kind, actions.c.payload)
-    .where(actions.c.agent_id == sa.bindparam("agent_id"), fixed_in(actions.c.kind, ("post", "thread", "quote")),
-           actions.c.created_at >= sa.bindparam("since"), actions.c.status != "failed")
-    .order_by(actions.c.id.desc())
-    .limit(sa.bindparam("limit"))
-)
-# No condition on status in SQL: without statistics SQLite would pick the status index
-# (nearly every row is "done") and read the whole table instead of these agents' rows.
-_PEER_POSTS = (
-    sa.select(actions.c.agent_id, actions.c.kind, actions.c.status, actions.c.external_id, actions.c.payload,
-              actions.c.updated_at)
-    .where(actions.c.agent_id.in_(sa.bindparam("agent_ids", expanding=True)),
-           fixed_in(actions.c.kind, ("post", "thread", "quote")), actions.c.created_at > sa.bindparam("since"))
-    .order_by(actions.c.created_at.desc())
-    .limit(sa.bindparam("limit"))
-)
 
 
 @dataclass
@@ -115,18 +81,10 @@ class AgentServices:
         return peer if peer is not None and user_id and peer.user_id == user_id else None
 
 
-async def load_state(db: Database, agent_id: str) -> dict[str, Any]:
-    async with db.connect() as conn:
-        row = (await conn.execute(sa.select(agents.c.state).where(agents.c.id == agent_id))).first()
-    return dict(row[0] or {}) if row else {}
-
-
 async def recent_post_texts(db: Database, agent_id: str, limit: int = 20) -> list[str]:
     """The agent's latest posts (sent or on their way), newest first."""
-    async with db.connect() as conn:
-        rows = (await conn.execute(_RECENT_POSTS, {"agent_id": agent_id, "limit": limit})).fetchall()
     texts: list[str] = []
-    for kind, payload in rows:
+    for kind, payload in await outbox.recent_posts(db, agent_id, limit):
         if kind == "thread":
             texts.append(" ".join(payload.get("parts", [])))
         elif payload.get("text"):
@@ -138,10 +96,8 @@ async def own_tweets_since(db: Database, agent_id: str, since: float, limit: int
     """The text of every post, thread part and quote the agent sent (or is sending) since ``since``,
     newest first: what X would refuse as duplicate content. Replies are left out (they open with
     the handle they answer, so only replies to the same account can repeat; mentions checks those)."""
-    async with db.connect() as conn:
-        rows = (await conn.execute(_OWN_TWEETS_SINCE, {"agent_id": agent_id, "since": since, "limit": limit})).fetchall()
     texts: list[str] = []
-    for kind, payload in rows:
+    for kind, payload in await outbox.own_posts_since(db, agent_id, since, limit):
         texts.extend(payload.get("parts", []) if kind == "thread" else [payload.get("text", "")])
     return [t for t in texts if t]
 
@@ -152,30 +108,12 @@ async def peer_posts(db: Database, agent_ids: list[str], since: float, limit: in
     found: dict[str, list[Post]] = {agent_id: [] for agent_id in agent_ids}
     if not agent_ids:
         return found
-    async with db.connect() as conn:
-        params = {"agent_ids": agent_ids, "since": since, "limit": limit * len(agent_ids) * 4}
-        rows = (await conn.execute(_PEER_POSTS, params)).fetchall()
+    rows = await outbox.posts_since(db, agent_ids, since, limit * len(agent_ids) * 4)
     for agent_id, kind, status, external_id, payload, done_at in rows:
         mine = found[agent_id]
         if status == "done" and external_id and len(mine) < limit:
             text = payload["parts"][0] if kind == "thread" else payload.get("text", "")
             mine.append(Post(id=str(external_id), text=text, created_at=float(done_at)))
-    return found
-
-
-async def pending_types(db: Database, agent_ids: Iterable[str], chunk: int = 500) -> dict[str, set[str]]:
-    """agent id → the event types it has pending or running (what its schedules already are)."""
-    from puppet_engine.storage.tables import events
-
-    ids = list(agent_ids)
-    found: dict[str, set[str]] = {agent_id: set() for agent_id in ids}
-    async with db.connect() as conn:
-        for start in range(0, len(ids), chunk):
-            # agent_id first: the (agent_id, status) index, never a walk of every event of a type
-            q = sa.select(events.c.agent_id, events.c.type).distinct().where(
-                events.c.agent_id.in_(ids[start:start + chunk]), events.c.status.in_(("pending", "running")))
-            for agent_id, event_type in await conn.execute(q):
-                found[agent_id].add(event_type)
     return found
 
 

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import Depends, Path, Query, Request
 
+from puppet_engine.agents.state import AgentState
 from puppet_engine.api.errors import ApiError, not_found
 from puppet_engine.api.schemas import AgentSummary, SkippedPosts
-from puppet_engine.events.queue import fixed_in
-from puppet_engine.storage.skips import SkipCount, recent_post_skips
-from puppet_engine.storage.tables import actions, agents, events
+from puppet_engine.storage.repos import agents as agent_rows
+from puppet_engine.storage.skips import SkipCount
 
 if TYPE_CHECKING:
     from puppet_engine.agents.runtime import AgentRuntime
@@ -23,7 +21,6 @@ if TYPE_CHECKING:
     from puppet_engine.engine import Engine
     from puppet_engine.observability.health import HealthRegistry
 
-POST_KINDS = ("post", "thread")
 HEALTH_TTL = 1.0
 # Keys that hold other accounts' user ids: never served (tweet ids and @handles are public).
 _PRIVATE_KEYS = ("user_id", "author_id", "follower_ids", "user_ids", "participant_ids")
@@ -106,11 +103,6 @@ def page(items: list[Any], total: int, paging: Paging) -> dict[str, Any]:
     return {"items": items, "total": total, "limit": paging.limit, "offset": paging.offset}
 
 
-async def count(conn: Any, query: sa.Select[Any]) -> int:
-    total = await conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
-    return int(total.scalar() or 0)
-
-
 def scrub_ids(value: Any) -> Any:
     """``value`` without other accounts' user ids (``author_id``, ``in_reply_to_user_id`` …), at any depth."""
     if isinstance(value, dict):
@@ -145,53 +137,29 @@ def mood_label(mood: Any) -> str | None:
     return str(mood)
 
 
-_POSTS = (sa.select(sa.func.count()).select_from(actions)
-          .where(actions.c.agent_id == agents.c.id, fixed_in(actions.c.kind, POST_KINDS), actions.c.status == "done")
-          .scalar_subquery())
-_NEXT_POST = (sa.select(sa.func.min(events.c.due_at))
-              .where(events.c.agent_id == agents.c.id, events.c.type == "post.due", events.c.status == "pending")
-              .scalar_subquery())
-
-
-@functools.lru_cache(maxsize=64)
-def _summaries(n: int) -> sa.Select[Any]:
-    """The page's agents, their posts and next post, for ``n`` ids: built once per page size
-    (building it cost more than running it) and with a parameter per id, so SQLAlchemy's
-    compiled form is reused as is (an expanding IN is rendered again on every call)."""
-    return sa.select(agents.c.id, agents.c.state, _POSTS.label("posts"), _NEXT_POST.label("next_due")).where(
-        agents.c.id.in_([sa.bindparam(f"id_{i}") for i in range(n)]))
-
-
 async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
     """One summary per agent id, in order, in one query whatever the number of agents."""
     manager = ctx.engine.manager
-    async with ctx.db.connect() as conn:
-        found = await conn.execute(_summaries(len(ids)), {f"id_{i}": agent_id for i, agent_id in enumerate(ids)})
-        rows = {r.id: r for r in found.fetchall()}
-        skips = await recent_post_skips(conn, {r.id: _seq((r.state or {}).get("post_seq")) for r in rows.values()})
+    found = await agent_rows.overviews(ctx.db, ids)
     out = []
     for agent_id in ids:
         runtime = manager.agents.get(agent_id)  # None while the engine is still building it
         config = manager.config_of(agent_id)
-        row = rows.get(agent_id)
-        state = dict(row.state or {}) if row is not None else {}
+        row = found.get(agent_id)
+        state = AgentState.from_json(row.state if row is not None else None)
         cached = ctx.balances.get(agent_id)
-        due = row.next_due if row is not None and row.next_due is not None else state.get("next_post_at")
+        due = row.next_post_due if row is not None and row.next_post_due is not None else state.next_post_at
         status = manager.status(agent_id)
         out.append(AgentSummary(
             id=agent_id, name=config.name or agent_id, description=config.description,
             running=status.state == "running", status=status.state, status_reason=status.reason,
             retry_at=status.retry_at, username=runtime.username if runtime is not None else None,
             llm_provider=config.llm_provider, trading_enabled=config.trading_enabled,
-            mood=mood_label(state.get("mood")), last_post_at=_num(state.get("last_post_at")),
-            next_post_at=_num(due), posts=int(row.posts or 0) if row is not None else 0,
-            balance_sol=cached[0] if cached else None, **_skip_fields(skips.get(agent_id)),
+            mood=mood_label(state.mood), last_post_at=_num(state.last_post_at),
+            next_post_at=_num(due), posts=row.posts if row is not None else 0,
+            balance_sol=cached[0] if cached else None, **_skip_fields(row.skips if row is not None else None),
         ))
     return out
-
-
-def _seq(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _skip_fields(count: SkipCount | None) -> dict[str, Any]:

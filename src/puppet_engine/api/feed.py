@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 
 from puppet_engine.storage import Database
-from puppet_engine.storage.tables import actions, events, mentions, trades
+from puppet_engine.storage.repos import activity
 
 log = structlog.get_logger("puppet_engine.api.feed")
 
@@ -72,31 +70,18 @@ def _trade_item(row: Any) -> dict[str, Any]:
             "text": text, "external_id": m["signature"], "amount_sol": m["amount_sol"]}
 
 
-@dataclass(frozen=True)
-class Source:
-    name: str
-    table: sa.Table
-    time_col: str
-    where: Callable[[], Any]
-    item: Callable[[Any], dict[str, Any]]
-    status_col: str | None = "status"
+# How each source's rows read in the feed, and the column whose change makes a row new again.
+_ITEMS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "action": _action_item, "event": _event_item, "mention": _mention_item, "trade": _trade_item}
+_STATUS_COLS: dict[str, str | None] = {"action": "status", "event": "status", "mention": None, "trade": "status"}
 
 
-SOURCES = (
-    Source("action", actions, "updated_at",
-           lambda: sa.and_(actions.c.status.in_(("done", "failed", "unknown")), actions.c.kind != "trade"),
-           _action_item),
-    Source("event", events, "finished_at", lambda: events.c.status == "failed", _event_item),
-    Source("mention", mentions, "received_at", lambda: sa.true(), _mention_item, status_col=None),
-    Source("trade", trades, "updated_at", lambda: sa.true(), _trade_item),
-)
-
-
-def _row_key(source: Source, row: Any) -> str:
+def _row_key(source: str, row: Any) -> str:
     m = row._mapping
-    ident = f"{m['agent_id']}:{m['tweet_id']}" if source.name == "mention" else str(m["id"])
-    status = m[source.status_col] if source.status_col else ""
-    return f"{source.name}:{ident}:{status}"
+    ident = f"{m['agent_id']}:{m['tweet_id']}" if source == "mention" else str(m["id"])
+    status_col = _STATUS_COLS[source]
+    status = m[status_col] if status_col else ""
+    return f"{source}:{ident}:{status}"
 
 
 class FeedHub:
@@ -114,15 +99,8 @@ class FeedHub:
 
     async def recent(self, limit: int, agent_id: str | None = None) -> list[dict[str, Any]]:
         """The latest ``limit`` items, oldest first (what a new listener sees first)."""
-        items: list[dict[str, Any]] = []
-        async with self.db.connect() as conn:
-            for source in SOURCES:
-                col = source.table.c[source.time_col]
-                q = sa.select(source.table).where(source.where(), col.is_not(None))
-                if agent_id:
-                    q = q.where(source.table.c.agent_id == agent_id)
-                for row in (await conn.execute(q.order_by(col.desc()).limit(limit))).fetchall():
-                    items.append({"id": _row_key(source, row), **source.item(row)})
+        items = [{"id": _row_key(source, row), **_ITEMS[source](row)}
+                 for source, row in await activity.latest(self.db, limit, agent_id)]
         items.sort(key=lambda i: i["at"] or 0.0)
         return items[-limit:] if limit else []
 
@@ -161,10 +139,7 @@ class FeedHub:
 
     async def _init_marks(self) -> None:
         self._seen.clear()
-        async with self.db.connect() as conn:
-            for source in SOURCES:
-                latest = (await conn.execute(sa.select(sa.func.max(source.table.c[source.time_col])))).scalar()
-                self._marks[source.name] = float(latest) if latest is not None else 0.0
+        self._marks.update(await activity.high_marks(self.db))
         await self.poll()  # what is already there counts as seen: only later rows are live
 
     async def _run(self) -> None:
@@ -182,20 +157,15 @@ class FeedHub:
     async def poll(self) -> list[dict[str, Any]]:
         """New items since the last poll, oldest first."""
         found: list[dict[str, Any]] = []
-        async with self.db.connect() as conn:
-            for source in SOURCES:
-                col = source.table.c[source.time_col]
-                mark = self._marks.get(source.name, 0.0)
-                q = (sa.select(source.table).where(source.where(), col >= mark - LOOKBACK_SECONDS)
-                     .order_by(col).limit(500))
-                for row in (await conn.execute(q)).fetchall():
-                    key = _row_key(source, row)
-                    at = float(row._mapping[source.time_col])
-                    if key in self._seen:
-                        continue
-                    self._seen[key] = at
-                    self._marks[source.name] = max(self._marks.get(source.name, 0.0), at)
-                    found.append({"id": key, **source.item(row)})
+        lookback = {name: mark - LOOKBACK_SECONDS for name, mark in self._marks.items()}
+        for source, row in await activity.since(self.db, lookback):
+            key = _row_key(source, row)
+            at = float(row._mapping[activity.time_column(source)])
+            if key in self._seen:
+                continue
+            self._seen[key] = at
+            self._marks[source] = max(self._marks.get(source, 0.0), at)
+            found.append({"id": key, **_ITEMS[source](row)})
         marks = self._marks
         self._seen = {k: t for k, t in self._seen.items()
                       if t >= marks.get(k.partition(":")[0], 0.0) - 2 * LOOKBACK_SECONDS}

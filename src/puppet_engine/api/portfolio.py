@@ -12,13 +12,12 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from puppet_engine.api.deps import ApiContext
 from puppet_engine.api.errors import ApiError
 from puppet_engine.api.schemas import Balance, PortfolioPoint, TokenBalance
 from puppet_engine.solana.tokens import SOL_MINT, STABLECOINS
-from puppet_engine.storage.tables import price_samples, trades
+from puppet_engine.storage.repos import prices as price_rows
+from puppet_engine.storage.repos import trades
 
 
 @dataclass
@@ -77,16 +76,7 @@ class Prices:
 async def _prices(ctx: ApiContext, mints: set[str], since: float) -> Prices:
     if not mints:
         return Prices([])
-    q = sa.select(price_samples.c.mint, price_samples.c.price_usd, price_samples.c.sampled_at).where(
-        price_samples.c.mint.in_(sorted(mints)))
-    async with ctx.db.connect() as conn:
-        before = (await conn.execute(
-            sa.select(price_samples.c.mint, sa.func.max(price_samples.c.sampled_at))
-            .where(price_samples.c.mint.in_(sorted(mints)), price_samples.c.sampled_at < since)
-            .group_by(price_samples.c.mint))).fetchall()
-        start = min([float(r[1]) for r in before], default=since)
-        rows = (await conn.execute(q.where(price_samples.c.sampled_at >= start))).fetchall()
-    return Prices([(r[0], float(r[1]), float(r[2])) for r in rows])
+    return Prices(await price_rows.covering(ctx.db, mints, since))
 
 
 def _value(holdings: Holdings, raw: dict[str, int], prices: Prices, when: float) -> tuple[float | None, float | None]:
@@ -129,12 +119,7 @@ async def portfolio_series(ctx: ApiContext, agent_id: str, span: float, points: 
     holdings = await wallet_holdings(ctx, agent_id)
     now = ctx.engine.clock.now()
     since = now - span
-    q = (sa.select(trades.c.input_mint, trades.c.output_mint, trades.c.in_amount, trades.c.out_amount,
-                   trades.c.fee_lamports, trades.c.updated_at)
-         .where(trades.c.agent_id == agent_id, trades.c.status == "confirmed", trades.c.updated_at >= since)
-         .order_by(trades.c.updated_at.desc()))
-    async with ctx.db.connect() as conn:
-        changes = (await conn.execute(q)).fetchall()
+    changes = await trades.confirmed_since(ctx.db, agent_id, since)
     mints = set(holdings.raw) | {SOL_MINT} | {r[0] for r in changes} | {r[1] for r in changes}
     registry = ctx.agent(agent_id).trader.registry
     for mint in mints - set(holdings.decimals):  # tokens sold off since: decimals from the registry

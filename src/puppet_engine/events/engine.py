@@ -30,12 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.clock import Clock
 from puppet_engine.errors import ProviderError, RateLimited
-from puppet_engine.events import queue
+from puppet_engine.events import records
 from puppet_engine.events.event import Action, Event, HandlerResult
 from puppet_engine.events.outbox import Outbox
 from puppet_engine.observability import upstream
 from puppet_engine.storage import Database
 from puppet_engine.storage.group_commit import GroupCommitter
+from puppet_engine.storage.repos import events as event_rows
 
 log = structlog.get_logger("puppet_engine.events")
 
@@ -112,7 +113,7 @@ class EventEngine:
             return []
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            ids = [await queue.insert_event(conn, event, now, self.max_attempts) for event in batch]
+            ids = [await records.insert_event(conn, event, now, self.max_attempts) for event in batch]
         for event in batch:
             self._saw_due(event.due_at or now)
         self.notify()
@@ -140,7 +141,7 @@ class EventEngine:
 
     async def recover(self) -> None:
         """After a crash: events left running go back to pending; the outbox reconciles."""
-        requeued = await queue.requeue_running(self.db, self._owned_list())
+        requeued = await event_rows.requeue_running(self.db, self._owned_list())
         reconciled = await self.outbox.recover(self._owned_set())
         self.notify()
         if requeued or reconciled:
@@ -168,7 +169,7 @@ class EventEngine:
             self._look = False
             self._polled = time.monotonic()
             async with self.db.transaction() as conn:
-                found = await queue.claim(conn, now, free, self.owner, busy=self.busy_agents(),
+                found = await records.claim(conn, now, free, self.owner, busy=self.busy_agents(),
                                           agent_ids=self.owned_agents())
             self._next_due = found.next_due if found.next_due is not None else math.inf
             self._backlog = len(found.events) >= free
@@ -303,7 +304,7 @@ class EventEngine:
 
     async def _record_outcomes(self, conn: AsyncConnection, outcomes: list[tuple[Event, HandlerResult]]
                                ) -> list[list[Action]]:
-        return await queue.record_outcomes(conn, outcomes, self.clock.now(), self.max_attempts)
+        return await records.record_outcomes(conn, outcomes, self.clock.now(), self.max_attempts)
 
     async def _handle_failure(self, event: Event, exc: Exception) -> str:
         error = f"{exc.__class__.__name__}: {exc}"
@@ -322,7 +323,7 @@ class EventEngine:
                       retry_at: float | None = None) -> None:
         assert event.id is not None
         async with self.db.transaction() as conn:
-            await queue.finish_event(conn, event.id, status, self.clock.now(), error=error, retry_at=retry_at)
+            await event_rows.finish_event(conn, event.id, status, self.clock.now(), error=error, retry_at=retry_at)
         if retry_at is not None:
             self._saw_due(retry_at)
         event.status = "pending" if retry_at is not None else status  # type: ignore[assignment]

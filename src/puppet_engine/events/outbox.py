@@ -33,10 +33,11 @@ import structlog
 
 from puppet_engine.clock import Clock
 from puppet_engine.errors import DuplicateContent, ProviderError, RateLimited, ServiceUnavailable
-from puppet_engine.events import queue
+from puppet_engine.events import records
 from puppet_engine.events.event import Action
 from puppet_engine.storage import Database
 from puppet_engine.storage.group_commit import GroupCommitter
+from puppet_engine.storage.repos import outbox as outbox_rows
 
 log = structlog.get_logger("puppet_engine.outbox")
 
@@ -89,7 +90,7 @@ class Outbox:
         self.sending: set[str] = set()  # agents with a send under way from run_due
         self.next_due = 0.0  # earliest not_before of a pending action known here (0: look now)
         self._skipped: set[str] = set()  # due, but their agent was busy
-        self._done = GroupCommitter(db, queue.mark_actions_done)  # sends finishing together: one commit
+        self._done = GroupCommitter(db, outbox_rows.mark_actions_done)  # sends finishing together: one commit
         self._polled = -math.inf
 
     def on_done(self, hook: DoneHook) -> None:
@@ -100,7 +101,7 @@ class Outbox:
         if not action_ids:
             return
         async with self.db.connect() as conn:
-            pending = await queue.load_actions(conn, ids=action_ids, status="pending")
+            pending = await records.load_actions(conn, ids=action_ids, status="pending")
         await self.dispatch_actions(pending)
 
     async def dispatch_actions(self, recorded: list[Action]) -> None:
@@ -123,7 +124,7 @@ class Outbox:
             return
         self._skipped.discard(agent_id)
         async with self.db.connect() as conn:
-            due = await queue.load_actions(conn, status="pending", due_before=self.clock.now(), limit=20,
+            due = await records.load_actions(conn, status="pending", due_before=self.clock.now(), limit=20,
                                            agent_ids=[agent_id])
         for action in due:
             await self._send(action)
@@ -148,8 +149,8 @@ class Outbox:
         self._polled = time.monotonic()
         owned = self.owned_agents()
         async with self.db.connect() as conn:
-            due, later = await queue.due_actions(conn, self.clock.now(), limit, owned)
-            unsure = await queue.load_actions(conn, status="unknown", limit=limit, agent_ids=owned)
+            due, later = await records.due_actions(conn, self.clock.now(), limit, owned)
+            unsure = await records.load_actions(conn, status="unknown", limit=limit, agent_ids=owned)
         self.next_due = min([later if later is not None else math.inf, *(a.not_before for a in unsure)])
         for action in unsure:  # a reconcile that failed (the service was down): ask again
             if action.not_before <= self.clock.now() and not (skip_agents and action.agent_id in skip_agents):
@@ -178,7 +179,7 @@ class Outbox:
         :meth:`run_due` asks again later: it is neither lost nor sent blindly.
         """
         async with self.db.connect() as conn:
-            stuck = await queue.load_actions(conn, status="sending", limit=10_000, agent_ids=agent_ids)
+            stuck = await records.load_actions(conn, status="sending", limit=10_000, agent_ids=agent_ids)
         count = 0
         for action in stuck:
             count += await self._reconcile(action)
@@ -196,14 +197,14 @@ class Outbox:
                                  else self.outage_retry_cap)
             log.warning("reconcile_failed", action_key=action.key, error=str(exc), retry_in=round(retry_at - now, 2))
             async with self.db.transaction() as conn:
-                await queue.update_action(conn, action.id, now, status="unknown", error=str(exc), not_before=retry_at)
+                await outbox_rows.update_action(conn, action.id, now, status="unknown", error=str(exc), not_before=retry_at)
             self.next_due = min(self.next_due, retry_at)
             return True
         if found is not None:
             await self._mark_done(action, found, reconciled=True)
         else:
             async with self.db.transaction() as conn:
-                await queue.update_action(conn, action.id, now, status="pending", not_before=now)
+                await outbox_rows.update_action(conn, action.id, now, status="pending", not_before=now)
             self.next_due = 0.0
             log.info("action_requeued_after_crash", action_key=action.key)
         return True
@@ -214,12 +215,12 @@ class Outbox:
         now = self.clock.now()
         if executor is None:
             async with self.db.transaction() as conn:
-                await queue.update_action(conn, action.id, now, status="failed",
+                await outbox_rows.update_action(conn, action.id, now, status="failed",
                                           error=f"no executor for {action.kind!r} of agent {action.agent_id!r}")
             return
         if not claimed:
             async with self.db.transaction() as conn:
-                claimed = await queue.claim_action(conn, action.id, now)
+                claimed = await outbox_rows.claim_action(conn, action.id, now)
             if not claimed:
                 return  # another process (or an earlier pass) is sending it
             action.attempts += 1
@@ -241,7 +242,7 @@ class Outbox:
                 if isinstance(exc, ServiceUnavailable):
                     delay = min(delay, self.outage_retry_cap)
                 async with self.db.transaction() as conn:
-                    await queue.update_action(conn, action.id, self.clock.now(), status="pending",
+                    await outbox_rows.update_action(conn, action.id, self.clock.now(), status="pending",
                                               not_before=self.clock.now() + delay, error=str(exc))
                 self.next_due = min(self.next_due, self.clock.now() + delay)
                 log.warning("action_retry_later", action_key=action.key, error=str(exc), delay=round(delay, 2))
@@ -285,7 +286,7 @@ class Outbox:
 
     async def _mark_failed(self, action: Action, error: str) -> None:
         async with self.db.transaction() as conn:
-            await queue.update_action(conn, action.id, self.clock.now(), status="failed", error=error)
+            await outbox_rows.update_action(conn, action.id, self.clock.now(), status="failed", error=error)
         log.warning("action_failed", agent_id=action.agent_id, kind=action.kind, action_key=action.key, error=error)
         for hook in self.failed_hooks:
             try:

@@ -31,9 +31,9 @@ from puppet_engine.errors import (
 )
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
 from puppet_engine.resilience import CircuitBreaker
+from puppet_engine.storage.repos import llm_calls
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from puppet_engine.storage import Database
     from puppet_engine.storage.group_commit import GroupCommitter
@@ -194,15 +194,8 @@ class BudgetProvider(WrapperProvider):
         return self.used[key]
 
     async def _stored(self, agent_id: str, since: float) -> int:
-        import sqlalchemy as sa
-
-        from puppet_engine.storage.tables import llm_calls
-
         assert self.db is not None
-        q = sa.select(sa.func.coalesce(sa.func.sum(llm_calls.c.prompt_tokens + llm_calls.c.completion_tokens), 0)) \
-            .where(llm_calls.c.agent_id == agent_id, llm_calls.c.created_at >= since)
-        async with self.db.connect() as conn:
-            return int((await conn.execute(q)).scalar() or 0)
+        return await llm_calls.tokens_since(self.db, agent_id, since)
 
     async def remaining(self, agent_id: str) -> int:
         """Tokens ``agent_id`` may still use today."""
@@ -317,12 +310,6 @@ def _call_writer(db: Database) -> GroupCommitter[dict[str, Any], None]:
     if writer is None:
         from puppet_engine.storage.group_commit import GroupCommitter
 
-        writer = _CALL_WRITERS[db] = GroupCommitter(db, _insert_calls)
+        writer = _CALL_WRITERS[db] = GroupCommitter(db, llm_calls.insert_calls)
     return writer
 
-
-async def _insert_calls(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[None]:
-    from puppet_engine.storage.tables import llm_calls
-
-    await conn.execute(llm_calls.insert(), rows)
-    return [None] * len(rows)

@@ -18,15 +18,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import sqlalchemy as sa
-
 from puppet_engine.clock import Clock
 from puppet_engine.solana.jupiter import JupiterAPI, TokenPrice
 from puppet_engine.solana.risk import RiskLimits, is_base_token, token_allowed
 from puppet_engine.solana.tokens import SOL_MINT, USDC_MINT, TokenInfo
 from puppet_engine.solana.wallet import WalletBalances
 from puppet_engine.storage import Database
-from puppet_engine.storage.tables import price_samples
+from puppet_engine.storage.repos import prices as price_rows
 
 Trend = Literal["up", "down", "flat"]
 HOUR = 3600.0
@@ -127,22 +125,11 @@ class MarketData:
     async def sample(self, tokens: Sequence[TokenInfo]) -> dict[str, TokenPrice]:
         prices = await self.jupiter.prices([t.mint for t in tokens])
         now = self.clock.now()
-        if prices:
-            async with self.db.transaction() as conn:
-                await conn.execute(sa.insert(price_samples), [
-                    {"mint": p.mint, "price_usd": p.usd_price, "sampled_at": now} for p in prices.values()])
+        await price_rows.record(self.db, [(p.mint, p.usd_price) for p in prices.values()], now)
         return prices
 
     async def history(self, mints: Sequence[str]) -> dict[str, list[tuple[float, float]]]:
-        since = self.clock.now() - self.history_hours * HOUR
-        query = (sa.select(price_samples.c.mint, price_samples.c.sampled_at, price_samples.c.price_usd)
-                 .where(price_samples.c.mint.in_(list(mints)), price_samples.c.sampled_at >= since)
-                 .order_by(price_samples.c.sampled_at))
-        out: dict[str, list[tuple[float, float]]] = {m: [] for m in mints}
-        async with self.db.connect() as conn:
-            for mint, at, price in (await conn.execute(query)).all():
-                out[mint].append((float(at), float(price)))
-        return out
+        return await price_rows.since(self.db, mints, self.clock.now() - self.history_hours * HOUR)
 
     async def analyze(self, tokens: Sequence[TokenInfo]) -> MarketAnalysis:
         feed = await self.sample(tokens)

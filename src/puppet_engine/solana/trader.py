@@ -38,7 +38,6 @@ from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 import structlog
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -62,7 +61,7 @@ from puppet_engine.solana.risk import (
 from puppet_engine.solana.tokens import SOL_MINT, TokenInfo, TokenRegistry
 from puppet_engine.solana.wallet import SolanaWallet
 from puppet_engine.storage import Database
-from puppet_engine.storage.tables import trades
+from puppet_engine.storage.repos import trades
 
 log = structlog.get_logger("puppet_engine.solana.trader")
 
@@ -224,20 +223,15 @@ class SolanaTrader:
 
     async def reconcile(self) -> list[TradeResult]:
         """Settle this agent's trades left ``pending``/``sent`` (after a crash) from the chain."""
-        async with self.db.connect() as conn:
-            rows = (await conn.execute(sa.select(trades).where(
-                trades.c.agent_id == self.agent_id, trades.c.status.in_(OPEN_STATUSES)))).all()
-        return [await self._settle_existing(row._mapping) for row in rows]
+        rows = await trades.with_status(self.db, self.agent_id, OPEN_STATUSES)
+        return [await self._settle_existing(row) for row in rows]
 
     async def reconcile_trade(self, key: str) -> TradeResult | None:
         row = await self._load(key)
         return None if row is None else await self._settle_existing(row)
 
     async def recent_trades(self, limit: int = 20) -> list[TradeResult]:
-        async with self.db.connect() as conn:
-            rows = (await conn.execute(sa.select(trades).where(trades.c.agent_id == self.agent_id)
-                                       .order_by(trades.c.created_at.desc()).limit(limit))).all()
-        return [self._result(row._mapping) for row in rows]
+        return [self._result(row) for row in await trades.latest(self.db, self.agent_id, limit)]
 
     # -- steps -----------------------------------------------------------------------
 
@@ -288,12 +282,7 @@ class SolanaTrader:
         now = self.clock.now()
         local = datetime.fromtimestamp(now, self.tz)
         start = local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-        query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(trades.c.amount_sol), 0.0)).where(
-            trades.c.agent_id == self.agent_id, trades.c.created_at >= start,
-            trades.c.status.in_(COUNTED_STATUSES))
-        async with self.db.connect() as conn:
-            count, volume = (await conn.execute(query)).one()
-        return int(count), float(volume or 0.0)
+        return await trades.count_and_volume(self.db, self.agent_id, start, COUNTED_STATUSES)
 
     async def _swap_and_send(self, key: str, quote: Quote) -> TradeResult:
         if self.runtime is not None:
@@ -404,19 +393,13 @@ class SolanaTrader:
         return f"trade:{self.agent_id}:{digest[:16]}"
 
     async def _load(self, key: str) -> Any:
-        async with self.db.connect() as conn:
-            row = (await conn.execute(sa.select(trades).where(trades.c.key == key))).first()
-        return row._mapping if row else None
+        return await trades.by_key(self.db, key)
 
     async def _insert(self, values: dict[str, Any]) -> None:
-        now = self.clock.now()
-        async with self.db.transaction() as conn:
-            await conn.execute(sa.insert(trades).values(**values, created_at=now, updated_at=now))
+        await trades.insert(self.db, values, self.clock.now())
 
     async def _update(self, key: str, **values: Any) -> None:
-        async with self.db.transaction() as conn:
-            await conn.execute(sa.update(trades).where(trades.c.key == key)
-                               .values(**values, updated_at=self.clock.now()))
+        await trades.update(self.db, key, self.clock.now(), **values)
 
     async def _reject(self, base: dict[str, Any], rule: str, detail: str, checks: Any) -> TradeResult:
         await self._insert({**base, "status": "rejected", "rule": rule, "error": detail,

@@ -1,4 +1,4 @@
-"""Database engine, tables and migrations."""
+"""Database engine, tables, migrations, and the repositories (``storage.repos``): the only SQL."""
 
 from puppet_engine.storage.database import Database, async_url
 from puppet_engine.storage.tables import metadata

@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -153,6 +153,11 @@ class Database:
                 yield conn
         except SQLAlchemyError as exc:
             raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+
+    async def ping(self) -> None:
+        """One round trip to the database (raises when it cannot be reached)."""
+        async with self.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def migrate(self, revision: str = "head") -> None:
         """Apply migrations up to ``revision`` (idempotent)."""

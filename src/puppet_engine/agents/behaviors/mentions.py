@@ -19,22 +19,23 @@ import zlib
 from collections.abc import Set
 from typing import Any
 
-import sqlalchemy as sa
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, after_interaction, sentiment_of
 from puppet_engine.agents.remember import recall, remember_mention
-from puppet_engine.agents.runtime import AgentRuntime, recent_post_texts
+from puppet_engine.agents.runtime import AgentRuntime, AgentServices, recent_post_texts
 from puppet_engine.agents.safety import assess, check_leaks
+from puppet_engine.agents.state import AgentState
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
 from puppet_engine.llm.base import PromptContext
 from puppet_engine.llm.validation import generate_validated
 from puppet_engine.social.base import Post
-from puppet_engine.storage.tables import actions, mentions
+from puppet_engine.storage import Database
+from puppet_engine.storage.repos import mentions, outbox
 
 log = structlog.get_logger("puppet_engine.mentions")
 
@@ -73,7 +74,7 @@ class MentionsBehavior(Behavior):
             return []
         now = self.services.clock.now()
         state = await self.services.states.get(agent.id)
-        seq = int(state.get("poll_seq", 0)) + 1
+        seq = int(state.poll_seq) + 1
         return [Event("mentions.poll", agent.id, {"seq": seq}, due_at=now + agent.rng.uniform(0, 5),
                       key=f"poll:{agent.id}:{seq}:{int(now)}")]
 
@@ -81,7 +82,7 @@ class MentionsBehavior(Behavior):
         now = self.services.clock.now()
         seq = int(event.payload.get("seq", 1))
         state = await self.services.states.get(agent.id)
-        since_id = state.get("since_id")
+        since_id = state.since_id
         delay = self.interval(agent)
         follow_ups: list[Event] = []
         result: dict[str, Any] = {}
@@ -102,7 +103,7 @@ class MentionsBehavior(Behavior):
                                     key=f"mention:{agent.id}:{tweet.id}"))
         result["received"] = len(follow_ups)
         # Quiet timelines are polled less often (up to 8x the interval); any mention resets it.
-        idle = 0 if follow_ups or "error" in result else int(state.get("idle_polls", 0)) + 1
+        idle = 0 if follow_ups or "error" in result else int(state.idle_polls) + 1
         if "error" not in result:
             delay *= min(2 ** (idle // 3), MAX_IDLE_STRETCH)
         next_seq = seq + 1
@@ -125,7 +126,7 @@ class MentionsBehavior(Behavior):
         state = await self.services.states.get(agent.id)
         changes: dict[str, Any] = {}
         if deferrals == 0:  # felt and remembered once, however often the answer is put off
-            changes["mood"] = after_interaction(Mood.from_state(state.get("mood")), tweet.text).to_state()
+            changes["mood"] = after_interaction(Mood.from_state(state.mood), tweet.text).to_state()
             await self._remember(agent, tweet, assessment.flags, now)
         actions = []
         follow_ups: list[Event] = []
@@ -173,7 +174,7 @@ class MentionsBehavior(Behavior):
         return "skip:probability", thread
 
     async def _write_reply(self, agent: AgentRuntime, tweet: Post, thread: list[Post], flags: frozenset[str],
-                           state: dict[str, Any]) -> list[str]:
+                           state: AgentState) -> list[str]:
         relationship = None
         # A hostile mention is not a search query either: its words stay out of the prompt.
         recalled = await recall(agent, withheld(flags) if flags else tweet.text)
@@ -187,7 +188,7 @@ class MentionsBehavior(Behavior):
         earlier = await replies_to_author(self.services.db, agent.id, tweet.author_username,
                                           self.services.clock.now() - DUPLICATE_WINDOW)
         context = PromptContext(
-            purpose="reply", recent_posts=recent, memories=recalled.own, heard=recalled.heard, mood=state.get("mood"),
+            purpose="reply", recent_posts=recent, memories=recalled.own, heard=recalled.heard, mood=state.mood,
             thread=self._prompt_thread(agent, tweet, thread, flags), replying_to=tweet.author_username,
             relationship=relationship, now=self.services.clock.now(),
             seed=zlib.crc32(f"reply:{agent.id}:{tweet.id}".encode()),
@@ -209,19 +210,12 @@ class MentionsBehavior(Behavior):
         return lines
 
     async def _record(self, agent: AgentRuntime, tweet: Post, now: float) -> None:
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        async with self.services.db.transaction() as conn:
-            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-            await conn.execute(insert(mentions).values(
-                agent_id=agent.id, tweet_id=tweet.id, author_id=tweet.author_id,
-                author_username=tweet.author_username, text=tweet.text, conversation_id=tweet.conversation_id,
-                received_at=now).on_conflict_do_nothing(index_elements=["agent_id", "tweet_id"]))
+        await mentions.record(self.services.db, agent.id, tweet.id, author_id=tweet.author_id,
+                              author_username=tweet.author_username, text=tweet.text,
+                              conversation_id=tweet.conversation_id, now=now)
 
     async def _set_decision(self, agent: AgentRuntime, tweet: Post, decision: str) -> None:
-        async with self.services.db.transaction() as conn:
-            await conn.execute(mentions.update().where(mentions.c.agent_id == agent.id,
-                                                       mentions.c.tweet_id == tweet.id).values(decision=decision))
+        await mentions.set_decision(self.services.db, agent.id, tweet.id, decision)
 
     async def _remember(self, agent: AgentRuntime, tweet: Post, flags: frozenset[str], now: float) -> None:
         if agent.memory is None:
@@ -244,22 +238,17 @@ def withheld(flags: Set[str]) -> str:
     return f"(message withheld by the engine: {why})"
 
 
-async def replies_to_author(db: Any, agent_id: str, username: str | None, since: float) -> list[str]:
+async def replies_to_author(db: Database, agent_id: str, username: str | None, since: float) -> list[str]:
     """Texts the agent sent (or is sending) since ``since`` that address ``@username``."""
     if not username:
         return []
     handle = f"@{username}".lower()
-    q = (sa.select(actions.c.payload)
-         .where(actions.c.agent_id == agent_id, actions.c.kind.in_(("reply", "thread")),
-                actions.c.status != "failed", actions.c.created_at >= since)
-         .order_by(actions.c.id.desc()))
-    async with db.connect() as conn:
-        rows = (await conn.execute(q)).fetchall()
-    texts = [" ".join(p.get("parts", [])) if "parts" in p else p.get("text", "") for (p,) in rows]
+    payloads = await outbox.reply_payloads_since(db, agent_id, since)
+    texts = [" ".join(p.get("parts", [])) if "parts" in p else p.get("text", "") for p in payloads]
     return [t for t in texts if t.lower().startswith(handle)]
 
 
-def agent_chain_depth(thread: list[Post], services: Any) -> int:
+def agent_chain_depth(thread: list[Post], services: AgentServices) -> int:
     """How many consecutive agent-authored tweets end this thread (the reply chain between agents)."""
     depth = 0
     for tweet in reversed(thread):
@@ -269,9 +258,6 @@ def agent_chain_depth(thread: list[Post], services: Any) -> int:
     return depth
 
 
-async def answered(db: Any, agent_id: str) -> dict[str, str]:
+async def answered(db: Database, agent_id: str) -> dict[str, str]:
     """tweet id → decision, for an agent (used by tests and the API)."""
-    async with db.connect() as conn:
-        rows = await conn.execute(sa.select(mentions.c.tweet_id, mentions.c.decision)
-                                  .where(mentions.c.agent_id == agent_id))
-        return {r[0]: r[1] for r in rows}
+    return await mentions.decisions(db, agent_id)

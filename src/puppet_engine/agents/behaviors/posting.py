@@ -33,6 +33,7 @@ from puppet_engine.agents.runtime import (
     recent_post_texts,
 )
 from puppet_engine.agents.safety import check_leaks
+from puppet_engine.agents.state import AgentState
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import HOUR, next_post_at, slot_key
@@ -77,13 +78,13 @@ def skip_kind(reason: str) -> str:
     return " ".join(_DETAIL.sub("…", first).split())[:120]
 
 
-def skip_streak(state: dict[str, Any], agent_id: str, reason: str | None) -> dict[str, Any]:
+def skip_streak(state: AgentState, agent_id: str, reason: str | None) -> dict[str, Any]:
     """State changes for one ``post.due``: the streak of skipped posts, warned about once per streak."""
     # Reasons are [reason, count] pairs: a list is replaced whole by a JSON merge, an object would be merged.
     if reason is None:
         return {"post_skip_streak": 0, "post_skip_reasons": []}
-    streak = int(state.get("post_skip_streak") or 0) + 1
-    reasons = Counter({str(k): int(n) for k, n in state.get("post_skip_reasons") or []})
+    streak = state.post_skip_streak + 1
+    reasons = Counter({str(k): int(n) for k, n in state.post_skip_reasons})
     for part in reason.split("; "):
         reasons[skip_kind(part)] += 1
     if streak == SKIP_STREAK_WARNING:
@@ -105,9 +106,9 @@ class PostingBehavior(Behavior):
         now = self.services.clock.now()
         state = await self.services.states.get(agent.id)
         freq = agent.config.behavior.post_frequency
-        due = next_post_at(freq.min_hours_between_posts, freq.max_hours_between_posts, state.get("last_post_at"),
+        due = next_post_at(freq.min_hours_between_posts, freq.max_hours_between_posts, state.last_post_at,
                            now, agent.rng, peak_hours=freq.peak_posting_hours, tz=agent.config.tz)
-        seq = int(state.get("post_seq", 0)) + 1
+        seq = state.post_seq + 1
         return [Event("post.due", agent.id, {"seq": seq}, due_at=due, key=slot_key("post", agent.id, seq))]
 
     async def on_post_due(self, event: Event, agent: AgentRuntime) -> HandlerResult:
@@ -163,7 +164,7 @@ class PostingBehavior(Behavior):
         interests = agent.config.personality.interests
         topic = topic or (rng.choice(interests) if interests else None)
         recalled = await recall(agent, topic or agent.config.description or agent.config.name)
-        context = PromptContext(purpose="post", memories=recalled.own, heard=recalled.heard, mood=state.get("mood"),
+        context = PromptContext(purpose="post", memories=recalled.own, heard=recalled.heard, mood=state.mood,
                                 topic=topic, news=event.payload.get("news"), now=self.services.clock.now(),
                                 seed=seed_for(event.key or str(event.id)))
         return await compose(self.services, agent, context)

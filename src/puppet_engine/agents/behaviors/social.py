@@ -13,7 +13,6 @@ import random
 import re
 import zlib
 from collections.abc import Set
-from typing import Any
 
 import structlog
 
@@ -21,6 +20,7 @@ from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import compose, post_action
 from puppet_engine.agents.mood import Mood, drift
 from puppet_engine.agents.runtime import AgentRuntime, peer_posts
+from puppet_engine.agents.state import AgentState
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
@@ -57,7 +57,7 @@ class InteractionBehavior(Behavior):
     async def on_interact(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         now = self.services.clock.now()
         state = await self.services.states.get(agent.id)
-        since = float(state.get("last_interact_at") or 0.0)
+        since = state.last_interact_at or 0.0
         patterns = agent.config.behavior.interaction_patterns
         actions: list[ActionSpec] = []
         seen: list[str] = []
@@ -103,8 +103,8 @@ class InteractionBehavior(Behavior):
                     break
         return picked
 
-    async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Post, state: dict[str, Any]) -> str | None:
-        context = PromptContext(purpose="quote", mood=state.get("mood"),
+    async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Post, state: AgentState) -> str | None:
+        context = PromptContext(purpose="quote", mood=state.mood,
                                 thread=[(peer.username or peer.id, tweet.text)], replying_to=peer.username,
                                 now=self.services.clock.now(), seed=zlib.crc32(f"quote:{tweet.id}".encode()))
         try:
@@ -117,7 +117,7 @@ class InteractionBehavior(Behavior):
     async def on_mood_drift(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         now = self.services.clock.now()
         state = await self.services.states.get(agent.id)
-        mood = drift(Mood.from_state(state.get("mood")), _rng(agent.id, str(int(now))))
+        mood = drift(Mood.from_state(state.mood), _rng(agent.id, str(int(now))))
         nxt = Event("mood.drift", agent.id, due_at=next_interval_at(self.services.mood_interval_seconds, now,
                                                                     agent.rng, 0.3),
                     key=f"mood.drift:{agent.id}:{int(now)}")
@@ -131,7 +131,7 @@ class InteractionBehavior(Behavior):
         if score == 0 and _rng(agent.id, news_id).random() > 0.2:
             return HandlerResult(result={"reacted": False, "relevance": score})
         state = await self.services.states.get(agent.id)
-        context = PromptContext(purpose="news", mood=state.get("mood"), news=text,
+        context = PromptContext(purpose="news", mood=state.mood, news=text,
                                 now=self.services.clock.now(), seed=zlib.crc32(f"news:{news_id}".encode()))
         try:
             validated = await compose(self.services, agent, context)

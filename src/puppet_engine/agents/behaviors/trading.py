@@ -49,10 +49,10 @@ class TradingBehavior(Behavior):
         now = self.services.clock.now()
         state = await self.services.states.get(agent.id)
         freq = agent.config.behavior.trading_behavior.trading_frequency
-        seq = int(state.get("trade_seq", 0)) + 1
+        seq = state.trade_seq + 1
         due = next_trade_check_at(freq.min_hours_between_trades, freq.max_hours_between_trades,
-                                  state.get("last_trade_check_at"), now, agent.rng)
-        if state.get("last_trade_check_at") is None:
+                                  state.last_trade_check_at, now, agent.rng)
+        if state.last_trade_check_at is None:
             # A new trader looks at the market soon: within 3 minutes, or its max gap if shorter.
             window = min(FIRST_CHECK_SECONDS, freq.max_hours_between_trades * HOUR)
             due = now + agent.rng.uniform(min(60.0, window / 4), window)
@@ -109,7 +109,7 @@ class TradingBehavior(Behavior):
         """Post about a completed trade (chosen with ``trade_tweet_probability``)."""
         trade = event.payload.get("trade", {})
         state = await self.services.states.get(agent.id)
-        context = PromptContext(purpose="trade", mood=state.get("mood"), trade=trade_facts(trade),
+        context = PromptContext(purpose="trade", mood=state.mood, trade=trade_facts(trade),
                                 now=self.services.clock.now(), seed=zlib.crc32((event.key or "").encode()))
         try:
             validated = await compose(self.services, agent, context)
@@ -168,7 +168,7 @@ async def after_trade_action(services: Any, agents: dict[str, AgentRuntime], sch
     result = outcome.result or {}
     status = result.get("status")
     state = await services.states.get(agent.id)
-    mood = after_trade(Mood.from_state(state.get("mood")), 0.0, failed=status == "failed")
+    mood = after_trade(Mood.from_state(state.mood), 0.0, failed=status == "failed")
     await services.states.merge(agent.id, {"mood": mood.to_state()}, services.clock.now())
     if status != "confirmed":
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Query
 
 from puppet_engine.agents.config import AgentConfig
@@ -15,7 +14,6 @@ from puppet_engine.api.deps import (
     ApiContext,
     Ctx,
     PageQ,
-    count,
     page,
     public_event,
     public_state,
@@ -36,7 +34,9 @@ from puppet_engine.api.schemas import (
 )
 from puppet_engine.errors import AuthError, ConfigError
 from puppet_engine.events import Event
-from puppet_engine.storage.tables import actions, agents, events, mentions, relationships
+from puppet_engine.storage.repos import agent_states, mentions, outbox
+from puppet_engine.storage.repos import agents as agent_rows
+from puppet_engine.storage.repos import events as event_rows
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 read = Depends(require("read"))
@@ -71,18 +71,12 @@ async def get_agent(agent_id: AgentId, ctx: Ctx) -> AgentDetail:
 async def _detail(ctx: ApiContext, agent_id: str) -> AgentDetail:
     config = _known(ctx, agent_id)
     [summary] = await summaries(ctx, [agent_id])
-    async with ctx.db.connect() as conn:
-        pending = (await conn.execute(
-            sa.select(events).where(events.c.agent_id == agent_id, events.c.status.in_(("pending", "running")))
-            .order_by(events.c.due_at).limit(20))).fetchall()
-        rels = (await conn.execute(
-            sa.select(relationships).where(relationships.c.agent_id == agent_id)
-            .order_by(relationships.c.familiarity.desc()).limit(100))).mappings().fetchall()
-        state = (await conn.execute(sa.select(agents.c.state).where(agents.c.id == agent_id))).scalar()
+    pending = await event_rows.upcoming_for(ctx.db, agent_id, limit=20)
+    rels = await agent_rows.relationships_of(ctx.db, agent_id, limit=100)
+    state = await agent_states.read_state(ctx.db, agent_id)  # any agent, owned by this process or not
     return AgentDetail(
-        **summary.model_dump(), config=config.public_dict(), state=public_state(dict(state or {})),
-        pending_events=[public_event(Event.from_row(r)) for r in pending],
-        relationships=[{k: v for k, v in r.items() if k != "agent_id"} for r in rels],
+        **summary.model_dump(), config=config.public_dict(), state=public_state(state or {}),
+        pending_events=[public_event(Event.from_row(r)) for r in pending], relationships=rels,
     )
 
 
@@ -92,13 +86,8 @@ async def timeline(agent_id: AgentId, paging: PageQ, ctx: Ctx,
                    kind: Annotated[str | None, Query(max_length=32, description="post, reply, like, trade …")] = None,
                    ) -> dict[str, Any]:
     ctx.agent(agent_id)
-    q = sa.select(actions).where(actions.c.agent_id == agent_id)
-    if kind:
-        q = q.where(actions.c.kind == kind)
-    async with ctx.db.connect() as conn:
-        total = await count(conn, q)
-        rows = (await conn.execute(q.order_by(actions.c.id.desc()).limit(paging.limit).offset(paging.offset)))
-        items = [scrub_ids(dict(r._mapping)) for r in rows.fetchall()]
+    rows, total = await outbox.page_for(ctx.db, agent_id, kind=kind, limit=paging.limit, offset=paging.offset)
+    items = [scrub_ids(row) for row in rows]
     return page(items, total, paging)
 
 
@@ -106,14 +95,7 @@ async def timeline(agent_id: AgentId, paging: PageQ, ctx: Ctx,
             responses=responses(404, 422), summary="Mentions the agent received and what it decided")
 async def agent_mentions(agent_id: AgentId, paging: PageQ, ctx: Ctx) -> dict[str, Any]:
     ctx.agent(agent_id)
-    cols = [mentions.c.tweet_id, mentions.c.author_username, mentions.c.text, mentions.c.received_at,
-            mentions.c.decision, mentions.c.reply_tweet_id]  # author ids are never served
-    q = sa.select(*cols).where(mentions.c.agent_id == agent_id)
-    async with ctx.db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(mentions.c.received_at.desc()).limit(paging.limit)
-                                  .offset(paging.offset))
-        items = [dict(r._mapping) for r in rows.fetchall()]
+    items, total = await mentions.page_for(ctx.db, agent_id, paging.limit, paging.offset)  # never author ids
     return page(items, total, paging)
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
 
 from puppet_engine.api.auth import require
-from puppet_engine.api.deps import Ctx, PageQ, count, page, public_event
+from puppet_engine.api.deps import Ctx, PageQ, page, public_event
 from puppet_engine.api.errors import not_found
 from puppet_engine.api.routes.agents import schedule
 from puppet_engine.api.schemas import EventOut, NewsAccepted, NewsRequest, Page, responses
 from puppet_engine.events import Event
-from puppet_engine.storage.tables import events
+from puppet_engine.storage.repos import events as event_rows
 
 router = APIRouter(tags=["events"])
 
@@ -32,25 +31,9 @@ async def list_events(
     since: Annotated[float | None, Query(ge=0, le=1e11, description="created at or after (epoch seconds)")] = None,
     until: Annotated[float | None, Query(ge=0, le=1e11, description="created before (epoch seconds)")] = None,
 ) -> dict[str, Any]:
-    q = sa.select(events)
-    if type:
-        if type.endswith("*"):
-            prefix = type[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            q = q.where(events.c.type.like(prefix + "%", escape="\\"))
-        else:
-            q = q.where(events.c.type == type)
-    if agent:
-        q = q.where(events.c.agent_id == agent)
-    if status:
-        q = q.where(events.c.status == status)
-    if since is not None:
-        q = q.where(events.c.created_at >= since)
-    if until is not None:
-        q = q.where(events.c.created_at < until)
-    async with ctx.db.connect() as conn:
-        total = await count(conn, q)
-        rows = (await conn.execute(q.order_by(events.c.id.desc()).limit(paging.limit).offset(paging.offset)))
-        items = [public_event(Event.from_row(r)) for r in rows.fetchall()]
+    rows, total = await event_rows.page_of_history(ctx.db, limit=paging.limit, offset=paging.offset, type=type,
+                                                   agent_id=agent, status=status, since=since, until=until)
+    items = [public_event(Event.from_row(r)) for r in rows]
     return page(items, total, paging)
 
 

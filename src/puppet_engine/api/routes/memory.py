@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from puppet_engine.api.auth import require
@@ -21,7 +20,7 @@ from puppet_engine.api.schemas import (
     Page,
     responses,
 )
-from puppet_engine.storage.tables import memories
+from puppet_engine.storage.repos import memories
 
 router = APIRouter(prefix="/memory", tags=["memory"])
 read = Depends(require("read"))
@@ -48,15 +47,7 @@ async def list_memories(
     store = _store(ctx, agent_id)
     items = await store.list_memories(agent_id, kind=kind, since=since, until=until,
                                       limit=paging.limit, offset=paging.offset)
-    q = sa.select(sa.func.count()).select_from(memories).where(memories.c.agent_id == agent_id)
-    if kind:
-        q = q.where(memories.c.kind == kind)
-    if since is not None:
-        q = q.where(memories.c.created_at >= since)
-    if until is not None:
-        q = q.where(memories.c.created_at < until)
-    async with ctx.db.connect() as conn:
-        total = int((await conn.execute(q)).scalar() or 0)
+    total = await memories.count(ctx.db, agent_id, kind=kind, since=since, until=until)
     return page([_out(m) for m in items], total, paging)
 
 

@@ -7,7 +7,6 @@ import re
 import time
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
@@ -24,7 +23,8 @@ from puppet_engine.api.schemas import (
     StatusOut,
     responses,
 )
-from puppet_engine.storage.tables import actions, events
+from puppet_engine.storage.repos import events as event_rows
+from puppet_engine.storage.repos import outbox
 
 router = APIRouter(tags=["system"])
 # Names of settings that hold credentials. Whole words of the name, so a count such as
@@ -50,8 +50,7 @@ async def health_details(ctx: Ctx) -> JSONResponse:
 
 
 async def database_check(ctx: ApiContext) -> tuple[str, str]:
-    async with ctx.db.connect() as conn:
-        await conn.execute(sa.text("SELECT 1"))
+    await ctx.db.ping()
     return "ok", ctx.db.dialect
 
 
@@ -62,28 +61,19 @@ async def queue_check(ctx: ApiContext) -> tuple[str, str]:
     if not running:
         return "ok", "no agent running"
     cutoff = engine.clock.now() - OVERDUE_SECONDS
-    q = sa.select(sa.func.count()).select_from(events).where(
-        events.c.status == "pending", events.c.due_at < cutoff, events.c.agent_id.in_(running))
-    async with ctx.db.connect() as conn:
-        overdue = int((await conn.execute(q)).scalar() or 0)
+    overdue = await event_rows.overdue_count(ctx.db, running, cutoff)
     detail = f"{engine.events.in_flight} in flight, {engine.events.processed} processed"
     if overdue:
         return "degraded", f"{overdue} events overdue by more than {OVERDUE_SECONDS:.0f}s; {detail}"
     return "ok", detail
 
 
-async def _counts(conn: Any, table: sa.Table) -> dict[str, int]:
-    rows = (await conn.execute(sa.select(table.c.status, sa.func.count()).group_by(table.c.status))).fetchall()
-    return {str(r[0]): int(r[1]) for r in rows}
-
-
 @router.get("/status", response_model=StatusOut, dependencies=[Depends(require("read"))], responses=responses(),
             summary="What the engine is doing: agents, queue, outbox")
 async def status(ctx: Ctx) -> StatusOut:
     engine = ctx.engine
-    async with ctx.db.connect() as conn:
-        event_counts = await _counts(conn, events)
-        action_counts = await _counts(conn, actions)
+    event_counts = await event_rows.counts_by_status(ctx.db)
+    action_counts = await outbox.counts_by_status(ctx.db)
     return StatusOut(
         version=__version__, owner=engine.owner, uptime_seconds=round(time.time() - ctx.started_at, 3),
         now=engine.clock.now(), database=ctx.db.dialect, sandbox=bool(engine.wiring.uses_sandbox),

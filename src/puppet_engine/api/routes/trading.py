@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
 
 from puppet_engine.api.auth import require
-from puppet_engine.api.deps import AgentId, Ctx, PageQ, count, page
+from puppet_engine.api.deps import AgentId, Ctx, PageQ, page
 from puppet_engine.api.portfolio import balance_of, portfolio_series
 from puppet_engine.api.schemas import Balance, Page, PortfolioPoint, TradeOut, TradeStats, responses
-from puppet_engine.storage.tables import trades
+from puppet_engine.storage.repos import trades
 
 router = APIRouter(prefix="/trading", tags=["trading"])
 read = Depends(require("read"))
@@ -25,21 +24,13 @@ TradeStatusName = Literal["rejected", "pending", "sent", "confirmed", "failed", 
 async def stats(agent_id: AgentId, ctx: Ctx) -> TradeStats:
     runtime = ctx.agent(agent_id)
     since = ctx.engine.clock.now() - DAY
-    mine = trades.c.agent_id == agent_id
-    async with ctx.db.connect() as conn:
-        by_status = {str(r[0]): int(r[1]) for r in (await conn.execute(
-            sa.select(trades.c.status, sa.func.count()).where(mine).group_by(trades.c.status))).fetchall()}
-        volume, fees, last = (await conn.execute(sa.select(
-            sa.func.coalesce(sa.func.sum(sa.case((trades.c.status == "confirmed", trades.c.amount_sol), else_=0.0)), 0.0),
-            sa.func.coalesce(sa.func.sum(trades.c.fee_lamports), 0),
-            sa.func.max(trades.c.created_at)).where(mine))).one()
-        recent = int((await conn.execute(sa.select(sa.func.count()).select_from(trades)
-                                         .where(mine, trades.c.created_at >= since))).scalar() or 0)
+    found = await trades.totals(ctx.db, agent_id, since)
+    by_status = found.by_status
     return TradeStats(
         agent_id=agent_id, trading_enabled=runtime.config.trading_enabled, total=sum(by_status.values()),
         by_status=by_status, confirmed=by_status.get("confirmed", 0), failed=by_status.get("failed", 0),
-        rejected=by_status.get("rejected", 0), volume_sol=float(volume or 0.0), fees_lamports=int(fees or 0),
-        trades_last_24h=recent, last_trade_at=last,
+        rejected=by_status.get("rejected", 0), volume_sol=found.volume_sol, fees_lamports=found.fees_lamports,
+        trades_last_24h=found.recent, last_trade_at=found.last_at,
     )
 
 
@@ -48,14 +39,8 @@ async def stats(agent_id: AgentId, ctx: Ctx) -> TradeStats:
 async def transactions(agent_id: AgentId, paging: PageQ, ctx: Ctx,
                        status: Annotated[TradeStatusName | None, Query()] = None) -> dict[str, Any]:
     ctx.agent(agent_id)
-    cols = [trades.c[name] for name in TradeOut.model_fields]
-    q = sa.select(*cols).where(trades.c.agent_id == agent_id)
-    if status:
-        q = q.where(trades.c.status == status)
-    async with ctx.db.connect() as conn:
-        total = await count(conn, q)
-        rows = await conn.execute(q.order_by(trades.c.id.desc()).limit(paging.limit).offset(paging.offset))
-        items = [dict(r._mapping) for r in rows.fetchall()]
+    items, total = await trades.page_for(ctx.db, agent_id, list(TradeOut.model_fields), status=status,
+                                         limit=paging.limit, offset=paging.offset)
     return page(items, total, paging)
 
 

@@ -1,0 +1,293 @@
+"""The events table: insert once by key, claim due events, finish them, read the queue's shape.
+
+Inserts keyed by a deterministic ``key`` use ``ON CONFLICT DO NOTHING`` so the same
+logical event is recorded once, whatever restarts or overlaps happen. Claims are one
+``UPDATE … RETURNING`` (SQLite ≥ 3.35 and PostgreSQL); on PostgreSQL the candidates are
+locked ``FOR UPDATE SKIP LOCKED`` so several processes share one queue. Lists of agent
+ids travel as one parameter, so a process owning 10,000 agents does not bind 10,000
+values per query. Rows are returned as read; ``events.records`` makes them ``Event``s.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection, Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from puppet_engine.storage.database import Database
+from puppet_engine.storage.sql import SMALL_LIST, cached, count_rows, dialect_insert, in_ids
+from puppet_engine.storage.tables import events
+
+RETURNING_SQLITE = sqlite3.sqlite_version_info >= (3, 35)
+EVENT_COLUMNS = ("key", "type", "agent_id", "payload", "due_at", "status", "attempts", "max_attempts", "created_at",
+                 "trace_id")
+
+
+async def insert_event(conn: AsyncConnection, row: dict[str, Any]) -> int | None:
+    """Insert one event row (:data:`EVENT_COLUMNS`); its id, or ``None`` when its key exists."""
+    stmt = cached(("event", conn.dialect.name), lambda: dialect_insert(conn, events).values(
+        {name: sa.bindparam(f"b_{name}", type_=events.c[name].type) for name in EVENT_COLUMNS},
+    ).on_conflict_do_nothing(index_elements=["key"]).returning(events.c.id))
+    found = (await conn.execute(stmt, {f"b_{k}": v for k, v in row.items()})).first()
+    return int(found[0]) if found else None
+
+
+async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert several event rows; those whose key exists are left out."""
+    stmt = cached(("follow", conn.dialect.name),
+                  lambda: dialect_insert(conn, events).on_conflict_do_nothing(index_elements=["key"]))
+    await conn.execute(stmt, rows)
+
+
+_FINISH_DONE = events.update().where(events.c.id == sa.bindparam("b_id")).values(
+    status="done", result=sa.bindparam("b_result", type_=events.c.result.type), error=None,
+    finished_at=sa.bindparam("b_now", type_=sa.Float))
+
+
+async def mark_done(conn: AsyncConnection, done: list[tuple[int | None, dict[str, Any], float]]) -> None:
+    """Several events done at once: ``(id, result, now)`` each."""
+    await conn.execute(_FINISH_DONE, [{"b_id": event_id, "b_result": result, "b_now": now}
+                                      for event_id, result, now in done])
+
+
+async def finish_event(conn: AsyncConnection, event_id: int, status: str, now: float, *,
+                       result: dict[str, Any] | None = None, error: str | None = None,
+                       retry_at: float | None = None) -> None:
+    """Close an event with ``status`` or, with ``retry_at``, put it back to pending until then."""
+    values: dict[str, Any] = {"result": result, "error": error}
+    if retry_at is not None:
+        values.update(status="pending", due_at=retry_at, owner=None)
+    else:
+        values.update(status=status, finished_at=now)
+    await conn.execute(events.update().where(events.c.id == event_id).values(**values))
+
+
+async def claim(conn: AsyncConnection, now: float, limit: int, owner: str, busy: Collection[str],
+                agent_ids: Iterable[str] | None) -> tuple[list[Any], float | None, bool]:
+    """Mark up to ``limit`` due events running (one per agent, none for ``busy``), and look at
+    the rest of the queue in the same transaction: the claimed rows, the earliest pending event
+    due after ``now`` (owned agents), and whether a busy or just-claimed agent has another
+    event due (look again when one finishes). So an idle engine does not poll the database.
+    """
+    pg = conn.dialect.name == "postgresql"
+    mode, owned = owned_params(pg, agent_ids)
+    rows = await _claim_rows(conn, now, limit, owner, busy, mode, owned) if limit > 0 else []
+    waiting = sorted(set(busy) | {r.agent_id for r in rows if r.agent_id is not None})
+    stmt = cached(("hint", pg, mode, bool(waiting)), lambda: _hint_statement(pg, mode, bool(waiting)))
+    hint = (await conn.execute(stmt, {**owned, "b_now": now, "b_waiting": waiting})).one()
+    return rows, (float(hint[0]) if hint[0] is not None else None), bool(hint[1])
+
+
+async def _claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str, busy: Collection[str],
+                      mode: str, owned: dict[str, Any]) -> list[Any]:
+    pg = conn.dialect.name == "postgresql"
+    params = dict(owned)
+    params.update(b_now=now, b_window=limit * 4 + len(busy) + 8, b_limit=limit, b_owner=owner,
+                  b_busy=sorted(busy))
+    if not pg and not RETURNING_SQLITE:
+        cand = cached(("cand", pg, mode, bool(busy)), lambda: _candidates(pg, mode, bool(busy)))
+        return await _claim_select_update(conn, now, limit, owner, cand, params)
+    stmt = cached(("claim", pg, mode, bool(busy)), lambda: _claim_statement(pg, mode, bool(busy)))
+    return list((await conn.execute(stmt, params)).fetchall())
+
+
+async def next_due_at(db: Database, agent_ids: Iterable[str] | None = None) -> float | None:
+    """The earliest due time of a pending event (of these agents, and agent-less ones)."""
+    async with db.connect() as conn:
+        owned = sa.true() if agent_ids is None else sa.or_(
+            in_ids(conn, events.c.agent_id, agent_ids), events.c.agent_id.is_(None))
+        q = sa.select(sa.func.min(events.c.due_at)).where(events.c.status == "pending", owned)
+        value = (await conn.execute(q)).scalar()
+    return float(value) if value is not None else None
+
+
+async def requeue_running(db: Database, agent_ids: Iterable[str] | None = None) -> int:
+    """Events left running by a dead process go back to pending (handlers are idempotent).
+
+    With ``agent_ids`` (multi-process), only the events of agents this process now owns.
+    """
+    async with db.transaction() as conn:
+        cond = events.c.status == "running"
+        if agent_ids is not None:
+            cond = sa.and_(cond, in_ids(conn, events.c.agent_id, agent_ids))
+        res = await conn.execute(events.update().where(cond).values(status="pending", owner=None))
+    return int(res.rowcount or 0)
+
+
+async def pending_types(db: Database, agent_ids: Iterable[str], chunk: int = 500) -> dict[str, set[str]]:
+    """agent id → the event types it has pending or running (what its schedules already are)."""
+    ids = list(agent_ids)
+    found: dict[str, set[str]] = {agent_id: set() for agent_id in ids}
+    async with db.connect() as conn:
+        for start in range(0, len(ids), chunk):
+            # agent_id first: the (agent_id, status) index, never a walk of every event of a type
+            q = sa.select(events.c.agent_id, events.c.type).distinct().where(
+                events.c.agent_id.in_(ids[start:start + chunk]), events.c.status.in_(("pending", "running")))
+            for agent_id, event_type in await conn.execute(q):
+                found[agent_id].add(event_type)
+    return found
+
+
+# The owned agents' ids as last encoded, by the (immutable) collection they came from: a
+# process with 10,000 agents claims many times a second while the set rarely changes.
+_OWNED_MEMO: list[tuple[frozenset[str], bool, tuple[str, dict[str, Any]]]] = []
+
+
+def owned_params(pg: bool, agent_ids: Iterable[str] | None) -> tuple[str, dict[str, Any]]:
+    """How the owned agents are bound (``all``, ``list`` or ``array``) and their parameters."""
+    if agent_ids is None:
+        return "all", {}
+    if isinstance(agent_ids, frozenset):
+        for memo_ids, memo_pg, found in _OWNED_MEMO:
+            if memo_ids is agent_ids and memo_pg == pg:
+                return found
+    owned = list(agent_ids)
+    found = ("list", {"b_owned": owned}) if len(owned) <= SMALL_LIST else (
+        "array", {"b_owned": owned if pg else json.dumps(owned)})
+    if isinstance(agent_ids, frozenset):
+        _OWNED_MEMO[:] = [(agent_ids, pg, found), *_OWNED_MEMO[:3]]
+    return found
+
+
+def _owned_clause(pg: bool, mode: str) -> sa.ColumnElement[bool]:
+    if mode == "all":
+        return sa.true()
+    match: sa.ColumnElement[bool]
+    if mode == "list":
+        match = events.c.agent_id.in_(sa.bindparam("b_owned", expanding=True))
+    elif pg:
+        match = events.c.agent_id == sa.any_(sa.bindparam("b_owned", type_=postgresql.ARRAY(sa.String)))
+    else:
+        each = sa.func.json_each(sa.bindparam("b_owned", type_=sa.String)).table_valued("value")
+        match = events.c.agent_id.in_(sa.select(each.c.value))
+    return sa.or_(match, events.c.agent_id.is_(None))
+
+
+def _hint_statement(pg: bool, mode: str, waiting: bool) -> Any:
+    # Two index walks, not a scan of the queue: the first pending event after now
+    # (status, due_at), and whether a busy agent has one due.
+    now = sa.bindparam("b_now", type_=sa.Float)
+    future = sa.select(sa.func.min(events.c.due_at)).where(
+        events.c.status == "pending", events.c.due_at > now, _owned_clause(pg, mode)).scalar_subquery()
+    blocked: sa.ColumnElement[Any] = sa.literal(False)
+    if waiting:
+        blocked = sa.exists().where(events.c.agent_id.in_(sa.bindparam("b_waiting", expanding=True)),
+                                    events.c.status == "pending", events.c.due_at <= now)
+    return sa.select(future, blocked)
+
+
+def _candidates(pg: bool, mode: str, busy: bool) -> sa.Select[Any]:
+    cand = sa.select(events.c.id, events.c.agent_id, events.c.due_at).where(
+        events.c.status == "pending", events.c.due_at <= sa.bindparam("b_now", type_=sa.Float),
+        _owned_clause(pg, mode))
+    if busy:
+        cand = cand.where(sa.or_(events.c.agent_id.not_in(sa.bindparam("b_busy", expanding=True)),
+                                 events.c.agent_id.is_(None)))
+    cand = cand.order_by(events.c.due_at, events.c.id).limit(sa.bindparam("b_window", type_=sa.Integer))
+    return cand.with_for_update(skip_locked=True) if pg else cand
+def _claim_statement(pg: bool, mode: str, busy: bool) -> Any:
+    c = _candidates(pg, mode, busy).subquery("cand")
+    slot = sa.func.coalesce(c.c.agent_id, sa.literal("event:") + sa.cast(c.c.id, sa.String))
+    rank = sa.func.row_number().over(partition_by=slot, order_by=(c.c.due_at, c.c.id)).label("rn")
+    ranked = sa.select(c.c.id, c.c.due_at, rank).subquery("ranked")
+    chosen = (sa.select(ranked.c.id).where(ranked.c.rn == 1).order_by(ranked.c.due_at, ranked.c.id)
+              .limit(sa.bindparam("b_limit", type_=sa.Integer)))
+    # No status test out here: the candidates are pending (locked on PostgreSQL), and SQLite
+    # would otherwise walk every pending row of the status index instead of these few ids.
+    return (
+        events.update().where(events.c.id.in_(chosen))
+        .values(status="running", owner=sa.bindparam("b_owner", type_=sa.String),
+                started_at=sa.bindparam("b_now", type_=sa.Float), attempts=events.c.attempts + 1)
+        .returning(*events.c)
+    )
+
+
+async def _claim_select_update(conn: AsyncConnection, now: float, limit: int, owner: str,
+                               cand: sa.Select[Any], params: dict[str, Any]) -> list[Any]:
+    """SQLite before 3.35 (no RETURNING): read the candidates, then mark the chosen ones."""
+    seen: set[str] = set()
+    chosen: list[int] = []
+    for row in (await conn.execute(cand, {k: v for k, v in params.items() if k != "b_limit"})).fetchall():
+        if row.agent_id is not None:
+            if row.agent_id in seen:
+                continue
+            seen.add(row.agent_id)
+        chosen.append(row.id)
+        if len(chosen) >= limit:
+            break
+    if not chosen:
+        return []
+    await conn.execute(events.update().where(events.c.id.in_(chosen), events.c.status == "pending")
+                       .values(status="running", owner=owner, started_at=now, attempts=events.c.attempts + 1))
+    return list((await conn.execute(sa.select(events).where(
+        events.c.id.in_(chosen), events.c.owner == owner, events.c.status == "running"))).fetchall())
+
+
+async def live_keys(db: Database, keys: list[str]) -> set[str]:
+    """Which of these event keys belong to pending or running events."""
+    async with db.connect() as conn:
+        return {k for (k,) in await conn.execute(
+            sa.select(events.c.key).where(events.c.key.in_(keys), events.c.status.in_(("pending", "running"))))}
+
+
+async def upcoming_for(db: Database, agent_id: str, limit: int = 20) -> list[Any]:
+    """The agent's pending and running events, soonest first (rows)."""
+    async with db.connect() as conn:
+        return list((await conn.execute(
+            sa.select(events).where(events.c.agent_id == agent_id, events.c.status.in_(("pending", "running")))
+            .order_by(events.c.due_at).limit(limit))).fetchall())
+
+
+async def page_of_history(db: Database, *, limit: int, offset: int, type: str | None = None,
+                          agent_id: str | None = None, status: str | None = None, since: float | None = None,
+                          until: float | None = None) -> tuple[list[Any], int]:
+    """Events, newest first, one page (rows), and how many match. ``type`` ending in ``*``
+    matches a prefix; ``since``/``until`` bound the creation time (until excluded)."""
+    q = sa.select(events)
+    if type:
+        if type.endswith("*"):
+            prefix = type[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(events.c.type.like(prefix + "%", escape="\\"))
+        else:
+            q = q.where(events.c.type == type)
+    if agent_id:
+        q = q.where(events.c.agent_id == agent_id)
+    if status:
+        q = q.where(events.c.status == status)
+    if since is not None:
+        q = q.where(events.c.created_at >= since)
+    if until is not None:
+        q = q.where(events.c.created_at < until)
+    async with db.connect() as conn:
+        total = await count_rows(conn, q)
+        rows = await conn.execute(q.order_by(events.c.id.desc()).limit(limit).offset(offset))
+        return list(rows.fetchall()), total
+
+
+async def overdue_count(db: Database, agent_ids: list[str], due_before: float) -> int:
+    """How many pending events of these agents were due before ``due_before``."""
+    q = sa.select(sa.func.count()).select_from(events).where(
+        events.c.status == "pending", events.c.due_at < due_before, events.c.agent_id.in_(agent_ids))
+    async with db.connect() as conn:
+        return int((await conn.execute(q)).scalar() or 0)
+
+
+async def counts_by_status(db: Database) -> dict[str, int]:
+    """status → how many events have it."""
+    async with db.connect() as conn:
+        rows = (await conn.execute(sa.select(events.c.status, sa.func.count()).group_by(events.c.status))).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def finished_counts(db: Database) -> list[tuple[str | None, str, int]]:
+    """``(agent id, status, how many)`` of the events done or failed."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(events.c.agent_id, events.c.status, sa.func.count())
+                                  .where(events.c.status.in_(("done", "failed")))
+                                  .group_by(events.c.agent_id, events.c.status))
+        return [(a, s, int(n)) for a, s, n in rows]

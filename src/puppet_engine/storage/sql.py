@@ -1,0 +1,69 @@
+"""Statement helpers shared by the repositories: dialect-neutral inserts, id lists, a cache.
+
+Hot statements are built once per shape and executed with parameters: building and
+hashing a statement of the size of a claim costs more than running it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+SMALL_LIST = 64  # up to this many ids are bound one by one (the plan cache stays warm)
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def cached(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    """The statement built by ``build`` for ``key``, built on first use only."""
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _STATEMENTS[key] = build()
+    return stmt
+
+
+def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
+    """``INSERT`` of the connection's dialect (both know ``ON CONFLICT``)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def insert_ignoring_conflicts(conn: AsyncConnection, table: sa.Table) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` on the primary key, for SQLite and PostgreSQL."""
+    return dialect_insert(conn, table).on_conflict_do_nothing()
+
+
+def in_ids(conn: AsyncConnection, column: sa.ColumnElement[Any], ids: Iterable[str]) -> sa.ColumnElement[bool]:
+    """``column IN ids``, with a large list sent as one parameter (a JSON array on SQLite, an
+    array on PostgreSQL), so 10,000 agents do not bind 10,000 values per query."""
+    values = list(ids)
+    if len(values) <= SMALL_LIST:
+        return column.in_(values)
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(values, type_=postgresql.ARRAY(sa.String)))
+    each = sa.func.json_each(sa.literal(json.dumps(values))).table_valued("value")
+    return column.in_(sa.select(each.c.value))
+
+
+def fixed_in(column: sa.ColumnElement[Any], values: Iterable[str]) -> sa.ColumnElement[bool]:
+    """``column IN values`` for constant values, with a parameter each: the compiled statement
+    is cached and reused as is (an expanding IN is rendered again on every execution)."""
+    return column.in_([sa.literal(value) for value in values])
+
+
+async def count_rows(conn: AsyncConnection, query: sa.Select[Any]) -> int:
+    """How many rows ``query`` gives (its order and paging left out)."""
+    total = await conn.execute(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
+    return int(total.scalar() or 0)
+
+
+async def page_of(conn: AsyncConnection, query: sa.Select[Any], *order: Any, limit: int,
+                  offset: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of ``query`` in ``order`` (rows as dicts), and how many rows there are in all."""
+    total = await count_rows(conn, query)
+    rows = await conn.execute(query.order_by(*order).limit(limit).offset(offset))
+    return [dict(r._mapping) for r in rows.fetchall()], total
