@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from puppet_engine.agents.behaviors.posting import SKIP_STREAK_WARNING, skip_streak
 from puppet_engine.agents.config import AgentConfig, parse_agent_config
+from puppet_engine.agents.state import AgentState
 from puppet_engine.cli import app
 from puppet_engine.llm import FakeProvider, PromptContext
 from puppet_engine.llm.persona import parse_messages, post_lengths, render_persona_block
@@ -100,20 +101,20 @@ def test_validate_warns_about_limits_that_cut_most_output(tmp_path: Path) -> Non
 
 
 def test_a_streak_of_skipped_posts_is_logged_once_with_the_most_common_reason() -> None:
-    state: dict = {}
+    state = AgentState()
     reasons = ["attempt 1: uses avoided terms: tea; attempt 2: uses avoided terms: maps",
                "attempt 1: uses avoided terms: tea; attempt 2: near-duplicate of a recent post: 'x'",
                "attempt 1: uses avoided terms: rain"] + ["attempt 1: uses avoided terms: tea"] * 3
     with capture_logs() as logs:
         for reason in reasons:
-            state.update(skip_streak(state, "tiny", reason))
+            state = state.merged(skip_streak(state, "tiny", reason))
     warnings = [e for e in logs if e["event"] == "posts_keep_being_skipped"]
     assert len(warnings) == 1 and warnings[0]["log_level"] == "warning"
     assert warnings[0]["skipped_in_a_row"] == SKIP_STREAK_WARNING
     assert warnings[0]["most_common_reason"] == "uses avoided terms: tea"
-    state.update(skip_streak(state, "tiny", None))  # a post went out: the streak ends
-    assert state["post_skip_streak"] == 0
+    state = state.merged(skip_streak(state, "tiny", None))  # a post went out: the streak ends
+    assert state.post_skip_streak == 0
     with capture_logs() as logs:
         for reason in reasons[:SKIP_STREAK_WARNING]:
-            state.update(skip_streak(state, "tiny", reason))
+            state = state.merged(skip_streak(state, "tiny", reason))
     assert [e["event"] for e in logs] == ["posts_keep_being_skipped"]  # a new streak warns again
