@@ -12,7 +12,9 @@ import hashlib
 import os
 import random
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
@@ -20,18 +22,29 @@ import structlog
 from pydantic import SecretStr
 
 from puppet_engine.agents.config import AgentConfig
-from puppet_engine.agents.runtime import AgentRuntime
+from puppet_engine.agents.runtime import AgentRuntime, AgentServices
+from puppet_engine.clock import Clock
 from puppet_engine.errors import AuthError, ConfigError, ProviderError
 from puppet_engine.events import Action, ActionExecutor
 from puppet_engine.llm.base import LLMProvider
+from puppet_engine.llm.registry import build_provider
+from puppet_engine.llm.wrappers import prometheus_hook
+from puppet_engine.memory import build_memory_store
+from puppet_engine.memory.base import MemoryStore
 from puppet_engine.observability.logging import redact, update_secrets
+from puppet_engine.observability.metrics import Metrics
+from puppet_engine.runtime_settings import RuntimeSettings
+from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings, agent_secret, env_suffix
+from puppet_engine.solana import SandboxEndpoints, TradeExecutor, build_trader, fund_sandbox_wallet
+from puppet_engine.solana.trader import SolanaTrader
+from puppet_engine.solana.wallet import parse_keypair
+from puppet_engine.storage import Database
 from puppet_engine.twitter.base import SocialClient
+from puppet_engine.twitter.client import CircuitBreaker, TwitterClient
+from puppet_engine.twitter.credentials import TwitterCredentials
 from puppet_engine.twitter.dryrun import DryRunClient
-
-if TYPE_CHECKING:
-    from puppet_engine.engine import Engine
-    from puppet_engine.memory.base import MemoryStore
 
 log = structlog.get_logger("puppet_engine.wiring")
 
@@ -62,10 +75,27 @@ def _plain(value: Any) -> str:
     return str(getter() if getter else value or "")
 
 
+@dataclass(frozen=True)
+class WiringDeps:
+    """What the wiring needs from the engine, built by the engine before the agents exist."""
+
+    settings: Settings
+    clock: Clock
+    db: Database
+    rng: random.Random
+    metrics: Metrics
+    runtime: RuntimeSettings  # read live by the traders and the LLM budget
+    services: AgentServices
+    sandbox: Sandbox | None = None  # an in-process sandbox, reached through an ASGI transport
+    sandbox_url: str | None = None  # an already-running sandbox
+
+
 class Wiring:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.settings: Settings = engine.settings
+    """Builds each agent's clients (X, LLM, wallet) and the sandbox they may need."""
+
+    def __init__(self, deps: WiringDeps) -> None:
+        self.deps = deps
+        self.settings: Settings = deps.settings
         self.sandbox_url: str | None = None  # base URL of the sandbox in use, if any
         # simulate / --sandbox-url: a rehearsal, every agent gets a sandbox X account
         self.rehearsal = False
@@ -73,12 +103,10 @@ class Wiring:
         self._ignored_keys_logged = False
         self.sandbox_server: Any = None
         self.http: httpx2.AsyncClient | None = None  # shared client (ASGI transport for in-process)
-        self.llm_settings: Settings = engine.settings
+        self.llm_settings: Settings = deps.settings
         self.providers: dict[str, LLMProvider] = {}
-        from puppet_engine.twitter.client import CircuitBreaker
-
         # One breaker for X, shared by every account: an outage is X's, not one account's.
-        self.x_breaker = CircuitBreaker(engine.clock, on_state=engine.metrics.set_breaker)
+        self.x_breaker = CircuitBreaker(deps.clock, on_state=deps.metrics.set_breaker)
         self.memory: MemoryStore | None = None
 
     @property
@@ -86,7 +114,7 @@ class Wiring:
         return self.sandbox_url is not None
 
     async def start(self) -> None:
-        opts = self.engine.options
+        opts = self.deps
         needs_sandbox = not (self.settings.has_x_credentials() and self.settings.has_llm_credentials())
         self.rehearsal = bool(opts.sandbox is not None or opts.sandbox_url or self.settings.sandbox_url)
         if opts.sandbox is not None:
@@ -99,9 +127,6 @@ class Wiring:
         elif self.settings.sandbox_url:
             self.sandbox_url = self.settings.sandbox_url.rstrip("/")
         elif needs_sandbox:
-            from puppet_engine.sandbox import Sandbox, SandboxConfig
-            from puppet_engine.serving import BackgroundServer
-
             sandbox = Sandbox(SandboxConfig(seed=self.settings.sandbox_seed,
                                             openai_key=self.settings.sandbox_openai_key,
                                             crowd_rate=self.settings.sandbox_crowd_rate))
@@ -111,9 +136,7 @@ class Wiring:
             log.info("sandbox_started", url=self.sandbox_url)
         if self.http is None:
             self.http = httpx2.AsyncClient(timeout=30)
-        from puppet_engine.memory import build_memory_store
-
-        self.memory = build_memory_store(self.settings, self.engine.db, clock=self.engine.clock)
+        self.memory = build_memory_store(self.settings, self.deps.db, clock=self.deps.clock)
         if self.sandbox_url and (self.rehearsal or not self.settings.has_llm_credentials()):
             self.llm_settings = self._sandbox_llm_settings()
 
@@ -124,7 +147,7 @@ class Wiring:
             return False
         if self.sandbox_url and url.rstrip("/").startswith(self.sandbox_url):
             return True
-        in_process = self.engine.options.sandbox is not None
+        in_process = self.deps.sandbox is not None
         return not in_process and (urlsplit(url).hostname or "").lower() in LOOPBACK_HOSTS
 
     def _sandbox_llm_settings(self) -> Settings:
@@ -151,22 +174,19 @@ class Wiring:
             await self.http.aclose()
         if self.sandbox_server is not None:
             await self.sandbox_server.stop()
-        elif self.engine.options.sandbox is not None:
-            await self.engine.options.sandbox.stop()
+        elif self.deps.sandbox is not None:
+            await self.deps.sandbox.stop()
 
     # -- per agent ---------------------------------------------------------------------
 
     def build_runtime(self, config: AgentConfig) -> AgentRuntime:
-        seed = self.engine.rng.getrandbits(32)
-        return AgentRuntime(config=config, social=DryRunClient(config.id, clock=self.engine.clock),
+        seed = self.deps.rng.getrandbits(32)
+        return AgentRuntime(config=config, social=DryRunClient(config.id, clock=self.deps.clock),
                             llm=self.llm_for(config), memory=self.memory, rng=random.Random(seed),
                             username=config.id, trader=self.trader_for(config))
 
-    def trader_for(self, config: AgentConfig) -> Any:
+    def trader_for(self, config: AgentConfig) -> SolanaTrader | None:
         """The agent's trader: its own key on the configured RPC, else a funded sandbox wallet."""
-        from puppet_engine.settings import agent_secret
-        from puppet_engine.solana import SandboxEndpoints, build_trader
-
         sol = config.solana_integration
         if sol is None or not sol.trading_enabled:
             return None
@@ -175,10 +195,10 @@ class Wiring:
         # agent's RPC is itself on this machine (a local validator).
         rehearsed = self.rehearsal and not self.on_machine(sol.rpc_url or self.settings.solana_rpc_url)
         use_sandbox = self.sandbox_url and (rehearsed or not has_key)
-        sandbox = SandboxEndpoints(self.sandbox_url) if use_sandbox else None
-        return build_trader(config, settings=self.settings, db=self.engine.db, clock=self.engine.clock,
+        sandbox = SandboxEndpoints(self.sandbox_url) if use_sandbox and self.sandbox_url else None
+        return build_trader(config, settings=self.settings, db=self.deps.db, clock=self.deps.clock,
                             http=self.http, sandbox=sandbox, sandbox_seed=self.settings.sandbox_seed,
-                            runtime=self.engine.runtime)
+                            runtime=self.deps.runtime)
 
     def llm_for(self, config: AgentConfig) -> LLMProvider:
         """One provider per (provider, base URL, key), wrapped with recording, metrics, budget and breaker.
@@ -205,34 +225,29 @@ class Wiring:
         fingerprint = hashlib.sha256(_plain(own_key).encode()).hexdigest()[:16] if own_key is not None else ""
         cache_key = f"{name}@{own_url or ''}#{fingerprint}"
         if cache_key not in self.providers:
-            from puppet_engine.llm.registry import build_provider
-            from puppet_engine.llm.wrappers import prometheus_hook
-
             if own_key is not None:
                 add_secrets([_plain(own_key)])
-            metrics, runtime = self.engine.metrics, self.engine.runtime
+            metrics, runtime = self.deps.metrics, self.deps.runtime
             self.providers[cache_key] = build_provider(
-                name, settings, http_client=None if own_url else self._llm_http(), clock=self.engine.clock,
-                db=self.engine.db, on_call=prometheus_hook(metrics), on_breaker=metrics.set_breaker,
+                name, settings, http_client=None if own_url else self._llm_http(), clock=self.deps.clock,
+                db=self.deps.db, on_call=prometheus_hook(metrics), on_breaker=metrics.set_breaker,
                 daily_budget=lambda: runtime.llm_daily_token_budget, redact=redact)
         return self.providers[cache_key]
 
     def _llm_http(self) -> httpx2.AsyncClient | None:
         # In-process sandbox: the SDK must go through the ASGI transport too.
-        return self.http if self.engine.options.sandbox is not None else None
+        return self.http if self.deps.sandbox is not None else None
 
     async def on_agent_ready(self, agent: AgentRuntime) -> None:
         """Connect the agent's accounts (X account, wallet) before it starts."""
         if agent.user_id is None:
             agent.social = await self.social_for(agent.config)
             agent.user_id, agent.username = await self._whoami(agent)
-            self.engine.services.connected(agent)
+            self.deps.services.connected(agent)
         if agent.memory is not None:
             await agent.memory.seed_initial(agent.id, agent.config.initial_memory)
         if agent.trader is not None:
             if self.sandbox_url and agent.trader.jupiter.base_url.startswith(self.sandbox_url):
-                from puppet_engine.solana import SandboxEndpoints, fund_sandbox_wallet
-
                 assert self.http is not None
                 await fund_sandbox_wallet(self.http, SandboxEndpoints(self.sandbox_url),
                                           agent.trader.wallet.address)
@@ -245,7 +260,7 @@ class Wiring:
         Keys that X refuses (401/403) raise an :class:`AuthError` naming the agent, where the
         keys came from and what to check; the manager retries the start with backoff.
         """
-        states = self.engine.services.states
+        states = self.deps.services.states
         creds = getattr(agent.social, "credentials", None)
         known = (await states.get(agent.id)).get("x_account") or {}
         if creds is not None and creds.user_id and known.get("id") == creds.user_id and known.get("username"):
@@ -260,7 +275,7 @@ class Wiring:
                             f"{exc.status}); check that they are the four OAuth 1.0a values of the agent's own "
                             "account, that the app has Read and write permission and that the access token was "
                             "generated again after any permission change", service="x", status=exc.status) from None
-        await states.merge(agent.id, {"x_account": {"id": me.id, "username": me.username}}, self.engine.clock.now())
+        await states.merge(agent.id, {"x_account": {"id": me.id, "username": me.username}}, self.deps.clock.now())
         return me.id, me.username
 
     async def social_for(self, config: AgentConfig) -> SocialClient:
@@ -271,8 +286,6 @@ class Wiring:
         agent gets a sandbox account and keys are ignored, unless ``TWITTER_API_BASE_URL`` points
         at that very sandbox (keys issued by it).
         """
-        from puppet_engine.twitter.client import TwitterClient
-
         creds, origin = self._x_keys(config)
         base_url = self.settings.twitter_api_base_url
         has_keys = creds.has_user_context or bool(creds.bearer_token)
@@ -281,20 +294,18 @@ class Wiring:
             has_keys = False
         if not has_keys:
             if not self.uses_sandbox:
-                return DryRunClient(config.id, clock=self.engine.clock)
+                return DryRunClient(config.id, clock=self.deps.clock)
             creds = await self._sandbox_account(config)
             base_url = f"{self.sandbox_url}/x"
             self._x_keys_from.pop(config.id, None)
         else:
             self._x_keys_from[config.id] = origin
         add_secrets(creds.secrets())
-        return TwitterClient(creds, base_url=base_url, http=self.http, clock=self.engine.clock,
-                             rng=random.Random(self.engine.rng.random()), breaker=self.x_breaker)
+        return TwitterClient(creds, base_url=base_url, http=self.http, clock=self.deps.clock,
+                             rng=random.Random(self.deps.rng.random()), breaker=self.x_breaker)
 
     def _x_keys(self, config: AgentConfig) -> tuple[Any, str]:
         """The agent's X keys and where they come from, in words an operator can act on."""
-        from puppet_engine.twitter.credentials import TwitterCredentials
-
         own = config.twitter_credentials
         shared = TwitterCredentials.from_settings(self.settings, config.id)
         if own is not None and own.has_user_context:
@@ -319,8 +330,6 @@ class Wiring:
                                "account and X keys from agent files or TWITTER_* are not used")
 
     async def _sandbox_account(self, config: AgentConfig) -> Any:
-        from puppet_engine.twitter.credentials import TwitterCredentials
-
         assert self.http is not None and self.sandbox_url is not None
         username = re.sub(r"[^A-Za-z0-9_]", "_", config.id)[:15]
         response = await self.http.post(f"{self.sandbox_url}/sandbox/x/accounts",
@@ -333,13 +342,15 @@ class Wiring:
                                      access_token_secret=body["access_token_secret"],
                                      bearer_token=body["bearer_token"])
 
-    async def reload_credentials(self, fresh: Settings) -> set[str]:
+    async def reload_credentials(self, fresh: Settings, agents: Mapping[str, AgentRuntime],
+                                 running: Collection[str]) -> set[str]:
         """Adopt the X, LLM and Solana credentials of ``fresh`` (the environment read again).
 
         LLM keys apply in place: the providers are rebuilt and every agent gets its new one.
         Returns the running agents whose X keys (``TWITTER_*``, ``TWITTER_*_<ID>``) or wallet
         (``SOLANA_PRIVATE_KEY_<ID>``, ``JUPITER_API_KEY``) changed: restarting just those
         agents rebuilds their clients. Old keys are never used again once this returns.
+        ``agents`` are the engine's runtimes, ``running`` the ids of those running.
         """
         changed = {name for name in CREDENTIAL_FIELDS if _plain(getattr(self.settings, name))
                    != _plain(getattr(fresh, name))}
@@ -353,17 +364,14 @@ class Wiring:
         add_secrets(self.settings.secret_values())
         if changed & LLM_KEY_FIELDS:
             old, self.providers = self.providers, {}
-            for agent in self.engine.manager.agents.values():
+            for agent in agents.values():
                 agent.llm = self.llm_for(agent.config)
             for provider in old.values():
                 await provider.aclose()
-        return {agent.id for agent in self.engine.manager.agents.values()
-                if agent.id in self.engine.manager.running and self._keys_changed(agent, changed)}
+        return {agent.id for agent in agents.values()
+                if agent.id in running and self._keys_changed(agent, changed)}
 
     def _keys_changed(self, agent: AgentRuntime, changed: set[str]) -> bool:
-        from puppet_engine.settings import agent_secret
-        from puppet_engine.twitter.credentials import TwitterCredentials
-
         own = agent.config.twitter_credentials
         current = getattr(agent.social, "credentials", None)
         if current is not None and not (own is not None and own.has_user_context):
@@ -375,14 +383,10 @@ class Wiring:
                 return True
             secret = agent_secret("SOLANA_PRIVATE_KEY", agent.id)
             if secret:
-                from puppet_engine.solana.wallet import parse_keypair
-
                 return parse_keypair(secret).pubkey() != agent.trader.wallet.public_key
         return False
 
     def executor_for(self, agent: AgentRuntime, action: Action) -> ActionExecutor | None:
         if action.kind == "trade" and agent.trader is not None:
-            from puppet_engine.solana import TradeExecutor
-
             return TradeExecutor(agent.trader)
         return None
