@@ -30,12 +30,12 @@ from puppet_engine.errors import ConfigError, PuppetError
 from puppet_engine.events import Event, queue
 from puppet_engine.memory import Memory, build_memory_store
 from puppet_engine.observability.logging import configure_logging
-from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import load_settings
 from puppet_engine.simulate import simulate as run_simulation
 from puppet_engine.storage import Database
 from puppet_engine.storage.tables import agents as agents_table
+from puppet_engine.wiring import build_sandbox
 
 app = typer.Typer(help="Puppet Engine: autonomous AI agents on X and Solana.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -119,7 +119,6 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:
 def _startup_summary(engine, api_url: str | None) -> str:
     """A few lines saying what runs and where: agents, API and dashboard, key, sandbox, logs."""
 
-
     manager, settings = engine.manager, engine.settings
     running = sorted(manager.running)
     waiting = sorted(set(manager.agents) - set(running))
@@ -158,8 +157,7 @@ def sandbox(
 ) -> None:
     """Serve the sandbox (X, OpenAI, Solana RPC, Jupiter emulators) on one port."""
 
-
-    box = Sandbox(SandboxConfig(seed=seed, openai_key=openai_key, crowd_rate=crowd_rate, snapshot_path=snapshot))
+    box = build_sandbox(seed=seed, openai_key=openai_key, crowd_rate=crowd_rate, snapshot_path=snapshot)
     console.print(f"sandbox on http://{host}:{port} (admin under /sandbox, docs at /sandbox/docs)")
     uvicorn.run(box.app, host=host, port=port, log_level="warning")
 

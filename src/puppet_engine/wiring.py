@@ -90,6 +90,15 @@ class WiringDeps:
     sandbox_url: str | None = None  # an already-running sandbox
 
 
+def build_sandbox(*, clock: Clock | None = None, **config: Any) -> Sandbox:
+    """The sandbox (every emulator, one ASGI app) with ``config`` as :class:`SandboxConfig` fields.
+
+    Production code reaches the sandbox only through the composition root (an import
+    contract): ``run``, ``simulate`` and ``puppet-engine sandbox`` all build it here.
+    """
+    return Sandbox(SandboxConfig(**config), clock=clock)
+
+
 class Wiring:
     """Builds each agent's clients (X, LLM, wallet) and the sandbox they may need."""
 
@@ -127,9 +136,8 @@ class Wiring:
         elif self.settings.sandbox_url:
             self.sandbox_url = self.settings.sandbox_url.rstrip("/")
         elif needs_sandbox:
-            sandbox = Sandbox(SandboxConfig(seed=self.settings.sandbox_seed,
-                                            openai_key=self.settings.sandbox_openai_key,
-                                            crowd_rate=self.settings.sandbox_crowd_rate))
+            sandbox = build_sandbox(seed=self.settings.sandbox_seed, openai_key=self.settings.sandbox_openai_key,
+                                    crowd_rate=self.settings.sandbox_crowd_rate)
             self.sandbox_server = BackgroundServer(sandbox.app)
             await self.sandbox_server.start()
             self.sandbox_url = self.sandbox_server.url

@@ -4,7 +4,13 @@
 ``persona`` package); the manager and runtimes are what the composition root wires.
 """
 
-from puppet_engine.agents.config import AgentConfig, LoadedAgent, load_agent_file, load_agents_dir, parse_agent
+from puppet_engine.agents.config import (
+           AgentConfig,
+           LoadedAgent,
+           load_agent_file,
+           load_agents_dir,
+           parse_agent,
+)
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.runtime import AgentRuntime, AgentServices, AgentStatus
 
