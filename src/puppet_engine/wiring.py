@@ -110,7 +110,7 @@ class Wiring:
         self.rehearsal = False
         self._x_keys_from: dict[str, str] = {}  # agent id → where its X keys came from (for errors)
         self._ignored_keys_logged = False
-        self.sandbox_server: Any = None
+        self.sandbox_server: BackgroundServer | None = None
         self.http: httpx2.AsyncClient | None = None  # shared client (ASGI transport for in-process)
         self.llm_settings: Settings = deps.settings
         self.providers: dict[str, LLMProvider] = {}
@@ -312,7 +312,7 @@ class Wiring:
         return TwitterClient(creds, base_url=base_url, http=self.http, clock=self.deps.clock,
                              rng=random.Random(self.deps.rng.random()), breaker=self.x_breaker)
 
-    def _x_keys(self, config: AgentConfig) -> tuple[Any, str]:
+    def _x_keys(self, config: AgentConfig) -> tuple[TwitterCredentials, str]:
         """The agent's X keys and where they come from, in words an operator can act on."""
         own = config.twitter_credentials
         shared = TwitterCredentials.from_settings(self.settings, config.id)
@@ -337,7 +337,7 @@ class Wiring:
                         detail="simulate and --sandbox-url are rehearsals: every agent gets a sandbox X "
                                "account and X keys from agent files or TWITTER_* are not used")
 
-    async def _sandbox_account(self, config: AgentConfig) -> Any:
+    async def _sandbox_account(self, config: AgentConfig) -> TwitterCredentials:
         assert self.http is not None and self.sandbox_url is not None
         username = re.sub(r"[^A-Za-z0-9_]", "_", config.id)[:15]
         response = await self.http.post(f"{self.sandbox_url}/sandbox/x/accounts",
