@@ -123,16 +123,16 @@ class Wiring:
         return self.sandbox_url is not None
 
     async def start(self) -> None:
-        opts = self.deps
+        deps = self.deps
         needs_sandbox = not (self.settings.has_x_credentials() and self.settings.has_llm_credentials())
-        self.rehearsal = bool(opts.sandbox is not None or opts.sandbox_url or self.settings.sandbox_url)
-        if opts.sandbox is not None:
-            await opts.sandbox.start()
-            transport = httpx2.ASGITransport(app=opts.sandbox.app)
+        self.rehearsal = bool(deps.sandbox is not None or deps.sandbox_url or self.settings.sandbox_url)
+        if deps.sandbox is not None:
+            await deps.sandbox.start()
+            transport = httpx2.ASGITransport(app=deps.sandbox.app)
             self.http = httpx2.AsyncClient(transport=transport, base_url=SANDBOX_HOST, timeout=30)
             self.sandbox_url = SANDBOX_HOST
-        elif opts.sandbox_url:
-            self.sandbox_url = opts.sandbox_url.rstrip("/")
+        elif deps.sandbox_url:
+            self.sandbox_url = deps.sandbox_url.rstrip("/")
         elif self.settings.sandbox_url:
             self.sandbox_url = self.settings.sandbox_url.rstrip("/")
         elif needs_sandbox:
