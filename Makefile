@@ -42,9 +42,11 @@ browser-deps:
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -q
 
+# lint-imports checks the import contracts in pyproject.toml (layers, sandbox, no cycles).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

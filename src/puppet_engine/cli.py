@@ -6,13 +6,41 @@ import asyncio
 import json
 import signal
 import sys
+import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvicorn
 from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy.engine import make_url
 
+from puppet_engine.agents.config import (
+    agent_json_schema,
+    check_files,
+    load_agent_file,
+    load_agents_dir,
+)
+from puppet_engine.agents.legacy import LegacyFormatError
+from puppet_engine.agents.legacy import import_legacy as run_import
+from puppet_engine.api.app import close_streams, create_app
+from puppet_engine.api.auth import KEY_FILE
+from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.errors import ConfigError, PuppetError
+from puppet_engine.events import Event, records
+from puppet_engine.llm.validation import length_warnings
+from puppet_engine.memory import Memory, build_memory_store
+from puppet_engine.observability.logging import configure_logging
+from puppet_engine.serving import BackgroundServer
+from puppet_engine.settings import load_settings
+from puppet_engine.simulate import simulate as run_simulation
+from puppet_engine.storage import Database
+from puppet_engine.storage.repos import agents as agent_rows
+from puppet_engine.wiring import build_sandbox
 
 app = typer.Typer(help="Puppet Engine: autonomous AI agents on X and Solana.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -33,16 +61,10 @@ def _fail(exc: Exception) -> None:
 
 
 def _settings(**overrides: object):
-    from puppet_engine.settings import load_settings
-
     return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
 def _setup_logging(settings) -> None:
-    try:
-        from puppet_engine.observability.logging import configure_logging
-    except ImportError:
-        return
     configure_logging(settings.log_level, settings.log_format, settings.secret_values())
 
 
@@ -56,7 +78,6 @@ def run(
     no_api: Annotated[bool, typer.Option("--no-api", help="do not serve the API and dashboard")] = False,
 ) -> None:
     """Run every agent until interrupted (Ctrl-C or SIGTERM finishes in-flight work)."""
-    from puppet_engine.engine import Engine, EngineOptions
 
     try:
         settings = _settings(database_url=database_url, agents_dir=str(agents))
@@ -92,7 +113,6 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:
     await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
     console.print("stopping: finishing in-flight work…")
     if api_server is not None:
-        from puppet_engine.api.app import close_streams
 
         close_streams(api_server.server.config.app)  # open dashboards must not hold shutdown up
         await api_server.stop()
@@ -104,9 +124,6 @@ async def _run(engine, host: str, port: int, *, serve_api: bool) -> None:
 
 def _startup_summary(engine, api_url: str | None) -> str:
     """A few lines saying what runs and where: agents, API and dashboard, key, sandbox, logs."""
-    from sqlalchemy.engine import make_url
-
-    from puppet_engine.api.auth import KEY_FILE
 
     manager, settings = engine.manager, engine.settings
     running = sorted(manager.running)
@@ -129,12 +146,6 @@ def _startup_summary(engine, api_url: str | None) -> str:
 
 
 async def _start_api(engine, host: str, port: int):
-    try:
-        from puppet_engine.api.app import create_app
-    except ImportError:
-        return None
-    from puppet_engine.serving import BackgroundServer
-
     server = BackgroundServer(create_app(engine), host=host, port=port,
                               forwarded_allow_ips=engine.settings.forwarded_allow_ips)
     await server.start()
@@ -151,11 +162,8 @@ def sandbox(
     snapshot: Annotated[Path | None, typer.Option(help="keep the sandbox's state in this file")] = None,
 ) -> None:
     """Serve the sandbox (X, OpenAI, Solana RPC, Jupiter emulators) on one port."""
-    import uvicorn
 
-    from puppet_engine.sandbox import Sandbox, SandboxConfig
-
-    box = Sandbox(SandboxConfig(seed=seed, openai_key=openai_key, crowd_rate=crowd_rate, snapshot_path=snapshot))
+    box = build_sandbox(seed=seed, openai_key=openai_key, crowd_rate=crowd_rate, snapshot_path=snapshot)
     console.print(f"sandbox on http://{host}:{port} (admin under /sandbox, docs at /sandbox/docs)")
     uvicorn.run(box.app, host=host, port=port, log_level="warning")
 
@@ -170,12 +178,8 @@ def simulate(
     crowd_rate: Annotated[float, typer.Option(help="crowd mentions per virtual minute (0 = none)")] = 0.1,
 ) -> None:
     """Run the engine on a virtual clock against the in-process sandbox; print a summary."""
-    import tempfile
 
-    from rich.progress import Progress
 
-    from puppet_engine.engine import EngineOptions
-    from puppet_engine.simulate import simulate as run_simulation
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -191,7 +195,6 @@ def simulate(
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
         return
-    from rich.table import Table
 
     table = Table(title=f"{hours:g} virtual hours")
     columns = {"posts": "posts", "replies": "replies", "trades": "trades", "events": "events",
@@ -227,13 +230,7 @@ def _why_lines(agents: dict[str, dict]) -> list[str]:
 
 @agents_app.command("validate")
 def agents_validate(files: Annotated[list[Path], typer.Argument(help="agent JSON files")]) -> None:
-    """Exit 0 when every file is valid, 1 otherwise, printing every problem and warning.
-
-    Valid files may still get warnings (limits that will cut most output, values read
-    differently from how they are written): printed, never an error.
-    """
-    from puppet_engine.agents.config import check_files, load_agent_file
-    from puppet_engine.llm.validation import length_warnings
+    """Exit 0 when every file is valid, 1 otherwise, printing every problem and warning."""
 
     problems, warnings = check_files(files)
     for warning in warnings:
@@ -252,7 +249,6 @@ def agents_validate(files: Annotated[list[Path], typer.Argument(help="agent JSON
 @agents_app.command("schema")
 def agents_schema() -> None:
     """Print the JSON Schema of agent files (for editor completion)."""
-    from puppet_engine.agents.config import agent_json_schema
 
     typer.echo(json.dumps(agent_json_schema(), indent=2))
 
@@ -260,7 +256,6 @@ def agents_schema() -> None:
 @agents_app.command("list")
 def agents_list(agents: AgentsDir = Path("agents")) -> None:
     """List the agents in a directory."""
-    from puppet_engine.agents.config import load_agents_dir
 
     try:
         for config in load_agents_dir(agents):
@@ -273,7 +268,6 @@ def agents_list(agents: AgentsDir = Path("agents")) -> None:
 @db_app.command("upgrade")
 def db_upgrade(database_url: Annotated[str | None, typer.Option()] = None) -> None:
     """Apply database migrations up to the latest."""
-    from puppet_engine.storage import Database
 
     async def go() -> None:
         db = Database(_settings(database_url=database_url).database_url)
@@ -289,8 +283,6 @@ def db_upgrade(database_url: Annotated[str | None, typer.Option()] = None) -> No
 
 async def _with_memory(fn, database_url: str | None = None):
     """Run ``fn(store)`` against the configured database's memory store."""
-    from puppet_engine.memory import build_memory_store
-    from puppet_engine.storage import Database
 
     settings = _settings(database_url=database_url)
     db = Database(settings.database_url)
@@ -317,7 +309,6 @@ def memory_add(
     database_url: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Store a memory for an agent."""
-    from puppet_engine.memory import Memory
 
     try:
         memory_id = asyncio.run(_with_memory(
@@ -377,7 +368,6 @@ def memory_reindex(
     database_url: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Re-embed memories with the current embedder (after changing EMBEDDER)."""
-    from rich.progress import Progress
 
     with Progress(console=console) as bar:
         task = bar.add_task("re-embedding", total=None)
@@ -400,11 +390,6 @@ def news(
     database_url: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Inject a news event; running engines pick it up at their next poll."""
-    import uuid
-
-    from puppet_engine.events import Event, records
-    from puppet_engine.storage import Database
-    from puppet_engine.storage.repos import agents as agent_rows
 
     async def go() -> int:
         settings = _settings(database_url=database_url)
@@ -414,8 +399,6 @@ def news(
         try:
             targets = [a for a in await agent_rows.ids(db) if not agent or a in agent]
             async with db.transaction() as conn:
-                import time
-
                 for agent_id in targets:
                     await records.insert_event(conn, Event("news", agent_id, {"text": text, "id": news_id},
                                                            key=f"news:{agent_id}:{news_id}"), time.time())
@@ -438,9 +421,6 @@ def import_legacy(
     database_url: Annotated[str | None, typer.Option(help="overrides DATABASE_URL")] = None,
 ) -> None:
     """Bring the original engine's memories, relationships and handled mentions in (safe to run twice)."""
-    from puppet_engine.agents.config import load_agents_dir
-    from puppet_engine.agents.legacy import LegacyFormatError
-    from puppet_engine.agents.legacy import import_legacy as run_import
 
     try:
         settings = _settings(database_url=database_url)

@@ -11,24 +11,35 @@ import asyncio
 import contextlib
 import random
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from puppet_engine.agents.behaviors.base import Behavior
+from puppet_engine.agents.behaviors import default_behaviors
+from puppet_engine.agents.behaviors.trading import after_trade_action
 from puppet_engine.agents.config import AgentConfig, load_agents_dir
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.runtime import AgentServices
 from puppet_engine.clock import Clock, VirtualClock, WallClock
-from puppet_engine.events import Action, ActionExecutor, EventEngine, Outbox
-from puppet_engine.settings import Settings
+from puppet_engine.control import EngineLoad
+from puppet_engine.events import Action, ActionExecutor, Event, EventEngine, Outbox
+from puppet_engine.memory.base import MemoryStore
+from puppet_engine.observability import upstream
+from puppet_engine.observability.engine_hooks import EngineMetrics
+from puppet_engine.observability.logging import set_level
+from puppet_engine.observability.metrics import configure_metrics
+from puppet_engine.runtime_settings import RuntimeSettings
+from puppet_engine.sandbox import Sandbox
+from puppet_engine.settings import Settings, load_settings
 from puppet_engine.storage import Database
 from puppet_engine.storage.leases import LeaseManager
 from puppet_engine.storage.repos import events as event_rows
+from puppet_engine.storage.runtime_settings import RuntimeSettingsStore
+from puppet_engine.wiring import Wiring, WiringDeps
 
 log = structlog.get_logger("puppet_engine.engine")
 RUNTIME_REFRESH_SECONDS = 2.0
@@ -41,14 +52,19 @@ class EngineOptions:
     agents_dir: Path | None = None
     agents: list[AgentConfig] | None = None  # instead of a directory (tests, API)
     sandbox_url: str | None = None  # use this running sandbox
-    sandbox: Any = None  # an in-process Sandbox to reach through an ASGI transport
+    sandbox: Sandbox | None = None  # an in-process Sandbox to reach through an ASGI transport
     clock: Clock = field(default_factory=WallClock)
     seed: int | None = None
     owner: str | None = None
 
 
 class Engine:
-    """Everything one ``puppet-engine run`` process holds."""
+    """Everything one ``puppet-engine run`` process holds.
+
+    The API drives it only through :class:`~puppet_engine.control.EngineControl`:
+    ``manager`` (start, stop, restart agents), :meth:`enqueue`, :meth:`apply_settings`,
+    :meth:`runtime_values`, :meth:`load`, :meth:`handles`, ``uses_sandbox``.
+    """
 
     def __init__(self, settings: Settings, options: EngineOptions) -> None:
         self.settings = settings
@@ -65,9 +81,6 @@ class Engine:
                                   owner=self.owner, max_attempts=settings.event_max_attempts,
                                   rng=random.Random(self.rng.random()), owned_agents=self._owned)
         self.events.on_state(self.services.states.committed)
-        from puppet_engine.runtime_settings import RuntimeSettings
-        from puppet_engine.storage.runtime_settings import RuntimeSettingsStore
-
         # PUT /config changes this one object; the trader and the LLM budget read it live.
         self.runtime = RuntimeSettings.from_settings(settings, RuntimeSettingsStore(self.db, self.clock))
         self.runtime.on_change(self._runtime_changed)
@@ -78,36 +91,52 @@ class Engine:
         if settings.engine_leases or (settings.engine_leases is None and self.db.is_postgres):
             self.leases = LeaseManager(self.db, self.clock, self.owner, ttl=settings.lease_ttl_seconds)
         self._lease_task: asyncio.Task[None] | None = None
-        from puppet_engine.observability.engine_hooks import EngineMetrics
-        from puppet_engine.observability.metrics import configure_metrics
-
         self.metrics = configure_metrics(settings.enable_metrics)
         hooks = EngineMetrics(self.metrics, self.clock)
         self.events.observe(hooks.on_event)
-        from puppet_engine.observability import upstream
-
         self._stop_listening = upstream.listen(hooks.on_upstream_call)
         self.outbox.on_done(hooks.on_action_done)
         self.outbox.failed_hooks.append(hooks.on_action_failed)
-        from puppet_engine.wiring import Wiring
-
-        self.wiring = Wiring(self)
-        self.manager = AgentManager(self.services, self.events, self._behaviors(), self.wiring.build_runtime)
+        self.wiring = Wiring(WiringDeps(settings=settings, clock=self.clock, db=self.db, rng=self.rng,
+                                        metrics=self.metrics, runtime=self.runtime, services=self.services,
+                                        sandbox=options.sandbox, sandbox_url=options.sandbox_url))
+        self.manager = AgentManager(self.services, self.events, default_behaviors(self.services),
+                                    self.wiring.build_runtime)
         self.manager.ready_hooks.append(self.wiring.on_agent_ready)
         if self.leases is not None:  # schedules start where the lease is, not in every process
             leases_ = self.leases
             self.manager.owns = lambda agent_id: agent_id in leases_.owned
-        from puppet_engine.agents.behaviors.trading import after_trade_action
 
         async def trade_done(action: Action, outcome: Any) -> None:
             await after_trade_action(self.services, self.manager.agents, self.events.schedule, action, outcome)
 
         self.outbox.on_done(trade_done)
 
-    def _behaviors(self) -> list[Behavior]:
-        from puppet_engine.agents.behaviors import default_behaviors
+    # -- the control interface (puppet_engine.control.EngineControl) -----------------------
 
-        return default_behaviors(self.services)
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.wiring.uses_sandbox
+
+    @property
+    def memory(self) -> MemoryStore | None:
+        return self.wiring.memory
+
+    def load(self) -> EngineLoad:
+        return EngineLoad(concurrency=self.events.concurrency, in_flight=self.events.in_flight,
+                          processed=self.events.processed, max_attempts=self.events.max_attempts)
+
+    def handles(self, event_type: str) -> bool:
+        return event_type in self.events.handlers
+
+    async def enqueue(self, event: Event) -> int | None:
+        return await self.events.schedule(event)
+
+    def runtime_values(self) -> dict[str, Any]:
+        return self.runtime.values()
+
+    async def apply_settings(self, changes: Mapping[str, Any], updated_by: str | None = None) -> dict[str, Any]:
+        return await self.runtime.update(changes, updated_by=updated_by)
 
     def _runtime_changed(self, changed: dict[str, Any]) -> None:
         """Push runtime settings to the parts that hold them as plain numbers."""
@@ -118,8 +147,6 @@ class Engine:
         if "mention_poll_seconds" in changed:
             self.services.mention_poll_seconds = changed["mention_poll_seconds"]
         if "log_level" in changed:
-            from puppet_engine.observability.logging import set_level
-
             set_level(changed["log_level"])
         log.info("runtime_settings_applied", settings=sorted(changed))
         self.events.notify()
@@ -192,10 +219,8 @@ class Engine:
         ``fresh`` defaults to the environment (and ``.env``) read again. LLM keys apply at
         once; agents whose X keys or wallet changed are restarted, each alone. Returns those.
         """
-        from puppet_engine.settings import load_settings
-
         fresh = fresh or load_settings(database_url=self.settings.database_url)
-        restart = sorted(await self.wiring.reload_credentials(fresh))
+        restart = sorted(await self.wiring.reload_credentials(fresh, self.manager.agents, self.manager.running))
         for agent_id in restart:
             await self.manager.restart_agent(agent_id)
         log.info("credentials_reloaded", restarted=restart)

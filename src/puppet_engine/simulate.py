@@ -13,6 +13,7 @@ from puppet_engine.storage import Database
 from puppet_engine.storage.repos import events as event_rows
 from puppet_engine.storage.repos import outbox, trades
 from puppet_engine.storage.skips import skip_totals
+from puppet_engine.wiring import build_sandbox
 
 HOUR = 3600.0
 
@@ -35,12 +36,10 @@ class SimulationReport:
 async def simulate(settings: Settings, options: EngineOptions, hours: float,
                    progress: Callable[[float], None] | None = None, crowd_rate: float = 0.0) -> SimulationReport:
     """Run ``hours`` of virtual time; ``progress(fraction)`` is called as time advances."""
-    from puppet_engine.sandbox import Sandbox, SandboxConfig
-
     clock = options.clock if isinstance(options.clock, VirtualClock) else VirtualClock()
     options.clock = clock
     if options.sandbox is None and options.sandbox_url is None:
-        options.sandbox = Sandbox(SandboxConfig(seed=options.seed or 7, crowd_rate=crowd_rate), clock=clock)
+        options.sandbox = build_sandbox(seed=options.seed or 7, crowd_rate=crowd_rate, clock=clock)
     engine = Engine(settings, options)
     start = clock.now()
     end = start + hours * HOUR

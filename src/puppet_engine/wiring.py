@@ -12,7 +12,9 @@ import hashlib
 import os
 import random
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
@@ -20,21 +22,30 @@ import structlog
 from pydantic import SecretStr
 
 from puppet_engine.agents.config import AgentConfig
-from puppet_engine.agents.runtime import AgentRuntime
+from puppet_engine.agents.runtime import AgentRuntime, AgentServices
+from puppet_engine.clock import Clock
 from puppet_engine.errors import AuthError, ConfigError, ProviderError
 from puppet_engine.events import Action, ActionExecutor
 from puppet_engine.llm.base import LLMProvider
+from puppet_engine.llm.registry import build_provider
+from puppet_engine.llm.wrappers import prometheus_hook
+from puppet_engine.memory import build_memory_store
+from puppet_engine.memory.base import MemoryStore
 from puppet_engine.observability.logging import redact, update_secrets
+from puppet_engine.observability.metrics import Metrics
 from puppet_engine.resilience import CircuitBreaker
+from puppet_engine.runtime_settings import RuntimeSettings
+from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings, agent_secret, env_suffix
 from puppet_engine.social import SocialClient
 from puppet_engine.social.registry import ClientSpec, build_client
+from puppet_engine.solana import SandboxEndpoints, TradeExecutor, build_trader, fund_sandbox_wallet
+from puppet_engine.solana.trader import SolanaTrader
+from puppet_engine.solana.wallet import parse_keypair
+from puppet_engine.storage import Database
 from puppet_engine.twitter.client import XAccount
 from puppet_engine.twitter.credentials import TwitterCredentials
-
-if TYPE_CHECKING:
-    from puppet_engine.engine import Engine
-    from puppet_engine.memory.base import MemoryStore
 
 log = structlog.get_logger("puppet_engine.wiring")
 
@@ -65,22 +76,48 @@ def _plain(value: Any) -> str:
     return str(getter() if getter else value or "")
 
 
+@dataclass(frozen=True)
+class WiringDeps:
+    """What the wiring needs from the engine, built by the engine before the agents exist."""
+
+    settings: Settings
+    clock: Clock
+    db: Database
+    rng: random.Random
+    metrics: Metrics
+    runtime: RuntimeSettings  # read live by the traders and the LLM budget
+    services: AgentServices
+    sandbox: Sandbox | None = None  # an in-process sandbox, reached through an ASGI transport
+    sandbox_url: str | None = None  # an already-running sandbox
+
+
+def build_sandbox(*, clock: Clock | None = None, **config: Any) -> Sandbox:
+    """The sandbox (every emulator, one ASGI app) with ``config`` as :class:`SandboxConfig` fields.
+
+    Production code reaches the sandbox only through the composition root (an import
+    contract): ``run``, ``simulate`` and ``puppet-engine sandbox`` all build it here.
+    """
+    return Sandbox(SandboxConfig(**config), clock=clock)
+
+
 class Wiring:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.settings: Settings = engine.settings
+    """Builds each agent's clients (X, LLM, wallet) and the sandbox they may need."""
+
+    def __init__(self, deps: WiringDeps) -> None:
+        self.deps = deps
+        self.settings: Settings = deps.settings
         self.sandbox_url: str | None = None  # base URL of the sandbox in use, if any
         # simulate / --sandbox-url: a rehearsal, every agent gets a sandbox X account
         self.rehearsal = False
         self._x_keys_from: dict[str, str] = {}  # agent id → where its X keys came from (for errors)
         self._ignored_keys_logged = False
-        self.sandbox_server: Any = None
+        self.sandbox_server: BackgroundServer | None = None
         self.http: httpx2.AsyncClient | None = None  # shared client (ASGI transport for in-process)
-        self.llm_settings: Settings = engine.settings
+        self.llm_settings: Settings = deps.settings
         self.providers: dict[str, LLMProvider] = {}
         # One breaker for X, shared by every account: an outage is X's, not one account's.
-        self.x_breaker = CircuitBreaker("x", clock=engine.clock, failures=5, cooldown=30.0,
-                                        on_state=engine.metrics.set_breaker)
+        self.x_breaker = CircuitBreaker("x", clock=deps.clock, failures=5, cooldown=30.0,
+                                        on_state=deps.metrics.set_breaker)
         self.memory: MemoryStore | None = None
 
     @property
@@ -88,34 +125,28 @@ class Wiring:
         return self.sandbox_url is not None
 
     async def start(self) -> None:
-        opts = self.engine.options
+        deps = self.deps
         needs_sandbox = not (self.settings.has_x_credentials() and self.settings.has_llm_credentials())
-        self.rehearsal = bool(opts.sandbox is not None or opts.sandbox_url or self.settings.sandbox_url)
-        if opts.sandbox is not None:
-            await opts.sandbox.start()
-            transport = httpx2.ASGITransport(app=opts.sandbox.app)
+        self.rehearsal = bool(deps.sandbox is not None or deps.sandbox_url or self.settings.sandbox_url)
+        if deps.sandbox is not None:
+            await deps.sandbox.start()
+            transport = httpx2.ASGITransport(app=deps.sandbox.app)
             self.http = httpx2.AsyncClient(transport=transport, base_url=SANDBOX_HOST, timeout=30)
             self.sandbox_url = SANDBOX_HOST
-        elif opts.sandbox_url:
-            self.sandbox_url = opts.sandbox_url.rstrip("/")
+        elif deps.sandbox_url:
+            self.sandbox_url = deps.sandbox_url.rstrip("/")
         elif self.settings.sandbox_url:
             self.sandbox_url = self.settings.sandbox_url.rstrip("/")
         elif needs_sandbox:
-            from puppet_engine.sandbox import Sandbox, SandboxConfig
-            from puppet_engine.serving import BackgroundServer
-
-            sandbox = Sandbox(SandboxConfig(seed=self.settings.sandbox_seed,
-                                            openai_key=self.settings.sandbox_openai_key,
-                                            crowd_rate=self.settings.sandbox_crowd_rate))
+            sandbox = build_sandbox(seed=self.settings.sandbox_seed, openai_key=self.settings.sandbox_openai_key,
+                                    crowd_rate=self.settings.sandbox_crowd_rate)
             self.sandbox_server = BackgroundServer(sandbox.app)
             await self.sandbox_server.start()
             self.sandbox_url = self.sandbox_server.url
             log.info("sandbox_started", url=self.sandbox_url)
         if self.http is None:
             self.http = httpx2.AsyncClient(timeout=30)
-        from puppet_engine.memory import build_memory_store
-
-        self.memory = build_memory_store(self.settings, self.engine.db, clock=self.engine.clock)
+        self.memory = build_memory_store(self.settings, self.deps.db, clock=self.deps.clock)
         if self.sandbox_url and (self.rehearsal or not self.settings.has_llm_credentials()):
             self.llm_settings = self._sandbox_llm_settings()
 
@@ -126,7 +157,7 @@ class Wiring:
             return False
         if self.sandbox_url and url.rstrip("/").startswith(self.sandbox_url):
             return True
-        in_process = self.engine.options.sandbox is not None
+        in_process = self.deps.sandbox is not None
         return not in_process and (urlsplit(url).hostname or "").lower() in LOOPBACK_HOSTS
 
     def _sandbox_llm_settings(self) -> Settings:
@@ -153,24 +184,21 @@ class Wiring:
             await self.http.aclose()
         if self.sandbox_server is not None:
             await self.sandbox_server.stop()
-        elif self.engine.options.sandbox is not None:
-            await self.engine.options.sandbox.stop()
+        elif self.deps.sandbox is not None:
+            await self.deps.sandbox.stop()
 
     # -- per agent ---------------------------------------------------------------------
 
     def build_runtime(self, config: AgentConfig) -> AgentRuntime:
         """The agent's runtime, complete: its social client is built unconnected (no network
         call) and connected by :meth:`on_agent_ready` when the agent starts."""
-        seed = self.engine.rng.getrandbits(32)
+        seed = self.deps.rng.getrandbits(32)
         return AgentRuntime(config=config, social=self.social_for(config, seed), llm=self.llm_for(config),
                             memory=self.memory, rng=random.Random(seed), username=config.id,
                             trader=self.trader_for(config))
 
-    def trader_for(self, config: AgentConfig) -> Any:
+    def trader_for(self, config: AgentConfig) -> SolanaTrader | None:
         """The agent's trader: its own key on the configured RPC, else a funded sandbox wallet."""
-        from puppet_engine.settings import agent_secret
-        from puppet_engine.solana import SandboxEndpoints, build_trader
-
         sol = config.solana_integration
         if sol is None or not sol.trading_enabled:
             return None
@@ -179,9 +207,9 @@ class Wiring:
         # agent's RPC is itself on this machine (a local validator).
         rehearsed = self.rehearsal and not self.on_machine(sol.rpc_url or self.settings.solana_rpc_url)
         sandbox = SandboxEndpoints(self.sandbox_url) if self.sandbox_url and (rehearsed or not has_key) else None
-        return build_trader(config, settings=self.settings, db=self.engine.db, clock=self.engine.clock,
+        return build_trader(config, settings=self.settings, db=self.deps.db, clock=self.deps.clock,
                             http=self.http, sandbox=sandbox, sandbox_seed=self.settings.sandbox_seed,
-                            runtime=self.engine.runtime)
+                            runtime=self.deps.runtime)
 
     def llm_for(self, config: AgentConfig) -> LLMProvider:
         """One provider per (provider, base URL, key), wrapped with recording, metrics, budget and breaker.
@@ -208,34 +236,29 @@ class Wiring:
         fingerprint = hashlib.sha256(_plain(own_key).encode()).hexdigest()[:16] if own_key is not None else ""
         cache_key = f"{name}@{own_url or ''}#{fingerprint}"
         if cache_key not in self.providers:
-            from puppet_engine.llm.registry import build_provider
-            from puppet_engine.llm.wrappers import prometheus_hook
-
             if own_key is not None:
                 add_secrets([_plain(own_key)])
-            metrics, runtime = self.engine.metrics, self.engine.runtime
+            metrics, runtime = self.deps.metrics, self.deps.runtime
             self.providers[cache_key] = build_provider(
-                name, settings, http_client=None if own_url else self._llm_http(), clock=self.engine.clock,
-                db=self.engine.db, on_call=prometheus_hook(metrics), on_breaker=metrics.set_breaker,
+                name, settings, http_client=None if own_url else self._llm_http(), clock=self.deps.clock,
+                db=self.deps.db, on_call=prometheus_hook(metrics), on_breaker=metrics.set_breaker,
                 daily_budget=lambda: runtime.llm_daily_token_budget, redact=redact)
         return self.providers[cache_key]
 
     def _llm_http(self) -> httpx2.AsyncClient | None:
         # In-process sandbox: the SDK must go through the ASGI transport too.
-        return self.http if self.engine.options.sandbox is not None else None
+        return self.http if self.deps.sandbox is not None else None
 
     async def on_agent_ready(self, agent: AgentRuntime) -> None:
         """Connect the agent's accounts (X account, wallet) before it starts."""
         if agent.user_id is None:
             await agent.social.connect()
             agent.user_id, agent.username = await self._whoami(agent)
-            self.engine.services.connected(agent)
+            self.deps.services.connected(agent)
         if agent.memory is not None:
             await agent.memory.seed_initial(agent.id, agent.config.initial_memory)
         if agent.trader is not None:
             if self.sandbox_url and agent.trader.jupiter.base_url.startswith(self.sandbox_url):
-                from puppet_engine.solana import SandboxEndpoints, fund_sandbox_wallet
-
                 assert self.http is not None
                 await fund_sandbox_wallet(self.http, SandboxEndpoints(self.sandbox_url),
                                           agent.trader.wallet.address)
@@ -248,7 +271,7 @@ class Wiring:
         Keys that X refuses (401/403) raise an :class:`AuthError` naming the agent, where the
         keys came from and what to check; the manager retries the start with backoff.
         """
-        states = self.engine.services.states
+        states = self.deps.services.states
         creds = getattr(agent.social, "credentials", None)
         known = (await states.get(agent.id)).x_account or {}
         if creds is not None and creds.user_id and known.get("id") == creds.user_id and known.get("username"):
@@ -263,7 +286,7 @@ class Wiring:
                             f"{exc.status}); check that they are the four OAuth 1.0a values of the agent's own "
                             "account, that the app has Read and write permission and that the access token was "
                             "generated again after any permission change", service="x", status=exc.status) from None
-        await states.merge(agent.id, {"x_account": {"id": me.id, "username": me.username}}, self.engine.clock.now())
+        await states.merge(agent.id, {"x_account": {"id": me.id, "username": me.username}}, self.deps.clock.now())
         return me.id, me.username
 
     def social_for(self, config: AgentConfig, seed: int = 0) -> SocialClient:
@@ -271,10 +294,10 @@ class Wiring:
         ``TWITTER_*_<ID>``, ``TWITTER_*``) or a sandbox runs, else a dry-run client.
         ``seed`` makes its retry jitter reproducible."""
         if self.uses_sandbox or self._x_keys(config)[0].is_set:
-            spec = ClientSpec(config.id, self.engine.clock, keys=lambda: self._x_account(config), http=self.http,
+            spec = ClientSpec(config.id, self.deps.clock, keys=lambda: self._x_account(config), http=self.http,
                               rng=random.Random(f"x:{seed}"), breaker=self.x_breaker)
             return build_client("x", spec)
-        return build_client("dry-run", ClientSpec(config.id, self.engine.clock))
+        return build_client("dry-run", ClientSpec(config.id, self.deps.clock))
 
     async def _x_account(self, config: AgentConfig) -> XAccount:
         """Where and as whom the agent calls X, looked up when it connects: its own keys (file),
@@ -337,13 +360,15 @@ class Wiring:
                                      access_token_secret=body["access_token_secret"],
                                      bearer_token=body["bearer_token"])
 
-    async def reload_credentials(self, fresh: Settings) -> set[str]:
+    async def reload_credentials(self, fresh: Settings, agents: Mapping[str, AgentRuntime],
+                                 running: Collection[str]) -> set[str]:
         """Adopt the X, LLM and Solana credentials of ``fresh`` (the environment read again).
 
         LLM keys apply in place: the providers are rebuilt and every agent gets its new one.
         Returns the running agents whose X keys (``TWITTER_*``, ``TWITTER_*_<ID>``) or wallet
         (``SOLANA_PRIVATE_KEY_<ID>``, ``JUPITER_API_KEY``) changed: restarting just those
         agents rebuilds their clients. Old keys are never used again once this returns.
+        ``agents`` are the engine's runtimes, ``running`` the ids of those running.
         """
         changed = {name for name in CREDENTIAL_FIELDS if _plain(getattr(self.settings, name))
                    != _plain(getattr(fresh, name))}
@@ -357,12 +382,12 @@ class Wiring:
         add_secrets(self.settings.secret_values())
         if changed & LLM_KEY_FIELDS:
             old, self.providers = self.providers, {}
-            for agent in self.engine.manager.agents.values():
+            for agent in agents.values():
                 agent.llm = self.llm_for(agent.config)
             for provider in old.values():
                 await provider.aclose()
-        return {agent.id for agent in self.engine.manager.agents.values()
-                if agent.id in self.engine.manager.running and self._keys_changed(agent, changed)}
+        return {agent.id for agent in agents.values()
+                if agent.id in running and self._keys_changed(agent, changed)}
 
     def _keys_changed(self, agent: AgentRuntime, changed: set[str]) -> bool:
         own = agent.config.twitter_credentials
@@ -376,14 +401,10 @@ class Wiring:
                 return True
             secret = agent_secret("SOLANA_PRIVATE_KEY", agent.id)
             if secret:
-                from puppet_engine.solana.wallet import parse_keypair
-
                 return parse_keypair(secret).pubkey() != agent.trader.wallet.public_key
         return False
 
     def executor_for(self, agent: AgentRuntime, action: Action) -> ActionExecutor | None:
         if action.kind == "trade" and agent.trader is not None:
-            from puppet_engine.solana import TradeExecutor
-
             return TradeExecutor(agent.trader)
         return None

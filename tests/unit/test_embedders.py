@@ -204,7 +204,7 @@ async def test_local_embedder_puts_similar_meanings_close(local_embedder) -> Non
 
 
 async def test_openai_embedder_against_the_sandbox_llm_api() -> None:
-    from puppet_engine.sandbox.app import Sandbox, SandboxConfig
+    from puppet_engine.sandbox import Sandbox, SandboxConfig
 
     sandbox = Sandbox(SandboxConfig())
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=sandbox.app)) as http:

@@ -1,6 +1,7 @@
 """The FastAPI application: routes, authentication, one error format, the dashboard.
 
-``create_app(engine)`` builds the app around a started (or starting) :class:`Engine`;
+``create_app(engine)`` builds the app around a started (or starting) engine, which it
+drives only through :class:`~puppet_engine.control.EngineControl`;
 it shares the engine's event loop, so serve it with uvicorn in the same loop
 (``puppet_engine.serving.BackgroundServer``), as ``puppet-engine run`` does.
 The app never starts or stops the engine itself.
@@ -12,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TextIO
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -33,9 +34,10 @@ from puppet_engine.api.deps import ApiContext
 from puppet_engine.api.errors import install_error_handlers
 from puppet_engine.api.feed import FeedHub
 from puppet_engine.api.routes import agents, events, feed, memory, system, trading
-
-if TYPE_CHECKING:
-    from puppet_engine.engine import Engine
+from puppet_engine.control import EngineControl
+from puppet_engine.observability.health import HealthRegistry
+from puppet_engine.observability.logging import update_secrets
+from puppet_engine.observability.metrics import Metrics, get_metrics
 
 DASHBOARD_DIR = Path(__file__).parent / "dashboard"
 
@@ -77,12 +79,7 @@ class ObservedMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        try:
-            from puppet_engine.observability.metrics import get_metrics
-
-            self.metrics: Any = get_metrics()
-        except ImportError:
-            self.metrics = None
+        self.metrics: Metrics | None = get_metrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,14 +108,7 @@ class ObservedMiddleware:
                     time.perf_counter() - started)
 
 
-def _health_registry(ctx_engine: Engine) -> Any:
-    from puppet_engine.observability.health import HealthRegistry
-
-    registry = getattr(ctx_engine, "health", None)
-    return registry if registry is not None else HealthRegistry()
-
-
-def create_app(engine: Engine, *, keys: KeyRing | None = None, cors_origins: list[str] | None = None,
+def create_app(engine: EngineControl, *, keys: KeyRing | None = None, cors_origins: list[str] | None = None,
                key_file: Path | str = KEY_FILE, announce: TextIO | None = None,
                feed_interval: float = 0.5, auth_failures_per_minute: int = 10) -> FastAPI:
     """The API and dashboard for ``engine``.
@@ -131,12 +121,7 @@ def create_app(engine: Engine, *, keys: KeyRing | None = None, cors_origins: lis
     if keys is None:
         secret = settings.puppet_api_keys.get_secret_value() if settings.puppet_api_keys else None
         keys = keyring_from_settings(secret, key_file=key_file, announce=announce)
-    try:
-        from puppet_engine.observability.logging import update_secrets
-
-        update_secrets(keys.secret_values())
-    except ImportError:
-        pass
+    update_secrets(keys.secret_values())
     if cors_origins is None:
         cors_origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
 
@@ -151,7 +136,7 @@ def create_app(engine: Engine, *, keys: KeyRing | None = None, cors_origins: lis
     # needs a read key; no trailing-slash redirects (their Location would echo the Host header).
     app = FastAPI(title="Puppet Engine API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
                   lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
-    ctx = ApiContext(engine=engine, health=_health_registry(engine), feed=hub)
+    ctx = ApiContext(engine=engine, health=HealthRegistry(), feed=hub)
     _register_checks(ctx)
     app.state.ctx = ctx
     app.state.auth = AuthConfig(keys, FailureLimiter(engine.db, max_failures=auth_failures_per_minute,

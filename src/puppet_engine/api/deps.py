@@ -12,13 +12,14 @@ from fastapi import Depends, Path, Query, Request
 from puppet_engine.agents.state import AgentState
 from puppet_engine.api.errors import ApiError, not_found
 from puppet_engine.api.schemas import AgentSummary, SkippedPosts
+from puppet_engine.control import EngineControl
+from puppet_engine.memory import build_memory_store
 from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.skips import SkipCount
 
 if TYPE_CHECKING:
     from puppet_engine.agents.runtime import AgentRuntime
     from puppet_engine.api.feed import FeedHub
-    from puppet_engine.engine import Engine
     from puppet_engine.observability.health import HealthRegistry
 
 HEALTH_TTL = 1.0
@@ -30,7 +31,7 @@ _PRIVATE_KEYS = ("user_id", "author_id", "follower_ids", "user_ids", "participan
 class ApiContext:
     """Held on ``app.state.ctx`` for the routes."""
 
-    engine: Engine
+    engine: EngineControl
     health: HealthRegistry
     feed: FeedHub
     started_at: float = field(default_factory=time.time)
@@ -44,15 +45,13 @@ class ApiContext:
         return self.engine.db
 
     def memory_store(self, runtime: AgentRuntime) -> Any:
-        """The agent's memory store; an engine without one wired gets one built on its database."""
+        """The agent's memory store, else the engine's (an agent still being built); an engine
+        without one yet (services not connected) gets one built on its database."""
         if runtime.memory is not None:
             return runtime.memory
-        engine_store = getattr(self.engine, "memory", None)
-        if engine_store is not None:
-            return engine_store
+        if self.engine.memory is not None:
+            return self.engine.memory
         if self._memory is None:
-            from puppet_engine.memory import build_memory_store
-
             self._memory = build_memory_store(self.engine.settings, self.engine.db, clock=self.engine.clock)
         return self._memory
 

@@ -11,56 +11,28 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
+
+from puppet_engine.llm.messages import (
+    ChatMessage,
+    Completion,
+    CompletionRequest,
+    Purpose,
+    Role,
+    Usage,
+)
+from puppet_engine.llm.structured import decide
 
 if TYPE_CHECKING:
     from puppet_engine.agents.config import AgentConfig
 
-Role = Literal["system", "user", "assistant"]
-Purpose = Literal["post", "reply", "quote", "thread", "trade", "decision", "content", "news"]
+# The message types are part of this seam's contract (``from puppet_engine.llm.base import ChatMessage``).
+__all__ = ["ChatMessage", "Completion", "CompletionRequest", "LLMProvider", "PromptContext", "Purpose", "Role",
+           "Usage"]
+
 T = TypeVar("T", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    role: Role
-    content: str
-
-
-@dataclass
-class CompletionRequest:
-    """What to ask: the messages plus sampling options and bookkeeping."""
-
-    messages: list[ChatMessage]
-    model: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    json_schema: dict[str, Any] | None = None  # structured output: the reply must satisfy it
-    schema_name: str = "decision"
-    purpose: Purpose = "content"
-    agent_id: str | None = None
-    seed: int | None = None
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    model: str
-    provider: str
-    usage: Usage = field(default_factory=Usage)
-    latency_ms: float = 0.0
 
 
 @dataclass
@@ -121,8 +93,6 @@ class LLMProvider(ABC):
     async def decide(self, schema: type[T], messages: list[ChatMessage], *, agent_id: str | None = None,
                      attempts: int = 3) -> T:
         """Structured output validated against ``schema``; retried when the JSON does not validate."""
-        from puppet_engine.llm.structured import decide
-
         return await decide(self, schema, messages, agent_id=agent_id, attempts=attempts)
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default

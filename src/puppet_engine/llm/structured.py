@@ -13,15 +13,21 @@ from __future__ import annotations
 import copy
 import json
 import re
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from puppet_engine.errors import BadResponse
-from puppet_engine.llm.base import ChatMessage, CompletionRequest
+from puppet_engine.llm.messages import ChatMessage, Completion, CompletionRequest
 
-if TYPE_CHECKING:
-    from puppet_engine.llm.base import LLMProvider
+
+class Completer(Protocol):
+    """What :func:`decide` needs of a provider (any ``LLMProvider``)."""
+
+    name: str
+
+    async def complete(self, request: CompletionRequest) -> Completion: ...
+
 
 T = TypeVar("T", bound=BaseModel)
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.I)
@@ -76,7 +82,7 @@ def schema_name(model: type[BaseModel]) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", model.__name__)[:64] or "decision"
 
 
-async def decide(provider: LLMProvider, schema: type[T], messages: list[ChatMessage], *,
+async def decide(provider: Completer, schema: type[T], messages: list[ChatMessage], *,
                  agent_id: str | None = None, attempts: int = 3, seed: int | None = None) -> T:
     """Ask ``provider`` for a ``schema`` instance; retry on invalid JSON, raise ``BadResponse`` at the end."""
     json_schema = strict_schema(schema)

@@ -1,13 +1,18 @@
-"""The engine's own metric recording and story: one observer on events, one hook on the outbox."""
+"""The engine's own metric recording and story: one observer on events, one hook on the outbox.
+
+Observability sits below the events package: it reads events, actions and outcomes through
+the hooks the engine registers (``EventEngine.observe``, ``Outbox.on_done``), by the fields
+named in the protocols below, and imports nothing above it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import structlog
 
 from puppet_engine.clock import Clock
-from puppet_engine.events import Action, ActionOutcome, Event
 from puppet_engine.observability import upstream
 from puppet_engine.observability.logging import STORY_LOGGER
 from puppet_engine.observability.metrics import Metrics
@@ -16,6 +21,39 @@ _ACTION_COUNTERS = {"post": "posts", "thread": "posts", "reply": "replies", "lik
 _VERBS = {"post": "posted", "thread": "posted", "reply": "replied", "quote": "quoted", "like": "liked",
           "retweet": "reposted", "trade": "traded"}
 story = structlog.get_logger(STORY_LOGGER)
+
+
+class Event(Protocol):
+    """What the metrics read of an event (``puppet_engine.events.Event``)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def due_at(self) -> float: ...
+    @property
+    def started_at(self) -> float | None: ...
+
+
+class Action(Protocol):
+    """What the story and the counters read of a side effect (``puppet_engine.events.Action``)."""
+
+    @property
+    def agent_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+
+
+class ActionOutcome(Protocol):
+    """What the story reads of a completed side effect (``puppet_engine.events.ActionOutcome``)."""
+
+    @property
+    def external_id(self) -> str | None: ...
+    @property
+    def result(self) -> Mapping[str, Any] | None: ...
 
 
 def tell(action: Action, outcome: ActionOutcome) -> None:

@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from puppet_engine.observability.logging import redact
+
 Status = Literal["ok", "degraded", "down"]
 _STATUSES = ("ok", "degraded", "down")
 
@@ -111,8 +113,6 @@ class HealthRegistry:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            from puppet_engine.observability.logging import redact
-
             detail = redact(f"{type(exc).__name__}: {exc}")
             health = ComponentHealth(name, "down", detail, critical=entry.critical)
         elapsed = (self._timer() - start) * 1000.0

@@ -36,6 +36,9 @@ from typing import IO, Any, Literal
 import structlog
 from structlog.types import EventDict, WrappedLogger
 
+from puppet_engine.errors import ConfigError
+from puppet_engine.observability.tracing import current_trace_id
+
 REDACTED = "***"
 _MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words
 
@@ -173,8 +176,6 @@ def update_secrets(secrets: Iterable[str]) -> None:
 
 def _add_trace_id(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
     if "trace_id" not in event_dict:
-        from puppet_engine.observability.tracing import current_trace_id
-
         trace_id = current_trace_id()
         if trace_id is not None:
             event_dict["trace_id"] = trace_id
@@ -274,8 +275,6 @@ def configure_logging(
     """
     global _handler
     if fmt not in ("json", "console"):
-        from puppet_engine.errors import ConfigError
-
         raise ConfigError(f'LOG_FORMAT: expected "json" or "console", got {fmt!r}')
     update_secrets(secrets)
     renderer: Any = structlog.processors.JSONRenderer(default=str) if fmt == "json" else StoryRenderer()
@@ -311,9 +310,7 @@ def set_level(level: str | int) -> None:
     if isinstance(level, str):
         number = logging.getLevelName(level.strip().upper())
         if not isinstance(number, int):
-            from puppet_engine.errors import ConfigError
-
-            raise ConfigError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}")
+                raise ConfigError(f"LOG_LEVEL: expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}")
         level = number
     logging.getLogger().setLevel(level)
     quiet = level > logging.DEBUG

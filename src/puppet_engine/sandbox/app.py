@@ -12,8 +12,6 @@ import importlib
 import json
 import random
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -22,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from puppet_engine.clock import Clock, WallClock
 from puppet_engine.sandbox.faults import FaultInjector, FaultSpec, hang
-from puppet_engine.sandbox.service import SandboxService
+from puppet_engine.sandbox.service import SandboxConfig, SandboxService
 
 # Each emulator, by module path and class; mounted in this order.
 SERVICE_CLASSES: list[str] = [
@@ -32,19 +30,6 @@ SERVICE_CLASSES: list[str] = [
     "puppet_engine.sandbox.chain.JupiterService",
     "puppet_engine.sandbox.crowd.CrowdService",
 ]
-
-
-@dataclass
-class SandboxConfig:
-    """How the sandbox behaves; every field has a safe default for local use."""
-
-    seed: int = 7
-    openai_key: str = "sk-sandbox"
-    crowd_rate: float = 0.0  # crowd mentions per minute across all agents (0 = none)
-    x_rate_limit_profile: str = "payg"
-    x_public_base_url: str = ""  # base URL OAuth signatures are checked against; "" = as reached
-    snapshot_path: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Sandbox:

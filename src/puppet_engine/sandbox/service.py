@@ -1,18 +1,47 @@
-"""The contract every emulator mounted on the sandbox server implements."""
+"""The contract every emulator mounted on the sandbox server implements, and what it may
+read of the sandbox that holds it (:class:`SandboxHost`, :class:`SandboxConfig`)."""
 
 from __future__ import annotations
 
 import json
+import random
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
+from puppet_engine.clock import Clock
+
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
-    from puppet_engine.sandbox.app import Sandbox
+
+@dataclass
+class SandboxConfig:
+    """How the sandbox behaves; every field has a safe default for local use."""
+
+    seed: int = 7
+    openai_key: str = "sk-sandbox"
+    crowd_rate: float = 0.0  # crowd mentions per minute across all agents (0 = none)
+    x_rate_limit_profile: str = "payg"
+    x_public_base_url: str = ""  # base URL OAuth signatures are checked against; "" = as reached
+    snapshot_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SandboxHost(Protocol):
+    """What an emulator reads of the sandbox it is mounted on (``puppet_engine.sandbox.Sandbox``)."""
+
+    config: SandboxConfig
+    clock: Clock
+    rng: random.Random  # the sandbox's one seeded random source
+
+    def service(self, name: str) -> Any:
+        """Another emulator by name (the crowd mentions agents through ``x``)."""
+        ...
 
 
 class SandboxService(ABC):
@@ -25,7 +54,7 @@ class SandboxService(ABC):
     name: ClassVar[str]
     prefix: ClassVar[str]
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxHost) -> None:
         self.sandbox = sandbox
 
     @abstractmethod

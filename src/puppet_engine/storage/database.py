@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from puppet_engine.errors import ConfigError, StorageError
 from puppet_engine.storage.inline_sqlite import Checkpointer, inline_connector
+from puppet_engine.storage.migrate import upgrade
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x70757070  # PostgreSQL advisory lock key held while migrating ("pupp")
 SQLITE_BUSY_SECONDS = 30.0  # how long a write waits for another process's lock on SQLite
 
@@ -161,10 +161,6 @@ class Database:
 
     async def migrate(self, revision: str = "head") -> None:
         """Apply migrations up to ``revision`` (idempotent)."""
-        from sqlalchemy import text
-
-        from puppet_engine.storage.migrate import upgrade
-
         async with self.engine.begin() as conn:
             if self.is_postgres:  # several processes starting at once: one migrates, the others wait
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})

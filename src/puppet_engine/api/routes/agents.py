@@ -104,7 +104,7 @@ async def schedule(ctx: ApiContext, event_type: str, agent_id: str | None, paylo
     """Schedule a one-off event due now under a unique key; 202 material."""
     key = key or f"api:{event_type}:{agent_id or '-'}:{uuid.uuid4().hex[:16]}"
     event = Event(event_type, agent_id, payload, due_at=ctx.engine.clock.now(), key=key)
-    event_id = await ctx.engine.events.schedule(event)
+    event_id = await ctx.engine.enqueue(event)
     if event_id is None:  # a fresh uuid key cannot collide; treat it as the conflict it would be
         raise conflict(f"event {key!r} already exists")
     return Accepted(event_id=event_id, type=event_type, agent_id=agent_id, key=key)
@@ -141,7 +141,7 @@ async def trade_now(body: TradeRequest, agent_id: AgentId, ctx: Ctx) -> Accepted
     if not _known(ctx, agent_id).trading_enabled:
         raise conflict(f"trading is not enabled for agent {agent_id!r} (solana_integration.trading_enabled)")
     runtime = ctx.engine.manager.agents.get(agent_id)  # None while being built: its wallet comes with it
-    if (runtime is not None and runtime.trader is None) or "trade.manual" not in ctx.engine.events.handlers:
+    if (runtime is not None and runtime.trader is None) or not ctx.engine.handles("trade.manual"):
         raise conflict(f"agent {agent_id!r} has no wallet: trading is not set up for it")
     return await schedule(ctx, "trade.manual", agent_id, body.model_dump())
 

@@ -23,6 +23,7 @@ from puppet_engine.api.schemas import (
     StatusOut,
     responses,
 )
+from puppet_engine.observability.metrics import get_metrics
 from puppet_engine.storage.repos import events as event_rows
 from puppet_engine.storage.repos import outbox
 
@@ -62,7 +63,8 @@ async def queue_check(ctx: ApiContext) -> tuple[str, str]:
         return "ok", "no agent running"
     cutoff = engine.clock.now() - OVERDUE_SECONDS
     overdue = await event_rows.overdue_count(ctx.db, running, cutoff)
-    detail = f"{engine.events.in_flight} in flight, {engine.events.processed} processed"
+    load = engine.load()
+    detail = f"{load.in_flight} in flight, {load.processed} processed"
     if overdue:
         return "degraded", f"{overdue} events overdue by more than {OVERDUE_SECONDS:.0f}s; {detail}"
     return "ok", detail
@@ -74,12 +76,13 @@ async def status(ctx: Ctx) -> StatusOut:
     engine = ctx.engine
     event_counts = await event_rows.counts_by_status(ctx.db)
     action_counts = await outbox.counts_by_status(ctx.db)
+    load = engine.load()
     return StatusOut(
         version=__version__, owner=engine.owner, uptime_seconds=round(time.time() - ctx.started_at, 3),
-        now=engine.clock.now(), database=ctx.db.dialect, sandbox=bool(engine.wiring.uses_sandbox),
+        now=engine.clock.now(), database=ctx.db.dialect, sandbox=bool(engine.uses_sandbox),
         agents={"total": len(engine.manager.agents), "running": len(engine.manager.running)},
-        engine={"concurrency": engine.events.concurrency, "in_flight": engine.events.in_flight,
-                "processed": engine.events.processed, "max_attempts": engine.events.max_attempts},
+        engine={"concurrency": load.concurrency, "in_flight": load.in_flight,
+                "processed": load.processed, "max_attempts": load.max_attempts},
         events=event_counts, actions=action_counts,
     )
 
@@ -123,7 +126,7 @@ _SETTINGS_EXAMPLE = {"database_url": "sqlite:///puppet_engine.db", "log_level": 
             summary="Engine settings, secrets redacted",
             response_description="every setting by name; secrets read '***'")
 async def get_config(ctx: Ctx) -> dict[str, Any]:
-    return public_settings(ctx.engine.settings, ctx.engine.runtime.values())
+    return public_settings(ctx.engine.settings, ctx.engine.runtime_values())
 
 
 @router.put("/config", dependencies=[Depends(_admin)], response_model=dict[str, Any],
@@ -137,9 +140,9 @@ async def put_config(body: SettingsUpdate, ctx: Ctx,
     refused (422 naming the field): they are read once at start (set the variable and restart)."""
     engine = ctx.engine
     changes = body.model_dump(exclude_none=True)
-    changed = await engine.runtime.update(changes, updated_by=key.label)
+    changed = await engine.apply_settings(changes, updated_by=key.label)
     logging.getLogger("puppet_engine.api").info("runtime settings changed: %s", ", ".join(sorted(changed)) or "none")
-    return public_settings(engine.settings, engine.runtime.values())
+    return public_settings(engine.settings, engine.runtime_values())
 
 
 @router.post("/system/restart", response_model=RestartResult, dependencies=[Depends(require("admin"))],
@@ -160,8 +163,6 @@ async def restart_all(ctx: Ctx) -> RestartResult:
                                             "description": "Prometheus text exposition"}},
             summary="Prometheus metrics")
 async def metrics(ctx: Ctx) -> Response:
-    from puppet_engine.observability.metrics import get_metrics
-
     m = get_metrics()
     manager = ctx.engine.manager
     m.agents.labels(state="running").set(len(manager.running))

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import random
 import weakref
-from typing import TYPE_CHECKING
 
 from puppet_engine.sandbox.chain.ledger import Ledger
 from puppet_engine.sandbox.chain.market import Market
 from puppet_engine.sandbox.chain.swaps import SwapBuilder
+from puppet_engine.sandbox.service import SandboxHost
 
-if TYPE_CHECKING:
-    from puppet_engine.sandbox.app import Sandbox
-
-_WORLDS: weakref.WeakKeyDictionary[Sandbox, SolanaWorld] = weakref.WeakKeyDictionary()
+_WORLDS: weakref.WeakKeyDictionary[SandboxHost, SolanaWorld] = weakref.WeakKeyDictionary()
 
 
 class SolanaWorld:
     """The LiteSVM ledger, the pools living on it, and the swap builder drawing from them."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxHost) -> None:
         self.ledger = Ledger(sandbox.clock, seed=sandbox.config.seed)
         # A random source of its own, seeded from the sandbox's: the market's walk does not
         # depend on how often other emulators draw numbers.
@@ -27,7 +24,7 @@ class SolanaWorld:
         self.swaps = SwapBuilder(self.market)
 
     @classmethod
-    def of(cls, sandbox: Sandbox) -> SolanaWorld:
+    def of(cls, sandbox: SandboxHost) -> SolanaWorld:
         world = _WORLDS.get(sandbox)
         if world is None:
             world = _WORLDS[sandbox] = cls(sandbox)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.applications import Starlette
@@ -32,10 +32,7 @@ from puppet_engine.sandbox.llm.problems import (
     problem_response,
     rate_limited,
 )
-from puppet_engine.sandbox.service import SandboxService
-
-if TYPE_CHECKING:
-    from puppet_engine.sandbox.app import Sandbox
+from puppet_engine.sandbox.service import SandboxHost, SandboxService
 
 LIMIT_REQUESTS = 10_000
 LIMIT_TOKENS = 30_000_000
@@ -48,7 +45,7 @@ class OpenAIService(SandboxService):
     name = "openai"
     prefix = "/openai"
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxHost) -> None:
         super().__init__(sandbox)
         self.rpm = int(sandbox.config.extra.get("openai_rpm", 0) or 0)
         self.obedient = bool(sandbox.config.extra.get("openai_obedient", False))  # see sandbox.llm.obedient

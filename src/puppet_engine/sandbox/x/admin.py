@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -20,9 +20,7 @@ from starlette.responses import Response
 
 from puppet_engine.sandbox.x import problems as px
 from puppet_engine.sandbox.x import render
-
-if TYPE_CHECKING:
-    from puppet_engine.sandbox.x.service import XService
+from puppet_engine.sandbox.x.backend import XBackend
 
 _USERNAME = r"^@?[A-Za-z0-9_]{1,15}$"
 
@@ -47,7 +45,7 @@ class LimitsChange(BaseModel):
     )
 
 
-def build_admin_router(service: XService) -> APIRouter:
+def build_admin_router(service: XBackend) -> APIRouter:
     router = APIRouter(tags=["sandbox x"])
     state = service.state
 
@@ -109,7 +107,7 @@ def build_admin_router(service: XService) -> APIRouter:
     return router
 
 
-def full_tweet(service: XService, tweet: Any) -> dict[str, Any]:
+def full_tweet(service: XBackend, tweet: Any) -> dict[str, Any]:
     """Every field of a tweet plus its author's username (the admin view)."""
     out = render.tweet_object(service.state, tweet, render.full_fields().tweet)
     out.setdefault("referenced_tweets", [])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,12 +20,10 @@ from starlette.routing import Route
 from puppet_engine.sandbox.x import problems as px
 from puppet_engine.sandbox.x import render
 from puppet_engine.sandbox.x.auth import Caller
+from puppet_engine.sandbox.x.backend import XBackend
 from puppet_engine.sandbox.x.oauth import parse_authorization
 from puppet_engine.sandbox.x.search import compile_query
 from puppet_engine.sandbox.x.state import StoredTweet
-
-if TYPE_CHECKING:
-    from puppet_engine.sandbox.x.service import XService
 
 Result = tuple[int, dict[str, Any]]
 Handler = Callable[[Request, Caller, float], Awaitable[Result]]
@@ -35,7 +33,7 @@ MENTIONS_CAP = 800
 
 
 class XApi:
-    def __init__(self, service: XService) -> None:
+    def __init__(self, service: XBackend) -> None:
         self.service = service
         self.state = service.state
 

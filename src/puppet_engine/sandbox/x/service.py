@@ -9,22 +9,19 @@ Options come from ``SandboxConfig``: ``x_rate_limit_profile`` (payg, free, basic
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from puppet_engine.sandbox.service import SandboxService
+from puppet_engine.sandbox.service import SandboxHost, SandboxService
 from puppet_engine.sandbox.x import problems as px
 from puppet_engine.sandbox.x.admin import build_admin_router
 from puppet_engine.sandbox.x.auth import Authenticator
 from puppet_engine.sandbox.x.limits import RateLimits
 from puppet_engine.sandbox.x.routes import XApi
 from puppet_engine.sandbox.x.state import XRules, XState
-
-if TYPE_CHECKING:
-    from puppet_engine.sandbox.app import Sandbox
 
 
 class XService(SandboxService):
@@ -33,7 +30,7 @@ class XService(SandboxService):
     name = "x"
     prefix = "/x"
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxHost) -> None:
         super().__init__(sandbox)
         config = sandbox.config
         extra = config.extra
