@@ -31,6 +31,7 @@ from puppet_engine.llm.registry import build_provider
 from puppet_engine.llm.wrappers import prometheus_hook
 from puppet_engine.memory import build_memory_store
 from puppet_engine.memory.base import MemoryStore
+from puppet_engine.networks import ClientSpec, build_client
 from puppet_engine.observability.logging import redact, update_secrets
 from puppet_engine.observability.metrics import Metrics
 from puppet_engine.resilience import CircuitBreaker
@@ -39,7 +40,6 @@ from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings, agent_secret, env_suffix
 from puppet_engine.social import SocialClient
-from puppet_engine.social.registry import ClientSpec, build_client
 from puppet_engine.solana import SandboxEndpoints, TradeExecutor, build_trader, fund_sandbox_wallet
 from puppet_engine.solana.trader import SolanaTrader
 from puppet_engine.solana.wallet import parse_keypair

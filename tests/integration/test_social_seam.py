@@ -15,12 +15,12 @@ from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.errors import AuthError, ConfigError, ServiceUnavailable
+from puppet_engine.networks import CLIENTS, ClientSpec, build_client
 from puppet_engine.resilience import CircuitBreaker, RetryPolicy
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings
 from puppet_engine.social import DryRunClient
-from puppet_engine.social.registry import CLIENTS, ClientSpec, build_client
 from puppet_engine.solana.jupiter import JupiterAPI
 from puppet_engine.solana.rpc import SolanaRpc
 from puppet_engine.solana.tokens import SOL_MINT, USDC_MINT

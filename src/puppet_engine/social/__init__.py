@@ -1,6 +1,6 @@
-"""The platform-neutral social seam: the contract, its types, the dry-run client and the
-name → client registry (:mod:`puppet_engine.social.registry`). X lives beside it in
-:mod:`puppet_engine.twitter`."""
+"""The platform-neutral social seam: the contract, its types and the dry-run client.
+X lives beside it in :mod:`puppet_engine.twitter`; the name → client registry is the
+composition root's (:mod:`puppet_engine.networks`)."""
 
 from puppet_engine.social.base import CLOCK_SKEW, Account, Post, SocialClient, find_own
 from puppet_engine.social.dryrun import DryRunClient

@@ -1,4 +1,5 @@
-"""Choosing an agent's social network: a plain mapping from a name to a client factory.
+"""Choosing an agent's social network: a plain mapping from a name to a client factory
+(part of the composition root, so the networks never import each other or it).
 
 ``build_client("x", ClientSpec(...))`` gives an unconnected client; the agent's start
 calls its :meth:`~puppet_engine.social.base.SocialClient.connect`. A new network is one
@@ -6,7 +7,7 @@ package beside :mod:`puppet_engine.twitter` plus one line in :data:`CLIENTS` (an
 sandbox emulator); behaviours only ever see :class:`~puppet_engine.social.base.SocialClient`.
 
 This module sits above the network packages (it imports them); they import only
-:mod:`puppet_engine.social.base`.
+:mod:`puppet_engine.social`.
 """
 
 from __future__ import annotations
