@@ -300,3 +300,25 @@ async def test_a_repeat_of_an_older_post_is_refused_not_taken_for_ours(tmp_path:
         [row] = await r.rows(sa.text("SELECT status, external_id FROM actions WHERE key = 'post:quin:repeat'"))
         assert row.status == "failed" and row.external_id != first, row
         assert [t["id"] for t in await r.tweets_of("quin") if t["text"] == "tea at dawn, maps at noon"] == [first]
+
+
+async def test_an_account_at_its_posting_limit_keeps_reading_and_sends_when_the_window_opens(tmp_path: Path) -> None:
+    """X allows an account so many posts per window: once the engine knows the window is spent,
+    a reply waits in the outbox for the reset (the agent goes on reading and deciding its mentions,
+    and a stop is not held up by a send asleep in the client), then goes out exactly once."""
+    async with rig(tmp_path, persona("kit")) as r:
+        await r.run_for(60)
+        await r.admin("POST", "/x/rate-limits", json={"profile": "payg", "limits": {
+            "POST /2/tweets": {"user": 3, "app": 1000, "window": 900}}})
+        first = await ask(r, "busy_a", "kit", 6)
+        await r.run_for(3 * 60)
+        replies = await r.action_statuses("reply")
+        assert 1 <= list(replies.values()).count("done") <= 3, replies  # the window's 3 posts (its own post too)
+        assert set(replies.values()) == {"done", "pending"}, replies  # waiting in the outbox, not in a send
+        later = await ask(r, "busy_b", "kit", 2, "rain")
+        await r.run_for(POLL + 10)
+        decided = await r.decisions("kit")
+        assert all(decided.get(t) == "reply" for t in later), decided  # still reading while the sends wait
+        await r.run_for(45 * 60)  # 8 replies at 3 posts a window: three windows
+        await assert_answered_once(r, "kit", first + later)
+        await assert_healthy(r)

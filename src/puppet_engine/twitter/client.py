@@ -39,6 +39,10 @@ from puppet_engine.twitter.ratelimit import RateLimiter
 from puppet_engine.twitter.text import count_cashtags, parse_tweet
 
 DEFAULT_BASE_URL = "https://api.x.com"
+# A write (post, reply, like…) waits at most this long for a spent rate-limit window, then
+# raises RateLimited: the outbox keeps it for the window's reset, so the agent's other work
+# and a shutdown are never held up by a send asleep in the client. Reads wait longer.
+WRITE_MAX_WAIT = 5.0
 
 
 class _AmbiguousDuplicate(DuplicateContent):
@@ -123,6 +127,7 @@ class TwitterClient(SocialClient):
         if user_only and not user:
             raise AuthError(f"{endpoint} needs OAuth 1.0a user credentials, not only a bearer token", service="x")
         where = endpoint
+        max_wait = self.limiter.max_wait if method == "GET" else min(WRITE_MAX_WAIT, self.limiter.max_wait)
         ambiguous = False  # an earlier attempt may have reached X without us seeing the answer
         attempt = 0
         while True:
@@ -130,7 +135,7 @@ class TwitterClient(SocialClient):
             if self.breaker is not None:
                 self.breaker.before(where)
             with upstream("x"):  # a rate-limit window's wait is waiting on X too
-                await self.limiter.acquire(self.account_key, endpoint)
+                await self.limiter.acquire(self.account_key, endpoint, max_wait=max_wait)
             request = self._build(method, path, params, body, user)
             try:
                 with upstream("x") as call:
@@ -165,7 +170,7 @@ class TwitterClient(SocialClient):
             if attempt >= self.retry.attempts:
                 raise error
             if isinstance(error, RateLimited):
-                if error.retry_after > self.limiter.max_wait:
+                if error.retry_after > max_wait:
                     raise error
                 continue  # the limiter now knows the window is spent and waits for its reset
             if retryable:

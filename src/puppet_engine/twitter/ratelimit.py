@@ -63,14 +63,16 @@ class RateLimiter:
         until = self._bucket(account, endpoint).blocked_until(self.clock.now())
         return 0.0 if until is None else max(0.0, until - self.clock.now()) + self.margin
 
-    async def acquire(self, account: str, endpoint: str) -> None:
-        """Wait until a call is allowed (or raise :class:`RateLimited`), then count it in flight."""
+    async def acquire(self, account: str, endpoint: str, *, max_wait: float | None = None) -> None:
+        """Wait until a call is allowed (or raise :class:`RateLimited` when that is more than
+        ``max_wait`` seconds away, default :attr:`max_wait`), then count it in flight."""
+        limit = self.max_wait if max_wait is None else max_wait
         bucket = self._bucket(account, endpoint)
         while True:
             wait = self.wait_time(account, endpoint)
             if wait <= 0:
                 break
-            if wait > self.max_wait:
+            if wait > limit:
                 raise RateLimited(f"{endpoint} limit reached for this account", service=self.service,
                                   retry_after=wait)
             await self.clock.sleep(wait)
