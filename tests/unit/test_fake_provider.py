@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
-from puppet_engine.agents.config import AgentConfig, load_agent_file, parse_agent_config
 from puppet_engine.llm import FakeProvider, PromptContext, build_messages
 from puppet_engine.llm.base import ChatMessage, CompletionRequest
 from puppet_engine.llm.persona import parse_messages
 from puppet_engine.llm.prompts import system_prompt, user_prompt
 from puppet_engine.llm.rules import has_emoji, hashtags, similarity
 from puppet_engine.llm.textgen import generate_from_messages, intent_of
+from puppet_engine.persona import AgentConfig, load_agent_file, parse_agent_config
 from puppet_engine.twitter.text import weighted_length
 
 EXAMPLE_AGENTS = Path(__file__).resolve().parents[2] / "agents"

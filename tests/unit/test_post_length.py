@@ -16,13 +16,13 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from puppet_engine.agents.behaviors.posting import SKIP_STREAK_WARNING, skip_streak
-from puppet_engine.agents.config import AgentConfig, parse_agent_config
 from puppet_engine.agents.state import AgentState
 from puppet_engine.cli import app
 from puppet_engine.llm import FakeProvider, PromptContext
 from puppet_engine.llm.persona import parse_messages, post_lengths, render_persona_block
 from puppet_engine.llm.prompts import build_messages
 from puppet_engine.llm.validation import length_warnings, validate_post
+from puppet_engine.persona import AgentConfig, parse_agent_config
 from puppet_engine.twitter.text import fit_text, weighted_length
 
 

@@ -16,7 +16,6 @@ from typing import Any
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
-from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.runtime import (
     AgentRuntime,
     AgentServices,
@@ -25,6 +24,7 @@ from puppet_engine.agents.runtime import (
 )
 from puppet_engine.errors import ConfigError, ProviderError
 from puppet_engine.events import Action, ActionOutcome, Event, EventEngine, HandlerResult
+from puppet_engine.persona import AgentConfig
 from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos import events as event_rows
 

@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from puppet_engine.agents.config import AgentConfig
+from puppet_engine.persona import AgentConfig
 
 MIN_SECRET = 6  # folded characters: a shorter secret value is not looked for
 MIN_PROMPT_RUN = 24  # folded characters: a shorter prompt is not looked for (it would match plain words)

@@ -26,7 +26,7 @@ from puppet_engine.llm.messages import (
 from puppet_engine.llm.structured import decide
 
 if TYPE_CHECKING:
-    from puppet_engine.agents.config import AgentConfig
+    from puppet_engine.persona import AgentConfig
 
 # The message types are part of this seam's contract (``from puppet_engine.llm.base import ChatMessage``).
 __all__ = ["ChatMessage", "Completion", "CompletionRequest", "LLMProvider", "PromptContext", "Purpose", "Role",

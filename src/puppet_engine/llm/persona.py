@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from puppet_engine.agents.config import AgentConfig
+    from puppet_engine.persona import AgentConfig
 
 SEP = "; "
 PERSONA_HEADER = "## Persona"

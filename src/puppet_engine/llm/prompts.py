@@ -40,7 +40,7 @@ from puppet_engine.llm.persona import (
 )
 
 if TYPE_CHECKING:
-    from puppet_engine.agents.config import AgentConfig
+    from puppet_engine.persona import AgentConfig
 
 DEFAULT_CONTEXT_TOKENS = 1500  # budget for thread + recent posts + memories
 MAX_ITEM_CHARS = 400

@@ -39,7 +39,7 @@ from puppet_engine.twitter.text import (
 )
 
 if TYPE_CHECKING:
-    from puppet_engine.agents.config import AgentConfig
+    from puppet_engine.persona import AgentConfig
 
 THREADABLE = frozenset({"post", "thread", "news", "trade", "content"})
 SEED_STEP = 7919
