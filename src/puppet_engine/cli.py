@@ -23,10 +23,10 @@ from puppet_engine.agents.legacy import LegacyFormatError
 from puppet_engine.agents.legacy import import_legacy as run_import
 from puppet_engine.api.app import close_streams, create_app
 from puppet_engine.api.auth import KEY_FILE
+from puppet_engine.content.validation import length_warnings
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.errors import ConfigError, PuppetError
 from puppet_engine.events import Event, records
-from puppet_engine.llm.validation import length_warnings
 from puppet_engine.memory import Memory, build_memory_store
 from puppet_engine.observability.logging import configure_logging
 from puppet_engine.persona import (

@@ -12,6 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from puppet_engine.content.prompts import system_prompt as build_system_prompt
 from puppet_engine.persona import AgentConfig
 
 MIN_SECRET = 6  # folded characters: a shorter secret value is not looked for
@@ -90,9 +91,7 @@ def leaks(text: str, config: AgentConfig, system_prompt: str | None = None, wind
         if len(folded_secret) >= MIN_SECRET and folded_secret in folded:
             return "reply would reveal a secret"
     if system_prompt is None:
-        from puppet_engine.llm.prompts import system_prompt as build
-
-        system_prompt = build(config)
+        system_prompt = build_system_prompt(config)
     prompts = [p for p in (system_prompt, config.custom_system_prompt, *config.rotating_system_prompts) if p]
     for prompt in prompts:
         folded_prompt = fold(prompt)

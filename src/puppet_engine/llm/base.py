@@ -1,7 +1,9 @@
 """The LLM seam: one abstract base class, one required method (:meth:`LLMProvider.complete`).
 
-Everything the behaviours need (``generate_tweet``, ``generate_reply``, ``decide``)
-is built on ``complete`` here, so a new provider only translates the wire format.
+A provider completes chat requests and nothing else: persona prompts and the posts and
+replies built from them are :mod:`puppet_engine.content`'s (``generate_tweet(provider, …)``).
+What is shared here (``generate_content``, ``decide``) is built on ``complete``, so a new
+provider only translates the wire format.
 Cross-cutting behaviour (fallback, circuit breaker, budgets, metrics, recording)
 lives in wrappers around a provider, never inside one.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -24,9 +26,6 @@ from puppet_engine.llm.messages import (
     Usage,
 )
 from puppet_engine.llm.structured import decide
-
-if TYPE_CHECKING:
-    from puppet_engine.persona import AgentConfig
 
 # The message types are part of this seam's contract (``from puppet_engine.llm.base import ChatMessage``).
 __all__ = ["ChatMessage", "Completion", "CompletionRequest", "LLMProvider", "PromptContext", "Purpose", "Role",
@@ -73,22 +72,6 @@ class LLMProvider(ABC):
             messages=[ChatMessage("system", system), ChatMessage("user", prompt)], purpose="content",
         )
         return (await self.complete(request)).text
-
-    async def generate_tweet(self, agent: AgentConfig, context: PromptContext) -> str:
-        """A post in the agent's voice."""
-        from puppet_engine.llm.prompts import build_messages
-
-        request = CompletionRequest(
-            messages=build_messages(agent, context), purpose=context.purpose,
-            agent_id=agent.id, seed=context.seed,
-            model=agent.llm_config.model, temperature=agent.llm_config.temperature,
-        )
-        return (await self.complete(request)).text
-
-    async def generate_reply(self, agent: AgentConfig, context: PromptContext) -> str:
-        """A reply in the agent's voice to the thread in ``context``."""
-        context.purpose = "reply"
-        return await self.generate_tweet(agent, context)
 
     async def decide(self, schema: type[T], messages: list[ChatMessage], *, agent_id: str | None = None,
                      attempts: int = 3) -> T:

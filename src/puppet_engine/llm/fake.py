@@ -16,11 +16,11 @@ import zlib
 
 from puppet_engine.errors import ProviderError
 from puppet_engine.llm.base import ChatMessage, Completion, CompletionRequest, LLMProvider, Usage
-from puppet_engine.llm.persona import parse_messages
-from puppet_engine.llm.prompts import estimate_tokens
+from puppet_engine.llm.messages import estimate_tokens
 from puppet_engine.llm.schema_fill import instance_for
 from puppet_engine.llm.textgen import generate
 from puppet_engine.observability.upstream import upstream
+from puppet_engine.persona.block import parse_messages
 
 DEFAULT_MODEL = "fake-persona-1"
 

@@ -27,7 +27,7 @@ from puppet_engine.errors import (
     ServiceUnavailable,
 )
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider, Usage
-from puppet_engine.llm.prompts import estimate_tokens
+from puppet_engine.llm.messages import estimate_tokens
 from puppet_engine.observability.upstream import upstream
 
 _KEYS = re.compile(r"\b(sk|xai|gsk)-[A-Za-z0-9*_\-]{3,}")
