@@ -11,9 +11,8 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from puppet_engine.content import build_messages, generate_validated
+from puppet_engine.content import PromptContext, build_messages, generate_validated
 from puppet_engine.errors import AuthError, ContentRejected, RateLimited, ServiceUnavailable
-from puppet_engine.llm import PromptContext
 from puppet_engine.llm.base import ChatMessage, CompletionRequest
 from puppet_engine.llm.grok import GrokProvider
 from puppet_engine.llm.openai import OpenAIProvider

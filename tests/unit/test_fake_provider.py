@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
-from puppet_engine.content import build_messages, generate_reply, generate_tweet
+from puppet_engine.content import PromptContext, build_messages, generate_reply, generate_tweet
 from puppet_engine.content.prompts import system_prompt, user_prompt
-from puppet_engine.llm import FakeProvider, PromptContext
+from puppet_engine.llm import FakeProvider
 from puppet_engine.llm.base import ChatMessage, CompletionRequest
 from puppet_engine.llm.textgen import generate_from_messages, intent_of
 from puppet_engine.persona import AgentConfig, load_agent_file, parse_agent_config

@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 from puppet_engine.agents.behaviors.posting import SKIP_STREAK_WARNING, skip_streak
 from puppet_engine.agents.state import AgentState
 from puppet_engine.cli import app
-from puppet_engine.content import generate_reply, generate_tweet
+from puppet_engine.content import PromptContext, generate_reply, generate_tweet
 from puppet_engine.content.persona import post_lengths, render_persona_block
 from puppet_engine.content.prompts import build_messages
 from puppet_engine.content.validation import length_warnings, validate_post
-from puppet_engine.llm import FakeProvider, PromptContext
+from puppet_engine.llm import FakeProvider
 from puppet_engine.persona import AgentConfig, parse_agent_config
 from puppet_engine.persona.block import parse_messages
 from puppet_engine.twitter.text import fit_text, weighted_length

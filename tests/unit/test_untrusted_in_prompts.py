@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 
 from puppet_engine.agents.behaviors.mentions import withheld
-from puppet_engine.content.prompts import build_messages, quoted
-from puppet_engine.llm.base import PromptContext
+from puppet_engine.content.prompts import PromptContext, build_messages, quoted
 from puppet_engine.llm.textgen import generate_from_messages, intent_of
 from puppet_engine.persona import parse_agent_config
 from puppet_engine.persona.block import HEARD_HEADER, MEMORY_HEADER, THREAD_HEADER, parse_messages

@@ -7,6 +7,7 @@ and X's text rules). Providers only complete chat requests.
 """
 
 from puppet_engine.content.prompts import (
+    PromptContext,
     build_messages,
     generate_reply,
     generate_tweet,
@@ -20,5 +21,5 @@ from puppet_engine.content.validation import (
     validate_post,
 )
 
-__all__ = ["ValidatedText", "build_messages", "generate_reply", "generate_tweet", "generate_validated",
+__all__ = ["PromptContext", "ValidatedText", "build_messages", "generate_reply", "generate_tweet", "generate_validated",
            "length_warnings", "system_prompt", "user_prompt", "validate_post"]

@@ -21,14 +21,14 @@ import json
 import tomllib
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from puppet_engine.content.persona import post_lengths, render_persona_block, words_in
-from puppet_engine.llm.base import ChatMessage, LLMProvider, PromptContext
-from puppet_engine.llm.messages import CompletionRequest, estimate_tokens
+from puppet_engine.llm.base import LLMProvider
+from puppet_engine.llm.messages import ChatMessage, CompletionRequest, Purpose, estimate_tokens
 from puppet_engine.persona import AgentConfig
 from puppet_engine.persona.block import (
     HEARD_HEADER,
@@ -41,6 +41,28 @@ from puppet_engine.persona.block import (
 
 DEFAULT_CONTEXT_TOKENS = 1500  # budget for thread + recent posts + memories
 MAX_ITEM_CHARS = 400
+
+
+@dataclass
+class PromptContext:
+    """Everything a behaviour knows when it asks for text; prompts pick what they need."""
+
+    purpose: Purpose = "post"
+    recent_posts: list[str] = field(default_factory=list)
+    memories: list[str] = field(default_factory=list)
+    mood: Mapping[str, float] | None = None
+    topic: str | None = None
+    news: str | None = None
+    thread: list[tuple[str, str]] = field(default_factory=list)  # (username, text), oldest first
+    #: (username, text) other accounts wrote to the agent, recalled from memory: untrusted, rendered
+    #: quoted in a section of their own, never among the agent's own memories.
+    heard: list[tuple[str, str]] = field(default_factory=list)
+    replying_to: str | None = None  # username being answered
+    relationship: Mapping[str, Any] | None = None
+    trade: Mapping[str, Any] | None = None
+    now: float = 0.0
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=1)

@@ -25,9 +25,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from puppet_engine.content.persona import MIN_TYPICAL, post_lengths, words_in
-from puppet_engine.content.prompts import generate_reply, generate_tweet
+from puppet_engine.content.prompts import PromptContext, generate_reply, generate_tweet
 from puppet_engine.errors import ValidationFailed
-from puppet_engine.llm.base import LLMProvider, PromptContext
+from puppet_engine.llm.base import LLMProvider
 from puppet_engine.persona import AgentConfig, rules
 from puppet_engine.twitter.text import (
     MAX_WEIGHT,

@@ -11,7 +11,6 @@ from puppet_engine.llm.base import (
     Completion,
     CompletionRequest,
     LLMProvider,
-    PromptContext,
     Usage,
 )
 from puppet_engine.llm.fake import FakeProvider
@@ -40,7 +39,6 @@ __all__ = [
     "LLMCall",
     "LLMProvider",
     "MetricsProvider",
-    "PromptContext",
     "RecordingProvider",
     "Usage",
     "WrapperProvider",

@@ -38,6 +38,7 @@ from puppet_engine.llm.phrasebook import (
 from puppet_engine.persona import rules
 from puppet_engine.persona.block import TASK_PREFIX as TASK_MARK
 from puppet_engine.persona.block import PromptFacts, parse_messages
+from puppet_engine.twitter.text import weighted_length
 
 ATTEMPTS = 24
 SHORT_MAX = 50  # below this maximum length the persona gets the few-words phrase sets
@@ -374,8 +375,6 @@ def _addressed(text: str, facts: PromptFacts) -> str:
 
 
 def _acceptable(text: str, facts: PromptFacts, *, check_length: bool = True, strict: bool = True) -> bool:
-    from puppet_engine.twitter.text import weighted_length
-
     limit = min(280, facts.max_length or 280)
     own = rules.leading_handles(text)[1] if facts.purpose == "reply" else text  # handles do not count
     if check_length and weighted_length(own.split("\n\n")[0]) > limit:

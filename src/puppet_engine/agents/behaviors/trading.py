@@ -22,10 +22,10 @@ from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import compose, post_action
 from puppet_engine.agents.mood import Mood, after_trade
 from puppet_engine.agents.runtime import AgentRuntime
+from puppet_engine.content.prompts import PromptContext
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Action, ActionOutcome, ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import HOUR, next_trade_check_at, slot_key
-from puppet_engine.llm.base import PromptContext
 
 log = structlog.get_logger("puppet_engine.trading")
 
