@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
+from puppet_engine.agents.remember import remember_action
 from puppet_engine.agents.runtime import (
     AgentRuntime,
     AgentServices,
@@ -405,6 +406,4 @@ class AgentManager:
         agent = self.agents.get(action.agent_id)
         if agent is None or agent.memory is None:
             return
-        from puppet_engine.agents.remember import remember_action
-
         await remember_action(agent, action, outcome, self.services.clock.now())

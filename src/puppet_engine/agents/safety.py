@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from puppet_engine.content.prompts import system_prompt as build_system_prompt
+from puppet_engine.errors import ValidationFailed
 from puppet_engine.persona import AgentConfig
 
 MIN_SECRET = 6  # folded characters: a shorter secret value is not looked for
@@ -106,8 +107,6 @@ def leaks(text: str, config: AgentConfig, system_prompt: str | None = None, wind
 
 def check_leaks(parts: list[str] | tuple[str, ...], config: AgentConfig) -> None:
     """Raise ``ValidationFailed`` when any part would reveal a secret or the system prompt."""
-    from puppet_engine.errors import ValidationFailed
-
     reasons = sorted({reason for part in parts if (reason := leaks(part, config))})
     if reasons:
         raise ValidationFailed(reasons)

@@ -26,6 +26,7 @@ from puppet_engine.content.prompts import PromptContext
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Action, ActionOutcome, ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import HOUR, next_trade_check_at, slot_key
+from puppet_engine.solana import decide_trade
 
 log = structlog.get_logger("puppet_engine.trading")
 
@@ -69,8 +70,6 @@ class TradingBehavior(Behavior):
         if agent.trader is None:
             return HandlerResult(result={"skipped": "trading is not enabled"})
         try:
-            from puppet_engine.solana import decide_trade
-
             trader = agent.trader
             analysis = await trader.analyze_market()
             idea = decide_trade(analysis, trader.limits, await trader.wallet.balances(), rng,
