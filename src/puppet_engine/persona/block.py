@@ -5,7 +5,8 @@
 offline text generator (:mod:`puppet_engine.llm.textgen`), used both by
 ``FakeProvider`` and by the sandbox's LLM API, which only ever sees the messages,
 parses them back with :func:`parse_messages`. The labels below are therefore the
-contract between the two sides.
+contract between the two sides, which is why it lives below both (the fake may not
+import ``content``).
 """
 
 from __future__ import annotations
