@@ -66,10 +66,10 @@ async def hammer(client: httpx2.AsyncClient, url: str, total: int, concurrency: 
 
 
 async def run(requests: int, concurrency: int) -> dict[str, Any]:
-    from puppet_engine.agents.config import load_agents_dir
     from puppet_engine.api import KeyRing, create_app
     from puppet_engine.engine import Engine, EngineOptions
     from puppet_engine.observability.logging import configure_logging
+    from puppet_engine.persona import load_agents_dir
     from puppet_engine.sandbox import Sandbox, SandboxConfig
     from puppet_engine.serving import BackgroundServer
     from puppet_engine.settings import Settings

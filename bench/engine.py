@@ -50,7 +50,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import structlog
 
-from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.events import (
@@ -64,6 +63,7 @@ from puppet_engine.events import (
     Outbox,
 )
 from puppet_engine.observability import upstream
+from puppet_engine.persona import parse_agent_config
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import events as event_rows

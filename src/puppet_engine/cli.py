@@ -19,22 +19,22 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from puppet_engine.agents.config import (
+from puppet_engine.agents.legacy import LegacyFormatError
+from puppet_engine.agents.legacy import import_legacy as run_import
+from puppet_engine.api.app import close_streams, create_app
+from puppet_engine.api.auth import KEY_FILE
+from puppet_engine.content.validation import length_warnings
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.errors import ConfigError, PuppetError
+from puppet_engine.events import Event, records
+from puppet_engine.memory import Memory, build_memory_store
+from puppet_engine.observability.logging import configure_logging
+from puppet_engine.persona import (
     agent_json_schema,
     check_files,
     load_agent_file,
     load_agents_dir,
 )
-from puppet_engine.agents.legacy import LegacyFormatError
-from puppet_engine.agents.legacy import import_legacy as run_import
-from puppet_engine.api.app import close_streams, create_app
-from puppet_engine.api.auth import KEY_FILE
-from puppet_engine.engine import Engine, EngineOptions
-from puppet_engine.errors import ConfigError, PuppetError
-from puppet_engine.events import Event, records
-from puppet_engine.llm.validation import length_warnings
-from puppet_engine.memory import Memory, build_memory_store
-from puppet_engine.observability.logging import configure_logging
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import load_settings
 from puppet_engine.simulate import simulate as run_simulation

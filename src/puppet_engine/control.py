@@ -12,11 +12,11 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.runtime import AgentRuntime, AgentStatus
 from puppet_engine.clock import Clock
 from puppet_engine.events import Event
 from puppet_engine.memory.base import MemoryStore
+from puppet_engine.persona import AgentConfig
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
 

@@ -20,7 +20,6 @@ import structlog
 
 from puppet_engine.agents.behaviors import default_behaviors
 from puppet_engine.agents.behaviors.trading import after_trade_action
-from puppet_engine.agents.config import AgentConfig, load_agents_dir
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.runtime import AgentServices
@@ -32,6 +31,7 @@ from puppet_engine.observability import upstream
 from puppet_engine.observability.engine_hooks import EngineMetrics
 from puppet_engine.observability.logging import set_level
 from puppet_engine.observability.metrics import configure_metrics
+from puppet_engine.persona import AgentConfig, load_agents_dir
 from puppet_engine.runtime_settings import RuntimeSettings
 from puppet_engine.sandbox import Sandbox
 from puppet_engine.settings import Settings, load_settings

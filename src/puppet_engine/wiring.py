@@ -21,7 +21,6 @@ import httpx2
 import structlog
 from pydantic import SecretStr
 
-from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.runtime import AgentRuntime, AgentServices
 from puppet_engine.clock import Clock
 from puppet_engine.errors import AuthError, ConfigError, ProviderError
@@ -34,6 +33,7 @@ from puppet_engine.memory.base import MemoryStore
 from puppet_engine.networks import ClientSpec, build_client
 from puppet_engine.observability.logging import redact, update_secrets
 from puppet_engine.observability.metrics import Metrics
+from puppet_engine.persona import AgentConfig
 from puppet_engine.resilience import CircuitBreaker
 from puppet_engine.runtime_settings import RuntimeSettings
 from puppet_engine.sandbox import Sandbox, SandboxConfig

@@ -21,9 +21,9 @@ if not CHROMIUM.exists():
 
 from playwright.async_api import Page, async_playwright, expect  # noqa: E402
 
-from puppet_engine.agents.config import load_agents_dir  # noqa: E402
 from puppet_engine.api import KeyRing, create_app  # noqa: E402
 from puppet_engine.engine import Engine, EngineOptions  # noqa: E402
+from puppet_engine.persona import load_agents_dir  # noqa: E402
 from puppet_engine.sandbox import Sandbox, SandboxConfig  # noqa: E402
 from puppet_engine.serving import BackgroundServer  # noqa: E402
 from puppet_engine.settings import Settings  # noqa: E402

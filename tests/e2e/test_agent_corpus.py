@@ -35,8 +35,8 @@ import pytest
 import sqlalchemy as sa
 import structlog
 
-from puppet_engine.agents.config import AgentConfig, load_agent_file
 from puppet_engine.engine import EngineOptions
+from puppet_engine.persona import AgentConfig, load_agent_file
 from puppet_engine.settings import Settings
 from puppet_engine.simulate import simulate
 from puppet_engine.storage import Database

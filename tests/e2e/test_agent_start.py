@@ -12,10 +12,10 @@ import httpx2
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
-from puppet_engine.agents.config import load_agents_dir
 from puppet_engine.api import KeyRing, create_app
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.persona import load_agents_dir
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings

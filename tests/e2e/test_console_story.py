@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import EngineOptions
 from puppet_engine.observability.logging import configure_logging, reset_logging, set_level
+from puppet_engine.persona import parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.sandbox.faults import FaultSpec
 from puppet_engine.serving import free_port

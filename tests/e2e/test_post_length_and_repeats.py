@@ -10,9 +10,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
-from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import EngineOptions
+from puppet_engine.persona import parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.settings import Settings
 from puppet_engine.simulate import simulate

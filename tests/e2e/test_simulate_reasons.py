@@ -8,10 +8,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.cli import app
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import EngineOptions
+from puppet_engine.persona import parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.sandbox.faults import FaultSpec
 from puppet_engine.settings import Settings

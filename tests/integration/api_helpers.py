@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 import httpx2
 
-from puppet_engine.agents.config import AgentConfig, parse_agent_config
 from puppet_engine.api import KeyRing, create_app
 from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.persona import AgentConfig, parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.settings import Settings
 

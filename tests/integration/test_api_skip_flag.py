@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx2
 from api_helpers import KEYS, auth
 
-from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.api import KeyRing, create_app
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.persona import parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.sandbox.faults import FaultSpec
 from puppet_engine.settings import Settings

@@ -17,12 +17,12 @@ import httpx2
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from puppet_engine.agents.config import load_agent_file, parse_agent_config
 from puppet_engine.agents.legacy import IMPORTED_DECISION, import_legacy
 from puppet_engine.cli import app
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.memory import build_memory_store
+from puppet_engine.persona import load_agent_file, parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database

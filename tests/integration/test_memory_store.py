@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from puppet_engine.agents.config import InitialMemory
 from puppet_engine.clock import VirtualClock
 from puppet_engine.errors import ConfigError
 from puppet_engine.memory import (
@@ -21,6 +20,7 @@ from puppet_engine.memory import (
     SQLiteStore,
 )
 from puppet_engine.memory.store import SQLMemoryStore
+from puppet_engine.persona import InitialMemory
 from puppet_engine.storage import Database
 from puppet_engine.storage.tables import memories
 

@@ -11,12 +11,12 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from puppet_engine.agents.config import parse_agent_config
+from puppet_engine.content import PromptContext, build_messages, generate_validated
 from puppet_engine.errors import AuthError, ContentRejected, RateLimited, ServiceUnavailable
-from puppet_engine.llm import PromptContext, build_messages, generate_validated
 from puppet_engine.llm.base import ChatMessage, CompletionRequest
 from puppet_engine.llm.grok import GrokProvider
 from puppet_engine.llm.openai import OpenAIProvider
+from puppet_engine.persona import parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.serving import BackgroundServer
 

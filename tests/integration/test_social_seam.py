@@ -11,11 +11,11 @@ import httpx2
 import pytest
 from solders.keypair import Keypair
 
-from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.errors import AuthError, ConfigError, ServiceUnavailable
 from puppet_engine.networks import CLIENTS, ClientSpec, build_client
+from puppet_engine.persona import parse_agent_config
 from puppet_engine.resilience import CircuitBreaker, RetryPolicy
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.serving import BackgroundServer

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from solders.keypair import Keypair
 
-from puppet_engine.agents.config import AgentConfig
 from puppet_engine.clock import VirtualClock
 from puppet_engine.errors import ConfigError
 from puppet_engine.events import Action
+from puppet_engine.persona import AgentConfig
 from puppet_engine.sandbox import Sandbox
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings

@@ -18,9 +18,9 @@ from typing import Any
 import httpx2
 import sqlalchemy as sa
 
-from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.clock import Clock, VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.persona import parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.sandbox.faults import FaultSpec
 from puppet_engine.settings import Settings

@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from puppet_engine.agents.config import LoadedAgent, load_agent_file, parse_agent
 from puppet_engine.api import KeyRing, create_app, schemas
 from puppet_engine.errors import AgentConfigError, ConfigError
+from puppet_engine.persona import LoadedAgent, load_agent_file, parse_agent
 from puppet_engine.twitter import text as tt
 
 from .helpers import persona, rig

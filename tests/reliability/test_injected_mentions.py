@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.agents.remember import mention_memory, recall
 from puppet_engine.agents.safety import assess, leaks
 from puppet_engine.events import Event
 from puppet_engine.memory import PROMPT_KINDS, HashingEmbedder, Memory, SQLiteStore
+from puppet_engine.persona import parse_agent_config
 from puppet_engine.social.base import Post
 
 from .helpers import HOUR, persona, rig

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from solders.keypair import Keypair
 
-from puppet_engine.agents.config import parse_agent_config
 from puppet_engine.agents.safety import fold, leaks
-from puppet_engine.llm.prompts import system_prompt
+from puppet_engine.content.prompts import system_prompt
+from puppet_engine.persona import parse_agent_config
 from puppet_engine.sandbox.crowd import load_corpus
 from puppet_engine.storage import tables
 

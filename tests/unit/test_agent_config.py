@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from puppet_engine.agents.config import (
+from puppet_engine.errors import AgentConfigError, ConfigError
+from puppet_engine.persona import (
     AgentConfig,
     agent_json_schema,
     load_agent_file,
@@ -21,7 +22,6 @@ from puppet_engine.agents.config import (
     parse_agent_config,
     validate_files,
 )
-from puppet_engine.errors import AgentConfigError, ConfigError
 
 AGENTS_DIR = Path(__file__).resolve().parents[2] / "agents"
 

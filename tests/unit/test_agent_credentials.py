@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from puppet_engine.agents.config import load_agents, parse_agent
 from puppet_engine.cli import app
+from puppet_engine.persona import load_agents, parse_agent
 
 SCRAPER = {"id": "scraper", "name": "Scraper",
            "twitter_credentials": {"username": "scraper_bot", "password": "hunter2-secret", "email": "s@example.com"}}

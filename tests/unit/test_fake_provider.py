@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
-from puppet_engine.agents.config import AgentConfig, load_agent_file, parse_agent_config
-from puppet_engine.llm import FakeProvider, PromptContext, build_messages
+from puppet_engine.content import PromptContext, build_messages, generate_reply, generate_tweet
+from puppet_engine.content.prompts import system_prompt, user_prompt
+from puppet_engine.llm import FakeProvider
 from puppet_engine.llm.base import ChatMessage, CompletionRequest
-from puppet_engine.llm.persona import parse_messages
-from puppet_engine.llm.prompts import system_prompt, user_prompt
-from puppet_engine.llm.rules import has_emoji, hashtags, similarity
 from puppet_engine.llm.textgen import generate_from_messages, intent_of
+from puppet_engine.persona import AgentConfig, load_agent_file, parse_agent_config
+from puppet_engine.persona.block import parse_messages
+from puppet_engine.persona.rules import has_emoji, hashtags, similarity
 from puppet_engine.twitter.text import weighted_length
 
 EXAMPLE_AGENTS = Path(__file__).resolve().parents[2] / "agents"
@@ -40,16 +41,16 @@ def persona(**overrides: object) -> AgentConfig:
 async def posts(provider: FakeProvider, agent: AgentConfig, count: int, purpose: str = "post") -> list[str]:
     recent: list[str] = []
     for seed in range(count):
-        text = await provider.generate_tweet(agent, PromptContext(purpose=purpose, recent_posts=recent[:10], seed=seed))
+        text = await generate_tweet(provider, agent, PromptContext(purpose=purpose, recent_posts=recent[:10], seed=seed))
         recent.insert(0, text)
     return list(reversed(recent))
 
 
 async def test_same_prompt_and_seed_give_the_same_text_and_seeds_vary_it() -> None:
     agent, provider = persona(), FakeProvider()
-    first = await provider.generate_tweet(agent, PromptContext(seed=5))
-    again = await FakeProvider().generate_tweet(agent, PromptContext(seed=5))
-    others = {await provider.generate_tweet(agent, PromptContext(seed=s)) for s in range(8)}
+    first = await generate_tweet(provider, agent, PromptContext(seed=5))
+    again = await generate_tweet(FakeProvider(), agent, PromptContext(seed=5))
+    others = {await generate_tweet(provider, agent, PromptContext(seed=s)) for s in range(8)}
     assert first == again
     assert len(others) >= 6
 
@@ -96,7 +97,7 @@ async def test_a_reply_addresses_the_user_and_answers_the_question() -> None:
     agent, provider = persona(), FakeProvider()
     context = PromptContext(purpose="reply", thread=[("maria", "@tess how do you keep heirloom tomatoes alive?")],
                             replying_to="maria", seed=3)
-    text = await provider.generate_reply(agent, context)
+    text = await generate_reply(provider, agent, context)
     assert text.startswith("@maria ")
     assert "tomato" in text.lower() or "slowly" in text.lower()
 
@@ -111,8 +112,8 @@ async def test_a_reply_addresses_the_user_and_answers_the_question() -> None:
 ])
 async def test_replies_follow_what_the_mention_does(message: str, intent: str) -> None:
     assert intent_of(message) == intent
-    text = await FakeProvider().generate_reply(
-        persona(), PromptContext(purpose="reply", thread=[("sam", message)], replying_to="sam", seed=1))
+    text = await generate_reply(
+        FakeProvider(), persona(), PromptContext(purpose="reply", thread=[("sam", message)], replying_to="sam", seed=1))
     lowered = text.lower()
     assert text.startswith("@sam ")
     assert "idiot" not in lowered and "private key" not in lowered

@@ -8,11 +8,12 @@ import random
 import pytest
 
 from puppet_engine.agents.behaviors.trading import trade_facts
-from puppet_engine.agents.config import AgentConfig, parse_agent_config
+from puppet_engine.content import PromptContext, generate_validated, validate_post
 from puppet_engine.errors import ValidationFailed
-from puppet_engine.llm import FakeProvider, PromptContext, generate_validated, validate_post
+from puppet_engine.llm import FakeProvider
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
-from puppet_engine.llm.persona import RECENT_HEADER
+from puppet_engine.persona import AgentConfig, parse_agent_config
+from puppet_engine.persona.block import RECENT_HEADER
 
 
 def agent() -> AgentConfig:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from puppet_engine.agents.config import AgentConfig, parse_agent_config
+from puppet_engine.content import PromptContext, generate_validated, validate_post
+from puppet_engine.content.validation import clean
 from puppet_engine.errors import ValidationFailed
-from puppet_engine.llm import FakeProvider, PromptContext, generate_validated, validate_post
+from puppet_engine.llm import FakeProvider
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
-from puppet_engine.llm.validation import clean
+from puppet_engine.persona import AgentConfig, parse_agent_config
 from puppet_engine.twitter.text import weighted_length
 
 

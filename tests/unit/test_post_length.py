@@ -16,13 +16,15 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from puppet_engine.agents.behaviors.posting import SKIP_STREAK_WARNING, skip_streak
-from puppet_engine.agents.config import AgentConfig, parse_agent_config
 from puppet_engine.agents.state import AgentState
 from puppet_engine.cli import app
-from puppet_engine.llm import FakeProvider, PromptContext
-from puppet_engine.llm.persona import parse_messages, post_lengths, render_persona_block
-from puppet_engine.llm.prompts import build_messages
-from puppet_engine.llm.validation import length_warnings, validate_post
+from puppet_engine.content import PromptContext, generate_reply, generate_tweet
+from puppet_engine.content.persona import post_lengths, render_persona_block
+from puppet_engine.content.prompts import build_messages
+from puppet_engine.content.validation import length_warnings, validate_post
+from puppet_engine.llm import FakeProvider
+from puppet_engine.persona import AgentConfig, parse_agent_config
+from puppet_engine.persona.block import parse_messages
 from puppet_engine.twitter.text import fit_text, weighted_length
 
 
@@ -71,11 +73,11 @@ def test_fit_text_prefers_whole_sentences_then_words() -> None:
 async def test_a_tiny_maximum_still_gives_posts_and_replies_that_fit() -> None:
     tiny, provider = agent(typical_post_length=7, max_post_length=20), FakeProvider()
     for seed in range(12):
-        post = await provider.generate_tweet(tiny, PromptContext(purpose="post", topic="tea", seed=seed))
+        post = await generate_tweet(provider, tiny, PromptContext(purpose="post", topic="tea", seed=seed))
         assert weighted_length(validate_post(post, tiny).text) <= 20
         context = PromptContext(purpose="reply", thread=[("crowd_ana", "@tiny what do you think of maps?")],
                                 replying_to="crowd_ana", seed=seed)
-        reply = validate_post(await provider.generate_reply(tiny, context), tiny, kind="reply",
+        reply = validate_post(await generate_reply(provider, tiny, context), tiny, kind="reply",
                               replying_to="crowd_ana")
         assert reply.text.startswith("@crowd_ana ")
         assert weighted_length(reply.text.removeprefix("@crowd_ana ")) <= 20

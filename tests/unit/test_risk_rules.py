@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from puppet_engine.agents.config import AgentConfig
+from puppet_engine.persona import AgentConfig
 from puppet_engine.solana.market import (
     MarketAnalysis,
     TokenStats,

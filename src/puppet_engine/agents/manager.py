@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
-from puppet_engine.agents.config import AgentConfig
+from puppet_engine.agents.remember import remember_action
 from puppet_engine.agents.runtime import (
     AgentRuntime,
     AgentServices,
@@ -25,6 +25,7 @@ from puppet_engine.agents.runtime import (
 )
 from puppet_engine.errors import ConfigError, ProviderError
 from puppet_engine.events import Action, ActionOutcome, Event, EventEngine, HandlerResult
+from puppet_engine.persona import AgentConfig
 from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos import events as event_rows
 
@@ -405,6 +406,4 @@ class AgentManager:
         agent = self.agents.get(action.agent_id)
         if agent is None or agent.memory is None:
             return
-        from puppet_engine.agents.remember import remember_action
-
         await remember_action(agent, action, outcome, self.services.clock.now())

@@ -6,10 +6,10 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from puppet_engine.agents.config import AgentConfig
 from puppet_engine.agents.state import AgentStates
 from puppet_engine.clock import Clock
 from puppet_engine.llm.base import LLMProvider
+from puppet_engine.persona import AgentConfig
 from puppet_engine.social.base import Post, SocialClient
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import outbox

@@ -12,7 +12,9 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from puppet_engine.agents.config import AgentConfig
+from puppet_engine.content.prompts import system_prompt as build_system_prompt
+from puppet_engine.errors import ValidationFailed
+from puppet_engine.persona import AgentConfig
 
 MIN_SECRET = 6  # folded characters: a shorter secret value is not looked for
 MIN_PROMPT_RUN = 24  # folded characters: a shorter prompt is not looked for (it would match plain words)
@@ -90,9 +92,7 @@ def leaks(text: str, config: AgentConfig, system_prompt: str | None = None, wind
         if len(folded_secret) >= MIN_SECRET and folded_secret in folded:
             return "reply would reveal a secret"
     if system_prompt is None:
-        from puppet_engine.llm.prompts import system_prompt as build
-
-        system_prompt = build(config)
+        system_prompt = build_system_prompt(config)
     prompts = [p for p in (system_prompt, config.custom_system_prompt, *config.rotating_system_prompts) if p]
     for prompt in prompts:
         folded_prompt = fold(prompt)
@@ -107,8 +107,6 @@ def leaks(text: str, config: AgentConfig, system_prompt: str | None = None, wind
 
 def check_leaks(parts: list[str] | tuple[str, ...], config: AgentConfig) -> None:
     """Raise ``ValidationFailed`` when any part would reveal a secret or the system prompt."""
-    from puppet_engine.errors import ValidationFailed
-
     reasons = sorted({reason for part in parts if (reason := leaks(part, config))})
     if reasons:
         raise ValidationFailed(reasons)

@@ -1,4 +1,4 @@
-"""Language models: the ``LLMProvider`` seam, its providers, prompts, validation and wrappers.
+"""Language models: the ``LLMProvider`` seam (chat completion only), its providers and wrappers.
 
 Providers are selected by name with :func:`build_provider` (``openai``, ``grok``,
 ``openai-compatible``, ``fake``). Heavy modules (the openai SDK) load lazily.
@@ -11,13 +11,11 @@ from puppet_engine.llm.base import (
     Completion,
     CompletionRequest,
     LLMProvider,
-    PromptContext,
     Usage,
 )
 from puppet_engine.llm.fake import FakeProvider
-from puppet_engine.llm.prompts import build_messages, estimate_tokens, system_prompt
+from puppet_engine.llm.messages import estimate_tokens
 from puppet_engine.llm.registry import PROVIDERS, build_base_provider, build_provider
-from puppet_engine.llm.validation import ValidatedText, generate_validated, validate_post
 from puppet_engine.llm.wrappers import (
     BudgetProvider,
     CircuitBreakerProvider,
@@ -41,17 +39,11 @@ __all__ = [
     "LLMCall",
     "LLMProvider",
     "MetricsProvider",
-    "PromptContext",
     "RecordingProvider",
     "Usage",
-    "ValidatedText",
     "WrapperProvider",
     "build_base_provider",
-    "build_messages",
     "build_provider",
     "estimate_tokens",
-    "generate_validated",
     "prometheus_hook",
-    "system_prompt",
-    "validate_post",
 ]

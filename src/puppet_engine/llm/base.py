@@ -1,7 +1,9 @@
 """The LLM seam: one abstract base class, one required method (:meth:`LLMProvider.complete`).
 
-Everything the behaviours need (``generate_tweet``, ``generate_reply``, ``decide``)
-is built on ``complete`` here, so a new provider only translates the wire format.
+A provider completes chat requests and nothing else: persona prompts and the posts and
+replies built from them are :mod:`puppet_engine.content`'s (``generate_tweet(provider, …)``).
+What is shared here (``generate_content``, ``decide``) is built on ``complete``, so a new
+provider only translates the wire format.
 Cross-cutting behaviour (fallback, circuit breaker, budgets, metrics, recording)
 lives in wrappers around a provider, never inside one.
 """
@@ -10,11 +12,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+import httpx2
 from pydantic import BaseModel
 
+from puppet_engine.errors import ConfigError
 from puppet_engine.llm.messages import (
     ChatMessage,
     Completion,
@@ -24,43 +27,26 @@ from puppet_engine.llm.messages import (
     Usage,
 )
 from puppet_engine.llm.structured import decide
-
-if TYPE_CHECKING:
-    from puppet_engine.agents.config import AgentConfig
+from puppet_engine.settings import Settings
 
 # The message types are part of this seam's contract (``from puppet_engine.llm.base import ChatMessage``).
-__all__ = ["ChatMessage", "Completion", "CompletionRequest", "LLMProvider", "PromptContext", "Purpose", "Role",
-           "Usage"]
+__all__ = ["ChatMessage", "Completion", "CompletionRequest", "LLMProvider", "Purpose", "Role", "Usage"]
 
 T = TypeVar("T", bound=BaseModel)
-
-
-@dataclass
-class PromptContext:
-    """Everything a behaviour knows when it asks for text; prompts pick what they need."""
-
-    purpose: Purpose = "post"
-    recent_posts: list[str] = field(default_factory=list)
-    memories: list[str] = field(default_factory=list)
-    mood: Mapping[str, float] | None = None
-    topic: str | None = None
-    news: str | None = None
-    thread: list[tuple[str, str]] = field(default_factory=list)  # (username, text), oldest first
-    #: (username, text) other accounts wrote to the agent, recalled from memory: untrusted, rendered
-    #: quoted in a section of their own, never among the agent's own memories.
-    heard: list[tuple[str, str]] = field(default_factory=list)
-    replying_to: str | None = None  # username being answered
-    relationship: Mapping[str, Any] | None = None
-    trade: Mapping[str, Any] | None = None
-    now: float = 0.0
-    seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class LLMProvider(ABC):
     """A language model. Subclasses implement :meth:`complete`; the rest is shared."""
 
     name: str = "llm"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, http_client: httpx2.AsyncClient | None = None) -> LLMProvider:
+        """This provider as configured by ``settings`` (its key, base URL, model); the registry calls it.
+
+        Raises ``ConfigError`` naming what is missing (e.g. the API key's variable).
+        """
+        raise ConfigError(f"{cls.__name__} cannot be built from settings")
 
     @abstractmethod
     async def complete(self, request: CompletionRequest) -> Completion:
@@ -73,22 +59,6 @@ class LLMProvider(ABC):
             messages=[ChatMessage("system", system), ChatMessage("user", prompt)], purpose="content",
         )
         return (await self.complete(request)).text
-
-    async def generate_tweet(self, agent: AgentConfig, context: PromptContext) -> str:
-        """A post in the agent's voice."""
-        from puppet_engine.llm.prompts import build_messages
-
-        request = CompletionRequest(
-            messages=build_messages(agent, context), purpose=context.purpose,
-            agent_id=agent.id, seed=context.seed,
-            model=agent.llm_config.model, temperature=agent.llm_config.temperature,
-        )
-        return (await self.complete(request)).text
-
-    async def generate_reply(self, agent: AgentConfig, context: PromptContext) -> str:
-        """A reply in the agent's voice to the thread in ``context``."""
-        context.purpose = "reply"
-        return await self.generate_tweet(agent, context)
 
     async def decide(self, schema: type[T], messages: list[ChatMessage], *, agent_id: str | None = None,
                      attempts: int = 3) -> T:

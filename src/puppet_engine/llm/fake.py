@@ -14,13 +14,16 @@ from __future__ import annotations
 import json
 import zlib
 
+import httpx2
+
 from puppet_engine.errors import ProviderError
 from puppet_engine.llm.base import ChatMessage, Completion, CompletionRequest, LLMProvider, Usage
-from puppet_engine.llm.persona import parse_messages
-from puppet_engine.llm.prompts import estimate_tokens
+from puppet_engine.llm.messages import estimate_tokens
 from puppet_engine.llm.schema_fill import instance_for
 from puppet_engine.llm.textgen import generate
 from puppet_engine.observability.upstream import upstream
+from puppet_engine.persona.block import parse_messages
+from puppet_engine.settings import Settings
 
 DEFAULT_MODEL = "fake-persona-1"
 
@@ -46,6 +49,11 @@ class FakeProvider(LLMProvider):
         self.model = model
         self.fail_with = fail_with
         self.calls = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, http_client: httpx2.AsyncClient | None = None) -> LLMProvider:
+        """The fake needs nothing: no key, no server."""
+        return cls()
 
     async def complete(self, request: CompletionRequest) -> Completion:
         with upstream("llm"):  # the fake stands in for the LLM: its time is the LLM's

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from puppet_engine.errors import AuthError, ProviderError, RateLimited
-from puppet_engine.llm.openai import OpenAIProvider, error_message, translate_error
+import httpx2
+
+from puppet_engine.errors import AuthError, ConfigError, ProviderError, RateLimited
+from puppet_engine.llm.base import LLMProvider
+from puppet_engine.llm.openai import OpenAIProvider, error_message, secret_text, translate_error
+from puppet_engine.settings import Settings
 
 GROK_BASE_URL = "https://api.x.ai/v1"
 GROK_MODEL = "grok-4-1-fast-non-reasoning"
@@ -39,6 +43,15 @@ class GrokProvider(OpenAIProvider):
     send_seed = False
     default_base_url = GROK_BASE_URL
     default_model = GROK_MODEL
+
+    @classmethod
+    def from_settings(cls, settings: Settings, http_client: httpx2.AsyncClient | None = None) -> LLMProvider:
+        """``GROK_API_KEY``, ``GROK_BASE_URL``, ``GROK_MODEL``."""
+        key = secret_text(settings.grok_api_key)
+        if not key:
+            raise ConfigError("llm_provider grok: GROK_API_KEY is not set (or unset every LLM key to use the sandbox)")
+        return cls(key, base_url=settings.grok_base_url, model=settings.grok_model, http_client=http_client,
+                   max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds)
 
     def translate(self, exc: Exception) -> ProviderError:
         flat = _flat_body(exc)

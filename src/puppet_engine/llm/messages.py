@@ -1,8 +1,9 @@
 """The chat-completion vocabulary every provider and every caller shares: messages,
-requests, completions and token usage (plain data, no behaviour)."""
+requests, completions and token usage (plain data), and the token estimate offline providers use."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -48,3 +49,8 @@ class Completion:
     provider: str
     usage: Usage = field(default_factory=Usage)
     latency_ms: float = 0.0
+
+
+def estimate_tokens(text: str) -> int:
+    """A provider-independent token estimate (about four characters per token)."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0

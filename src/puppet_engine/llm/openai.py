@@ -27,8 +27,9 @@ from puppet_engine.errors import (
     ServiceUnavailable,
 )
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider, Usage
-from puppet_engine.llm.prompts import estimate_tokens
+from puppet_engine.llm.messages import estimate_tokens
 from puppet_engine.observability.upstream import upstream
+from puppet_engine.settings import Settings
 
 _KEYS = re.compile(r"\b(sk|xai|gsk)-[A-Za-z0-9*_\-]{3,}")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
@@ -41,6 +42,12 @@ def _sdk() -> Any:
     except ImportError as exc:  # pragma: no cover - openai is a core dependency
         raise ConfigError("the openai package is required: pip install puppet-engine") from exc
     return openai
+
+
+def secret_text(value: object) -> str:
+    """The clear text of a ``SecretStr`` (or of a plain value); "" when unset."""
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter() if getter else value or "")
 
 
 def parse_duration(text: str) -> float | None:
@@ -158,6 +165,16 @@ class OpenAIProvider(LLMProvider):
         self.client = _sdk().AsyncOpenAI(api_key=api_key, base_url=self.base_url, max_retries=max_retries,
                                           timeout=timeout, http_client=http_client)
 
+    @classmethod
+    def from_settings(cls, settings: Settings, http_client: httpx2.AsyncClient | None = None) -> LLMProvider:
+        """``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_MODEL``."""
+        key = secret_text(settings.openai_api_key)
+        if not key:
+            raise ConfigError("llm_provider openai: OPENAI_API_KEY is not set (or unset every LLM key to use the "
+                              "sandbox)")
+        return cls(key, base_url=settings.openai_base_url, model=settings.openai_model, http_client=http_client,
+                   max_retries=settings.llm_max_retries, timeout=settings.llm_timeout_seconds)
+
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(base_url={self.base_url!r}, model={self.model!r})"
 
@@ -242,3 +259,11 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
         super().__init__(api_key or "not-needed", **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, http_client: httpx2.AsyncClient | None = None) -> LLMProvider:
+        """``OPENAI_COMPATIBLE_BASE_URL``, ``OPENAI_COMPATIBLE_MODEL`` and, if the server wants one, its key."""
+        return cls(secret_text(settings.openai_compatible_api_key) or None,
+                   base_url=settings.openai_compatible_base_url, model=settings.openai_compatible_model,
+                   http_client=http_client, max_retries=settings.llm_max_retries,
+                   timeout=settings.llm_timeout_seconds)

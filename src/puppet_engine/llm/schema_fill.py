@@ -14,8 +14,8 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from puppet_engine.llm.persona import PromptFacts
 from puppet_engine.llm.textgen import generate
+from puppet_engine.persona.block import PromptFacts
 
 TEXT_FIELDS = ("text", "tweet", "reply", "content", "post", "message", "response", "answer", "comment", "body")
 REASON_FIELDS = ("reason", "reasoning", "rationale", "explanation", "why", "thought", "summary", "notes")

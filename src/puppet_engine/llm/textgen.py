@@ -2,13 +2,13 @@
 
 Used by ``FakeProvider`` and by the sandbox's OpenAI-compatible API, so both write
 the same way: the persona block of the system prompt (see
-:mod:`puppet_engine.llm.persona`) says who is speaking and how (traits pick a
+:mod:`puppet_engine.persona.block`) says who is speaking and how (traits pick a
 register, interests and key terms fill it, the style guide shapes the surface), and
 the user message says what to do (post, reply to a question, react to news …).
 
 Output is deterministic for (messages, seed), varied across seeds, never a
 near-duplicate of the recent posts listed in the prompt, and stays inside the
-style rules that :mod:`puppet_engine.llm.validation` enforces.
+style rules that :mod:`puppet_engine.content.validation` enforces.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from puppet_engine.llm import rules
-from puppet_engine.llm.persona import TASK_PREFIX as TASK_MARK
-from puppet_engine.llm.persona import PromptFacts, parse_messages
 from puppet_engine.llm.phrasebook import (
     CLOSERS,
     EMOJIS,
@@ -38,6 +35,10 @@ from puppet_engine.llm.phrasebook import (
     TRADE_DEALS,
     TRADE_OPENERS,
 )
+from puppet_engine.persona import rules
+from puppet_engine.persona.block import TASK_PREFIX as TASK_MARK
+from puppet_engine.persona.block import PromptFacts, parse_messages
+from puppet_engine.twitter.text import weighted_length
 
 ATTEMPTS = 24
 SHORT_MAX = 50  # below this maximum length the persona gets the few-words phrase sets
@@ -374,8 +375,6 @@ def _addressed(text: str, facts: PromptFacts) -> str:
 
 
 def _acceptable(text: str, facts: PromptFacts, *, check_length: bool = True, strict: bool = True) -> bool:
-    from puppet_engine.twitter.text import weighted_length
-
     limit = min(280, facts.max_length or 280)
     own = rules.leading_handles(text)[1] if facts.purpose == "reply" else text  # handles do not count
     if check_length and weighted_length(own.split("\n\n")[0]) > limit:

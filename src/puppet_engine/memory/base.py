@@ -144,7 +144,7 @@ class InitialRelationship(Protocol):
 
 
 class InitialMemory(Protocol):
-    """What :meth:`MemoryStore.seed_initial` reads (``agents.config.InitialMemory`` fits)."""
+    """What :meth:`MemoryStore.seed_initial` reads (``persona.InitialMemory`` fits)."""
 
     @property
     def core_memories(self) -> list[str]: ...

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import httpx2
 
-from puppet_engine.agents.config import AgentConfig
 from puppet_engine.clock import Clock
 from puppet_engine.errors import ConfigError
+from puppet_engine.persona import AgentConfig
 from puppet_engine.runtime_settings import RuntimeSettings
 from puppet_engine.settings import Settings, agent_secret, env_suffix
 from puppet_engine.solana.jupiter import JupiterAPI

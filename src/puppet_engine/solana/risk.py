@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
+from puppet_engine.persona import AgentConfig
 from puppet_engine.solana.tokens import SOL_MINT, STABLECOINS, TokenInfo
-
-if TYPE_CHECKING:
-    from puppet_engine.agents.config import AgentConfig
 
 RequestSource = Literal["autonomous", "operator", "human"]
 REQUEST_SOURCES: tuple[str, ...] = get_args(RequestSource)  # the agent itself, the API, a mention

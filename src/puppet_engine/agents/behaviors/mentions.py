@@ -28,11 +28,11 @@ from puppet_engine.agents.remember import recall, remember_mention
 from puppet_engine.agents.runtime import AgentRuntime, AgentServices, recent_post_texts
 from puppet_engine.agents.safety import assess, check_leaks
 from puppet_engine.agents.state import AgentState
+from puppet_engine.content.prompts import PromptContext
+from puppet_engine.content.validation import generate_validated
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
-from puppet_engine.llm.base import PromptContext
-from puppet_engine.llm.validation import generate_validated
 from puppet_engine.social.base import Post
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import mentions, outbox

@@ -34,11 +34,16 @@ from puppet_engine.agents.runtime import (
 )
 from puppet_engine.agents.safety import check_leaks
 from puppet_engine.agents.state import AgentState
+from puppet_engine.content.prompts import PromptContext
+from puppet_engine.content.validation import (
+    ValidatedText,
+    generate_validated,
+    limit_for,
+    validate_post,
+)
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import HOUR, next_post_at, slot_key
-from puppet_engine.llm.base import PromptContext
-from puppet_engine.llm.validation import ValidatedText, generate_validated, limit_for, validate_post
 
 log = structlog.get_logger("puppet_engine.posting")
 

@@ -21,10 +21,10 @@ from puppet_engine.agents.behaviors.posting import compose, post_action
 from puppet_engine.agents.mood import Mood, drift
 from puppet_engine.agents.runtime import AgentRuntime, peer_posts
 from puppet_engine.agents.state import AgentState
+from puppet_engine.content.prompts import PromptContext
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
-from puppet_engine.llm.base import PromptContext
 from puppet_engine.social.base import Post
 
 log = structlog.get_logger("puppet_engine.social")

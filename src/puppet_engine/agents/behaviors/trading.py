@@ -22,10 +22,11 @@ from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import compose, post_action
 from puppet_engine.agents.mood import Mood, after_trade
 from puppet_engine.agents.runtime import AgentRuntime
+from puppet_engine.content.prompts import PromptContext
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Action, ActionOutcome, ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import HOUR, next_trade_check_at, slot_key
-from puppet_engine.llm.base import PromptContext
+from puppet_engine.solana import decide_trade
 
 log = structlog.get_logger("puppet_engine.trading")
 
@@ -69,8 +70,6 @@ class TradingBehavior(Behavior):
         if agent.trader is None:
             return HandlerResult(result={"skipped": "trading is not enabled"})
         try:
-            from puppet_engine.solana import decide_trade
-
             trader = agent.trader
             analysis = await trader.analyze_market()
             idea = decide_trade(analysis, trader.limits, await trader.wallet.balances(), rng,

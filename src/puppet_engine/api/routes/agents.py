@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from puppet_engine.agents.config import AgentConfig
 from puppet_engine.api.auth import require
 from puppet_engine.api.deps import (
     AgentId,
@@ -34,6 +33,7 @@ from puppet_engine.api.schemas import (
 )
 from puppet_engine.errors import AuthError, ConfigError
 from puppet_engine.events import Event
+from puppet_engine.persona import PLACEHOLDER, AgentConfig, parse_agent_config
 from puppet_engine.storage.repos import agent_states, mentions, outbox
 from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos import events as event_rows
@@ -152,9 +152,6 @@ async def trade_now(body: TradeRequest, agent_id: AgentId, ctx: Ctx) -> Accepted
 async def put_config(agent_id: AgentId, ctx: Ctx,
                      config: Annotated[dict[str, Any], Body(description="the agent file's JSON; absent secrets "
                                                             "are kept", examples=[_CONFIG_EXAMPLE])]) -> AgentDetail:
-    from puppet_engine.agents.config import parse_agent_config
-    from puppet_engine.agents.config_errors import PLACEHOLDER
-
     runtime = ctx.agent(agent_id)
     body_id = config.get("id", agent_id)
     if body_id != agent_id:

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from puppet_engine.llm.persona import parse_messages
-from puppet_engine.llm.prompts import estimate_tokens
+from puppet_engine.llm.messages import estimate_tokens
 from puppet_engine.llm.schema_fill import instance_for
 from puppet_engine.llm.textgen import generate
+from puppet_engine.persona.block import parse_messages
 from puppet_engine.sandbox.llm.obedient import obey
 from puppet_engine.sandbox.llm.problems import (
     OpenAIProblem,

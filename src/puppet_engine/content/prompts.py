@@ -4,7 +4,7 @@ Templates are data (``prompts.toml`` beside this module), one table per purpose
 (post, reply, quote, thread, trade, news, content, decision). The system prompt is
 the agent's ``custom_system_prompt`` or one of its ``rotating_system_prompts``
 (picked deterministically from ``context.seed``), else a generated introduction,
-always followed by the persona block of :mod:`puppet_engine.llm.persona` so the
+always followed by the persona block of :mod:`puppet_engine.persona.block` so the
 style rules that validation enforces are also stated to the model.
 
 The user message assembles the context within a token budget: the thread being
@@ -18,43 +18,57 @@ the prompt, and it never appears among the agent's own memories.
 from __future__ import annotations
 
 import json
-import math
 import tomllib
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from puppet_engine.llm.base import ChatMessage, PromptContext
-from puppet_engine.llm.persona import (
+from puppet_engine.content.persona import post_lengths, render_persona_block, words_in
+from puppet_engine.llm.base import LLMProvider
+from puppet_engine.llm.messages import ChatMessage, CompletionRequest, Purpose, estimate_tokens
+from puppet_engine.persona import AgentConfig
+from puppet_engine.persona.block import (
     HEARD_HEADER,
     MEMORY_HEADER,
     RECENT_HEADER,
     SEP,
     TASK_PREFIX,
     THREAD_HEADER,
-    post_lengths,
-    render_persona_block,
-    words_in,
 )
-
-if TYPE_CHECKING:
-    from puppet_engine.agents.config import AgentConfig
 
 DEFAULT_CONTEXT_TOKENS = 1500  # budget for thread + recent posts + memories
 MAX_ITEM_CHARS = 400
 
 
-def estimate_tokens(text: str) -> int:
-    """A provider-independent token estimate (about four characters per token)."""
-    return max(1, math.ceil(len(text) / 4)) if text else 0
+@dataclass
+class PromptContext:
+    """Everything a behaviour knows when it asks for text; prompts pick what they need."""
+
+    purpose: Purpose = "post"
+    recent_posts: list[str] = field(default_factory=list)
+    memories: list[str] = field(default_factory=list)
+    mood: Mapping[str, float] | None = None
+    topic: str | None = None
+    news: str | None = None
+    thread: list[tuple[str, str]] = field(default_factory=list)  # (username, text), oldest first
+    #: (username, text) other accounts wrote to the agent, recalled from memory: untrusted, rendered
+    #: quoted in a section of their own, never among the agent's own memories.
+    heard: list[tuple[str, str]] = field(default_factory=list)
+    replying_to: str | None = None  # username being answered
+    relationship: Mapping[str, Any] | None = None
+    trade: Mapping[str, Any] | None = None
+    now: float = 0.0
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=1)
 def templates() -> dict[str, dict[str, str]]:
     """The templates from ``prompts.toml``, by purpose."""
-    text = resources.files("puppet_engine.llm").joinpath("prompts.toml").read_text(encoding="utf-8")
+    text = resources.files("puppet_engine.content").joinpath("prompts.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 
 
@@ -202,3 +216,18 @@ def build_messages(agent: AgentConfig, context: PromptContext, *,
     """The chat messages for one generation: persona as system prompt, context and task as user."""
     return [ChatMessage("system", system_prompt(agent, context.seed)),
             ChatMessage("user", user_prompt(agent, context, budget_tokens))]
+
+
+async def generate_tweet(provider: LLMProvider, agent: AgentConfig, context: PromptContext) -> str:
+    """A post in the agent's voice: its persona prompts, completed by ``provider``."""
+    request = CompletionRequest(
+        messages=build_messages(agent, context), purpose=context.purpose,
+        agent_id=agent.id, seed=context.seed,
+        model=agent.llm_config.model, temperature=agent.llm_config.temperature,
+    )
+    return (await provider.complete(request)).text
+
+
+async def generate_reply(provider: LLMProvider, agent: AgentConfig, context: PromptContext) -> str:
+    """A reply in the agent's voice to the thread in ``context`` (which is left as it was)."""
+    return await generate_tweet(provider, agent, replace(context, purpose="reply"))

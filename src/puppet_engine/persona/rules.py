@@ -2,7 +2,9 @@
 
 Near-duplicate detection (normalised token Jaccard and word-shingle overlap),
 topics-to-avoid matching, banned terms, hashtags and emojis. Keeping them in one
-place means the fake generator never writes what validation would refuse.
+place means the fake generator never writes what validation would refuse. They sit in
+the bottom ``persona`` package because both sides read them: output validation
+(``content``) and the fake provider's generator (``llm``), which may not import content.
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
+from puppet_engine.content.persona import MIN_TYPICAL, post_lengths, words_in
+from puppet_engine.content.prompts import PromptContext, generate_reply, generate_tweet
 from puppet_engine.errors import ValidationFailed
-from puppet_engine.llm import rules
-from puppet_engine.llm.base import LLMProvider, PromptContext
-from puppet_engine.llm.persona import MIN_TYPICAL, post_lengths, words_in
+from puppet_engine.llm.base import LLMProvider
+from puppet_engine.persona import AgentConfig, rules
 from puppet_engine.twitter.text import (
     MAX_WEIGHT,
     extract_mentions,
@@ -37,9 +37,6 @@ from puppet_engine.twitter.text import (
     split_thread,
     weighted_length,
 )
-
-if TYPE_CHECKING:
-    from puppet_engine.agents.config import AgentConfig
 
 THREADABLE = frozenset({"post", "thread", "news", "trade", "content"})
 SEED_STEP = 7919
@@ -234,10 +231,8 @@ async def generate_validated(provider: LLMProvider, agent: AgentConfig, context:
         if feedback:
             extra["feedback"] = "; ".join(feedback[-3:])
         ctx = replace(context, seed=context.seed + attempt * SEED_STEP, extra=extra, recent_posts=shown)
-        if context.purpose == "reply":
-            text = await provider.generate_reply(agent, ctx)
-        else:
-            text = await provider.generate_tweet(agent, ctx)
+        text = await generate_reply(provider, agent, ctx) if context.purpose == "reply" else \
+            await generate_tweet(provider, agent, ctx)
         try:
             return validate_post(text, agent, recent_posts, kind=context.purpose, replying_to=context.replying_to,
                                  allowed_handles=allowed, posted=posted)
