@@ -1,11 +1,15 @@
-"""Shared fixtures: a fresh SQLite database per test, a virtual clock."""
+"""Shared fixtures: a fresh SQLite database per test, a virtual clock, a log capture."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 from pathlib import Path
 
 import pytest
+
+from puppet_engine.observability.logging import reset_logging, set_level
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -65,3 +69,14 @@ def local_embedder():
     embedder = LocalEmbedder()
     embedder.load()
     return embedder
+
+
+@pytest.fixture
+def log_stream():
+    """A stream for ``configure_logging(..., stream=)``; logging is put back as it was after."""
+    stream = io.StringIO()
+    previous = logging.getLogger().level
+    yield stream
+    reset_logging()
+    set_level(logging.DEBUG)  # hands the libraries' loggers back to the root level
+    logging.getLogger().setLevel(previous)

@@ -5,9 +5,7 @@ The engine runs a few virtual hours against the in-process sandbox with logging 
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import re
 import signal
@@ -17,11 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import EngineOptions
-from puppet_engine.observability.logging import configure_logging, reset_logging, set_level
+from puppet_engine.observability.logging import configure_logging
 from puppet_engine.persona import parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.sandbox.faults import FaultSpec
@@ -42,15 +38,6 @@ def persona(agent_id: str, **patterns: float) -> dict:
                      "interaction_patterns": {"reply_probability": 1.0, **patterns}},
     }
 
-
-@pytest.fixture
-def log_stream():
-    stream = io.StringIO()
-    previous = logging.getLogger().level
-    yield stream
-    reset_logging()
-    set_level(logging.DEBUG)  # hands the libraries' loggers back to the root level
-    logging.getLogger().setLevel(previous)
 
 
 async def _run(url: str, *agents: dict, hours: float = 4, budget: int = 0, fault: FaultSpec | None = None) -> None:

@@ -29,19 +29,11 @@ from puppet_engine.observability import (
     unbind_context,
     update_secrets,
 )
-from puppet_engine.observability.logging import get_level, reset_logging
+from puppet_engine.observability.logging import get_level
 
 API_KEY = "sk-live-THISISASECRETKEY0001"
 PRIVATE_KEY = "4vJ9JU1bJJE96FWSJKvHsmmFADCg4gpZQff4P3bkLKi" * 2
 
-
-@pytest.fixture
-def log_stream():
-    stream = io.StringIO()
-    previous = logging.getLogger().level
-    yield stream
-    reset_logging()
-    logging.getLogger().setLevel(previous)
 
 
 def lines(stream: io.StringIO) -> list[dict]:
