@@ -1,0 +1,102 @@
+"""The ``commands`` table: operator actions recorded by any process, applied by the agent's owner.
+
+A command goes ``pending → applied | failed``. :func:`claim` makes the transition and writes
+the agent's desired state (``agents.enabled``, ``agents.config``) in one transaction, so a
+command is applied once whichever process claims it, and a later owner of the agent (after a
+lease move or a crash) reads the operator's intent from the ``agents`` row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from puppet_engine.storage.database import Database
+from puppet_engine.storage.tables import agents, commands, leases
+
+KINDS = ("start", "stop", "restart", "config", "restart_all")
+_ENABLES = {"start": True, "restart": True, "stop": False}  # what each kind makes of agents.enabled
+
+
+async def create(db: Database, kind: str, agent_id: str | None, payload: dict[str, Any],
+                 requested_by: str | None, now: float) -> int:
+    """Record a pending command; its id."""
+    if kind not in KINDS:
+        raise ValueError(f"command kind {kind!r} is not one of {', '.join(KINDS)}")
+    async with db.transaction() as conn:
+        result = await conn.execute(commands.insert().values(
+            agent_id=agent_id, kind=kind, payload=payload, requested_by=requested_by, created_at=now,
+            state="pending"))
+        return int(result.inserted_primary_key[0])
+
+
+async def get(db: Database, command_id: int) -> dict[str, Any] | None:
+    """The command as a plain dict, or ``None``."""
+    async with db.connect() as conn:
+        row = (await conn.execute(sa.select(commands).where(commands.c.id == command_id))).mappings().first()
+    return dict(row) if row is not None else None
+
+
+async def pending(db: Database, limit: int = 200) -> list[dict[str, Any]]:
+    """Pending commands, oldest first."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(commands).where(commands.c.state == "pending")
+                                  .order_by(commands.c.id).limit(limit))
+        return [dict(r) for r in rows.mappings()]
+
+
+async def after(db: Database, command_id: int, limit: int = 500) -> list[dict[str, Any]]:
+    """Commands with an id above ``command_id``, in order (how other processes follow the owner)."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(commands).where(commands.c.id > command_id)
+                                  .order_by(commands.c.id).limit(limit))
+        return [dict(r) for r in rows.mappings()]
+
+
+async def newest_id(db: Database) -> int:
+    async with db.connect() as conn:
+        return int((await conn.execute(sa.select(sa.func.max(commands.c.id)))).scalar() or 0)
+
+
+async def lease_holder(db: Database, agent_id: str, now: float) -> str | None:
+    """The process holding a live lease on the agent, if any."""
+    async with db.connect() as conn:
+        return (await conn.execute(sa.select(leases.c.owner).where(
+            leases.c.agent_id == agent_id, leases.c.expires_at >= now))).scalar()
+
+
+async def claim(db: Database, command: dict[str, Any], node: str, now: float) -> bool:
+    """``pending → applied`` by ``node`` with the agent's desired state, in one transaction;
+    ``False`` when another process got there first."""
+    async with db.transaction() as conn:
+        done = await conn.execute(commands.update().where(commands.c.id == command["id"],
+                                                          commands.c.state == "pending")
+                                  .values(state="applied", applied_at=now, applied_by=node))
+        if not done.rowcount:
+            return False
+        agent_id, kind = command["agent_id"], command["kind"]
+        if agent_id is not None and kind in _ENABLES:
+            await conn.execute(agents.update().where(agents.c.id == agent_id)
+                               .values(enabled=_ENABLES[kind], updated_at=now))
+        elif agent_id is not None and kind == "config":
+            await _save_config(conn, agent_id, command["payload"], now)
+        return True
+
+
+async def fail(db: Database, command_id: int, reason: str, now: float,
+               restore: tuple[str, dict[str, Any]] | None = None) -> None:
+    """The command could not be applied: ``failed`` with ``reason``; ``restore`` puts an agent's
+    previous config back (a refused config changes nothing)."""
+    async with db.transaction() as conn:
+        await conn.execute(commands.update().where(commands.c.id == command_id)
+                           .values(state="failed", reason=reason[:2000], applied_at=now))
+        if restore is not None:
+            await _save_config(conn, restore[0], restore[1], now)
+
+
+async def _save_config(conn: Any, agent_id: str, config: dict[str, Any], now: float) -> None:
+    row = (await conn.execute(sa.select(agents.c.version, agents.c.config).where(agents.c.id == agent_id))).first()
+    if row is not None and row.config != config:
+        await conn.execute(agents.update().where(agents.c.id == agent_id)
+                           .values(config=config, version=row.version + 1, updated_at=now))
