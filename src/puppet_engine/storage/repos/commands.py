@@ -87,12 +87,18 @@ async def claim(db: Database, command: dict[str, Any], node: str, now: float) ->
 async def fail(db: Database, command_id: int, reason: str, now: float,
                restore: tuple[str, dict[str, Any]] | None = None) -> None:
     """The command could not be applied: ``failed`` with ``reason``; ``restore`` puts an agent's
-    previous config back (a refused config changes nothing)."""
+    previous config back, under its previous version (a refused config changes nothing)."""
     async with db.transaction() as conn:
         await conn.execute(commands.update().where(commands.c.id == command_id)
                            .values(state="failed", reason=reason[:2000], applied_at=now))
-        if restore is not None:
-            await _save_config(conn, restore[0], restore[1], now)
+        if restore is None:
+            return
+        agent_id, config = restore
+        row = (await conn.execute(sa.select(agents.c.version, agents.c.config)
+                                  .where(agents.c.id == agent_id))).first()
+        if row is not None and row.config != config:  # undo the claim's version step
+            await conn.execute(agents.update().where(agents.c.id == agent_id)
+                               .values(config=config, version=max(1, row.version - 1), updated_at=now))
 
 
 async def _save_config(conn: Any, agent_id: str, config: dict[str, Any], now: float) -> None:
