@@ -7,6 +7,8 @@ does not own the agent is applied by the one that does; stops and configs hold a
 
 from __future__ import annotations
 
+import asyncio
+import random
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -128,9 +130,12 @@ async def test_two_processes_the_owner_applies_and_a_lease_move_keeps_the_operat
         assert a.engine.manager.status(first).state == "stopped" and not await _enabled(a.engine, first)
         await eventually(lambda: _true(b.engine.manager.status(first).state == "stopped"), timeout=10)
 
-        # Latency request → applied over 20 commands sent to the node that does not own the agent.
+        # Latency request → applied over 20 commands sent to the node that does not own the agent,
+        # at random moments of the owner's polling cycle (as operators send them).
         latencies = []
+        jitter = random.Random(7)
         for i in range(20):
+            await asyncio.sleep(jitter.uniform(0, RUNTIME_REFRESH_SECONDS))
             sent = time.monotonic()
             kind = "start" if i % 2 == 0 else "stop"
             answer = await b.post(f"/agents/{first}/{kind}", key=CONTROL)
