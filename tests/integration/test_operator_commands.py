@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 import sqlalchemy as sa
 from api_helpers import (
     CONTROL,
@@ -80,10 +81,18 @@ async def test_a_refused_config_is_a_failed_command_and_changes_nothing(tmp_path
         assert "not-a-key" not in state.reason
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database shared by the processes of a test: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'api.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
 @asynccontextmanager
-async def _node(tmp_path: Path, owner: str) -> AsyncIterator[Harness]:
+async def _node(database_url: str, owner: str) -> AsyncIterator[Harness]:
     """An engine process with leases (renewed only when the test says: a long ttl) and its API."""
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'api.db'}",  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=database_url,  # type: ignore[call-arg]
                         embedder="hashing", engine_leases=True, lease_ttl_seconds=600)
     engine = Engine(settings, EngineOptions(agents=example_configs(), sandbox=Sandbox(SandboxConfig()), seed=11,
                                             owner=owner))
@@ -105,10 +114,10 @@ async def _enabled(engine: Engine, agent_id: str) -> bool:
                                         .where(agents_table.c.id == agent_id))).scalar())
 
 
-async def test_two_processes_the_owner_applies_and_a_lease_move_keeps_the_operators_word(tmp_path: Path) -> None:
+async def test_two_processes_the_owner_applies_and_a_lease_move_keeps_the_operators_word(database_url: str) -> None:
     async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(_node(tmp_path, "node-a"))
-        b = await stack.enter_async_context(_node(tmp_path, "node-b"))
+        a = await stack.enter_async_context(_node(database_url, "node-a"))
+        b = await stack.enter_async_context(_node(database_url, "node-b"))
         await a.engine.rebalance()  # a sees b and hands back its surplus
         await b.engine.rebalance()
         owned_by_a = sorted(a.engine.leases.owned)  # type: ignore[union-attr]

@@ -5,15 +5,17 @@ the process whose API received it (:meth:`CommandRunner.submit`). Every process 
 :meth:`CommandRunner.tick` on its runtime-settings cadence (and the receiving process at once):
 
 - **apply**: a pending command for an agent this process owns (with leases: holds its lease,
-  or nobody holds a live one; without leases: always) is claimed ``pending → applied`` together
-  with the agent's desired state (``agents.enabled`` / ``agents.config``) in one transaction, then
-  carried out here. A failure marks it ``failed`` with the reason (a refused config is put back).
+  or nobody holds a live one; without leases: always) is claimed ``pending → applying`` together
+  with the agent's desired state (``agents.enabled`` / ``agents.config``) in one transaction,
+  carried out here, then ``applied``. A failure marks it ``failed`` with the reason (a refused
+  config is put back).
 - **follow**: commands applied by other processes are mirrored here, in order, so a process that
   later gains the agent's lease runs it as the operator left it (stopped stays stopped, the new
   config stays). Nothing of this is on the event-claim path.
 
 A command whose owner dies before claiming it stays pending until the next owner claims it:
-the claim's state transition makes it apply once.
+the claim's state transition makes one process apply it. One left ``applying`` by a process
+that died is claimed again once stale (``storage/repos/commands.STALE_SECONDS``).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class CommandRunner:
             log.warning("command_failed", command_id=command["id"], kind=command["kind"],
                         agent_id=command["agent_id"], error=str(exc))
             return
+        await command_rows.complete(self.db, command["id"], self.node, self.clock.now())
         log.info("command_applied", command_id=command["id"], kind=command["kind"], agent_id=command["agent_id"])
 
     async def _carry_out(self, command: dict[str, Any]) -> None:
@@ -135,7 +138,7 @@ class CommandRunner:
     async def _follow(self) -> None:
         """Mirror, in order, the commands the other processes applied (stop at one still pending)."""
         for command in await command_rows.after(self.db, self._cursor):
-            if command["state"] == "pending":
+            if command["state"] in command_rows.OPEN:
                 break
             self._cursor = command["id"]
             if command["state"] != "applied" or command["applied_by"] == self.node:

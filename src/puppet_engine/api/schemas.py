@@ -145,12 +145,12 @@ class CommandedSummary(AgentSummary):
     """The agent after an operator command: applied here (200) or pending on its owner (202)."""
 
     command_id: int
-    command_state: str = Field(description="pending, applied or failed (GET /commands/{id})")
+    command_state: str = Field(description="pending, applying, applied or failed (GET /commands/{id})")
 
 
 class CommandedDetail(AgentDetail):
     command_id: int
-    command_state: str = Field(description="pending, applied or failed (GET /commands/{id})")
+    command_state: str = Field(description="pending, applying, applied or failed (GET /commands/{id})")
 
 
 class ActionOut(BaseModel):
@@ -383,7 +383,7 @@ class CommandOut(BaseModel):
     payload: dict[str, Any]  # config: the public config, secrets redacted
     requested_by: str | None
     created_at: float
-    state: str  # pending, applied, failed
+    state: str  # pending, applying, applied, failed
     reason: str | None
     applied_at: float | None
     applied_by: str | None  # the node that applied it

@@ -243,7 +243,7 @@ commands = Table(
     Column("payload", JSON, nullable=False, default=dict),  # config: the public (redacted) dict
     Column("requested_by", String(128), nullable=True),  # the API key's label
     Column("created_at", Float, nullable=False),
-    Column("state", String(16), nullable=False, default="pending"),  # pending, applied, failed
+    Column("state", String(16), nullable=False, default="pending"),  # pending, applying, applied, failed
     Column("reason", Text, nullable=True),
     Column("applied_at", Float, nullable=True),
     Column("applied_by", String(128), nullable=True),  # the node (engine owner id)

@@ -175,7 +175,7 @@ async def put_config(agent_id: AgentId, ctx: Ctx, key: AdminKey, response: Respo
             command = await ctx.engine.submit_command("config", agent_id, new.public_dict(), key.label, config=new)
         except AuthError as exc:  # the config's keys, refused by X: the request's mistake, not an outage
             raise ApiError(400, str(exc), code="invalid_config") from None
-    if command["state"] == "pending":
+    if command["state"] in ("pending", "applying"):
         response.status_code = 202
     detail = await _detail(ctx, agent_id)
     return CommandedDetail(**detail.model_dump(), command_id=command["id"], command_state=command["state"])
@@ -216,7 +216,7 @@ async def _lifecycle(ctx: ApiContext, agent_id: str, what: str, key: ApiKey, res
     _known(ctx, agent_id)
     async with ctx.lock(agent_id):
         command = await ctx.engine.submit_command(what, agent_id, {}, key.label)
-    if command["state"] == "pending":
+    if command["state"] in ("pending", "applying"):
         response.status_code = 202
     [summary] = await summaries(ctx, [agent_id])
     return CommandedSummary(**summary.model_dump(), command_id=command["id"], command_state=command["state"])

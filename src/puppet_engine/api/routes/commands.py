@@ -1,7 +1,7 @@
 """``/commands/{id}``: the outcome of an operator command (start, stop, restart, config, restart_all).
 
 Any node answers: the command is a row of the shared database. ``?wait=5`` holds the answer
-until the command is no longer ``pending`` (or the wait is over), so a caller behind a load
+until the command is decided (no longer ``pending`` or ``applying``) (or the wait is over), so a caller behind a load
 balancer can send *Stop* to any node and learn when the agent's owner applied it.
 """
 
@@ -16,6 +16,7 @@ from puppet_engine.api.auth import require
 from puppet_engine.api.deps import Ctx
 from puppet_engine.api.errors import not_found
 from puppet_engine.api.schemas import CommandOut, responses
+from puppet_engine.storage.repos.commands import OPEN
 
 router = APIRouter(prefix="/commands", tags=["commands"])
 WAIT_STEP_SECONDS = 0.1  # how often a waiting request looks again (real seconds: processes are real)
@@ -24,7 +25,7 @@ WAIT_STEP_SECONDS = 0.1  # how often a waiting request looks again (real seconds
 @router.get("/{command_id}", response_model=CommandOut, dependencies=[Depends(require("read"))],
             responses=responses(404, 422), summary="An operator command and its outcome (pending, applied, failed)")
 async def get_command(ctx: Ctx, command_id: Annotated[int, Path(ge=1, le=2**62)],
-                      wait: Annotated[float, Query(ge=0, le=30, description="seconds to wait while pending")] = 0,
+                      wait: Annotated[float, Query(ge=0, le=30, description="seconds to wait while pending or applying")] = 0,
                       ) -> CommandOut:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
@@ -32,6 +33,6 @@ async def get_command(ctx: Ctx, command_id: Annotated[int, Path(ge=1, le=2**62)]
         row = await ctx.engine.command(command_id)
         if row is None:
             raise not_found("command", str(command_id))
-        if row["state"] != "pending" or loop.time() >= deadline:
+        if row["state"] not in OPEN or loop.time() >= deadline:
             return CommandOut(**row)
         await asyncio.sleep(WAIT_STEP_SECONDS)

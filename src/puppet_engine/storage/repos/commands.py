@@ -1,9 +1,11 @@
 """The ``commands`` table: operator actions recorded by any process, applied by the agent's owner.
 
-A command goes ``pending → applied | failed``. :func:`claim` makes the transition and writes
-the agent's desired state (``agents.enabled``, ``agents.config``) in one transaction, so a
-command is applied once whichever process claims it, and a later owner of the agent (after a
-lease move or a crash) reads the operator's intent from the ``agents`` row.
+A command goes ``pending → applying → applied | failed``. :func:`claim` (``pending → applying``)
+writes the agent's desired state (``agents.enabled``, ``agents.config``) in the same
+transaction, so one process applies it whichever receives it, and a later owner of the agent
+(after a lease move or a crash) reads the operator's intent from the ``agents`` row. A command
+left ``applying`` by a process that died is claimed again after :data:`STALE_SECONDS` (what the
+dead process applied died with it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from puppet_engine.storage.database import Database
 from puppet_engine.storage.tables import agents, commands, leases
 
 KINDS = ("start", "stop", "restart", "config", "restart_all")
+STALE_SECONDS = 120.0  # an ``applying`` command this old was left by a dead process
+OPEN = ("pending", "applying")  # not decided yet
 _ENABLES = {"start": True, "restart": True, "stop": False}  # what each kind makes of agents.enabled
 
 
@@ -28,7 +32,9 @@ async def create(db: Database, kind: str, agent_id: str | None, payload: dict[st
         result = await conn.execute(commands.insert().values(
             agent_id=agent_id, kind=kind, payload=payload, requested_by=requested_by, created_at=now,
             state="pending"))
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
 
 async def get(db: Database, command_id: int) -> dict[str, Any] | None:
@@ -39,9 +45,9 @@ async def get(db: Database, command_id: int) -> dict[str, Any] | None:
 
 
 async def pending(db: Database, limit: int = 200) -> list[dict[str, Any]]:
-    """Pending commands, oldest first."""
+    """Commands not decided yet (pending, applying), oldest first."""
     async with db.connect() as conn:
-        rows = await conn.execute(sa.select(commands).where(commands.c.state == "pending")
+        rows = await conn.execute(sa.select(commands).where(commands.c.state.in_(OPEN))
                                   .order_by(commands.c.id).limit(limit))
         return [dict(r) for r in rows.mappings()]
 
@@ -67,12 +73,13 @@ async def lease_holder(db: Database, agent_id: str, now: float) -> str | None:
 
 
 async def claim(db: Database, command: dict[str, Any], node: str, now: float) -> bool:
-    """``pending → applied`` by ``node`` with the agent's desired state, in one transaction;
-    ``False`` when another process got there first."""
+    """``pending → applying`` by ``node`` with the agent's desired state, in one transaction
+    (also a stale ``applying``); ``False`` when another process got there first."""
+    open_ = sa.or_(commands.c.state == "pending",
+                   sa.and_(commands.c.state == "applying", commands.c.applied_at < now - STALE_SECONDS))
     async with db.transaction() as conn:
-        done = await conn.execute(commands.update().where(commands.c.id == command["id"],
-                                                          commands.c.state == "pending")
-                                  .values(state="applied", applied_at=now, applied_by=node))
+        done = await conn.execute(commands.update().where(commands.c.id == command["id"], open_)
+                                  .values(state="applying", applied_at=now, applied_by=node))
         if not done.rowcount:
             return False
         agent_id, kind = command["agent_id"], command["kind"]
@@ -82,6 +89,14 @@ async def claim(db: Database, command: dict[str, Any], node: str, now: float) ->
         elif agent_id is not None and kind == "config":
             await _save_config(conn, agent_id, command["payload"], now)
         return True
+
+
+async def complete(db: Database, command_id: int, node: str, now: float) -> None:
+    """``applying → applied``: ``node`` carried the command out."""
+    async with db.transaction() as conn:
+        await conn.execute(commands.update().where(commands.c.id == command_id, commands.c.state == "applying",
+                                                   commands.c.applied_by == node)
+                           .values(state="applied", applied_at=now))
 
 
 async def fail(db: Database, command_id: int, reason: str, now: float,
