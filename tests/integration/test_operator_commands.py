@@ -132,6 +132,13 @@ async def test_two_processes_the_owner_applies_and_a_lease_move_keeps_the_operat
         assert a.engine.manager.config_of(last).name == "Renamed"
         await eventually(lambda: _true(b.engine.manager.config_of(last).name == "Renamed"), timeout=10)
 
+        # New secrets cannot travel through the database: only the node running the agent takes them.
+        secret = {**config, "llm_config": {**config.get("llm_config", {}), "api_key": "sk-brand-new-0123456789"}}
+        refused = assert_error(await b.put(f"/agents/{last}/config", json=secret), 409)
+        assert "another node" in refused["message"] and "sk-brand-new" not in refused["message"]
+        async with b.engine.db.connect() as conn:
+            assert "sk-brand-new" not in str((await conn.execute(sa.text("select payload from commands"))).all())
+
         # A stop sent to b, applied by a.
         stop = await b.post(f"/agents/{first}/stop", key=CONTROL)
         assert stop.status_code == 202, stop.text
