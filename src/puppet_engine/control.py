@@ -88,6 +88,21 @@ class EngineControl(Protocol):
         """The runtime settings in force (``GET /config``)."""
         ...
 
+    async def submit_command(self, kind: str, agent_id: str | None, payload: dict[str, Any],
+                             requested_by: str | None = None, config: AgentConfig | None = None) -> dict[str, Any]:
+        """Record an operator command (start, stop, restart, config, restart_all) and apply it here
+        at once when this process owns the agent (else its owner does within seconds); the
+        command's row. ``config``: the parsed config with its secrets (usable only here)."""
+        ...
+
+    async def applies_for(self, agent_id: str) -> bool:
+        """Whether this process applies the agent's commands itself (it owns the agent)."""
+        ...
+
+    async def command(self, command_id: int) -> dict[str, Any] | None:
+        """A command's row (state ``pending``, ``applied`` or ``failed`` with ``reason``)."""
+        ...
+
     async def apply_settings(self, changes: Mapping[str, Any], updated_by: str | None = None) -> dict[str, Any]:
         """Persist and apply runtime settings here at once (other processes within seconds);
         returns what changed. A setting that cannot change at run time raises ``ConfigError``."""

@@ -20,6 +20,7 @@ import structlog
 
 from puppet_engine.agents.behaviors import default_behaviors
 from puppet_engine.agents.behaviors.trading import after_trade_action
+from puppet_engine.agents.commands import CommandRunner
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.runtime import AgentServices
@@ -37,6 +38,8 @@ from puppet_engine.sandbox import Sandbox
 from puppet_engine.settings import Settings, load_settings
 from puppet_engine.storage import Database
 from puppet_engine.storage.leases import LeaseManager
+from puppet_engine.storage.repos import agents as agent_rows
+from puppet_engine.storage.repos import commands as command_rows
 from puppet_engine.storage.repos import events as event_rows
 from puppet_engine.storage.runtime_settings import RuntimeSettingsStore
 from puppet_engine.wiring import Wiring, WiringDeps
@@ -107,6 +110,9 @@ class Engine:
             leases_ = self.leases
             self.manager.owns = lambda agent_id: agent_id in leases_.owned
 
+        self.commands = CommandRunner(self.db, self.clock, self.manager, self.owner, self.applies_for,
+                                      lambda: None if self.leases is None else self.leases.owned)
+
         async def trade_done(action: Action, outcome: Any) -> None:
             await after_trade_action(self.services, self.manager.agents, self.events.schedule, action, outcome)
 
@@ -138,6 +144,21 @@ class Engine:
     async def apply_settings(self, changes: Mapping[str, Any], updated_by: str | None = None) -> dict[str, Any]:
         return await self.runtime.update(changes, updated_by=updated_by)
 
+    async def submit_command(self, kind: str, agent_id: str | None, payload: dict[str, Any],
+                             requested_by: str | None = None, config: AgentConfig | None = None) -> dict[str, Any]:
+        return await self.commands.submit(kind, agent_id, payload, requested_by, config)
+
+    async def command(self, command_id: int) -> dict[str, Any] | None:
+        return await command_rows.get(self.db, command_id)
+
+    async def applies_for(self, agent_id: str) -> bool:
+        """Whether this process applies the agent's commands: it holds the agent's lease, or nobody
+        holds a live one (a stopped agent), or there are no leases (one process)."""
+        if self.leases is None or agent_id in self.leases.owned:
+            return True
+        holder = await command_rows.lease_holder(self.db, agent_id, self.clock.now())
+        return holder is None or holder == self.owner
+
     def _runtime_changed(self, changed: dict[str, Any]) -> None:
         """Push runtime settings to the parts that hold them as plain numbers."""
         if "engine_concurrency" in changed:
@@ -159,6 +180,10 @@ class Engine:
                 await self.runtime.refresh()
             except Exception:
                 log.exception("runtime_settings_refresh_failed")
+            try:  # operator commands: applied here when we own the agent, followed otherwise
+                await self.commands.tick()
+            except Exception:
+                log.exception("commands_tick_failed")
 
     def _owned(self) -> frozenset[str]:
         """Running agents (with leases: that this process holds), the same object until that changes."""
@@ -182,6 +207,7 @@ class Engine:
         """Migrate the database, connect the services, start every agent."""
         await self.db.migrate()
         await self.runtime.refresh()  # settings an operator changed before a restart
+        await self.commands.start()
         self._runtime_task = asyncio.create_task(self._runtime_loop(), name="runtime-settings")
         configs = self.options.agents if self.options.agents is not None else load_agents_dir(
             self.options.agents_dir or Path(self.settings.agents_dir))
@@ -239,6 +265,9 @@ class Engine:
             if changes.gained:
                 await event_rows.requeue_running(self.db, changes.gained)
         self.services.states.forget(changes.gained | changes.lost)  # another process wrote them meanwhile
+        for agent_id in sorted(await agent_rows.disabled_among(self.db, changes.gained) if changes.gained else ()):
+            if self.manager.status(agent_id).state != "stopped":  # the operator stopped it elsewhere
+                await self.manager.stop_agent(agent_id)
         if changes.gained:
             await self.outbox.recover(changes.gained)
             await self.manager.bootstrap(changes.gained)

@@ -141,6 +141,18 @@ class AgentDetail(AgentSummary):
     relationships: list[Relationship]
 
 
+class CommandedSummary(AgentSummary):
+    """The agent after an operator command: applied here (200) or pending on its owner (202)."""
+
+    command_id: int
+    command_state: str = Field(description="pending, applying, applied or failed (GET /commands/{id})")
+
+
+class CommandedDetail(AgentDetail):
+    command_id: int
+    command_state: str = Field(description="pending, applying, applied or failed (GET /commands/{id})")
+
+
 class ActionOut(BaseModel):
     model_config = _examples({
         "id": 7, "kind": "post", "status": "done", "payload": {"text": "every ledger is a diary"},
@@ -354,7 +366,27 @@ class HealthDetails(BaseModel):
 
 
 class RestartResult(BaseModel):
-    restarted: list[str]
+    restarted: list[str]  # by the node that answered; the others restart theirs within seconds
+
+
+class CommandOut(BaseModel):
+    """An operator command and its outcome (``GET /commands/{id}``)."""
+
+    model_config = _examples({
+        "id": 7, "agent_id": "coby", "kind": "stop", "payload": {}, "requested_by": "ops",
+        "created_at": 1767225600.0, "state": "applied", "reason": None, "applied_at": 1767225600.4,
+        "applied_by": "host-1a2b3c4d",
+    })
+    id: int
+    agent_id: str | None
+    kind: str  # start, stop, restart, config, restart_all
+    payload: dict[str, Any]  # config: the public config, secrets redacted
+    requested_by: str | None
+    created_at: float
+    state: str  # pending, applying, applied, failed
+    reason: str | None
+    applied_at: float | None
+    applied_by: str | None  # the node that applied it
 
 
 class StatusOut(BaseModel):

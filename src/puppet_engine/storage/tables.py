@@ -231,3 +231,21 @@ auth_failures = Table(
     Column("window_start", Float, nullable=False),
     Column("locked_until", Float, nullable=False),
 )
+
+# Operator commands (start, stop, restart, config, restart_all): recorded by whichever process
+# received them, applied by the process that owns the agent (see ``agents/commands.py``).
+commands = Table(
+    "commands",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", String(128), nullable=True),  # null: every agent (restart_all)
+    Column("kind", String(16), nullable=False),
+    Column("payload", JSON, nullable=False, default=dict),  # config: the public (redacted) dict
+    Column("requested_by", String(128), nullable=True),  # the API key's label
+    Column("created_at", Float, nullable=False),
+    Column("state", String(16), nullable=False, default="pending"),  # pending, applying, applied, failed
+    Column("reason", Text, nullable=True),
+    Column("applied_at", Float, nullable=True),
+    Column("applied_by", String(128), nullable=True),  # the node (engine owner id)
+    Index("ix_commands_state", "state"),
+)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Response
 
-from puppet_engine.api.auth import require
+from puppet_engine.api.auth import ApiKey, require
 from puppet_engine.api.deps import (
     AgentId,
     ApiContext,
@@ -25,6 +25,8 @@ from puppet_engine.api.schemas import (
     ActionOut,
     AgentDetail,
     AgentSummary,
+    CommandedDetail,
+    CommandedSummary,
     MentionOut,
     Page,
     PostRequest,
@@ -42,6 +44,8 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 read = Depends(require("read"))
 control = Depends(require("control"))
 admin = Depends(require("admin"))
+ControlKey = Annotated[ApiKey, control]
+AdminKey = Annotated[ApiKey, admin]
 
 _SECRET_FIELDS = {
     "twitter_credentials": (("apiKey", "api_key"), ("apiKeySecret", "api_key_secret"),
@@ -146,12 +150,13 @@ async def trade_now(body: TradeRequest, agent_id: AgentId, ctx: Ctx) -> Accepted
     return await schedule(ctx, "trade.manual", agent_id, body.model_dump())
 
 
-@router.put("/{agent_id}/config", response_model=AgentDetail, dependencies=[admin],
-            responses=responses(404, 422),
-            summary="Replace the agent's config; applied at once, without restarting the engine")
-async def put_config(agent_id: AgentId, ctx: Ctx,
+@router.put("/{agent_id}/config", response_model=CommandedDetail, dependencies=[admin],
+            responses={**responses(404, 409, 422), 202: {"model": CommandedDetail,
+                                                         "description": "pending on the agent's owner"}},
+            summary="Replace the agent's config: applied by the agent's owner (here: at once), kept across lease moves")
+async def put_config(agent_id: AgentId, ctx: Ctx, key: AdminKey, response: Response,
                      config: Annotated[dict[str, Any], Body(description="the agent file's JSON; absent secrets "
-                                                            "are kept", examples=[_CONFIG_EXAMPLE])]) -> AgentDetail:
+                                                            "are kept", examples=[_CONFIG_EXAMPLE])]) -> CommandedDetail:
     runtime = ctx.agent(agent_id)
     body_id = config.get("id", agent_id)
     if body_id != agent_id:
@@ -160,12 +165,20 @@ async def put_config(agent_id: AgentId, ctx: Ctx,
     data = _keep_secrets({**config, "id": agent_id}, runtime.config, PLACEHOLDER)
     new = parse_agent_config(data, source=f"PUT /agents/{agent_id}/config", previous=runtime.config)
     _register_secrets(new.secret_values())
+    # The database never holds secrets in clear: a config that changes them can only be applied
+    # by the node that runs the agent, which holds them in memory.
+    if new.secret_values() != runtime.config.secret_values() and not await ctx.engine.applies_for(agent_id):
+        raise conflict(f"agent {agent_id!r} runs on another node; a config that changes its secrets must be "
+                       "sent to that node (or set in its agent file)", agent_id=agent_id)
     async with ctx.lock(agent_id):  # built and connected first: a refused config leaves the agent as it was
         try:
-            await ctx.engine.manager.update_config(new)
+            command = await ctx.engine.submit_command("config", agent_id, new.public_dict(), key.label, config=new)
         except AuthError as exc:  # the config's keys, refused by X: the request's mistake, not an outage
             raise ApiError(400, str(exc), code="invalid_config") from None
-    return await _detail(ctx, agent_id)
+    if command["state"] in ("pending", "applying"):
+        response.status_code = 202
+    detail = await _detail(ctx, agent_id)
+    return CommandedDetail(**detail.model_dump(), command_id=command["id"], command_state=command["state"])
 
 
 def _keep_secrets(data: dict[str, Any], current: Any, placeholder: str) -> dict[str, Any]:
@@ -197,34 +210,35 @@ def _register_secrets(values: list[str]) -> None:
     update_secrets(values)
 
 
-async def _lifecycle(ctx: ApiContext, agent_id: str, what: str) -> AgentSummary:
+async def _lifecycle(ctx: ApiContext, agent_id: str, what: str, key: ApiKey, response: Response) -> CommandedSummary:
+    """Record the command; applied here at once (200) when this process owns the agent, else by
+    its owner within seconds (202, follow it with ``GET /commands/{id}?wait=5``)."""
     _known(ctx, agent_id)
-    manager = ctx.engine.manager
     async with ctx.lock(agent_id):
-        state = manager.status(agent_id).state
-        if what == "start" and state in ("stopped", "failed"):
-            await manager.start_agent(agent_id)
-        elif what == "stop" and state != "stopped":
-            await manager.stop_agent(agent_id)
-        elif what == "restart":
-            await manager.restart_agent(agent_id)
+        command = await ctx.engine.submit_command(what, agent_id, {}, key.label)
+    if command["state"] in ("pending", "applying"):
+        response.status_code = 202
     [summary] = await summaries(ctx, [agent_id])
-    return summary
+    return CommandedSummary(**summary.model_dump(), command_id=command["id"], command_state=command["state"])
 
 
-@router.post("/{agent_id}/start", response_model=AgentSummary, dependencies=[control],
-             responses=responses(404, 422), summary="Start the agent (no-op when running)")
-async def start(agent_id: AgentId, ctx: Ctx) -> AgentSummary:
-    return await _lifecycle(ctx, agent_id, "start")
+_LIFECYCLE_RESPONSES = {**responses(404, 422), 202: {"model": CommandedSummary,
+                                                     "description": "pending on the agent's owner"}}
 
 
-@router.post("/{agent_id}/stop", response_model=AgentSummary, dependencies=[control],
-             responses=responses(404, 422), summary="Stop the agent; its schedule waits until it starts again")
-async def stop(agent_id: AgentId, ctx: Ctx) -> AgentSummary:
-    return await _lifecycle(ctx, agent_id, "stop")
+@router.post("/{agent_id}/start", response_model=CommandedSummary, dependencies=[control],
+             responses=_LIFECYCLE_RESPONSES, summary="Start the agent (no-op when running)")
+async def start(agent_id: AgentId, ctx: Ctx, key: ControlKey, response: Response) -> CommandedSummary:
+    return await _lifecycle(ctx, agent_id, "start", key, response)
 
 
-@router.post("/{agent_id}/restart", response_model=AgentSummary, dependencies=[control],
-             responses=responses(404, 422), summary="Restart the agent with fresh clients (starts a stopped one)")
-async def restart(agent_id: AgentId, ctx: Ctx) -> AgentSummary:
-    return await _lifecycle(ctx, agent_id, "restart")
+@router.post("/{agent_id}/stop", response_model=CommandedSummary, dependencies=[control],
+             responses=_LIFECYCLE_RESPONSES, summary="Stop the agent; its schedule waits until it starts again")
+async def stop(agent_id: AgentId, ctx: Ctx, key: ControlKey, response: Response) -> CommandedSummary:
+    return await _lifecycle(ctx, agent_id, "stop", key, response)
+
+
+@router.post("/{agent_id}/restart", response_model=CommandedSummary, dependencies=[control],
+             responses=_LIFECYCLE_RESPONSES, summary="Restart the agent with fresh clients (starts a stopped one)")
+async def restart(agent_id: AgentId, ctx: Ctx, key: ControlKey, response: Response) -> CommandedSummary:
+    return await _lifecycle(ctx, agent_id, "restart", key, response)

@@ -146,16 +146,15 @@ async def put_config(body: SettingsUpdate, ctx: Ctx,
 
 
 @router.post("/system/restart", response_model=RestartResult, dependencies=[Depends(require("admin"))],
-             responses=responses(), summary="Restart every running agent with fresh clients")
-async def restart_all(ctx: Ctx) -> RestartResult:
-    manager = ctx.engine.manager
-    restarted = []
-    for agent_id in sorted(manager.running):
-        async with ctx.lock(agent_id):
-            if agent_id in manager.running:
-                await manager.restart_agent(agent_id)
-                restarted.append(agent_id)
-    return RestartResult(restarted=restarted)
+             responses=responses(), summary="Restart every running agent with fresh clients, on every node")
+async def restart_all(ctx: Ctx, key: Annotated[ApiKey, Depends(require("admin"))],
+                      response: Response) -> RestartResult:
+    """``restarted``: the agents this node restarted at once; every other node restarts the
+    agents it owns within seconds. The command's id is in the ``Command-Id`` header
+    (``GET /commands/{id}``): the body keeps its earlier shape."""
+    command = await ctx.engine.submit_command("restart_all", None, {}, key.label)
+    response.headers["Command-Id"] = str(command["id"])
+    return RestartResult(restarted=command.get("restarted", []))
 
 
 @router.get("/metrics", dependencies=[Depends(require("read"))], response_class=Response,

@@ -1,0 +1,175 @@
+"""Operator commands through the database: any process records them, the agent's owner applies them.
+
+A command (start, stop, restart, config, restart_all) is written to the ``commands`` table by
+the process whose API received it (:meth:`CommandRunner.submit`). Every process runs
+:meth:`CommandRunner.tick` on its runtime-settings cadence (and the receiving process at once):
+
+- **apply**: a pending command for an agent this process owns (with leases: holds its lease,
+  or nobody holds a live one; without leases: always) is claimed ``pending → applying`` together
+  with the agent's desired state (``agents.enabled`` / ``agents.config``) in one transaction,
+  carried out here, then ``applied``. A failure marks it ``failed`` with the reason (a refused
+  config is put back).
+- **follow**: commands applied by other processes are mirrored here, in order, so a process that
+  later gains the agent's lease runs it as the operator left it (stopped stays stopped, the new
+  config stays). Nothing of this is on the event-claim path.
+
+A command whose owner dies before claiming it stays pending until the next owner claims it:
+the claim's state transition makes one process apply it. One left ``applying`` by a process
+that died is claimed again once stale (``storage/repos/commands.STALE_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from puppet_engine.agents.manager import AgentManager
+from puppet_engine.clock import Clock
+from puppet_engine.persona import AgentConfig, parse_agent_config
+from puppet_engine.storage import Database
+from puppet_engine.storage.repos import commands as command_rows
+
+log = structlog.get_logger("puppet_engine.commands")
+
+Owns = Callable[[str], Awaitable[bool]]
+
+
+class CommandRunner:
+    """Applies the commands of the agents this process owns and follows the others' (see module)."""
+
+    def __init__(self, db: Database, clock: Clock, manager: AgentManager, node: str, owns: Owns,
+                 owned_now: Callable[[], set[str] | None]) -> None:
+        self.db = db
+        self.clock = clock
+        self.manager = manager
+        self.node = node
+        self.owns = owns  # whether this process applies commands for the agent now
+        self.owned_now = owned_now  # agents whose lease this process holds (None: no leases, all)
+        self._cursor = 0  # the last command id followed
+        self._lock = asyncio.Lock()
+        self._configs: dict[int, AgentConfig] = {}  # configs submitted here, with their secrets
+        self._errors: dict[int, Exception] = {}  # failures of commands submitted here, re-raised to the caller
+        self.results: dict[int, list[str]] = {}  # restart_all: the agents restarted here
+
+    async def start(self) -> None:
+        """Follow from now on: the agents' rows already hold what came before."""
+        self._cursor = await command_rows.newest_id(self.db)
+
+    async def submit(self, kind: str, agent_id: str | None, payload: dict[str, Any], requested_by: str | None,
+                     config: AgentConfig | None = None) -> dict[str, Any]:
+        """Record a command and apply it here at once when this process owns the agent.
+
+        ``config`` (for ``config``): the parsed new config with its secrets, usable only here;
+        the database holds ``payload``, its public dict. Returns the command's row (for
+        ``restart_all`` with ``restarted``: the agents restarted here); an error of
+        applying it here is re-raised (the command is ``failed`` with it).
+        """
+        command_id = await command_rows.create(self.db, kind, agent_id, payload, requested_by, self.clock.now())
+        if config is not None:
+            self._configs[command_id] = config
+        try:
+            await self.tick()
+            error = self._errors.pop(command_id, None)
+            if error is not None:
+                raise error
+        finally:
+            self._configs.pop(command_id, None)
+        row = await command_rows.get(self.db, command_id)
+        assert row is not None
+        if kind == "restart_all":
+            row["restarted"] = self.results.pop(command_id, [])
+        return row
+
+    async def tick(self) -> None:
+        """Apply what this process owns, then mirror what the others applied."""
+        async with self._lock:
+            for command in await command_rows.pending(self.db):
+                agent_id = command["agent_id"]
+                if agent_id is None or await self.owns(agent_id):
+                    await self._apply(command)
+            await self._follow()
+
+    async def _apply(self, command: dict[str, Any]) -> None:
+        previous = self._config(command["agent_id"])
+        if not await command_rows.claim(self.db, command, self.node, self.clock.now()):
+            return  # another process claimed it
+        try:
+            await self._carry_out(command)
+        except Exception as exc:  # the reason is the operator's answer; the process carries on
+            restore = None
+            if command["kind"] == "config" and previous is not None:
+                restore = (command["agent_id"], previous.public_dict())
+            await command_rows.fail(self.db, command["id"], f"{type(exc).__name__}: {exc}", self.clock.now(), restore)
+            self._errors[command["id"]] = exc
+            log.warning("command_failed", command_id=command["id"], kind=command["kind"],
+                        agent_id=command["agent_id"], error=str(exc))
+            return
+        await command_rows.complete(self.db, command["id"], self.node, self.clock.now())
+        log.info("command_applied", command_id=command["id"], kind=command["kind"], agent_id=command["agent_id"])
+
+    async def _carry_out(self, command: dict[str, Any]) -> None:
+        kind, agent_id, manager = command["kind"], command["agent_id"], self.manager
+        if kind == "restart_all":
+            self.results[command["id"]] = await self._restart_owned()
+            return
+        state = manager.status(agent_id).state
+        if kind == "start" and state in ("stopped", "failed"):
+            await manager.start_agent(agent_id)
+        elif kind == "stop" and state != "stopped":
+            await manager.stop_agent(agent_id)
+        elif kind == "restart":
+            await manager.restart_agent(agent_id)
+        elif kind == "config":
+            config = self._configs.get(command["id"]) or self._parse(command)
+            await manager.update_config(config)
+
+    async def _restart_owned(self) -> list[str]:
+        owned = self.owned_now()
+        restarted = []
+        for agent_id in sorted(self.manager.running):
+            if (owned is None or agent_id in owned) and agent_id in self.manager.running:
+                await self.manager.restart_agent(agent_id)
+                restarted.append(agent_id)
+        return restarted
+
+    async def _follow(self) -> None:
+        """Mirror, in order, the commands the other processes applied (stop at one still pending)."""
+        for command in await command_rows.after(self.db, self._cursor):
+            if command["state"] in command_rows.OPEN:
+                break
+            self._cursor = command["id"]
+            if command["state"] != "applied" or command["applied_by"] == self.node:
+                continue
+            try:
+                await self._mirror(command)
+            except Exception:
+                log.exception("command_mirror_failed", command_id=command["id"], agent_id=command["agent_id"])
+
+    async def _mirror(self, command: dict[str, Any]) -> None:
+        kind, agent_id, manager = command["kind"], command["agent_id"], self.manager
+        if kind == "restart_all":  # every owner restarts its own agents
+            if self.owned_now() is not None:
+                await self._restart_owned()
+            return
+        if agent_id not in manager.agents:
+            return
+        state = manager.status(agent_id).state
+        if kind == "stop" and state != "stopped":
+            await manager.stop_agent(agent_id)
+        elif kind in ("start", "restart") and state in ("stopped", "failed"):
+            await manager.start_agent(agent_id, persist=False)
+        elif kind == "config" and manager.config_of(agent_id).public_dict() != command["payload"]:
+            await manager.update_config(self._parse(command))
+
+    def _config(self, agent_id: str | None) -> AgentConfig | None:
+        if agent_id is None or agent_id not in self.manager.agents:
+            return None
+        return self.manager.config_of(agent_id)
+
+    def _parse(self, command: dict[str, Any]) -> AgentConfig:
+        """The stored public config, its redacted secrets kept from the agent's current config."""
+        return parse_agent_config(command["payload"], source=f"command {command['id']}",
+                                  previous=self.manager.config_of(command["agent_id"]))
