@@ -33,6 +33,7 @@ TOP_REASONS = 3
 
 _ATTEMPT = re.compile(r"^attempt \d+:\s*")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # the text a reason quotes (a post, a term): not its kind
 # Mention decisions that are the persona's choice, named by the setting behind them.
 _DECISIONS = {
     "probability": "not chosen (reply_probability)",
@@ -42,10 +43,11 @@ _DECISIONS = {
 
 
 def skip_reason(text: str) -> str:
-    """The kind of a skip reason, for counting: its first reason without the attempt number and
-    with numbers as ``N`` (``"attempt 1: too long: 57 weighted characters, the limit is 20;
-    attempt 2: …"`` → ``"too long: N weighted characters, the limit is N"``)."""
-    return _NUMBER.sub("N", _first_reason(text))[:120] or "unknown"
+    """The kind of a skip reason, for counting: its first reason without the attempt number,
+    with numbers as ``N`` and quoted text as ``…`` (``"attempt 1: too long: 57 weighted
+    characters, the limit is 20; attempt 2: …"`` → ``"too long: N weighted characters, the
+    limit is N"``)."""
+    return " ".join(_QUOTED.sub("…", _NUMBER.sub("N", _first_reason(text))).split())[:120] or "unknown"
 
 
 def _first_reason(text: str) -> str:

@@ -15,7 +15,6 @@ a row a warning names the most common reason (once per streak).
 from __future__ import annotations
 
 import random
-import re
 import zlib
 from collections import Counter
 from collections.abc import Set
@@ -44,14 +43,13 @@ from puppet_engine.content.validation import (
 from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import HOUR, next_post_at, slot_key
+from puppet_engine.storage.skips import skip_reason
 
 log = structlog.get_logger("puppet_engine.posting")
 
 LLM_RETRY_SECONDS = 15 * 60.0
 DUPLICATE_WINDOW = 24 * 3600.0  # how long X refuses a repeated text
 SKIP_STREAK_WARNING = 3  # skipped post.due in a row before the operator is warned
-_ATTEMPT = re.compile(r"^attempt \d+: ")
-_DETAIL = re.compile(r"'[^']*'|\"[^\"]*\"|\d+")
 
 
 def seed_for(key: str) -> int:
@@ -77,12 +75,6 @@ async def compose(services: AgentServices, agent: AgentRuntime, context: PromptC
     return validated
 
 
-def skip_kind(reason: str) -> str:
-    """A skip reason without its numbers and quoted text, so alike reasons count together."""
-    first = _ATTEMPT.sub("", reason.split("; ")[0]) if reason else "unknown"
-    return " ".join(_DETAIL.sub("…", first).split())[:120]
-
-
 def skip_streak(state: AgentState, agent_id: str, reason: str | None) -> dict[str, Any]:
     """State changes for one ``post.due``: the streak of skipped posts, warned about once per streak."""
     # Reasons are [reason, count] pairs: a list is replaced whole by a JSON merge, an object would be merged.
@@ -91,7 +83,7 @@ def skip_streak(state: AgentState, agent_id: str, reason: str | None) -> dict[st
     streak = state.post_skip_streak + 1
     reasons = Counter({str(k): int(n) for k, n in state.post_skip_reasons})
     for part in reason.split("; "):
-        reasons[skip_kind(part)] += 1
+        reasons[skip_reason(part)] += 1
     if streak == SKIP_STREAK_WARNING:
         common, _ = reasons.most_common(1)[0]
         log.warning("posts_keep_being_skipped", agent_id=agent_id, skipped_in_a_row=streak,
