@@ -4,7 +4,8 @@ A fault matches a service (``x``, ``openai``, ``solana``, ``jupiter``), an optio
 HTTP method and an optional path (exact, or a prefix ending in ``*``, relative to
 the service's mount point, e.g. ``/2/tweets``). It can answer with a status code
 (and the service's own error body for that status), add latency, hang (a timeout
-as the client sees it), or send garbage (truncated JSON).
+as the client sees it), or send garbage (truncated JSON). On an open streaming connection
+(X's filtered stream) it can ``drop`` it or ``stall`` it (see ``sandbox/x/stream.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-FaultKind = Literal["status", "latency", "timeout", "garbage"]
+FaultKind = Literal["status", "latency", "timeout", "garbage", "drop", "stall"]
+# Kinds that act on a streaming connection already open (the X filtered stream), not on a request.
+STREAM_KINDS = ("drop", "stall")
 
 
 class FaultSpec(BaseModel):
@@ -71,10 +74,12 @@ class FaultInjector:
         self.faults.append(fault)
         return fault
 
-    def take(self, service: str, method: str, path: str) -> Fault | None:
-        """The first armed fault matching this call, consuming one of its uses."""
+    def take(self, service: str, method: str, path: str, kinds: tuple[str, ...] | None = None) -> Fault | None:
+        """The first armed fault matching this call (of one of ``kinds``; default: a request's kinds),
+        consuming one of its uses."""
         for fault in self.faults:
-            if fault.matches(service, method, path):
+            if fault.matches(service, method, path) and (fault.kind in kinds if kinds else
+                                                         fault.kind not in STREAM_KINDS):
                 fault.remaining -= 1
                 fault.hits += 1
                 if fault.remaining <= 0:

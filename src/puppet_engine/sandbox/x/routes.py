@@ -24,6 +24,7 @@ from puppet_engine.sandbox.x.backend import XBackend
 from puppet_engine.sandbox.x.oauth import parse_authorization
 from puppet_engine.sandbox.x.search import compile_query
 from puppet_engine.sandbox.x.state import StoredTweet
+from puppet_engine.sandbox.x.stream import StreamHub
 
 Result = tuple[int, dict[str, Any]]
 Handler = Callable[[Request, Caller, float], Awaitable[Result]]
@@ -33,9 +34,10 @@ MENTIONS_CAP = 800
 
 
 class XApi:
-    def __init__(self, service: XBackend) -> None:
+    def __init__(self, service: XBackend, stream: StreamHub) -> None:
         self.service = service
         self.state = service.state
+        self.stream = stream
 
     def app(self) -> Starlette:
         def route(path: str, method: str, endpoint: str, handler: Handler, *, user_only: bool = False) -> Route:
@@ -46,6 +48,7 @@ class XApi:
         return Starlette(routes=[
             route("/2/tweets", "POST", "POST /2/tweets", self.create_tweet, user_only=True),
             route("/2/tweets", "GET", "GET /2/tweets", self.lookup_tweets),
+            *self.stream.routes(),
             route("/2/tweets/search/recent", "GET", "GET /2/tweets/search/recent", self.search_recent),
             route("/2/tweets/{id}", "GET", "GET /2/tweets/:id", self.get_tweet),
             route("/2/tweets/{id}", "DELETE", "DELETE /2/tweets/:id", self.delete_tweet, user_only=True),

@@ -22,6 +22,7 @@ from puppet_engine.sandbox.x.auth import Authenticator
 from puppet_engine.sandbox.x.limits import RateLimits
 from puppet_engine.sandbox.x.routes import XApi
 from puppet_engine.sandbox.x.state import XRules, XState
+from puppet_engine.sandbox.x.stream import StreamHub
 
 
 class XService(SandboxService):
@@ -43,7 +44,8 @@ class XService(SandboxService):
         self.limits = RateLimits(config.x_rate_limit_profile)
         self.stats: dict[str, int] = {}  # API answers by status code (GET /sandbox/x/stats)
         self.consumer_stats: dict[str, int] = {}  # calls by the consumer key that signed them (valid or not)
-        self._app = XApi(self).app()
+        self.stream = StreamHub(self, getattr(sandbox, "faults", None))  # filtered stream and its rules
+        self._app = XApi(self, self.stream).app()
 
     def asgi_app(self) -> ASGIApp:
         return self._app

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -90,6 +90,7 @@ class XState:
         self.likes: set[tuple[str, str]] = set()
         self.retweets: dict[tuple[str, str], str] = {}  # (user id, source id) → retweet id
         self._last_id = 0
+        self.listeners: list[Callable[[StoredTweet], None]] = []  # told of every new post (the stream)
 
     # -- ids and accounts --------------------------------------------------------------
 
@@ -208,6 +209,8 @@ class XState:
             mentioned_ids=list(dict.fromkeys(m for m in mentioned if m != author.user_id)),
         )
         self._store(tweet)
+        for listener in self.listeners:
+            listener(tweet)
         return tweet
 
     def _may_reply(self, author: Account, parent: StoredTweet) -> bool:
@@ -291,7 +294,9 @@ class XState:
         }
 
     def restore(self, data: dict[str, Any]) -> None:
+        listeners = self.listeners
         self.__init__(self.rng, self.rules)  # type: ignore[misc]
+        self.listeners = listeners
         for raw in data.get("accounts", []):
             self._index(Account(**raw))
         for raw in data.get("tweets", []):
