@@ -22,6 +22,7 @@ from puppet_engine.agents.behaviors import default_behaviors
 from puppet_engine.agents.behaviors.trading import after_trade_action
 from puppet_engine.agents.commands import CommandRunner
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
+from puppet_engine.agents.intake import MentionStream, StreamOptions
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.runtime import AgentServices
 from puppet_engine.clock import Clock, VirtualClock, WallClock
@@ -42,6 +43,7 @@ from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos import commands as command_rows
 from puppet_engine.storage.repos import events as event_rows
 from puppet_engine.storage.runtime_settings import RuntimeSettingsStore
+from puppet_engine.twitter.stream import StreamLimits
 from puppet_engine.wiring import Wiring, WiringDeps
 
 log = structlog.get_logger("puppet_engine.engine")
@@ -109,6 +111,14 @@ class Engine:
         if self.leases is not None:  # schedules start where the lease is, not in every process
             leases_ = self.leases
             self.manager.owns = lambda agent_id: agent_id in leases_.owned
+
+        self.mention_stream: MentionStream | None = None  # X_MENTIONS_MODE auto|stream: X's filtered stream
+        if settings.x_mentions_mode != "poll":
+            limits = StreamLimits(settings.x_stream_max_rules, settings.x_stream_max_rule_length)
+            self.mention_stream = MentionStream(self.services, self.events.schedule_many, lambda: self.manager.running,
+                                                self.owner, StreamOptions(settings.x_mentions_mode, limits,
+                                                                          settings.lease_ttl_seconds))
+            self.services.mention_feed = self.mention_stream
 
         self.commands = CommandRunner(self.db, self.clock, self.manager, self.owner, self.applies_for,
                                       lambda: None if self.leases is None else self.leases.owned)
@@ -218,7 +228,19 @@ class Engine:
             await self.rebalance()
             self._lease_task = asyncio.create_task(self._lease_loop(), name="leases")
         await self.events.recover()
+        await self._start_mention_stream()
         log.info("engine_started", agents=len(configs), owner=self.owner, database=self.db.dialect)
+
+    async def _start_mention_stream(self) -> None:
+        """X's filtered stream for mentions, when the mode, the credentials and the transport allow it."""
+        if self.mention_stream is None:
+            return
+        stream = await self.wiring.tweet_stream()
+        if stream is None:
+            self.services.mention_feed = self.mention_stream = None
+            log.info("mentions_polled", reason="no app bearer token, or an in-process sandbox (no streaming)")
+            return
+        self.mention_stream.start(stream)
 
     async def run(self) -> None:
         """Process events until :meth:`stop` is called."""
@@ -296,6 +318,8 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._lease_task
         await self.events.stop()
+        if self.mention_stream is not None:
+            await self.mention_stream.stop()
         if self.leases is not None:
             await self.leases.release_all()
         await self.manager.stop_agents()

@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     twitter_bearer_token: SecretStr | None = Field(None, description="X app-only bearer token (reads)")
     twitter_api_base_url: str = Field("https://api.x.com", description="X API base URL")
     mention_poll_seconds: float = Field(60.0, gt=0, description="how often each agent polls its mentions")
+    x_mentions_mode: Literal["auto", "stream", "poll"] = Field(
+        "auto", description="auto: X's filtered stream when the app's access level has it (else polling); "
+        "stream: the same, an error is logged without access; poll: only polling. Polls always catch up gaps")
+    x_stream_max_rules: int = Field(1000, ge=1, description="filtered-stream rules the app may hold "
+                                    "(1000 Pay-per-use and Pro, 25000 Enterprise)")
+    x_stream_max_rule_length: int = Field(1024, ge=40, description="characters per stream rule "
+                                          "(1024 Pay-per-use and Pro, 2048 Enterprise)")
 
     # Solana / Jupiter
     solana_rpc_url: str = Field("https://api.mainnet-beta.solana.com", description="Solana JSON-RPC endpoint")

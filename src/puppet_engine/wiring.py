@@ -46,6 +46,7 @@ from puppet_engine.solana.wallet import parse_keypair
 from puppet_engine.storage import Database
 from puppet_engine.twitter.client import XAccount
 from puppet_engine.twitter.credentials import TwitterCredentials
+from puppet_engine.twitter.stream import TweetStream
 
 log = structlog.get_logger("puppet_engine.wiring")
 
@@ -403,6 +404,23 @@ class Wiring:
             if secret:
                 return parse_keypair(secret).pubkey() != agent.trader.wallet.public_key
         return False
+
+    async def tweet_stream(self) -> TweetStream | None:
+        """The app's filtered stream: the sandbox's app account when agents are on the sandbox, else
+        ``TWITTER_BEARER_TOKEN`` at ``TWITTER_API_BASE_URL``; None without a bearer token or with the
+        in-process sandbox (its transport cannot stream)."""
+        if self.deps.sandbox is not None or self.http is None:
+            return None
+        if self.uses_sandbox and (self.rehearsal or not self.settings.has_x_credentials()):
+            response = await self.http.post(f"{self.sandbox_url}/sandbox/x/accounts",
+                                            json={"username": "puppet_stream", "name": "Puppet Engine app"})
+            bearer, base_url = str(response.json()["bearer_token"]), f"{self.sandbox_url}/x"
+        elif self.settings.twitter_bearer_token is not None:
+            bearer, base_url = _plain(self.settings.twitter_bearer_token), self.settings.twitter_api_base_url
+        else:
+            return None
+        add_secrets([bearer])
+        return TweetStream(self.http, base_url, bearer, self.deps.clock)
 
     def executor_for(self, agent: AgentRuntime, action: Action) -> ActionExecutor | None:
         if action.kind == "trade" and agent.trader is not None:

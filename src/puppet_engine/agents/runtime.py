@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from puppet_engine.agents.state import AgentStates
 from puppet_engine.clock import Clock
@@ -55,6 +55,18 @@ class AgentStatus:
         return self.state != "stopped"
 
 
+class MentionFeed(Protocol):
+    """Where mentions arrive besides polling (X's filtered stream, ``agents/intake.py``)."""
+
+    def covers(self, agent_id: str, since: float) -> bool:
+        """Whether every mention of the agent since ``since`` came through the feed."""
+        ...
+
+    def newest(self, agent_id: str) -> str | None:
+        """The newest post id the feed brought for the agent, if this process knows it."""
+        ...
+
+
 @dataclass
 class AgentServices:
     """Engine-wide dependencies that behaviours share."""
@@ -65,6 +77,7 @@ class AgentServices:
     interaction_interval_seconds: float = 3 * 3600.0
     mood_interval_seconds: float = 2 * 3600.0
     peers: dict[str, AgentRuntime] = field(default_factory=dict)  # every agent of this engine, by id
+    mention_feed: MentionFeed | None = None  # the X stream, when X_MENTIONS_MODE lets it run
     states: AgentStates = field(init=False)
     _by_user: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # X user id → agent id
 

@@ -249,3 +249,14 @@ commands = Table(
     Column("applied_by", String(128), nullable=True),  # the node (engine owner id)
     Index("ix_commands_state", "state"),
 )
+
+# Engine-wide singleton roles held by one process at a time (the X filtered stream connection):
+# a lease renewed by its holder, and since when the role's work is live (``None``: down).
+role_leases = Table(
+    "role_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("live_since", Float, nullable=True),
+)

@@ -1,5 +1,8 @@
 """Mentions: poll with a persisted ``since_id``, one event per tweet, decide, reply through the outbox.
 
+With X's filtered stream running (``agents/intake.py``), a poll whose whole stretch the stream
+covered skips X and moves ``since_id`` to what the stream brought; any gap is a real poll.
+
 A mention is received once (its event key is the tweet id), so restarts and
 overlapping polls never duplicate it. Replies are never sent to the agent itself,
 agent-to-agent chains stop after ``max_reply_depth``, direct questions are always
@@ -86,13 +89,22 @@ class MentionsBehavior(Behavior):
         delay = self.interval(agent)
         follow_ups: list[Event] = []
         result: dict[str, Any] = {}
-        try:
-            tweets = await agent.social.get_mentions(since_id=since_id)
-        except ProviderError as exc:
-            # X down or limited: keep the cursor, come back after the window.
-            delay = max(delay, getattr(exc, "retry_after", 0.0))
-            result["error"] = str(exc)
+        feed = self.services.mention_feed
+        if feed is not None and state.last_poll_at is not None and feed.covers(agent.id, float(state.last_poll_at)):
+            # The stream brought every mention since the last poll: no X call, the cursor follows it.
+            newest = feed.newest(agent.id)
+            if newest is not None and (since_id is None or int(newest) > int(since_id)):
+                since_id = newest
             tweets = []
+            result["covered_by_stream"] = True
+        else:
+            try:
+                tweets = await agent.social.get_mentions(since_id=since_id)
+            except ProviderError as exc:
+                # X down or limited: keep the cursor, come back after the window.
+                delay = max(delay, getattr(exc, "retry_after", 0.0))
+                result["error"] = str(exc)
+                tweets = []
         newest = since_id
         for tweet in tweets:
             if newest is None or int(tweet.id) > int(newest):

@@ -291,3 +291,12 @@ async def finished_counts(db: Database) -> list[tuple[str | None, str, int]]:
                                   .where(events.c.status.in_(("done", "failed")))
                                   .group_by(events.c.agent_id, events.c.status))
         return [(a, s, int(n)) for a, s, n in rows]
+
+
+async def bring_forward(db: Database, event_type: str, due_by: float) -> int:
+    """Pending events of ``event_type`` due later than ``due_by`` become due then (the mention
+    polls, when the X stream that made them idle goes down). Returns how many moved."""
+    async with db.transaction() as conn:
+        moved = await conn.execute(events.update().where(events.c.type == event_type, events.c.status == "pending",
+                                                         events.c.due_at > due_by).values(due_at=due_by))
+        return int(moved.rowcount or 0)
