@@ -11,15 +11,15 @@ Polling stays the safety net. :meth:`MentionStream.covers` tells the mentions be
 whether the stream was up, with the agent's rule in place, without a break since its last
 poll; only then does a poll skip X (and move ``since_id`` to the newest post the stream
 brought). When the stream goes down (dropped, stalled, refused) every pending poll is brought
-forward, so since_id polls catch up at once and carry on until the stream is back; the
-first poll after it is back is a real one too, covering the gap.
+forward, so since_id polls catch up at once and carry on until the stream is back; when it is
+back they are brought forward again, and that first poll is a real one, covering the gap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AbstractSet, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +61,7 @@ class MentionStream:
     """The engine's filtered-stream intake (the :class:`~puppet_engine.agents.runtime.MentionFeed`)."""
 
     def __init__(self, services: AgentServices, schedule: Callable[[list[Event]], Awaitable[Any]],
-                 running: Callable[[], AbstractSet[str]], owner: str, options: StreamOptions) -> None:
+                 running: Callable[[], Set[str]], owner: str, options: StreamOptions) -> None:
         self.services = services
         self.schedule = schedule
         self.running = running
@@ -203,9 +203,10 @@ class MentionStream:
     async def _published(self, up: bool) -> None:
         db = self.services.db
         await role_leases.set_live(db, ROLE, self.owner, self.live_since)
-        if not up:  # polls catch up now, not when their (stretched) turn comes
-            moved = await event_rows.bring_forward(db, "mentions.poll", self.services.clock.now())
-            log.info("mention_polls_brought_forward", polls=moved)
+        # Down: polls take over now, not when their (stretched) turn comes. Up again: one since_id
+        # poll each covers the gap before the stream's first post.
+        moved = await event_rows.bring_forward(db, "mentions.poll", self.services.clock.now())
+        log.info("mention_polls_brought_forward", polls=moved, stream_up=up)
 
     async def _handle(self, post: Post, tags: tuple[str, ...], entities: Any) -> None:
         now = self.services.clock.now()

@@ -111,8 +111,8 @@ class MentionsBehavior(Behavior):
                 newest = tweet.id
             if agent.user_id and tweet.author_id == agent.user_id:
                 continue
-            follow_ups.append(Event("mention.received", agent.id, {"tweet": tweet_payload(tweet)}, due_at=now,
-                                    key=f"mention:{agent.id}:{tweet.id}"))
+            follow_ups.append(Event("mention.received", agent.id, {"tweet": tweet_payload(tweet), "via": "poll"},
+                                    due_at=now, key=f"mention:{agent.id}:{tweet.id}"))
         result["received"] = len(follow_ups)
         # Quiet timelines are polled less often (up to 8x the interval); any mention resets it.
         idle = 0 if follow_ups or "error" in result else int(state.idle_polls) + 1
