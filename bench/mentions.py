@@ -35,11 +35,11 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from puppet_engine.engine import Engine, EngineOptions  # noqa: E402
-from puppet_engine.persona import parse_agent_config  # noqa: E402
-from puppet_engine.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from puppet_engine.serving import BackgroundServer  # noqa: E402
-from puppet_engine.settings import Settings  # noqa: E402
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.persona import parse_agent_config
+from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.serving import BackgroundServer
+from puppet_engine.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 _ID = re.compile(r"/\d{3,}")

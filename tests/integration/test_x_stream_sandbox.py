@@ -49,7 +49,7 @@ async def _serve(**extra: Any):
 
 @pytest.fixture
 async def box():
-    sandbox, server, box = await _serve()
+    _, server, box = await _serve()
     yield box
     await box.http.aclose()
     await server.stop()
@@ -100,9 +100,8 @@ async def test_rules_crud_with_x_bodies_and_errors(box: Box) -> None:
 
     gone = await box.rules({"delete": {"ids": [rule_id, "123"]}})
     assert gone.json()["meta"]["summary"] == {"deleted": 1, "not_deleted": 1}
-    assert (await box.http.get(RULES, headers=box.bearer())).json() == {
-        "meta": {"sent": listed["meta"]["sent"], "result_count": 0}} or \
-        (await box.http.get(RULES, headers=box.bearer())).json()["meta"]["result_count"] == 0
+    empty = (await box.http.get(RULES, headers=box.bearer())).json()
+    assert set(empty) == {"meta"} and empty["meta"]["result_count"] == 0
 
 
 async def test_rule_limits_follow_the_access_level() -> None:
@@ -159,7 +158,7 @@ async def test_one_connection_per_app_and_faults(box: Box) -> None:
         await box.http.post("/sandbox/faults", json={"service": "x", "path": "/2/tweets/search/stream",
                                                      "kind": "drop"})
         lines = await _read(first, until=1)
-        assert json.loads([x for x in lines if x.strip()][0])["errors"][0]["title"] == "operational-disconnect"
+        assert json.loads(next(x for x in lines if x.strip()))["errors"][0]["title"] == "operational-disconnect"
     # refused: an injected status on the next connection
     await box.http.post("/sandbox/faults", json={"service": "x", "path": "/2/tweets/search/stream",
                                                  "status": 503})

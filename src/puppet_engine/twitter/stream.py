@@ -237,7 +237,8 @@ class TweetStream:
         wanted = {(s.value, s.tag) for s in plan}
         current = await self.rules()
         stale = [r.id for r in current if (r.value, r.tag) not in wanted]
-        have = {(r.value, r.tag): r.id for r in current if (r.value, r.tag) in wanted}
+        have: dict[tuple[str, str | None], str] = {(r.value, r.tag): r.id for r in current
+                                                   if (r.value, r.tag) in wanted}
         for start in range(0, len(stale), DELETE_CHUNK):
             await self._json("POST", RULES_PATH, "POST /2/tweets/search/stream/rules",
                              json={"delete": {"ids": stale[start:start + DELETE_CHUNK]}})
@@ -252,7 +253,7 @@ class TweetStream:
                 have[(rule["value"], rule.get("tag"))] = str(rule["id"])
         if stale or missing:
             log.info("stream_rules_synced", added=len(missing), deleted=len(stale), rules=len(wanted))
-        return {tag: rule_id for (_, tag), rule_id in have.items()}
+        return {tag: rule_id for (_, tag), rule_id in have.items() if tag is not None}
 
     async def listen(self, handle: Handler, on_state: StateHook, stop: asyncio.Event) -> None:
         """Stay connected until ``stop``: every post goes to ``handle(post, tags, entities)``,

@@ -224,11 +224,14 @@ class StreamHub:
     def _delete(self, app_id: str, spec: Any, dry_run: bool) -> tuple[int, dict[str, Any]]:
         ids = spec.get("ids") if isinstance(spec, dict) else None
         values = spec.get("values") if isinstance(spec, dict) else None
-        if not isinstance(ids or values, list):
+        if not isinstance(ids, list) and not isinstance(values, list):
             raise px.invalid_request("$.delete: expected {ids: [...]} or {values: [...]}")
         mine = self.rules.setdefault(app_id, {})
-        keys = [str(i) for i in ids] if ids else [r.id for r in mine.values() if r.value in values] + [
-            v for v in values if v not in {r.value for r in mine.values()}]
+        if isinstance(ids, list):
+            keys = [str(i) for i in ids]
+        else:
+            known = {r.value: r.id for r in mine.values()}
+            keys = [known.get(str(v), str(v)) for v in values or []]
         found = [k for k in keys if k in mine]
         missing = [k for k in keys if k not in mine]
         if not dry_run:
