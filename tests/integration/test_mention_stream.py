@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 import sqlalchemy as sa
 from api_helpers import eventually, example_configs, running_engine
 
@@ -152,9 +153,16 @@ async def test_stall_refusal_and_drop_fall_back_to_polls_without_loss_or_doubles
         assert all(n <= 1 for n in per_mention.values()), per_mention
 
 
-async def test_two_engines_one_stream_connection(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One database shared by the engines of a test: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'e.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+async def test_two_engines_one_stream_connection(database_url: str) -> None:
     async with sandbox_server() as (sandbox, url, http):
-        database_url = f"sqlite:///{tmp_path / 'e.db'}"
         async with AsyncExitStack() as stack:
             a = await stack.enter_async_context(engine_on(url, database_url, "node-a", engine_leases=True))
             b = await stack.enter_async_context(engine_on(url, database_url, "node-b", engine_leases=True))
