@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from puppet_engine.sandbox.service import SandboxService
+from puppet_engine.sandbox.x.stream import APP_ACCOUNT
 
 CROWD_PREFIX = "crowd_"
 CROWD_NAMES = ["ana", "ben", "chidi", "dara", "emeka", "fen", "gus", "hana", "ivo", "jun", "kemi", "lior"]
@@ -114,7 +115,8 @@ class CrowdService(SandboxService):
 
     def targets(self) -> list[Any]:
         x = self.sandbox.service("x")
-        return [a for a in x.state.accounts.values() if not a.username.startswith(CROWD_PREFIX)]
+        return [a for a in x.state.accounts.values()
+                if not a.username.startswith(CROWD_PREFIX) and a.username != APP_ACCOUNT]
 
     def emit(self, category: str | None = None, target: str | None = None) -> CrowdMessage | None:
         """Post one crowd mention now; returns it, or None when there is nobody to mention."""

@@ -39,6 +39,7 @@ from puppet_engine.sandbox.x.state import StoredTweet
 from puppet_engine.sandbox.x.stream_rules import Match, RuleSyntaxError, compile_rule
 
 STREAM_PATH = "/2/tweets/search/stream"
+APP_ACCOUNT = "puppet_stream"  # the account whose app the engine streams with (the crowd leaves it alone)
 # Rules per app and rule length by access level (docs.x.com filtered stream introduction).
 ACCESS: dict[str, tuple[int, int] | None] = {"payg": (1000, 1024), "pro": (1000, 1024),
                                               "enterprise": (25_000, 2048), "free": None, "basic": None}
