@@ -114,6 +114,19 @@ async def test_stream_delivers_mentions_and_rules_follow_agents(tmp_path: Path) 
             assert "old" not in _rule_tags(sandbox)
 
 
+async def test_grouped_rules_route_a_post_to_the_agents_it_mentions(tmp_path: Path) -> None:
+    async with sandbox_server() as (sandbox, url, http):
+        async with engine_on(url, f"sqlite:///{tmp_path / 'e.db'}", x_stream_max_rules=1) as engine:
+            await eventually(lambda: _live(engine.mention_stream))
+            (rule,) = [r for rules in _hub(sandbox).rules.values() for r in rules.values()]
+            assert rule.tag == "puppet:group:1" and rule.value.count(" OR ") == 1
+            tweet = await _mention(http, "@nova only you, is that right?")
+            got = await eventually(lambda: _received(engine, "nova"))
+            assert got[tweet]["via"] == "stream"
+            await asyncio.sleep(0.5)
+            assert tweet not in await _received(engine, "coby")
+
+
 async def test_stall_refusal_and_drop_fall_back_to_polls_without_loss_or_doubles(tmp_path: Path) -> None:
     async with sandbox_server() as (sandbox, url, http):
         database_url = f"sqlite:///{tmp_path / 'e.db'}"

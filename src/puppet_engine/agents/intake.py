@@ -175,10 +175,13 @@ class MentionStream:
         wanted = self.wanted()
         if wanted == self._synced:
             return
-        plan = plan_rules(wanted, self.options.limits, self._plan)
         try:
+            if not self._plan:  # groups left by an earlier run are kept where they still fit
+                self._plan = [RuleSpec(r.value, r.tag) for r in await self.stream.rules()
+                              if r.tag and r.tag.startswith(GROUP_TAG)]
+            plan = plan_rules(wanted, self.options.limits, self._plan)
             await self.stream.sync(plan)
-        except ProviderError as exc:
+        except (ProviderError, ValueError) as exc:  # X refused, or more agents than the rules can hold
             log.warning("stream_rules_sync_failed", error=str(exc))
             return
         now = self.services.clock.now()
