@@ -100,3 +100,30 @@ def test_which_agents_of_a_group_a_post_is_for() -> None:
     assert mentions(reply, None, "bob", "11")
     entities = {"mentions": [{"username": "cy", "start": 0, "end": 3}]}
     assert mentions(Post(id="9", text="@cy hi @ada", author_id="1"), entities, "cy", "12")
+
+
+def test_sandbox_rule_matching_and_or_parentheses_negation() -> None:
+    from puppet_engine.sandbox.x.state import XState
+    from puppet_engine.sandbox.x.stream_rules import RuleSyntaxError
+
+    state = XState(random.Random(1))
+    ada, bob, cy = (state.create_account(n, None, 1_700_000_000.0) for n in ("ada", "bob", "cy"))
+    to_ada = state.create_tweet(bob, "hi @ada gm", 1_700_000_001.0)
+    self_ada = state.create_tweet(ada, "me @ada", 1_700_000_002.0)
+    to_cy = state.create_tweet(ada, "yo @cy", 1_700_000_003.0)
+
+    def matches(rule: str) -> list[str]:
+        m = compile_rule(rule)
+        return [t.text for t in (to_ada, self_ada, to_cy) if m(state, t)]
+
+    assert matches("@ada -from:ada") == ["hi @ada gm"]
+    assert matches("(@ada -from:ada) OR (@cy -from:cy)") == ["hi @ada gm", "yo @cy"]
+    assert matches("@cy OR @ada -from:ada") == ["hi @ada gm", "yo @cy"]  # AND binds tighter than OR
+    assert matches("(@cy OR @ada) -from:ada") == ["hi @ada gm"]
+    assert matches("me") == ["me @ada"]  # an author's own handle is no mention of itself
+    assert matches("gm -(from:ada OR from:cy)") == ["hi @ada gm"]
+    assert matches('"ada gm" OR is:reply') == []  # a keyword never matches inside a handle
+    for bad in ("(@ada", "@ada OR", "-@ada", "foo:bar", "is:nothing", "()"):
+        with pytest.raises(RuleSyntaxError):
+            compile_rule(bad)
+    assert cy.user_id and bob.user_id

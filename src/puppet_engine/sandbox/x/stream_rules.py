@@ -82,17 +82,12 @@ class _Parser:
     def unary(self) -> _Node:
         token = self.peek()
         assert token is not None
-        if token == "-" or (token.startswith("-") and len(token) > 1 and token[1] not in "\""):
-            # "-term": negate the rest of this token; "-" alone before "(" negates the group
+        if token.startswith("-"):
+            # "-term" negates that term; a lone "-" (before "(") negates the group after it
             if token == "-":
                 self.pos += 1
-                inner = self.atom()
             else:
                 self.tokens[self.pos] = token[1:]
-                inner = self.atom()
-            return _Node(lambda s, t: not inner.match(s, t), False)
-        if token.startswith('-"'):
-            self.tokens[self.pos] = token[1:]
             inner = self.atom()
             return _Node(lambda s, t: not inner.match(s, t), False)
         return self.atom()
