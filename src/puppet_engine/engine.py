@@ -235,7 +235,11 @@ class Engine:
         """X's filtered stream for mentions, when the mode, the credentials and the transport allow it."""
         if self.mention_stream is None:
             return
-        stream = await self.wiring.tweet_stream()
+        try:
+            stream = await self.wiring.tweet_stream()
+        except Exception:  # the sandbox refused the app account, or is unreachable: polls still work
+            log.exception("mention_stream_not_started")
+            stream = None
         if stream is None:
             self.services.mention_feed = self.mention_stream = None
             log.info("mentions_polled", reason="no app bearer token, or an in-process sandbox (no streaming)")

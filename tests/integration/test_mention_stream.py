@@ -115,16 +115,29 @@ async def test_stream_delivers_mentions_and_rules_follow_agents(tmp_path: Path) 
 
 
 async def test_grouped_rules_route_a_post_to_the_agents_it_mentions(tmp_path: Path) -> None:
+    async with (sandbox_server() as (sandbox, url, http),
+                engine_on(url, f"sqlite:///{tmp_path / 'e.db'}", x_stream_max_rules=1) as engine):
+        await eventually(lambda: _live(engine.mention_stream))
+        (rule,) = [r for rules in _hub(sandbox).rules.values() for r in rules.values()]
+        assert rule.tag == "puppet:group:1" and rule.value.count(" OR ") == 1
+        tweet = await _mention(http, "@nova only you, is that right?")
+        got = await eventually(lambda: _received(engine, "nova"))
+        assert got[tweet]["via"] == "stream"
+        await asyncio.sleep(0.5)
+        assert tweet not in await _received(engine, "coby")
+
+
+async def test_auto_mode_polls_when_the_access_level_has_no_filtered_stream(tmp_path: Path) -> None:
     async with sandbox_server() as (sandbox, url, http):
-        async with engine_on(url, f"sqlite:///{tmp_path / 'e.db'}", x_stream_max_rules=1) as engine:
-            await eventually(lambda: _live(engine.mention_stream))
-            (rule,) = [r for rules in _hub(sandbox).rules.values() for r in rules.values()]
-            assert rule.tag == "puppet:group:1" and rule.value.count(" OR ") == 1
-            tweet = await _mention(http, "@nova only you, is that right?")
-            got = await eventually(lambda: _received(engine, "nova"))
-            assert got[tweet]["via"] == "stream"
-            await asyncio.sleep(0.5)
-            assert tweet not in await _received(engine, "coby")
+        sandbox.service("x").limits.set_profile("basic")  # Basic: no filtered stream
+        async with engine_on(url, f"sqlite:///{tmp_path / 'e.db'}", mention_poll_seconds=1.0) as engine:
+            feed = engine.mention_stream
+            assert feed is not None
+            await eventually(lambda: _async(sandbox.service("x").stats.get("403", 0) >= 1))
+            tweet = await _mention(http, "@coby anyone home?")
+            got = await eventually(lambda: _received(engine, "coby"))
+            assert got[tweet]["via"] == "poll"
+            assert not feed.holder and feed.live_since is None and not _hub(sandbox).connections
 
 
 async def test_stall_refusal_and_drop_fall_back_to_polls_without_loss_or_doubles(tmp_path: Path) -> None:
