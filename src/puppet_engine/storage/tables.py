@@ -249,3 +249,32 @@ commands = Table(
     Column("applied_by", String(128), nullable=True),  # the node (engine owner id)
     Index("ix_commands_state", "state"),
 )
+
+# -- Nodes and roles (migration 0006) ------------------------------------------------------
+# Every ``puppet-engine run`` process (role all, worker or api) heartbeats here on its
+# runtime loop; a node unseen for a while is shown as gone (``storage/repos/nodes.py``).
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String(128), primary_key=True),  # the id used by leases and commands.applied_by
+    Column("role", String(16), nullable=False),  # all, worker, api
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),  # a clean stop; null while it runs (or died)
+)
+
+# What each node did for a command every worker applies (restart_all): one row per node.
+command_results = Table(
+    "command_results",
+    metadata,
+    Column("command_id", Integer, primary_key=True),
+    Column("node", String(128), primary_key=True),
+    Column("applied_at", Float, nullable=False),
+    Column("result", JSON, nullable=False, default=dict),  # {"restarted": [agent ids]}
+)
+
+# When the holder took the agent (``GET /agents``: owner since).
+leases.append_column(Column("acquired_at", Float, nullable=True))
