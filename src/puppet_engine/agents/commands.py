@@ -191,6 +191,8 @@ class CommandRunner:
                 continue
             try:
                 await self._mirror(command)
+                log.info("command_followed", command_id=command["id"], kind=command["kind"],
+                         agent_id=command["agent_id"], applied_by=command["applied_by"])
             except Exception:
                 log.exception("command_mirror_failed", command_id=command["id"], agent_id=command["agent_id"])
 
