@@ -114,7 +114,7 @@ async def test_two_workers_and_an_api_node_one_control_plane(pg_server, tmp_path
                 owner = (await lease_owners(db)).get(target) if kind == "stop" else None
                 sent = time.monotonic()
                 answer = await api.post(f"/agents/{target}/{kind}", headers={"Authorization": f"Bearer {CONTROL}"})
-                assert answer.status_code == 202, answer.text  # the api node never applies
+                assert answer.status_code in (200, 202), answer.text  # 200: the owner was that quick
                 command = await _decided(api, answer.json()["command_id"])
                 latencies.append(time.monotonic() - sent)
                 assert command["state"] == "applied" and command["applied_by"] in workers_ids, command
@@ -133,7 +133,7 @@ async def test_two_workers_and_an_api_node_one_control_plane(pg_server, tmp_path
             changed = AGENTS[1]
             config = (await api.get(f"/agents/{changed}")).json()["config"]
             put = await api.put(f"/agents/{changed}/config", json={**config, "name": "Renamed By Api"})
-            assert put.status_code == 202, put.text
+            assert put.status_code in (200, 202), put.text
             command = await _decided(api, put.json()["command_id"])
             assert command["state"] == "applied" and command["applied_by"] == owners[changed], command
             assert (await api.get(f"/agents/{changed}")).json()["name"] == "Renamed By Api"
