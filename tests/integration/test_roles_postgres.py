@@ -27,6 +27,7 @@ from test_multiprocess_postgres import free_port, lease_owners, spawn, wait_for
 
 from puppet_engine.storage import Database
 from puppet_engine.storage.tables import agents as agents_table
+from puppet_engine.storage.tables import leases
 
 pytestmark = pytest.mark.postgres
 
@@ -162,6 +163,7 @@ async def test_two_workers_and_an_api_node_one_control_plane(pg_server, tmp_path
             rename = await _decided(api, put.json()["command_id"])
             assert rename["applied_by"] == node_of[victim]
             await wait_for(lambda: _followed(logs[survivor], rename["id"]), 5, "the survivor to follow the config")
+            await wait_for(lambda: _no_lease(db, stopped), TTL * 2, f"{stopped}'s lease to be handed back")
 
             # A stop sent while its owner is being killed: frozen first, so it cannot apply it.
             workers[victim].send_signal(signal.SIGSTOP)
@@ -177,14 +179,14 @@ async def test_two_workers_and_an_api_node_one_control_plane(pg_server, tmp_path
             assert len(applied) == 1, applied
 
             async def survivor_runs_the_rest() -> bool:
-                current = await lease_owners(db)
+                current = await _live_leases(db)
                 return set(current) == set(AGENTS) - {stopped, last_word} \
                     and set(current.values()) == {node_of[survivor]}
 
             try:
                 await wait_for(survivor_runs_the_rest, TTL * 3, "the survivor to run every agent not stopped")
             except AssertionError as exc:
-                raise AssertionError(f"{exc}: leases {await lease_owners(db)}, survivor {node_of[survivor]}, "
+                raise AssertionError(f"{exc}: leases {await _live_leases(db)}, survivor {node_of[survivor]}, "
                                      f"stopped {stopped}, {last_word}\n{_tail(tmp_path, 30)}") from None
             listed = {a["id"]: a for a in (await api.get("/agents")).json()["items"]}
             assert listed[stopped]["status"] == "stopped" and listed[last_word]["status"] == "stopped"
@@ -220,6 +222,13 @@ async def _decided(api: httpx2.AsyncClient, command_id: int, wait: float = 10) -
         command: dict[str, Any] = (await api.get(f"/commands/{command_id}?wait=5")).json()
         if command["state"] not in ("pending", "applying") or time.monotonic() > deadline:
             return command
+
+
+async def _live_leases(db: Database) -> dict[str, str]:
+    async with db.connect() as conn:
+        rows = (await conn.execute(sa.select(leases.c.agent_id, leases.c.owner)
+                                   .where(leases.c.expires_at >= time.time()))).fetchall()
+    return {r.agent_id: r.owner for r in rows}
 
 
 async def _enabled(db: Database, agent_id: str) -> bool:
