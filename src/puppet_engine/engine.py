@@ -173,6 +173,8 @@ class Engine:
 
     async def command(self, command_id: int) -> dict[str, Any] | None:
         row = await command_rows.get(self.db, command_id)
+        if row is not None and row["state"] not in command_rows.OPEN and not self.commands.followed(command_id):
+            await self.commands.tick()  # decided elsewhere: this node's answers show it from now on
         if row is not None and row["kind"] == "restart_all":  # every worker's part
             row["nodes"] = await command_rows.results_of(self.db, command_id)
         return row

@@ -98,6 +98,10 @@ class CommandRunner:
             row["restarted"] = self.results.pop(command_id, [])
         return row
 
+    def followed(self, command_id: int) -> bool:
+        """Whether this process has mirrored the command already (its local view shows it)."""
+        return command_id <= self._cursor
+
     def wake(self, _payload: str | None = None) -> None:
         """A command was recorded or applied somewhere (NOTIFY): tick soon (:meth:`run_woken`)."""
         self._wake.set()
