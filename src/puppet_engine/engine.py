@@ -131,7 +131,7 @@ class Engine:
         self.commands = CommandRunner(self.db, self.clock, self.manager, self.owner, self.applies_for,
                                       lambda: None if self.leases is None else self.leases.owned,
                                       applies=self.runs_agents)
-        self._listener = PgListener(settings.database_url, command_rows.CHANNEL, self.commands.wake) \
+        self.listener = PgListener(settings.database_url, command_rows.CHANNEL, self.commands.wake) \
             if self.db.is_postgres else None
         self._woken_task: asyncio.Task[None] | None = None
         self._halt: asyncio.Event | None = None  # an api node's run() waits on it
@@ -252,8 +252,8 @@ class Engine:
         await self.commands.start()
         self._runtime_task = asyncio.create_task(self._runtime_loop(), name="runtime-settings")
         self._woken_task = asyncio.create_task(self.commands.run_woken(), name="commands")
-        if self._listener is not None:  # a command recorded anywhere wakes us at once
-            await self._listener.start()
+        if self.listener is not None:  # a command recorded anywhere wakes us at once
+            await self.listener.start()
         configs = self.options.agents if self.options.agents is not None else load_agents_dir(
             self.options.agents_dir or Path(self.settings.agents_dir))
         await self.manager.expect(configs)  # "starting" in the API while the services come up
@@ -339,8 +339,8 @@ class Engine:
     async def stop(self) -> None:
         if self._halt is not None:
             self._halt.set()
-        if self._listener is not None:
-            await self._listener.stop()
+        if self.listener is not None:
+            await self.listener.stop()
         if self._woken_task is not None:
             self._woken_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
