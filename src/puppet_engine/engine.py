@@ -311,7 +311,7 @@ class Engine:
         assert self.leases is not None
         async with self.events.claim_lock:
             busy = self.events.busy_agents() | self.outbox.sending
-            changes = await self.leases.balance(self.manager.running, busy)
+            changes = await self.leases.balance(self._wanted(), busy)
             if changes.gained:
                 await event_rows.requeue_running(self.db, changes.gained)
         self.services.states.forget(changes.gained | changes.lost)  # another process wrote them meanwhile
@@ -326,6 +326,12 @@ class Engine:
         if changes.lost:
             log.info("agents_released", agents=sorted(changes.lost))
         self.events.notify()
+
+    def _wanted(self) -> set[str]:
+        """Agents this process would run: running, or being (re)started here — a restart or a config
+        change must not hand the agent's lease to another process while its clients reconnect."""
+        manager, running = self.manager, self.manager.running
+        return set(running) | {a for a in manager.agents if a not in running and manager.status(a).state == "starting"}
 
     async def _lease_loop(self) -> None:
         assert self.leases is not None

@@ -190,15 +190,14 @@ class CommandRunner:
                 continue
             if command["state"] in command_rows.OPEN:
                 break
-            self._cursor = command["id"]
-            if command["state"] != "applied" or command["applied_by"] == self.node:
-                continue
-            try:
-                await self._mirror(command)
-                log.info("command_followed", command_id=command["id"], kind=command["kind"],
-                         agent_id=command["agent_id"], applied_by=command["applied_by"])
-            except Exception:
-                log.exception("command_mirror_failed", command_id=command["id"], agent_id=command["agent_id"])
+            if command["state"] == "applied" and command["applied_by"] != self.node:
+                try:
+                    await self._mirror(command)
+                    log.info("command_followed", command_id=command["id"], kind=command["kind"],
+                             agent_id=command["agent_id"], applied_by=command["applied_by"])
+                except Exception:
+                    log.exception("command_mirror_failed", command_id=command["id"], agent_id=command["agent_id"])
+            self._cursor = command["id"]  # after mirroring: followed() means this node shows it
 
     async def _mirror(self, command: dict[str, Any]) -> None:
         kind, agent_id, manager = command["kind"], command["agent_id"], self.manager
