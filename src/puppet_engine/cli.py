@@ -75,15 +75,21 @@ def run(
     port: Annotated[int, typer.Option(help="API and dashboard port")] = 8000,
     sandbox_url: Annotated[str | None, typer.Option(help="use this running sandbox")] = None,
     database_url: Annotated[str | None, typer.Option(help="overrides DATABASE_URL")] = None,
-    no_api: Annotated[bool, typer.Option("--no-api", help="do not serve the API and dashboard")] = False,
+    no_api: Annotated[bool, typer.Option("--no-api", help="the same as --role worker")] = False,
+    role: Annotated[str, typer.Option(
+        help="all: run agents and serve the API (default); worker: run agents, no API; "
+             "api: serve the API and dashboard from the shared database, run no agent")] = "all",
 ) -> None:
     """Run every agent until interrupted (Ctrl-C or SIGTERM finishes in-flight work)."""
 
     try:
+        if no_api and role == "api":
+            raise ConfigError("--no-api and --role api contradict each other (an api node only serves the API)")
+        role = "worker" if no_api and role == "all" else role
         settings = _settings(database_url=database_url, agents_dir=str(agents))
         _setup_logging(settings)
-        engine = Engine(settings, EngineOptions(agents_dir=agents, sandbox_url=sandbox_url))
-        asyncio.run(_run(engine, host, port, serve_api=not no_api))
+        engine = Engine(settings, EngineOptions(agents_dir=agents, sandbox_url=sandbox_url, role=role))
+        asyncio.run(_run(engine, host, port, serve_api=role != "worker"))
     except PuppetError as exc:
         _fail(exc)
 
@@ -129,6 +135,12 @@ def _startup_summary(engine, api_url: str | None) -> str:
     running = sorted(manager.running)
     waiting = sorted(set(manager.agents) - set(running))
     lines = [f"Puppet Engine: {len(running)} of {len(manager.agents)} agent(s) running: {', '.join(running) or '-'}"]
+    if engine.role == "api":  # runs none itself: the workers on the same database do
+        lines = [f"Puppet Engine api node {engine.owner}: serving {len(manager.agents)} agent(s) "
+                 "run by the workers on this database (GET /nodes)"]
+        waiting = []
+    elif engine.role == "worker":
+        lines[0] += f"  [worker {engine.owner}, no API]"
     if waiting:
         lines.append(f"  not running:      {', '.join(waiting)} (see the lines below and GET /agents)")
     if api_url:

@@ -62,6 +62,7 @@ class EngineControl(Protocol):
     db: Database
     clock: Clock
     owner: str  # this process, as it appears in leases and ``GET /status``
+    role: str  # all, worker (runs agents, no API) or api (serves the API, runs no agent)
 
     @property
     def manager(self) -> AgentControl: ...
@@ -93,6 +94,10 @@ class EngineControl(Protocol):
         """Record an operator command (start, stop, restart, config, restart_all) and apply it here
         at once when this process owns the agent (else its owner does within seconds); the
         command's row. ``config``: the parsed config with its secrets (usable only here)."""
+        ...
+
+    async def owners(self, agent_ids: list[str]) -> dict[str, tuple[str, float | None]]:
+        """Agent id → (the node running it, since when), in one query."""
         ...
 
     async def applies_for(self, agent_id: str) -> bool:

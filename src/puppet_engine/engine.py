@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import socket
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from puppet_engine import __version__
 from puppet_engine.agents.behaviors import default_behaviors
 from puppet_engine.agents.behaviors.trading import after_trade_action
 from puppet_engine.agents.commands import CommandRunner
@@ -27,6 +29,7 @@ from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.runtime import AgentServices
 from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.control import EngineLoad
+from puppet_engine.errors import ConfigError
 from puppet_engine.events import Action, ActionExecutor, Event, EventEngine, Outbox
 from puppet_engine.memory.base import MemoryStore
 from puppet_engine.observability import upstream
@@ -39,9 +42,11 @@ from puppet_engine.sandbox import Sandbox
 from puppet_engine.settings import Settings, load_settings
 from puppet_engine.storage import Database
 from puppet_engine.storage.leases import LeaseManager
+from puppet_engine.storage.listen import PgListener
 from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos import commands as command_rows
 from puppet_engine.storage.repos import events as event_rows
+from puppet_engine.storage.repos import nodes as node_rows
 from puppet_engine.storage.runtime_settings import RuntimeSettingsStore
 from puppet_engine.twitter.stream import StreamLimits
 from puppet_engine.wiring import Wiring, WiringDeps
@@ -61,6 +66,9 @@ class EngineOptions:
     clock: Clock = field(default_factory=WallClock)
     seed: int | None = None
     owner: str | None = None
+    # all: run agents and serve the API; worker: run agents only; api: serve the API from the
+    # shared database and run no agent (commands it receives are applied by their owners).
+    role: str = "all"
 
 
 class Engine:
@@ -77,6 +85,12 @@ class Engine:
         self.clock = options.clock
         self.rng = random.Random(options.seed)
         self.owner = options.owner or f"{socket.gethostname()}-{random.getrandbits(32):08x}"
+        if options.role not in node_rows.ROLES:
+            raise ConfigError(f"--role: {options.role!r} is not one of {', '.join(node_rows.ROLES)}")
+        self.role = options.role
+        self.runs_agents = options.role in node_rows.RUNS_AGENTS
+        self.node = node_rows.NodeInfo(id=self.owner, role=self.role, host=socket.gethostname(), pid=os.getpid(),
+                                       version=__version__, started_at=self.clock.now())
         self.db = Database(settings.database_url)
         self.services = AgentServices(db=self.db, clock=self.clock,
                                       mention_poll_seconds=settings.mention_poll_seconds)
@@ -93,7 +107,9 @@ class Engine:
         self.leases: LeaseManager | None = None
         self._owned_key: tuple[frozenset[str], set[str]] | None = None
         self._owned_cache: frozenset[str] = frozenset()
-        if settings.engine_leases or (settings.engine_leases is None and self.db.is_postgres):
+        # A worker shares its agents with the other workers by lease; an api node holds none.
+        shares = settings.engine_leases or (settings.engine_leases is None and self.db.is_postgres)
+        if self.runs_agents and (shares or self.role == "worker"):
             self.leases = LeaseManager(self.db, self.clock, self.owner, ttl=settings.lease_ttl_seconds)
         self._lease_task: asyncio.Task[None] | None = None
         self.metrics = configure_metrics(settings.enable_metrics)
@@ -111,6 +127,8 @@ class Engine:
         if self.leases is not None:  # schedules start where the lease is, not in every process
             leases_ = self.leases
             self.manager.owns = lambda agent_id: agent_id in leases_.owned
+        if not self.runs_agents:  # agents are built (the API shows them), their lives run on workers
+            self.manager.owns = lambda _agent_id: False
 
         self.mention_stream: MentionStream | None = None  # X_MENTIONS_MODE auto|stream: X's filtered stream
         if settings.x_mentions_mode != "poll":
@@ -121,7 +139,12 @@ class Engine:
             self.services.mention_feed = self.mention_stream
 
         self.commands = CommandRunner(self.db, self.clock, self.manager, self.owner, self.applies_for,
-                                      lambda: None if self.leases is None else self.leases.owned)
+                                      lambda: None if self.leases is None else self.leases.owned,
+                                      applies=self.runs_agents)
+        self.listener = PgListener(settings.database_url, command_rows.CHANNEL, self.commands.wake) \
+            if self.db.is_postgres else None
+        self._woken_task: asyncio.Task[None] | None = None
+        self._halt: asyncio.Event | None = None  # an api node's run() waits on it
 
         async def trade_done(action: Action, outcome: Any) -> None:
             await after_trade_action(self.services, self.manager.agents, self.events.schedule, action, outcome)
@@ -159,11 +182,25 @@ class Engine:
         return await self.commands.submit(kind, agent_id, payload, requested_by, config)
 
     async def command(self, command_id: int) -> dict[str, Any] | None:
-        return await command_rows.get(self.db, command_id)
+        row = await command_rows.get(self.db, command_id)
+        if row is not None and row["state"] not in command_rows.OPEN and not self.commands.followed(command_id):
+            await self.commands.tick()  # decided elsewhere: this node's answers show it from now on
+        if row is not None and row["kind"] == "restart_all":  # every worker's part
+            row["nodes"] = await command_rows.results_of(self.db, command_id)
+        return row
+
+    async def owners(self, agent_ids: list[str]) -> dict[str, tuple[str, float | None]]:
+        """Agent id → (the node running it, since when), in one query (no leases: this node)."""
+        if self.leases is None and self.runs_agents:
+            running = self.manager.running
+            return {a: (self.owner, self.node.started_at) for a in agent_ids if a in running}
+        return await node_rows.lease_owners(self.db, agent_ids, self.clock.now())
 
     async def applies_for(self, agent_id: str) -> bool:
         """Whether this process applies the agent's commands: it holds the agent's lease, or nobody
-        holds a live one (a stopped agent), or there are no leases (one process)."""
+        holds a live one (a stopped agent), or there are no leases (one process). Never an api node."""
+        if not self.runs_agents:
+            return False
         if self.leases is None or agent_id in self.leases.owned:
             return True
         holder = await command_rows.lease_holder(self.db, agent_id, self.clock.now())
@@ -186,6 +223,10 @@ class Engine:
         """Adopt runtime settings changed by other processes (real seconds: processes are real)."""
         while True:
             await asyncio.sleep(RUNTIME_REFRESH_SECONDS)
+            try:  # the node registry's heartbeat (GET /nodes; restart_all waits for live workers)
+                await node_rows.beat(self.db, self.node, self.clock.now())
+            except Exception:
+                log.exception("node_heartbeat_failed")
             try:
                 await self.runtime.refresh()
             except Exception:
@@ -216,9 +257,13 @@ class Engine:
     async def start(self) -> None:
         """Migrate the database, connect the services, start every agent."""
         await self.db.migrate()
+        await node_rows.beat(self.db, self.node, self.clock.now())
         await self.runtime.refresh()  # settings an operator changed before a restart
         await self.commands.start()
         self._runtime_task = asyncio.create_task(self._runtime_loop(), name="runtime-settings")
+        self._woken_task = asyncio.create_task(self.commands.run_woken(), name="commands")
+        if self.listener is not None:  # a command recorded anywhere wakes us at once
+            await self.listener.start()
         configs = self.options.agents if self.options.agents is not None else load_agents_dir(
             self.options.agents_dir or Path(self.settings.agents_dir))
         await self.manager.expect(configs)  # "starting" in the API while the services come up
@@ -227,9 +272,10 @@ class Engine:
         if self.leases is not None:
             await self.rebalance()
             self._lease_task = asyncio.create_task(self._lease_loop(), name="leases")
-        await self.events.recover()
-        await self._start_mention_stream()
-        log.info("engine_started", agents=len(configs), owner=self.owner, database=self.db.dialect)
+        if self.runs_agents:
+            await self.events.recover()
+            await self._start_mention_stream()
+        log.info("engine_started", agents=len(configs), owner=self.owner, role=self.role, database=self.db.dialect)
 
     async def _start_mention_stream(self) -> None:
         """X's filtered stream for mentions, when the mode, the credentials and the transport allow it."""
@@ -247,7 +293,11 @@ class Engine:
         self.mention_stream.start(stream)
 
     async def run(self) -> None:
-        """Process events until :meth:`stop` is called."""
+        """Process events until :meth:`stop` is called (an api node processes none: it waits)."""
+        if not self.runs_agents:
+            self._halt = self._halt or asyncio.Event()
+            await self._halt.wait()
+            return
         await self.events.run()
 
     async def run_until(self, until: float, progress: Callable[[float], None] | None = None) -> None:
@@ -287,7 +337,7 @@ class Engine:
         assert self.leases is not None
         async with self.events.claim_lock:
             busy = self.events.busy_agents() | self.outbox.sending
-            changes = await self.leases.balance(self.manager.running, busy)
+            changes = await self.leases.balance(self._wanted(), busy)
             if changes.gained:
                 await event_rows.requeue_running(self.db, changes.gained)
         self.services.states.forget(changes.gained | changes.lost)  # another process wrote them meanwhile
@@ -303,6 +353,12 @@ class Engine:
             log.info("agents_released", agents=sorted(changes.lost))
         self.events.notify()
 
+    def _wanted(self) -> set[str]:
+        """Agents this process would run: running, or being (re)started here — a restart or a config
+        change must not hand the agent's lease to another process while its clients reconnect."""
+        manager, running = self.manager, self.manager.running
+        return set(running) | {a for a in manager.agents if a not in running and manager.status(a).state == "starting"}
+
     async def _lease_loop(self) -> None:
         assert self.leases is not None
         while True:
@@ -313,6 +369,14 @@ class Engine:
                 log.exception("lease_renewal_failed")
 
     async def stop(self) -> None:
+        if self._halt is not None:
+            self._halt.set()
+        if self.listener is not None:
+            await self.listener.stop()
+        if self._woken_task is not None:
+            self._woken_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._woken_task
         if self._runtime_task is not None:
             self._runtime_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -328,6 +392,8 @@ class Engine:
             await self.leases.release_all()
         await self.manager.stop_agents()
         await self.wiring.stop()
+        with contextlib.suppress(Exception):  # shown as stopped, not gone, in GET /nodes
+            await node_rows.stopped(self.db, self.owner, self.clock.now())
         await self.db.close()
         self._stop_listening()
         log.info("engine_stopped")

@@ -26,6 +26,7 @@ from puppet_engine.storage import Database
 MATRIX = [
     ("GET", "/agents", None, "read"),
     ("GET", "/status", None, "read"),
+    ("GET", "/nodes", None, "read"),
     ("GET", "/metrics", None, "read"),
     ("GET", "/events", None, "read"),
     ("POST", "/agents/nova/post", {"topic": "tea"}, "control"),

@@ -16,7 +16,7 @@ from puppet_engine.serving import BackgroundServer
 
 async def test_health_status_and_details(tmp_path: Path) -> None:
     async with harness(tmp_path) as api:
-        assert (await api.client.get("/health")).json() == {"status": "ok"}
+        assert (await api.client.get("/health")).json() == {"status": "ok", "role": "all", "node": api.engine.owner}
         details = (await api.get("/health/details", key=READ)).json()
         assert details["status"] == "ok"
         assert details["components"]["database"]["status"] == "ok"

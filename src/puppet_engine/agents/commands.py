@@ -16,6 +16,14 @@ the process whose API received it (:meth:`CommandRunner.submit`). Every process 
 A command whose owner dies before claiming it stays pending until the next owner claims it:
 the claim's state transition makes one process apply it. One left ``applying`` by a process
 that died is claimed again once stale (``storage/repos/commands.STALE_SECONDS``).
+
+``restart_all`` is every worker's: each one that was up when it was sent restarts the agents
+it owns and records that (``command_results``); the command is ``applied`` once every live
+worker has (a worker that dies meanwhile stops counting once it is gone from ``nodes``).
+
+Wake-ups: on PostgreSQL the engine LISTENs and calls :meth:`CommandRunner.wake` when a command
+is recorded or applied anywhere; the runtime loop's :meth:`CommandRunner.tick` stays as the
+fallback. A node of role ``api`` (``applies=False``) applies nothing: it only follows.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from puppet_engine.clock import Clock
 from puppet_engine.persona import AgentConfig, parse_agent_config
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import commands as command_rows
+from puppet_engine.storage.repos import nodes as node_rows
 
 log = structlog.get_logger("puppet_engine.commands")
 
@@ -41,7 +50,7 @@ class CommandRunner:
     """Applies the commands of the agents this process owns and follows the others' (see module)."""
 
     def __init__(self, db: Database, clock: Clock, manager: AgentManager, node: str, owns: Owns,
-                 owned_now: Callable[[], set[str] | None]) -> None:
+                 owned_now: Callable[[], set[str] | None], *, applies: bool = True) -> None:
         self.db = db
         self.clock = clock
         self.manager = manager
@@ -53,6 +62,10 @@ class CommandRunner:
         self._configs: dict[int, AgentConfig] = {}  # configs submitted here, with their secrets
         self._errors: dict[int, Exception] = {}  # failures of commands submitted here, re-raised to the caller
         self.results: dict[int, list[str]] = {}  # restart_all: the agents restarted here
+        self.applies = applies  # False on an api node: it records and follows, never applies
+        self.started_at = clock.now()  # restart_all sent before this node started is its to do
+        self._wake = asyncio.Event()
+        self._here: set[int] = set()  # commands being submitted here (their outcome is kept for submit)
 
     async def start(self) -> None:
         """Follow from now on: the agents' rows already hold what came before."""
@@ -68,6 +81,7 @@ class CommandRunner:
         applying it here is re-raised (the command is ``failed`` with it).
         """
         command_id = await command_rows.create(self.db, kind, agent_id, payload, requested_by, self.clock.now())
+        self._here.add(command_id)
         if config is not None:
             self._configs[command_id] = config
         try:
@@ -77,20 +91,56 @@ class CommandRunner:
                 raise error
         finally:
             self._configs.pop(command_id, None)
+            self._here.discard(command_id)
         row = await command_rows.get(self.db, command_id)
         assert row is not None
         if kind == "restart_all":
             row["restarted"] = self.results.pop(command_id, [])
         return row
 
+    def followed(self, command_id: int) -> bool:
+        """Whether this process has mirrored the command already (its local view shows it)."""
+        return command_id <= self._cursor
+
+    def wake(self, _payload: str | None = None) -> None:
+        """A command was recorded or applied somewhere (NOTIFY): tick soon (:meth:`run_woken`)."""
+        self._wake.set()
+
+    async def run_woken(self) -> None:
+        """Tick at each :meth:`wake` until cancelled (the engine runs it as a task)."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("commands_tick_failed")
+
     async def tick(self) -> None:
         """Apply what this process owns, then mirror what the others applied."""
         async with self._lock:
             for command in await command_rows.pending(self.db):
                 agent_id = command["agent_id"]
-                if agent_id is None or await self.owns(agent_id):
+                if command["kind"] == "restart_all":
+                    await self._restart_all(command)
+                elif self.applies and await self.owns(agent_id):
                     await self._apply(command)
             await self._follow()
+
+    async def _restart_all(self, command: dict[str, Any]) -> None:
+        """This worker's part of a restart_all (once), then decide it if every live worker did its part."""
+        command_id, now = command["id"], self.clock.now()
+        if self.applies and self.started_at <= command["created_at"]:
+            recorded = await command_rows.results_of(self.db, command_id)
+            if not any(r["node"] == self.node for r in recorded):
+                restarted = await self._restart_owned()
+                if command_id in self._here:
+                    self.results[command_id] = restarted
+                await command_rows.record_result(self.db, command_id, self.node, self.clock.now(),
+                                                 {"restarted": restarted})
+                log.info("command_applied", command_id=command_id, kind="restart_all", restarted=len(restarted))
+        workers = await node_rows.live_workers(self.db, now, started_by=command["created_at"])
+        await command_rows.finish(self.db, command_id, self.node, workers, self.clock.now())
 
     async def _apply(self, command: dict[str, Any]) -> None:
         previous = self._config(command["agent_id"])
@@ -112,9 +162,6 @@ class CommandRunner:
 
     async def _carry_out(self, command: dict[str, Any]) -> None:
         kind, agent_id, manager = command["kind"], command["agent_id"], self.manager
-        if kind == "restart_all":
-            self.results[command["id"]] = await self._restart_owned()
-            return
         state = manager.status(agent_id).state
         if kind == "start" and state in ("stopped", "failed"):
             await manager.start_agent(agent_id)
@@ -138,22 +185,22 @@ class CommandRunner:
     async def _follow(self) -> None:
         """Mirror, in order, the commands the other processes applied (stop at one still pending)."""
         for command in await command_rows.after(self.db, self._cursor):
+            if command["kind"] == "restart_all":  # each worker's own part: see _restart_all
+                self._cursor = command["id"]
+                continue
             if command["state"] in command_rows.OPEN:
                 break
-            self._cursor = command["id"]
-            if command["state"] != "applied" or command["applied_by"] == self.node:
-                continue
-            try:
-                await self._mirror(command)
-            except Exception:
-                log.exception("command_mirror_failed", command_id=command["id"], agent_id=command["agent_id"])
+            if command["state"] == "applied" and command["applied_by"] != self.node:
+                try:
+                    await self._mirror(command)
+                    log.info("command_followed", command_id=command["id"], kind=command["kind"],
+                             agent_id=command["agent_id"], applied_by=command["applied_by"])
+                except Exception:
+                    log.exception("command_mirror_failed", command_id=command["id"], agent_id=command["agent_id"])
+            self._cursor = command["id"]  # after mirroring: followed() means this node shows it
 
     async def _mirror(self, command: dict[str, Any]) -> None:
         kind, agent_id, manager = command["kind"], command["agent_id"], self.manager
-        if kind == "restart_all":  # every owner restarts its own agents
-            if self.owned_now() is not None:
-                await self._restart_owned()
-            return
         if agent_id not in manager.agents:
             return
         state = manager.status(agent_id).state

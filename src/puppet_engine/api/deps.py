@@ -140,6 +140,7 @@ async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
     """One summary per agent id, in order, in one query whatever the number of agents."""
     manager = ctx.engine.manager
     found = await agent_rows.overviews(ctx.db, ids)
+    owners = await ctx.engine.owners(ids)
     out = []
     for agent_id in ids:
         runtime = manager.agents.get(agent_id)  # None while the engine is still building it
@@ -157,8 +158,13 @@ async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
             mood=mood_label(state.mood), last_post_at=_num(state.last_post_at),
             next_post_at=_num(due), posts=row.posts if row is not None else 0,
             balance_sol=cached[0] if cached else None, **_skip_fields(row.skips if row is not None else None),
+            **_owner_fields(owners.get(agent_id)),
         ))
     return out
+
+
+def _owner_fields(owner: tuple[str, float | None] | None) -> dict[str, Any]:
+    return {} if owner is None else {"owner": owner[0], "owner_since": owner[1]}
 
 
 def _skip_fields(count: SkipCount | None) -> dict[str, Any]:

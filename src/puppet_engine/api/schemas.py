@@ -94,6 +94,8 @@ class AgentSummary(BaseModel):
     next_post_at: float | None = None
     posts: int = Field(0, description="posts and threads published")
     balance_sol: float | None = Field(None, description="last known SOL balance when the agent trades")
+    owner: str | None = Field(None, description="the node running the agent (its lease holder); null: none now")
+    owner_since: float | None = Field(None, description="since when that node runs it")
     skipped_posts: SkippedPosts | None = Field(
         None, description="among the agent's last scheduled posts, how many produced nothing and why")
     warnings: list[str] = Field(default_factory=list, description="what an operator should look at, e.g. an "
@@ -347,8 +349,10 @@ class NewsAccepted(BaseModel):
 
 
 class HealthOut(BaseModel):
-    model_config = _examples({"status": "ok"})
+    model_config = _examples({"status": "ok", "role": "all", "node": "host-1a2b3c4d"})
     status: Literal["ok", "degraded", "down"]
+    role: str = Field("all", description="this node's role: all, worker (agents only) or api (API only)")
+    node: str = Field("", description="this node's id (as in GET /nodes, leases and commands)")
 
 
 class ComponentOut(BaseModel):
@@ -387,6 +391,9 @@ class CommandOut(BaseModel):
     reason: str | None
     applied_at: float | None
     applied_by: str | None  # the node that applied it
+    nodes: list[dict[str, Any]] | None = Field(
+        None, description="restart_all: what each worker did (node, applied_at, restarted); applied once "
+                          "every live worker has")
 
 
 class StatusOut(BaseModel):
@@ -399,6 +406,7 @@ class StatusOut(BaseModel):
     })
     version: str
     owner: str
+    role: str = Field("all", description="this node's role: all, worker or api")
     uptime_seconds: float
     now: float
     database: str

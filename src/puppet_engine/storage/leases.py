@@ -102,11 +102,11 @@ class LeaseManager:
                 if agent_id in expired:
                     got = bool((await conn.execute(leases.update().where(
                         leases.c.agent_id == agent_id, leases.c.expires_at < now
-                    ).values(owner=self.owner, expires_at=expires))).rowcount)
+                    ).values(owner=self.owner, expires_at=expires, acquired_at=now))).rowcount)
                     if got:
                         changes.taken_over.add(agent_id)
                 else:
-                    got = await _insert_if_absent(conn, agent_id, self.owner, expires)
+                    got = await _insert_if_absent(conn, agent_id, self.owner, expires, now)
                 if got:
                     active.append(agent_id)
         now_owned = set(active)
@@ -125,10 +125,11 @@ class LeaseManager:
         self.draining = set()
 
 
-async def _insert_if_absent(conn: AsyncConnection, agent_id: str, owner: str, expires: float) -> bool:
+async def _insert_if_absent(conn: AsyncConnection, agent_id: str, owner: str, expires: float, now: float) -> bool:
     from sqlalchemy.dialects import postgresql, sqlite
 
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    res = await conn.execute(insert(leases).values(agent_id=agent_id, owner=owner, expires_at=expires)
+    res = await conn.execute(insert(leases).values(agent_id=agent_id, owner=owner, expires_at=expires,
+                                                            acquired_at=now)
                              .on_conflict_do_nothing(index_elements=["agent_id"]))
     return bool(res.rowcount)

@@ -250,6 +250,34 @@ commands = Table(
     Index("ix_commands_state", "state"),
 )
 
+# -- Nodes and roles (migration 0006) ------------------------------------------------------
+# Every ``puppet-engine run`` process (role all, worker or api) heartbeats here on its
+# runtime loop; a node unseen for a while is shown as gone (``storage/repos/nodes.py``).
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String(128), primary_key=True),  # the id used by leases and commands.applied_by
+    Column("role", String(16), nullable=False),  # all, worker, api
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("stopped_at", Float, nullable=True),  # a clean stop; null while it runs (or died)
+)
+
+# What each node did for a command every worker applies (restart_all): one row per node.
+command_results = Table(
+    "command_results",
+    metadata,
+    Column("command_id", Integer, primary_key=True),
+    Column("node", String(128), primary_key=True),
+    Column("applied_at", Float, nullable=False),
+    Column("result", JSON, nullable=False, default=dict),  # {"restarted": [agent ids]}
+)
+
+# When the holder took the agent (``GET /agents``: owner since).
+leases.append_column(Column("acquired_at", Float, nullable=True))
 # Engine-wide singleton roles held by one process at a time (the X filtered stream connection):
 # a lease renewed by its holder, and since when the role's work is live (``None``: down).
 role_leases = Table(

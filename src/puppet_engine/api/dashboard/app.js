@@ -137,6 +137,7 @@
         stat("last post", ago(a.last_post_at)),
         stat("next post", a.running ? ago(a.next_post_at) : "paused"),
         stat("posts", num(a.posts, 0)),
+        window.PuppetNodes.ownerStat(a),
         a.trading_enabled ? stat("balance", a.balance_sol === null ? "—" : `${num(a.balance_sol, 4)} SOL`) : null),
       h("div", { class: "actions" },
         h("button", { class: "btn", type: "button", disabled: a.status === "stopped", onclick: () => postNow(a.id) }, "Post now"),
@@ -425,6 +426,7 @@
       h("section", { class: "card" }, h("h2", { text: "Status" }), status),
       h("section", { class: "card", id: "health-panel" }, h("h2", { text: "Health" }), h("table", { class: "table" },
         h("thead", {}, h("tr", {}, ...["component", "status", "detail", "latency", "critical"].map((t) => h("th", { text: t })))), components)),
+      window.PuppetNodes.panel({ api, every, stale, id, failed }),
       h("section", { class: "card" }, settings));
     load();
     every(5000, load);

@@ -39,7 +39,8 @@ _admin = require("admin")  # one callable: FastAPI runs it once per request howe
             summary="Liveness for load balancers (no authentication): ok, degraded or down")
 async def health(ctx: Ctx) -> JSONResponse:
     report = await ctx.health_report()
-    return JSONResponse({"status": report.status}, status_code=503 if report.status == "down" else 200)
+    body = {"status": report.status, "role": ctx.engine.role, "node": ctx.engine.owner}
+    return JSONResponse(body, status_code=503 if report.status == "down" else 200)
 
 
 @router.get("/health/details", response_model=HealthDetails, dependencies=[Depends(require("read"))],
@@ -78,7 +79,7 @@ async def status(ctx: Ctx) -> StatusOut:
     action_counts = await outbox.counts_by_status(ctx.db)
     load = engine.load()
     return StatusOut(
-        version=__version__, owner=engine.owner, uptime_seconds=round(time.time() - ctx.started_at, 3),
+        version=__version__, owner=engine.owner, role=engine.role, uptime_seconds=round(time.time() - ctx.started_at, 3),
         now=engine.clock.now(), database=ctx.db.dialect, sandbox=bool(engine.uses_sandbox),
         agents={"total": len(engine.manager.agents), "running": len(engine.manager.running)},
         engine={"concurrency": load.concurrency, "in_flight": load.in_flight,
@@ -149,9 +150,10 @@ async def put_config(body: SettingsUpdate, ctx: Ctx,
              responses=responses(), summary="Restart every running agent with fresh clients, on every node")
 async def restart_all(ctx: Ctx, key: Annotated[ApiKey, Depends(require("admin"))],
                       response: Response) -> RestartResult:
-    """``restarted``: the agents this node restarted at once; every other node restarts the
-    agents it owns within seconds. The command's id is in the ``Command-Id`` header
-    (``GET /commands/{id}``): the body keeps its earlier shape."""
+    """``restarted``: the agents this node restarted at once (none on an api node); every worker
+    restarts the agents it owns within seconds. The command's id is in the ``Command-Id`` header:
+    ``GET /commands/{id}`` is ``applied`` once every live worker has, with each node's part in
+    ``nodes``. The body keeps its earlier shape."""
     command = await ctx.engine.submit_command("restart_all", None, {}, key.label)
     response.headers["Command-Id"] = str(command["id"])
     return RestartResult(restarted=command.get("restarted", []))

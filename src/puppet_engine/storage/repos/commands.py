@@ -6,6 +6,11 @@ transaction, so one process applies it whichever receives it, and a later owner 
 (after a lease move or a crash) reads the operator's intent from the ``agents`` row. A command
 left ``applying`` by a process that died is claimed again after :data:`STALE_SECONDS` (what the
 dead process applied died with it).
+
+On PostgreSQL, recording a command (and applying one) sends ``NOTIFY`` on :data:`CHANNEL` in
+the same transaction, so listening processes wake at commit. ``restart_all`` is not claimed:
+every worker records what it did in ``command_results`` (:func:`record_result`) and the
+command is ``applied`` once every live worker has (:func:`finish`).
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.tables import agents, commands, leases
+from puppet_engine.storage.tables import agents, command_results, commands, leases
 
 KINDS = ("start", "stop", "restart", "config", "restart_all")
 STALE_SECONDS = 120.0  # an ``applying`` command this old was left by a dead process
 OPEN = ("pending", "applying")  # not decided yet
+CHANNEL = "puppet_commands"  # NOTIFY channel: a command was recorded or applied (payload: its id)
 _ENABLES = {"start": True, "restart": True, "stop": False}  # what each kind makes of agents.enabled
 
 
@@ -34,7 +40,15 @@ async def create(db: Database, kind: str, agent_id: str | None, payload: dict[st
             state="pending"))
         key = result.inserted_primary_key
         assert key is not None
+        await _notify(conn, int(key[0]))
         return int(key[0])
+
+
+async def _notify(conn: Any, command_id: int) -> None:
+    """Wake the listening processes at commit (PostgreSQL; SQLite processes poll)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.text("SELECT pg_notify(:channel, :payload)"),
+                           {"channel": CHANNEL, "payload": str(command_id)})
 
 
 async def get(db: Database, command_id: int) -> dict[str, Any] | None:
@@ -97,6 +111,7 @@ async def complete(db: Database, command_id: int, node: str, now: float) -> None
         await conn.execute(commands.update().where(commands.c.id == command_id, commands.c.state == "applying",
                                                    commands.c.applied_by == node)
                            .values(state="applied", applied_at=now))
+        await _notify(conn, command_id)
 
 
 async def fail(db: Database, command_id: int, reason: str, now: float,
@@ -121,3 +136,39 @@ async def _save_config(conn: Any, agent_id: str, config: dict[str, Any], now: fl
     if row is not None and row.config != config:
         await conn.execute(agents.update().where(agents.c.id == agent_id)
                            .values(config=config, version=row.version + 1, updated_at=now))
+
+
+async def record_result(db: Database, command_id: int, node: str, now: float, result: dict[str, Any]) -> bool:
+    """``node`` did its part of an every-worker command (restart_all); ``False`` when it already had."""
+    async with db.transaction() as conn:
+        seen = (await conn.execute(sa.select(command_results.c.node).where(
+            command_results.c.command_id == command_id, command_results.c.node == node))).first()
+        if seen is not None:
+            return False
+        await conn.execute(command_results.insert().values(command_id=command_id, node=node, applied_at=now,
+                                                           result=result))
+        return True
+
+
+async def results_of(db: Database, command_id: int) -> list[dict[str, Any]]:
+    """What each node did for the command, in the order they did it."""
+    async with db.connect() as conn:
+        rows = await conn.execute(sa.select(command_results).where(command_results.c.command_id == command_id)
+                                  .order_by(command_results.c.applied_at, command_results.c.node))
+        return [{"node": r.node, "applied_at": r.applied_at, **(r.result or {})} for r in rows]
+
+
+async def finish(db: Database, command_id: int, node: str, workers: set[str], now: float) -> bool:
+    """Mark an every-worker command ``applied`` once each of ``workers`` (the live ones that were
+    up when it was sent) recorded its part; whether it is now decided."""
+    async with db.transaction() as conn:
+        done = set((await conn.execute(sa.select(command_results.c.node)
+                                        .where(command_results.c.command_id == command_id))).scalars())
+        if not workers <= done:
+            return False
+        changed = await conn.execute(commands.update().where(commands.c.id == command_id,
+                                                             commands.c.state.in_(OPEN))
+                                     .values(state="applied", applied_at=now, applied_by=node))
+        if changed.rowcount:
+            await _notify(conn, command_id)
+        return True
