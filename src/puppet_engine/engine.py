@@ -23,6 +23,7 @@ from puppet_engine.agents.behaviors.trading import after_trade_action
 from puppet_engine.agents.commands import CommandRunner
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
+from puppet_engine.agents.review import ReviewGate, parse_default
 from puppet_engine.agents.runtime import AgentServices
 from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.control import EngineLoad
@@ -106,6 +107,8 @@ class Engine:
         self.manager = AgentManager(self.services, self.events, default_behaviors(self.services),
                                     self.wiring.build_runtime)
         self.manager.ready_hooks.append(self.wiring.on_agent_ready)
+        self.manager.review = ReviewGate(self.services, parse_default(settings.review_default),
+                                         notify=bool(settings.review_webhook_url))
         if self.leases is not None:  # schedules start where the lease is, not in every process
             leases_ = self.leases
             self.manager.owns = lambda agent_id: agent_id in leases_.owned
