@@ -24,6 +24,7 @@ from puppet_engine.agents.commands import CommandRunner
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.review import ReviewGate, parse_default
+from puppet_engine.agents.review_notify import ReviewNotifier
 from puppet_engine.agents.runtime import AgentServices
 from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.control import EngineLoad
@@ -107,8 +108,11 @@ class Engine:
         self.manager = AgentManager(self.services, self.events, default_behaviors(self.services),
                                     self.wiring.build_runtime)
         self.manager.ready_hooks.append(self.wiring.on_agent_ready)
-        self.manager.review = ReviewGate(self.services, parse_default(settings.review_default),
-                                         notify=bool(settings.review_webhook_url))
+        webhook = settings.review_webhook_url.get_secret_value() if settings.review_webhook_url else ""
+        self.manager.review = ReviewGate(self.services, parse_default(settings.review_default), notify=bool(webhook))
+        secret = settings.review_webhook_secret
+        self.review_notices = ReviewNotifier(self.db, webhook, secret.get_secret_value() if secret else None) \
+            if webhook else None
         if self.leases is not None:  # schedules start where the lease is, not in every process
             leases_ = self.leases
             self.manager.owns = lambda agent_id: agent_id in leases_.owned
@@ -221,6 +225,8 @@ class Engine:
             await self.rebalance()
             self._lease_task = asyncio.create_task(self._lease_loop(), name="leases")
         await self.events.recover()
+        if self.review_notices is not None:
+            self.review_notices.start()
         log.info("engine_started", agents=len(configs), owner=self.owner, database=self.db.dialect)
 
     async def run(self) -> None:
@@ -302,6 +308,8 @@ class Engine:
         if self.leases is not None:
             await self.leases.release_all()
         await self.manager.stop_agents()
+        if self.review_notices is not None:
+            await self.review_notices.stop()
         await self.wiring.stop()
         await self.db.close()
         self._stop_listening()

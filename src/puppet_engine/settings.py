@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     review_default: str = Field(
         "", description='review rules for agents whose file has no "review" section, as JSON '
         '(e.g. {"kinds": ["posts"]}); empty = nothing waits')
-    review_webhook_url: str = Field("", description="URL that receives a signed JSON notice per item awaiting review; empty = none")
+    review_webhook_url: SecretStr | None = Field(
+        None, description="URL that receives a signed JSON notice per item awaiting review (kept secret: chat "
+        "webhook URLs hold a token); empty = none")
     review_webhook_secret: SecretStr | None = Field(
         None, description="shared secret of the X-Puppet-Signature HMAC-SHA256 header on review notices")
 
