@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx2
 import sqlalchemy as sa
-
 from api_helpers import ADMIN, CONTROL, KEYS, READ, assert_error, auth
+
 from puppet_engine.api import KeyRing, create_app
 from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
