@@ -14,7 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.tables import actions, events, mentions, review_decisions, review_items, trades
+from puppet_engine.storage.tables import (
+    actions,
+    events,
+    mentions,
+    review_decisions,
+    review_items,
+    trades,
+)
 
 
 @dataclass(frozen=True)
