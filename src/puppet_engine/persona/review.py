@@ -49,7 +49,7 @@ class ReviewRules(Section):
 
     @model_validator(mode="after")
     def _send_only_low_risk(self) -> ReviewRules:
-        risky = [k for k in self.kinds if k not in LOW_RISK_KINDS]
+        risky: list[str] = [k for k in self.kinds if k not in LOW_RISK_KINDS]
         if self.trade_above_sol is not None:
             risky.append("trades (trade_above_sol)")
         if self.on_expire == "send" and risky:
