@@ -227,3 +227,35 @@ async def test_replies_to_strangers_and_hostile_mentions_wait_replies_to_friends
                   if t.get("in_reply_to_user_id")}
     assert len(replied_to) == 2  # alice (a friend of gus) and trent (not hostile, for hal) got their answers
     await engine.stop()
+
+
+async def test_a_trade_above_the_size_waits_with_market_and_risk_checks_then_lands_once_approved(
+        sqlite_url: str) -> None:
+    from puppet_engine.storage.tables import trades
+
+    from .test_trading_agent import trader
+
+    clock = VirtualClock()
+    held_trader = trader("tilly")
+    held_trader["review"] = {"trade_above_sol": 0.05, "kinds": ["trade_announcements"]}
+    engine = make_engine(sqlite_url, clock, held_trader)
+    await engine.start()
+    await engine.run_until(clock.now() + 3 * HOUR)
+    trades_held = [i for i in await waiting(engine, "tilly") if i["category"] == "trades"]
+    assert trades_held, "a trader with random_probability 1 decides a trade within 3 hours"
+    item = trades_held[0]
+    assert item["reasons"][0].startswith("trade of ") and "above 0.05 SOL" in item["reasons"][0]
+    assert item["context"]["amount_sol"] > 0.05
+    assert item["context"]["market"]  # the analysis the decision was made on
+    checks = {c["rule"]: c["passed"] for c in item["context"]["risk_checks"]}  # the risk rules as they stand
+    assert checks["max_trade_amount_sol"] and checks["min_wallet_balance_sol"] and checks["max_daily_trades"]
+    async with engine.db.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(trades))).scalar() == 0  # nothing traded
+    await desk(engine).approve(item["action_id"], decided_by="k", config=engine.manager.config_of("tilly"))
+    await engine.run_until(clock.now() + 60)
+    async with engine.db.connect() as conn:
+        landed = (await conn.execute(sa.select(trades.c.key, trades.c.status))).all()
+    assert [(k, s) for k, s in landed if k == item["key"]] == [(item["key"], "confirmed")]
+    announcements = [i for i in await waiting(engine, "tilly") if i["category"] == "trade_announcements"]
+    assert announcements and announcements[0]["context"]["trade"]["action"] in ("bought", "sold", "swapped")
+    await engine.stop()

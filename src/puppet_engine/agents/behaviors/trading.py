@@ -115,6 +115,7 @@ class TradingBehavior(Behavior):
         except (ValidationFailed, BudgetExceeded) as exc:
             return HandlerResult(result={"skipped": str(exc)})
         action = post_action(agent.id, f"tradepost:{agent.id}:{trade.get('key')}", list(validated.parts))
+        action.context = {"trade": trade_facts(trade)}  # what a reviewer checks the post against
         return HandlerResult(result={"parts": list(validated.parts)}, actions=[action])
 
 
