@@ -155,12 +155,15 @@ class Outbox:
         """Send pending actions whose back-off has elapsed; returns how many were tried."""
         self._polled = time.monotonic()
         owned = self.owned_agents()
-        expires = await self.expire_reviews(owned)
         async with self.db.connect() as conn:
+            expired, expires = await review_rows.expiring(conn, self.clock.now(), owned)
             due, later = await records.due_actions(conn, self.clock.now(), limit, owned)
             unsure = await records.load_actions(conn, status="unknown", limit=limit, agent_ids=owned)
         self.next_due = min([later if later is not None else math.inf, *(a.not_before for a in unsure),
                              expires if expires is not None else math.inf])
+        if expired:  # those to send are pending now: the next pass (at once) sends them
+            await self._expire(expired)
+            self.next_due = 0.0
         for action in unsure:  # a reconcile that failed (the service was down): ask again
             if action.not_before <= self.clock.now() and not (skip_agents and action.agent_id in skip_agents):
                 await self._reconcile(action)
@@ -183,11 +186,19 @@ class Outbox:
 
     async def expire_reviews(self, agent_ids: Iterable[str] | None = None) -> float | None:
         """Items awaiting review whose ``expire_minutes`` are over (on the engine's clock): dropped
-        (``expired``), or, for low-risk kinds set to ``send``, made ``pending`` so this pass sends
-        them through the usual claim. Returns when the next item expires."""
+        (``expired``), or, for low-risk kinds set to ``send``, made ``pending`` so the next pass
+        sends them through the usual claim. Returns when the next item expires.
+        (:meth:`run_due` does this on every pass, reading in the same connection.)"""
+        async with self.db.connect() as conn:
+            due, later = await review_rows.expiring(conn, self.clock.now(), agent_ids)
+        await self._expire(due)
+        return later
+
+    async def _expire(self, due: list[tuple[int, str]]) -> None:
+        if not due:
+            return
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            due, later = await review_rows.expiring(conn, now, agent_ids)
             for action_id, on_expire in due:
                 send = on_expire == "send"
                 await review_rows.decide(conn, action_id, state="expired", now=now, decided_by=None,
@@ -195,7 +206,6 @@ class Outbox:
                                          decision="expired_sent" if send else "expired_dropped")
         for action_id, on_expire in due:
             log.info("review_expired", action_id=action_id, then=on_expire)
-        return later
 
     async def recover(self, agent_ids: set[str] | None = None) -> int:
         """Reconcile actions interrupted in ``sending`` (after a crash) before sending anything.
