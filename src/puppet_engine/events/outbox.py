@@ -161,9 +161,11 @@ class Outbox:
             unsure = await records.load_actions(conn, status="unknown", limit=limit, agent_ids=owned)
         self.next_due = min([later if later is not None else math.inf, *(a.not_before for a in unsure),
                              expires if expires is not None else math.inf])
-        if expired:  # those to send are pending now: the next pass (at once) sends them
+        if expired:
             await self._expire(expired)
-            self.next_due = 0.0
+            if any(then == "send" for _, then in expired):  # pending now: sent in this pass
+                async with self.db.connect() as conn:
+                    due, _ = await records.due_actions(conn, self.clock.now(), limit, owned)
         for action in unsure:  # a reconcile that failed (the service was down): ask again
             if action.not_before <= self.clock.now() and not (skip_agents and action.agent_id in skip_agents):
                 await self._reconcile(action)
@@ -188,7 +190,8 @@ class Outbox:
         """Items awaiting review whose ``expire_minutes`` are over (on the engine's clock): dropped
         (``expired``), or, for low-risk kinds set to ``send``, made ``pending`` so the next pass
         sends them through the usual claim. Returns when the next item expires.
-        (:meth:`run_due` does this on every pass, reading in the same connection.)"""
+        (:meth:`run_due` does this on every pass, reading in its own connection, and sends
+        those made pending in the same pass.)"""
         async with self.db.connect() as conn:
             due, later = await review_rows.expiring(conn, self.clock.now(), agent_ids)
         await self._expire(due)
