@@ -141,14 +141,14 @@ async def decisions(db: Database, action_id: int) -> list[dict[str, Any]]:
 
 async def rejection_counts(db: Database, agent_id: str | None = None) -> list[tuple[str, str, int]]:
     """``(agent id, reason, how many)`` of rejections, most frequent first."""
-    q = (sa.select(review_decisions.c.agent_id, sa.func.coalesce(review_decisions.c.reason, ""), sa.func.count())
+    q = (sa.select(review_decisions.c.agent_id, review_decisions.c.reason, sa.func.count())
          .where(review_decisions.c.decision == "rejected")
-         .group_by(review_decisions.c.agent_id, sa.func.coalesce(review_decisions.c.reason, ""))
-         .order_by(sa.func.count().desc()))
+         .group_by(review_decisions.c.agent_id, review_decisions.c.reason)
+         .order_by(sa.func.count().desc(), review_decisions.c.agent_id))
     if agent_id:
         q = q.where(review_decisions.c.agent_id == agent_id)
     async with db.connect() as conn:
-        return [(str(a), str(r), int(n)) for a, r, n in await conn.execute(q)]
+        return [(str(a), r or "", int(n)) for a, r, n in await conn.execute(q)]
 
 
 async def tweets_sent(db: Database, agent_id: str, kinds: tuple[str, ...]) -> int:
