@@ -26,6 +26,8 @@ from puppet_engine.agents.commands import CommandRunner
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.intake import MentionStream, StreamOptions
 from puppet_engine.agents.manager import AgentManager
+from puppet_engine.agents.review import ReviewGate, parse_default
+from puppet_engine.agents.review_notify import ReviewNotifier
 from puppet_engine.agents.runtime import AgentServices
 from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.control import EngineLoad
@@ -124,6 +126,11 @@ class Engine:
         self.manager = AgentManager(self.services, self.events, default_behaviors(self.services),
                                     self.wiring.build_runtime)
         self.manager.ready_hooks.append(self.wiring.on_agent_ready)
+        webhook = settings.review_webhook_url.get_secret_value() if settings.review_webhook_url else ""
+        self.manager.review = ReviewGate(self.services, parse_default(settings.review_default), notify=bool(webhook))
+        secret = settings.review_webhook_secret
+        self.review_notices = ReviewNotifier(self.db, webhook, secret.get_secret_value() if secret else None) \
+            if webhook else None
         if self.leases is not None:  # schedules start where the lease is, not in every process
             leases_ = self.leases
             self.manager.owns = lambda agent_id: agent_id in leases_.owned
@@ -275,6 +282,8 @@ class Engine:
         if self.runs_agents:
             await self.events.recover()
             await self._start_mention_stream()
+        if self.review_notices is not None:
+            self.review_notices.start()
         log.info("engine_started", agents=len(configs), owner=self.owner, role=self.role, database=self.db.dialect)
 
     async def _start_mention_stream(self) -> None:
@@ -391,6 +400,8 @@ class Engine:
         if self.leases is not None:
             await self.leases.release_all()
         await self.manager.stop_agents()
+        if self.review_notices is not None:
+            await self.review_notices.stop()
         await self.wiring.stop()
         with contextlib.suppress(Exception):  # shown as stopped, not gone, in GET /nodes
             await node_rows.stopped(self.db, self.owner, self.clock.now())

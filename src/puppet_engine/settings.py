@@ -97,6 +97,16 @@ class Settings(BaseSettings):
         "empty = none, the connection's own address is the client's",
     )
 
+    # Human review (docs/review.md)
+    review_default: str = Field(
+        "", description='review rules for agents whose file has no "review" section, as JSON '
+        '(e.g. {"kinds": ["posts"]}); empty = nothing waits')
+    review_webhook_url: SecretStr | None = Field(
+        None, description="URL that receives a signed JSON notice per item awaiting review (kept secret: chat "
+        "webhook URLs hold a token); empty = none")
+    review_webhook_secret: SecretStr | None = Field(
+        None, description="shared secret of the X-Puppet-Signature HMAC-SHA256 header on review notices")
+
     # Sandbox
     sandbox_url: str | None = Field(None, description="use an already-running sandbox instead of starting one")
     sandbox_openai_key: str = Field("sk-sandbox", description="key the sandbox LLM API accepts")

@@ -17,6 +17,7 @@ import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.remember import remember_action
+from puppet_engine.agents.review import ReviewGate
 from puppet_engine.agents.runtime import (
     AgentRuntime,
     AgentServices,
@@ -57,6 +58,7 @@ class AgentManager:
         self._starting: set[str] = set()  # connecting their accounts now
         self._expected: dict[str, AgentConfig] = {}  # announced by expect(), runtime not built yet
         self._failed: dict[str, str] = {}  # agent id → why its last start failed
+        self.review: ReviewGate | None = None  # set by the engine: actions that wait for approval
         self._retry_at: dict[str, float] = {}  # agent id → when its start is tried again
         for behavior in behaviors:
             for event_type, handler in behavior.handlers().items():
@@ -384,7 +386,10 @@ class AgentManager:
             agent = self.agents.get(event.agent_id or "")
             if agent is None:
                 return HandlerResult(result={"skipped": f"unknown agent {event.agent_id!r}"})
-            return await handler(event, agent)
+            hr = await handler(event, agent)
+            if hr is not None and self.review is not None:
+                hr = await self.review.apply(event, agent, hr)
+            return hr
 
         route.__name__ = f"{behavior.name}_route"
         return route

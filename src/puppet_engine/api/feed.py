@@ -70,15 +70,34 @@ def _trade_item(row: Any) -> dict[str, Any]:
             "text": text, "external_id": m["signature"], "amount_sol": m["amount_sol"]}
 
 
+def _review_item(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    return {"type": "review", "agent_id": m["agent_id"], "at": m["created_at"], "status": "awaiting_review",
+            "kind": m["category"], "external_id": str(m["action_id"]),
+            "text": f"{m['category']} awaiting review: " + "; ".join(m["reasons"] or [])}
+
+
+def _decision_item(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    who = f" by {m['decided_by']}" if m["decided_by"] else ""
+    why = f": {m['reason']}" if m["reason"] else ""
+    return {"type": "review", "agent_id": m["agent_id"], "at": m["decided_at"], "status": m["decision"],
+            "kind": "decision", "external_id": str(m["action_id"]),
+            "text": f"review item {m['action_id']} {m['decision']}{' (edited)' if m['edited'] else ''}{who}{why}"}
+
+
 # How each source's rows read in the feed, and the column whose change makes a row new again.
 _ITEMS: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "action": _action_item, "event": _event_item, "mention": _mention_item, "trade": _trade_item}
-_STATUS_COLS: dict[str, str | None] = {"action": "status", "event": "status", "mention": None, "trade": "status"}
+    "action": _action_item, "event": _event_item, "mention": _mention_item, "trade": _trade_item,
+    "review": _review_item, "decision": _decision_item}
+_STATUS_COLS: dict[str, str | None] = {"action": "status", "event": "status", "mention": None, "trade": "status",
+                                       "review": None, "decision": None}
 
 
 def _row_key(source: str, row: Any) -> str:
     m = row._mapping
-    ident = f"{m['agent_id']}:{m['tweet_id']}" if source == "mention" else str(m["id"])
+    ident = f"{m['agent_id']}:{m['tweet_id']}" if source == "mention" else str(
+        m["action_id"] if source == "review" else m["id"])
     status_col = _STATUS_COLS[source]
     status = m[status_col] if status_col else ""
     return f"{source}:{ident}:{status}"

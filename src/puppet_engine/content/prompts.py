@@ -41,6 +41,7 @@ from puppet_engine.persona.block import (
 
 DEFAULT_CONTEXT_TOKENS = 1500  # budget for thread + recent posts + memories
 MAX_ITEM_CHARS = 400
+AVOID_HEADER = "Drafts your operator rejected (never say these again, nor anything like them):"
 
 
 @dataclass
@@ -60,6 +61,8 @@ class PromptContext:
     replying_to: str | None = None  # username being answered
     relationship: Mapping[str, Any] | None = None
     trade: Mapping[str, Any] | None = None
+    #: Drafts an operator rejected in review, with the reason ("feedback" memories): never again.
+    avoid: list[str] = field(default_factory=list)
     now: float = 0.0
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -168,6 +171,9 @@ def context_sections(context: PromptContext, budget: int = DEFAULT_CONTEXT_TOKEN
     recent, budget = _take([_clip(p) for p in context.recent_posts[:10]], budget)
     memories, budget = _take([_clip(m) for m in context.memories[:8]], budget)
     heard, budget = _take([f"@{_handle(user)}: {quoted(text)}" for user, text in context.heard[:8]], budget)
+    avoid, budget = _take([_clip(a) for a in context.avoid[:5]], budget)
+    if avoid:
+        sections.append("\n".join([AVOID_HEADER, *(f"- {a}" for a in avoid)]))
     if memories:
         sections.append("\n".join([MEMORY_HEADER, *(f"- {m}" for m in memories)]))
     if heard:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 EventStatus = Literal["pending", "running", "done", "failed", "cancelled"]
-ActionStatus = Literal["pending", "sending", "done", "failed", "unknown"]
+ActionStatus = Literal["pending", "sending", "done", "failed", "unknown", "awaiting_review", "rejected", "expired"]
 
 
 @dataclass
@@ -57,6 +57,12 @@ class ActionSpec:
     agent_id: str
     kind: str  # post, reply, quote, like, retweet, thread, trade
     payload: dict[str, Any] = field(default_factory=dict)
+    #: Set when a person must approve it first: recorded ``awaiting_review`` with this review
+    #: item (``category``, ``reasons``, ``context``, ``expires_at``, ``on_expire``, ``notify``).
+    review: dict[str, Any] | None = None
+    #: What the agent knew when it decided (the mention and thread, the market): shown to a
+    #: reviewer if the action is held, never stored with the action itself.
+    context: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass

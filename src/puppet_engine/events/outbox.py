@@ -14,6 +14,12 @@ recent tweets, or the trade's signature on chain) before anything is sent again;
 that cannot be reconciled because the service is down becomes ``unknown`` and is
 reconciled again later, never sent blindly.
 
+An action held for a person's approval is recorded ``awaiting_review`` (by the same commit)
+and nothing here sends it: approval makes it ``pending`` (then it goes the usual way, so a
+crash after the approval neither loses nor doubles it), rejection ``rejected``; an item
+nobody decided in time is ``expired`` or, when its rules say ``send``, ``pending``
+(:meth:`Outbox.expire_reviews`, on the engine's clock).
+
 Sending a ``pending`` action starts with a conditional ``pending → sending`` update, so
 when several processes share the database exactly one of them sends each action; each
 only looks at the actions of the agents it owns."""
@@ -38,6 +44,7 @@ from puppet_engine.events.event import Action
 from puppet_engine.storage import Database
 from puppet_engine.storage.group_commit import GroupCommitter
 from puppet_engine.storage.repos import outbox as outbox_rows
+from puppet_engine.storage.repos import review as review_rows
 
 log = structlog.get_logger("puppet_engine.outbox")
 
@@ -149,9 +156,16 @@ class Outbox:
         self._polled = time.monotonic()
         owned = self.owned_agents()
         async with self.db.connect() as conn:
+            expired, expires = await review_rows.expiring(conn, self.clock.now(), owned)
             due, later = await records.due_actions(conn, self.clock.now(), limit, owned)
             unsure = await records.load_actions(conn, status="unknown", limit=limit, agent_ids=owned)
-        self.next_due = min([later if later is not None else math.inf, *(a.not_before for a in unsure)])
+        self.next_due = min([later if later is not None else math.inf, *(a.not_before for a in unsure),
+                             expires if expires is not None else math.inf])
+        if expired:
+            await self._expire(expired)
+            if any(then == "send" for _, then in expired):  # pending now: sent in this pass
+                async with self.db.connect() as conn:
+                    due, _ = await records.due_actions(conn, self.clock.now(), limit, owned)
         for action in unsure:  # a reconcile that failed (the service was down): ask again
             if action.not_before <= self.clock.now() and not (skip_agents and action.agent_id in skip_agents):
                 await self._reconcile(action)
@@ -171,6 +185,30 @@ class Outbox:
                 self.sending.discard(action.agent_id)
             tried += 1
         return tried
+
+    async def expire_reviews(self, agent_ids: Iterable[str] | None = None) -> float | None:
+        """Items awaiting review whose ``expire_minutes`` are over (on the engine's clock): dropped
+        (``expired``), or, for low-risk kinds set to ``send``, made ``pending`` so the next pass
+        sends them through the usual claim. Returns when the next item expires.
+        (:meth:`run_due` does this on every pass, reading in its own connection, and sends
+        those made pending in the same pass.)"""
+        async with self.db.connect() as conn:
+            due, later = await review_rows.expiring(conn, self.clock.now(), agent_ids)
+        await self._expire(due)
+        return later
+
+    async def _expire(self, due: list[tuple[int, str]]) -> None:
+        if not due:
+            return
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            for action_id, on_expire in due:
+                send = on_expire == "send"
+                await review_rows.decide(conn, action_id, state="expired", now=now, decided_by=None,
+                                         action_status="pending" if send else "expired",
+                                         decision="expired_sent" if send else "expired_dropped")
+        for action_id, on_expire in due:
+            log.info("review_expired", action_id=action_id, then=on_expire)
 
     async def recover(self, agent_ids: set[str] | None = None) -> int:
         """Reconcile actions interrupted in ``sending`` (after a crash) before sending anything.

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.events.event import Action, ActionSpec, Event, HandlerResult
-from puppet_engine.storage.repos import agent_states, outbox
+from puppet_engine.storage.repos import agent_states, outbox, review
 from puppet_engine.storage.repos import events as event_rows
 
 
@@ -39,10 +39,14 @@ async def insert_action(conn: AsyncConnection, spec: ActionSpec, event_id: int |
 
     ``sending``: recorded as already claimed (``sending``, one attempt) by a caller that
     sends it right after the commit; interrupted before that, it is reconciled like any
-    interrupted send.
+    interrupted send. An action with a ``review`` item is recorded ``awaiting_review`` (never
+    ``sending``) together with its item, in the same transaction.
     """
-    return await outbox.insert_action(conn, spec.key, spec.agent_id, spec.kind, spec.payload, event_id, now,
-                                      sending=sending)
+    action_id = await outbox.insert_action(conn, spec.key, spec.agent_id, spec.kind, spec.payload, event_id, now,
+                                           sending=sending, held=spec.review is not None)
+    if action_id is not None and spec.review is not None:
+        await review.insert_item(conn, action_id, spec.agent_id, spec.review, now)
+    return action_id
 
 
 def new_action(action_id: int, spec: ActionSpec, event_id: int | None, now: float, *, sending: bool = False) -> Action:
@@ -56,7 +60,8 @@ async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, Han
                           default_attempts: int = 5) -> list[list[Action]]:
     """Record what several handlers returned, in a few statements: events done, their actions
     (returned, to send: they are recorded as ``sending``, so the caller sends them without
-    claiming them again), follow-up events, agent state changes. Each list of actions is in order.
+    claiming them again; those held for review are recorded but not returned), follow-up
+    events, agent state changes. Each list of actions is in order.
     """
     await event_rows.mark_done(conn, [(event.id, hr.result, now) for event, hr in outcomes])
     recorded: list[list[Action]] = []
@@ -64,7 +69,7 @@ async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, Han
         mine: list[Action] = []
         for spec in hr.actions:
             action_id = await insert_action(conn, spec, event.id, now, sending=True)
-            if action_id is not None:
+            if action_id is not None and spec.review is None:
                 mine.append(new_action(action_id, spec, event.id, now, sending=True))
         recorded.append(mine)
     follow_ups = [event_row(f, now, default_attempts) for _, hr in outcomes for f in hr.follow_ups]

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from puppet_engine.settings import Settings
 
 MemoryKind = Literal[
-    "core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship", "quarantined"
+    "core", "post", "reply", "mention", "trade", "event", "knowledge", "relationship", "quarantined", "feedback"
 ]
 MEMORY_KINDS: tuple[str, ...] = get_args(MemoryKind)
 METADATA_MAX_BYTES = 16 * 1024  # a memory's metadata, as JSON: notes about a memory, not a file store
@@ -44,8 +44,11 @@ def check_metadata(metadata: Mapping[str, Any]) -> None:
 #: Kept for the operator only: a mention flagged as hostile (injection, scam, trade request…),
 #: with its flags in ``metadata``. Prompts never search it (:data:`PROMPT_KINDS`).
 QUARANTINED: MemoryKind = "quarantined"
-#: The kinds a prompt may recall: every kind but the quarantined one.
-PROMPT_KINDS: tuple[str, ...] = tuple(k for k in MEMORY_KINDS if k != QUARANTINED)
+#: What an operator rejected in review ("not to say again", with the reason): prompts list it
+#: in a section of its own rather than finding it by search.
+FEEDBACK: MemoryKind = "feedback"
+#: The kinds a prompt may recall by search: every kind but the quarantined and feedback ones.
+PROMPT_KINDS: tuple[str, ...] = tuple(k for k in MEMORY_KINDS if k not in (QUARANTINED, FEEDBACK))
 
 #: ``progress(agent_id, done, total)`` is called while :meth:`MemoryStore.reindex` works.
 ReindexProgress = Callable[[str, int, int], None]

@@ -88,6 +88,8 @@ class Metrics:
     ``trade_volume_sol`` (``agent``), ``pnl_sol`` (``agent``).
     LLM: ``llm_tokens`` (``agent``, ``provider``, ``kind`` = prompt|completion),
     ``llm_cost_usd`` (``agent``, ``provider``).
+    Review: ``review_decisions`` (``agent``, ``decision`` = approved|rejected|expired_dropped|expired_sent),
+    ``review_rejections`` (``agent``, ``reason``).
     Health: ``errors`` (``component``), ``breaker_state`` (``dependency``; see BREAKER_STATES).
     """
 
@@ -144,6 +146,11 @@ class Metrics:
         self.errors = counter("errors_total", "Errors by component", ("component",))
         self.breaker_state = gauge("breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ("dependency",))
         self.agents = gauge("agents", "Agents by state", ("state",))
+        # human review (docs/review.md); reason: the rejection's reason, normalised, 60 characters at most
+        self.review_decisions = counter("review_decisions_total", "Review decisions, by agent and decision",
+                                        ("agent", "decision"))
+        self.review_rejections = counter("review_rejections_total", "Rejected review items, by agent and reason",
+                                         ("agent", "reason"))
 
     def set_breaker(self, dependency: str, state: str) -> None:
         """Record a breaker transition; ``state`` is closed, half_open or open."""

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from puppet_engine.persona.review import ReviewRules
 from puppet_engine.persona.sections import (
     AgentKitIntegration,
     Behavior,
@@ -70,6 +71,8 @@ class AgentConfig(Section):
     initial_memory: InitialMemory = Field(default_factory=InitialMemory, description="see InitialMemory")
     behavior: Behavior = Field(default_factory=Behavior, description="see Behavior")
     agent_kit_integration: AgentKitIntegration = Field(default_factory=AgentKitIntegration, description="see AgentKitIntegration")
+    review: ReviewRules | None = Field(None, description="what waits for a person's approval; default null = "
+                                       "REVIEW_DEFAULT, else nothing (see ReviewRules)")
 
     @field_validator("llm_provider", mode="before")
     @classmethod

@@ -221,6 +221,20 @@ class SolanaTrader:
         await self._insert({**base, "status": "pending"})
         return await self._swap_and_send(key, quote)
 
+    async def risk_preview(self, token_in: str, token_out: str, amount: float, *, unit: AmountUnit = "input",
+                           source: RequestSource = "autonomous") -> tuple[float | None, list[dict[str, Any]]]:
+        """What a trade would be worth in SOL (None: unpriced) and how the risk rules judge it now,
+        without quoting or sending anything (what a reviewer sees beside a trade)."""
+        tin, tout = await self._resolve(token_in), await self._resolve(token_out)
+        if tin is None or tout is None:
+            return None, [{"rule": "unknown_token", "passed": False, "detail": f"unknown token {token_in!r} or {token_out!r}"}]
+        in_sol: float | None = None
+        if unit == "sol" and tin.mint != SOL_MINT:
+            in_sol, amount = amount, await self._input_for_sol(tin, amount) or 0.0
+        request, ctx = await self._context(tin, tout, amount, source)
+        worth = in_sol if in_sol is not None else request.amount_sol
+        return worth, check_trade(request, self.limits, ctx).to_json()
+
     async def reconcile(self) -> list[TradeResult]:
         """Settle this agent's trades left ``pending``/``sent`` (after a crash) from the chain."""
         rows = await trades.with_status(self.db, self.agent_id, OPEN_STATUSES)

@@ -287,4 +287,39 @@ role_leases = Table(
     Column("owner", String(128), nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("live_since", Float, nullable=True),
+# Human review (issue 18). An action waiting for approval is an outbox row in status
+# ``awaiting_review``; ``review_items`` says why it waits, what the agent knew, and until when.
+# ``review_decisions`` is the audit trail: who (API key id) decided what, when.
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("action_id", Integer, primary_key=True),  # actions.id
+    Column("agent_id", String(128), nullable=False),
+    Column("category", String(32), nullable=False),  # posts, replies, quotes, trade_announcements, trades
+    Column("reasons", JSON, nullable=False, default=list),
+    Column("context", JSON, nullable=False, default=dict),
+    Column("state", String(16), nullable=False, default="waiting"),  # waiting approved rejected expired
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=True),
+    Column("on_expire", String(8), nullable=False, default="drop"),
+    Column("decided_at", Float, nullable=True),
+    Column("notice", String(16), nullable=False, default="pending"),  # webhook: pending sending sent failed none
+    Column("notice_attempts", Integer, nullable=False, default=0),
+    Index("ix_review_items_state", "state", "expires_at"),
+    Index("ix_review_items_notice", "notice"),
+)
+
+review_decisions = Table(
+    "review_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("action_id", Integer, nullable=False),
+    Column("agent_id", String(128), nullable=False),
+    Column("decision", String(16), nullable=False),  # approved, rejected, expired_dropped, expired_sent
+    Column("reason", Text, nullable=True),
+    Column("edited", Boolean, nullable=False, default=False),
+    Column("decided_by", String(128), nullable=True),  # the API key id; null: the engine (expiry)
+    Column("decided_at", Float, nullable=False),
+    Index("ix_review_decisions_agent", "agent_id", "decision"),
+    Index("ix_review_decisions_time", "decided_at"),
 )

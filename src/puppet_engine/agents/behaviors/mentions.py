@@ -28,6 +28,7 @@ from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.behaviors.posting import post_action
 from puppet_engine.agents.mood import Mood, after_interaction, sentiment_of
 from puppet_engine.agents.remember import recall, remember_mention
+from puppet_engine.agents.review_desk import feedback_lines
 from puppet_engine.agents.runtime import AgentRuntime, AgentServices, recent_post_texts
 from puppet_engine.agents.safety import assess, check_leaks
 from puppet_engine.agents.state import AgentState
@@ -161,6 +162,8 @@ class MentionsBehavior(Behavior):
                 action = post_action(agent.id, f"reply:{agent.id}:{tweet.id}", parts, reply_to=tweet.id)
                 if action.kind == "post":
                     action.kind = "reply"
+                action.context = {"mention": tweet_payload(tweet), "flags": sorted(assessment.flags),
+                                  "thread": [tweet_payload(t) for t in thread[-6:]]}
                 actions.append(action)
                 result["reply"] = parts
         await self._set_decision(agent, tweet, result["decision"])
@@ -202,7 +205,7 @@ class MentionsBehavior(Behavior):
         context = PromptContext(
             purpose="reply", recent_posts=recent, memories=recalled.own, heard=recalled.heard, mood=state.mood,
             thread=self._prompt_thread(agent, tweet, thread, flags), replying_to=tweet.author_username,
-            relationship=relationship, now=self.services.clock.now(),
+            relationship=relationship, now=self.services.clock.now(), avoid=await feedback_lines(agent),
             seed=zlib.crc32(f"reply:{agent.id}:{tweet.id}".encode()),
             extra={"hostile_flags": sorted(flags)} if flags else {},
         )

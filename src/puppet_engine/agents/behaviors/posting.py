@@ -25,6 +25,7 @@ import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.remember import recall
+from puppet_engine.agents.review_desk import feedback_lines
 from puppet_engine.agents.runtime import (
     AgentRuntime,
     AgentServices,
@@ -66,8 +67,9 @@ async def compose(services: AgentServices, agent: AgentRuntime, context: PromptC
     """
     recent = await recent_post_texts(services.db, agent.id)
     posted = await own_tweets_since(services.db, agent.id, services.clock.now() - DUPLICATE_WINDOW)
-    validated = await generate_validated(agent.llm, agent.config, replace(context, recent_posts=recent), recent,
-                                         posted=posted)
+    avoid = await feedback_lines(agent)  # what an operator rejected in review
+    validated = await generate_validated(agent.llm, agent.config, replace(context, recent_posts=recent, avoid=avoid),
+                                         recent, posted=posted)
     check_leaks(validated.parts, agent.config)  # memories of hostile mentions reach these prompts too
     if validated.cut_from is not None:
         log.info("text_fitted", agent_id=agent.id, purpose=context.purpose, written=validated.cut_from,

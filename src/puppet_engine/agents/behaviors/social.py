@@ -76,7 +76,9 @@ class InteractionBehavior(Behavior):
                     text = await self._quote(agent, peer, tweet, state)
                     if text:
                         actions.append(ActionSpec(f"quote:{agent.id}:{tweet.id}", agent.id, "quote",
-                                                  {"text": text, "quote": tweet.id}))
+                                                  {"text": text, "quote": tweet.id},
+                                                  context={"quoted": {"id": tweet.id, "text": tweet.text,
+                                                                      "author_username": peer.username or peer.id}}))
                 seen.append(peer.config.id)
         if agent.memory is not None and seen:
             await agent.memory.relationships.update_from_interactions(agent.id, seen, sentiment_delta=0.02,

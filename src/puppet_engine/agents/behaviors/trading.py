@@ -85,7 +85,7 @@ class TradingBehavior(Behavior):
                 key = f"trade:{agent.id}:{seq}"
                 actions.append(ActionSpec(key, agent.id, "trade", {
                     "input": idea.token_in, "output": idea.token_out, "amount": idea.amount,
-                    "reasoning": idea.reason, "source": "autonomous"}))
+                    "reasoning": idea.reason, "source": "autonomous"}, context={"market": analysis.summary()}))
                 result = {"decision": "trade", "idea": {"input": idea.token_in, "output": idea.token_out,
                                                         "amount": idea.amount, "reason": idea.reason}}
         follow = Event("trade.due", agent.id, {"seq": seq + 1}, due_at=nxt, key=slot_key("trade", agent.id, seq + 1))
@@ -115,6 +115,7 @@ class TradingBehavior(Behavior):
         except (ValidationFailed, BudgetExceeded) as exc:
             return HandlerResult(result={"skipped": str(exc)})
         action = post_action(agent.id, f"tradepost:{agent.id}:{trade.get('key')}", list(validated.parts))
+        action.context = {"trade": trade_facts(trade)}  # what a reviewer checks the post against
         return HandlerResult(result={"parts": list(validated.parts)}, actions=[action])
 
 

@@ -79,6 +79,7 @@
     state.timers.forEach(clearInterval);
     state.timers = [];
     state.renderId += 1;
+    state.reviewKeys = null;
     const hash = location.hash || "#/";
     const view = $("#view");
     view.replaceChildren();
@@ -87,6 +88,11 @@
     if ((match = hash.match(/^#\/agents\/([^/?]+)$/))) viewAgent(view, decodeURIComponent(match[1]));
     else if (hash === "#/events") { section = "events"; viewEvents(view); }
     else if (hash === "#/system") { section = "system"; viewSystem(view); }
+    else if (hash === "#/review") {
+      section = "review";
+      state.reviewKeys = window.PuppetReview.view(view, { api, every, failed, stale, id: state.renderId,
+                                                          agents: [...state.agents.keys()].sort() });
+    }
     else viewOverview(view);
     document.querySelectorAll("[data-nav]").forEach((a) => a.classList.toggle("active", a.dataset.nav === section));
   }
@@ -487,6 +493,7 @@
       item.author ? h("div", { class: "muted small", text: `from @${item.author}` }) : null,
       h("div", { class: "item-text", text: item.text || "" }));
     feed.prepend(li);
+    if (item.type === "review") window.PuppetReview.refreshCount(api);
     while (feed.children.length > FEED_LIMIT) feed.lastElementChild.remove();
     const n = feed.children.length;
     $("#feed-count").textContent = `${n} item${n === 1 ? "" : "s"}`;
@@ -518,6 +525,8 @@
     route();
   });
   window.addEventListener("hashchange", route);
+  document.addEventListener("keydown", (e) => { if (state.reviewKeys) state.reviewKeys(e); });
+  setInterval(() => { if (state.key && $("#login").classList.contains("hidden")) window.PuppetReview.refreshCount(api); }, 5000);
   pollHealth();
   setInterval(pollHealth, 10000);
   if (!state.key) {
@@ -525,5 +534,6 @@
   } else {
     startFeed();
     route();
+    window.PuppetReview.refreshCount(api);
   }
 })();

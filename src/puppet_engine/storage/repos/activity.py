@@ -14,7 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.tables import actions, events, mentions, trades
+from puppet_engine.storage.tables import (
+    actions,
+    events,
+    mentions,
+    review_decisions,
+    review_items,
+    trades,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,8 @@ SOURCES = (
     Source("event", events, "finished_at", lambda: events.c.status == "failed"),
     Source("mention", mentions, "received_at", lambda: sa.true()),
     Source("trade", trades, "updated_at", lambda: sa.true()),
+    Source("review", review_items, "created_at", lambda: sa.true()),  # held for approval
+    Source("decision", review_decisions, "decided_at", lambda: sa.true()),  # approved, rejected, expired
 )
 
 

@@ -20,10 +20,11 @@ POST_KINDS = ("post", "reply", "quote", "thread")
 
 
 async def insert_action(conn: AsyncConnection, key: str, agent_id: str, kind: str, payload: dict[str, Any],
-                        event_id: int | None, now: float, *, sending: bool = False) -> int | None:
+                        event_id: int | None, now: float, *, sending: bool = False, held: bool = False) -> int | None:
     """Record a side effect; its id, or ``None`` when ``key`` was already recorded.
 
-    ``sending``: recorded as already claimed (``sending``, one attempt).
+    ``sending``: recorded as already claimed (``sending``, one attempt); ``held``: recorded
+    ``awaiting_review`` (sent only once a person approves it).
     """
     stmt = cached(("action", conn.dialect.name), lambda: dialect_insert(conn, actions).values(
         key=sa.bindparam("b_key"), agent_id=sa.bindparam("b_agent"), kind=sa.bindparam("b_kind"),
@@ -34,7 +35,8 @@ async def insert_action(conn: AsyncConnection, key: str, agent_id: str, kind: st
     ).on_conflict_do_nothing(index_elements=["key"]).returning(actions.c.id))
     res = await conn.execute(stmt, {"b_key": key, "b_agent": agent_id, "b_kind": kind, "b_payload": payload,
                                     "b_event": event_id, "b_now": now,
-                                    "b_status": "sending" if sending else "pending", "b_attempts": int(sending)})
+                                    "b_status": "awaiting_review" if held else "sending" if sending else "pending",
+                                    "b_attempts": int(sending and not held)})
     row = res.first()
     return int(row[0]) if row else None
 
