@@ -278,6 +278,7 @@ command_results = Table(
 
 # When the holder took the agent (``GET /agents``: owner since).
 leases.append_column(Column("acquired_at", Float, nullable=True))
+
 # Engine-wide singleton roles held by one process at a time (the X filtered stream connection):
 # a lease renewed by its holder, and since when the role's work is live (``None``: down).
 role_leases = Table(
@@ -287,6 +288,8 @@ role_leases = Table(
     Column("owner", String(128), nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("live_since", Float, nullable=True),
+)
+
 # Human review (issue 18). An action waiting for approval is an outbox row in status
 # ``awaiting_review``; ``review_items`` says why it waits, what the agent knew, and until when.
 # ``review_decisions`` is the audit trail: who (API key id) decided what, when.
