@@ -24,6 +24,7 @@ from puppet_engine.agents.commands import CommandRunner
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.runtime import AgentServices
+from puppet_engine.agents.watch import AgentFiles
 from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.control import EngineLoad
 from puppet_engine.events import Action, ActionExecutor, Event, EventEngine, Outbox
@@ -32,7 +33,7 @@ from puppet_engine.observability import upstream
 from puppet_engine.observability.engine_hooks import EngineMetrics
 from puppet_engine.observability.logging import set_level
 from puppet_engine.observability.metrics import configure_metrics
-from puppet_engine.persona import AgentConfig, load_agents_dir
+from puppet_engine.persona import AgentConfig
 from puppet_engine.runtime_settings import RuntimeSettings
 from puppet_engine.sandbox import Sandbox
 from puppet_engine.settings import Settings, load_settings
@@ -112,6 +113,11 @@ class Engine:
 
         self.commands = CommandRunner(self.db, self.clock, self.manager, self.owner, self.applies_for,
                                       lambda: None if self.leases is None else self.leases.owned)
+        self.files: AgentFiles | None = None  # agents from a directory: read at start, then watched
+        if options.agents is None:
+            self.files = AgentFiles(options.agents_dir or Path(settings.agents_dir), self.db, self.clock, self.manager,
+                                    self.commands, self.rebalance if self.leases is not None else None)
+        self._watch_task: asyncio.Task[None] | None = None
 
         async def trade_done(action: Action, outcome: Any) -> None:
             await after_trade_action(self.services, self.manager.agents, self.events.schedule, action, outcome)
@@ -209,15 +215,16 @@ class Engine:
         await self.runtime.refresh()  # settings an operator changed before a restart
         await self.commands.start()
         self._runtime_task = asyncio.create_task(self._runtime_loop(), name="runtime-settings")
-        configs = self.options.agents if self.options.agents is not None else load_agents_dir(
-            self.options.agents_dir or Path(self.settings.agents_dir))
+        configs, shas = await self.files.load() if self.files is not None else (self.options.agents or [], None)
         await self.manager.expect(configs)  # "starting" in the API while the services come up
         await self.wiring.start()
-        await self.manager.start_agents(configs)
+        await self.manager.start_agents(configs, shas)
         if self.leases is not None:
             await self.rebalance()
             self._lease_task = asyncio.create_task(self._lease_loop(), name="leases")
         await self.events.recover()
+        if self.files is not None and self.settings.watch_agents:
+            self._watch_task = asyncio.create_task(self.files.watch(), name="agent-files")
         log.info("engine_started", agents=len(configs), owner=self.owner, database=self.db.dialect)
 
     async def run(self) -> None:
@@ -287,6 +294,10 @@ class Engine:
                 log.exception("lease_renewal_failed")
 
     async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
         if self._runtime_task is not None:
             self._runtime_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

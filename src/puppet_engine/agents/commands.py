@@ -68,6 +68,10 @@ class CommandRunner:
         applying it here is re-raised (the command is ``failed`` with it).
         """
         command_id = await command_rows.create(self.db, kind, agent_id, payload, requested_by, self.clock.now())
+        return await self.settle(command_id, kind, config)
+
+    async def settle(self, command_id: int, kind: str, config: AgentConfig | None = None) -> dict[str, Any]:
+        """Apply a recorded command here at once when this process owns its agent (see :meth:`submit`)."""
         if config is not None:
             self._configs[command_id] = config
         try:

@@ -20,6 +20,7 @@ from puppet_engine.storage.tables import agents, commands, leases
 KINDS = ("start", "stop", "restart", "config", "restart_all")
 STALE_SECONDS = 120.0  # an ``applying`` command this old was left by a dead process
 OPEN = ("pending", "applying")  # not decided yet
+FILE_REQUESTER = "file "  # requested_by of a config recorded from an edited agent file: "file <path>"
 _ENABLES = {"start": True, "restart": True, "stop": False}  # what each kind makes of agents.enabled
 
 
@@ -87,7 +88,7 @@ async def claim(db: Database, command: dict[str, Any], node: str, now: float) ->
             await conn.execute(agents.update().where(agents.c.id == agent_id)
                                .values(enabled=_ENABLES[kind], updated_at=now))
         elif agent_id is not None and kind == "config":
-            await _save_config(conn, agent_id, command["payload"], now)
+            await _save_config(conn, agent_id, command["payload"], now, command["requested_by"])
         return True
 
 
@@ -116,8 +117,10 @@ async def fail(db: Database, command_id: int, reason: str, now: float,
                                .values(config=config, version=max(1, row.version - 1), updated_at=now))
 
 
-async def _save_config(conn: Any, agent_id: str, config: dict[str, Any], now: float) -> None:
+async def _save_config(conn: Any, agent_id: str, config: dict[str, Any], now: float, by: str | None) -> None:
     row = (await conn.execute(sa.select(agents.c.version, agents.c.config).where(agents.c.id == agent_id))).first()
     if row is not None and row.config != config:
+        source = "file" if (by or "").startswith(FILE_REQUESTER) else "api"  # an edited agent file, or the API
         await conn.execute(agents.update().where(agents.c.id == agent_id)
-                           .values(config=config, version=row.version + 1, updated_at=now))
+                           .values(config=config, version=row.version + 1, updated_at=now, config_source=source,
+                                   config_changed_by=by, config_changed_at=now))

@@ -1,0 +1,194 @@
+"""The agents directory, read at start-up and then watched: agent files follow their edits live.
+
+- **start-up** (:meth:`AgentFiles.load`): every ``*.json`` with the hash of its bytes; the
+  database decides which definition runs (an unchanged file gives way to a config changed
+  through the API, a changed file is the new definition: ``storage/repos/agents.save_configs``).
+  A registered agent without a file here runs from its stored definition; one whose file was
+  removed while the engine was down is left stopped.
+- **watching** (:meth:`AgentFiles.watch`, watchfiles' ``awatch``: the operating system reports
+  changes, editors' temp file + rename settle in its debounce): a new file starts an agent; a
+  changed file is a ``config`` command (only that agent restarts, on the node that owns it; every
+  node runs the definition the database then holds); a removed file is a ``stop`` command. Several
+  nodes watching the same files record an edit once: the file's hash is recorded with its
+  commands in one transaction (:func:`~puppet_engine.storage.repos.agents.record_file_edit`).
+- **refused edits**: a file that does not validate (the problems ``agents validate`` gives, file
+  and field) changes nothing: the running version stays, one ``agent_file_refused`` log line says
+  why, and the agent's ``definition_error`` (``/agents/{id}``, the dashboard) holds the problems
+  until a valid version is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from watchfiles import Change, awatch
+
+from puppet_engine.agents.commands import CommandRunner
+from puppet_engine.agents.manager import AgentManager
+from puppet_engine.clock import Clock
+from puppet_engine.errors import AgentConfigError, ConfigError, PuppetError
+from puppet_engine.persona import (
+    AgentConfig,
+    LoadedAgent,
+    load_agent_file,
+    load_agents,
+    parse_agent_config,
+)
+from puppet_engine.storage import Database
+from puppet_engine.storage.repos import agents as agent_rows
+from puppet_engine.storage.repos.commands import FILE_REQUESTER
+
+log = structlog.get_logger("puppet_engine.agents")
+
+DEBOUNCE_MS = 300  # changes grouped this long: an editor's temp file + rename arrive as one
+
+
+def _agent_file(change: Change, path: str) -> bool:
+    """Agent files only: ``*.json``, not hidden (editors' swap and backup files are neither)."""
+    name = Path(path).name
+    return name.endswith(".json") and not name.startswith(".")
+
+
+class AgentFiles:
+    """The agent files of one directory and the agents they define (see the module)."""
+
+    def __init__(self, directory: Path, db: Database, clock: Clock, manager: AgentManager,
+                 commands: CommandRunner, after_added: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.directory = directory
+        self.db = db
+        self.clock = clock
+        self.manager = manager
+        self.commands = commands
+        self.after_added = after_added  # e.g. take a lease on the new agent now rather than later
+        self.known: dict[Path, tuple[str, str | None]] = {}  # file → (agent id, hash of the version in force)
+        self.ready = asyncio.Event()  # set once changes are being watched
+
+    # -- start-up -------------------------------------------------------------------
+
+    async def load(self) -> tuple[list[AgentConfig], dict[str, str]]:
+        """The agents to start: those of the files (raises ``AgentConfigError`` listing every
+        problem) and the registered ones without a file; with agent id → file hash."""
+        loaded = load_agents(self.directory)
+        self.known = {Path(a.source): (a.config.id, a.sha) for a in loaded}
+        configs = [a.config for a in loaded]
+        shas = {a.config.id: a.sha for a in loaded if a.sha is not None}
+        for agent_id, (stored, file_sha) in sorted((await agent_rows.stored_without(self.db, shas)).items()):
+            try:
+                configs.append(parse_agent_config(stored, source=f"database (agent {agent_id})"))
+            except ConfigError as exc:
+                log.warning("agent_stored_config_unusable", agent_id=agent_id, error=str(exc))
+                continue
+            if file_sha is not None:  # its file was removed while the engine was down: stopped, as a live removal
+                await agent_rows.record_file_edit(self.db, agent_id, None, [], "file removed", self.clock.now())
+                await agent_rows.set_enabled(self.db, agent_id, False, self.clock.now())
+                log.info("agent_file_gone", agent_id=agent_id, left="stopped")
+        return configs, shas
+
+    # -- watching -------------------------------------------------------------------
+
+    async def watch(self) -> None:
+        """Apply every change of the directory until cancelled."""
+        changes = awatch(self.directory, watch_filter=_agent_file, debounce=DEBOUNCE_MS, recursive=False)
+        following = asyncio.ensure_future(anext(changes))
+        try:
+            await asyncio.sleep(0)  # the generator's first step sets the operating system's watch up
+            await self.apply(set(self.directory.glob("*.json")) | set(self.known))  # changed since load()
+            self.ready.set()
+            while True:
+                batch = await following
+                following = asyncio.ensure_future(anext(changes))
+                await self.apply({Path(path) for _, path in batch})
+        finally:
+            following.cancel()
+            await changes.aclose()
+
+    async def apply(self, paths: set[Path]) -> None:
+        """Bring the agents in line with these files as they are now (whatever happened in between:
+        an editor's temp file renamed over the file is one change)."""
+        for path in sorted(paths):
+            try:
+                if path.is_file():
+                    await self._changed(path)
+                elif path in self.known:
+                    await self._removed(path)
+            except PuppetError as exc:  # e.g. X refused the edited keys: the running version stays
+                log.error("agent_file_not_applied", file=str(path), error=str(exc))
+
+    async def _changed(self, path: Path) -> None:
+        try:
+            loaded = load_agent_file(path)
+        except AgentConfigError as exc:
+            await self._refused(path, exc.problems)
+            return
+        previous, config = self.known.get(path), loaded.config
+        if previous is not None and previous == (config.id, loaded.sha):
+            await agent_rows.set_definition_error(self.db, config.id, None)  # a refused edit undone
+            return  # the version in force (saved again unchanged, or our own start-up read)
+        twin = next((p for p, (agent_id, _) in self.known.items() if agent_id == config.id and p != path), None)
+        if twin is not None:
+            await self._refused(path, [f'{path}: id: duplicate agent id "{config.id}", already defined in {twin}'])
+            return
+        if previous is not None and previous[0] != config.id:  # the id changed: the old agent's file is gone
+            await self._removed(path)
+        for warning in loaded.warnings:
+            log.warning("agent config: " + warning)
+        self.known[path] = (config.id, loaded.sha)
+        if config.id not in self.manager.agents:
+            await self._added(loaded)
+        else:
+            await self._edited(loaded, revived=previous is None)
+        await agent_rows.set_definition_error(self.db, config.id, None)
+
+    async def _added(self, loaded: LoadedAgent) -> None:
+        """A new agent: every node that sees its file builds it; the database keeps one definition."""
+        config = loaded.config
+        await self.manager.start_agents([config], {config.id: loaded.sha} if loaded.sha else None)
+        log.info("agent_file_added", agent_id=config.id, file=loaded.source)
+        if self.after_added is not None:
+            await self.after_added()
+
+    async def _edited(self, loaded: LoadedAgent, revived: bool) -> None:
+        """A known agent's file changed (``revived``: came back after a removal): recorded once,
+        applied as ``PUT config`` (and ``start``) by the agent's owner."""
+        config, agent_id = loaded.config, loaded.config.id
+        current = self.manager.config_of(agent_id)
+        same = current.public_dict() == config.public_dict() and current.secret_values() == config.secret_values()
+        wanted: list[tuple[str, dict[str, Any]]] = [] if same else [("config", config.public_dict())]
+        if revived:
+            wanted.append(("start", {}))
+        ids = await agent_rows.record_file_edit(self.db, agent_id, loaded.sha, wanted, FILE_REQUESTER + loaded.source,
+                                                self.clock.now())
+        if ids is None:
+            return  # another node recorded this version: the commands it recorded bring it here
+        log.info("agent_file_changed", agent_id=agent_id, file=loaded.source, commands=ids)
+        for command_id, (kind, _) in zip(ids, wanted, strict=True):
+            await self.commands.settle(command_id, kind, config if kind == "config" else None)
+
+    async def _removed(self, path: Path) -> None:
+        agent_id, _ = self.known.pop(path)
+        if any(other == agent_id for other, _ in self.known.values()):
+            return
+        ids = await agent_rows.record_file_edit(self.db, agent_id, None, [("stop", {})],
+                                                f"{FILE_REQUESTER}{path} (removed)", self.clock.now())
+        log.info("agent_file_removed", agent_id=agent_id, file=str(path))
+        for command_id in ids or ():
+            await self.commands.settle(command_id, "stop")
+
+    async def _refused(self, path: Path, problems: list[str]) -> None:
+        """An invalid version: nothing changes but what the operator is told."""
+        agent_id = self.known[path][0] if path in self.known else None
+        log.error("agent_file_refused", agent_id=agent_id, file=str(path), problems="; ".join(problems),
+                  kept="the running version" if agent_id else "nothing started")
+        if agent_id is None:
+            return
+        try:
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            sha = None
+        await agent_rows.set_definition_error(self.db, agent_id, {
+            "file": str(path), "problems": problems, "since": self.clock.now(), "sha": sha})
