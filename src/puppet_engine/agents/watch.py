@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,7 +32,7 @@ from watchfiles import Change, awatch
 from puppet_engine.agents.commands import CommandRunner
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.clock import Clock
-from puppet_engine.errors import AgentConfigError, ConfigError, PuppetError
+from puppet_engine.errors import AgentConfigError, ConfigError, PuppetError, StorageError
 from puppet_engine.persona import (
     AgentConfig,
     LoadedAgent,
@@ -103,9 +104,10 @@ class AgentFiles:
                 batch = await following
                 following = asyncio.ensure_future(anext(changes))
                 await self.apply({Path(path) for _, path in batch})
-        finally:
+        finally:  # awatch stops its watch when the step it is in is cancelled
             following.cancel()
-            await changes.aclose()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await following
 
     async def apply(self, paths: set[Path]) -> None:
         """Bring the agents in line with these files as they are now (whatever happened in between:
@@ -147,7 +149,12 @@ class AgentFiles:
     async def _added(self, loaded: LoadedAgent) -> None:
         """A new agent: every node that sees its file builds it; the database keeps one definition."""
         config = loaded.config
-        await self.manager.start_agents([config], {config.id: loaded.sha} if loaded.sha else None)
+        try:
+            await self.manager.start_agents([config], {config.id: loaded.sha} if loaded.sha else None)
+        except StorageError as exc:
+            # Another node seeding the same new agent's memories at the same moment: they are there now.
+            log.info("agent_file_start_retried", agent_id=config.id, error=str(exc)[:200])
+            await self.manager.start_agent(config.id, persist=False)
         log.info("agent_file_added", agent_id=config.id, file=loaded.source)
         if self.after_added is not None:
             await self.after_added()
@@ -189,6 +196,6 @@ class AgentFiles:
         try:
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
-            sha = None
+            sha = "unreadable"
         await agent_rows.set_definition_error(self.db, agent_id, {
-            "file": str(path), "problems": problems, "since": self.clock.now(), "sha": sha})
+            "file": str(path), "problems": problems, "since": self.clock.now()}, sha)

@@ -139,6 +139,9 @@ class AgentDetail(AgentSummary):
     state: dict[str, Any] = Field(description="persisted state: mood, cursors, next due times")
     pending_events: list[EventOut]
     relationships: list[Relationship]
+    config_source: str | None = Field(None, description="where the config in force came from: file or api")
+    definition_error: dict[str, Any] | None = Field(
+        None, description="a refused edit of the agent's file (file, problems, since); the previous version runs")
 
 
 class CommandedSummary(AgentSummary):

@@ -209,6 +209,10 @@ _STORY_FROM_LOG = {
     "agent_start_retry_failed": ("start failed", "error"),
     "agent_started": ("started", ""),
     "agent_stopped": ("stopped", ""),
+    "agent_file_added": ("added", "file"),  # agents directory watched: agents/watch.py
+    "agent_file_changed": ("edited", "file"),
+    "agent_file_removed": ("removed", "file"),
+    "agent_file_refused": ("refused", "problems"),
 }
 # What a story line (action_done) or the start-up summary (where things are) already says.
 _CONSOLE_HIDDEN = frozenset({"action_done", "engine_started", "engine_stopped", "sandbox_started"})

@@ -258,6 +258,7 @@ for _column in (
     Column("config_source", String(8), nullable=True),  # 'file' | 'api'
     Column("config_changed_by", String(255), nullable=True),  # "file <path>" or the API key's label
     Column("config_changed_at", Float, nullable=True),
-    Column("definition_error", JSON, nullable=True),  # {file, problems, since, sha}
+    Column("definition_error", JSON, nullable=True),  # {file, problems, since}
+    Column("refused_sha", String(64), nullable=True),  # the hash of that refused version
 ):
     agents.append_column(_column)

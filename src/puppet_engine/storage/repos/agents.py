@@ -107,7 +107,7 @@ def _file_source(d: Definition, now: float) -> dict[str, Any]:
     if d.sha is None:
         return {}
     return {"file_sha": d.sha, "config_source": "file", "config_changed_by": f"file {d.file}"[:255],
-            "config_changed_at": now, "definition_error": None}
+            "config_changed_at": now, "definition_error": None, "refused_sha": None}
 
 
 async def stored_without(db: Database, agent_ids: Iterable[str]) -> dict[str, tuple[dict[str, Any], str | None]]:
@@ -131,7 +131,7 @@ async def record_file_edit(db: Database, agent_id: str, sha: str | None, command
         differs = sa.or_(agents.c.file_sha.is_(None), agents.c.file_sha != sha)
     async with db.transaction() as conn:
         done = await conn.execute(agents.update().where(agents.c.id == agent_id, differs)
-                                  .values(file_sha=sha, definition_error=None))
+                                  .values(file_sha=sha, definition_error=None, refused_sha=None))
         if not done.rowcount:
             return None
         ids = []
@@ -144,17 +144,18 @@ async def record_file_edit(db: Database, agent_id: str, sha: str | None, command
         return ids
 
 
-async def set_definition_error(db: Database, agent_id: str, error: dict[str, Any] | None) -> None:
-    """Record a refused edit of the agent's file (``{file, problems, since, sha}``), or clear it.
-    The same refused version seen again (by another node) keeps its first ``since``."""
+async def set_definition_error(db: Database, agent_id: str, error: dict[str, Any] | None,
+                               sha: str | None = None) -> None:
+    """Record a refused version ``sha`` of the agent's file (``error``: ``{file, problems, since}``),
+    or clear it (``None``). The same refused version seen again (by another node) keeps its first
+    ``since``: one conditional statement, so nodes racing on it agree."""
+    if error is None:
+        where = agents.c.refused_sha.is_not(None)
+    else:
+        where = sa.or_(agents.c.refused_sha.is_(None), agents.c.refused_sha != (sha or ""))
     async with db.transaction() as conn:
-        current = (await conn.execute(sa.select(agents.c.definition_error)
-                                      .where(agents.c.id == agent_id))).scalar()
-        if error is not None and isinstance(current, dict) and current.get("sha") == error.get("sha"):
-            return
-        if error is None and current is None:
-            return
-        await conn.execute(agents.update().where(agents.c.id == agent_id).values(definition_error=error))
+        await conn.execute(agents.update().where(agents.c.id == agent_id, where)
+                           .values(definition_error=error, refused_sha=sha if error is not None else None))
 
 
 async def definition(db: Database, agent_id: str) -> dict[str, Any] | None:

@@ -12,7 +12,8 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-COLUMNS = ("file_sha", "config_source", "config_changed_by", "config_changed_at", "definition_error")
+COLUMNS = ("file_sha", "config_source", "config_changed_by", "config_changed_at", "definition_error",
+           "refused_sha")
 
 
 def upgrade() -> None:
@@ -21,6 +22,7 @@ def upgrade() -> None:
     op.add_column("agents", sa.Column("config_changed_by", sa.String(length=255), nullable=True))
     op.add_column("agents", sa.Column("config_changed_at", sa.Float(), nullable=True))
     op.add_column("agents", sa.Column("definition_error", sa.JSON(), nullable=True))
+    op.add_column("agents", sa.Column("refused_sha", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:

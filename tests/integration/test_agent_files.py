@@ -1,0 +1,253 @@
+"""Agent files follow their changes, and the database's definition is the one every node runs.
+
+Real engines started from a directory of agent files (copies of the examples) with in-process
+sandboxes: one process on SQLite, and two engines with leases on one PostgreSQL database
+watching the same directory. Every wait is on a condition, never a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+import sqlalchemy as sa
+from api_helpers import EXAMPLE_AGENTS, KEYS, Harness, eventually
+
+from puppet_engine.api import KeyRing, create_app
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.observability.logging import configure_logging
+from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.settings import Settings
+from puppet_engine.storage.tables import agents as agents_table
+from puppet_engine.storage.tables import commands as commands_table
+
+
+def agents_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "agents"
+    directory.mkdir()
+    for path in EXAMPLE_AGENTS.glob("*.json"):
+        shutil.copy(path, directory / path.name)
+    return directory
+
+
+def read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def save(path: Path, data: dict[str, Any]) -> None:
+    """As editors save: a temp file beside it, renamed over it."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(data, indent=2))
+    os.replace(temp, path)
+
+
+@asynccontextmanager
+async def node(directory: Path, database_url: str, owner: str = "node-a", **settings: Any) -> AsyncIterator[Harness]:
+    """An engine reading ``directory`` (watched unless told), its API over ASGI."""
+    values = {"database_url": database_url, "embedder": "hashing", **settings}
+    engine = Engine(Settings(_env_file=None, **values),  # type: ignore[call-arg]
+                    EngineOptions(agents_dir=directory, sandbox=Sandbox(SandboxConfig()), seed=11, owner=owner))
+    await engine.start()
+    try:
+        if engine.files is not None and engine._watch_task is not None:
+            await eventually(lambda: _true(engine.files.ready.is_set()))  # type: ignore[union-attr]
+        app = create_app(engine, keys=KeyRing.parse(KEYS), feed_interval=0.1)
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=f"http://{owner}") as c:
+            yield Harness(engine, app, c)
+    finally:
+        await engine.stop()
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _row(engine: Engine, agent_id: str) -> Any:
+    async with engine.db.connect() as conn:
+        return (await conn.execute(sa.select(agents_table).where(agents_table.c.id == agent_id))).mappings().first()
+
+
+async def _file_commands(engine: Engine) -> list[Any]:
+    async with engine.db.connect() as conn:
+        return list((await conn.execute(sa.select(commands_table).where(commands_table.c.requested_by.like("file %"))
+                                        .order_by(commands_table.c.id))).mappings())
+
+
+# -- start-up: which definition wins ---------------------------------------------------------------
+
+
+async def test_an_api_change_survives_a_restart_and_a_file_edited_meanwhile_wins(tmp_path: Path) -> None:
+    directory, url = agents_dir(tmp_path), f"sqlite:///{tmp_path / 'db.sqlite'}"
+    async with node(directory, url, watch_agents=False) as api:
+        config = (await api.get("/agents/nova")).json()["config"]
+        assert (await api.put("/agents/nova/config", json={**config, "name": "Nova II"})).status_code == 200
+        detail = (await api.get("/agents/nova")).json()
+        assert detail["config_source"] == "api" and detail["definition_error"] is None
+
+    # Same file, restarted: the database's definition (the API change) is what runs.
+    async with node(directory, url, watch_agents=False) as api:
+        assert api.engine.manager.config_of("nova").name == "Nova II"
+        assert (await api.get("/agents/nova")).json()["name"] == "Nova II"
+        assert api.engine.manager.status("nova").state == "running"
+        version = (await _row(api.engine, "nova"))["version"]
+
+    # The file edited while the engine was down: a new edit, recorded as the definition.
+    save(directory / "nova.json", {**read(directory / "nova.json"), "name": "Nova from the file"})
+    async with node(directory, url, watch_agents=False) as api:
+        assert api.engine.manager.config_of("nova").name == "Nova from the file"
+        row = await _row(api.engine, "nova")
+        assert row["config_source"] == "file" and row["version"] == version + 1
+        assert row["config_changed_by"].startswith("file ") and row["config_changed_by"].endswith("nova.json")
+
+
+async def test_agents_without_a_file_run_from_the_database_and_a_file_removed_meanwhile_stops_its_agent(
+        tmp_path: Path) -> None:
+    directory, url = agents_dir(tmp_path), f"sqlite:///{tmp_path / 'db.sqlite'}"
+    extra = {**read(directory / "coby.json"), "id": "echo", "name": "Echo"}
+    (directory / "echo.json").write_text(json.dumps(extra))
+    async with node(directory, url, watch_agents=False) as api:
+        assert api.engine.manager.status("echo").state == "running"
+    # echo's row loses its file record (as an agent created elsewhere has none); ledger's file goes.
+    async with api.engine.db.transaction() as conn:
+        await conn.execute(agents_table.update().where(agents_table.c.id == "echo").values(file_sha=None))
+    (directory / "echo.json").unlink()
+    (directory / "ledger.json").unlink()
+    async with node(directory, url, watch_agents=False) as api:
+        assert api.engine.manager.known() == ["coby", "echo", "ledger", "nova"]
+        assert api.engine.manager.config_of("echo").name == "Echo"
+        assert api.engine.manager.status("echo").state == "running"
+        assert api.engine.manager.status("ledger").state == "stopped"
+        assert (await _row(api.engine, "ledger"))["enabled"] is False
+
+
+# -- watching, one process on SQLite ----------------------------------------------------------------
+
+
+async def test_files_added_edited_refused_and_removed_apply_live(tmp_path: Path, log_stream: Any) -> None:
+    configure_logging("INFO", "console", stream=log_stream)
+    directory, url = agents_dir(tmp_path), f"sqlite:///{tmp_path / 'db.sqlite'}"
+    async with node(directory, url) as api:
+        engine = api.engine
+        # A new file starts an agent.
+        save(directory / "echo.json", {**read(directory / "coby.json"), "id": "echo", "name": "Echo"})
+        await eventually(lambda: _true(engine.manager.status("echo").state == "running"))
+        assert (await api.get("/agents/echo")).json()["name"] == "Echo"
+
+        # A valid edit applies like PUT config: only that agent restarts.
+        coby = engine.manager.get("coby")
+        save(directory / "nova.json", {**read(directory / "nova.json"), "name": "Nova, edited"})
+        await eventually(lambda: _true(engine.manager.config_of("nova").name == "Nova, edited"))
+        [command] = await _file_commands(engine)
+        assert command["kind"] == "config" and command["state"] == "applied"
+        assert command["requested_by"].endswith("nova.json")
+        assert engine.manager.get("coby") is coby and engine.manager.status("nova").state == "running"
+        detail = (await api.get("/agents/nova")).json()
+        assert detail["config_source"] == "file" and detail["name"] == "Nova, edited"
+
+        # An invalid edit is refused with the validator's problems; the running version stays.
+        broken = read(directory / "nova.json")
+        broken["behavior"]["interaction_patterns"]["reply_probability"] = 3
+        save(directory / "nova.json", broken)
+        error = await eventually(lambda: _definition_error(api, "nova"))
+        assert error["file"].endswith("nova.json") and error["since"] > 0
+        assert any("behavior.interaction_patterns.reply_probability" in p and "nova.json" in p for p in error["problems"]), error
+        assert engine.manager.config_of("nova").name == "Nova, edited"
+        assert engine.manager.status("nova").state == "running" and len(await _file_commands(engine)) == 1
+        [line] = [line for line in log_stream.getvalue().splitlines() if "refused" in line]
+        assert "nova" in line and "behavior.interaction_patterns.reply_probability" in line
+
+        # Not JSON at all: refused too.
+        (directory / "nova.json").write_text('{"id": "nova", ')
+        await eventually(lambda: _problem_mentions(api, "nova", "invalid JSON"))
+
+        # Fixed: applied, and the error is gone.
+        broken["behavior"]["interaction_patterns"]["reply_probability"] = 0.5
+        save(directory / "nova.json", {**broken, "name": "Nova, fixed"})
+        await eventually(lambda: _true(engine.manager.config_of("nova").name == "Nova, fixed"))
+        assert (await api.get("/agents/nova")).json()["definition_error"] is None
+
+        # A removed file stops its agent (desired state: stopped).
+        (directory / "ledger.json").unlink()
+        await eventually(lambda: _true(engine.manager.status("ledger").state == "stopped"))
+        assert (await _row(engine, "ledger"))["enabled"] is False
+        kinds = [(c["kind"], c["state"]) for c in await _file_commands(engine)]
+        assert kinds == [("config", "applied"), ("config", "applied"), ("stop", "applied")]
+
+        # A new file whose id another file has: refused, nothing started.
+        save(directory / "copy.json", read(directory / "coby.json"))
+        await eventually(lambda: _true("duplicate agent id" in log_stream.getvalue()))
+        assert engine.manager.get("coby") is coby
+
+
+async def _definition_error(api: Harness, agent_id: str) -> dict[str, Any] | None:
+    return (await api.get(f"/agents/{agent_id}")).json()["definition_error"]  # type: ignore[no-any-return]
+
+
+async def _problem_mentions(api: Harness, agent_id: str, text: str) -> bool:
+    error = await _definition_error(api, agent_id)
+    return error is not None and any(text in p for p in error["problems"])
+
+
+# -- watching, two engines on PostgreSQL ------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_two_workers_on_postgres_record_each_edit_once_and_both_run_it(tmp_path: Path, pg_url: str) -> None:
+    directory = agents_dir(tmp_path)
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(node(directory, pg_url, "node-a", engine_leases=True,
+                                                 lease_ttl_seconds=600))
+        b = await stack.enter_async_context(node(directory, pg_url, "node-b", engine_leases=True,
+                                                 lease_ttl_seconds=600))
+        await a.engine.rebalance()
+        await b.engine.rebalance()
+        leases = {n: set(x.engine.leases.owned) for n, x in (("a", a), ("b", b))}  # type: ignore[union-attr]
+        assert leases["a"] and leases["b"] and leases["a"].isdisjoint(leases["b"])
+        engines = (a.engine, b.engine)
+
+        # Both nodes see the edit; it is recorded once and both run it (the owner applies, the other follows).
+        victim = sorted(leases["b"])[0]
+        path = directory / f"{victim}.json"
+        save(path, {**read(path), "name": "Edited once"})
+        for engine in engines:
+            await eventually(lambda e=engine: _true(e.manager.config_of(victim).name == "Edited once"))
+        [command] = await _file_commands(a.engine)
+        assert command["state"] == "applied" and command["applied_by"] == "node-b"
+        row = await _row(a.engine, victim)
+        assert row["config_source"] == "file" and row["config"]["name"] == "Edited once"
+
+        # An invalid edit: refused on both, one definition error, the running version stays.
+        broken = {**read(path), "name": "Never"}
+        broken["behavior"]["interaction_patterns"]["reply_probability"] = -1
+        save(path, broken)
+        error = await eventually(lambda: _definition_error(a, victim))
+        assert any("behavior.interaction_patterns.reply_probability" in p for p in error["problems"])
+        assert (await _definition_error(b, victim)) == error
+        assert all(e.manager.config_of(victim).name == "Edited once" for e in engines)
+        assert len(await _file_commands(a.engine)) == 1
+
+        # A new file: both nodes know the agent, one runs it.
+        save(directory / "echo.json", {**read(directory / "coby.json"), "id": "echo", "name": "Echo"})
+        for engine in engines:
+            await eventually(lambda e=engine: _true(e.manager.status("echo").state == "running"))
+        await a.engine.rebalance()
+        await b.engine.rebalance()
+        holders = [x for x in engines if "echo" in x.leases.owned]  # type: ignore[union-attr]
+        assert len(holders) == 1
+        async with a.engine.db.connect() as conn:
+            assert (await conn.execute(sa.select(sa.func.count()).select_from(agents_table)
+                                       .where(agents_table.c.id == "echo"))).scalar() == 1
+
+        # A removed file: stopped on both, recorded once.
+        path.unlink()
+        for engine in engines:
+            await eventually(lambda e=engine: _true(e.manager.status(victim).state == "stopped"))
+        assert [c["kind"] for c in await _file_commands(a.engine)] == ["config", "stop"]
+        assert (await _row(a.engine, victim))["enabled"] is False
