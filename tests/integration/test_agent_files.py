@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ def agents_dir(tmp_path: Path) -> Path:
 
 
 def read(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    return json.loads(path.read_text())
 
 
 def save(path: Path, data: dict[str, Any]) -> None:
@@ -52,12 +52,12 @@ def save(path: Path, data: dict[str, Any]) -> None:
 async def node(directory: Path, database_url: str, owner: str = "node-a", **settings: Any) -> AsyncIterator[Harness]:
     """An engine reading ``directory`` (watched unless told), its API over ASGI."""
     values = {"database_url": database_url, "embedder": "hashing", **settings}
-    engine = Engine(Settings(_env_file=None, **values),  # type: ignore[call-arg]
+    engine = Engine(Settings(_env_file=None, **values),
                     EngineOptions(agents_dir=directory, sandbox=Sandbox(SandboxConfig()), seed=11, owner=owner))
     await engine.start()
     try:
         if engine.files is not None and engine._watch_task is not None:
-            await eventually(lambda: _true(engine.files.ready.is_set()))  # type: ignore[union-attr]
+            await eventually(lambda: _true(engine.files.ready.is_set()))
         app = create_app(engine, keys=KeyRing.parse(KEYS), feed_interval=0.1)
         async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=f"http://{owner}") as c:
             yield Harness(engine, app, c)
@@ -186,8 +186,16 @@ async def test_files_added_edited_refused_and_removed_apply_live(tmp_path: Path,
         assert engine.manager.get("coby") is coby
 
 
-async def _definition_error(api: Harness, agent_id: str) -> dict[str, Any] | None:
-    return (await api.get(f"/agents/{agent_id}")).json()["definition_error"]  # type: ignore[no-any-return]
+async def _definition_error(api: Harness, agent_id: str) -> Any:
+    return (await api.get(f"/agents/{agent_id}")).json()["definition_error"]
+
+
+def _named(engine: Engine, agent_id: str, name: str) -> Callable[[], Awaitable[bool]]:
+    return lambda: _true(engine.manager.config_of(agent_id).name == name)
+
+
+def _in_state(engine: Engine, agent_id: str, state: str) -> Callable[[], Awaitable[bool]]:
+    return lambda: _true(engine.manager.status(agent_id).state == state)
 
 
 async def _problem_mentions(api: Harness, agent_id: str, text: str) -> bool:
@@ -208,7 +216,7 @@ async def test_two_workers_on_postgres_record_each_edit_once_and_both_run_it(tmp
                                                  lease_ttl_seconds=600))
         await a.engine.rebalance()
         await b.engine.rebalance()
-        leases = {n: set(x.engine.leases.owned) for n, x in (("a", a), ("b", b))}  # type: ignore[union-attr]
+        leases = {n: set(x.engine.leases.owned) for n, x in (("a", a), ("b", b))}
         assert leases["a"] and leases["b"] and leases["a"].isdisjoint(leases["b"])
         engines = (a.engine, b.engine)
 
@@ -217,7 +225,7 @@ async def test_two_workers_on_postgres_record_each_edit_once_and_both_run_it(tmp
         path = directory / f"{victim}.json"
         save(path, {**read(path), "name": "Edited once"})
         for engine in engines:
-            await eventually(lambda e=engine: _true(e.manager.config_of(victim).name == "Edited once"))
+            await eventually(_named(engine, victim, "Edited once"))
         [command] = await _file_commands(a.engine)
         assert command["state"] == "applied" and command["applied_by"] == "node-b"
         row = await _row(a.engine, victim)
@@ -236,10 +244,10 @@ async def test_two_workers_on_postgres_record_each_edit_once_and_both_run_it(tmp
         # A new file: both nodes know the agent, one runs it.
         save(directory / "echo.json", {**read(directory / "coby.json"), "id": "echo", "name": "Echo"})
         for engine in engines:
-            await eventually(lambda e=engine: _true(e.manager.status("echo").state == "running"))
+            await eventually(_in_state(engine, "echo", "running"))
         await a.engine.rebalance()
         await b.engine.rebalance()
-        holders = [x for x in engines if "echo" in x.leases.owned]  # type: ignore[union-attr]
+        holders = [x for x in engines if "echo" in x.leases.owned]
         assert len(holders) == 1
         async with a.engine.db.connect() as conn:
             assert (await conn.execute(sa.select(sa.func.count()).select_from(agents_table)
@@ -248,6 +256,6 @@ async def test_two_workers_on_postgres_record_each_edit_once_and_both_run_it(tmp
         # A removed file: stopped on both, recorded once.
         path.unlink()
         for engine in engines:
-            await eventually(lambda e=engine: _true(e.manager.status(victim).state == "stopped"))
+            await eventually(_in_state(engine, victim, "stopped"))
         assert [c["kind"] for c in await _file_commands(a.engine)] == ["config", "stop"]
         assert (await _row(a.engine, victim))["enabled"] is False

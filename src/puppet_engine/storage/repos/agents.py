@@ -149,6 +149,7 @@ async def set_definition_error(db: Database, agent_id: str, error: dict[str, Any
     """Record a refused version ``sha`` of the agent's file (``error``: ``{file, problems, since}``),
     or clear it (``None``). The same refused version seen again (by another node) keeps its first
     ``since``: one conditional statement, so nodes racing on it agree."""
+    where: sa.ColumnElement[bool]
     if error is None:
         where = agents.c.refused_sha.is_not(None)
     else:
