@@ -22,6 +22,7 @@ from api_helpers import EXAMPLE_AGENTS, KEYS, Harness, eventually
 
 from puppet_engine.api import KeyRing, create_app
 from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.errors import AgentConfigError
 from puppet_engine.observability.logging import configure_logging
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.settings import Settings
@@ -80,6 +81,12 @@ async def _file_commands(engine: Engine) -> list[Any]:
                                         .order_by(commands_table.c.id))).mappings())
 
 
+async def _applied_file_commands(engine: Engine, count: int = 1) -> list[Any]:
+    """The commands recorded from file edits, once ``count`` exist and all are applied."""
+    found = await _file_commands(engine)
+    return found if len(found) == count and all(c["state"] == "applied" for c in found) else []
+
+
 # -- start-up: which definition wins ---------------------------------------------------------------
 
 
@@ -127,6 +134,31 @@ async def test_agents_without_a_file_run_from_the_database_and_a_file_removed_me
         assert (await _row(api.engine, "ledger"))["enabled"] is False
 
 
+async def test_a_file_broken_while_the_engine_was_down_runs_its_stored_definition_flagged(tmp_path: Path) -> None:
+    directory, url = agents_dir(tmp_path), f"sqlite:///{tmp_path / 'db.sqlite'}"
+    async with node(directory, url, watch_agents=False):
+        pass
+    broken = read(directory / "nova.json")
+    broken["behavior"]["interaction_patterns"]["reply_probability"] = 3
+    broken["name"] = "Never"
+    (directory / "nova.json").write_text(json.dumps(broken))
+    async with node(directory, url) as api:
+        assert api.engine.manager.status("nova").state == "running"
+        assert api.engine.manager.config_of("nova").name == "Nova"
+        error = (await api.get("/agents/nova")).json()["definition_error"]
+        assert error["file"].endswith("nova.json")
+        assert any("behavior.interaction_patterns.reply_probability" in p for p in error["problems"])
+        listed = {a["id"]: a for a in (await api.get("/agents")).json()["items"]}
+        assert listed["nova"]["definition_error"] == error and listed["coby"]["definition_error"] is None
+
+    # A file naming no registered agent cannot fall back on anything: the start refuses, as before.
+    (directory / "zed.json").write_text(json.dumps({**broken, "id": "zed"}))
+    with pytest.raises(AgentConfigError) as refused:
+        async with node(directory, url):
+            pass
+    assert all("zed.json" in p for p in refused.value.problems), refused.value.problems
+
+
 # -- watching, one process on SQLite ----------------------------------------------------------------
 
 
@@ -144,8 +176,8 @@ async def test_files_added_edited_refused_and_removed_apply_live(tmp_path: Path,
         coby = engine.manager.get("coby")
         save(directory / "nova.json", {**read(directory / "nova.json"), "name": "Nova, edited"})
         await eventually(lambda: _true(engine.manager.config_of("nova").name == "Nova, edited"))
-        [command] = await _file_commands(engine)
-        assert command["kind"] == "config" and command["state"] == "applied"
+        [command] = await eventually(lambda: _applied_file_commands(engine))
+        assert command["kind"] == "config"
         assert command["requested_by"].endswith("nova.json")
         assert engine.manager.get("coby") is coby and engine.manager.status("nova").state == "running"
         detail = (await api.get("/agents/nova")).json()
@@ -177,8 +209,8 @@ async def test_files_added_edited_refused_and_removed_apply_live(tmp_path: Path,
         (directory / "ledger.json").unlink()
         await eventually(lambda: _true(engine.manager.status("ledger").state == "stopped"))
         assert (await _row(engine, "ledger"))["enabled"] is False
-        kinds = [(c["kind"], c["state"]) for c in await _file_commands(engine)]
-        assert kinds == [("config", "applied"), ("config", "applied"), ("stop", "applied")]
+        kinds = [c["kind"] for c in await eventually(lambda: _applied_file_commands(engine, 3))]
+        assert kinds == ["config", "config", "stop"]
 
         # A new file whose id another file has: refused, nothing started.
         save(directory / "copy.json", read(directory / "coby.json"))
@@ -226,8 +258,8 @@ async def test_two_workers_on_postgres_record_each_edit_once_and_both_run_it(tmp
         save(path, {**read(path), "name": "Edited once"})
         for engine in engines:
             await eventually(_named(engine, victim, "Edited once"))
-        [command] = await _file_commands(a.engine)
-        assert command["state"] == "applied" and command["applied_by"] == "node-b"
+        [command] = await eventually(lambda: _applied_file_commands(a.engine))
+        assert command["applied_by"] == "node-b"
         row = await _row(a.engine, victim)
         assert row["config_source"] == "file" and row["config"]["name"] == "Edited once"
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,7 @@ from puppet_engine.agents.commands import CommandRunner
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.clock import Clock
 from puppet_engine.errors import AgentConfigError, ConfigError, PuppetError, StorageError
-from puppet_engine.persona import (
-    AgentConfig,
-    LoadedAgent,
-    load_agent_file,
-    load_agents,
-    parse_agent_config,
-)
+from puppet_engine.persona import AgentConfig, LoadedAgent, load_agent_file, parse_agent_config
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos.commands import FILE_REQUESTER
@@ -68,27 +63,56 @@ class AgentFiles:
         self.after_added = after_added  # e.g. take a lease on the new agent now rather than later
         self.known: dict[Path, tuple[str, str | None]] = {}  # file → (agent id, hash of the version in force)
         self.ready = asyncio.Event()  # set once changes are being watched
+        self.refused: set[str] = set()  # agents whose current file this node saw refused
 
     # -- start-up -------------------------------------------------------------------
 
     async def load(self) -> tuple[list[AgentConfig], dict[str, str]]:
-        """The agents to start: those of the files (raises ``AgentConfigError`` listing every
-        problem) and the registered ones without a file; with agent id → file hash."""
-        loaded = load_agents(self.directory)
+        """The agents to start, with agent id → file hash: those of the files and the registered
+        ones without a file. A file that does not validate whose ``id`` names a registered agent
+        is a refused edit (the agent runs its stored definition, flagged); any other problem
+        raises ``AgentConfigError`` listing every one (``agents validate``'s)."""
+        if not self.directory.is_dir():
+            raise AgentConfigError([f"{self.directory}: agents directory not found"])
+        loaded: list[LoadedAgent] = []
+        problems: dict[Path, list[str]] = {}
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                loaded.append(load_agent_file(path))
+            except AgentConfigError as exc:
+                problems[path] = exc.problems
+        seen: dict[str, str] = {}
+        for agent in list(loaded):
+            if agent.config.id in seen:
+                loaded.remove(agent)
+                problems[Path(agent.source)] = [f'{agent.source}: id: duplicate agent id "{agent.config.id}", '
+                                                f"already defined in {seen[agent.config.id]}"]
+            seen.setdefault(agent.config.id, agent.source)
+        stored = await agent_rows.stored_without(self.db, seen)
+        refused = {path: _declared_id(path) for path in problems}
+        fatal = [p for path, found in problems.items() if refused[path] not in stored for p in found]
+        if fatal:
+            raise AgentConfigError(fatal)
+        for agent in loaded:
+            for warning in agent.warnings:
+                log.warning("agent config: " + warning)
         self.known = {Path(a.source): (a.config.id, a.sha) for a in loaded}
         configs = [a.config for a in loaded]
-        shas = {a.config.id: a.sha for a in loaded if a.sha is not None}
-        for agent_id, (stored, file_sha) in sorted((await agent_rows.stored_without(self.db, shas)).items()):
+        for agent_id, (config, file_sha) in sorted(stored.items()):
             try:
-                configs.append(parse_agent_config(stored, source=f"database (agent {agent_id})"))
+                configs.append(parse_agent_config(config, source=f"database (agent {agent_id})"))
             except ConfigError as exc:
                 log.warning("agent_stored_config_unusable", agent_id=agent_id, error=str(exc))
                 continue
-            if file_sha is not None:  # its file was removed while the engine was down: stopped, as a live removal
+            invalid = next((p for p, declared in refused.items() if declared == agent_id), None)
+            if invalid is not None:  # edited while the engine was down, refused: the stored definition runs
+                self.known[invalid] = (agent_id, file_sha)
+                await self._refused(invalid, problems[invalid])
+            elif file_sha is not None:  # its file was removed while the engine was down: stopped, as a live removal
                 await agent_rows.record_file_edit(self.db, agent_id, None, [], "file removed", self.clock.now())
                 await agent_rows.set_enabled(self.db, agent_id, False, self.clock.now())
                 log.info("agent_file_gone", agent_id=agent_id, left="stopped")
-        return configs, shas
+        return configs, {a.config.id: a.sha for a in loaded if a.sha is not None}
 
     # -- watching -------------------------------------------------------------------
 
@@ -122,15 +146,16 @@ class AgentFiles:
                 log.error("agent_file_not_applied", file=str(path), error=str(exc))
 
     async def _changed(self, path: Path) -> None:
+        previous = self.known.get(path)
+        if previous is not None and previous[1] == _sha(path):
+            await self._settled(previous[0])  # a refused edit undone
+            return  # the version in force (saved again unchanged, or our own start-up read): not parsed again
         try:
             loaded = load_agent_file(path)
         except AgentConfigError as exc:
             await self._refused(path, exc.problems)
             return
-        previous, config = self.known.get(path), loaded.config
-        if previous is not None and previous == (config.id, loaded.sha):
-            await agent_rows.set_definition_error(self.db, config.id, None)  # a refused edit undone
-            return  # the version in force (saved again unchanged, or our own start-up read)
+        config = loaded.config
         twin = next((p for p, (agent_id, _) in self.known.items() if agent_id == config.id and p != path), None)
         if twin is not None:
             await self._refused(path, [f'{path}: id: duplicate agent id "{config.id}", already defined in {twin}'])
@@ -144,7 +169,13 @@ class AgentFiles:
             await self._added(loaded)
         else:
             await self._edited(loaded, revived=previous is None)
-        await agent_rows.set_definition_error(self.db, config.id, None)
+        await self._settled(config.id)
+
+    async def _settled(self, agent_id: str) -> None:
+        """The agent's file is valid again: its refusal, if this node saw one, is cleared."""
+        if agent_id in self.refused:
+            self.refused.discard(agent_id)
+            await agent_rows.set_definition_error(self.db, agent_id, None)
 
     async def _added(self, loaded: LoadedAgent) -> None:
         """A new agent: every node that sees its file builds it; the database keeps one definition."""
@@ -193,9 +224,24 @@ class AgentFiles:
                   kept="the running version" if agent_id else "nothing started")
         if agent_id is None:
             return
-        try:
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            sha = "unreadable"
+        self.refused.add(agent_id)
         await agent_rows.set_definition_error(self.db, agent_id, {
-            "file": str(path), "problems": problems, "since": self.clock.now()}, sha)
+            "file": str(path), "problems": problems, "since": self.clock.now()}, _sha(path) or "unreadable")
+
+
+def _declared_id(path: Path) -> str | None:
+    """The ``id`` an invalid agent file declares, if it is JSON with one."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    declared = data.get("id") if isinstance(data, dict) else None
+    return declared if isinstance(declared, str) else None
+
+
+def _sha(path: Path) -> str | None:
+    """The hash of the file's bytes as they are now (``None``: unreadable, e.g. removed meanwhile)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None

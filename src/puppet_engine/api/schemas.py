@@ -98,6 +98,8 @@ class AgentSummary(BaseModel):
         None, description="among the agent's last scheduled posts, how many produced nothing and why")
     warnings: list[str] = Field(default_factory=list, description="what an operator should look at, e.g. an "
                                 "agent that skips most of its posts (the dashboard flags the agent)")
+    definition_error: dict[str, Any] | None = Field(
+        None, description="a refused edit of the agent's file (file, problems, since); the previous version runs")
 
 
 class Relationship(BaseModel):
@@ -140,8 +142,6 @@ class AgentDetail(AgentSummary):
     pending_events: list[EventOut]
     relationships: list[Relationship]
     config_source: str | None = Field(None, description="where the config in force came from: file or api")
-    definition_error: dict[str, Any] | None = Field(
-        None, description="a refused edit of the agent's file (file, problems, since); the previous version runs")
 
 
 class CommandedSummary(AgentSummary):

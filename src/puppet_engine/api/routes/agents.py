@@ -83,7 +83,6 @@ async def _detail(ctx: ApiContext, agent_id: str) -> AgentDetail:
         **summary.model_dump(), config=config.public_dict(), state=public_state(state or {}),
         pending_events=[public_event(Event.from_row(r)) for r in pending], relationships=rels,
         config_source=origin.get("config_source"),
-        definition_error=origin.get("definition_error"),
     )
 
 

@@ -76,7 +76,8 @@ async def save_configs(db: Database, definitions: list[Definition], now: float,
         part = definitions[start:start + chunk]
         async with db.transaction() as conn:
             rows = {r.id: r for r in await conn.execute(
-                sa.select(agents.c.id, agents.c.enabled, agents.c.version, agents.c.config, agents.c.file_sha)
+                sa.select(agents.c.id, agents.c.enabled, agents.c.version, agents.c.config, agents.c.file_sha,
+                          agents.c.refused_sha)
                 .where(agents.c.id.in_([d.agent_id for d in part])))}
             fresh = []
             for d in part:
@@ -89,6 +90,9 @@ async def save_configs(db: Database, definitions: list[Definition], now: float,
                     continue
                 if d.sha is not None and d.sha == row.file_sha:  # the file did not change: the database wins
                     stored = row.config if row.config != d.config else None
+                    if row.refused_sha is not None:  # an edit refused earlier was undone meanwhile
+                        await conn.execute(agents.update().where(agents.c.id == d.agent_id)
+                                           .values(definition_error=None, refused_sha=None))
                     registered[d.agent_id] = Registered(bool(row.enabled), stored)
                     continue
                 values: dict[str, Any] = dict(source)
@@ -189,6 +193,7 @@ class AgentOverview:
     posts: int
     next_post_due: float | None  # the pending ``post.due`` event, if any
     skips: SkipCount | None
+    definition_error: dict[str, Any] | None = None  # a refused edit of the agent's file
 
 
 _POSTS = (sa.select(sa.func.count()).select_from(actions)
@@ -205,7 +210,8 @@ def _overviews(n: int) -> sa.Select[Any]:
     """For ``n`` ids: built once per page size (building it cost more than running it) and with
     a parameter per id, so SQLAlchemy's compiled form is reused as is (an expanding IN is
     rendered again on every call)."""
-    return sa.select(agents.c.id, agents.c.state, _POSTS.label("posts"), _NEXT_POST.label("next_due")).where(
+    return sa.select(agents.c.id, agents.c.state, _POSTS.label("posts"), _NEXT_POST.label("next_due"),
+                     agents.c.definition_error).where(
         agents.c.id.in_([sa.bindparam(f"id_{i}") for i in range(n)]))
 
 
@@ -216,7 +222,8 @@ async def overviews(db: Database, agent_ids: list[str]) -> dict[str, AgentOvervi
         rows = {r.id: r for r in found.fetchall()}
         skips = await recent_post_skips(conn, {r.id: _seq((r.state or {}).get("post_seq")) for r in rows.values()})
     return {agent_id: AgentOverview(state=dict(r.state or {}), posts=int(r.posts or 0),
-                                    next_post_due=r.next_due, skips=skips.get(agent_id))
+                                    next_post_due=r.next_due, skips=skips.get(agent_id),
+                                    definition_error=r.definition_error)
             for agent_id, r in rows.items()}
 
 
