@@ -117,6 +117,7 @@ class Engine:
         if options.agents is None:
             self.files = AgentFiles(options.agents_dir or Path(settings.agents_dir), self.db, self.clock, self.manager,
                                     self.commands, self.rebalance if self.leases is not None else None)
+            self.commands.local_definition = self.files.definition
         self._watch_task: asyncio.Task[None] | None = None
 
         async def trade_done(action: Action, outcome: Any) -> None:

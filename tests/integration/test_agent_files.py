@@ -226,6 +226,10 @@ def _named(engine: Engine, agent_id: str, name: str) -> Callable[[], Awaitable[b
     return lambda: _true(engine.manager.config_of(agent_id).name == name)
 
 
+def _holds_secret(engine: Engine, agent_id: str, secret: str) -> Callable[[], Awaitable[bool]]:
+    return lambda: _true(secret in engine.manager.config_of(agent_id).secret_values())
+
+
 def _in_state(engine: Engine, agent_id: str, state: str) -> Callable[[], Awaitable[bool]]:
     return lambda: _true(engine.manager.status(agent_id).state == state)
 
@@ -263,6 +267,19 @@ async def test_two_workers_on_postgres_record_each_edit_once_and_both_run_it(tmp
         row = await _row(a.engine, victim)
         assert row["config_source"] == "file" and row["config"]["name"] == "Edited once"
 
+        # New keys in the file: the database holds them as ***, each node takes them from its own copy.
+        keys = {"apiKey": "file-key-5a1c", "apiKeySecret": "file-secret-9d2e", "accessToken": "file-token-3b7f",
+                "accessTokenSecret": "file-token-secret-8c4a"}
+        save(path, {**read(path), "twitter_credentials": keys})
+        for engine in engines:
+            await eventually(_holds_secret(engine, victim, "file-secret-9d2e"))
+        await eventually(lambda: _applied_file_commands(a.engine, 2))
+        async with a.engine.db.connect() as conn:
+            stored = json.dumps([list(r) for r in (await conn.execute(sa.select(
+                commands_table.c.payload, agents_table.c.config).join(
+                agents_table, agents_table.c.id == commands_table.c.agent_id))).all()])
+        assert "***" in stored and not any(secret in stored for secret in keys.values())
+
         # An invalid edit: refused on both, one definition error, the running version stays.
         broken = {**read(path), "name": "Never"}
         broken["behavior"]["interaction_patterns"]["reply_probability"] = -1
@@ -271,7 +288,7 @@ async def test_two_workers_on_postgres_record_each_edit_once_and_both_run_it(tmp
         assert any("behavior.interaction_patterns.reply_probability" in p for p in error["problems"])
         assert (await _definition_error(b, victim)) == error
         assert all(e.manager.config_of(victim).name == "Edited once" for e in engines)
-        assert len(await _file_commands(a.engine)) == 1
+        assert len(await _file_commands(a.engine)) == 2
 
         # A new file: both nodes know the agent, one runs it.
         save(directory / "echo.json", {**read(directory / "coby.json"), "id": "echo", "name": "Echo"})
@@ -289,5 +306,5 @@ async def test_two_workers_on_postgres_record_each_edit_once_and_both_run_it(tmp
         path.unlink()
         for engine in engines:
             await eventually(_in_state(engine, victim, "stopped"))
-        assert [c["kind"] for c in await _file_commands(a.engine)] == ["config", "stop"]
+        assert [c["kind"] for c in await _file_commands(a.engine)] == ["config", "config", "stop"]
         assert (await _row(a.engine, victim))["enabled"] is False

@@ -53,6 +53,9 @@ class CommandRunner:
         self._configs: dict[int, AgentConfig] = {}  # configs submitted here, with their secrets
         self._errors: dict[int, Exception] = {}  # failures of commands submitted here, re-raised to the caller
         self.results: dict[int, list[str]] = {}  # restart_all: the agents restarted here
+        # The agent's definition as this node read it from its own file (with the file's secrets, which
+        # the database holds only as ``***``): used for a config command carrying that same definition.
+        self.local_definition: Callable[[str], AgentConfig | None] = lambda _agent_id: None
 
     async def start(self) -> None:
         """Follow from now on: the agents' rows already hold what came before."""
@@ -174,6 +177,10 @@ class CommandRunner:
         return self.manager.config_of(agent_id)
 
     def _parse(self, command: dict[str, Any]) -> AgentConfig:
-        """The stored public config, its redacted secrets kept from the agent's current config."""
+        """The stored public config, its redacted secrets kept from the agent's current config (or
+        taken from this node's copy of the agent file that config was read from)."""
+        local = self.local_definition(command["agent_id"])
+        if local is not None and local.public_dict() == command["payload"]:
+            return local
         return parse_agent_config(command["payload"], source=f"command {command['id']}",
                                   previous=self.manager.config_of(command["agent_id"]))

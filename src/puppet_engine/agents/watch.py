@@ -64,6 +64,7 @@ class AgentFiles:
         self.known: dict[Path, tuple[str, str | None]] = {}  # file → (agent id, hash of the version in force)
         self.ready = asyncio.Event()  # set once changes are being watched
         self.refused: set[str] = set()  # agents whose current file this node saw refused
+        self.read: dict[str, AgentConfig] = {}  # agent id → its latest valid file version, secrets included
 
     # -- start-up -------------------------------------------------------------------
 
@@ -97,6 +98,7 @@ class AgentFiles:
             for warning in agent.warnings:
                 log.warning("agent config: " + warning)
         self.known = {Path(a.source): (a.config.id, a.sha) for a in loaded}
+        self.read = {a.config.id: a.config for a in loaded}
         configs = [a.config for a in loaded]
         for agent_id, (config, file_sha) in sorted(stored.items()):
             try:
@@ -165,11 +167,17 @@ class AgentFiles:
         for warning in loaded.warnings:
             log.warning("agent config: " + warning)
         self.known[path] = (config.id, loaded.sha)
+        self.read[config.id] = config  # the owner applies the edit with this file's secrets (see definition())
         if config.id not in self.manager.agents:
             await self._added(loaded)
         else:
             await self._edited(loaded, revived=previous is None)
         await self._settled(config.id)
+
+    def definition(self, agent_id: str) -> AgentConfig | None:
+        """The agent's latest valid version as read from this node's file, secrets included (a
+        file edit's config command carries them as ``***``)."""
+        return self.read.get(agent_id)
 
     async def _settled(self, agent_id: str) -> None:
         """The agent's file is valid again: its refusal, if this node saw one, is cleared."""
