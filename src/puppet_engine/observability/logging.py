@@ -200,7 +200,8 @@ def _shared_processors() -> list[Any]:
 STORY_LOGGER = "puppet_engine.story"
 # Libraries whose INFO lines are about themselves, not the agents: WARNING unless DEBUG.
 CHATTY_LOGGERS = ("alembic", "httpx2", "httpx", "httpcore", "uvicorn", "uvicorn.error", "uvicorn.access",
-                  "openai", "sentence_transformers", "transformers", "huggingface_hub", "urllib3", "filelock")
+                  "openai", "sentence_transformers", "transformers", "huggingface_hub", "urllib3", "filelock",
+                  "watchfiles")
 # Own lines the console shows as story lines: event name → (what happened, field that says why).
 _STORY_FROM_LOG = {
     "post_skipped": ("skipped", "reason"),
