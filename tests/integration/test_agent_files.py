@@ -87,6 +87,12 @@ async def _applied_file_commands(engine: Engine, count: int = 1) -> list[Any]:
     return found if len(found) == count and all(c["state"] == "applied" for c in found) else []
 
 
+async def _decided_file_commands(engine: Engine, count: int) -> list[Any]:
+    """The commands recorded from file edits, once ``count`` exist and none is pending."""
+    found = await _file_commands(engine)
+    return found if len(found) == count and all(c["state"] in ("applied", "failed") for c in found) else []
+
+
 # -- start-up: which definition wins ---------------------------------------------------------------
 
 
@@ -205,12 +211,21 @@ async def test_files_added_edited_refused_and_removed_apply_live(tmp_path: Path,
         await eventually(lambda: _true(engine.manager.config_of("nova").name == "Nova, fixed"))
         assert (await api.get("/agents/nova")).json()["definition_error"] is None
 
+        # Valid, but refused when applied (a wallet key that is no key): flagged, the running version stays.
+        ledger = read(directory / "ledger.json")
+        wallet = engine.manager.get("ledger")
+        save(directory / "ledger.json", {**ledger, "name": "Never", "solana_integration": {
+            **ledger["solana_integration"], "private_key": "not-a-key"}})
+        await eventually(lambda: _problem_mentions(api, "ledger", "private_key"))
+        assert engine.manager.get("ledger") is wallet and engine.manager.config_of("ledger").name == "Ledger"
+        assert "not-a-key" not in json.dumps(await _definition_error(api, "ledger"))
+
         # A removed file stops its agent (desired state: stopped).
         (directory / "ledger.json").unlink()
         await eventually(lambda: _true(engine.manager.status("ledger").state == "stopped"))
         assert (await _row(engine, "ledger"))["enabled"] is False
-        kinds = [c["kind"] for c in await eventually(lambda: _applied_file_commands(engine, 3))]
-        assert kinds == ["config", "config", "stop"]
+        states = [(c["kind"], c["state"]) for c in await eventually(lambda: _decided_file_commands(engine, 4))]
+        assert states == [("config", "applied"), ("config", "applied"), ("config", "failed"), ("stop", "applied")]
 
         # A new file whose id another file has: refused, nothing started.
         save(directory / "copy.json", read(directory / "coby.json"))

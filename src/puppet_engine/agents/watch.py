@@ -170,8 +170,8 @@ class AgentFiles:
         self.read[config.id] = config  # the owner applies the edit with this file's secrets (see definition())
         if config.id not in self.manager.agents:
             await self._added(loaded)
-        else:
-            await self._edited(loaded, revived=previous is None)
+        elif not await self._edited(loaded, revived=previous is None):
+            return
         await self._settled(config.id)
 
     def definition(self, agent_id: str) -> AgentConfig | None:
@@ -198,9 +198,10 @@ class AgentFiles:
         if self.after_added is not None:
             await self.after_added()
 
-    async def _edited(self, loaded: LoadedAgent, revived: bool) -> None:
+    async def _edited(self, loaded: LoadedAgent, revived: bool) -> bool:
         """A known agent's file changed (``revived``: came back after a removal): recorded once,
-        applied as ``PUT config`` (and ``start``) by the agent's owner."""
+        applied as ``PUT config`` (and ``start``) by the agent's owner. ``False``: refused when
+        applied here (flagged; the running version stays)."""
         config, agent_id = loaded.config, loaded.config.id
         current = self.manager.config_of(agent_id)
         same = current.public_dict() == config.public_dict() and current.secret_values() == config.secret_values()
@@ -210,10 +211,15 @@ class AgentFiles:
         ids = await agent_rows.record_file_edit(self.db, agent_id, loaded.sha, wanted, FILE_REQUESTER + loaded.source,
                                                 self.clock.now())
         if ids is None:
-            return  # another node recorded this version: the commands it recorded bring it here
+            return True  # another node recorded this version: the commands it recorded bring it here
         log.info("agent_file_changed", agent_id=agent_id, file=loaded.source, commands=ids)
         for command_id, (kind, _) in zip(ids, wanted, strict=True):
-            await self.commands.settle(command_id, kind, config if kind == "config" else None)
+            try:
+                await self.commands.settle(command_id, kind, config if kind == "config" else None)
+            except PuppetError as exc:  # valid, but refused when applied (X refused its keys): flagged like a refusal
+                await self._refused(Path(loaded.source), [f"{loaded.source}: {exc}"])
+                return False
+        return True
 
     async def _removed(self, path: Path) -> None:
         agent_id, _ = self.known.pop(path)
