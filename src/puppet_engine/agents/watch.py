@@ -129,7 +129,10 @@ class AgentFiles:
             while True:
                 batch = await following
                 following = asyncio.ensure_future(anext(changes))
-                await self.apply({Path(path) for _, path in batch})
+                try:
+                    await self.apply({Path(path) for _, path in batch})
+                except Exception:  # e.g. the database away for a moment: the next change is applied
+                    log.exception("agent_files_apply_failed")
         finally:  # awatch stops its watch when the step it is in is cancelled
             following.cancel()
             with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
