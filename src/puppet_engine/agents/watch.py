@@ -3,8 +3,9 @@
 - **start-up** (:meth:`AgentFiles.load`): every ``*.json`` with the hash of its bytes; the
   database decides which definition runs (an unchanged file gives way to a config changed
   through the API, a changed file is the new definition: ``storage/repos/agents.save_configs``).
-  A registered agent without a file here runs from its stored definition; one whose file was
-  removed while the engine was down is left stopped.
+  A registered agent without a file here (created elsewhere, its file on another node's disk or
+  removed while no engine watched) runs from its stored definition, enabled or not as recorded:
+  only a removal seen happen stops an agent.
 - **watching** (:meth:`AgentFiles.watch`, watchfiles' ``awatch``: the operating system reports
   changes, editors' temp file + rename settle in its debounce): a new file starts an agent; a
   changed file is a ``config`` command (only that agent restarts, on the node that owns it; every
@@ -110,10 +111,6 @@ class AgentFiles:
             if invalid is not None:  # edited while the engine was down, refused: the stored definition runs
                 self.known[invalid] = (agent_id, file_sha)
                 await self._refused(invalid, problems[invalid])
-            elif file_sha is not None:  # its file was removed while the engine was down: stopped, as a live removal
-                await agent_rows.record_file_edit(self.db, agent_id, None, [], "file removed", self.clock.now())
-                await agent_rows.set_enabled(self.db, agent_id, False, self.clock.now())
-                log.info("agent_file_gone", agent_id=agent_id, left="stopped")
         return configs, {a.config.id: a.sha for a in loaded if a.sha is not None}
 
     # -- watching -------------------------------------------------------------------
