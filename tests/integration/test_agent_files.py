@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -270,9 +271,11 @@ async def test_two_workers_on_postgres_record_each_edit_once_and_both_run_it(tmp
         # Both nodes see the edit; it is recorded once and both run it (the owner applies, the other follows).
         victim = sorted(leases["b"])[0]
         path = directory / f"{victim}.json"
+        sent = time.monotonic()
         save(path, {**read(path), "name": "Edited once"})
         for engine in engines:
             await eventually(_named(engine, victim, "Edited once"))
+        print(f"file saved -> both nodes run the edit: {time.monotonic() - sent:.3f}s")
         [command] = await eventually(lambda: _applied_file_commands(a.engine))
         assert command["applied_by"] == "node-b"
         row = await _row(a.engine, victim)

@@ -210,8 +210,9 @@ class AgentFiles:
             wanted.append(("start", {}))
         ids = await agent_rows.record_file_edit(self.db, agent_id, loaded.sha, wanted, FILE_REQUESTER + loaded.source,
                                                 self.clock.now())
-        if ids is None:
-            return True  # another node recorded this version: the commands it recorded bring it here
+        if ids is None:  # another node recorded this version: apply its commands now if the agent is ours
+            await self.commands.tick()
+            return True
         log.info("agent_file_changed", agent_id=agent_id, file=loaded.source, commands=ids)
         for command_id, (kind, _) in zip(ids, wanted, strict=True):
             try:
