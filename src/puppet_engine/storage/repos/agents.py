@@ -85,7 +85,7 @@ async def save_configs(db: Database, definitions: list[Definition], now: float,
                 source = _file_source(d, now)
                 if row is None:
                     fresh.append({"id": d.agent_id, "config": d.config, "state": {}, "enabled": True, "version": 1,
-                                  "created_at": now, "updated_at": now, **source})
+                                  "created_at": now, "updated_at": now, **_NO_FILE, **source})
                     registered[d.agent_id] = Registered(True)
                     continue
                 if d.sha is not None and d.sha == row.file_sha:  # the file did not change: the database wins
@@ -104,6 +104,11 @@ async def save_configs(db: Database, definitions: list[Definition], now: float,
             if fresh:  # another process may be starting the same agents: first one wins
                 await conn.execute(insert_ignoring_conflicts(conn, agents), fresh)
     return registered
+
+
+# Every row of one multi-row insert names the same columns: those of a definition without a file.
+_NO_FILE = {"file_sha": None, "config_source": None, "config_changed_by": None, "config_changed_at": None,
+            "definition_error": None, "refused_sha": None}
 
 
 def _file_source(d: Definition, now: float) -> dict[str, Any]:
