@@ -216,6 +216,8 @@ async def test_files_added_edited_refused_and_removed_apply_live(tmp_path: Path,
         await eventually(lambda: _problem_mentions(api, "ledger", "private_key"))
         assert engine.manager.get("ledger") is wallet and engine.manager.config_of("ledger").name == "Ledger"
         assert "not-a-key" not in json.dumps(await _definition_error(api, "ledger"))
+        save(directory / "ledger.json", ledger)  # back to the running version: the flag goes
+        await eventually(lambda: _no_definition_error(api, "ledger"))
 
         # A removed file stops its agent (desired state: stopped).
         (directory / "ledger.json").unlink()
@@ -244,6 +246,10 @@ def _holds_secret(engine: Engine, agent_id: str, secret: str) -> Callable[[], Aw
 
 def _in_state(engine: Engine, agent_id: str, state: str) -> Callable[[], Awaitable[bool]]:
     return lambda: _true(engine.manager.status(agent_id).state == state)
+
+
+async def _no_definition_error(api: Harness, agent_id: str) -> bool:
+    return await _definition_error(api, agent_id) is None
 
 
 async def _problem_mentions(api: Harness, agent_id: str, text: str) -> bool:

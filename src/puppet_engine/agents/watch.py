@@ -170,7 +170,7 @@ class AgentFiles:
         self.read[config.id] = config  # the owner applies the edit with this file's secrets (see definition())
         if config.id not in self.manager.agents:
             await self._added(loaded)
-        elif not await self._edited(loaded, revived=previous is None):
+        elif not await self._edited(loaded, previous):
             return
         await self._settled(config.id)
 
@@ -198,11 +198,12 @@ class AgentFiles:
         if self.after_added is not None:
             await self.after_added()
 
-    async def _edited(self, loaded: LoadedAgent, revived: bool) -> bool:
-        """A known agent's file changed (``revived``: came back after a removal): recorded once,
-        applied as ``PUT config`` (and ``start``) by the agent's owner. ``False``: refused when
-        applied here (flagged; the running version stays)."""
-        config, agent_id = loaded.config, loaded.config.id
+    async def _edited(self, loaded: LoadedAgent, previous: tuple[str, str | None] | None) -> bool:
+        """A known agent's file changed (``previous`` ``None``: came back after a removal): recorded
+        once, applied as ``PUT config`` (and ``start``) by the agent's owner. ``False``: refused
+        when applied here (flagged; the running version stays, and so does the recorded file
+        version, so saving the same content again tries again)."""
+        config, agent_id, revived = loaded.config, loaded.config.id, previous is None
         current = self.manager.config_of(agent_id)
         same = current.public_dict() == config.public_dict() and current.secret_values() == config.secret_values()
         wanted: list[tuple[str, dict[str, Any]]] = [] if same else [("config", config.public_dict())]
@@ -218,7 +219,11 @@ class AgentFiles:
             try:
                 await self.commands.settle(command_id, kind, config if kind == "config" else None)
             except PuppetError as exc:  # valid, but refused when applied (X refused its keys): flagged like a refusal
-                await self._refused(Path(loaded.source), [f"{loaded.source}: {exc}"])
+                path, before = Path(loaded.source), previous[1] if previous is not None else None
+                await agent_rows.record_file_edit(self.db, agent_id, before, [], "", self.clock.now())
+                self.known[path] = (agent_id, before)
+                self.read[agent_id] = current
+                await self._refused(path, [f"{loaded.source}: {exc}"])
                 return False
         return True
 
