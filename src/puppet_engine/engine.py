@@ -29,6 +29,7 @@ from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.review import ReviewGate, parse_default
 from puppet_engine.agents.review_notify import ReviewNotifier
 from puppet_engine.agents.runtime import AgentServices
+from puppet_engine.agents.watch import AgentFiles
 from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.control import EngineLoad
 from puppet_engine.errors import ConfigError
@@ -38,7 +39,7 @@ from puppet_engine.observability import upstream
 from puppet_engine.observability.engine_hooks import EngineMetrics
 from puppet_engine.observability.logging import set_level
 from puppet_engine.observability.metrics import configure_metrics
-from puppet_engine.persona import AgentConfig, load_agents_dir
+from puppet_engine.persona import AgentConfig
 from puppet_engine.runtime_settings import RuntimeSettings
 from puppet_engine.sandbox import Sandbox
 from puppet_engine.settings import Settings, load_settings
@@ -152,6 +153,12 @@ class Engine:
             if self.db.is_postgres else None
         self._woken_task: asyncio.Task[None] | None = None
         self._halt: asyncio.Event | None = None  # an api node's run() waits on it
+        self.files: AgentFiles | None = None  # agents from a directory: read at start, then watched
+        if options.agents is None:
+            self.files = AgentFiles(options.agents_dir or Path(settings.agents_dir), self.db, self.clock, self.manager,
+                                    self.commands, self.rebalance if self.leases is not None else None)
+            self.commands.local_definition = self.files.definition
+        self._watch_task: asyncio.Task[None] | None = None
 
         async def trade_done(action: Action, outcome: Any) -> None:
             await after_trade_action(self.services, self.manager.agents, self.events.schedule, action, outcome)
@@ -271,11 +278,10 @@ class Engine:
         self._woken_task = asyncio.create_task(self.commands.run_woken(), name="commands")
         if self.listener is not None:  # a command recorded anywhere wakes us at once
             await self.listener.start()
-        configs = self.options.agents if self.options.agents is not None else load_agents_dir(
-            self.options.agents_dir or Path(self.settings.agents_dir))
+        configs, shas = await self.files.load() if self.files is not None else (self.options.agents or [], None)
         await self.manager.expect(configs)  # "starting" in the API while the services come up
         await self.wiring.start()
-        await self.manager.start_agents(configs)
+        await self.manager.start_agents(configs, shas)
         if self.leases is not None:
             await self.rebalance()
             self._lease_task = asyncio.create_task(self._lease_loop(), name="leases")
@@ -284,6 +290,8 @@ class Engine:
             await self._start_mention_stream()
         if self.review_notices is not None:
             self.review_notices.start()
+        if self.files is not None and self.settings.watch_agents:
+            self._watch_task = asyncio.create_task(self.files.watch(), name="agent-files")
         log.info("engine_started", agents=len(configs), owner=self.owner, role=self.role, database=self.db.dialect)
 
     async def _start_mention_stream(self) -> None:
@@ -386,6 +394,10 @@ class Engine:
             self._woken_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._woken_task
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
         if self._runtime_task is not None:
             self._runtime_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = Field("console", description="json lines or human-readable console")
     enable_metrics: bool = Field(True, description="expose Prometheus metrics on /metrics")
     agents_dir: str = Field("agents", description="directory of agent JSON files")
+    watch_agents: bool = Field(True, description="apply edits of agent files live (new, changed, removed files)")
     engine_concurrency: int = Field(16, ge=1, description="events processed at once across agents")
     event_max_attempts: int = Field(5, ge=1, description="attempts before an event is marked failed")
     engine_leases: bool | None = Field(None, description="share agents between processes with leases; default: on for PostgreSQL")

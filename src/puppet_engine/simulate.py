@@ -40,6 +40,7 @@ async def simulate(settings: Settings, options: EngineOptions, hours: float,
     options.clock = clock
     if options.sandbox is None and options.sandbox_url is None:
         options.sandbox = build_sandbox(seed=options.seed or 7, crowd_rate=crowd_rate, clock=clock)
+    settings = settings.model_copy(update={"watch_agents": False})  # virtual hours: the files are read once
     engine = Engine(settings, options)
     start = clock.now()
     end = start + hours * HOUR

@@ -66,6 +66,9 @@ class CommandRunner:
         self.started_at = clock.now()  # restart_all sent before this node started is its to do
         self._wake = asyncio.Event()
         self._here: set[int] = set()  # commands being submitted here (their outcome is kept for submit)
+        # The agent's definition as this node read it from its own file (with the file's secrets, which
+        # the database holds only as ``***``): used for a config command carrying that same definition.
+        self.local_definition: Callable[[str], AgentConfig | None] = lambda _agent_id: None
 
     async def start(self) -> None:
         """Follow from now on: the agents' rows already hold what came before."""
@@ -81,6 +84,10 @@ class CommandRunner:
         applying it here is re-raised (the command is ``failed`` with it).
         """
         command_id = await command_rows.create(self.db, kind, agent_id, payload, requested_by, self.clock.now())
+        return await self.settle(command_id, kind, config)
+
+    async def settle(self, command_id: int, kind: str, config: AgentConfig | None = None) -> dict[str, Any]:
+        """Apply a recorded command here at once when this process owns its agent (see :meth:`submit`)."""
         self._here.add(command_id)
         if config is not None:
             self._configs[command_id] = config
@@ -217,6 +224,10 @@ class CommandRunner:
         return self.manager.config_of(agent_id)
 
     def _parse(self, command: dict[str, Any]) -> AgentConfig:
-        """The stored public config, its redacted secrets kept from the agent's current config."""
+        """The stored public config, its redacted secrets kept from the agent's current config (or
+        taken from this node's copy of the agent file that config was read from)."""
+        local = self.local_definition(command["agent_id"])
+        if local is not None and local.public_dict() == command["payload"]:
+            return local
         return parse_agent_config(command["payload"], source=f"command {command['id']}",
                                   previous=self.manager.config_of(command["agent_id"]))

@@ -26,7 +26,7 @@ from puppet_engine.agents.runtime import (
 )
 from puppet_engine.errors import ConfigError, ProviderError
 from puppet_engine.events import Action, ActionOutcome, Event, EventEngine, HandlerResult
-from puppet_engine.persona import AgentConfig
+from puppet_engine.persona import AgentConfig, parse_agent_config
 from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos import events as event_rows
 
@@ -92,8 +92,13 @@ class AgentManager:
         except KeyError:
             raise ConfigError(f"no agent with id {agent_id!r}") from None
 
-    async def start_agents(self, configs: list[AgentConfig]) -> None:
+    async def start_agents(self, configs: list[AgentConfig], shas: Mapping[str, str] | None = None) -> None:
         """Register every agent (config persisted without secrets) and start the enabled ones.
+
+        ``shas``: agent id → hash of the file its config was read from. The database's definition
+        is the one every node runs: an unchanged file gives way to the stored config (an API
+        change survives a restart), a changed file is recorded as the new definition
+        (:func:`~puppet_engine.storage.repos.agents.save_configs`).
 
         Agents connect their accounts :data:`CONNECT_CONCURRENCY` at a time and their
         schedules are written in batches, so thousands of agents start in seconds. Meanwhile
@@ -104,7 +109,9 @@ class AgentManager:
         if len(set(ids)) != len(ids):
             raise ConfigError("duplicate agent ids: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
         stopped_early = self._expected.keys() - self._starting  # disabled, or stopped while announced
-        enabled = await self._upsert_many(configs)
+        registered = await self._upsert_many(configs, shas or {})
+        configs = [self._stored(c, registered[c.id].config) for c in configs]
+        enabled = {agent_id: r.enabled for agent_id, r in registered.items()}
         for agent_id in stopped_early & {i for i in ids if enabled[i]}:
             await self._set_enabled(agent_id, False)  # its row may be new: the stop must hold
             enabled[agent_id] = False
@@ -399,10 +406,26 @@ class AgentManager:
         return await agent_rows.save_config(self.services.db, config.id, config.public_dict(),
                                             self.services.clock.now())
 
-    async def _upsert_many(self, configs: list[AgentConfig], chunk: int = 500) -> dict[str, bool]:
+    async def _upsert_many(self, configs: list[AgentConfig], shas: Mapping[str, str],
+                           chunk: int = 500) -> dict[str, agent_rows.Registered]:
         """:meth:`_upsert` for many agents, a few statements per ``chunk`` (10,000 agents start fast)."""
-        return await agent_rows.save_configs(self.services.db, [(c.id, c.public_dict()) for c in configs],
-                                             self.services.clock.now(), chunk)
+        definitions = [agent_rows.Definition(c.id, c.public_dict(), shas.get(c.id), c.source or None)
+                       for c in configs]
+        return await agent_rows.save_configs(self.services.db, definitions, self.services.clock.now(), chunk)
+
+    @staticmethod
+    def _stored(config: AgentConfig, stored: dict[str, Any] | None) -> AgentConfig:
+        """The agent's definition from the database when it wins over its file (its secrets, shown
+        there as ``***``, kept from the file); the file's when the stored one no longer parses."""
+        if stored is None:
+            return config
+        try:
+            kept = parse_agent_config(stored, source=f"database (agent {config.id})", previous=config)
+        except ConfigError as exc:
+            log.warning("agent_stored_config_unusable", agent_id=config.id, error=str(exc), using=config.source)
+            return config
+        log.info("agent_config_from_database", agent_id=config.id, file=config.source)
+        return kept
 
     async def _set_enabled(self, agent_id: str, enabled: bool) -> None:
         await agent_rows.set_enabled(self.services.db, agent_id, enabled, self.services.clock.now())

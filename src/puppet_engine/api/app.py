@@ -33,7 +33,17 @@ from puppet_engine.api.auth import (
 from puppet_engine.api.deps import ApiContext
 from puppet_engine.api.errors import install_error_handlers
 from puppet_engine.api.feed import FeedHub
-from puppet_engine.api.routes import agents, commands, events, feed, memory, nodes, review, system, trading
+from puppet_engine.api.routes import (
+    agents,
+    commands,
+    events,
+    feed,
+    memory,
+    nodes,
+    review,
+    system,
+    trading,
+)
 from puppet_engine.control import EngineControl
 from puppet_engine.observability.health import HealthRegistry
 from puppet_engine.observability.logging import update_secrets

@@ -159,6 +159,7 @@ async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
             next_post_at=_num(due), posts=row.posts if row is not None else 0,
             balance_sol=cached[0] if cached else None, **_skip_fields(row.skips if row is not None else None),
             **_owner_fields(owners.get(agent_id)),
+            definition_error=row.definition_error if row is not None else None,
         ))
     return out
 

@@ -100,6 +100,8 @@ class AgentSummary(BaseModel):
         None, description="among the agent's last scheduled posts, how many produced nothing and why")
     warnings: list[str] = Field(default_factory=list, description="what an operator should look at, e.g. an "
                                 "agent that skips most of its posts (the dashboard flags the agent)")
+    definition_error: dict[str, Any] | None = Field(
+        None, description="a refused edit of the agent's file (file, problems, since); the previous version runs")
 
 
 class Relationship(BaseModel):
@@ -141,6 +143,7 @@ class AgentDetail(AgentSummary):
     state: dict[str, Any] = Field(description="persisted state: mood, cursors, next due times")
     pending_events: list[EventOut]
     relationships: list[Relationship]
+    config_source: str | None = Field(None, description="where the config in force came from: file or api")
 
 
 class CommandedSummary(AgentSummary):

@@ -200,7 +200,8 @@ def _shared_processors() -> list[Any]:
 STORY_LOGGER = "puppet_engine.story"
 # Libraries whose INFO lines are about themselves, not the agents: WARNING unless DEBUG.
 CHATTY_LOGGERS = ("alembic", "httpx2", "httpx", "httpcore", "uvicorn", "uvicorn.error", "uvicorn.access",
-                  "openai", "sentence_transformers", "transformers", "huggingface_hub", "urllib3", "filelock")
+                  "openai", "sentence_transformers", "transformers", "huggingface_hub", "urllib3", "filelock",
+                  "watchfiles")
 # Own lines the console shows as story lines: event name → (what happened, field that says why).
 _STORY_FROM_LOG = {
     "post_skipped": ("skipped", "reason"),
@@ -209,6 +210,10 @@ _STORY_FROM_LOG = {
     "agent_start_retry_failed": ("start failed", "error"),
     "agent_started": ("started", ""),
     "agent_stopped": ("stopped", ""),
+    "agent_file_added": ("added", "file"),  # agents directory watched: agents/watch.py
+    "agent_file_changed": ("edited", "file"),
+    "agent_file_removed": ("removed", "file"),
+    "agent_file_refused": ("refused", "problems"),
 }
 # What a story line (action_done) or the start-up summary (where things are) already says.
 _CONSOLE_HIDDEN = frozenset({"action_done", "engine_started", "engine_stopped", "sandbox_started"})

@@ -7,6 +7,8 @@ credentials) never fail a file. A secret sent back as ``"***"`` keeps the value 
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 from collections.abc import Iterable
@@ -36,6 +38,7 @@ class LoadedAgent:
     config: AgentConfig
     source: str
     warnings: list[str] = field(default_factory=list)
+    sha: str | None = None  # sha256 of the file's bytes (an edit of the file changes it)
 
 
 def _restore_placeholders(data: dict[str, Any], previous: AgentConfig | None) -> dict[str, Any]:
@@ -120,7 +123,8 @@ def parse_agent_config(data: Any, source: str = "<api>", previous: AgentConfig |
 def _read(path: Path) -> LoadedAgent:
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise AgentConfigError([f"{source}: not UTF-8 text (byte {exc.start})"]) from None
     except OSError as exc:
@@ -131,7 +135,7 @@ def _read(path: Path) -> LoadedAgent:
         raise AgentConfigError([json_error_problem(source, exc)]) from None
     except RecursionError:
         raise AgentConfigError([f"{source}: invalid JSON: nested too deeply"]) from None
-    return _validate(data, source)
+    return dataclasses.replace(_validate(data, source), sha=hashlib.sha256(raw).hexdigest())
 
 
 def load_agent_file(path: str | Path) -> LoadedAgent:

@@ -250,6 +250,19 @@ commands = Table(
     Index("ix_commands_state", "state"),
 )
 
+# Where each agent's definition comes from (migration 0005): the hash of the agent file version
+# last recorded (an unchanged file gives way to the database's config at start-up), who changed
+# the config last ('file' or 'api'), and an edit of the file that was refused, until it is fixed.
+for _column in (
+    Column("file_sha", String(64), nullable=True),
+    Column("config_source", String(8), nullable=True),  # 'file' | 'api'
+    Column("config_changed_by", String(255), nullable=True),  # "file <path>" or the API key's label
+    Column("config_changed_at", Float, nullable=True),
+    Column("definition_error", JSON, nullable=True),  # {file, problems, since}
+    Column("refused_sha", String(64), nullable=True),  # the hash of that refused version
+):
+    agents.append_column(_column)
+
 # -- Nodes and roles (migration 0006) ------------------------------------------------------
 # Every ``puppet-engine run`` process (role all, worker or api) heartbeats here on its
 # runtime loop; a node unseen for a while is shown as gone (``storage/repos/nodes.py``).

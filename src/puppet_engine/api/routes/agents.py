@@ -78,9 +78,11 @@ async def _detail(ctx: ApiContext, agent_id: str) -> AgentDetail:
     pending = await event_rows.upcoming_for(ctx.db, agent_id, limit=20)
     rels = await agent_rows.relationships_of(ctx.db, agent_id, limit=100)
     state = await agent_states.read_state(ctx.db, agent_id)  # any agent, owned by this process or not
+    origin = await agent_rows.definition(ctx.db, agent_id) or {}
     return AgentDetail(
         **summary.model_dump(), config=config.public_dict(), state=public_state(state or {}),
         pending_events=[public_event(Event.from_row(r)) for r in pending], relationships=rels,
+        config_source=origin.get("config_source"),
     )
 
 

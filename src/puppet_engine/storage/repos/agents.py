@@ -1,4 +1,5 @@
-"""The agents table: registered agents, their secret-free config, enabled flag and version."""
+"""The agents table: registered agents, their secret-free config, enabled flag, version, and where
+the config came from (the agent file's hash, ``file`` or ``api``)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.repos.commands import notify
 from puppet_engine.storage.skips import SkipCount, recent_post_skips
 from puppet_engine.storage.sql import fixed_in, insert_ignoring_conflicts
-from puppet_engine.storage.tables import actions, agents, events, relationships
+from puppet_engine.storage.tables import actions, agents, commands, events, relationships
 
 SENT_POST_KINDS = ("post", "thread")  # what the overview counts as the agent's posts
 
@@ -40,32 +42,146 @@ async def save_config(db: Database, agent_id: str, config: dict[str, Any], now: 
         return bool(row.enabled)
 
 
-async def save_configs(db: Database, configs: list[tuple[str, dict[str, Any]]], now: float,
-                       chunk: int = 500) -> dict[str, bool]:
-    """:func:`save_config` for many agents, a few statements per ``chunk`` (10,000 agents start
-    fast); agent id → enabled."""
-    enabled: dict[str, bool] = {}
-    for start in range(0, len(configs), chunk):
-        part = configs[start:start + chunk]
+@dataclass(frozen=True)
+class Registered:
+    """An agent as start-up finds it in the database: whether it is enabled, and the definition
+    to run instead of the one it was given (``None``: the given one is current)."""
+
+    enabled: bool
+    config: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Definition:
+    """An agent's definition as given at start-up: its public config, and the hash and path of the
+    file it was read from (``None``: not from a file, e.g. given by a test or ``simulate``)."""
+
+    agent_id: str
+    config: dict[str, Any]
+    sha: str | None = None
+    file: str | None = None
+
+
+async def save_configs(db: Database, definitions: list[Definition], now: float,
+                       chunk: int = 500) -> dict[str, Registered]:
+    """Register many agents at start-up, a few statements per ``chunk`` (10,000 agents start fast).
+
+    The database's definition is the one every node runs, so an agent file gives way to it unless
+    the file changed: a file whose hash is the one last recorded leaves the stored config as it is
+    (changed through the API meanwhile: returned in :class:`Registered`), a new or changed file is
+    recorded as the agent's definition (source ``file``). A definition without a file replaces the
+    stored config when it differs (as before files were tracked).
+    """
+    registered: dict[str, Registered] = {}
+    for start in range(0, len(definitions), chunk):
+        part = definitions[start:start + chunk]
         async with db.transaction() as conn:
             rows = {r.id: r for r in await conn.execute(
-                sa.select(agents.c.id, agents.c.enabled, agents.c.version, agents.c.config)
-                .where(agents.c.id.in_([agent_id for agent_id, _ in part])))}
+                sa.select(agents.c.id, agents.c.enabled, agents.c.version, agents.c.config, agents.c.file_sha,
+                          agents.c.refused_sha)
+                .where(agents.c.id.in_([d.agent_id for d in part])))}
             fresh = []
-            for agent_id, config in part:
-                row = rows.get(agent_id)
+            for d in part:
+                row = rows.get(d.agent_id)
+                source = _file_source(d, now)
                 if row is None:
-                    fresh.append({"id": agent_id, "config": config, "state": {}, "enabled": True, "version": 1,
-                                  "created_at": now, "updated_at": now})
-                    enabled[agent_id] = True
+                    fresh.append({"id": d.agent_id, "config": d.config, "state": {}, "enabled": True, "version": 1,
+                                  "created_at": now, "updated_at": now, **_NO_FILE, **source})
+                    registered[d.agent_id] = Registered(True)
                     continue
-                if row.config != config:
-                    await conn.execute(agents.update().where(agents.c.id == agent_id)
-                                       .values(config=config, version=row.version + 1, updated_at=now))
-                enabled[agent_id] = bool(row.enabled)
+                if d.sha is not None and d.sha == row.file_sha:  # the file did not change: the database wins
+                    stored = row.config if row.config != d.config else None
+                    if row.refused_sha is not None:  # an edit refused earlier was undone meanwhile
+                        await conn.execute(agents.update().where(agents.c.id == d.agent_id)
+                                           .values(definition_error=None, refused_sha=None))
+                    registered[d.agent_id] = Registered(bool(row.enabled), stored)
+                    continue
+                values: dict[str, Any] = dict(source)
+                if row.config != d.config:
+                    values.update(config=d.config, version=row.version + 1, updated_at=now)
+                if values:
+                    await conn.execute(agents.update().where(agents.c.id == d.agent_id).values(**values))
+                registered[d.agent_id] = Registered(bool(row.enabled))
             if fresh:  # another process may be starting the same agents: first one wins
                 await conn.execute(insert_ignoring_conflicts(conn, agents), fresh)
-    return enabled
+    return registered
+
+
+# Every row of one multi-row insert names the same columns: those of a definition without a file.
+_NO_FILE = {"file_sha": None, "config_source": None, "config_changed_by": None, "config_changed_at": None,
+            "definition_error": None, "refused_sha": None}
+
+
+def _file_source(d: Definition, now: float) -> dict[str, Any]:
+    """The columns saying the definition came from (this version of) its file."""
+    if d.sha is None:
+        return {}
+    return {"file_sha": d.sha, "config_source": "file", "config_changed_by": f"file {d.file}"[:255],
+            "config_changed_at": now, "definition_error": None, "refused_sha": None}
+
+
+async def stored_without(db: Database, agent_ids: Iterable[str]) -> dict[str, tuple[dict[str, Any], str | None]]:
+    """The stored config and recorded file hash of every registered agent not among ``agent_ids``
+    (an agent whose file is not here: created elsewhere, or its file removed), by id."""
+    known = set(agent_ids)
+    async with db.connect() as conn:  # ids first: 10,000 agents' configs are not read to find none missing
+        missing = [r.id for r in await conn.execute(sa.select(agents.c.id)) if r.id not in known]
+        if not missing:
+            return {}
+        rows = await conn.execute(sa.select(agents.c.id, agents.c.config, agents.c.file_sha)
+                                  .where(agents.c.id.in_(missing)))
+        return {r.id: (r.config, r.file_sha) for r in rows}
+
+
+async def record_file_edit(db: Database, agent_id: str, sha: str | None, commands_: list[tuple[str, dict[str, Any]]],
+                           by: str, now: float) -> list[int] | None:
+    """Take note that the agent's file is now the version ``sha`` (``None``: removed) and record
+    the ``(kind, payload)`` commands that apply it, in one transaction; their ids. ``None`` when
+    that version is already recorded (another node saw the same edit first: it alone records it)."""
+    differs: sa.ColumnElement[bool]
+    if sha is None:
+        differs = agents.c.file_sha.is_not(None)
+    else:
+        differs = sa.or_(agents.c.file_sha.is_(None), agents.c.file_sha != sha)
+    async with db.transaction() as conn:
+        done = await conn.execute(agents.update().where(agents.c.id == agent_id, differs)
+                                  .values(file_sha=sha, definition_error=None, refused_sha=None))
+        if not done.rowcount:
+            return None
+        ids = []
+        for kind, payload in commands_:
+            result = await conn.execute(commands.insert().values(
+                agent_id=agent_id, kind=kind, payload=payload, requested_by=by[:128], created_at=now,
+                state="pending"))
+            assert result.inserted_primary_key is not None
+            ids.append(int(result.inserted_primary_key[0]))
+            await notify(conn, ids[-1])  # the owner applies it at once (PostgreSQL)
+        return ids
+
+
+async def set_definition_error(db: Database, agent_id: str, error: dict[str, Any] | None,
+                               sha: str | None = None) -> None:
+    """Record a refused version ``sha`` of the agent's file (``error``: ``{file, problems, since}``),
+    or clear it (``None``). The same refused version seen again (by another node) keeps its first
+    ``since``: one conditional statement, so nodes racing on it agree."""
+    where: sa.ColumnElement[bool]
+    if error is None:
+        where = agents.c.refused_sha.is_not(None)
+    else:
+        where = sa.or_(agents.c.refused_sha.is_(None), agents.c.refused_sha != (sha or ""))
+    async with db.transaction() as conn:
+        await conn.execute(agents.update().where(agents.c.id == agent_id, where)
+                           .values(definition_error=error, refused_sha=sha if error is not None else None))
+
+
+async def definition(db: Database, agent_id: str) -> dict[str, Any] | None:
+    """Where the agent's config came from: ``version``, ``config_source``, ``config_changed_by``,
+    ``config_changed_at``, ``file_sha`` and ``definition_error`` (a refused file edit, or ``None``)."""
+    async with db.connect() as conn:
+        row = (await conn.execute(sa.select(
+            agents.c.version, agents.c.config_source, agents.c.config_changed_by, agents.c.config_changed_at,
+            agents.c.file_sha, agents.c.definition_error).where(agents.c.id == agent_id))).mappings().first()
+    return dict(row) if row is not None else None
 
 
 async def set_enabled(db: Database, agent_id: str, enabled: bool, now: float) -> None:
@@ -88,6 +204,7 @@ class AgentOverview:
     posts: int
     next_post_due: float | None  # the pending ``post.due`` event, if any
     skips: SkipCount | None
+    definition_error: dict[str, Any] | None = None  # a refused edit of the agent's file
 
 
 _POSTS = (sa.select(sa.func.count()).select_from(actions)
@@ -104,7 +221,8 @@ def _overviews(n: int) -> sa.Select[Any]:
     """For ``n`` ids: built once per page size (building it cost more than running it) and with
     a parameter per id, so SQLAlchemy's compiled form is reused as is (an expanding IN is
     rendered again on every call)."""
-    return sa.select(agents.c.id, agents.c.state, _POSTS.label("posts"), _NEXT_POST.label("next_due")).where(
+    return sa.select(agents.c.id, agents.c.state, _POSTS.label("posts"), _NEXT_POST.label("next_due"),
+                     agents.c.definition_error).where(
         agents.c.id.in_([sa.bindparam(f"id_{i}") for i in range(n)]))
 
 
@@ -115,7 +233,8 @@ async def overviews(db: Database, agent_ids: list[str]) -> dict[str, AgentOvervi
         rows = {r.id: r for r in found.fetchall()}
         skips = await recent_post_skips(conn, {r.id: _seq((r.state or {}).get("post_seq")) for r in rows.values()})
     return {agent_id: AgentOverview(state=dict(r.state or {}), posts=int(r.posts or 0),
-                                    next_post_due=r.next_due, skips=skips.get(agent_id))
+                                    next_post_due=r.next_due, skips=skips.get(agent_id),
+                                    definition_error=r.definition_error)
             for agent_id, r in rows.items()}
 
 

@@ -26,6 +26,7 @@ KINDS = ("start", "stop", "restart", "config", "restart_all")
 STALE_SECONDS = 120.0  # an ``applying`` command this old was left by a dead process
 OPEN = ("pending", "applying")  # not decided yet
 CHANNEL = "puppet_commands"  # NOTIFY channel: a command was recorded or applied (payload: its id)
+FILE_REQUESTER = "file "  # requested_by of a config recorded from an edited agent file: "file <path>"
 _ENABLES = {"start": True, "restart": True, "stop": False}  # what each kind makes of agents.enabled
 
 
@@ -40,12 +41,12 @@ async def create(db: Database, kind: str, agent_id: str | None, payload: dict[st
             state="pending"))
         key = result.inserted_primary_key
         assert key is not None
-        await _notify(conn, int(key[0]))
+        await notify(conn, int(key[0]))
         return int(key[0])
 
 
-async def _notify(conn: Any, command_id: int) -> None:
-    """Wake the listening processes at commit (PostgreSQL; SQLite processes poll)."""
+async def notify(conn: Any, command_id: int) -> None:
+    """Inside a transaction that records or decides a command: wake the listening processes at commit (PostgreSQL; SQLite processes poll)."""
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.text("SELECT pg_notify(:channel, :payload)"),
                            {"channel": CHANNEL, "payload": str(command_id)})
@@ -101,7 +102,7 @@ async def claim(db: Database, command: dict[str, Any], node: str, now: float) ->
             await conn.execute(agents.update().where(agents.c.id == agent_id)
                                .values(enabled=_ENABLES[kind], updated_at=now))
         elif agent_id is not None and kind == "config":
-            await _save_config(conn, agent_id, command["payload"], now)
+            await _save_config(conn, agent_id, command["payload"], now, command["requested_by"])
         return True
 
 
@@ -111,7 +112,7 @@ async def complete(db: Database, command_id: int, node: str, now: float) -> None
         await conn.execute(commands.update().where(commands.c.id == command_id, commands.c.state == "applying",
                                                    commands.c.applied_by == node)
                            .values(state="applied", applied_at=now))
-        await _notify(conn, command_id)
+        await notify(conn, command_id)
 
 
 async def fail(db: Database, command_id: int, reason: str, now: float,
@@ -131,11 +132,13 @@ async def fail(db: Database, command_id: int, reason: str, now: float,
                                .values(config=config, version=max(1, row.version - 1), updated_at=now))
 
 
-async def _save_config(conn: Any, agent_id: str, config: dict[str, Any], now: float) -> None:
+async def _save_config(conn: Any, agent_id: str, config: dict[str, Any], now: float, by: str | None) -> None:
     row = (await conn.execute(sa.select(agents.c.version, agents.c.config).where(agents.c.id == agent_id))).first()
     if row is not None and row.config != config:
+        source = "file" if (by or "").startswith(FILE_REQUESTER) else "api"  # an edited agent file, or the API
         await conn.execute(agents.update().where(agents.c.id == agent_id)
-                           .values(config=config, version=row.version + 1, updated_at=now))
+                           .values(config=config, version=row.version + 1, updated_at=now, config_source=source,
+                                   config_changed_by=by, config_changed_at=now))
 
 
 async def record_result(db: Database, command_id: int, node: str, now: float, result: dict[str, Any]) -> bool:
@@ -170,5 +173,5 @@ async def finish(db: Database, command_id: int, node: str, workers: set[str], no
                                                              commands.c.state.in_(OPEN))
                                      .values(state="applied", applied_at=now, applied_by=node))
         if changed.rowcount:
-            await _notify(conn, command_id)
+            await notify(conn, command_id)
         return True
