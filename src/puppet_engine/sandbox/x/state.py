@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -90,6 +90,8 @@ class XState:
         self.likes: set[tuple[str, str]] = set()
         self.retweets: dict[tuple[str, str], str] = {}  # (user id, source id) → retweet id
         self._last_id = 0
+        # Extra public metrics from the sandbox crowd (sandbox.audience): impressions, likes … it adds.
+        self.audience: Callable[[StoredTweet], dict[str, int]] | None = None
 
     # -- ids and accounts --------------------------------------------------------------
 
@@ -247,6 +249,14 @@ class XState:
                 target.retweet_count = max(0, target.retweet_count - 1)
                 self.retweets.pop((tweet.author_id, target.id), None)
 
+    def public_metrics(self, tweet: StoredTweet) -> dict[str, int]:
+        """X's ``public_metrics``: what accounts here did, plus what the sandbox crowd did."""
+        extra = self.audience(tweet) if self.audience is not None else {}
+        own = {"retweet_count": tweet.retweet_count, "reply_count": tweet.reply_count,
+               "like_count": tweet.like_count, "quote_count": tweet.quote_count, "bookmark_count": 0,
+               "impression_count": 0}
+        return {name: count + int(extra.get(name, 0)) for name, count in own.items()}
+
     # -- likes and retweets ------------------------------------------------------------
 
     def like(self, user_id: str, tweet: StoredTweet) -> None:
@@ -291,7 +301,9 @@ class XState:
         }
 
     def restore(self, data: dict[str, Any]) -> None:
+        audience = self.audience
         self.__init__(self.rng, self.rules)  # type: ignore[misc]
+        self.audience = audience
         for raw in data.get("accounts", []):
             self._index(Account(**raw))
         for raw in data.get("tweets", []):
