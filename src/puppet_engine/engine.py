@@ -21,6 +21,7 @@ import structlog
 from puppet_engine.agents.behaviors import default_behaviors
 from puppet_engine.agents.behaviors.trading import after_trade_action
 from puppet_engine.agents.commands import CommandRunner
+from puppet_engine.agents.engagement import EngagementPlan
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.runtime import AgentServices
@@ -77,7 +78,8 @@ class Engine:
         self.owner = options.owner or f"{socket.gethostname()}-{random.getrandbits(32):08x}"
         self.db = Database(settings.database_url)
         self.services = AgentServices(db=self.db, clock=self.clock,
-                                      mention_poll_seconds=settings.mention_poll_seconds)
+                                      mention_poll_seconds=settings.mention_poll_seconds,
+                                      engagement=EngagementPlan.from_settings(settings))
         self.executors: dict[tuple[str, str], ActionExecutor] = {}
         self.outbox = Outbox(self.db, self.clock, self._executor_for, rng=random.Random(self.rng.random()))
         self.events = EventEngine(self.db, self.clock, self.outbox, concurrency=settings.engine_concurrency,

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from puppet_engine.agents.engagement import EngagementPlan
 from puppet_engine.agents.state import AgentStates
 from puppet_engine.clock import Clock
 from puppet_engine.llm.base import LLMProvider
@@ -64,6 +65,7 @@ class AgentServices:
     mention_poll_seconds: float = 60.0
     interaction_interval_seconds: float = 3 * 3600.0
     mood_interval_seconds: float = 2 * 3600.0
+    engagement: EngagementPlan = field(default_factory=EngagementPlan)
     peers: dict[str, AgentRuntime] = field(default_factory=dict)  # every agent of this engine, by id
     states: AgentStates = field(init=False)
     _by_user: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # X user id → agent id
