@@ -23,8 +23,9 @@ from puppet_engine.storage.repos.engagement import Sample, TrackedPost
 HOUR = 3600.0
 MIN_BASELINE_POSTS = 3  # settled posts needed before a post is called better or worse than usual
 MIN_LEARNING_POSTS = 8  # settled posts needed before peak hours move
-PRIOR_WEIGHT = 2.0  # an hour's mean is shrunk towards the overall mean as if it had this many more posts
+PRIOR_WEIGHT = 3.0  # an hour's mean is shrunk towards the overall mean as if it had this many more posts
 DEFAULT_PEAK_COUNT = 4  # hours learnt when the persona names none
+CONFIGURED_BONUS = 1.1  # the persona's own peak hours start this much ahead
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def learn_peak_hours(configured: Collection[int], stats: dict[int, tuple[int, fl
 
     def smoothed(hour: int) -> float:
         n, mean = stats.get(hour, (0, 0.0))
-        prior = overall * (1.05 if hour in configured else 1.0)
+        prior = overall * (CONFIGURED_BONUS if hour in configured else 1.0)
         return (n * mean + PRIOR_WEIGHT * prior) / (n + PRIOR_WEIGHT)
 
     ranked = sorted(range(24), key=lambda h: (-smoothed(h), h not in configured, h))

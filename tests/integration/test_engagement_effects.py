@@ -7,40 +7,16 @@ from collections import Counter
 from typing import Any
 
 import sqlalchemy as sa
+from engagement_helpers import make_engine, persona
 
 from puppet_engine.agents.engagement import HOUR, importance_for
 from puppet_engine.agents.mood import Mood, after_engagement
 from puppet_engine.clock import VirtualClock
-from puppet_engine.engine import Engine, EngineOptions
-from puppet_engine.persona import parse_agent_config
+from puppet_engine.engine import Engine
 from puppet_engine.sandbox import Sandbox, SandboxConfig
-from puppet_engine.settings import Settings
 from puppet_engine.storage.tables import events, post_metrics
 
 DAY = 24 * HOUR
-
-
-def persona(agent_id: str, *, min_h: float = 2, max_h: float = 4, peak: list[int] | None = None,
-            learn: bool = False) -> dict[str, Any]:
-    return {
-        "id": agent_id, "name": agent_id.title(), "llm_provider": "fake",
-        "personality": {"traits": ["curious"], "interests": ["validators", "solana", "open source"],
-                        "speaking_style": "short and plain"},
-        "style_guide": {"formatting": {"uses_hashtags": False, "uses_emojis": False},
-                        "vocabulary": {"key_terms": ["ledger"]}},
-        "behavior": {"post_frequency": {"min_hours_between_posts": min_h, "max_hours_between_posts": max_h,
-                                        "peak_posting_hours": peak or [], "learn_peak_hours": learn},
-                     "mention_poll_minutes": 240},
-    }
-
-
-def make_engine(url: str, clock: VirtualClock, sandbox: Sandbox, *agents: dict[str, Any], **settings: Any) -> Engine:
-    cfg = Settings(database_url=url, embedder="hashing", _env_file=None, **settings)  # type: ignore[call-arg]
-    engine = Engine(cfg, EngineOptions(agents=[parse_agent_config(a) for a in agents], clock=clock, seed=1,
-                                       sandbox=sandbox))
-    engine.services.mood_interval_seconds = 1e9  # no drift: the mood moves only with engagement here
-    engine.services.interaction_interval_seconds = 1e9
-    return engine
 
 
 async def rows(engine: Engine, table: sa.Table, *where: Any) -> list[Any]:
