@@ -160,7 +160,7 @@ def summary(latest: Sequence[Sample], plan: EngagementPlan, *, top: int = 5) -> 
         "rate": (sum(s.interactions for s in with_impressions) / impressions) if impressions else None,
         "interactions_per_post": interactions / len(posts) if posts else None,
         "best": [post_view(s) for s in ranked[:top]],
-        "worst": [post_view(s) for s in reversed(ranked[-top:])] if ranked else [],
+        "worst": [post_view(s) for s in reversed(ranked[-top:])] if ranked and top else [],
         "by_hour": [{"hour": h, "posts": n, "value": round(mean, 6)} for h, (n, mean) in by_hour(done).items()],
     }
 

@@ -99,6 +99,8 @@ class EngineMetrics:
             m.event_lag.labels(type=event.type).observe(max(0.0, event.started_at - event.due_at))
         if outcome == "failed":
             m.errors.labels(component="events").inc()
+        if event.type == "engagement.sample" and outcome == "done" and event.agent_id and event.result:
+            m.record_engagement(event.agent_id, event.result)
 
     def on_upstream_call(self, service: str, outcome: str, seconds: float) -> None:
         self.metrics.http_client_latency.labels(service=service, outcome=outcome).observe(seconds)

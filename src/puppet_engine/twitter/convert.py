@@ -74,9 +74,12 @@ def metrics_from(body: Any, where: str) -> dict[str, PostMetrics]:
         metrics = item.get("public_metrics") if isinstance(item, dict) else None
         if not isinstance(metrics, dict) or not isinstance(item.get("id"), str):
             raise BadResponse(f"{where}: a tweet without id or public_metrics", service="x")
-        counts = {name: metrics.get(field) for name, field in METRIC_NAMES.items()}
-        if not all(isinstance(v, int) and v >= 0 for k, v in counts.items() if k != "impressions"):
-            raise BadResponse(f"{where}: public_metrics of {item['id']} are not counts", service="x")
-        impressions = counts.pop("impressions")
-        found[item["id"]] = PostMetrics(**counts, impressions=impressions if isinstance(impressions, int) else None)
+        counts: dict[str, int] = {}
+        for name, field in METRIC_NAMES.items():
+            count = metrics.get(field)
+            if isinstance(count, int) and count >= 0:
+                counts[name] = count
+            elif name != "impressions":  # impressions may be absent (older answers, some access levels)
+                raise BadResponse(f"{where}: public_metrics.{field} of {item['id']} is not a count", service="x")
+        found[item["id"]] = PostMetrics(**counts)
     return found

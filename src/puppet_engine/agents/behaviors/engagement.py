@@ -134,8 +134,10 @@ class EngagementBehavior(Behavior):
         changes: dict = {}
         if moves:
             changes["mood"] = mood.to_state()
+        overall = eng.summary(settled, plan, top=0)
         effects: dict = {"settled": len(judged), "scores": scores, "mood_moves": moves,
-                         "memories": await self._reweigh(agent, judged, scores)}
+                         "memories": await self._reweigh(agent, judged, scores), "rate": overall["rate"],
+                         "interactions_per_post": overall["interactions_per_post"]}
         freq = agent.config.behavior.post_frequency
         if freq.learn_peak_hours:
             learned = eng.learn_peak_hours(freq.peak_posting_hours, eng.by_hour(settled))
