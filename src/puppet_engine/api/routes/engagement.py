@@ -30,6 +30,7 @@ class PostEngagement(BaseModel):
     """One post's latest sample."""
 
     post_id: str
+    text: str | None = Field(None, description="what the agent posted (from its outbox)")
     posted_at: float = Field(description="epoch seconds")
     hour: int = Field(description="hour of day it was posted, in the agent's timezone")
     sampled_at: float
@@ -86,10 +87,13 @@ async def engagement(agent_id: AgentId, ctx: Ctx,
     freq = runtime.config.behavior.post_frequency
     learned = state.learned_peak_hours
     peak = learned if freq.learn_peak_hours and learned else list(freq.peak_posting_hours)
-    recent = [p for p in reversed([s for s in latest if not s.gone])][:top * 4]
+    recent = [post_view(s) for s in reversed([s for s in latest if not s.gone])][:top * 4]
+    words = await repo.texts(ctx.db, agent_id, [p["post_id"] for p in (*found["best"], *found["worst"], *recent)])
+    for post in (*found["best"], *found["worst"], *recent):
+        post["text"] = words.get(post["post_id"])
     return Engagement(
         agent_id=agent_id, days=days, sample_hours=list(plan.sample_hours), retention_days=plan.retention_days,
-        recent=[PostEngagement(**post_view(s)) for s in recent], peak_hours=peak,
+        recent=[PostEngagement(**p) for p in recent], peak_hours=peak,
         learn_peak_hours=freq.learn_peak_hours, learned_peak_hours=learned, **found,
     )
 

@@ -92,6 +92,18 @@ def _text(kind: str, payload: dict[str, Any]) -> str:
     return " ".join(payload.get("parts", [])) if kind == "thread" else str(payload.get("text", ""))
 
 
+async def texts(db: Database, agent_id: str, post_ids: Iterable[str]) -> dict[str, str]:
+    """post id → the text the agent posted (threads: their parts joined), from its outbox."""
+    wanted = list(dict.fromkeys(post_ids))
+    if not wanted:
+        return {}
+    q = (sa.select(actions.c.external_id, actions.c.kind, actions.c.payload)
+         .where(actions.c.agent_id == agent_id, actions.c.external_id.in_(wanted),
+                fixed_in(actions.c.kind, POST_KINDS)))
+    async with db.connect() as conn:
+        return {str(ext): _text(kind, payload) for ext, kind, payload in (await conn.execute(q)).fetchall()}
+
+
 async def record(db: Database, samples: Sequence[Sample], event_key: str) -> None:
     """Store samples taken by the event ``event_key``; a slot already taken keeps its first sample."""
     if not samples:
