@@ -101,7 +101,8 @@ class Settings(BaseSettings):
         "1,6,24,72", pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$",
         description="hours after posting at which each post's public metrics are sampled (comma-separated)",
     )
-    engagement_check_seconds: float = Field(3600.0, ge=60, description="how often each agent looks for posts due a sample")
+    engagement_check_seconds: float = Field(
+        21600.0, ge=60, description="longest wait between two looks for posts due a sample (posts off the schedule)")
     engagement_retention_days: float = Field(90.0, gt=0, description="days engagement samples are kept after the post, then pruned")
 
     def has_x_credentials(self) -> bool:

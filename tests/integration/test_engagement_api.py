@@ -43,7 +43,7 @@ async def test_engagement_endpoint_and_metrics(sqlite_url: str) -> None:
     assert worst[0]["rate"] <= worst[-1]["rate"]
     for post in best + worst:
         assert post["interactions"] == sum(post[k] for k in ("likes", "replies", "reposts", "quotes", "bookmarks"))
-        assert post["age_hours"] >= 24 and post["text"]
+        assert post["age_hours"] >= 0.9 * 24 and post["text"]  # the 24 h slot, taken at most a tenth early
     assert sum(h["posts"] for h in body["by_hour"]) == body["settled_posts"]
     assert len(body["by_hour"]) > 5 and all(0 <= h["hour"] < 24 for h in body["by_hour"])
     assert body["learn_peak_hours"] is True and body["peak_hours"] == (body["learned_peak_hours"] or [9, 10])

@@ -41,9 +41,9 @@ async def test_posts_are_sampled_on_schedule_and_move_memory_and_mood(sqlite_url
     assert len(by_post) >= 20
     hours = (1, 6, 24, 72)
     for post_id, taken in by_post.items():
-        for s in taken:  # each slot on time: after its hour, and within one check (1 h) of it
-            due = s["posted_at"] + hours[s["slot"]] * HOUR
-            assert due <= s["sampled_at"] <= due + HOUR + 60, (post_id, s["slot"])
+        for s in taken:  # each slot on time: at most a tenth of its delay early, at most a few minutes late
+            delay = hours[s["slot"]] * HOUR
+            assert s["posted_at"] + 0.9 * delay <= s["sampled_at"] <= s["posted_at"] + delay + 600, (post_id, s["slot"])
     old = [t for t in by_post.values() if t[0]["posted_at"] < clock.now() - 73 * HOUR]
     assert old and all(sorted(s["slot"] for s in t) == [0, 1, 2, 3] for t in old)
     grown = [t for t in old if sorted(t, key=lambda s: s["slot"])[-1]["impressions"] > t[0]["impressions"]]

@@ -5,8 +5,8 @@ applies what these decide. Definitions (docs/engagement.md):
 
 - a post's **value** is its engagement rate, interactions (likes + replies + reposts +
   quotes + bookmarks) ÷ impressions, where impressions are known; else its interactions;
-- a post is **settled** once a sample at or after :attr:`EngagementPlan.judge_hours`
-  (24 h) was taken: only settled posts are compared, shown by hour, and learnt from;
+- a post is **settled** once the sample of its :attr:`EngagementPlan.judge_hours` slot
+  (24 h) or a later one was taken: only settled posts are compared, shown by hour, and learnt from;
 - its **score** in [-1, 1] is log2 of its value over the agent's usual value (the mean
   over its other settled posts), clamped: +1 twice as good as usual, -1 half as good.
 """
@@ -33,9 +33,10 @@ class EngagementPlan:
     """When posts are sampled and how long samples are kept (from Settings)."""
 
     sample_hours: tuple[float, ...] = (1.0, 6.0, 24.0, 72.0)
-    check_seconds: float = 3600.0
+    check_seconds: float = 6 * HOUR
     retention_days: float = 90.0
     judge_hours: float = 24.0
+    early: float = 0.1  # a slot may be taken this share of its delay early, so nearby samples share a round
 
     def __post_init__(self) -> None:
         if not self.sample_hours or list(self.sample_hours) != sorted(set(self.sample_hours)):
@@ -61,15 +62,18 @@ class EngagementPlan:
         """The slot to sample now: the latest whose time has come, if later than any taken
         (slots missed while the engine was down are skipped, not caught up one by one)."""
         last = max(post.taken, default=-1)
-        due = [i for i, h in enumerate(self.sample_hours) if post.posted_at + h * HOUR <= now and i > last]
+        due = [i for i, h in enumerate(self.sample_hours) if i > last and self._opens(post, h) <= now]
         return due[-1] if due else None
 
     def next_due(self, post: TrackedPost, now: float) -> float | None:
-        """When this post's next slot falls due after ``now`` (None when none is left)."""
+        """When this post's next slot not yet open at ``now`` falls due (None when none is left)."""
         last = max(post.taken, default=-1)
-        times = [post.posted_at + h * HOUR for i, h in enumerate(self.sample_hours) if i > last]
-        later = [t for t in times if t > now]
+        later = [post.posted_at + h * HOUR for i, h in enumerate(self.sample_hours)
+                 if i > last and self._opens(post, h) > now]
         return later[0] if later else None
+
+    def _opens(self, post: TrackedPost, hours: float) -> float:
+        return post.posted_at + hours * HOUR * (1 - self.early)
 
 
 def value(sample: Sample) -> float:

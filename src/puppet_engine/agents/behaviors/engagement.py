@@ -1,8 +1,9 @@
 """Engagement: sample how the agent's posts are received, and let it matter.
 
-``engagement.sample`` (every ``ENGAGEMENT_CHECK_SECONDS``, sooner when a sample falls
-due) finds the agent's posts whose next sampling slot (``ENGAGEMENT_SAMPLE_HOURS``
-after posting: 1 h, 6 h, 24 h, 72 h) has come, reads their public metrics in batches
+``engagement.sample`` runs when the agent's next sample falls due (of its posts, or the
+first of its next scheduled post; at least every ``ENGAGEMENT_CHECK_SECONDS`` for posts
+off the schedule), finds the posts whose next sampling slot (``ENGAGEMENT_SAMPLE_HOURS``
+after posting: 1 h, 6 h, 24 h, 72 h; up to a tenth of the delay early) has come, reads their public metrics in batches
 of at most 100 ids per call within the learned rate limits, and records one sample per
 post and slot. A spent window ends the round: what was read is kept, the rest waits
 for the window's reset. Samples carry the key of the event that took them, so a
@@ -41,6 +42,7 @@ BATCH = 100  # ids per lookup: X's maximum for GET /2/tweets
 MAX_WAIT = 5.0  # seconds a round waits for a spent rate-limit window before leaving the rest for later
 MIN_GAP = 60.0  # never check again sooner than this
 DAY = 24 * 3600.0
+HOUR = 3600.0
 
 
 class EngagementBehavior(Behavior):
@@ -53,7 +55,8 @@ class EngagementBehavior(Behavior):
         if "engagement.sample" in pending:
             return []
         now = self.services.clock.now()
-        due = now + agent.rng.uniform(0.1, 1.0) * self.services.engagement.check_seconds
+        first = self.services.engagement.sample_hours[0] * HOUR  # a new agent's first post is due within minutes
+        due = now + agent.rng.uniform(0.5, 1.0) * first
         return [Event("engagement.sample", agent.id, due_at=due, key=f"engagement.sample:{agent.id}:{int(now)}")]
 
     async def on_sample(self, event: Event, agent: AgentRuntime) -> HandlerResult:
@@ -83,7 +86,7 @@ class EngagementBehavior(Behavior):
             pruned = await repo.prune(db, agent.id, now - plan.retention_days * DAY)
             state_changes["engagement_pruned_at"] = now
             effects["pruned"] = pruned
-        nxt = self._next(posts, taken, now, retry_after)
+        nxt = self._next(posts, taken, now, retry_after, (await self.services.states.get(agent.id)).next_post_at)
         follow = [Event("engagement.sample", agent.id, due_at=nxt, key=f"engagement.sample:{agent.id}:{event.id}")]
         result = {"due": len(due), "sampled": len(taken), "calls": calls, "rate_limited": retry_after is not None,
                   "supported": supported, **effects}
@@ -98,12 +101,17 @@ class EngagementBehavior(Behavior):
                       replies=metrics.replies, reposts=metrics.reposts, quotes=metrics.quotes,
                       bookmarks=metrics.bookmarks, impressions=metrics.impressions)
 
-    def _next(self, posts: list[TrackedPost], taken: list[Sample], now: float, retry_after: float | None) -> float:
+    def _next(self, posts: list[TrackedPost], taken: list[Sample], now: float, retry_after: float | None,
+              next_post_at: float | None) -> float:
+        """The next round: when the soonest slot falls due — of the posts known, or the first slot
+        of the next scheduled post — else after ``check_seconds`` (posts off the schedule)."""
         plan = self.services.engagement
         if retry_after is not None:
             return now + max(MIN_GAP, retry_after)
         just = {(s.post_id, s.slot) for s in taken}
         soonest = now + plan.check_seconds
+        if next_post_at is not None and next_post_at + plan.sample_hours[0] * HOUR > now:
+            soonest = min(soonest, next_post_at + plan.sample_hours[0] * HOUR)
         for post in posts:
             updated = TrackedPost(post.post_id, post.posted_at, post.text,
                                   post.taken | {slot for pid, slot in just if pid == post.post_id})

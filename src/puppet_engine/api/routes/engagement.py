@@ -59,7 +59,7 @@ class Engagement(BaseModel):
     sample_hours: list[float] = Field(description="hours after posting at which posts are sampled")
     retention_days: float = Field(description="samples are kept this long after the post, then pruned")
     posts: int = Field(description="posts sampled at least once")
-    settled_posts: int = Field(description="posts sampled at 24 h or later: compared, ranked and learnt from")
+    settled_posts: int = Field(description="posts whose 24 h sample is taken: compared, ranked and learnt from")
     interactions: int
     impressions: int | None
     rate: float | None = Field(description="interactions ÷ impressions over the posts with impressions")
