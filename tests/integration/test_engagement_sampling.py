@@ -96,3 +96,23 @@ async def test_a_restarted_engine_takes_no_sample_twice(sqlite_url: str) -> None
     assert len(rows) == len(set(rows)) and len({p for p, _ in rows}) >= 10
     assert pending == 1  # one schedule per agent, not one more per start
     await again.stop()
+
+
+async def test_samples_are_pruned_after_the_retention(sqlite_url: str) -> None:
+    clock = VirtualClock()
+    sandbox = Sandbox(SandboxConfig(seed=2, crowd_rate=0), clock=clock)
+    engine = make_engine(sqlite_url, clock, sandbox, persona("gu"), engagement_retention_days=2.0)
+    await engine.start()
+    start = clock.now()
+    await engine.run_until(start + 9 * 24 * HOUR)
+    async with engine.db.connect() as conn:
+        oldest = (await conn.execute(sa.select(sa.func.min(post_metrics.c.posted_at)))).scalar()
+        rows = (await conn.execute(sa.select(post_metrics.c.post_id, post_metrics.c.slot))).fetchall()
+    pruned = sum(r.get("pruned", 0) for r in await sample_results(engine))
+    assert pruned > 0 and len(rows) == len(set(rows))
+    # Kept the retention, but never less than the sampling window (84 h + two 6 h checks + a day = 4.5
+    # days; a post pruned inside it would be sampled again), and pruned once a day.
+    kept = engine.services.engagement.kept
+    assert kept == 4.5 * 24 * HOUR
+    assert oldest is not None and clock.now() - kept - 24 * HOUR <= oldest  # nothing pruned came back
+    await engine.stop()

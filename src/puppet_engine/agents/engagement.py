@@ -54,6 +54,17 @@ class EngagementPlan:
         return self.sample_hours[-1] * HOUR
 
     @property
+    def window(self) -> float:
+        """Seconds back the posts still being sampled reach (the last slot, two checks, a day's slack)."""
+        return self.horizon + 2 * self.check_seconds + 24 * HOUR
+
+    @property
+    def kept(self) -> float:
+        """Seconds samples are kept after the post: the retention, never less than :attr:`window`
+        (a pruned post still in the window would be sampled again)."""
+        return max(self.retention_days * 24 * HOUR, self.window)
+
+    @property
     def judge_slot(self) -> int:
         """The first slot at or after ``judge_hours`` (the last slot if none is)."""
         return next((i for i, h in enumerate(self.sample_hours) if h >= self.judge_hours), len(self.sample_hours) - 1)

@@ -62,7 +62,7 @@ class EngagementBehavior(Behavior):
     async def on_sample(self, event: Event, agent: AgentRuntime) -> HandlerResult:
         plan, db, now = self.services.engagement, self.services.db, self.services.clock.now()
         key = event.key or f"engagement.sample:{event.id}"
-        posts = await repo.tracked_posts(db, agent.id, now - plan.horizon - 2 * plan.check_seconds - DAY)
+        posts = await repo.tracked_posts(db, agent.id, now - plan.window)
         already = {s.post_id for s in await repo.taken_by(db, key)}  # an interrupted earlier attempt
         due = [(p, slot) for p in posts if p.post_id not in already and (slot := plan.due_slot(p, now)) is not None]
         calls, retry_after, supported = 0, None, True
@@ -83,7 +83,7 @@ class EngagementBehavior(Behavior):
         taken = await repo.taken_by(db, key)
         state_changes, effects = await self._effects(agent, taken, now)
         if now - ((await self.services.states.get(agent.id)).engagement_pruned_at or 0.0) >= DAY:
-            pruned = await repo.prune(db, agent.id, now - plan.retention_days * DAY)
+            pruned = await repo.prune(db, agent.id, now - plan.kept)
             state_changes["engagement_pruned_at"] = now
             effects["pruned"] = pruned
         nxt = self._next(posts, taken, now, retry_after, (await self.services.states.get(agent.id)).next_post_at)
@@ -126,7 +126,7 @@ class EngagementBehavior(Behavior):
         judged = [s for s in taken if s.slot >= plan.judge_slot and not s.gone]
         if not judged:
             return {}, {}
-        history = await repo.samples(db, agent.id, now - plan.retention_days * DAY)
+        history = await repo.samples(db, agent.id, now - plan.kept)
         settled = eng.settled(history, plan)
         state = await self.services.states.get(agent.id)
         mood = Mood.from_state(state.mood)
