@@ -23,6 +23,7 @@ from puppet_engine import __version__
 from puppet_engine.agents.behaviors import default_behaviors
 from puppet_engine.agents.behaviors.trading import after_trade_action
 from puppet_engine.agents.commands import CommandRunner
+from puppet_engine.agents.engagement import EngagementPlan
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.intake import MentionStream, StreamOptions
 from puppet_engine.agents.manager import AgentManager
@@ -96,7 +97,8 @@ class Engine:
                                        version=__version__, started_at=self.clock.now())
         self.db = Database(settings.database_url)
         self.services = AgentServices(db=self.db, clock=self.clock,
-                                      mention_poll_seconds=settings.mention_poll_seconds)
+                                      mention_poll_seconds=settings.mention_poll_seconds,
+                                      engagement=EngagementPlan.from_settings(settings))
         self.executors: dict[tuple[str, str], ActionExecutor] = {}
         self.outbox = Outbox(self.db, self.clock, self._executor_for, rng=random.Random(self.rng.random()))
         self.events = EventEngine(self.db, self.clock, self.outbox, concurrency=settings.engine_concurrency,

@@ -114,6 +114,15 @@ class Settings(BaseSettings):
     sandbox_seed: int = Field(7, description="seed of a sandbox started by run (accounts, market, crowd)")
     sandbox_crowd_rate: float = Field(2.0, ge=0, description="crowd mentions per minute in a sandbox started by run")
 
+    # Engagement of the agents' posts (docs/engagement.md)
+    engagement_sample_hours: str = Field(
+        "1,6,24,72", pattern=r"^\s*\d+(\.\d+)?(\s*,\s*\d+(\.\d+)?)*\s*$",
+        description="hours after posting at which each post's public metrics are sampled (comma-separated)",
+    )
+    engagement_check_seconds: float = Field(
+        21600.0, ge=60, description="longest wait between two looks for posts due a sample (posts off the schedule)")
+    engagement_retention_days: float = Field(90.0, gt=0, description="days engagement samples are kept after the post, then pruned")
+
     def has_x_credentials(self) -> bool:
         return bool(self.twitter_bearer_token or (self.twitter_api_key and self.twitter_access_token))
 

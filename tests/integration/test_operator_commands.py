@@ -37,7 +37,6 @@ from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.settings import Settings
 from puppet_engine.storage.tables import agents as agents_table
 
-
 _ANSWERED = {(202, "pending"), (202, "applying"), (200, "applied")}  # sent to a node that is not the owner
 
 async def test_commands_apply_at_once_in_a_single_process(tmp_path: Path) -> None:

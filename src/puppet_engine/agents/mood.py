@@ -1,7 +1,7 @@
 """Mood: a persisted (valence, arousal, dominance) per agent, each in [-1, 1].
 
 It drifts back towards the persona's baseline on a schedule (with a little noise),
-moves with what happens (kind or hostile replies, trade outcomes), and colours the
+moves with what happens (kind or hostile replies, trade outcomes, how its posts are received), and colours the
 prompts. Pure functions; the behaviours persist the result in the agent's state.
 """
 
@@ -77,3 +77,10 @@ def after_trade(mood: Mood, pnl_fraction: float, failed: bool = False) -> Mood:
     if failed:
         return nudge(mood, valence=-0.1, arousal=0.15, dominance=-0.1)
     return nudge(mood, valence=_clamp(pnl_fraction * 5) * 0.2, arousal=0.1, dominance=0.05)
+
+
+def after_engagement(mood: Mood, post_score: float) -> Mood:
+    """A post settled better (score > 0) or worse (< 0) than the agent's usual: pleased and
+    surer of itself, or a little deflated. ``post_score`` is in [-1, 1]."""
+    s = max(-1.0, min(1.0, post_score))
+    return nudge(mood, valence=0.08 * s, arousal=0.04 * abs(s), dominance=0.04 * s)

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from puppet_engine.agents.engagement import EngagementPlan
 from puppet_engine.agents.state import AgentStates
 from puppet_engine.clock import Clock
 from puppet_engine.llm.base import LLMProvider
@@ -76,6 +77,7 @@ class AgentServices:
     mention_poll_seconds: float = 60.0
     interaction_interval_seconds: float = 3 * 3600.0
     mood_interval_seconds: float = 2 * 3600.0
+    engagement: EngagementPlan = field(default_factory=EngagementPlan)
     peers: dict[str, AgentRuntime] = field(default_factory=dict)  # every agent of this engine, by id
     mention_feed: MentionFeed | None = None  # the X stream, when X_MENTIONS_MODE lets it run
     states: AgentStates = field(init=False)

@@ -46,6 +46,9 @@ class AgentState:
     next_trade_check_at: float | None = None
     post_skip_streak: int = 0  # scheduled posts skipped in a row (warned about once per streak)
     post_skip_reasons: list[list[Any]] = field(default_factory=list)  # [reason, count] pairs of the streak
+    # engagement (agents/engagement.py): peak hours learnt from it (opt-in), last pruning of its samples
+    learned_peak_hours: list[int] | None = None
+    engagement_pruned_at: float | None = None
     stored: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the JSON object as read
 
     @classmethod

@@ -36,6 +36,7 @@ from puppet_engine.api.feed import FeedHub
 from puppet_engine.api.routes import (
     agents,
     commands,
+    engagement,
     events,
     feed,
     memory,
@@ -153,7 +154,7 @@ def create_app(engine: EngineControl, *, keys: KeyRing | None = None, cors_origi
     app.state.auth = AuthConfig(keys, FailureLimiter(engine.db, max_failures=auth_failures_per_minute,
                                                      window_seconds=60.0))
     install_error_handlers(app)
-    for module in (system, agents, commands, memory, trading, events, feed, nodes, review):
+    for module in (system, agents, commands, memory, trading, events, feed, nodes, review, engagement):
         app.include_router(module.router)
     _mount_openapi(app)
     _mount_dashboard(app)

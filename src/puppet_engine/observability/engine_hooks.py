@@ -32,6 +32,10 @@ class Event(Protocol):
     def due_at(self) -> float: ...
     @property
     def started_at(self) -> float | None: ...
+    @property
+    def agent_id(self) -> str | None: ...
+    @property
+    def result(self) -> dict[str, Any] | None: ...
 
 
 class Action(Protocol):
@@ -99,6 +103,8 @@ class EngineMetrics:
             m.event_lag.labels(type=event.type).observe(max(0.0, event.started_at - event.due_at))
         if outcome == "failed":
             m.errors.labels(component="events").inc()
+        if event.type == "engagement.sample" and outcome == "done" and event.agent_id and event.result:
+            m.record_engagement(event.agent_id, event.result)
 
     def on_upstream_call(self, service: str, outcome: str, seconds: float) -> None:
         self.metrics.http_client_latency.labels(service=service, outcome=outcome).observe(seconds)

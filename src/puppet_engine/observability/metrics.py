@@ -90,6 +90,8 @@ class Metrics:
     ``llm_cost_usd`` (``agent``, ``provider``).
     Review: ``review_decisions`` (``agent``, ``decision`` = approved|rejected|expired_dropped|expired_sent),
     ``review_rejections`` (``agent``, ``reason``).
+    Engagement: ``engagement_samples`` (``agent``), ``engagement_lookups`` (``outcome``),
+    ``engagement_rate`` and ``engagement_interactions_per_post`` (``agent``, settled posts).
     Health: ``errors`` (``component``), ``breaker_state`` (``dependency``; see BREAKER_STATES).
     """
 
@@ -151,6 +153,28 @@ class Metrics:
                                         ("agent", "decision"))
         self.review_rejections = counter("review_rejections_total", "Rejected review items, by agent and reason",
                                          ("agent", "reason"))
+        # engagement of the agents' posts (agents/behaviors/engagement.py)
+        self.engagement_samples = counter("engagement_samples_total", "Post engagement samples taken", ("agent",))
+        self.engagement_lookups = counter("engagement_lookups_total",
+                                          "Metric lookups of up to 100 posts each, by outcome (ok, rate_limited)",
+                                          ("outcome",))
+        self.engagement_rate = gauge("engagement_rate",
+                                     "Interactions per impression of the agent's settled posts", ("agent",))
+        self.engagement_interactions_per_post = gauge("engagement_interactions_per_post",
+                                                      "Mean interactions of the agent's settled posts", ("agent",))
+
+    def record_engagement(self, agent_id: str, result: dict[str, Any]) -> None:
+        """What one ``engagement.sample`` round did (its event result)."""
+        if result.get("sampled"):
+            self.engagement_samples.labels(agent=agent_id).inc(result["sampled"])
+        if result.get("calls"):
+            self.engagement_lookups.labels(outcome="ok").inc(result["calls"])
+        if result.get("rate_limited"):
+            self.engagement_lookups.labels(outcome="rate_limited").inc()
+        if result.get("rate") is not None:
+            self.engagement_rate.labels(agent=agent_id).set(result["rate"])
+        if result.get("interactions_per_post") is not None:
+            self.engagement_interactions_per_post.labels(agent=agent_id).set(result["interactions_per_post"])
 
     def set_breaker(self, dependency: str, state: str) -> None:
         """Record a breaker transition; ``state`` is closed, half_open or open."""

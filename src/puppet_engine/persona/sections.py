@@ -215,6 +215,9 @@ class PostFrequency(Section):
     min_hours_between_posts: NonNegative = Field(3.0, description="shortest gap between posts in hours; default 3")
     max_hours_between_posts: NonNegative = Field(12.0, description="longest gap between posts in hours; default 12")
     peak_posting_hours: list[Hour] = Field(default_factory=list, description="hours 0-23 favoured for posting; default [] (no preference)")
+    learn_peak_hours: bool = Field(
+        False, description="move the peak hours towards the hours whose posts engage best (docs/engagement.md); default false"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> PostFrequency:

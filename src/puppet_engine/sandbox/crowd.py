@@ -5,6 +5,11 @@ configurable share of the time — send hostile input from a fixed corpus (promp
 injection, requests to send or buy tokens, attempts to extract keys or system
 prompts, operator impersonation, insults). Every message is recorded so tests can
 check what the agents did with it. Time and randomness come from the sandbox.
+
+The crowd also reads the agents' posts and engages with them (impressions, likes,
+reposts, replies, quotes, bookmarks in each tweet's ``public_metrics``) by how well a
+post fits its author, its length and the hour it went out: see :mod:`.audience`.
+``POST /sandbox/crowd/interests`` sets what an agent is followed for.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp
 
+from puppet_engine.sandbox.audience import Audience
 from puppet_engine.sandbox.service import SandboxService
 from puppet_engine.sandbox.x.stream import APP_ACCOUNT
 
@@ -53,6 +60,12 @@ class CrowdBurst(BaseModel):
     target: str | None = Field(None, description="username to mention; default: a random agent")
 
 
+class CrowdInterests(BaseModel):
+    username: str = Field(pattern=r"^@?[A-Za-z0-9_]{1,15}$")
+    keywords: list[str] = Field(default_factory=list, max_length=200,
+                                description="what the account is followed for; empty: learn it from its posts")
+
+
 class CrowdService(SandboxService):
     """Background mentions at ``crowd_rate`` per minute; bursts on demand."""
 
@@ -66,6 +79,10 @@ class CrowdService(SandboxService):
         self.hostile_share = float(sandbox.config.extra.get("crowd_hostile_share", 0.2))
         self.sent: list[CrowdMessage] = []
         self._task: asyncio.Task[None] | None = None
+        x = sandbox.service("x")
+        self.audience = Audience(x.state, sandbox.clock.now, int(sandbox.config.seed),
+                                 topics=self.corpus["topics"], crowd_prefix=CROWD_PREFIX)
+        x.state.audience = self.audience.metrics
 
     def asgi_app(self) -> ASGIApp:
         return Starlette()
@@ -84,6 +101,14 @@ class CrowdService(SandboxService):
         async def burst(body: CrowdBurst) -> dict[str, Any]:
             sent = [self.emit(body.category, body.target) for _ in range(body.count)]
             return {"sent": [vars(m) for m in sent if m is not None]}
+
+        @router.post("/interests")
+        async def set_interests(body: CrowdInterests) -> Any:
+            account = self.sandbox.service("x").state.account_by_username(body.username)
+            if account is None:
+                return JSONResponse({"detail": f"no account {body.username!r}"}, 404)
+            kept = self.audience.set_interests(account.user_id, body.keywords)
+            return {"username": account.username, "keywords": sorted(kept)}
 
         @router.get("/messages")
         async def messages() -> dict[str, Any]:

@@ -45,6 +45,25 @@ class Account:
     name: str = ""
 
 
+@dataclass(frozen=True)
+class PostMetrics:
+    """A post's public engagement counts at one moment (X's ``public_metrics``).
+
+    ``impressions`` is None where the network (or the access level) does not give it.
+    """
+
+    likes: int = 0
+    replies: int = 0
+    reposts: int = 0
+    quotes: int = 0
+    bookmarks: int = 0
+    impressions: int | None = None
+
+    @property
+    def interactions(self) -> int:
+        return self.likes + self.replies + self.reposts + self.quotes + self.bookmarks
+
+
 def find_own(posts: list[Post], text: str, reply_to: str | None, *, since: float) -> Post | None:
     """The post an earlier, unanswered attempt published: same text and parent, and not older
     than the attempt (``since``, less :data:`CLOCK_SKEW`). An older post with the same words is
@@ -102,6 +121,11 @@ class SocialClient(ABC):
         raise NotImplementedError
 
     async def get_tweet(self, tweet_id: str) -> Post | None:
+        raise NotImplementedError
+
+    async def get_metrics(self, post_ids: list[str], *, max_wait: float | None = None) -> dict[str, PostMetrics]:
+        """Public metrics of these posts now, by id (posts gone or not visible are left out).
+        Waits at most ``max_wait`` seconds for a rate-limit window, else raises ``RateLimited``."""
         raise NotImplementedError
 
     async def get_conversation(self, tweet: Post, depth: int = 5) -> list[Post]:

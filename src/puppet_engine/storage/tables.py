@@ -339,3 +339,30 @@ review_decisions = Table(
     Index("ix_review_decisions_agent", "agent_id", "decision"),
     Index("ix_review_decisions_time", "decided_at"),
 )
+
+# Engagement of the agents' own posts (issue #16): one row per post and sampling slot (1 h,
+# 6 h, 24 h, 72 h after posting by default), written by the sampling event that took it
+# (``event_key``, so a retried event sees the same rows and applies their effects once).
+# Kept ENGAGEMENT_RETENTION_DAYS after the post, then pruned.
+post_metrics = Table(
+    "post_metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", String(128), nullable=False),
+    Column("post_id", String(64), nullable=False),
+    Column("posted_at", Float, nullable=False),
+    Column("posted_hour", Integer, nullable=False),  # hour of day of the post in the agent's timezone
+    Column("slot", Integer, nullable=False),  # index into the sampling schedule
+    Column("sampled_at", Float, nullable=False),
+    Column("likes", Integer, nullable=False, default=0),
+    Column("replies", Integer, nullable=False, default=0),
+    Column("reposts", Integer, nullable=False, default=0),
+    Column("quotes", Integer, nullable=False, default=0),
+    Column("bookmarks", Integer, nullable=False, default=0),
+    Column("impressions", Integer, nullable=True),  # null: not given (access level) or the post was gone
+    Column("gone", Boolean, nullable=False, default=False),  # deleted or no longer visible when sampled
+    Column("event_key", String(255), nullable=True),
+    UniqueConstraint("post_id", "slot"),
+    Index("ix_post_metrics_agent_posted", "agent_id", "posted_at"),
+    Index("ix_post_metrics_event_key", "event_key"),
+)

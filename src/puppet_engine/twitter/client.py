@@ -31,9 +31,9 @@ from puppet_engine.errors import (
 )
 from puppet_engine.observability.upstream import upstream
 from puppet_engine.resilience import CircuitBreaker, RetryPolicy
-from puppet_engine.social.base import Account, Post, SocialClient, find_own
+from puppet_engine.social.base import Account, Post, PostMetrics, SocialClient, find_own
 from puppet_engine.twitter import errors as xe
-from puppet_engine.twitter.convert import TWEET_PARAMS, tweet_from, tweets_from
+from puppet_engine.twitter.convert import TWEET_PARAMS, metrics_from, tweet_from, tweets_from
 from puppet_engine.twitter.credentials import TwitterCredentials
 from puppet_engine.twitter.ratelimit import RateLimiter
 from puppet_engine.twitter.text import count_cashtags, parse_tweet
@@ -43,6 +43,7 @@ DEFAULT_BASE_URL = "https://api.x.com"
 # raises RateLimited: the outbox keeps it for the window's reset, so the agent's other work
 # and a shutdown are never held up by a send asleep in the client. Reads wait longer.
 WRITE_MAX_WAIT = 5.0
+METRICS_BATCH = 100  # ids per GET /2/tweets, X's maximum
 
 
 class _AmbiguousDuplicate(DuplicateContent):
@@ -119,15 +120,17 @@ class TwitterClient(SocialClient):
         return request
 
     async def _call(self, method: str, path: str, endpoint: str, *, params: dict[str, Any] | None = None,
-                    body: Any = None, user_only: bool = False) -> Any:
-        """One API call with limits, retries and error translation; returns the parsed JSON body."""
+                    body: Any = None, user_only: bool = False, max_wait: float | None = None) -> Any:
+        """One API call with limits, retries and error translation; returns the parsed JSON body.
+        ``max_wait``: the longest wait for a spent rate-limit window (default: by method)."""
         user = self.credentials.has_user_context
         if not user and not self.credentials.bearer_token:
             raise AuthError(f"{endpoint}: no X credentials yet (connect() first)", service="x")
         if user_only and not user:
             raise AuthError(f"{endpoint} needs OAuth 1.0a user credentials, not only a bearer token", service="x")
         where = endpoint
-        max_wait = self.limiter.max_wait if method == "GET" else min(WRITE_MAX_WAIT, self.limiter.max_wait)
+        if max_wait is None:
+            max_wait = self.limiter.max_wait if method == "GET" else min(WRITE_MAX_WAIT, self.limiter.max_wait)
         ambiguous = False  # an earlier attempt may have reached X without us seeing the answer
         attempt = 0
         while True:
@@ -263,6 +266,16 @@ class TwitterClient(SocialClient):
         if xe.not_found_only(body):
             return None
         return tweet_from(body, "GET /2/tweets/:id")
+
+    async def get_metrics(self, post_ids: list[str], *, max_wait: float | None = None) -> dict[str, PostMetrics]:
+        """``public_metrics`` of the posts, ``GET /2/tweets?ids=`` in batches of at most 100 ids."""
+        found: dict[str, PostMetrics] = {}
+        for start in range(0, len(post_ids), METRICS_BATCH):
+            ids = ",".join(post_ids[start:start + METRICS_BATCH])
+            body = await self._call("GET", "/2/tweets", "GET /2/tweets", max_wait=max_wait,
+                                    params={"ids": ids, "tweet.fields": "public_metrics"})
+            found.update(metrics_from(body, "GET /2/tweets"))
+        return found
 
     async def _timeline(self, path: str, endpoint: str, limit: int, *, token_name: str = "pagination_token",
                         params: dict[str, Any] | None = None, low: int = 5, max_pages: int = 10,

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from puppet_engine.errors import BadResponse
-from puppet_engine.social.base import Post
+from puppet_engine.social.base import Post, PostMetrics
 
 TWEET_FIELDS = "author_id,created_at,conversation_id,in_reply_to_user_id,referenced_tweets"
 TWEET_PARAMS: dict[str, Any] = {"tweet.fields": TWEET_FIELDS, "expansions": "author_id"}
@@ -57,3 +57,29 @@ def tweets_from(body: Any, where: str) -> tuple[list[Post], str | None]:
     names = _usernames(body)
     token = body.get("meta", {}).get("next_token")
     return [_tweet(item, names, where) for item in data], token if isinstance(token, str) else None
+
+
+METRIC_NAMES = {"likes": "like_count", "replies": "reply_count", "reposts": "retweet_count",
+                "quotes": "quote_count", "bookmarks": "bookmark_count", "impressions": "impression_count"}
+
+
+def metrics_from(body: Any, where: str) -> dict[str, PostMetrics]:
+    """``public_metrics`` of each tweet of a ``GET /2/tweets?ids=`` answer, by id (missing ones
+    come back in ``errors`` and are left out)."""
+    data = body.get("data", []) if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise BadResponse(f"{where}: data is not a list", service="x")
+    found: dict[str, PostMetrics] = {}
+    for item in data:
+        metrics = item.get("public_metrics") if isinstance(item, dict) else None
+        if not isinstance(metrics, dict) or not isinstance(item.get("id"), str):
+            raise BadResponse(f"{where}: a tweet without id or public_metrics", service="x")
+        counts: dict[str, int] = {}
+        for name, field in METRIC_NAMES.items():
+            count = metrics.get(field)
+            if isinstance(count, int) and count >= 0:
+                counts[name] = count
+            elif name != "impressions":  # impressions may be absent (older answers, some access levels)
+                raise BadResponse(f"{where}: public_metrics.{field} of {item['id']} is not a count", service="x")
+        found[item["id"]] = PostMetrics(**counts)
+    return found

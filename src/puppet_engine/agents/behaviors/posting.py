@@ -77,6 +77,15 @@ async def compose(services: AgentServices, agent: AgentRuntime, context: PromptC
     return validated
 
 
+def peak_hours(agent: AgentRuntime, state: AgentState) -> list[int]:
+    """The persona's peak hours, or those learnt from engagement when it opted in
+    (``behavior.post_frequency.learn_peak_hours``) and enough posts have settled."""
+    freq = agent.config.behavior.post_frequency
+    if freq.learn_peak_hours and state.learned_peak_hours:
+        return list(state.learned_peak_hours)
+    return list(freq.peak_posting_hours)
+
+
 def skip_streak(state: AgentState, agent_id: str, reason: str | None) -> dict[str, Any]:
     """State changes for one ``post.due``: the streak of skipped posts, warned about once per streak."""
     # Reasons are [reason, count] pairs: a list is replaced whole by a JSON merge, an object would be merged.
@@ -106,7 +115,7 @@ class PostingBehavior(Behavior):
         state = await self.services.states.get(agent.id)
         freq = agent.config.behavior.post_frequency
         due = next_post_at(freq.min_hours_between_posts, freq.max_hours_between_posts, state.last_post_at,
-                           now, agent.rng, peak_hours=freq.peak_posting_hours, tz=agent.config.tz)
+                           now, agent.rng, peak_hours=peak_hours(agent, state), tz=agent.config.tz)
         seq = state.post_seq + 1
         return [Event("post.due", agent.id, {"seq": seq}, due_at=due, key=slot_key("post", agent.id, seq))]
 
@@ -115,8 +124,9 @@ class PostingBehavior(Behavior):
         seq = int(event.payload.get("seq", 1))
         freq = agent.config.behavior.post_frequency
         rng = random.Random(seed_for(event.key or str(event.id)))
+        state = await self.services.states.get(agent.id)
         nxt = next_post_at(freq.min_hours_between_posts, freq.max_hours_between_posts, now, now, rng,
-                           peak_hours=freq.peak_posting_hours, tz=agent.config.tz)
+                           peak_hours=peak_hours(agent, state), tz=agent.config.tz)
         result: dict[str, Any]
         actions: list[ActionSpec] = []
         try:

@@ -223,6 +223,7 @@
     left.append(timelineCard(agentId, id));
     right.append(memoryCard(agentId), relationshipsCard(agent));
     if (agent.trading_enabled) view.append(tradingCard(agentId, id));
+    view.append(window.PuppetEngagement.card(agentId, { api, stale: () => stale(id), every, failed }));
     view.append(h("details", { class: "card" }, h("summary", { text: "Configuration (secrets hidden)" }),
                   h("pre", { class: "code", text: JSON.stringify(agent.config, null, 2) })));
   }

@@ -80,9 +80,7 @@ def tweet_object(state: XState, tweet: StoredTweet, fields: set[str]) -> dict[st
     if "referenced_tweets" in fields and tweet.referenced_tweets:
         out["referenced_tweets"] = [dict(r) for r in tweet.referenced_tweets]
     if "public_metrics" in fields:
-        out["public_metrics"] = {"retweet_count": tweet.retweet_count, "reply_count": tweet.reply_count,
-                                 "like_count": tweet.like_count, "quote_count": tweet.quote_count,
-                                 "bookmark_count": 0, "impression_count": 0}
+        out["public_metrics"] = state.public_metrics(tweet)
     if "lang" in fields:
         out["lang"] = "en"
     if "reply_settings" in fields:

@@ -91,6 +91,8 @@ class XState:
         self.retweets: dict[tuple[str, str], str] = {}  # (user id, source id) → retweet id
         self._last_id = 0
         self.listeners: list[Callable[[StoredTweet], None]] = []  # told of every new post (the stream)
+        # Extra public metrics from the sandbox crowd (sandbox.audience): impressions, likes … it adds.
+        self.audience: Callable[[StoredTweet], dict[str, int]] | None = None
 
     # -- ids and accounts --------------------------------------------------------------
 
@@ -250,6 +252,14 @@ class XState:
                 target.retweet_count = max(0, target.retweet_count - 1)
                 self.retweets.pop((tweet.author_id, target.id), None)
 
+    def public_metrics(self, tweet: StoredTweet) -> dict[str, int]:
+        """X's ``public_metrics``: what accounts here did, plus what the sandbox crowd did."""
+        extra = self.audience(tweet) if self.audience is not None else {}
+        own = {"retweet_count": tweet.retweet_count, "reply_count": tweet.reply_count,
+               "like_count": tweet.like_count, "quote_count": tweet.quote_count, "bookmark_count": 0,
+               "impression_count": 0}
+        return {name: count + int(extra.get(name, 0)) for name, count in own.items()}
+
     # -- likes and retweets ------------------------------------------------------------
 
     def like(self, user_id: str, tweet: StoredTweet) -> None:
@@ -294,9 +304,9 @@ class XState:
         }
 
     def restore(self, data: dict[str, Any]) -> None:
-        listeners = self.listeners
+        listeners, audience = self.listeners, self.audience
         self.__init__(self.rng, self.rules)  # type: ignore[misc]
-        self.listeners = listeners
+        self.listeners, self.audience = listeners, audience
         for raw in data.get("accounts", []):
             self._index(Account(**raw))
         for raw in data.get("tweets", []):
