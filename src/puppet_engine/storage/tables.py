@@ -249,3 +249,19 @@ commands = Table(
     Column("applied_by", String(128), nullable=True),  # the node (engine owner id)
     Index("ix_commands_state", "state"),
 )
+
+# The history: every change of an agent's state as a fact, with the time it happened (engine
+# clock), its kind, what changed (``payload``), and the event that made it (``cause``). The
+# current tables (``agents.state``, ``relationships`` …) are the projection of these facts.
+facts = Table(
+    "facts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", String(128), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", JSON, nullable=False, default=dict),
+    Column("cause", Integer, nullable=True),  # events.id
+    Index("ix_facts_agent_at", "agent_id", "at"),
+    Index("ix_facts_at", "at"),
+)

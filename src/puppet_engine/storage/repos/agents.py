@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.repos import facts
 from puppet_engine.storage.skips import SkipCount, recent_post_skips
 from puppet_engine.storage.sql import fixed_in, insert_ignoring_conflicts
 from puppet_engine.storage.tables import actions, agents, events, relationships
@@ -33,11 +34,26 @@ async def save_config(db: Database, agent_id: str, config: dict[str, Any], now: 
         if row is None:
             await conn.execute(agents.insert().values(id=agent_id, config=config, state={}, enabled=True,
                                                       version=1, created_at=now, updated_at=now))
+            await facts.insert(conn, registered(agent_id, now))
             return True
         if row.config != config:
             await conn.execute(agents.update().where(agents.c.id == agent_id)
                                .values(config=config, version=row.version + 1, updated_at=now))
+            await facts.insert(conn, [config_fact(agent_id, row.version + 1, now)])
         return bool(row.enabled)
+
+
+def registered(agent_id: str, now: float) -> list[dict[str, Any]]:
+    """The facts of a new agent: registered, first config version (from its file)."""
+    return [facts.fact(agent_id, "lifecycle", {"status": "registered", "by": facts.current_actor.get()}, now),
+            config_fact(agent_id, 1, now)]
+
+
+def config_fact(agent_id: str, version: int, now: float, source: str | None = None) -> dict[str, Any]:
+    """A config version's fact: from the agent's file, or from the API (``by``: who asked)."""
+    by = facts.current_actor.get()
+    return facts.fact(agent_id, "config", {"version": version, "source": source or ("api" if by else "file"),
+                                           "by": by}, now)
 
 
 async def save_configs(db: Database, configs: list[tuple[str, dict[str, Any]]], now: float,
@@ -51,7 +67,7 @@ async def save_configs(db: Database, configs: list[tuple[str, dict[str, Any]]], 
             rows = {r.id: r for r in await conn.execute(
                 sa.select(agents.c.id, agents.c.enabled, agents.c.version, agents.c.config)
                 .where(agents.c.id.in_([agent_id for agent_id, _ in part])))}
-            fresh = []
+            fresh, changes = [], []
             for agent_id, config in part:
                 row = rows.get(agent_id)
                 if row is None:
@@ -62,16 +78,28 @@ async def save_configs(db: Database, configs: list[tuple[str, dict[str, Any]]], 
                 if row.config != config:
                     await conn.execute(agents.update().where(agents.c.id == agent_id)
                                        .values(config=config, version=row.version + 1, updated_at=now))
+                    changes.append(config_fact(agent_id, row.version + 1, now))
                 enabled[agent_id] = bool(row.enabled)
             if fresh:  # another process may be starting the same agents: first one wins
-                await conn.execute(insert_ignoring_conflicts(conn, agents), fresh)
+                added = await conn.execute(insert_ignoring_conflicts(conn, agents).returning(agents.c.id), fresh)
+                changes += [f for (agent_id,) in added for f in registered(agent_id, now)]
+            await facts.insert(conn, changes)
     return enabled
 
 
 async def set_enabled(db: Database, agent_id: str, enabled: bool, now: float) -> None:
     """Enable or disable the agent (a disabled one is not started)."""
     async with db.transaction() as conn:
-        await conn.execute(agents.update().where(agents.c.id == agent_id).values(enabled=enabled, updated_at=now))
+        changed = await conn.execute(agents.update().where(agents.c.id == agent_id, agents.c.enabled.isnot(enabled))
+                                     .values(enabled=enabled, updated_at=now))
+        if changed.rowcount:
+            await facts.insert(conn, [lifecycle_fact(agent_id, enabled, now)])
+
+
+def lifecycle_fact(agent_id: str, running: bool, now: float, by: str | None = None) -> dict[str, Any]:
+    """The fact of an agent started or stopped (``by``: who asked; the operator under way by default)."""
+    return facts.fact(agent_id, "lifecycle", {"status": "started" if running else "stopped",
+                                              "by": by or facts.current_actor.get()}, now)
 
 
 async def ids(db: Database) -> list[str]:
