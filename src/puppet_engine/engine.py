@@ -27,6 +27,7 @@ from puppet_engine.agents.runtime import AgentServices
 from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.control import EngineLoad
 from puppet_engine.events import Action, ActionExecutor, Event, EventEngine, Outbox
+from puppet_engine.history import retention_loop
 from puppet_engine.memory.base import MemoryStore
 from puppet_engine.observability import upstream
 from puppet_engine.observability.engine_hooks import EngineMetrics
@@ -88,6 +89,7 @@ class Engine:
         self.runtime = RuntimeSettings.from_settings(settings, RuntimeSettingsStore(self.db, self.clock))
         self.runtime.on_change(self._runtime_changed)
         self._runtime_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
         self.leases: LeaseManager | None = None
         self._owned_key: tuple[frozenset[str], set[str]] | None = None
         self._owned_cache: frozenset[str] = frozenset()
@@ -209,6 +211,9 @@ class Engine:
         await self.runtime.refresh()  # settings an operator changed before a restart
         await self.commands.start()
         self._runtime_task = asyncio.create_task(self._runtime_loop(), name="runtime-settings")
+        if self.settings.history_retention_days > 0:  # prunes facts and recordings older than that
+            self._retention_task = asyncio.create_task(
+                retention_loop(self.db, self.clock, self.settings.history_retention_days), name="history-retention")
         configs = self.options.agents if self.options.agents is not None else load_agents_dir(
             self.options.agents_dir or Path(self.settings.agents_dir))
         await self.manager.expect(configs)  # "starting" in the API while the services come up
@@ -287,6 +292,10 @@ class Engine:
                 log.exception("lease_renewal_failed")
 
     async def stop(self) -> None:
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
         if self._runtime_task is not None:
             self._runtime_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
 from puppet_engine.storage.sql import cached
-from puppet_engine.storage.tables import facts
+from puppet_engine.storage.tables import actions, agents, events, facts, memories, mentions, relationships
 
 current_cause: ContextVar[int | None] = ContextVar("fact_cause", default=None)
 """The event being handled in this task (the cause of what it changes)."""
@@ -109,3 +109,75 @@ async def size_of(db: Database, agent_id: str | None = None) -> tuple[int, int]:
     async with db.connect() as conn:
         count, size = (await conn.execute(query)).one()
     return int(count), int(size)
+
+
+# -- what the history reads beside the facts (the events, actions, mentions and memories of a moment) --
+
+_EVENT_TIME = sa.func.coalesce(events.c.finished_at, events.c.due_at)
+
+
+async def events_between(db: Database, agent_id: str, start: float, end: float, limit: int = 200) -> list[dict[str, Any]]:
+    """The agent's events handled (or due, when not handled) in ``[start, end]``, oldest first."""
+    query = (sa.select(events.c.id, events.c.type, events.c.status, events.c.due_at, events.c.finished_at,
+                       events.c.result, events.c.error, events.c.payload)
+             .where(events.c.agent_id == agent_id, _EVENT_TIME >= start, _EVENT_TIME <= end)
+             .order_by(_EVENT_TIME, events.c.id).limit(limit))
+    async with db.connect() as conn:
+        return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def actions_between(db: Database, agent_id: str, start: float, end: float, limit: int = 200
+                          ) -> list[dict[str, Any]]:
+    """The agent's outbox actions created in ``[start, end]``, oldest first."""
+    query = (sa.select(actions.c.id, actions.c.kind, actions.c.status, actions.c.payload, actions.c.external_id,
+                       actions.c.error, actions.c.event_id, actions.c.created_at, actions.c.updated_at)
+             .where(actions.c.agent_id == agent_id, actions.c.created_at >= start, actions.c.created_at <= end)
+             .order_by(actions.c.created_at, actions.c.id).limit(limit))
+    async with db.connect() as conn:
+        return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def mentions_between(db: Database, agent_id: str, start: float, end: float, limit: int = 200
+                           ) -> list[dict[str, Any]]:
+    """Mentions the agent received in ``[start, end]``, oldest first."""
+    query = (sa.select(mentions.c.tweet_id, mentions.c.author_username, mentions.c.text, mentions.c.received_at,
+                       mentions.c.decision, mentions.c.reply_tweet_id)
+             .where(mentions.c.agent_id == agent_id, mentions.c.received_at >= start,
+                    mentions.c.received_at <= end)
+             .order_by(mentions.c.received_at).limit(limit))
+    async with db.connect() as conn:
+        return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def memories_until(db: Database, agent_id: str, at: float, *, full: bool = False) -> list[dict[str, Any]]:
+    """The agent's stored memories created at or before ``at`` (id, kind, importance, created_at;
+    with ``full`` also content, encrypted and embedding)."""
+    columns = [memories.c.id, memories.c.kind, memories.c.importance, memories.c.created_at]
+    if full:
+        columns += [memories.c.content, memories.c.encrypted, memories.c.embedding]
+    query = sa.select(*columns).where(memories.c.agent_id == agent_id, memories.c.created_at <= at)
+    async with db.connect() as conn:
+        return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def projection_of(db: Database, agent_id: str) -> tuple[dict[str, Any], int, list[dict[str, Any]]] | None:
+    """The current tables' view of an agent: ``agents.state``, config version, relationships."""
+    async with db.connect() as conn:
+        row = (await conn.execute(sa.select(agents.c.state, agents.c.version)
+                                  .where(agents.c.id == agent_id))).first()
+        if row is None:
+            return None
+        rels = (await conn.execute(sa.select(relationships).where(relationships.c.agent_id == agent_id)
+                                   .order_by(relationships.c.other))).mappings().all()
+    return dict(row.state or {}), int(row.version), [dict(r) for r in rels]
+
+
+async def write_projection(db: Database, agent_id: str, state: dict[str, Any],
+                           rels: list[dict[str, Any]], now: float) -> None:
+    """Replace the agent's ``agents.state`` and relationships (a projection rebuilt from facts)."""
+    async with db.transaction() as conn:
+        await conn.execute(agents.update().where(agents.c.id == agent_id).values(state=state, updated_at=now))
+        await conn.execute(sa.delete(relationships).where(relationships.c.agent_id == agent_id))
+        if rels:
+            await conn.execute(sa.insert(relationships), [
+                {"agent_id": agent_id, "updated_at": now, **rel} for rel in rels])
