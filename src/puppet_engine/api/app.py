@@ -34,6 +34,7 @@ from puppet_engine.api.deps import ApiContext
 from puppet_engine.api.errors import install_error_handlers
 from puppet_engine.api.feed import FeedHub
 from puppet_engine.api.routes import agents, commands, events, feed, memory, system, trading
+from puppet_engine.api.routes import history as history_routes
 from puppet_engine.control import EngineControl
 from puppet_engine.observability.health import HealthRegistry
 from puppet_engine.observability.logging import update_secrets
@@ -61,6 +62,7 @@ TAGS = [
     {"name": "trading", "description": "balances, trade statistics and the trade audit trail"},
     {"name": "events", "description": "the event history and queue; news for the agents"},
     {"name": "feed", "description": "live activity as Server-Sent Events"},
+    {"name": "history", "description": "an agent's state at any moment and its timeline"},
     {"name": "system", "description": "health, status, runtime settings, metrics"},
 ]
 
@@ -144,6 +146,7 @@ def create_app(engine: EngineControl, *, keys: KeyRing | None = None, cors_origi
     install_error_handlers(app)
     for module in (system, agents, commands, memory, trading, events, feed):
         app.include_router(module.router)
+    app.include_router(history_routes.router)
     _mount_openapi(app)
     _mount_dashboard(app)
     if cors_origins:

@@ -52,8 +52,9 @@ class Projection:
         elif kind == "balances":
             self.balances = {**payload, "at": at}
         elif kind == "trade":
-            self.trades.pop(payload.get("key"), None)  # re-inserted: newest last
-            self.trades[payload.get("key")] = {**payload, "at": at}
+            key = str(payload.get("key"))
+            self.trades.pop(key, None)  # re-inserted: newest last
+            self.trades[key] = {**payload, "at": at}
             while len(self.trades) > KEEP_TRADES:
                 self.trades.pop(next(iter(self.trades)))
         elif kind == "skip":

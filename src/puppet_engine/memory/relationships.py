@@ -144,6 +144,7 @@ class RelationshipStore:
 
     async def upsert(self, relationship: Relationship) -> Relationship:
         """Create or replace, with values clamped to their ranges."""
+        now = self.clock.now()
         values = {
             "agent_id": relationship.agent_id,
             "other": relationship.other,
@@ -152,7 +153,7 @@ class RelationshipStore:
             "trust": _clamp(relationship.trust, 0.0, 1.0),
             "notes": relationship.notes[-MAX_NOTES_CHARS:],
             "interactions": max(0, relationship.interactions),
-            "updated_at": self.clock.now(),
+            "updated_at": now,
         }
         stmt = self._insert().values(**values)
         stmt = stmt.on_conflict_do_update(
@@ -161,7 +162,7 @@ class RelationshipStore:
         )
         async with self.db.transaction() as conn:
             await conn.execute(stmt)
-            await facts.insert(conn, [_fact(values, values["updated_at"], notes=True)])
+            await facts.insert(conn, [_fact(values, now, notes=True)])
         return _from_row(values)
 
     async def seed(
@@ -175,16 +176,17 @@ class RelationshipStore:
         notes: str = "",
     ) -> bool:
         """Create the relationship unless it exists (its evolved state wins); True if created."""
+        now = self.clock.now()
         values = {
             "agent_id": agent_id, "other": other, "sentiment": _clamp(sentiment, -1.0, 1.0),
             "familiarity": _clamp(familiarity, 0.0, 1.0), "trust": _clamp(trust, 0.0, 1.0),
-            "notes": notes[-MAX_NOTES_CHARS:], "interactions": 0, "updated_at": self.clock.now(),
+            "notes": notes[-MAX_NOTES_CHARS:], "interactions": 0, "updated_at": now,
         }
         stmt = self._insert().values(**values).on_conflict_do_nothing(index_elements=[table.c.agent_id, table.c.other])
         async with self.db.transaction() as conn:
             result = await conn.execute(stmt)
             if result.rowcount:
-                await facts.insert(conn, [_fact(values, values["updated_at"], notes=True)])
+                await facts.insert(conn, [_fact(values, now, notes=True)])
         return bool(result.rowcount)
 
     async def update_from_interaction(

@@ -35,7 +35,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
 from puppet_engine.storage.sql import cached
-from puppet_engine.storage.tables import actions, agents, events, facts, memories, mentions, relationships
+from puppet_engine.storage.tables import (
+    actions,
+    agents,
+    events,
+    facts,
+    memories,
+    mentions,
+    relationships,
+)
 
 current_cause: ContextVar[int | None] = ContextVar("fact_cause", default=None)
 """The event being handled in this task (the cause of what it changes)."""
@@ -120,7 +128,7 @@ async def events_between(db: Database, agent_id: str, start: float, end: float, 
     """The agent's events handled (or due, when not handled) in ``[start, end]``, oldest first."""
     query = (sa.select(events.c.id, events.c.type, events.c.status, events.c.due_at, events.c.finished_at,
                        events.c.result, events.c.error, events.c.payload)
-             .where(events.c.agent_id == agent_id, _EVENT_TIME >= start, _EVENT_TIME <= end)
+             .where(events.c.agent_id == agent_id, _EVENT_TIME.between(start, end))
              .order_by(_EVENT_TIME, events.c.id).limit(limit))
     async with db.connect() as conn:
         return [dict(r) for r in (await conn.execute(query)).mappings()]
