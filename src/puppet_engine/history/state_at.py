@@ -41,8 +41,8 @@ async def state_at(db: Database, agent_id: str, at: float, *, store: Any | None 
         if store is None:
             raise ValueError("a memory query needs the memory store")
         found = await _search(store, agent_id, memories, query, at, limit)
-    before = await fact_rows.events_between(db, agent_id, at - around, at)
-    after = await fact_rows.events_between(db, agent_id, at + 1e-6, at + around)
+    before = [e for e in await fact_rows.events_between(db, agent_id, at - around, at) if not _idle(e)]
+    after = [e for e in await fact_rows.events_between(db, agent_id, at + 1e-6, at + around) if not _idle(e)]
     return {
         "agent_id": agent_id,
         "at": show_time(at),
@@ -63,6 +63,12 @@ async def state_at(db: Database, agent_id: str, at: float, *, store: Any | None 
         "events_before": [_event(e) for e in before[-AROUND_LIMIT:]],
         "events_after": [_event(e) for e in after[:AROUND_LIMIT]],
     }
+
+
+def _idle(event: dict[str, Any]) -> bool:
+    """A mention poll that found nothing: left out of the events around a moment."""
+    return event["type"] == "mentions.poll" and event["status"] == "done" and not (event["result"] or {}).get(
+        "received")
 
 
 def _mood(stored: Any) -> dict[str, Any] | None:

@@ -72,13 +72,16 @@ def _event_line(e: dict[str, Any]) -> str | None:
         return f"{e['type']} {e['status']}" if e["type"] not in _QUIET_EVENTS else None
     if "skipped" in result or "rejected" in result:
         return None  # the skip fact says it, with its reason
-    if e["type"] in _QUIET_EVENTS and not any(result.get(k) for k in ("found", "new", "mentions", "label")):
-        return None
+    if e["type"] in _QUIET_EVENTS:
+        return None  # a poll's mentions are "received" lines, a mood drift a "changed" one
+    if "decision" in result:  # a mention: what the agent decided to do about it
+        flags = ", ".join(map(str, result.get("flags") or []))
+        return f"{e['type']} → {result['decision']}" + (f" (flags: {flags})" if flags else "")
+    parts = result.get("parts") or result.get("reply") or []
+    wrote = f" → wrote {len(parts)} part{'s' if len(parts) != 1 else ''}" if parts else ""
     summary = ", ".join(f"{k}={_short(json.dumps(v, default=str), 60)}" for k, v in result.items()
-                        if k not in ("parts", "text"))
-    parts = result.get("parts") or ([result["text"]] if result.get("text") else [])
-    said = f' "{_short(" / ".join(map(str, parts)))}"' if parts else ""
-    return f"{e['type']}{said}" + (f"  ({summary})" if summary else "")
+                        if k not in ("parts", "text", "reply"))
+    return f"{e['type']}{wrote}" + (f"  ({summary})" if summary else "")
 
 
 def _action_line(a: dict[str, Any]) -> str:
