@@ -34,6 +34,11 @@ def register_pruner(name: str, pruner: Pruner) -> None:
     _PRUNERS[name] = pruner
 
 
+def unregister_pruner(name: str) -> None:
+    """Stop pruning what :func:`register_pruner` registered under ``name``."""
+    _PRUNERS.pop(name, None)
+
+
 async def prune_facts(db: Database, before: float) -> int:
     """Fold each agent's facts older than ``before`` into a baseline at ``before``; delete them."""
     removed = 0
