@@ -53,8 +53,9 @@ async def test_state_then_and_now_around_a_stop_by_an_operator(tmp_path: Path) -
         assert story["entries"] and all(e["at"].endswith("Z") for e in story["entries"])
 
         error = assert_error(await api.get("/agents/coby/state", key=READ, params={"at": "yesterday"}), 422)
-        assert "at" in error["message"] and "yesterday" in error["message"]
-        assert_error(await api.get("/agents/coby/history", key=READ, params={"from": iso(clock.now()),
-                                                                              "to": iso(clock.now() - 60)}), 422)
+        assert error["message"].startswith("query.at: Input should be a valid datetime")
+        backwards = await api.get("/agents/coby/history", key=READ, params={"from": iso(clock.now()),
+                                                                             "to": iso(clock.now() - 60)})
+        assert backwards.status_code == 200 and backwards.json()["entries"] == []
         assert_error(await api.get("/agents/zed/state", key=READ, params={"at": iso(clock.now())}), 404)
         assert (await api.client.get("/agents/coby/state", params={"at": iso(clock.now())})).status_code == 401

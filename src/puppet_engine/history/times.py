@@ -27,4 +27,7 @@ def show_time(epoch: float | None) -> str | None:
     """``epoch`` as ISO 8601 in UTC, to the second (``2026-12-01T03:12:00Z``)."""
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):  # beyond what a datetime holds: said as it is
+        return f"{epoch:.0f} (epoch seconds)"
