@@ -123,3 +123,18 @@ async def test_rebuild_writes_the_projection_back_over_a_damaged_one(db, db_url:
     assert state["post_seq"] == 4 and state["mood"]["valence"] == 0.4
     assert {r["other"]: r["notes"] for r in rels} == {"bo": "kind words", "cy": "met at the fair"}
     await store.close()
+
+
+async def test_the_migration_gives_existing_agents_a_baseline_to_rebuild_from(sqlite_url: str) -> None:
+    old = Database(sqlite_url)
+    await old.migrate("0004")  # a database from before the history
+    async with old.transaction() as conn:
+        await conn.execute(agents.insert().values(id="ada", config={"id": "ada"}, state={"post_seq": 7}, enabled=True,
+                                                  version=3, created_at=1.0, updated_at=1.0))
+        await conn.execute(relationships.insert().values(agent_id="ada", other="bo", sentiment=0.5, familiarity=0.2,
+                                                         trust=0.6, notes="", interactions=4, updated_at=1.0))
+    await old.migrate()
+    projection = await rebuild(old, "ada")
+    assert projection.state == {"post_seq": 7} and projection.config["version"] == 3
+    assert projection.relationships["bo"]["interactions"] == 4 and projection.relationships["bo"]["trust"] == 0.6
+    await old.close()
