@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
-from api_helpers import CONTROL, READ, assert_error, harness
+from api_helpers import ADMIN, CONTROL, READ, assert_error, harness
 
 from puppet_engine.memory import Memory
 from puppet_engine.storage.tables import memories
@@ -59,3 +59,18 @@ async def test_state_then_and_now_around_a_stop_by_an_operator(tmp_path: Path) -
         assert backwards.status_code == 200 and backwards.json()["entries"] == []
         assert_error(await api.get("/agents/zed/state", key=READ, params={"at": iso(clock.now())}), 404)
         assert (await api.client.get("/agents/coby/state", params={"at": iso(clock.now())})).status_code == 401
+
+
+async def test_a_config_changed_through_the_api_is_a_version_by_its_operator(tmp_path: Path) -> None:
+    async with harness(tmp_path) as api:
+        clock = api.engine.clock
+        before = clock.now()
+        current = (await api.get("/agents/nova")).json()["config"]
+        response = await api.put("/agents/nova/config", key=ADMIN, json={**current, "name": "Nova Prime"})
+        assert response.status_code == 200, response.text
+        await asyncio.sleep(0.05)
+        then = (await api.get("/agents/nova/state", key=READ, params={"at": iso(before)})).json()
+        now = (await api.get("/agents/nova/state", key=READ, params={"at": iso(clock.now())})).json()
+        operator = "admin:" + hashlib.sha256(ADMIN.encode()).hexdigest()[:8]
+        assert then["config"]["version"] == 1 and then["config"]["source"] == "file"
+        assert now["config"]["version"] == 2 and now["config"]["source"] == "api" and now["config"]["by"] == operator
