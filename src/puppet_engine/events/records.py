@@ -84,10 +84,10 @@ def outcome_facts(outcomes: list[tuple[Event, HandlerResult]], now: float) -> li
             continue
         if hr.state:
             rows.append(facts.fact(event.agent_id, "state", hr.state, now, event.id))
-        skipped = hr.result.get("skipped") if hr.result else None
+        skipped = (hr.result.get("skipped") or hr.result.get("rejected")) if hr.result else None
         if skipped:
-            rows.append(facts.fact(event.agent_id, "skip", {"event": event.type, "reason": str(skipped)}, now,
-                                   event.id))
+            reason = "; ".join(map(str, skipped)) if isinstance(skipped, list) else str(skipped)
+            rows.append(facts.fact(event.agent_id, "skip", {"event": event.type, "reason": reason}, now, event.id))
     return rows
 
 
