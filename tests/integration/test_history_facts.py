@@ -63,6 +63,7 @@ async def test_forgotten_memories_are_found_at_a_moment_before_they_were_forgott
     clock = VirtualClock()
     store = build_memory_store(settings(db_url), db, clock=clock)
     await agent_rows.save_config(db, "ada", {"id": "ada"}, clock.now())
+    start = clock.now()
     clock.advance(60)
     lighthouse = await store.add_memory("ada", Memory(content="the lighthouse keeper's logbook", kind="knowledge"))
     clock.advance(60)
@@ -79,7 +80,12 @@ async def test_forgotten_memories_are_found_at_a_moment_before_they_were_forgott
     assert first["forgotten_at"] == "2026-01-01T00:03:00Z"
     later = await state_at(db, "ada", after, store=store, query="lighthouse logbook")
     assert later["memories"]["count"] == 1 and lighthouse not in {m["id"] for m in later["memories"]["found"]}
-    before = await state_at(db, "ada", clock.now() - 150, store=store, query="tea")  # before both
+    clock.advance(60)
+    assert await store.clear("ada") == 1
+    still = await state_at(db, "ada", after, store=store, query="tea at dawn")
+    assert still["memories"]["count"] == 1 and still["memories"]["found"][0]["content"] == "tea with rain at dawn"
+    assert (await state_at(db, "ada", clock.now() + 1))["memories"]["count"] == 0
+    before = await state_at(db, "ada", start + 30, store=store, query="tea")  # before both
     assert before["memories"]["count"] == 0 and before["memories"]["found"] == []
     await store.close()
 

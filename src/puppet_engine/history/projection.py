@@ -85,10 +85,6 @@ class Projection:
         rel["updated_at"] = at
 
     def _forgotten(self, payload: dict[str, Any], at: float) -> None:
-        if payload.get("cleared"):
-            self.memories_added.clear()
-            self.memories_forgotten["*"] = {"cleared": payload["cleared"], "at": at}
-            return
         self.memories_added.pop(payload["id"], None)
         self.memories_forgotten[payload["id"]] = {**payload, "at": at}
 

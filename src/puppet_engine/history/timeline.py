@@ -131,5 +131,5 @@ def _fact_line(f: dict[str, Any]) -> str | None:
     if kind == "memory_added":
         return f"remembered ({p.get('kind')})"
     if kind == "memory_forgotten":
-        return f"forgot {'everything' if p.get('cleared') else '(' + str(p.get('kind')) + ')'}"
+        return f"forgot ({p.get('kind')})"
     return None

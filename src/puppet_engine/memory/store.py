@@ -348,14 +348,14 @@ class SQLMemoryStore(MemoryStore):
 
     async def clear(self, agent_id: str) -> int:
         async with self.db.transaction() as conn:
-            result = await conn.execute(sa.delete(memories).where(memories.c.agent_id == agent_id))
-            if result.rowcount:
-                await facts.insert(conn, [facts.fact(agent_id, "memory_forgotten", {"cleared": result.rowcount},
-                                                     self.clock.now())])
+            gone = (await conn.execute(sa.delete(memories).where(memories.c.agent_id == agent_id)
+                                       .returning(*FORGOTTEN_COLUMNS))).mappings().all()
+            now = self.clock.now()  # the history keeps each, as for delete()
+            await facts.insert(conn, [facts.fact(agent_id, "memory_forgotten", dict(row), now) for row in gone])
         self._touch(agent_id)
         self._verified.discard(agent_id)
         await self._after_reindex(agent_id)
-        return int(result.rowcount or 0)
+        return len(gone)
 
     # ------------------------------------------------------------------ reads
 

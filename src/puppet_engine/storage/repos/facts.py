@@ -13,7 +13,7 @@ Kinds and payloads (the contract the history reads, see ``puppet_engine.history`
   ``{"other", "deleted": true}``;
 - ``memory_added``: ``{"id", "kind", "importance", "created_at"}`` (the content stays in
   ``memories``); ``memory_forgotten``: the same and its stored ``content`` (ciphertext
-  when encrypted) and ``encrypted``, or ``{"cleared": n}``;
+  when encrypted) and ``encrypted`` (one each when all of an agent's are cleared);
 - ``config``: ``{"version", "source": "file"|"api", "by"}``;
 - ``lifecycle``: ``{"status": "registered"|"started"|"stopped", "by"}``;
 - ``trade``: the trade's key, status, mints, amounts, rule and error at each status change;
