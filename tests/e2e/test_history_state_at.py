@@ -70,6 +70,10 @@ async def test_state_at_matches_snapshots_of_a_simulated_day_and_rebuild_matches
         changed = {agent_id for at, agent_id, snap in snapshots if snap["state"] != final[agent_id]["state"]}
         assert changed == set(ids), "every agent's state moved during the day (the test compares real changes)"
         assert any(s["relationships"] for _, _, s in snapshots), "relationships grew during the day"
+        count, payload = await fact_rows.size_of(engine.db)
+        per_agent_day = payload / len(ids)
+        print(f"facts: {count / len(ids):.0f} per agent-day, payloads {per_agent_day / 1024:.1f} KiB per agent-day")
+        assert per_agent_day < 300 * 1024, "the history grew: check what facts are written (README gives the cost)"
         for agent_id in ids:
             projection = await rebuild(engine.db, agent_id)
             assert projection.state == final[agent_id]["state"]
