@@ -46,8 +46,8 @@ async def prune_facts(db: Database, before: float) -> int:
         async with db.transaction() as conn:
             old = await fact_rows.read(conn, agent_id, until=before)
             old = [f for f in old if f["at"] < before]
-            if not old:
-                continue
+            if not old or (len(old) == 1 and old[0]["kind"] == "baseline"):
+                continue  # nothing to fold: a baseline alone stays as it is
             projection = fold(old, Projection())
             removed += await fact_rows.delete_before(conn, agent_id, before)
             await fact_rows.insert(conn, [fact_rows.fact(agent_id, "baseline", projection.baseline(), before)])
