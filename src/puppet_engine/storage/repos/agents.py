@@ -45,15 +45,14 @@ async def save_config(db: Database, agent_id: str, config: dict[str, Any], now: 
 
 def registered(agent_id: str, now: float) -> list[dict[str, Any]]:
     """The facts of a new agent: registered, first config version (from its file)."""
-    return [facts.fact(agent_id, "lifecycle", {"status": "registered", "by": facts.current_actor.get()}, now),
+    return [facts.fact(agent_id, "lifecycle", {"status": "registered", "by": None}, now),
             config_fact(agent_id, 1, now)]
 
 
-def config_fact(agent_id: str, version: int, now: float, source: str | None = None) -> dict[str, Any]:
-    """A config version's fact: from the agent's file, or from the API (``by``: who asked)."""
-    by = facts.current_actor.get()
-    return facts.fact(agent_id, "config", {"version": version, "source": source or ("api" if by else "file"),
-                                           "by": by}, now)
+def config_fact(agent_id: str, version: int, now: float, source: str = "file", by: str | None = None
+                ) -> dict[str, Any]:
+    """A config version's fact: from the agent's file, from the API (``by``: who asked), or restored."""
+    return facts.fact(agent_id, "config", {"version": version, "source": source, "by": by}, now)
 
 
 async def save_configs(db: Database, configs: list[tuple[str, dict[str, Any]]], now: float,
@@ -97,9 +96,8 @@ async def set_enabled(db: Database, agent_id: str, enabled: bool, now: float) ->
 
 
 def lifecycle_fact(agent_id: str, running: bool, now: float, by: str | None = None) -> dict[str, Any]:
-    """The fact of an agent started or stopped (``by``: who asked; the operator under way by default)."""
-    return facts.fact(agent_id, "lifecycle", {"status": "started" if running else "stopped",
-                                              "by": by or facts.current_actor.get()}, now)
+    """The fact of an agent started or stopped (``by``: who asked, when someone did)."""
+    return facts.fact(agent_id, "lifecycle", {"status": "started" if running else "stopped", "by": by}, now)
 
 
 async def ids(db: Database) -> list[str]:

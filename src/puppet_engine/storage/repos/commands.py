@@ -131,5 +131,4 @@ async def _save_config(conn: Any, agent_id: str, config: dict[str, Any], now: fl
     if row is not None and row.config != config:
         await conn.execute(agents.update().where(agents.c.id == agent_id)
                            .values(config=config, version=row.version + 1, updated_at=now))
-        await facts.insert(conn, [facts.fact(agent_id, "config", {"version": row.version + 1, "source": "api",
-                                                                  "by": by}, now)])
+        await facts.insert(conn, [config_fact(agent_id, row.version + 1, now, "api", by)])

@@ -14,7 +14,7 @@ Kinds and payloads (the contract the history reads, see ``puppet_engine.history`
 - ``memory_added``: ``{"id", "kind", "importance", "created_at"}`` (the content stays in
   ``memories``); ``memory_forgotten``: the same and its stored ``content`` (ciphertext
   when encrypted) and ``encrypted`` (one each when all of an agent's are cleared);
-- ``config``: ``{"version", "source": "file"|"api", "by"}``;
+- ``config``: ``{"version", "source": "file"|"api"|"restored", "by"}`` (``by``: the operator's key label);
 - ``lifecycle``: ``{"status": "registered"|"started"|"stopped", "by"}``;
 - ``trade``: the trade's key, status, mints, amounts, rule and error at each status change;
   ``balances``: ``{"sol", "tokens": {mint: amount}}`` read after a confirmed trade;
@@ -47,9 +47,6 @@ from puppet_engine.storage.tables import (
 
 current_cause: ContextVar[int | None] = ContextVar("fact_cause", default=None)
 """The event being handled in this task (the cause of what it changes)."""
-
-current_actor: ContextVar[str | None] = ContextVar("fact_actor", default=None)
-"""Who asked for the change under way (an operator's key label), when someone did."""
 
 def fact(agent_id: str, kind: str, payload: dict[str, Any], at: float, cause: int | None = None) -> dict[str, Any]:
     """The row of one fact; ``cause`` defaults to the event being handled in this task."""

@@ -25,7 +25,7 @@ async def insert(db: Database, values: dict[str, Any], now: float) -> None:
     """Record a new trade (``values``: its columns but the times)."""
     async with db.transaction() as conn:
         await conn.execute(sa.insert(trades).values(**values, created_at=now, updated_at=now))
-        await facts.insert(conn, [_fact(values["agent_id"], {"key": values["key"], **values}, now)])
+        await facts.insert(conn, [_fact(values["agent_id"], values, now)])
 
 
 async def update(db: Database, key: str, now: float, **values: Any) -> None:
