@@ -27,6 +27,7 @@ from puppet_engine.content.validation import length_warnings
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.errors import ConfigError, PuppetError
 from puppet_engine.events import Event, records
+from puppet_engine.history_cli import history
 from puppet_engine.memory import Memory, build_memory_store
 from puppet_engine.observability.logging import configure_logging
 from puppet_engine.persona import (
@@ -50,6 +51,7 @@ app.add_typer(agents_app, name="agents")
 app.add_typer(db_app, name="db")
 memory_app = typer.Typer(help="Agent memory: add, search, list, reindex.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
+app.command("history")(history)  # puppet_engine.history_cli: state at a moment, timeline
 
 console = Console(stderr=True)
 AgentsDir = Annotated[Path, typer.Option("--agents", help="directory of agent JSON files")]

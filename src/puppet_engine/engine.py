@@ -35,6 +35,7 @@ from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.control import EngineLoad
 from puppet_engine.errors import ConfigError
 from puppet_engine.events import Action, ActionExecutor, Event, EventEngine, Outbox
+from puppet_engine.history import retention_loop
 from puppet_engine.memory.base import MemoryStore
 from puppet_engine.observability import upstream
 from puppet_engine.observability.engine_hooks import EngineMetrics
@@ -109,6 +110,7 @@ class Engine:
         self.runtime = RuntimeSettings.from_settings(settings, RuntimeSettingsStore(self.db, self.clock))
         self.runtime.on_change(self._runtime_changed)
         self._runtime_task: asyncio.Task[None] | None = None
+        self._retention_task: asyncio.Task[None] | None = None
         self.leases: LeaseManager | None = None
         self._owned_key: tuple[frozenset[str], set[str]] | None = None
         self._owned_cache: frozenset[str] = frozenset()
@@ -280,6 +282,9 @@ class Engine:
         self._woken_task = asyncio.create_task(self.commands.run_woken(), name="commands")
         if self.listener is not None:  # a command recorded anywhere wakes us at once
             await self.listener.start()
+        if self.settings.history_retention_days > 0:  # prunes facts and recordings older than that
+            self._retention_task = asyncio.create_task(
+                retention_loop(self.db, self.clock, self.settings.history_retention_days), name="history-retention")
         configs, shas = await self.files.load() if self.files is not None else (self.options.agents or [], None)
         await self.manager.expect(configs)  # "starting" in the API while the services come up
         await self.wiring.start()
@@ -400,6 +405,10 @@ class Engine:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
         if self._runtime_task is not None:
             self._runtime_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     memory_recency_weight: float = Field(0.1, ge=0, description="search score weight of recency (1 = just now, halves every half-life)")
     memory_recency_half_life_hours: float = Field(168.0, gt=0, description="hours for the recency bonus to halve")
 
+    # History
+    history_retention_days: float = Field(30.0, ge=0, description="days of history kept (state facts, recordings); "
+                                          "older is pruned hourly; 0 = kept forever")
+
     # API
     puppet_api_keys: SecretStr | None = Field(None, description="comma-separated key:scope pairs (read, control, admin)")
     api_cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty = closed")

@@ -29,6 +29,7 @@ from puppet_engine.events import Action, ActionOutcome, Event, EventEngine, Hand
 from puppet_engine.persona import AgentConfig, parse_agent_config
 from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos import events as event_rows
+from puppet_engine.storage.repos import facts
 
 log = structlog.get_logger("puppet_engine.agents")
 
@@ -123,6 +124,7 @@ class AgentManager:
                 log.info("agent_left_stopped", agent_id=config.id)
         starting = [i for i in ids if enabled[i]]
         self._starting.update(starting)
+        await self._lifecycle(starting, True, "engine start")
         await self.services.states.preload(ids)
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
@@ -332,9 +334,15 @@ class AgentManager:
             task.cancel()
         self._retries.clear()
         self._starting.clear()
+        await self._lifecycle(sorted(self._running), False, "engine stop")
         self._set_running(list(self._running), False)
         for agent in self.agents.values():
             await agent.social.aclose()
+
+    async def _lifecycle(self, agent_ids: list[str], running: bool, by: str) -> None:
+        """The history's facts of agents started or stopped with the engine."""
+        now = self.services.clock.now()
+        await facts.record(self.services.db, [facts.lifecycle_fact(a, running, now, by=by) for a in agent_ids])
 
     def status(self, agent_id: str) -> AgentStatus:
         """Where the agent is in its life, in this process (see :class:`AgentStatus`)."""

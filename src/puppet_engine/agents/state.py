@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from puppet_engine.storage import Database
-from puppet_engine.storage.repos import agent_states
+from puppet_engine.storage.repos import agent_states, facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +112,7 @@ class AgentStates:
         """Merge ``changes`` (stored names → values) into the agent's persisted state, outside any event."""
         async with self.db.transaction() as conn:
             await agent_states.merge_states(conn, [(agent_id, changes)], now)
+            await facts.insert(conn, [facts.fact(agent_id, "state", changes, now)])
         self.committed(agent_id, changes)
 
     def forget(self, agent_ids: Iterable[str] | None = None) -> None:

@@ -45,6 +45,7 @@ from puppet_engine.api.routes import (
     system,
     trading,
 )
+from puppet_engine.api.routes import history as history_routes
 from puppet_engine.control import EngineControl
 from puppet_engine.observability.health import HealthRegistry
 from puppet_engine.observability.logging import update_secrets
@@ -73,6 +74,7 @@ TAGS = [
     {"name": "events", "description": "the event history and queue; news for the agents"},
     {"name": "feed", "description": "live activity as Server-Sent Events"},
     {"name": "review", "description": "posts, replies and trades held for a person's approval"},
+    {"name": "history", "description": "an agent's state at any moment and its timeline"},
     {"name": "system", "description": "health, status, runtime settings, metrics"},
 ]
 
@@ -156,6 +158,7 @@ def create_app(engine: EngineControl, *, keys: KeyRing | None = None, cors_origi
     install_error_handlers(app)
     for module in (system, agents, commands, memory, trading, events, feed, nodes, review, engagement):
         app.include_router(module.router)
+    app.include_router(history_routes.router)
     _mount_openapi(app)
     _mount_dashboard(app)
     if cors_origins:

@@ -37,6 +37,7 @@ from puppet_engine.observability import upstream
 from puppet_engine.storage import Database
 from puppet_engine.storage.group_commit import GroupCommitter
 from puppet_engine.storage.repos import events as event_rows
+from puppet_engine.storage.repos.facts import current_cause
 
 log = structlog.get_logger("puppet_engine.events")
 
@@ -251,6 +252,7 @@ class EventEngine:
         upstream.track()  # what this event's calls to X, the LLM and the chain wait (observers read it)
         try:
             structlog.contextvars.bind_contextvars(agent_id=event.agent_id, event_id=event.id)
+            current_cause.set(event.id)  # what this task changes, this event caused (facts)
             handler = self.handlers.get(event.type)
             if handler is None:
                 outcome = "failed"

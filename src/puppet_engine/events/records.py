@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.events.event import Action, ActionSpec, Event, HandlerResult
-from puppet_engine.storage.repos import agent_states, outbox, review
+from puppet_engine.storage.repos import agent_states, facts, outbox, review
 from puppet_engine.storage.repos import events as event_rows
 
 
@@ -77,7 +77,23 @@ async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, Han
         await event_rows.insert_events(conn, follow_ups)
     await agent_states.merge_states(conn, [(e.agent_id, hr.state) for e, hr in outcomes if hr.state and e.agent_id],
                                     now)
+    await facts.insert(conn, outcome_facts(outcomes, now))  # the history of those changes: one statement
     return recorded
+
+
+def outcome_facts(outcomes: list[tuple[Event, HandlerResult]], now: float) -> list[dict[str, Any]]:
+    """The facts of handlers' outcomes: each agent state change, and each decision not to act."""
+    rows = []
+    for event, hr in outcomes:
+        if not event.agent_id:
+            continue
+        if hr.state:
+            rows.append(facts.fact(event.agent_id, "state", hr.state, now, event.id))
+        skipped = (hr.result.get("skipped") or hr.result.get("rejected")) if hr.result else None
+        if skipped:
+            reason = "; ".join(map(str, skipped)) if isinstance(skipped, list) else str(skipped)
+            rows.append(facts.fact(event.agent_id, "skip", {"event": event.type, "reason": reason}, now, event.id))
+    return rows
 
 
 @dataclass

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from puppet_engine.clock import Clock, WallClock
 from puppet_engine.storage import Database
+from puppet_engine.storage.repos import facts
 from puppet_engine.storage.tables import relationships as table
 
 #: Notes keep this many characters (the newest).
@@ -63,6 +64,14 @@ def _interaction_params(agent_id: str, other: str, now: float, sentiment_delta: 
         "b_d_familiarity": familiarity_delta,
         "b_d_trust": trust_delta,
     }
+
+
+def _fact(row: Any, now: float, *, notes: bool) -> dict[str, Any]:
+    """The history's fact of a relationship as ``row`` now has it (notes only when they changed)."""
+    payload = {k: row[k] for k in ("other", "sentiment", "familiarity", "trust", "interactions")}
+    if notes:
+        payload["notes"] = row["notes"]
+    return facts.fact(row["agent_id"], "relationship", payload, now)
 
 
 def _clamp(value: float, low: float, high: float) -> float:
@@ -135,6 +144,7 @@ class RelationshipStore:
 
     async def upsert(self, relationship: Relationship) -> Relationship:
         """Create or replace, with values clamped to their ranges."""
+        now = self.clock.now()
         values = {
             "agent_id": relationship.agent_id,
             "other": relationship.other,
@@ -143,7 +153,7 @@ class RelationshipStore:
             "trust": _clamp(relationship.trust, 0.0, 1.0),
             "notes": relationship.notes[-MAX_NOTES_CHARS:],
             "interactions": max(0, relationship.interactions),
-            "updated_at": self.clock.now(),
+            "updated_at": now,
         }
         stmt = self._insert().values(**values)
         stmt = stmt.on_conflict_do_update(
@@ -152,6 +162,7 @@ class RelationshipStore:
         )
         async with self.db.transaction() as conn:
             await conn.execute(stmt)
+            await facts.insert(conn, [_fact(values, now, notes=True)])
         return _from_row(values)
 
     async def seed(
@@ -165,22 +176,17 @@ class RelationshipStore:
         notes: str = "",
     ) -> bool:
         """Create the relationship unless it exists (its evolved state wins); True if created."""
-        stmt = (
-            self._insert()
-            .values(
-                agent_id=agent_id,
-                other=other,
-                sentiment=_clamp(sentiment, -1.0, 1.0),
-                familiarity=_clamp(familiarity, 0.0, 1.0),
-                trust=_clamp(trust, 0.0, 1.0),
-                notes=notes[-MAX_NOTES_CHARS:],
-                interactions=0,
-                updated_at=self.clock.now(),
-            )
-            .on_conflict_do_nothing(index_elements=[table.c.agent_id, table.c.other])
-        )
+        now = self.clock.now()
+        values = {
+            "agent_id": agent_id, "other": other, "sentiment": _clamp(sentiment, -1.0, 1.0),
+            "familiarity": _clamp(familiarity, 0.0, 1.0), "trust": _clamp(trust, 0.0, 1.0),
+            "notes": notes[-MAX_NOTES_CHARS:], "interactions": 0, "updated_at": now,
+        }
+        stmt = self._insert().values(**values).on_conflict_do_nothing(index_elements=[table.c.agent_id, table.c.other])
         async with self.db.transaction() as conn:
             result = await conn.execute(stmt)
+            if result.rowcount:
+                await facts.insert(conn, [_fact(values, now, notes=True)])
         return bool(result.rowcount)
 
     async def update_from_interaction(
@@ -210,6 +216,7 @@ class RelationshipStore:
                     .values(notes=notes)
                 )
                 row["notes"] = notes
+            await facts.insert(conn, [_fact(row, params["b_updated_at"], notes=bool(note))])
         return _from_row(row)
 
     async def update_from_interactions(
@@ -228,6 +235,7 @@ class RelationshipStore:
             for other in dict.fromkeys(others):
                 params = _interaction_params(agent_id, other, now, sentiment_delta, familiarity_delta, trust_delta)
                 rows.append((await conn.execute(self._interaction_upsert(), params)).mappings().one())
+            await facts.insert(conn, [_fact(row, now, notes=False) for row in rows])
         return [_from_row(row) for row in rows]
 
     async def delete(self, agent_id: str, other: str) -> bool:
@@ -235,9 +243,14 @@ class RelationshipStore:
             result = await conn.execute(
                 sa.delete(table).where(table.c.agent_id == agent_id, table.c.other == other)
             )
+            if result.rowcount:
+                await facts.insert(conn, [facts.fact(agent_id, "relationship", {"other": other, "deleted": True},
+                                                     self.clock.now())])
         return bool(result.rowcount)
 
     async def clear(self, agent_id: str) -> int:
         async with self.db.transaction() as conn:
             result = await conn.execute(sa.delete(table).where(table.c.agent_id == agent_id))
+            if result.rowcount:
+                await facts.insert(conn, [facts.fact(agent_id, "relationship", {"cleared": True}, self.clock.now())])
         return int(result.rowcount or 0)

@@ -36,10 +36,13 @@ from puppet_engine.memory.crypto import ContentCipher
 from puppet_engine.memory.embeddings.base import Embedder, EmbedderMismatch, normalize_rows
 from puppet_engine.memory.relationships import RelationshipStore
 from puppet_engine.storage import Database
+from puppet_engine.storage.repos import facts
 from puppet_engine.storage.tables import memories
 
 #: Every column but the embedding: what lists and searches read.
 LIGHT_COLUMNS = [c for c in memories.c if c.name != "embedding"]
+#: What the history keeps of a forgotten memory (``memory_forgotten`` facts).
+FORGOTTEN_COLUMNS = [memories.c[n] for n in ("id", "kind", "content", "encrypted", "importance", "created_at")]
 _WRITE_CHUNK = 2000
 _REINDEX_BATCH = 256
 
@@ -244,6 +247,8 @@ class SQLMemoryStore(MemoryStore):
                 await self._insert_rows(
                     conn, rows[start : start + _WRITE_CHUNK], vectors[start : start + _WRITE_CHUNK]
                 )
+            await facts.insert(conn, [facts.fact(agent_id, "memory_added", {
+                k: r[k] for k in ("id", "kind", "importance", "created_at")}, now) for r in rows])
         self._touch(agent_id)
         await self._after_add(agent_id, rows, vectors)
         return ids
@@ -328,23 +333,29 @@ class SQLMemoryStore(MemoryStore):
 
     async def delete(self, agent_id: str, memory_id: str) -> bool:
         async with self.db.transaction() as conn:
-            result = await conn.execute(
+            # The history keeps what was forgotten (as stored: ciphertext when encrypted).
+            gone = (await conn.execute(
                 sa.delete(memories).where(
                     memories.c.agent_id == agent_id, memories.c.id == memory_id
-                )
-            )
+                ).returning(*FORGOTTEN_COLUMNS)
+            )).mappings().all()
+            await facts.insert(conn, [facts.fact(agent_id, "memory_forgotten", dict(row), self.clock.now())
+                                      for row in gone])
         self._touch(agent_id)
-        if result.rowcount:
+        if gone:
             await self._after_delete(agent_id, [memory_id])
-        return bool(result.rowcount)
+        return bool(gone)
 
     async def clear(self, agent_id: str) -> int:
         async with self.db.transaction() as conn:
-            result = await conn.execute(sa.delete(memories).where(memories.c.agent_id == agent_id))
+            gone = (await conn.execute(sa.delete(memories).where(memories.c.agent_id == agent_id)
+                                       .returning(*FORGOTTEN_COLUMNS))).mappings().all()
+            now = self.clock.now()  # the history keeps each, as for delete()
+            await facts.insert(conn, [facts.fact(agent_id, "memory_forgotten", dict(row), now) for row in gone])
         self._touch(agent_id)
         self._verified.discard(agent_id)
         await self._after_reindex(agent_id)
-        return int(result.rowcount or 0)
+        return len(gone)
 
     # ------------------------------------------------------------------ reads
 

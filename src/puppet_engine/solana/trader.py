@@ -61,7 +61,7 @@ from puppet_engine.solana.risk import (
 from puppet_engine.solana.tokens import SOL_MINT, TokenInfo, TokenRegistry
 from puppet_engine.solana.wallet import SolanaWallet
 from puppet_engine.storage import Database
-from puppet_engine.storage.repos import trades
+from puppet_engine.storage.repos import facts, trades
 
 log = structlog.get_logger("puppet_engine.solana.trader")
 
@@ -423,10 +423,23 @@ class SolanaTrader:
 
     async def _finish(self, key: str, status: TradeStatus, *, error: str | None = None, **values: Any) -> TradeResult:
         await self._update(key, status=status, error=error, **values)
+        if status == "confirmed":
+            await self._record_balances()
         result = self._result(await self._load(key))
         log.info("trade_" + status.replace("-", "_"), agent_id=self.agent_id, trade_key=key,
                  signature=result.signature, summary=result.summary())
         return result
+
+    async def _record_balances(self) -> None:
+        """The history's fact of the wallet after a trade (left out when the node cannot say)."""
+        try:
+            held = await self.wallet.balances()
+        except ProviderError as exc:
+            log.warning("balances_after_trade_unread", agent_id=self.agent_id, error=str(exc))
+            return
+        tokens = {mint: t.ui_amount for mint, t in held.tokens.items()}
+        await facts.record(self.db, [facts.fact(self.agent_id, "balances", {"sol": held.sol, "tokens": tokens},
+                                                self.clock.now())])
 
     def _result(self, row: Any) -> TradeResult:
         tin, tout = self.registry.get(row["input_mint"]), self.registry.get(row["output_mint"])

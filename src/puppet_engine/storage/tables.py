@@ -366,3 +366,19 @@ post_metrics = Table(
     Index("ix_post_metrics_agent_posted", "agent_id", "posted_at"),
     Index("ix_post_metrics_event_key", "event_key"),
 )
+
+# The history: every change of an agent's state as a fact, with the time it happened (engine
+# clock), its kind, what changed (``payload``), and the event that made it (``cause``). The
+# current tables (``agents.state``, ``relationships`` …) are the projection of these facts.
+facts = Table(
+    "facts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", String(128), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", JSON, nullable=False, default=dict),
+    Column("cause", Integer, nullable=True),  # events.id
+    Index("ix_facts_agent_at", "agent_id", "at"),
+    Index("ix_facts_at", "at"),
+)

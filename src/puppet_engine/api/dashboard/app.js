@@ -222,6 +222,7 @@
     view.append(columns);
     left.append(timelineCard(agentId, id));
     right.append(memoryCard(agentId), relationshipsCard(agent));
+    if (window.PuppetHistory) right.append(window.PuppetHistory.card(agentId, { api, failed }));  // history.js
     if (agent.trading_enabled) view.append(tradingCard(agentId, id));
     view.append(window.PuppetEngagement.card(agentId, { api, stale: () => stale(id), every, failed }));
     view.append(h("details", { class: "card" }, h("summary", { text: "Configuration (secrets hidden)" }),

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.repos import facts
 from puppet_engine.storage.repos.commands import notify
 from puppet_engine.storage.skips import SkipCount, recent_post_skips
 from puppet_engine.storage.sql import fixed_in, insert_ignoring_conflicts
@@ -35,10 +36,12 @@ async def save_config(db: Database, agent_id: str, config: dict[str, Any], now: 
         if row is None:
             await conn.execute(agents.insert().values(id=agent_id, config=config, state={}, enabled=True,
                                                       version=1, created_at=now, updated_at=now))
+            await facts.insert(conn, facts.registered(agent_id, now))
             return True
         if row.config != config:
             await conn.execute(agents.update().where(agents.c.id == agent_id)
                                .values(config=config, version=row.version + 1, updated_at=now))
+            await facts.insert(conn, [facts.config_fact(agent_id, row.version + 1, now)])
         return bool(row.enabled)
 
 
@@ -80,7 +83,7 @@ async def save_configs(db: Database, definitions: list[Definition], now: float,
                 sa.select(agents.c.id, agents.c.enabled, agents.c.version, agents.c.config, agents.c.file_sha,
                           agents.c.refused_sha)
                 .where(agents.c.id.in_([d.agent_id for d in part])))}
-            fresh = []
+            fresh, changes = [], []
             for d in part:
                 row = rows.get(d.agent_id)
                 source = _file_source(d, now)
@@ -99,11 +102,15 @@ async def save_configs(db: Database, definitions: list[Definition], now: float,
                 values: dict[str, Any] = dict(source)
                 if row.config != d.config:
                     values.update(config=d.config, version=row.version + 1, updated_at=now)
+                    changes.append(facts.config_fact(d.agent_id, row.version + 1, now,
+                                                     by=None if d.file is None else f"file {d.file}"))
                 if values:
                     await conn.execute(agents.update().where(agents.c.id == d.agent_id).values(**values))
                 registered[d.agent_id] = Registered(bool(row.enabled))
             if fresh:  # another process may be starting the same agents: first one wins
-                await conn.execute(insert_ignoring_conflicts(conn, agents), fresh)
+                added = await conn.execute(insert_ignoring_conflicts(conn, agents).returning(agents.c.id), fresh)
+                changes += [f for (agent_id,) in added for f in facts.registered(agent_id, now)]
+            await facts.insert(conn, changes)
     return registered
 
 
@@ -187,7 +194,10 @@ async def definition(db: Database, agent_id: str) -> dict[str, Any] | None:
 async def set_enabled(db: Database, agent_id: str, enabled: bool, now: float) -> None:
     """Enable or disable the agent (a disabled one is not started)."""
     async with db.transaction() as conn:
-        await conn.execute(agents.update().where(agents.c.id == agent_id).values(enabled=enabled, updated_at=now))
+        changed = await conn.execute(agents.update().where(agents.c.id == agent_id, agents.c.enabled.isnot(enabled))
+                                     .values(enabled=enabled, updated_at=now))
+        if changed.rowcount:
+            await facts.insert(conn, [facts.lifecycle_fact(agent_id, enabled, now)])
 
 
 async def ids(db: Database) -> list[str]:

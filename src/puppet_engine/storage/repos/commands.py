@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.repos import facts
 from puppet_engine.storage.tables import agents, command_results, commands, leases
 
 KINDS = ("start", "stop", "restart", "config", "restart_all")
@@ -98,11 +99,18 @@ async def claim(db: Database, command: dict[str, Any], node: str, now: float) ->
         if not done.rowcount:
             return False
         agent_id, kind = command["agent_id"], command["kind"]
+        by = command.get("requested_by") or "api"
         if agent_id is not None and kind in _ENABLES:
-            await conn.execute(agents.update().where(agents.c.id == agent_id)
-                               .values(enabled=_ENABLES[kind], updated_at=now))
+            enabled = _ENABLES[kind]
+            changed = await conn.execute(agents.update().where(agents.c.id == agent_id,
+                                                               agents.c.enabled.isnot(enabled))
+                                         .values(enabled=enabled, updated_at=now))
+            if kind == "restart":
+                await facts.insert(conn, [facts.fact(agent_id, "lifecycle", {"status": "restarted", "by": by}, now)])
+            elif changed.rowcount:
+                await facts.insert(conn, [facts.lifecycle_fact(agent_id, enabled, now, by=by)])
         elif agent_id is not None and kind == "config":
-            await _save_config(conn, agent_id, command["payload"], now, command["requested_by"])
+            await _save_config(conn, agent_id, command["payload"], now, by)
         return True
 
 
@@ -130,15 +138,17 @@ async def fail(db: Database, command_id: int, reason: str, now: float,
         if row is not None and row.config != config:  # undo the claim's version step
             await conn.execute(agents.update().where(agents.c.id == agent_id)
                                .values(config=config, version=max(1, row.version - 1), updated_at=now))
+            await facts.insert(conn, [facts.config_fact(agent_id, max(1, row.version - 1), now, "restored")])
 
 
-async def _save_config(conn: Any, agent_id: str, config: dict[str, Any], now: float, by: str | None) -> None:
+async def _save_config(conn: Any, agent_id: str, config: dict[str, Any], now: float, by: str) -> None:
     row = (await conn.execute(sa.select(agents.c.version, agents.c.config).where(agents.c.id == agent_id))).first()
     if row is not None and row.config != config:
         source = "file" if (by or "").startswith(FILE_REQUESTER) else "api"  # an edited agent file, or the API
         await conn.execute(agents.update().where(agents.c.id == agent_id)
                            .values(config=config, version=row.version + 1, updated_at=now, config_source=source,
                                    config_changed_by=by, config_changed_at=now))
+        await facts.insert(conn, [facts.config_fact(agent_id, row.version + 1, now, source, by)])
 
 
 async def record_result(db: Database, command_id: int, node: str, now: float, result: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.repos import facts
 from puppet_engine.storage.sql import page_of
 from puppet_engine.storage.tables import trades
 
@@ -24,12 +25,25 @@ async def insert(db: Database, values: dict[str, Any], now: float) -> None:
     """Record a new trade (``values``: its columns but the times)."""
     async with db.transaction() as conn:
         await conn.execute(sa.insert(trades).values(**values, created_at=now, updated_at=now))
+        await facts.insert(conn, [_fact(values["agent_id"], values, now)])
 
 
 async def update(db: Database, key: str, now: float, **values: Any) -> None:
     """Set columns of the trade recorded under ``key``."""
     async with db.transaction() as conn:
         await conn.execute(sa.update(trades).where(trades.c.key == key).values(**values, updated_at=now))
+        if "status" in values:  # the history keeps each step of a trade's life
+            row = (await conn.execute(sa.select(trades).where(trades.c.key == key))).mappings().first()
+            if row is not None:
+                await facts.insert(conn, [_fact(row["agent_id"], dict(row), now)])
+
+
+_FACT_COLUMNS = ("key", "status", "input_mint", "output_mint", "in_amount", "out_amount", "amount_sol", "rule",
+                 "error", "signature")
+
+
+def _fact(agent_id: str, values: dict[str, Any], now: float) -> dict[str, Any]:
+    return facts.fact(agent_id, "trade", {k: values[k] for k in _FACT_COLUMNS if values.get(k) is not None}, now)
 
 
 async def with_status(db: Database, agent_id: str, statuses: Iterable[str]) -> list[Any]:
