@@ -23,10 +23,12 @@ from puppet_engine.agents.behaviors.trading import after_trade_action
 from puppet_engine.agents.commands import CommandRunner
 from puppet_engine.agents.executors import SOCIAL_KINDS, SocialExecutor
 from puppet_engine.agents.manager import AgentManager
-from puppet_engine.agents.runtime import AgentServices
+from puppet_engine.agents.runtime import AgentRuntime, AgentServices
 from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.control import EngineLoad
 from puppet_engine.events import Action, ActionExecutor, Event, EventEngine, Outbox
+from puppet_engine.events.recording import Recorder
+from puppet_engine.llm.wrappers import CaptureProvider
 from puppet_engine.memory.base import MemoryStore
 from puppet_engine.observability import upstream
 from puppet_engine.observability.engine_hooks import EngineMetrics
@@ -36,11 +38,13 @@ from puppet_engine.persona import AgentConfig, load_agents_dir
 from puppet_engine.runtime_settings import RuntimeSettings
 from puppet_engine.sandbox import Sandbox
 from puppet_engine.settings import Settings, load_settings
+from puppet_engine.social.recording import RecordingSocial
 from puppet_engine.storage import Database
 from puppet_engine.storage.leases import LeaseManager
 from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos import commands as command_rows
 from puppet_engine.storage.repos import events as event_rows
+from puppet_engine.storage.repos.recordings import RecordCodec
 from puppet_engine.storage.runtime_settings import RuntimeSettingsStore
 from puppet_engine.wiring import Wiring, WiringDeps
 
@@ -103,8 +107,12 @@ class Engine:
         self.wiring = Wiring(WiringDeps(settings=settings, clock=self.clock, db=self.db, rng=self.rng,
                                         metrics=self.metrics, runtime=self.runtime, services=self.services,
                                         sandbox=options.sandbox, sandbox_url=options.sandbox_url))
+        self.recorder = self._recorder() if settings.replay_recording else None
         self.manager = AgentManager(self.services, self.events, default_behaviors(self.services),
-                                    self.wiring.build_runtime)
+                                    self._build_runtime)
+        if self.recorder is not None:  # every agent event is recorded for replay (issue 17)
+            for event_type, handler in list(self.events.handlers.items()):
+                self.events.register(event_type, self.recorder.wrap(handler))
         self.manager.ready_hooks.append(self.wiring.on_agent_ready)
         if self.leases is not None:  # schedules start where the lease is, not in every process
             leases_ = self.leases
@@ -117,6 +125,29 @@ class Engine:
             await after_trade_action(self.services, self.manager.agents, self.events.schedule, action, outcome)
 
         self.outbox.on_done(trade_done)
+
+    def _recorder(self) -> Recorder:
+        key = self.settings.memory_encryption_key
+        codec = RecordCodec(key.get_secret_value() if key is not None else None)
+
+        async def start_facts(agent_id: str) -> dict[str, Any]:
+            agent = self.manager.agents.get(agent_id)
+            state = await self.services.states.get(agent_id)
+            return {"state": state.to_json(), "user_id": agent.user_id if agent else None,
+                    "username": agent.username if agent else None}
+
+        def peers(user_ids: set[str]) -> dict[str, str]:
+            found = {u: self.services.peer_by_user_id(u) for u in user_ids}
+            return {u: peer.id for u, peer in found.items() if peer is not None}
+
+        return Recorder(self.db, self.clock, codec, start_facts=start_facts, peers=peers)
+
+    def _build_runtime(self, config: AgentConfig) -> AgentRuntime:
+        """The wiring's runtime; with recording on, its LLM and social reads are recorded too."""
+        agent = self.wiring.build_runtime(config)
+        if self.recorder is not None:
+            agent.llm, agent.social = CaptureProvider(agent.llm), RecordingSocial(agent.social)
+        return agent
 
     # -- the control interface (puppet_engine.control.EngineControl) -----------------------
 

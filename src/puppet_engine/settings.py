@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     memory_recency_weight: float = Field(0.1, ge=0, description="search score weight of recency (1 = just now, halves every half-life)")
     memory_recency_half_life_hours: float = Field(168.0, gt=0, description="hours for the recency bonus to halve")
 
+    # Replay (issue 17)
+    replay_recording: bool = Field(
+        True, description="record each event's inputs, LLM answers and starting state for "
+        "`puppet-engine replay` (compressed; encrypted with MEMORY_ENCRYPTION_KEY when set)",
+    )
+
     # API
     puppet_api_keys: SecretStr | None = Field(None, description="comma-separated key:scope pairs (read, control, admin)")
     api_cors_origins: str = Field("", description="comma-separated origins allowed by CORS; empty = closed")

@@ -1,0 +1,162 @@
+"""The clients a replay's agent acts through. None of them can reach X or the chain: the
+social client is a dry-run one serving recorded reads, and the LLM is the recorded answers,
+the offline fake, or (``--llm live`` only) the real provider under a call cap.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from puppet_engine.clock import Clock
+from puppet_engine.errors import BudgetExceeded, ProviderError
+from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
+from puppet_engine.llm.fake import FakeProvider
+from puppet_engine.llm.wrappers import WrapperProvider, completion_from_json, estimate_cost, request_digest
+from puppet_engine.replay.inputs import error_from
+from puppet_engine.social.base import Post
+from puppet_engine.social.dryrun import DryRunClient
+from puppet_engine.social.recording import post_from_json
+
+LLMMode = Literal["exact", "recorded", "sandbox", "live"]
+
+
+class ReplaySocial(DryRunClient):
+    """Publishes nothing (a :class:`DryRunClient`); its reads answer what the recorded event read."""
+
+    def __init__(self, username: str, user_id: str | None, clock: Clock) -> None:
+        super().__init__(username, user_id, clock)
+        self._reads: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.missing = 0  # reads the current code made that the recording does not have
+
+    def load(self, reads: list[dict[str, Any]]) -> None:
+        self._reads.clear()
+        for read in reads:
+            self._reads[read.get("what", "")].append(read)
+
+    def _next(self, what: str) -> dict[str, Any] | None:
+        queue = self._reads.get(what)
+        if not queue:
+            self.missing += 1
+            return None
+        read = queue.pop(0)
+        if "error" in read:
+            raise error_from(read["error"])
+        return read
+
+    async def get_mentions(self, since_id: str | None = None, limit: int = 100) -> list[Post]:
+        read = self._next("mentions")
+        return [post_from_json(p) for p in read["posts"]] if read else []
+
+    async def get_conversation(self, tweet: Post, depth: int = 5) -> list[Post]:
+        read = self._next("conversation")
+        return [post_from_json(p) for p in read["posts"]] if read else [tweet]
+
+    async def get_tweet(self, tweet_id: str) -> Post | None:
+        read = self._next("tweet")
+        return post_from_json(read["posts"][0]) if read and read["posts"] else None
+
+    async def get_user_tweets(self, user_id: str | None = None, limit: int = 20) -> list[Post]:
+        read = self._next("user_tweets")
+        return [post_from_json(p) for p in read["posts"]] if read else []
+
+
+@dataclass
+class LLMUse:
+    """How a replay's LLM calls were answered."""
+
+    calls: int = 0
+    recorded: int = 0  # answered from the recording
+    generated: int = 0  # written by the sandbox fake or the live provider
+    changed_requests: int = 0  # (exact replays) the current code asked something else than then
+    missing: int = 0  # asked more than was recorded
+    cost_usd: float = 0.0
+    by_mode: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"calls": self.calls, "recorded": self.recorded, "generated": self.generated,
+                "changed_requests": self.changed_requests, "missing": self.missing,
+                "cost_usd": round(self.cost_usd, 6)}
+
+
+class ReplayLLM(LLMProvider):
+    """Answers a replay's calls.
+
+    ``exact``: the event's recorded answers in the order they were given, whatever the
+    request (a changed prompt is counted in ``changed_requests``); past them, a non-retryable
+    failure. ``recorded``: the recorded answer to the same request (same digest) where there
+    is one, else ``fallback``. ``sandbox`` / ``live``: always ``fallback``.
+    """
+
+    name = "replay"
+
+    def __init__(self, mode: LLMMode, fallback: LLMProvider | None = None) -> None:
+        self.mode = mode
+        self.fallback = fallback or FakeProvider()
+        self.use = LLMUse()
+        self._queue: list[dict[str, Any]] = []
+        self._by_digest: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def load(self, calls: list[dict[str, Any]]) -> None:
+        self._queue = list(calls)
+        self._by_digest.clear()
+        for call in calls:
+            self._by_digest[call.get("digest", "")].append(call)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        self.use.calls += 1
+        if self.mode == "exact":
+            if not self._queue:
+                self.use.missing += 1
+                raise ProviderError("no recorded answer left for this event (the current code asks "
+                                    "the LLM more often than the recorded run did)", service="replay")
+            call = self._queue.pop(0)
+            if call.get("digest") != request_digest(request):
+                self.use.changed_requests += 1
+            return self._answer(call)
+        if self.mode == "recorded":
+            found = self._by_digest.get(request_digest(request))
+            if found:
+                return self._answer(found.pop(0))
+        completion = await self.fallback.complete(request)
+        self.use.generated += 1
+        self.use.cost_usd += estimate_cost(completion.model, completion.usage.prompt_tokens,
+                                           completion.usage.completion_tokens)
+        return completion
+
+    def _answer(self, call: dict[str, Any]) -> Completion:
+        self.use.recorded += 1
+        if "error" in call:
+            raise error_from(call["error"])
+        return completion_from_json(call["answer"])
+
+    async def aclose(self) -> None:
+        await self.fallback.aclose()
+
+
+class CappedProvider(WrapperProvider):
+    """At most ``max_calls`` calls reach ``inner``; later ones are refused as over budget
+    (the persona's code then skips, as it does when an agent's daily budget is spent)."""
+
+    def __init__(self, inner: LLMProvider, max_calls: int) -> None:
+        super().__init__(inner)
+        self.max_calls, self.calls = max_calls, 0
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        if self.calls >= self.max_calls:
+            raise BudgetExceeded(f"replay --max-calls {self.max_calls} reached", service="replay")
+        self.calls += 1
+        return await self.inner.complete(request)
+
+
+def estimated_live_cost(calls: list[dict[str, Any]], model: str) -> tuple[int, float]:
+    """(calls, US dollars) that replaying these recorded calls with ``model`` may cost: the
+    recorded token counts priced at ``model``'s rate (an estimate: a changed persona changes them)."""
+    total = 0.0
+    for call in calls:
+        prompt, answer = (call.get("answer") or {}).get("usage", [0, 0])
+        if not prompt:  # an error was recorded: count the request's length
+            prompt = sum(len(m[1]) for m in call["request"]["messages"]) // 4
+        total += estimate_cost(model, int(prompt), int(answer or 200))
+    return len(calls), total
