@@ -13,7 +13,12 @@ from puppet_engine.clock import Clock
 from puppet_engine.errors import BudgetExceeded, ProviderError
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
 from puppet_engine.llm.fake import FakeProvider
-from puppet_engine.llm.wrappers import WrapperProvider, completion_from_json, estimate_cost, request_digest
+from puppet_engine.llm.wrappers import (
+    WrapperProvider,
+    completion_from_json,
+    estimate_cost,
+    request_digest,
+)
 from puppet_engine.replay.inputs import error_from
 from puppet_engine.social.base import Post
 from puppet_engine.social.dryrun import DryRunClient
@@ -145,7 +150,7 @@ class CappedProvider(WrapperProvider):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         if self.calls >= self.max_calls:
-            raise BudgetExceeded(f"replay --max-calls {self.max_calls} reached", service="replay")
+            raise BudgetExceeded(f"--max-calls {self.max_calls} reached", service="replay")
         self.calls += 1
         return await self.inner.complete(request)
 

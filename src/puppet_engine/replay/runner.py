@@ -4,7 +4,8 @@ Each recorded event runs again, in order, on a virtual clock set to when it star
 the agent's state as it was then, with what it read then (mentions, threads, peers' posts)
 and, in an exact replay, the LLM answers it was given. The handlers are the engine's own
 behaviours; around them is a scratch SQLite database (seeded with the posts the agent had
-made in the two days before ``since``) and clients that cannot reach X or the chain
+made in the two days before ``since``, and in an exact replay with those it made up to each
+event) and clients that cannot reach X or the chain
 (:mod:`puppet_engine.replay.clients`). Each event's decision is compared with the recorded one.
 
 What is not replayed: memory search (a replay's agent has no memory store, so its prompts
@@ -39,6 +40,7 @@ from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos.recordings import RecordCodec
 
 HISTORY_BEFORE = 2 * 86400.0  # own posts a replay knows of before it starts (repeat checks look back a day)
+PEER_KEY = "replay-peer:"  # keys of peers' posts seeded for an interaction round
 Progress = Callable[[float], None]
 
 
@@ -83,21 +85,33 @@ async def _replay(db: Database, scratch: Database, runs: list[RecordedEvent], re
     services = AgentServices(db=scratch, clock=clock)
     agent = _agent(request, runs[0], clock)
     handlers = {t: h for b in request.behaviors(services) if b.applies_to(agent) for t, h in b.handlers().items()}
-    await agent_rows.save_config(scratch, agent.id, request.config.model_dump(mode="json"), clock.now())
-    await recordings.seed_actions(scratch, agent.id, await recordings.posts_before(
-        db, agent.id, request.since - HISTORY_BEFORE, request.since))
+    await agent_rows.save_config(scratch, agent.id, request.config.public_dict(), clock.now())
+    # An exact replay judges each event among the posts the agent had really made by then (a
+    # difference stays where it is, one event); a what-if lives with its own posts (they shape
+    # its later repeat checks). Both start from what was posted before ``since``.
+    history = await recordings.posts_before(db, agent.id, request.since - HISTORY_BEFORE,
+                                            request.until if not request.what_if else request.since)
     report = ReplayReport(request.agent_id, request.since, request.until, request.what_if, request.llm)
     assert isinstance(agent.social, ReplaySocial) and isinstance(agent.llm, ReplayLLM)
+    done: set[int | None] = set()
     for i, run in enumerate(runs):
+        done.add(runs[i - 1].event.id if i else None)
         if run.event.type not in handlers:  # e.g. trading: its market reads are not served yet
             report.not_replayed[run.event.type] = report.not_replayed.get(run.event.type, 0) + 1
             continue
         clock.set(run.started_at)
+        # Posts made before this event began; at the same (virtual) instant, those of events already run.
+        known = [h for h in history if h["created_at"] < run.started_at or (
+            h["created_at"] == run.started_at and h["event_id"] in done)]
+        if known:
+            await recordings.seed_actions(scratch, agent.id, known)
+            seeded = {id(h) for h in known}
+            history = [h for h in history if id(h) not in seeded]
         await _prepare(services, agent, run)
         agent.social.load(run.reads)
         agent.llm.load(run.llm)
         now = await _run(handlers, run, agent)
-        if now.actions:  # what the agent has (now) posted: later repeat checks see it
+        if now.actions and request.what_if:  # what the agent has (now) posted: later repeat checks see it
             await recordings.seed_actions(scratch, agent.id, [
                 {**a, "status": "pending", "created_at": clock.now()} for a in now.actions])
         then = Decision.of(run.outcome, run.error)
@@ -127,7 +141,7 @@ async def _prepare(services: AgentServices, agent: AgentRuntime, run: RecordedEv
     services.states.forget([agent.id])
     agent.user_id = run.start.get("user_id") or agent.user_id
     services.peers.clear()
-    services._by_user.clear()  # noqa: SLF001 - the replay owns these services: only this run's peers
+    services._by_user.clear()  # the replay owns these services: only this run's peers
     services.peers[agent.id] = agent
     services.connected(agent)
     peers: dict[str, tuple[str, str | None]] = {agent_id: (user_id, None) for user_id, agent_id in run.peers.items()}
@@ -137,11 +151,13 @@ async def _prepare(services: AgentServices, agent: AgentRuntime, run: RecordedEv
             for peer_id, user_id, username in read["peers"]:
                 peers[peer_id] = (user_id, username)
             for peer_id, found in read["posted"].items():
-                for p in found:
+                newest = float("inf")
+                for p in found:  # newest first; equal times are told apart so the order stays as read
                     post = post_from_json(p)
-                    posts.append({"key": f"peer:{peer_id}:{post.id}", "agent_id": peer_id, "kind": "post",
+                    newest = min(newest - 1e-6, post.created_at or run.started_at)
+                    posts.append({"key": f"{PEER_KEY}{peer_id}:{post.id}", "agent_id": peer_id, "kind": "post",
                                   "payload": {"text": post.text}, "status": "done", "external_id": post.id,
-                                  "created_at": post.created_at or run.started_at})
+                                  "created_at": newest})
     for peer_id, (user_id, username) in peers.items():
         if peer_id != agent.id:
             peer = replace(agent, user_id=user_id, username=username or peer_id)
@@ -149,6 +165,7 @@ async def _prepare(services: AgentServices, agent: AgentRuntime, run: RecordedEv
             services.peers[peer_id] = peer
             services.connected(peer)
     if posts:
+        await recordings.drop_actions(services.db, PEER_KEY)
         await recordings.seed_actions(services.db, agent.id, posts)
 
 

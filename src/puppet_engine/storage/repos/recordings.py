@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.errors import ConfigError
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.tables import actions, recordings
+from puppet_engine.storage.tables import actions, agents, recordings
 
 _PLAIN, _SEALED = b"z", b"e"  # first byte of a body: zstd only, or zstd then AES-GCM
 _NONCE = 12
@@ -144,9 +144,10 @@ async def size_by_agent(db: Database, agent_ids: Iterable[str] | None = None) ->
 
 
 async def posts_before(db: Database, agent_id: str, since: float, until: float) -> list[dict[str, Any]]:
-    """The agent's outbox rows created in ``[since, until)`` (key, kind, payload, status, times):
+    """The agent's outbox rows created in ``[since, until)`` (key, kind, payload, status, time, event):
     what a replay starting at ``until`` must know it had already posted (repeat checks read it)."""
-    q = (sa.select(actions.c.key, actions.c.kind, actions.c.payload, actions.c.status, actions.c.created_at)
+    q = (sa.select(actions.c.key, actions.c.kind, actions.c.payload, actions.c.status, actions.c.created_at,
+                   actions.c.event_id)
          .where(actions.c.agent_id == agent_id, actions.c.created_at >= since, actions.c.created_at < until)
          .order_by(actions.c.created_at, actions.c.id))
     async with db.connect() as conn:
@@ -166,3 +167,18 @@ async def seed_actions(db: Database, agent_id: str, rows: list[dict[str, Any]]) 
                   "updated_at": r.get("updated_at", r["created_at"])} for r in rows if r["key"] not in known]
         if fresh:
             await conn.execute(actions.insert(), fresh)
+
+
+async def stored_config(db: Database, agent_id: str) -> dict[str, Any] | None:
+    """The agent's current config as registered (secrets masked), or ``None``: what an exact
+    replay runs with when no other file is given."""
+    async with db.connect() as conn:
+        row = (await conn.execute(sa.select(agents.c.config).where(agents.c.id == agent_id))).first()
+    return None if row is None else dict(row.config)
+
+
+async def drop_actions(db: Database, key_prefix: str) -> None:
+    """Remove a replay's seeded rows whose key starts with ``key_prefix`` (peers' posts of an
+    earlier event: each interaction round sees exactly what it saw then)."""
+    async with db.transaction() as conn:
+        await conn.execute(sa.delete(actions).where(actions.c.key.startswith(key_prefix, autoescape=True)))
