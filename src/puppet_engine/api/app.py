@@ -33,7 +33,7 @@ from puppet_engine.api.auth import (
 from puppet_engine.api.deps import ApiContext
 from puppet_engine.api.errors import install_error_handlers
 from puppet_engine.api.feed import FeedHub
-from puppet_engine.api.routes import agents, commands, events, feed, memory, system, trading
+from puppet_engine.api.routes import agents, commands, events, feed, memory, replay, system, trading
 from puppet_engine.control import EngineControl
 from puppet_engine.observability.health import HealthRegistry
 from puppet_engine.observability.logging import update_secrets
@@ -61,6 +61,7 @@ TAGS = [
     {"name": "trading", "description": "balances, trade statistics and the trade audit trail"},
     {"name": "events", "description": "the event history and queue; news for the agents"},
     {"name": "feed", "description": "live activity as Server-Sent Events"},
+    {"name": "replay", "description": "exact and what-if replays of a recorded stretch, as background jobs"},
     {"name": "system", "description": "health, status, runtime settings, metrics"},
 ]
 
@@ -142,7 +143,7 @@ def create_app(engine: EngineControl, *, keys: KeyRing | None = None, cors_origi
     app.state.auth = AuthConfig(keys, FailureLimiter(engine.db, max_failures=auth_failures_per_minute,
                                                      window_seconds=60.0))
     install_error_handlers(app)
-    for module in (system, agents, commands, memory, trading, events, feed):
+    for module in (system, agents, commands, memory, trading, events, feed, replay):
         app.include_router(module.router)
     _mount_openapi(app)
     _mount_dashboard(app)
