@@ -19,10 +19,15 @@ from puppet_engine.llm.wrappers import (
     estimate_cost,
     request_digest,
 )
+from puppet_engine.persona import AgentConfig
 from puppet_engine.replay.inputs import error_from
 from puppet_engine.social.base import Post
 from puppet_engine.social.dryrun import DryRunClient
 from puppet_engine.social.recording import post_from_json
+from puppet_engine.solana.market import MarketAnalysis
+from puppet_engine.solana.recording import limits_from_json, market_from_json
+from puppet_engine.solana.risk import RiskContext, RiskLimits, TradeRequest, check_trade
+from puppet_engine.solana.wallet import WalletBalances
 
 LLMMode = Literal["exact", "recorded", "sandbox", "live"]
 
@@ -165,3 +170,67 @@ def estimated_live_cost(calls: list[dict[str, Any]], model: str) -> tuple[int, f
             prompt = sum(len(m[1]) for m in call["request"]["messages"]) // 4
         total += estimate_cost(model, int(prompt), int(answer or 200))
     return len(calls), total
+
+
+class ReplayWallet:
+    """The balances the recorded decision read."""
+
+    def __init__(self) -> None:
+        self.now: WalletBalances | None = None
+
+    async def balances(self) -> WalletBalances:
+        if self.now is None:
+            raise ProviderError("no recorded balances for this event", service="replay")
+        return self.now
+
+
+class ReplayTrader:
+    """A trader that never trades: its market and balances are the recorded ones, its rules the
+    (possibly changed) persona's. Trade actions a replay decides are only compared and checked
+    against the risk rules (:func:`risk_verdict`), never sent."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        trading = config.behavior.trading_behavior
+        self.limits = RiskLimits.from_agent_config(config)
+        self.factors = tuple(trading.trade_decision_factors)
+        self.random_probability = trading.trading_frequency.random_probability
+        self.wallet = ReplayWallet()
+        self.analysis: MarketAnalysis | None = None
+        self.limits_then: RiskLimits | None = None  # the limits the recorded decision ran under
+        self._error: dict[str, Any] | None = None
+
+    def load(self, reads: list[dict[str, Any]]) -> None:
+        self.analysis, self.wallet.now, self._error, self.limits_then = None, None, None, None
+        read = next((r for r in reads if r.get("what") == "market"), None)
+        if read is not None and "error" in read:
+            self._error = read["error"]
+        elif read is not None:
+            self.analysis, self.wallet.now = market_from_json(read)
+            self.limits_then = limits_from_json(read["limits"]) if "limits" in read else None
+
+    async def analyze_market(self) -> MarketAnalysis:
+        if self._error is not None:
+            raise error_from(self._error)
+        if self.analysis is None:
+            raise ProviderError("no recorded market analysis for this event", service="replay")
+        return self.analysis
+
+
+def risk_verdict(trader: ReplayTrader, payload: dict[str, Any], limits: RiskLimits | None = None
+                 ) -> list[dict[str, Any]] | None:
+    """The pre-quote risk rules for a trade action, on the recorded market and balances
+    (today's count and volume are not known to a replay: taken as none yet). ``None`` when the
+    tokens are not in the recorded analysis."""
+    analysis, balances = trader.analysis, trader.wallet.now
+    if analysis is None or balances is None:
+        return None
+    tin, tout = analysis.stats(str(payload.get("input"))), analysis.stats(str(payload.get("output")))
+    if tin is None or tout is None:
+        return None
+    amount = float(payload.get("amount", 0.0))
+    sol = analysis.sol_price_usd
+    value = amount if tin.token.is_sol else (amount * tin.price_usd / sol if sol else None)
+    request = TradeRequest(tin.token, tout.token, amount, value, "autonomous")
+    context = RiskContext(sol_balance=balances.sol, token_in_balance=balances.amount(tin.token.mint),
+                          trending=frozenset(analysis.trending))
+    return check_trade(request, limits or trader.limits, context).to_json()

@@ -26,6 +26,7 @@ class Decision:
     actions: list[dict[str, Any]]
     follow_ups: list[str]
     error: str | None = None
+    risk: list[list[dict[str, Any]] | None] = field(default_factory=list)  # per trade action (replays): the rules' checks
 
     @classmethod
     def of(cls, outcome: dict[str, Any] | None, error: dict[str, Any] | None) -> Decision:
@@ -40,6 +41,9 @@ class Decision:
         """Why nothing (or something else) was done: a validation or risk verdict, a skip, an error."""
         if self.error:
             return self.error
+        failed = [c for checks in self.risk if checks for c in checks if not c["passed"]]
+        if failed:
+            return f"refused by risk rule {failed[0]['rule']}: {failed[0]['detail']}"
         r = self.result or {}
         for key in ("skipped", "rejected", "reason", "refused", "error"):
             if r.get(key):
@@ -49,7 +53,8 @@ class Decision:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"result": self.result, "actions": self.actions, "verdict": self.verdict(), "error": self.error}
+        return {"result": self.result, "actions": self.actions, "verdict": self.verdict(), "error": self.error,
+                **({"risk": self.risk} if self.risk else {})}
 
 
 def _texts(actions: list[dict[str, Any]]) -> list[str]:
@@ -59,7 +64,9 @@ def _texts(actions: list[dict[str, Any]]) -> list[str]:
 
 def describe(event_type: str, then: Decision, now: Decision) -> str | None:
     """The difference in words (``None`` when the decisions are the same)."""
-    if (then.result, then.actions, then.follow_ups, then.error) == (now.result, now.actions, now.follow_ups, now.error):
+    same = (then.result, then.actions, then.follow_ups, then.error) == (now.result, now.actions, now.follow_ups,
+                                                                          now.error)
+    if same and then.verdict() == now.verdict():
         return None
     kinds_then = sorted({ACTION_KINDS.get(a["kind"], a["kind"]) for a in then.actions})
     kinds_now = sorted({ACTION_KINDS.get(a["kind"], a["kind"]) for a in now.actions})
@@ -71,6 +78,9 @@ def describe(event_type: str, then: Decision, now: Decision) -> str | None:
         return f"{', '.join(kinds_then)} then, {', '.join(kinds_now)} now"
     if _texts(then.actions) != _texts(now.actions):
         return f"a different {', '.join(kinds_now)}: {_texts(then.actions)} then, {_texts(now.actions)} now"
+    if then.verdict() != now.verdict() and (then.risk or now.risk):
+        return f"{', '.join(kinds_now)} then ({then.verdict() or 'allowed by the risk rules'}), now " \
+               f"{now.verdict() or 'allowed by the risk rules'}"
     r_then, r_now = then.result or {}, now.result or {}
     if r_then.get("decision") != r_now.get("decision"):
         return f"decision {r_then.get('decision')!r} then, {r_now.get('decision')!r} now"

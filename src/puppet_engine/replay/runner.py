@@ -10,8 +10,9 @@ event) and clients that cannot reach X or the chain
 
 What is not replayed: memory search (a replay's agent has no memory store, so its prompts
 lack recalled memories; exact replays feed the recorded answers in order whatever the
-prompt, and count changed prompts) and trading (``trade.*`` events are reported as not
-replayed: the recorded market reads are not served yet).
+prompt, and count changed prompts). Trading decisions are replayed on the recorded market
+analysis and balances; a trade decided now is checked against the (possibly changed) risk
+rules there and then (``risk``), never quoted or sent.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from puppet_engine.clock import VirtualClock
 from puppet_engine.events.recording import outcome_json
 from puppet_engine.llm.base import LLMProvider
 from puppet_engine.persona import AgentConfig
-from puppet_engine.replay.clients import CappedProvider, LLMMode, ReplayLLM, ReplaySocial
+from puppet_engine.replay.clients import (
+    CappedProvider,
+    LLMMode,
+    ReplayLLM,
+    ReplaySocial,
+    ReplayTrader,
+    risk_verdict,
+)
 from puppet_engine.replay.inputs import RecordedEvent, load_stretch
 from puppet_engine.replay.report import Decision, EventReplay, ReplayReport, describe
 from puppet_engine.social.recording import post_from_json
@@ -110,11 +118,18 @@ async def _replay(db: Database, scratch: Database, runs: list[RecordedEvent], re
         await _prepare(services, agent, run)
         agent.social.load(run.reads)
         agent.llm.load(run.llm)
+        if isinstance(agent.trader, ReplayTrader):
+            agent.trader.load(run.reads)
         now = await _run(handlers, run, agent)
+        then = Decision.of(run.outcome, run.error)
+        if isinstance(agent.trader, ReplayTrader):  # the risk rules on the recorded market, then and now
+            now.risk = [risk_verdict(agent.trader, a["payload"]) for a in now.actions if a["kind"] == "trade"]
+            if agent.trader.limits_then is not None:
+                then.risk = [risk_verdict(agent.trader, a["payload"], agent.trader.limits_then)
+                             for a in then.actions if a["kind"] == "trade"]
         if now.actions and request.what_if:  # what the agent has (now) posted: later repeat checks see it
             await recordings.seed_actions(scratch, agent.id, [
                 {**a, "status": "pending", "created_at": clock.now()} for a in now.actions])
-        then = Decision.of(run.outcome, run.error)
         report.events.append(EventReplay(run, then, now, describe(run.event.type, then, now)))
         if progress is not None:
             progress((i + 1) / len(runs))
@@ -129,9 +144,11 @@ def _agent(request: ReplayRequest, first: RecordedEvent, clock: VirtualClock) ->
     fallback: LLMProvider | None = request.live if request.llm == "live" else None
     if fallback is not None and request.max_calls is not None:
         fallback = CappedProvider(fallback, request.max_calls)
+    sol = request.config.solana_integration
+    trader = ReplayTrader(request.config) if sol is not None and sol.trading_enabled else None
     return AgentRuntime(config=request.config, social=ReplaySocial(username, user_id, clock),
                         llm=ReplayLLM(request.llm, fallback), memory=None, rng=random.Random(0),
-                        user_id=user_id, username=username)
+                        user_id=user_id, username=username, trader=trader)
 
 
 async def _prepare(services: AgentServices, agent: AgentRuntime, run: RecordedEvent) -> None:
