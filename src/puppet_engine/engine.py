@@ -30,6 +30,7 @@ from puppet_engine.events import Action, ActionExecutor, Event, EventEngine, Out
 from puppet_engine.events.recording import Recorder
 from puppet_engine.llm.wrappers import CaptureProvider
 from puppet_engine.memory.base import MemoryStore
+from puppet_engine.memory.recording import RecordingMemory
 from puppet_engine.observability import upstream
 from puppet_engine.observability.engine_hooks import EngineMetrics
 from puppet_engine.observability.logging import set_level
@@ -147,6 +148,8 @@ class Engine:
         agent = self.wiring.build_runtime(config)
         if self.recorder is not None:
             agent.llm, agent.social = CaptureProvider(agent.llm), RecordingSocial(agent.social)
+            if agent.memory is not None:
+                agent.memory = RecordingMemory(agent.memory)  # type: ignore[assignment]
         return agent
 
     # -- the control interface (puppet_engine.control.EngineControl) -----------------------

@@ -111,7 +111,14 @@ def test_exact_replay_of_a_simulated_day_reports_no_differences(day_url: str, no
     kinds = {a["kind"] for e in sent for a in e["then"]["actions"]}
     assert {"post", "reply"} <= kinds and all(e["then"] == e["now"] for e in sent)
     assert report["llm"]["recorded"] == report["llm"]["calls"] > 20 and report["llm"]["missing"] == 0
+    assert report["llm"]["changed_requests"] == 0  # the same prompts, recalled memories included
     assert report["virtual_hours"] > 23 and report["not_replayed"] == {}
+    # The same persona with --llm recorded: every request matches a recorded one.
+    result = run_cli(["ada", "--from", str(START), "--to", str(START + DAY), "--llm", "recorded", "--json"],
+                     day_url, monkeypatch)
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)
+    assert again["what_if"] and again["llm"]["generated"] == 0 and again["llm"]["recorded"] == report["llm"]["calls"]
 
 
 def test_a_config_change_is_reported(day_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,9 @@ from puppet_engine.llm.wrappers import (
     estimate_cost,
     request_digest,
 )
+from puppet_engine.memory.base import ScoredMemory
+from puppet_engine.memory.recording import hit_from_json, relationship_from_json
+from puppet_engine.memory.relationships import Relationship
 from puppet_engine.persona import AgentConfig
 from puppet_engine.replay.inputs import error_from
 from puppet_engine.social.base import Post
@@ -234,3 +237,47 @@ def risk_verdict(trader: ReplayTrader, payload: dict[str, Any], limits: RiskLimi
     context = RiskContext(sol_balance=balances.sol, token_in_balance=balances.amount(tin.token.mint),
                           trending=frozenset(analysis.trending))
     return check_trade(request, limits or trader.limits, context).to_json()
+
+
+async def _nothing(*_args: Any, **_kwargs: Any) -> None:
+    """What a replay's memory does with a write: nothing (it is not the agent's memory)."""
+
+
+class ReplayRelationships:
+    def __init__(self, memory: ReplayMemory) -> None:
+        self.memory = memory
+
+    def __getattr__(self, name: str) -> Any:
+        return _nothing
+
+    async def get(self, agent_id: str, other: str) -> Relationship | None:
+        read = self.memory.next("relationship")
+        return relationship_from_json(read.get("relationship")) if read else None
+
+
+class ReplayMemory:
+    """Recalls what the recorded event recalled (the same memories, in the same order); writes
+    go nowhere. Only searches and relationship look-ups answer; the rest does nothing."""
+
+    def __init__(self, agent_id: str) -> None:
+        self.agent_id = agent_id
+        self.relationships = ReplayRelationships(self)
+        self._reads: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def __getattr__(self, name: str) -> Any:
+        return _nothing
+
+    def load(self, reads: list[dict[str, Any]]) -> None:
+        self._reads.clear()
+        for read in reads:
+            if read.get("what") in ("memories", "relationship"):
+                self._reads[read["what"]].append(read)
+
+    def next(self, what: str) -> dict[str, Any] | None:
+        queue = self._reads.get(what)
+        return queue.pop(0) if queue else None
+
+    async def search_memories(self, agent_id: str, query: str, limit: int = 10,
+                              kinds: Any = None) -> list[ScoredMemory]:
+        read = self.next("memories")
+        return [hit_from_json(h, agent_id) for h in read["hits"]][:limit] if read else []

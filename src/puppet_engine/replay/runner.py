@@ -8,9 +8,9 @@ made in the two days before ``since``, and in an exact replay with those it made
 event) and clients that cannot reach X or the chain
 (:mod:`puppet_engine.replay.clients`). Each event's decision is compared with the recorded one.
 
-What is not replayed: memory search (a replay's agent has no memory store, so its prompts
-lack recalled memories; exact replays feed the recorded answers in order whatever the
-prompt, and count changed prompts). Trading decisions are replayed on the recorded market
+Memory searches and relationship look-ups answer what they answered then (a replay writes
+no memory). Exact replays feed the recorded answers in order whatever the prompt, and count
+the prompts that changed. Trading decisions are replayed on the recorded market
 analysis and balances; a trade decided now is checked against the (possibly changed) risk
 rules there and then (``risk``), never quoted or sent.
 """
@@ -35,6 +35,7 @@ from puppet_engine.replay.clients import (
     CappedProvider,
     LLMMode,
     ReplayLLM,
+    ReplayMemory,
     ReplaySocial,
     ReplayTrader,
     risk_verdict,
@@ -118,6 +119,8 @@ async def _replay(db: Database, scratch: Database, runs: list[RecordedEvent], re
         await _prepare(services, agent, run)
         agent.social.load(run.reads)
         agent.llm.load(run.llm)
+        if isinstance(agent.memory, ReplayMemory):
+            agent.memory.load(run.reads)
         if isinstance(agent.trader, ReplayTrader):
             agent.trader.load(run.reads)
         now = await _run(handlers, run, agent)
@@ -147,7 +150,8 @@ def _agent(request: ReplayRequest, first: RecordedEvent, clock: VirtualClock) ->
     sol = request.config.solana_integration
     trader = ReplayTrader(request.config) if sol is not None and sol.trading_enabled else None
     return AgentRuntime(config=request.config, social=ReplaySocial(username, user_id, clock),
-                        llm=ReplayLLM(request.llm, fallback), memory=None, rng=random.Random(0),
+                        llm=ReplayLLM(request.llm, fallback), memory=ReplayMemory(request.config.id),  # type: ignore[arg-type]
+                        rng=random.Random(0),
                         user_id=user_id, username=username, trader=trader)
 
 
