@@ -214,6 +214,7 @@
     left.append(timelineCard(agentId, id));
     right.append(memoryCard(agentId), relationshipsCard(agent));
     if (agent.trading_enabled) view.append(tradingCard(agentId, id));
+    if (window.PuppetReplay) view.append(window.PuppetReplay.card(agentId, { api, failed, stale: () => stale(id) }));
     view.append(h("details", { class: "card" }, h("summary", { text: "Configuration (secrets hidden)" }),
                   h("pre", { class: "code", text: JSON.stringify(agent.config, null, 2) })));
   }
