@@ -18,10 +18,10 @@ from rich.table import Table
 
 from puppet_engine.errors import PuppetError
 from puppet_engine.observability.logging import configure_logging
-from puppet_engine.persona import load_agent_file
+from puppet_engine.persona import AgentConfig, load_agent_file
 from puppet_engine.replay import service
 from puppet_engine.replay.report import EventReplay, ReplayReport
-from puppet_engine.settings import load_settings
+from puppet_engine.settings import Settings, load_settings
 from puppet_engine.storage import Database
 
 DIFFERENCES_EXIT = 3
@@ -80,7 +80,7 @@ def replay_command(
         configure_logging("WARNING", settings.log_format, settings.secret_values())  # the report is the output
         changed = load_agent_file(agent_file).config if agent_file is not None else None
         t1, t2 = service.parse_time(since, "--from"), service.parse_time(until, "--to")
-        report = asyncio.run(_run(settings, agent, t1, t2, changed, llm, max_calls, yes, as_json))
+        report = asyncio.run(_run(settings, agent, t1, t2, changed, llm, max_calls, yes))
     except PuppetError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -94,7 +94,8 @@ def replay_command(
         raise typer.Exit(DIFFERENCES_EXIT)
 
 
-async def _run(settings, agent, t1, t2, changed, llm, max_calls, yes, as_json) -> ReplayReport | None:  # type: ignore[no-untyped-def]
+async def _run(settings: Settings, agent: str, t1: float, t2: float, changed: AgentConfig | None, llm: str | None,
+               max_calls: int | None, yes: bool) -> ReplayReport | None:
     db = Database(settings.database_url)
     try:
         plan = await service.plan(db, settings, agent, t1, t2, changed=changed, llm=llm, max_calls=max_calls)

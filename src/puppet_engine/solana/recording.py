@@ -35,8 +35,8 @@ def _token(data: dict[str, Any]) -> TokenInfo:
 
 def limits_from_json(data: dict[str, Any]) -> RiskLimits:
     """The risk limits recorded with a decision."""
-    tuples = {"always_tradable", "blacklist"}
-    return RiskLimits(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
+    values: dict[str, Any] = {k: tuple(v) if k in ("always_tradable", "blacklist") else v for k, v in data.items()}
+    return RiskLimits(**values)
 
 
 def market_from_json(read: dict[str, Any]) -> tuple[MarketAnalysis, WalletBalances]:
