@@ -39,7 +39,6 @@ from puppet_engine.persona import AgentConfig, load_agents_dir
 from puppet_engine.runtime_settings import RuntimeSettings
 from puppet_engine.sandbox import Sandbox
 from puppet_engine.settings import Settings, load_settings
-from puppet_engine.social.recording import RecordingSocial
 from puppet_engine.storage import Database
 from puppet_engine.storage.leases import LeaseManager
 from puppet_engine.storage.repos import agents as agent_rows
@@ -144,10 +143,10 @@ class Engine:
         return Recorder(self.db, self.clock, codec, start_facts=start_facts, peers=peers)
 
     def _build_runtime(self, config: AgentConfig) -> AgentRuntime:
-        """The wiring's runtime; with recording on, its LLM and social reads are recorded too."""
+        """The wiring's runtime; with recording on, its LLM calls and memory searches are recorded too."""
         agent = self.wiring.build_runtime(config)
         if self.recorder is not None:
-            agent.llm, agent.social = CaptureProvider(agent.llm), RecordingSocial(agent.social)
+            agent.llm = CaptureProvider(agent.llm)
             if agent.memory is not None:
                 agent.memory = RecordingMemory(agent.memory)  # type: ignore[assignment]
         return agent

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from puppet_engine.errors import ConfigError
-from puppet_engine.events import Event, HandlerResult
+from puppet_engine.events import Event, HandlerResult, records
 from puppet_engine.events.recording import Recorder, capturing, note
 from puppet_engine.storage.repos import recordings
 from puppet_engine.storage.repos.recordings import RecordCodec
@@ -46,13 +46,35 @@ async def test_the_recorder_keeps_each_events_state_reads_and_decision(database,
         return HandlerResult(result={"received": 1}, state={"poll_seq": 5})
 
     note("read", {"what": "outside"})  # not in an event: nothing
-    hr = await recorder.wrap(handler)(Event("mentions.poll", "ada", {"seq": 5}, id=3, key="poll:ada:5"))
+    event = Event("mentions.poll", "ada", {"seq": 5}, id=3, key="poll:ada:5")
+    hr = await recorder.wrap(handler)(event)
     assert hr is not None and not capturing()
+    # The rows travel with the outcome and are committed in its transaction.
+    async with database.transaction() as conn:
+        await records.insert_event(conn, event, virtual_clock.now())
+        await records.record_outcomes(conn, [(event, hr)], virtual_clock.now())
     rows = await recordings.load(database, RecordCodec(), "ada", 0, 2e9)
     assert [(r.kind, r.seq, r.event_id) for r in rows] == [("event", 0, 3), ("read", 1, 3)]
     body = rows[0].body
     assert body["start"]["state"] == {"post_seq": 4} and body["outcome"]["result"] == {"received": 1}
     assert body["event"]["key"] == "poll:ada:5" and body["peers"] == {}
+
+
+async def test_a_failed_run_is_recorded_on_its_own(database, virtual_clock) -> None:
+    async def facts(agent_id: str) -> dict:
+        return {"state": {}}
+
+    recorder = Recorder(database, virtual_clock, RecordCodec(), start_facts=facts)
+
+    async def handler(event: Event) -> HandlerResult:
+        note("llm", {"request": {"messages": []}, "error": {"type": "ServiceUnavailable", "message": "down"}})
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await recorder.wrap(handler)(Event("post.due", "ada", id=9))
+    rows = await recordings.load(database, RecordCodec(), "ada", 0, 2e9)
+    assert [r.kind for r in rows] == ["event", "llm"]
+    assert rows[0].body["error"] == {"type": "RuntimeError", "message": "boom"}
 
 
 async def test_a_failing_recording_never_fails_the_event(database, virtual_clock) -> None:
@@ -65,5 +87,4 @@ async def test_a_failing_recording_never_fails_the_event(database, virtual_clock
         return HandlerResult(result={"ok": True})
 
     hr = await recorder.wrap(handler)(Event("post.due", "ada", id=1))
-    assert hr is not None and hr.result == {"ok": True}
-    assert await recordings.load(database, RecordCodec(), "ada", 0, 2e9) == []
+    assert hr is not None and hr.result == {"ok": True} and hr.recordings == []

@@ -1,12 +1,14 @@
 """Recording for replay: each event's starting state, what it read and what it decided.
 
 :class:`Recorder` wraps the engine's handlers. While one runs, the clients an agent acts
-through (the LLM wrapper :class:`~puppet_engine.llm.wrappers.CaptureProvider`, the social
-wrapper :class:`~puppet_engine.social.recording.RecordingSocial`, the trader's reads) add
+through (the LLM wrapper :class:`~puppet_engine.llm.wrappers.CaptureProvider`, the memory
+wrapper :class:`~puppet_engine.memory.recording.RecordingMemory`) and the behaviours' reads
+(mentions and threads, peers' posts, the market and balances) add
 what they were asked and answered with :func:`note`; when it returns, the event's records
-are written in one group commit (events finishing together share a transaction). Outside an
-event (API calls, start-up) :func:`note` records nothing. A failed write is logged and never
-fails the event: recording is for debugging, the agent's work comes first.
+travel in its :class:`HandlerResult` and are inserted in the transaction that commits the
+event's outcome (no commit of their own); a run that failed is written on its own. Outside an
+event (API calls, start-up) :func:`note` records nothing. A record that cannot be encoded is
+logged and never fails the event: recording is for debugging, the agent's work comes first.
 """
 
 from __future__ import annotations
@@ -106,22 +108,33 @@ class Recorder:
                 raise
             finally:
                 _capture.reset(token)
-            body["outcome"] = outcome_json(hr or HandlerResult())
-            await self._write(event, started, body, capture)
+            hr = hr or HandlerResult()
+            body["outcome"] = outcome_json(hr)
+            # Committed with the event's outcome, in its transaction: no commit of its own.
+            hr.recordings = self._rows(event, started, body, capture)
             return hr
 
         return recorded
 
-    async def _write(self, event: Event, started: float, body: dict[str, Any], capture: Capture) -> None:
+    def _rows(self, event: Event, started: float, body: dict[str, Any], capture: Capture) -> list[dict[str, Any]]:
         agent_id = capture.agent_id
         try:
             body["peers"] = self.peers(authors(capture.records, event))
             rows = [self._row(agent_id, event.id, "event", 0, started, body)]
-            rows += [self._row(agent_id, event.id, kind, i, started, rec)
-                     for i, (kind, rec) in enumerate(capture.records, start=1)]
-            await self._writer.write(rows)
+            return rows + [self._row(agent_id, event.id, kind, i, started, rec)
+                           for i, (kind, rec) in enumerate(capture.records, start=1)]
         except Exception:
             log.exception("recording_failed", agent_id=agent_id, event_type=event.type)
+            return []
+
+    async def _write(self, event: Event, started: float, body: dict[str, Any], capture: Capture) -> None:
+        """A failed run's records (no outcome commits them): written on their own."""
+        rows = self._rows(event, started, body, capture)
+        try:
+            if rows:
+                await self._writer.write(rows)
+        except Exception:
+            log.exception("recording_failed", agent_id=capture.agent_id, event_type=event.type)
 
     def _row(self, agent_id: str, event_id: int | None, kind: str, seq: int, at: float,
              body: dict[str, Any]) -> dict[str, Any]:

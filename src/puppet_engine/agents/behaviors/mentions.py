@@ -34,6 +34,7 @@ from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
 from puppet_engine.social.base import Post
+from puppet_engine.social.recording import note_posts, note_read_error
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import mentions, outbox
 
@@ -88,7 +89,9 @@ class MentionsBehavior(Behavior):
         result: dict[str, Any] = {}
         try:
             tweets = await agent.social.get_mentions(since_id=since_id)
+            note_posts("mentions", {"since_id": since_id}, tweets)  # for replay
         except ProviderError as exc:
+            note_read_error("mentions", exc)
             # X down or limited: keep the cursor, come back after the window.
             delay = max(delay, getattr(exc, "retry_after", 0.0))
             result["error"] = str(exc)
@@ -159,7 +162,9 @@ class MentionsBehavior(Behavior):
             return "skip:self", []
         try:
             thread = await agent.social.get_conversation(tweet, depth=6)
-        except (ProviderError, NotImplementedError):
+            note_posts("conversation", {"id": tweet.id}, thread)  # for replay
+        except (ProviderError, NotImplementedError) as exc:
+            note_read_error("conversation", exc)
             thread = [tweet]
         max_depth = agent.config.behavior.interaction_patterns.max_reply_depth
         if self.services.peer_by_user_id(tweet.author_id) is not None:
