@@ -36,6 +36,7 @@ from puppet_engine.persona import (
     load_agent_file,
     load_agents_dir,
 )
+from puppet_engine.replay.command import replay_command
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import load_settings
 from puppet_engine.simulate import simulate as run_simulation
@@ -52,6 +53,7 @@ app.add_typer(db_app, name="db")
 memory_app = typer.Typer(help="Agent memory: add, search, list, reindex.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
 app.command("history")(history)  # puppet_engine.history_cli: state at a moment, timeline
+app.command("replay")(replay_command)
 
 console = Console(stderr=True)
 AgentsDir = Annotated[Path, typer.Option("--agents", help="directory of agent JSON files")]

@@ -29,14 +29,17 @@ from puppet_engine.agents.intake import MentionStream, StreamOptions
 from puppet_engine.agents.manager import AgentManager
 from puppet_engine.agents.review import ReviewGate, parse_default
 from puppet_engine.agents.review_notify import ReviewNotifier
-from puppet_engine.agents.runtime import AgentServices
+from puppet_engine.agents.runtime import AgentRuntime, AgentServices
 from puppet_engine.agents.watch import AgentFiles
 from puppet_engine.clock import Clock, VirtualClock, WallClock
 from puppet_engine.control import EngineLoad
 from puppet_engine.errors import ConfigError
 from puppet_engine.events import Action, ActionExecutor, Event, EventEngine, Outbox
+from puppet_engine.events.recording import Recorder
 from puppet_engine.history import retention_loop
+from puppet_engine.llm.wrappers import CaptureProvider
 from puppet_engine.memory.base import MemoryStore
+from puppet_engine.memory.recording import RecordingMemory
 from puppet_engine.observability import upstream
 from puppet_engine.observability.engine_hooks import EngineMetrics
 from puppet_engine.observability.logging import set_level
@@ -52,6 +55,7 @@ from puppet_engine.storage.repos import agents as agent_rows
 from puppet_engine.storage.repos import commands as command_rows
 from puppet_engine.storage.repos import events as event_rows
 from puppet_engine.storage.repos import nodes as node_rows
+from puppet_engine.storage.repos.recordings import RecordCodec
 from puppet_engine.storage.runtime_settings import RuntimeSettingsStore
 from puppet_engine.twitter.stream import StreamLimits
 from puppet_engine.wiring import Wiring, WiringDeps
@@ -128,8 +132,12 @@ class Engine:
         self.wiring = Wiring(WiringDeps(settings=settings, clock=self.clock, db=self.db, rng=self.rng,
                                         metrics=self.metrics, runtime=self.runtime, services=self.services,
                                         sandbox=options.sandbox, sandbox_url=options.sandbox_url))
+        self.recorder = self._recorder() if settings.replay_recording else None
         self.manager = AgentManager(self.services, self.events, default_behaviors(self.services),
-                                    self.wiring.build_runtime)
+                                    self._build_runtime)
+        if self.recorder is not None:  # every agent event is recorded for replay (issue 17)
+            for event_type, handler in list(self.events.handlers.items()):
+                self.events.register(event_type, self.recorder.wrap(handler))
         self.manager.ready_hooks.append(self.wiring.on_agent_ready)
         webhook = settings.review_webhook_url.get_secret_value() if settings.review_webhook_url else ""
         self.manager.review = ReviewGate(self.services, parse_default(settings.review_default), notify=bool(webhook))
@@ -168,6 +176,31 @@ class Engine:
             await after_trade_action(self.services, self.manager.agents, self.events.schedule, action, outcome)
 
         self.outbox.on_done(trade_done)
+
+    def _recorder(self) -> Recorder:
+        key = self.settings.memory_encryption_key
+        codec = RecordCodec(key.get_secret_value() if key is not None else None)
+
+        async def start_facts(agent_id: str) -> dict[str, Any]:
+            agent = self.manager.agents.get(agent_id)
+            state = await self.services.states.get(agent_id)
+            return {"state": state.to_json(), "user_id": agent.user_id if agent else None,
+                    "username": agent.username if agent else None}
+
+        def peers(user_ids: set[str]) -> dict[str, str]:
+            found = {u: self.services.peer_by_user_id(u) for u in user_ids}
+            return {u: peer.id for u, peer in found.items() if peer is not None}
+
+        return Recorder(self.db, self.clock, codec, start_facts=start_facts, peers=peers)
+
+    def _build_runtime(self, config: AgentConfig) -> AgentRuntime:
+        """The wiring's runtime; with recording on, its LLM calls and memory searches are recorded too."""
+        agent = self.wiring.build_runtime(config)
+        if self.recorder is not None:
+            agent.llm = CaptureProvider(agent.llm)
+            if agent.memory is not None:
+                agent.memory = RecordingMemory(agent.memory)  # type: ignore[assignment]
+        return agent
 
     # -- the control interface (puppet_engine.control.EngineControl) -----------------------
 

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
     # History
     history_retention_days: float = Field(30.0, ge=0, description="days of history kept (state facts, recordings); "
                                           "older is pruned hourly; 0 = kept forever")
+    # Replay (issue 17)
+    replay_recording: bool = Field(
+        True, description="record each event's inputs, LLM answers and starting state for "
+        "`puppet-engine replay` (compressed; encrypted with MEMORY_ENCRYPTION_KEY when set)",
+    )
 
     # API
     puppet_api_keys: SecretStr | None = Field(None, description="comma-separated key:scope pairs (read, control, admin)")

@@ -15,7 +15,7 @@ from puppet_engine.history.retention import unregister_pruner
 from puppet_engine.persona import parse_agent_config
 from puppet_engine.settings import Settings
 from puppet_engine.storage.repos import facts as fact_rows
-from puppet_engine.storage.tables import facts
+from puppet_engine.storage.tables import facts, recordings
 from puppet_engine.wiring import build_sandbox
 
 HOUR = 3600.0
@@ -31,11 +31,11 @@ async def test_the_retention_job_prunes_old_facts_and_history_still_answers(sqli
                                             sandbox=build_sandbox(seed=3, crowd_rate=0.5, clock=clock)))
     cuts: list[float] = []
 
-    async def recordings(db, before: float) -> int:  # what REPLAY's recordings hook looks like
+    async def extra(db, before: float) -> int:  # any further history registers its own pruner
         cuts.append(before)
         return 0
 
-    register_pruner("recordings", recordings)
+    register_pruner("extra", extra)
     start = clock.now()
     await engine.start()
     try:
@@ -48,6 +48,9 @@ async def test_the_retention_job_prunes_old_facts_and_history_still_answers(sqli
             rows = (await conn.execute(sa.select(facts.c.kind, facts.c.at).where(facts.c.agent_id == "nova"))).all()
         oldest_allowed = now - 6 * HOUR - HOUR  # the job runs every virtual hour
         assert [kind for kind, at in rows if at < oldest_allowed] == []
+        async with engine.db.connect() as conn:  # replay's recordings go under the same limit
+            recorded = (await conn.execute(sa.select(recordings.c.created_at))).scalars().all()
+        assert recorded and min(recorded) >= oldest_allowed
         baselines = [at for kind, at in rows if kind == "baseline"]
         assert len(baselines) == 1 and baselines[0] >= oldest_allowed
         assert cuts and all(b <= now - 6 * HOUR for b in cuts) and cuts[-1] >= oldest_allowed
@@ -63,5 +66,5 @@ async def test_the_retention_job_prunes_old_facts_and_history_still_answers(sqli
         early = await state_at(engine.db, "nova", start + HOUR)
         assert early["known"] is False  # pruned: nothing that old is kept
     finally:
-        unregister_pruner("recordings")
+        unregister_pruner("extra")
         await engine.stop()

@@ -25,10 +25,12 @@ from puppet_engine.serving import BackgroundServer
 
 EXAMPLES = 8  # per operation and mode: the whole run stays well under a minute
 # Rules a schema cannot state, so a schema-valid request may rightly be refused: an agent
-# config's (IANA zone names, min <= max gaps) and clearing memory's confirmation, which can
-# come in the query or in the body.
+# config's (IANA zone names, min <= max gaps), clearing memory's confirmation, which can
+# come in the query or in the body, and a replay's range (recorded events in it).
 LOOSE_BODIES = {"PUT /agents/{agent_id}/config": [positive_data_acceptance],
-                "DELETE /memory/{agent_id}": [positive_data_acceptance]}
+                "DELETE /memory/{agent_id}": [positive_data_acceptance],
+                # a replay's range must hold recorded events (and end after it starts)
+                "POST /agents/{agent_id}/replay": [positive_data_acceptance]}
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ from puppet_engine.api.routes import (
     feed,
     memory,
     nodes,
+    replay,
     review,
     system,
     trading,
@@ -75,6 +76,7 @@ TAGS = [
     {"name": "feed", "description": "live activity as Server-Sent Events"},
     {"name": "review", "description": "posts, replies and trades held for a person's approval"},
     {"name": "history", "description": "an agent's state at any moment and its timeline"},
+    {"name": "replay", "description": "exact and what-if replays of a recorded stretch, as background jobs"},
     {"name": "system", "description": "health, status, runtime settings, metrics"},
 ]
 
@@ -156,7 +158,7 @@ def create_app(engine: EngineControl, *, keys: KeyRing | None = None, cors_origi
     app.state.auth = AuthConfig(keys, FailureLimiter(engine.db, max_failures=auth_failures_per_minute,
                                                      window_seconds=60.0))
     install_error_handlers(app)
-    for module in (system, agents, commands, memory, trading, events, feed, nodes, review, engagement):
+    for module in (system, agents, commands, memory, trading, events, feed, nodes, review, engagement, replay):
         app.include_router(module.router)
     app.include_router(history_routes.router)
     _mount_openapi(app)

@@ -98,10 +98,12 @@ class HandlerResult:
     """What a handler hands back; committed atomically with the event's completion.
 
     ``result`` is stored on the event; ``actions`` go to the outbox; ``follow_ups`` are
-    new events (e.g. the next scheduled post); ``state`` is merged into the agent's state.
+    new events (e.g. the next scheduled post); ``state`` is merged into the agent's state;
+    ``recordings`` are the event's replay records (rows, see ``events/recording.py``).
     """
 
     result: dict[str, Any] = field(default_factory=dict)
     actions: list[ActionSpec] = field(default_factory=list)
     follow_ups: list[Event] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
+    recordings: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)

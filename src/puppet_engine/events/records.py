@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.events.event import Action, ActionSpec, Event, HandlerResult
-from puppet_engine.storage.repos import agent_states, facts, outbox, review
+from puppet_engine.storage.repos import agent_states, facts, outbox, recordings, review
 from puppet_engine.storage.repos import events as event_rows
 
 
@@ -78,6 +78,7 @@ async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, Han
     await agent_states.merge_states(conn, [(e.agent_id, hr.state) for e, hr in outcomes if hr.state and e.agent_id],
                                     now)
     await facts.insert(conn, outcome_facts(outcomes, now))  # the history of those changes: one statement
+    await recordings.insert_batches(conn, [hr.recordings for _, hr in outcomes if hr.recordings])  # for replay
     return recorded
 
 

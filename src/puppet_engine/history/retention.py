@@ -2,8 +2,9 @@
 
 Facts older than the cut are folded into one ``baseline`` fact per agent at the cut (what the
 agent was then), then deleted, in one transaction per agent: the projection can still be
-rebuilt, and the state at any moment after the cut still answered. Other recorded history
-(the recordings of LLM calls and reads) registers its own pruner with :func:`register_pruner`.
+rebuilt, and the state at any moment after the cut still answered. The recordings replay reads
+(LLM calls and reads, ``storage.repos.recordings``) go under the same limit; more can be added
+with :func:`register_pruner`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from puppet_engine.clock import Clock
 from puppet_engine.history.projection import Projection, fold
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import facts as fact_rows
+from puppet_engine.storage.repos.recordings import prune_recordings
 
 log = structlog.get_logger("puppet_engine.history")
 
@@ -55,10 +57,11 @@ async def prune_facts(db: Database, before: float) -> int:
 
 
 async def prune_history(db: Database, now: float, retention_days: float) -> dict[str, int]:
-    """Delete history older than ``retention_days`` before ``now``: facts, then every registered
-    pruner's rows. Returns the rows removed per kind (``facts`` and each pruner's name)."""
+    """Delete history older than ``retention_days`` before ``now``: facts, recordings, then every
+    registered pruner's rows. Returns the rows removed per kind (``facts``, ``recordings``, and each
+    pruner's name)."""
     before = now - retention_days * DAY
-    removed = {"facts": await prune_facts(db, before)}
+    removed = {"facts": await prune_facts(db, before), "recordings": await prune_recordings(db, before)}
     for name, pruner in _PRUNERS.items():
         removed[name] = await pruner(db, before)
     if any(removed.values()):

@@ -5,7 +5,8 @@
 - :class:`CircuitBreakerProvider` stops calling a failing provider for a cooldown;
 - :class:`BudgetProvider` enforces a per-agent daily token budget;
 - :class:`RecordingProvider` writes every call to the ``llm_calls`` table;
-- :class:`MetricsProvider` reports every call to a callback (e.g. Prometheus).
+- :class:`MetricsProvider` reports every call to a callback (e.g. Prometheus);
+- :class:`CaptureProvider` notes each request and answer in the event being recorded (replay).
 
 Each wrapper is itself an ``LLMProvider``, so they stack in any order; the usual
 one is ``Recording(Metrics(Budget(Fallback([Breaker(grok), Breaker(openai)]))))``.
@@ -13,12 +14,15 @@ one is ``Recording(Metrics(Budget(Fallback([Breaker(grok), Breaker(openai)]))))`
 
 from __future__ import annotations
 
+import hashlib
 import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from puppet_engine.clock import Clock, WallClock
 from puppet_engine.errors import (
@@ -29,7 +33,9 @@ from puppet_engine.errors import (
     RateLimited,
     ServiceUnavailable,
 )
+from puppet_engine.events.recording import capturing, note
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
+from puppet_engine.llm.messages import ChatMessage, Usage
 from puppet_engine.resilience import CircuitBreaker
 from puppet_engine.storage.repos import llm_calls
 
@@ -313,3 +319,55 @@ def _call_writer(db: Database) -> GroupCommitter[dict[str, Any], None]:
         writer = _CALL_WRITERS[db] = GroupCommitter(db, llm_calls.insert_calls)
     return writer
 
+
+
+def request_json(request: CompletionRequest) -> dict[str, Any]:
+    """A request as recorded: messages, model and parameters (not the agent, which the row has)."""
+    return {"messages": [[m.role, m.content] for m in request.messages], "model": request.model,
+            "temperature": request.temperature, "max_tokens": request.max_tokens, "json_schema": request.json_schema,
+            "schema_name": request.schema_name, "purpose": request.purpose, "seed": request.seed}
+
+
+def request_from_json(data: dict[str, Any], agent_id: str | None = None) -> CompletionRequest:
+    return CompletionRequest(messages=[ChatMessage(role, content) for role, content in data["messages"]],
+                             model=data.get("model"), temperature=data.get("temperature"),
+                             max_tokens=data.get("max_tokens"), json_schema=data.get("json_schema"),
+                             schema_name=data.get("schema_name", "decision"), purpose=data.get("purpose", "content"),
+                             agent_id=agent_id, seed=data.get("seed"))
+
+
+def request_digest(request: CompletionRequest) -> str:
+    """Same digest, same question: what a replay matches recorded answers by."""
+    return hashlib.sha256(orjson.dumps(request_json(request), option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def completion_json(completion: Completion) -> dict[str, Any]:
+    return {"text": completion.text, "model": completion.model, "provider": completion.provider,
+            "usage": [completion.usage.prompt_tokens, completion.usage.completion_tokens]}
+
+
+def completion_from_json(data: dict[str, Any]) -> Completion:
+    prompt, answer = data.get("usage", [0, 0])
+    return Completion(text=data["text"], model=data.get("model", ""), provider=data.get("provider", "recorded"),
+                      usage=Usage(int(prompt), int(answer)))
+
+
+class CaptureProvider(WrapperProvider):
+    """Notes each call made while an event is recorded: the request, and the answer or the error.
+
+    Outermost in an agent's stack, so what it records is what the agent's code saw (a budget
+    refusal included). Costs nothing outside a recorded event.
+    """
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        if not capturing():
+            return await self.inner.complete(request)
+        asked = request_json(request)
+        try:
+            completion = await self.inner.complete(request)
+        except ProviderError as exc:
+            note("llm", {"request": asked, "digest": request_digest(request),
+                         "error": {"type": exc.__class__.__name__, "message": str(exc), "retryable": exc.retryable}})
+            raise
+        note("llm", {"request": asked, "digest": request_digest(request), "answer": completion_json(completion)})
+        return completion

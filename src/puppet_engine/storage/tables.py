@@ -382,3 +382,21 @@ facts = Table(
     Index("ix_facts_agent_at", "agent_id", "at"),
     Index("ix_facts_at", "at"),
 )
+
+# Replay recordings (issue 17): what each event read and was answered (LLM requests and answers,
+# mentions and threads, prices, balances) and the agent's state when it started, so a stretch can
+# be re-run by ``puppet-engine replay``. ``body`` is zstd-compressed JSON, AES-GCM sealed when
+# MEMORY_ENCRYPTION_KEY is set (``storage/repos/recordings.py``); pruned by the retention job.
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", String(128), nullable=False),
+    Column("event_id", Integer, nullable=True),
+    Column("kind", String(16), nullable=False),  # event, llm, read
+    Column("seq", Integer, nullable=False, default=0),  # order within the event
+    Column("created_at", Float, nullable=False),  # when the event started (virtual or wall clock)
+    Column("body", LargeBinary, nullable=False),
+    Index("ix_recordings_agent_time", "agent_id", "created_at"),
+    Index("ix_recordings_created", "created_at"),
+)

@@ -38,6 +38,7 @@ from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
 from puppet_engine.social.base import Post
+from puppet_engine.social.recording import note_posts, note_read_error
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import mentions, outbox
 
@@ -97,11 +98,14 @@ class MentionsBehavior(Behavior):
             if newest is not None and (since_id is None or int(newest) > int(since_id)):
                 since_id = newest
             tweets = []
+            note_posts("mentions", {"since_id": since_id}, tweets)  # for replay: this poll read nothing
             result["covered_by_stream"] = True
         else:
             try:
                 tweets = await agent.social.get_mentions(since_id=since_id)
+                note_posts("mentions", {"since_id": since_id}, tweets)  # for replay
             except ProviderError as exc:
+                note_read_error("mentions", exc)
                 # X down or limited: keep the cursor, come back after the window.
                 delay = max(delay, getattr(exc, "retry_after", 0.0))
                 result["error"] = str(exc)
@@ -174,7 +178,9 @@ class MentionsBehavior(Behavior):
             return "skip:self", []
         try:
             thread = await agent.social.get_conversation(tweet, depth=6)
-        except (ProviderError, NotImplementedError):
+            note_posts("conversation", {"id": tweet.id}, thread)  # for replay
+        except (ProviderError, NotImplementedError) as exc:
+            note_read_error("conversation", exc)
             thread = [tweet]
         max_depth = agent.config.behavior.interaction_patterns.max_reply_depth
         if self.services.peer_by_user_id(tweet.author_id) is not None:

@@ -26,6 +26,7 @@ from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
 from puppet_engine.social.base import Post
+from puppet_engine.social.recording import note_peer_posts
 
 log = structlog.get_logger("puppet_engine.social")
 
@@ -63,6 +64,7 @@ class InteractionBehavior(Behavior):
         seen: list[str] = []
         peers = self._peers_to_read(agent, now)
         posted = await peer_posts(self.services.db, [p.id for p in peers], since)
+        note_peer_posts([(p.id, p.user_id, p.username) for p in peers], posted)  # for replay
         for peer in peers:
             if len(actions) >= MAX_INTERACTIONS_PER_TICK:
                 break

@@ -27,6 +27,7 @@ from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Action, ActionOutcome, ActionSpec, Event, HandlerResult
 from puppet_engine.events.scheduler import HOUR, next_trade_check_at, slot_key
 from puppet_engine.solana import decide_trade
+from puppet_engine.solana.recording import note_market, note_market_error
 
 log = structlog.get_logger("puppet_engine.trading")
 
@@ -72,9 +73,12 @@ class TradingBehavior(Behavior):
         try:
             trader = agent.trader
             analysis = await trader.analyze_market()
-            idea = decide_trade(analysis, trader.limits, await trader.wallet.balances(), rng,
+            balances = await trader.wallet.balances()
+            note_market(analysis, balances, trader.limits)  # for replay
+            idea = decide_trade(analysis, trader.limits, balances, rng,
                                 factors=trader.factors, random_probability=trader.random_probability)
         except ProviderError as exc:
+            note_market_error(exc)
             # RPC or Jupiter down: no trade, nothing half-done; look again sooner than a full gap.
             nxt = min(nxt, now + MARKET_RETRY_SECONDS)
             result = {"skipped": f"market unavailable: {exc}"}

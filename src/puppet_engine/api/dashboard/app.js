@@ -225,6 +225,7 @@
     if (window.PuppetHistory) right.append(window.PuppetHistory.card(agentId, { api, failed }));  // history.js
     if (agent.trading_enabled) view.append(tradingCard(agentId, id));
     view.append(window.PuppetEngagement.card(agentId, { api, stale: () => stale(id), every, failed }));
+    if (window.PuppetReplay) view.append(window.PuppetReplay.card(agentId, { api, failed, stale: () => stale(id) }));
     view.append(h("details", { class: "card" }, h("summary", { text: "Configuration (secrets hidden)" }),
                   h("pre", { class: "code", text: JSON.stringify(agent.config, null, 2) })));
   }
