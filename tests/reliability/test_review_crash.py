@@ -113,7 +113,9 @@ class Rig:
                 return []
 
     def replies(self) -> list[dict[str, Any]]:
-        return list(self.admin("GET", "/tweets", params={"username": "rev0"})["data"])
+        """The agent's replies on the sandbox's X (its own posts, not reviewed here, left out)."""
+        return [t for t in self.admin("GET", "/tweets", params={"username": "rev0"})["data"]
+                if any(r.get("type") == "replied_to" for r in t.get("referenced_tweets") or [])]
 
     def close(self) -> None:
         self.sandbox.send_signal(signal.SIGTERM)
