@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import cProfile
 import gc
 import json
@@ -66,6 +67,7 @@ from puppet_engine.observability import upstream
 from puppet_engine.persona import parse_agent_config
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
+from puppet_engine.storage.leases import LeaseManager
 from puppet_engine.storage.repos import events as event_rows
 
 UNLOADED_AGENTS = 300
@@ -207,16 +209,29 @@ class NoopExecutor(ActionExecutor):
         return ActionOutcome(external_id=str(action.id))
 
 
-async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, inline: bool = True) -> dict[str, float]:
-    """The event engine alone: chains of no-op events, as posting schedules are."""
-    db = Database(f"sqlite:///{Path(tempfile.mkdtemp(dir=workdir)) / 'queue.db'}", inline=inline)
+async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, inline: bool = True,
+                    owned_filter: str = "running", url: str | None = None) -> dict[str, float]:
+    """The event engine alone: chains of no-op events, as posting schedules are.
+
+    ``owned_filter``: which agents the claims are limited to, as in ``puppet-engine run``:
+    ``running`` (one process: its running agents), ``leases`` (several processes: the
+    agents it holds a lease on, renewed every ``ttl / 3`` seconds under the claim lock as
+    the engine does), or ``none`` (no filter at all: the baseline of what the filter costs).
+    """
+    db = Database(url or f"sqlite:///{Path(tempfile.mkdtemp(dir=workdir)) / 'queue.db'}", inline=inline)
     await db.migrate()
     clock = VirtualClock()
     executor = NoopExecutor()
     outbox = Outbox(db, clock, lambda _a: executor, rng=random.Random(1))
-    owned = frozenset(f"a{i}" for i in range(n))  # as the manager hands it out: encoded once
+    running = frozenset(f"a{i}" for i in range(n))  # as the manager hands it out: one object until it changes
+    leases = LeaseManager(db, clock, "bench") if owned_filter == "leases" else None
+    owned: frozenset[str] | None = None if owned_filter == "none" else running
+
+    def owned_agents() -> frozenset[str] | None:
+        return owned
+
     events = EventEngine(db, clock, outbox, concurrency=concurrency, rng=random.Random(1),
-                         owned_agents=lambda: owned)  # as the engine claims: only its running agents
+                         owned_agents=owned_agents)
     rng = random.Random(2)
 
     async def step(event: Event) -> HandlerResult:
@@ -234,20 +249,50 @@ async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, 
     async with db.transaction() as conn:
         await conn.execute(agents.insert(), [{"id": f"a{i}", "config": {}, "state": {}, "enabled": True, "version": 1,
                                               "created_at": 0, "updated_at": 0} for i in range(n)])
+    if leases is not None:  # the first round takes every agent (one process): before the clock starts
+        await leases.balance(running)
+        owned = frozenset(leases.owned)
     await events.schedule_many([Event("tick", f"a{i}", {"seq": 1}, due_at=clock.now() + rng.uniform(0, 600),
                                       key=f"tick:a{i}:1") for i in range(n)])
     timings: list[float] = []
     events.observe(lambda _e, _o, seconds: timings.append(seconds))
+
+    async def renew() -> None:  # Engine.rebalance: under the claim lock, every ttl / 3 (real) seconds
+        nonlocal owned
+        assert leases is not None
+        while True:
+            await asyncio.sleep(leases.ttl / 3)
+            async with events.claim_lock:
+                await leases.balance(running, events.busy_agents())
+                if owned != leases.owned:
+                    owned = frozenset(leases.owned)
+
+    renewing = asyncio.create_task(renew()) if leases is not None else None
     started = time.perf_counter()
-    await drive(events, db, clock, clock.now() + 10 * 86400, 60.0, owned)
+    await drive(events, db, clock, clock.now() + 10 * 86400, 60.0, None if owned is None else running)
     elapsed = time.perf_counter() - started
+    if renewing is not None:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
     await db.close()
     return {"events": len(timings), "events_per_second": len(timings) / elapsed if elapsed else 0.0,
             **percentiles(timings, "event_"), "wall_seconds": elapsed}
 
 
+async def queue_filters(n: int, concurrency: int, workdir: Path) -> dict[str, Any]:
+    """The queue with each owned-agents filter, in one process: running agents (one process),
+    leases (several), none (the baseline: what the filter costs is the difference)."""
+    per_agent = max(2, 10_000 // n)
+    return {name: await queue_run(n, per_agent, concurrency, workdir, owned_filter=name)
+            for name in ("none", "running", "leases")}
+
+
 async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     """Everything for one size, in this process."""
+    if args.queue_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            return {"agents": n, "queue_filters": await queue_filters(n, args.concurrency, Path(tmp))}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = await bare_tasks(n)
@@ -258,11 +303,13 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         bare_queue = await queue_run(n, per_agent, args.concurrency, work)
         threaded_queue = await queue_run(n, per_agent, args.concurrency, work, inline=False)
         one_by_one = await queue_run(min(n, UNLOADED_AGENTS), 5, 1, work)
+        filters = await queue_filters(n, args.concurrency, work)
     return {
         "agents": n, "hours": args.hours, "concurrency": args.concurrency, **run, "peak_rss_bytes": peak_rss,
         "unloaded": {k: unloaded[k] for k in ("events", "events_per_second", "event_p50_ms", "event_p99_ms",
                                               "overhead_p50_ms", "overhead_p99_ms", "upstream_share")},
         "queue": bare_queue, "queue_aiosqlite": threaded_queue, "queue_unloaded": one_by_one, "baseline": base,
+        "queue_filters": filters,
         "ratio_events_per_second_vs_noop": run["events_per_second"] / base["noop_events_per_second"],
         "ratio_queue_events_per_second_vs_noop": bare_queue["events_per_second"] / base["noop_events_per_second"],
         "ratio_queue_vs_aiosqlite": bare_queue["events_per_second"] / threaded_queue["events_per_second"],
@@ -270,7 +317,18 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def report_filters(r: dict[str, Any]) -> None:
+    f = r["queue_filters"]
+    base = f["none"]["events_per_second"]
+    print(f"  queue by owned-agents filter ({r['agents']} agents, same process): " + "; ".join(
+        f"{name} {f[name]['events_per_second']:.0f} events/s ({f[name]['events_per_second'] / base:.2f}x none)"
+        for name in ("none", "running", "leases")))
+
+
 def report(r: dict[str, Any]) -> None:
+    if "events" not in r:
+        report_filters(r)
+        return
     q, qa, b, u = r["queue"], r["queue_aiosqlite"], r["baseline"], r["unloaded"]
     print(f"{r['agents']} agents, {r['hours']:g} virtual hours, {r['concurrency']} in flight: "
           f"{r['events']} events in {r['wall_seconds']:.1f}s")
@@ -293,6 +351,7 @@ def report(r: dict[str, Any]) -> None:
     one = r["queue_unloaded"]
     print(f"  queue, one at a time {one['event_p50_ms']:9.2f} / {one['event_p99_ms']:.2f} ms p50 / p99 per event "
           f"({one['events_per_second']:.0f} events/s)")
+    report_filters(r)
     for name, share in r.get("profile", []):
         print(f"    {100 * share:5.1f}%  {name}")
 
@@ -306,6 +365,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also run 10,000 agents (about 40 minutes)")
     parser.add_argument("--profile", action="store_true", help="where the agents run's time goes")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--queue-only", action="store_true",
+                        help="only the queue with each owned-agents filter (none, running, leases)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in a process of its own
     args, _ = parser.parse_known_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -316,7 +377,8 @@ def main() -> None:
     results = []
     for n in sizes:
         cmd = [sys.executable, __file__, "--child", str(n), "--hours", str(args.hours), "--step", str(args.step),
-               "--concurrency", str(args.concurrency), *(["--profile"] if args.profile else [])]
+               "--concurrency", str(args.concurrency), *(["--profile"] if args.profile else []),
+               *(["--queue-only"] if args.queue_only else [])]
         done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         if not args.json:
