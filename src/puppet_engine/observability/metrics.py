@@ -89,6 +89,8 @@ class Metrics:
     LLM: ``llm_tokens`` (``agent``, ``provider``, ``kind`` = prompt|completion),
     ``llm_cost_usd`` (``agent``, ``provider``).
     Health: ``errors`` (``component``), ``breaker_state`` (``dependency``; see BREAKER_STATES).
+    Caches: ``cache_requests`` (``cache`` = x_user_by_id|x_user_by_username|x_tweet|jupiter_price,
+    ``result`` = hit|miss).
     """
 
     def __init__(self, enabled: bool = True, *, process_metrics: bool = True) -> None:
@@ -144,6 +146,8 @@ class Metrics:
         self.errors = counter("errors_total", "Errors by component", ("component",))
         self.breaker_state = gauge("breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ("dependency",))
         self.agents = gauge("agents", "Agents by state", ("state",))
+        # cached reads (puppet_engine.caching): result = hit|miss
+        self.cache_requests = counter("cache_requests_total", "Cached reads by cache and result", ("cache", "result"))
 
     def set_breaker(self, dependency: str, state: str) -> None:
         """Record a breaker transition; ``state`` is closed, half_open or open."""
