@@ -280,19 +280,39 @@ async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, 
             **percentiles(timings, "event_"), "wall_seconds": elapsed}
 
 
-async def queue_filters(n: int, concurrency: int, workdir: Path) -> dict[str, Any]:
+async def queue_filters(n: int, concurrency: int, workdir: Path, postgres: bool = False) -> dict[str, Any]:
     """The queue with each owned-agents filter, in one process: running agents (one process),
-    leases (several), none (the baseline: what the filter costs is the difference)."""
+    leases (several), none (the baseline: what the filter costs is the difference). With
+    ``postgres``, on a PostgreSQL started by ``pgserver`` (a fresh database each)."""
     per_agent = max(2, 10_000 // n)
-    return {name: await queue_run(n, per_agent, concurrency, workdir, owned_filter=name)
-            for name in ("none", "running", "leases")}
+    server = pgserver_in(workdir) if postgres else None
+    try:
+        found = {}
+        for number, name in enumerate(("none", "running", "leases")):
+            url = None
+            if server is not None:
+                server.psql(f"CREATE DATABASE queue_{number};")
+                url = str(server.get_uri(f"queue_{number}"))
+            found[name] = await queue_run(n, per_agent, concurrency, workdir, owned_filter=name, url=url)
+        return found
+    finally:
+        if server is not None:
+            server.cleanup()
+
+
+def pgserver_in(workdir: Path) -> Any:
+    """A PostgreSQL of its own (the ``pgserver`` package of the dev extra)."""
+    import pgserver
+
+    return pgserver.get_server(workdir / "pg", cleanup_mode="stop")
 
 
 async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     """Everything for one size, in this process."""
     if args.queue_only:
         with tempfile.TemporaryDirectory() as tmp:
-            return {"agents": n, "queue_filters": await queue_filters(n, args.concurrency, Path(tmp))}
+            return {"agents": n, "database": "postgresql" if args.postgres else "sqlite",
+                    "queue_filters": await queue_filters(n, args.concurrency, Path(tmp), args.postgres)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = await bare_tasks(n)
@@ -320,7 +340,8 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
 def report_filters(r: dict[str, Any]) -> None:
     f = r["queue_filters"]
     base = f["none"]["events_per_second"]
-    print(f"  queue by owned-agents filter ({r['agents']} agents, same process): " + "; ".join(
+    print(f"  queue by owned-agents filter ({r['agents']} agents, {r.get('database', 'sqlite')}, same process): "
+          + "; ".join(
         f"{name} {f[name]['events_per_second']:.0f} events/s ({f[name]['events_per_second'] / base:.2f}x none)"
         for name in ("none", "running", "leases")))
 
@@ -367,6 +388,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--queue-only", action="store_true",
                         help="only the queue with each owned-agents filter (none, running, leases)")
+    parser.add_argument("--postgres", action="store_true", help="with --queue-only: on PostgreSQL (pgserver)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in a process of its own
     args, _ = parser.parse_known_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -378,7 +400,7 @@ def main() -> None:
     for n in sizes:
         cmd = [sys.executable, __file__, "--child", str(n), "--hours", str(args.hours), "--step", str(args.step),
                "--concurrency", str(args.concurrency), *(["--profile"] if args.profile else []),
-               *(["--queue-only"] if args.queue_only else [])]
+               *(["--queue-only"] if args.queue_only else []), *(["--postgres"] if args.postgres else [])]
         done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         if not args.json:
