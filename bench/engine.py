@@ -37,6 +37,7 @@ import logging
 import pstats
 import random
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import httpx2
 import structlog
 
 from puppet_engine.clock import VirtualClock
@@ -65,6 +67,7 @@ from puppet_engine.events import (
 )
 from puppet_engine.observability import upstream
 from puppet_engine.persona import parse_agent_config
+from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
 from puppet_engine.storage.leases import LeaseManager
@@ -118,39 +121,105 @@ async def bare_tasks(n: int) -> dict[str, float]:
     return {"bytes_per_task": current / n, "noop_events_per_second": count / elapsed}
 
 
-def make_engine(n: int, url: str, concurrency: int) -> Engine:
-    from puppet_engine.sandbox import Sandbox, SandboxConfig
-
+def make_engine(n: int, url: str, concurrency: int, sandbox_url: str | None = None) -> Engine:
+    """``n`` personas on the fake LLM; X, Solana and Jupiter in the in-process sandbox, or the
+    sandbox at ``sandbox_url`` (another process, see :class:`SandboxProcess`)."""
     clock = VirtualClock()
     settings = Settings(database_url=url, enable_metrics=False, log_level="ERROR", embedder="hashing",
                         engine_concurrency=concurrency, _env_file=None)
     configs = [parse_agent_config(persona(i)) for i in range(n)]
+    if sandbox_url is not None:
+        return Engine(settings, EngineOptions(agents=configs, clock=clock, seed=1, sandbox_url=sandbox_url))
     return Engine(settings, EngineOptions(agents=configs, clock=clock, seed=1,
                                           sandbox=Sandbox(SandboxConfig(), clock=clock)))
 
 
+def serve_sandbox(port: int) -> None:
+    """The sandbox on its own virtual clock, which ``POST /bench/clock {"now": t}`` moves."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    clock = VirtualClock()
+    box = Sandbox(SandboxConfig(), clock=clock)
+
+    async def set_clock(request: Request) -> JSONResponse:
+        clock.set(float((await request.json())["now"]))
+        return JSONResponse({"now": clock.now()})
+
+    app = Starlette(routes=[Route("/bench/clock", set_clock, methods=["POST"]), Mount("/", app=box.app)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
+
+
+class SandboxProcess:
+    """The sandbox served by a process of its own, so this process's CPU time is the engine's."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-sandbox", str(port)],
+                                     stdout=subprocess.DEVNULL)
+        self.http = httpx2.AsyncClient(timeout=30)
+
+    async def ready(self) -> None:
+        for _ in range(600):
+            try:
+                if (await self.http.get(f"{self.url}/sandbox/health")).status_code < 500:
+                    return
+            except httpx2.TransportError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError("the sandbox process did not answer")
+
+    async def set_clock(self, now: float) -> None:
+        (await self.http.post(f"{self.url}/bench/clock", json={"now": now})).raise_for_status()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def drive(engine_events: EventEngine, db: Database, clock: VirtualClock, until: float, step: float,
-                owned: Collection[str] | None = None) -> None:
-    """Run to ``until`` on the virtual clock, a ``step`` at a time, skipping idle stretches."""
+                owned: Collection[str] | None = None, sandbox: SandboxProcess | None = None) -> None:
+    """Run to ``until`` on the virtual clock, a ``step`` at a time, skipping idle stretches
+    (moving an out-of-process sandbox's clock along)."""
     while True:
         await engine_events.run_until_idle()
         nxt = await event_rows.next_due_at(db, owned)
         if nxt is None or nxt > until:
             break
         clock.set(min(until, max(nxt, clock.now()) + step))
+        if sandbox is not None:
+            await sandbox.set_clock(clock.now())
 
 
 async def agents_run(n: int, hours: float, step: float, concurrency: int, workdir: Path,
-                     profile: bool = False) -> dict[str, Any]:
+                     profile: bool = False, sandbox_process: bool = False) -> dict[str, Any]:
     warm = make_engine(5, f"sqlite:///{workdir / f'warm-{n}-{concurrency}.db'}", concurrency)  # imports, caches
     await warm.start()
     await warm.stop()
     gc.collect()
     rss_before = rss_bytes()
-    engine = make_engine(n, f"sqlite:///{workdir / f'agents-{n}-{concurrency}.db'}", concurrency)
+    sandbox = SandboxProcess() if sandbox_process else None
+    if sandbox is not None:
+        await sandbox.ready()
+    engine = make_engine(n, f"sqlite:///{workdir / f'agents-{n}-{concurrency}.db'}", concurrency,
+                         sandbox.url if sandbox is not None else None)
     started = time.perf_counter()
+    startup_cpu = cpu_seconds()
     await engine.start()
     startup = time.perf_counter() - started
+    startup_cpu = cpu_seconds() - startup_cpu
     gc.collect()
     per_agent = (rss_bytes() - rss_before) / n
     timings: list[float] = []
@@ -168,17 +237,24 @@ async def agents_run(n: int, hours: float, step: float, concurrency: int, workdi
     if profiler is not None:
         profiler.enable()
     started = time.perf_counter()
-    await drive(engine.events, engine.db, clock, clock.now() + hours * 3600, step, engine.manager.owned())
+    cpu = cpu_seconds()
+    await drive(engine.events, engine.db, clock, clock.now() + hours * 3600, step, engine.manager.owned(), sandbox)
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
     if profiler is not None:
         profiler.disable()
     await engine.stop()
+    if sandbox is not None:
+        await sandbox.close()
     result: dict[str, Any] = {
         "events": len(timings), "events_per_second": len(timings) / elapsed if elapsed else 0.0,
         **percentiles(timings, "event_"),
         **percentiles([t - w for t, w in zip(timings, waited, strict=True)], "overhead_"),
         "upstream_share": sum(waited) / sum(timings) if timings else 0.0,
-        "startup_seconds": startup, "startup_ms_per_agent": 1000 * startup / n,
+        "startup_seconds": startup, "startup_ms_per_agent": 1000 * startup / n, "startup_cpu_seconds": startup_cpu,
+        "sandbox": "process" if sandbox_process else "in-process",
+        "cpu_ms_per_event": 1000 * cpu / len(timings) if timings else 0.0,
+        "engine_events_per_cpu_second": len(timings) / cpu if cpu else 0.0,
         "bytes_per_agent": per_agent, "wall_seconds": elapsed,
     }
     if profiler is not None:
@@ -280,6 +356,30 @@ async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, 
             **percentiles(timings, "event_"), "wall_seconds": elapsed}
 
 
+async def startup_run(n: int, concurrency: int, workdir: Path, profile: bool = False) -> dict[str, Any]:
+    """Start ``n`` agents (accounts, memories, schedules) and stop: wall and CPU seconds, and where
+    the time goes with ``profile``."""
+    warm = make_engine(5, f"sqlite:///{workdir / 'warm.db'}", concurrency)
+    await warm.start()
+    await warm.stop()
+    engine = make_engine(n, f"sqlite:///{workdir / 'startup.db'}", concurrency)
+    profiler = cProfile.Profile() if profile else None
+    cpu, started = cpu_seconds(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    await engine.start()
+    if profiler is not None:
+        profiler.disable()
+    result: dict[str, Any] = {"startup_seconds": time.perf_counter() - started,
+                              "startup_cpu_seconds": cpu_seconds() - cpu}
+    scheduled = await event_rows.pending_types(engine.db, list(engine.manager.agents))
+    result["agents_scheduled"] = sum(1 for types in scheduled.values() if types)
+    await engine.stop()
+    if profiler is not None:
+        result["profile"] = where_time_goes(profiler)
+    return result
+
+
 async def queue_filters(n: int, concurrency: int, workdir: Path, postgres: bool = False) -> dict[str, Any]:
     """The queue with each owned-agents filter, in one process: running agents (one process),
     leases (several), none (the baseline: what the filter costs is the difference). With
@@ -309,6 +409,9 @@ def pgserver_in(workdir: Path) -> Any:
 
 async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     """Everything for one size, in this process."""
+    if args.startup_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            return {"agents": n, **await startup_run(n, args.concurrency, Path(tmp), args.profile)}
     if args.queue_only:
         with tempfile.TemporaryDirectory() as tmp:
             return {"agents": n, "database": "postgresql" if args.postgres else "sqlite",
@@ -316,7 +419,8 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = await bare_tasks(n)
-        run = await agents_run(n, args.hours, args.step, args.concurrency, work, profile=args.profile)
+        run = await agents_run(n, args.hours, args.step, args.concurrency, work, profile=args.profile,
+                               sandbox_process=args.sandbox_process)
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         unloaded = await agents_run(min(n, UNLOADED_AGENTS), min(args.hours, 6.0), args.step, 1, work)
         per_agent = max(2, 10_000 // n)
@@ -347,6 +451,12 @@ def report_filters(r: dict[str, Any]) -> None:
 
 
 def report(r: dict[str, Any]) -> None:
+    if "startup_seconds" in r and "events" not in r:
+        print(f"{r['agents']} agents: start-up {r['startup_seconds']:.1f} s wall, {r['startup_cpu_seconds']:.1f} s CPU "
+              f"({1000 * r['startup_seconds'] / r['agents']:.2f} ms per agent)")
+        for name, share in r.get("profile", []):
+            print(f"    {100 * share:5.1f}%  {name}")
+        return
     if "events" not in r:
         report_filters(r)
         return
@@ -362,6 +472,8 @@ def report(r: dict[str, Any]) -> None:
     print(f"  one at a time        overhead p50 / p99 {u['overhead_p50_ms']:.2f} / {u['overhead_p99_ms']:.2f} ms "
           f"(the engine's own work per event; whole event {u['event_p50_ms']:.2f} / {u['event_p99_ms']:.2f} ms, "
           f"{100 * u['upstream_share']:.0f}% upstream)")
+    print(f"  engine CPU           {r['cpu_ms_per_event']:9.2f} ms per event ({r['engine_events_per_cpu_second']:.0f} "
+          f"events per CPU second; sandbox {r['sandbox']}{', its CPU not counted' if r['sandbox'] == 'process' else ''})")
     print(f"  memory per agent     {r['bytes_per_agent'] / 1024:9.1f} KiB "
           f"({r['ratio_memory_per_agent_vs_bare_task']:.1f}x a bare task of {b['bytes_per_task']:.0f} B); "
           f"peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB")
@@ -389,9 +501,16 @@ def main() -> None:
     parser.add_argument("--queue-only", action="store_true",
                         help="only the queue with each owned-agents filter (none, running, leases)")
     parser.add_argument("--postgres", action="store_true", help="with --queue-only: on PostgreSQL (pgserver)")
+    parser.add_argument("--sandbox-process", action="store_true",
+                        help="serve the sandbox from a process of its own: CPU per event is the engine's alone")
+    parser.add_argument("--startup-only", action="store_true", help="only start the agents (and --profile it)")
+    parser.add_argument("--serve-sandbox", type=int, help=argparse.SUPPRESS)  # the sandbox process, on this port
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in a process of its own
     args, _ = parser.parse_known_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.serve_sandbox is not None:
+        serve_sandbox(args.serve_sandbox)
+        return
     if args.child is not None:
         print(json.dumps(asyncio.run(measure(args.child, args))))
         return
@@ -400,7 +519,9 @@ def main() -> None:
     for n in sizes:
         cmd = [sys.executable, __file__, "--child", str(n), "--hours", str(args.hours), "--step", str(args.step),
                "--concurrency", str(args.concurrency), *(["--profile"] if args.profile else []),
-               *(["--queue-only"] if args.queue_only else []), *(["--postgres"] if args.postgres else [])]
+               *(["--queue-only"] if args.queue_only else []), *(["--postgres"] if args.postgres else []),
+               *(["--sandbox-process"] if args.sandbox_process else []),
+               *(["--startup-only"] if args.startup_only else [])]
         done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         if not args.json:
