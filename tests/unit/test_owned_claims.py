@@ -87,8 +87,38 @@ async def check_owned_claims(db: Database, now: float) -> None:
     assert len(await claim_all(db, now, None)) == len(AGENTS) + 1
 
 
+async def check_foreign_table(db: Database, now: float) -> None:
+    """A connection whose table another client wrote (a pooler handing over its server
+    connection) claims nothing at all, then writes its own table and claims its agents."""
+    await seed(db, now)
+    mine = frozenset(AGENTS[:50])
+    assert {e.agent_id for e in await claim_all(db, now, mine)} == set(AGENTS[:50]) | {None}
+    async with db.transaction() as conn:
+        await conn.execute(events.update().values(status="pending"))
+        await conn.execute(sa.text("DELETE FROM puppet_owned_stamp"))
+        await conn.execute(sa.text("INSERT INTO puppet_owned_stamp (stamp) VALUES ('another-client')"))
+        await conn.execute(sa.text("INSERT INTO puppet_owned_agents (agent_id) VALUES ('ag150')"))
+        found = await records.claim(conn, now, 1000, "me", agent_ids=mine)
+        assert found.events == [] and found.next_due == now  # nothing, not even ag150's: look again
+    claimed = await claim_all(db, now, mine)
+    assert {e.agent_id for e in claimed} == set(AGENTS[:50]) | {None}
+
+
 async def test_claims_follow_the_owned_set_with_no_per_claim_agent_ids(database, virtual_clock) -> None:
     await check_owned_claims(database, virtual_clock.now())
+
+
+async def test_a_table_written_by_another_client_claims_nothing(database, virtual_clock) -> None:
+    await check_foreign_table(database, virtual_clock.now())
+
+
+@pytest.mark.postgres
+async def test_a_table_written_by_another_client_claims_nothing_on_postgres(pg_url: str, virtual_clock) -> None:
+    db = Database(pg_url)
+    try:
+        await check_foreign_table(db, virtual_clock.now())
+    finally:
+        await db.close()
 
 
 @pytest.mark.postgres
