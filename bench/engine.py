@@ -344,15 +344,16 @@ async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, 
                     owned = frozenset(leases.owned)
 
     renewing = asyncio.create_task(renew()) if leases is not None else None
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     await drive(events, db, clock, clock.now() + 10 * 86400, 60.0, None if owned is None else running)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     if renewing is not None:
         renewing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewing
     await db.close()
     return {"events": len(timings), "events_per_second": len(timings) / elapsed if elapsed else 0.0,
+            "events_per_cpu_second": len(timings) / cpu if cpu else 0.0,
             **percentiles(timings, "event_"), "wall_seconds": elapsed}
 
 
@@ -380,20 +381,27 @@ async def startup_run(n: int, concurrency: int, workdir: Path, profile: bool = F
     return result
 
 
-async def queue_filters(n: int, concurrency: int, workdir: Path, postgres: bool = False) -> dict[str, Any]:
+FILTERS = ("none", "running", "leases")
+
+
+async def queue_filters(n: int, concurrency: int, workdir: Path, postgres: bool = False,
+                        rounds: int = 3) -> dict[str, Any]:
     """The queue with each owned-agents filter, in one process: running agents (one process),
     leases (several), none (the baseline: what the filter costs is the difference). With
     ``postgres``, on a PostgreSQL started by ``pgserver`` (a fresh database each)."""
     per_agent = max(2, 10_000 // n)
     server = pgserver_in(workdir) if postgres else None
-    try:
-        found = {}
-        for number, name in enumerate(("none", "running", "leases")):
+    try:  # rounds in turn, the best of each kept: a busy machine slows a round, never speeds one up
+        found: dict[str, Any] = {}
+        for number, name in enumerate(FILTERS * rounds):
             url = None
             if server is not None:
                 server.psql(f"CREATE DATABASE queue_{number};")
                 url = str(server.get_uri(f"queue_{number}"))
-            found[name] = await queue_run(n, per_agent, concurrency, workdir, owned_filter=name, url=url)
+            got = await queue_run(n, per_agent, concurrency, workdir, owned_filter=name, url=url)
+            if name not in found or got["events_per_second"] > found[name]["events_per_second"]:
+                found[name] = {**got, "events_per_cpu_second": max(got["events_per_cpu_second"],
+                                                                   found.get(name, got)["events_per_cpu_second"])}
         return found
     finally:
         if server is not None:
@@ -443,11 +451,13 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
 
 def report_filters(r: dict[str, Any]) -> None:
     f = r["queue_filters"]
-    base = f["none"]["events_per_second"]
-    print(f"  queue by owned-agents filter ({r['agents']} agents, {r.get('database', 'sqlite')}, same process): "
-          + "; ".join(
-        f"{name} {f[name]['events_per_second']:.0f} events/s ({f[name]['events_per_second'] / base:.2f}x none)"
-        for name in ("none", "running", "leases")))
+    base, base_cpu = f["none"]["events_per_second"], f["none"]["events_per_cpu_second"]
+    print(f"  queue by owned-agents filter ({r['agents']} agents, {r.get('database', 'sqlite')}, same process, "
+          "best of 3 rounds in turn):")
+    for name in FILTERS:
+        q = f[name]
+        print(f"    {name:8} {q['events_per_second']:7.0f} events/s ({q['events_per_second'] / base:.2f}x none), "
+              f"{q['events_per_cpu_second']:7.0f} events per CPU second ({q['events_per_cpu_second'] / base_cpu:.2f}x)")
 
 
 def report(r: dict[str, Any]) -> None:
