@@ -40,6 +40,7 @@ from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings, agent_secret, env_suffix
 from puppet_engine.social import SocialClient
+from puppet_engine.social.base import Account
 from puppet_engine.solana import SandboxEndpoints, TradeExecutor, build_trader, fund_sandbox_wallet
 from puppet_engine.solana.jupiter import price_cache
 from puppet_engine.solana.trader import SolanaTrader
@@ -260,6 +261,9 @@ class Wiring:
         if agent.user_id is None:
             await agent.social.connect()
             agent.user_id, agent.username = await self._whoami(agent)
+            remember_me = getattr(agent.social, "remember_me", None)  # X: our posts are cached complete
+            if remember_me is not None:
+                remember_me(Account(agent.user_id, agent.username))
             self.deps.services.connected(agent)
         if agent.memory is not None:
             await agent.memory.seed_initial(agent.id, agent.config.initial_memory)

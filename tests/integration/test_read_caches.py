@@ -38,8 +38,11 @@ class Env:
                                      bearer_token=c["bearer_token"])
 
     async def client(self, username: str, cache: XReadCache | None = None) -> TwitterClient:
-        return TwitterClient(await self.account(username), base_url=f"{self.server.url}/x", http=self.http,
-                             clock=self.clock, rng=random.Random(1), cache=cache or self.cache)
+        """A connected agent's client: it knows its own account, as the engine's start makes it."""
+        client = TwitterClient(await self.account(username), base_url=f"{self.server.url}/x", http=self.http,
+                               clock=self.clock, rng=random.Random(1), cache=cache or self.cache)
+        client.remember_me(Account(client.credentials.user_id, username))
+        return client
 
     def looked(self, cache: str, result: str) -> float:
         return self.metrics.registry.get_sample_value(
@@ -95,7 +98,8 @@ async def test_a_tweet_and_a_user_are_read_once_for_every_agent(env: Env) -> Non
 async def test_entries_expire_on_the_virtual_clock(env: Env) -> None:
     ada = await env.client("ada")
     post = await ada.post_tweet("the kettle sings at dawn")
-    await ada.get_user("ada")
+    await env.account("finn")
+    await ada.get_user("finn")
     env.clock.advance(TWEET_TTL_SECONDS - 1)
     before = tweet_reads(env)
     assert await ada.get_tweet(post.id) is not None
@@ -103,19 +107,24 @@ async def test_entries_expire_on_the_virtual_clock(env: Env) -> None:
     env.clock.advance(2)
     assert await ada.get_tweet(post.id) is not None
     assert tweet_reads(env) == before + 1  # expired: asked again
-    env.clock.advance(USER_TTL_SECONDS)
-    await ada.get_user("ada")
-    assert env.calls["GET /x/2/users/by/username/ada"] == 2
+    env.clock.advance(USER_TTL_SECONDS - TWEET_TTL_SECONDS - 2)
+    await ada.get_user("finn")
+    assert env.calls["GET /x/2/users/by/username/finn"] == 1  # still fresh
+    env.clock.advance(2)
+    await ada.get_user("finn")
+    assert env.calls["GET /x/2/users/by/username/finn"] == 2  # expired: asked again
 
 
 async def test_our_own_writes_update_the_cache(env: Env) -> None:
     ada, bob = await env.client("ada"), await env.client("bob")
     post = await ada.post_tweet("maps of rain over the city")
-    assert await bob.get_tweet(post.id) == post  # posted by us: known without a call
+    cached = await bob.get_tweet(post.id)  # posted by us: known without a call…
     assert tweet_reads(env) == 0
+    cara = await env.client("cara", cache=XReadCache(env.clock.now))
+    assert cached == await cara.get_tweet(post.id)  # …and as X answers for it
     await ada.delete(post.id)
     assert await bob.get_tweet(post.id) is None  # deleted by us: asked again, and gone
-    assert tweet_reads(env) == 1
+    assert tweet_reads(env) == 2
 
     # Our own account is read again when the client connects: a rename between starts.
     creds = await env.account("dora")
@@ -147,6 +156,18 @@ def test_caches_are_bounded_least_recently_used_first() -> None:
     assert {p.id for p in posts if cache.tweets.peek(("x", p.id))} == {"0", "3", "4"}
     assert len(cache.users_by_id) == 2 and len(cache.users_by_name) == 2
     assert cache.tweet("elsewhere", "0") is None  # keys carry the API's base URL
+
+    # Our own post is stored only as X would answer for it: with our username and its thread.
+    cache.remember_user("x", Account("me", "me_here"))
+    cache.remember_own("x", Post(id="10", text="mine", author_id="me"))
+    assert cache.tweets.peek(("x", "10")) == Post(id="10", text="mine", author_id="me", author_username="me_here",
+                                                  conversation_id="10")
+    cache.remember_own("x", Post(id="11", text="reply", author_id="me", referenced_tweets=(("replied_to", "10"),)))
+    assert cache.tweets.peek(("x", "11")).conversation_id == "10"
+    cache.remember_own("x", Post(id="12", text="to an unknown parent", author_id="me",
+                                 referenced_tweets=(("replied_to", "999"),)))
+    cache.remember_own("x", Post(id="13", text="by an unknown author", author_id="who"))
+    assert cache.tweets.peek(("x", "12")) is None and cache.tweets.peek(("x", "13")) is None
 
 
 async def test_jupiter_prices_shared_within_their_lifetime(env: Env) -> None:

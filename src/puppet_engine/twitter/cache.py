@@ -21,6 +21,7 @@ Why these lifetimes (``docs/caching.md``):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from puppet_engine.caching import Counter, ReadCache
 from puppet_engine.social.base import Account, Post
@@ -79,6 +80,17 @@ class XReadCache:
                 known = self.users_by_id.peek((base, post.author_id))
                 if known is None or known.username != post.author_username:
                     self.remember_user(base, Account(post.author_id, post.author_username))
+
+    def remember_own(self, base: str, post: Post) -> None:
+        """Store a post we just published, completed as X would answer for it (our username,
+        its conversation); when that cannot be known here, it is left to the next read."""
+        author = self.users_by_id.peek((base, post.author_id)) if post.author_id else None
+        parent = self.tweets.peek((base, post.replied_to)) if post.replied_to else None
+        conversation = parent.conversation_id if parent is not None else None if post.replied_to else post.id
+        if author is None or conversation is None:
+            return
+        self.tweets.put((base, post.id), replace(post, author_username=author.username,
+                                                 conversation_id=conversation))
 
     def forget_tweet(self, base: str, tweet_id: str) -> None:
         self.tweets.pop((base, tweet_id))

@@ -224,7 +224,7 @@ class TwitterClient(SocialClient):
                     author_username=self._me.username if self._me else None, created_at=self.clock.now(),
                     referenced_tweets=refs)
         if self.cache is not None:  # a reply to it finds its parent without asking X
-            self.cache.remember_tweets(self.base_url, [post])
+            self.cache.remember_own(self.base_url, post)
         return post
 
     async def _find_own(self, text: str, reply_to: str | None, *, since: float) -> Post | None:
@@ -263,6 +263,13 @@ class TwitterClient(SocialClient):
             if self.cache is not None:
                 self.cache.remember_user(self.base_url, self._me)
         return self._me
+
+    def remember_me(self, account: Account) -> None:
+        """Our own account as an earlier start found it (``GET /2/users/me`` is spent sparingly)."""
+        if account.id == self.credentials.user_id:
+            self._me = account
+            if self.cache is not None:
+                self.cache.remember_user(self.base_url, account)
 
     async def get_user(self, username: str) -> Account | None:
         """The account named ``username``, or None when X has no such user."""
