@@ -463,7 +463,7 @@ def report_filters(r: dict[str, Any]) -> None:
 def report(r: dict[str, Any]) -> None:
     if "startup_seconds" in r and "events" not in r:
         print(f"{r['agents']} agents: start-up {r['startup_seconds']:.1f} s wall, {r['startup_cpu_seconds']:.1f} s CPU "
-              f"({1000 * r['startup_seconds'] / r['agents']:.2f} ms per agent)")
+              f"({1000 * r['startup_seconds'] / r['agents']:.2f} ms per agent; {r['agents_scheduled']} with schedules)")
         for name, share in r.get("profile", []):
             print(f"    {100 * share:5.1f}%  {name}")
         return
