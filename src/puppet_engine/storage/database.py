@@ -80,7 +80,8 @@ class Database:
             else:
                 kwargs["connect_args"] = {"timeout": busy_timeout}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # LIFO: the claims keep to the few connections whose owned-agents table is written
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True, pool_use_lifo=True)
         self.engine: AsyncEngine = create_async_engine(target, **kwargs)
         # SQLite has one writer: write transactions of this process queue on a lock (FIFO)
         # instead of in SQLite's busy-wait loop, which sleeps for milliseconds at a time.
