@@ -8,13 +8,24 @@ back claim leaves no stale table behind.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
-from puppet_engine.events import Event, records
+from puppet_engine.clock import VirtualClock
+from puppet_engine.events import (
+    Action,
+    ActionExecutor,
+    ActionOutcome,
+    Event,
+    EventEngine,
+    HandlerResult,
+    Outbox,
+    records,
+)
 from puppet_engine.storage import Database
 from puppet_engine.storage.tables import agents, events
 
@@ -150,3 +161,51 @@ async def test_each_connection_keeps_its_own_table(sqlite_url: str, virtual_cloc
     finally:
         await one.close()
         await two.close()
+
+
+class Sent(ActionExecutor):
+    async def execute(self, action: Action) -> ActionOutcome:
+        return ActionOutcome(external_id=str(action.id))
+
+
+async def check_engine_writes_the_table_once(db: Database, clock: VirtualClock) -> None:
+    """An engine claiming many times, with outcomes committing meanwhile on other connections,
+    writes its owned-agents table once (PostgreSQL: its claims keep to one connection)."""
+    now = clock.now()
+    await seed(db, now)
+    executor = Sent()
+    engine = EventEngine(db, clock, Outbox(db, clock, lambda _a: executor), concurrency=8,
+                         owned_agents=lambda: owned)
+    owned = frozenset(AGENTS)
+
+    async def work(event: Event) -> HandlerResult:
+        return HandlerResult(result={"ok": True})
+
+    engine.register("t", work)
+
+    async def hold() -> None:  # the pool holds several idle connections, handed out in turn
+        async with db.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(*(hold() for _ in range(5)))
+    statements = watch(db)
+    assert await engine.run_until_idle() == len(AGENTS) + 1
+    fills = [sql for sql, _ in statements if sql.lstrip().upper().startswith("INSERT")
+             and "puppet_owned_agents" in sql]
+    claims = [sql for sql, _ in statements if "puppet_owned_stamp" in sql and "UPDATE" in sql.upper()]
+    assert len(fills) == 1 and len(claims) >= len(AGENTS) // 8
+
+
+async def test_an_engine_writes_its_table_once(database, virtual_clock) -> None:
+    await check_engine_writes_the_table_once(database, virtual_clock)
+
+
+@pytest.mark.postgres
+async def test_an_engine_writes_its_table_once_on_postgres(pg_url: str, virtual_clock) -> None:
+    db = Database(pg_url)
+    try:
+        await check_engine_writes_the_table_once(db, virtual_clock)
+    finally:
+        await db.close()
+
