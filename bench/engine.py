@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import cProfile
 import gc
 import json
@@ -36,6 +37,7 @@ import logging
 import pstats
 import random
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import httpx2
 import structlog
 
 from puppet_engine.clock import VirtualClock
@@ -64,8 +67,10 @@ from puppet_engine.events import (
 )
 from puppet_engine.observability import upstream
 from puppet_engine.persona import parse_agent_config
+from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
+from puppet_engine.storage.leases import LeaseManager
 from puppet_engine.storage.repos import events as event_rows
 
 UNLOADED_AGENTS = 300
@@ -116,39 +121,105 @@ async def bare_tasks(n: int) -> dict[str, float]:
     return {"bytes_per_task": current / n, "noop_events_per_second": count / elapsed}
 
 
-def make_engine(n: int, url: str, concurrency: int) -> Engine:
-    from puppet_engine.sandbox import Sandbox, SandboxConfig
-
+def make_engine(n: int, url: str, concurrency: int, sandbox_url: str | None = None) -> Engine:
+    """``n`` personas on the fake LLM; X, Solana and Jupiter in the in-process sandbox, or the
+    sandbox at ``sandbox_url`` (another process, see :class:`SandboxProcess`)."""
     clock = VirtualClock()
     settings = Settings(database_url=url, enable_metrics=False, log_level="ERROR", embedder="hashing",
                         engine_concurrency=concurrency, _env_file=None)
     configs = [parse_agent_config(persona(i)) for i in range(n)]
+    if sandbox_url is not None:
+        return Engine(settings, EngineOptions(agents=configs, clock=clock, seed=1, sandbox_url=sandbox_url))
     return Engine(settings, EngineOptions(agents=configs, clock=clock, seed=1,
                                           sandbox=Sandbox(SandboxConfig(), clock=clock)))
 
 
+def serve_sandbox(port: int) -> None:
+    """The sandbox on its own virtual clock, which ``POST /bench/clock {"now": t}`` moves."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    clock = VirtualClock()
+    box = Sandbox(SandboxConfig(), clock=clock)
+
+    async def set_clock(request: Request) -> JSONResponse:
+        clock.set(float((await request.json())["now"]))
+        return JSONResponse({"now": clock.now()})
+
+    app = Starlette(routes=[Route("/bench/clock", set_clock, methods=["POST"]), Mount("/", app=box.app)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
+
+
+class SandboxProcess:
+    """The sandbox served by a process of its own, so this process's CPU time is the engine's."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-sandbox", str(port)],
+                                     stdout=subprocess.DEVNULL)
+        self.http = httpx2.AsyncClient(timeout=30)
+
+    async def ready(self) -> None:
+        for _ in range(600):
+            try:
+                if (await self.http.get(f"{self.url}/sandbox/health")).status_code < 500:
+                    return
+            except httpx2.TransportError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError("the sandbox process did not answer")
+
+    async def set_clock(self, now: float) -> None:
+        (await self.http.post(f"{self.url}/bench/clock", json={"now": now})).raise_for_status()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def drive(engine_events: EventEngine, db: Database, clock: VirtualClock, until: float, step: float,
-                owned: Collection[str] | None = None) -> None:
-    """Run to ``until`` on the virtual clock, a ``step`` at a time, skipping idle stretches."""
+                owned: Collection[str] | None = None, sandbox: SandboxProcess | None = None) -> None:
+    """Run to ``until`` on the virtual clock, a ``step`` at a time, skipping idle stretches
+    (moving an out-of-process sandbox's clock along)."""
     while True:
         await engine_events.run_until_idle()
         nxt = await event_rows.next_due_at(db, owned)
         if nxt is None or nxt > until:
             break
         clock.set(min(until, max(nxt, clock.now()) + step))
+        if sandbox is not None:
+            await sandbox.set_clock(clock.now())
 
 
 async def agents_run(n: int, hours: float, step: float, concurrency: int, workdir: Path,
-                     profile: bool = False) -> dict[str, Any]:
+                     profile: bool = False, sandbox_process: bool = False) -> dict[str, Any]:
     warm = make_engine(5, f"sqlite:///{workdir / f'warm-{n}-{concurrency}.db'}", concurrency)  # imports, caches
     await warm.start()
     await warm.stop()
     gc.collect()
     rss_before = rss_bytes()
-    engine = make_engine(n, f"sqlite:///{workdir / f'agents-{n}-{concurrency}.db'}", concurrency)
+    sandbox = SandboxProcess() if sandbox_process else None
+    if sandbox is not None:
+        await sandbox.ready()
+    engine = make_engine(n, f"sqlite:///{workdir / f'agents-{n}-{concurrency}.db'}", concurrency,
+                         sandbox.url if sandbox is not None else None)
     started = time.perf_counter()
+    startup_cpu = cpu_seconds()
     await engine.start()
     startup = time.perf_counter() - started
+    startup_cpu = cpu_seconds() - startup_cpu
     gc.collect()
     per_agent = (rss_bytes() - rss_before) / n
     timings: list[float] = []
@@ -166,17 +237,24 @@ async def agents_run(n: int, hours: float, step: float, concurrency: int, workdi
     if profiler is not None:
         profiler.enable()
     started = time.perf_counter()
-    await drive(engine.events, engine.db, clock, clock.now() + hours * 3600, step, engine.manager.owned())
+    cpu = cpu_seconds()
+    await drive(engine.events, engine.db, clock, clock.now() + hours * 3600, step, engine.manager.owned(), sandbox)
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
     if profiler is not None:
         profiler.disable()
     await engine.stop()
+    if sandbox is not None:
+        await sandbox.close()
     result: dict[str, Any] = {
         "events": len(timings), "events_per_second": len(timings) / elapsed if elapsed else 0.0,
         **percentiles(timings, "event_"),
         **percentiles([t - w for t, w in zip(timings, waited, strict=True)], "overhead_"),
         "upstream_share": sum(waited) / sum(timings) if timings else 0.0,
-        "startup_seconds": startup, "startup_ms_per_agent": 1000 * startup / n,
+        "startup_seconds": startup, "startup_ms_per_agent": 1000 * startup / n, "startup_cpu_seconds": startup_cpu,
+        "sandbox": "process" if sandbox_process else "in-process",
+        "cpu_ms_per_event": 1000 * cpu / len(timings) if timings else 0.0,
+        "engine_events_per_cpu_second": len(timings) / cpu if cpu else 0.0,
         "bytes_per_agent": per_agent, "wall_seconds": elapsed,
     }
     if profiler is not None:
@@ -207,16 +285,29 @@ class NoopExecutor(ActionExecutor):
         return ActionOutcome(external_id=str(action.id))
 
 
-async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, inline: bool = True) -> dict[str, float]:
-    """The event engine alone: chains of no-op events, as posting schedules are."""
-    db = Database(f"sqlite:///{Path(tempfile.mkdtemp(dir=workdir)) / 'queue.db'}", inline=inline)
+async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, inline: bool = True,
+                    owned_filter: str = "running", url: str | None = None) -> dict[str, float]:
+    """The event engine alone: chains of no-op events, as posting schedules are.
+
+    ``owned_filter``: which agents the claims are limited to, as in ``puppet-engine run``:
+    ``running`` (one process: its running agents), ``leases`` (several processes: the
+    agents it holds a lease on, renewed every ``ttl / 3`` seconds under the claim lock as
+    the engine does), or ``none`` (no filter at all: the baseline of what the filter costs).
+    """
+    db = Database(url or f"sqlite:///{Path(tempfile.mkdtemp(dir=workdir)) / 'queue.db'}", inline=inline)
     await db.migrate()
     clock = VirtualClock()
     executor = NoopExecutor()
     outbox = Outbox(db, clock, lambda _a: executor, rng=random.Random(1))
-    owned = frozenset(f"a{i}" for i in range(n))  # as the manager hands it out: encoded once
+    running = frozenset(f"a{i}" for i in range(n))  # as the manager hands it out: one object until it changes
+    leases = LeaseManager(db, clock, "bench") if owned_filter == "leases" else None
+    owned: frozenset[str] | None = None if owned_filter == "none" else running
+
+    def owned_agents() -> frozenset[str] | None:
+        return owned
+
     events = EventEngine(db, clock, outbox, concurrency=concurrency, rng=random.Random(1),
-                         owned_agents=lambda: owned)  # as the engine claims: only its running agents
+                         owned_agents=owned_agents)
     rng = random.Random(2)
 
     async def step(event: Event) -> HandlerResult:
@@ -234,35 +325,123 @@ async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, 
     async with db.transaction() as conn:
         await conn.execute(agents.insert(), [{"id": f"a{i}", "config": {}, "state": {}, "enabled": True, "version": 1,
                                               "created_at": 0, "updated_at": 0} for i in range(n)])
+    if leases is not None:  # the first round takes every agent (one process): before the clock starts
+        await leases.balance(running)
+        owned = frozenset(leases.owned)
     await events.schedule_many([Event("tick", f"a{i}", {"seq": 1}, due_at=clock.now() + rng.uniform(0, 600),
                                       key=f"tick:a{i}:1") for i in range(n)])
     timings: list[float] = []
     events.observe(lambda _e, _o, seconds: timings.append(seconds))
-    started = time.perf_counter()
-    await drive(events, db, clock, clock.now() + 10 * 86400, 60.0, owned)
-    elapsed = time.perf_counter() - started
+
+    async def renew() -> None:  # Engine.rebalance: under the claim lock, every ttl / 3 (real) seconds
+        nonlocal owned
+        assert leases is not None
+        while True:
+            await asyncio.sleep(leases.ttl / 3)
+            async with events.claim_lock:
+                await leases.balance(running, events.busy_agents())
+                if owned != leases.owned:
+                    owned = frozenset(leases.owned)
+
+    renewing = asyncio.create_task(renew()) if leases is not None else None
+    started, cpu = time.perf_counter(), cpu_seconds()
+    await drive(events, db, clock, clock.now() + 10 * 86400, 60.0, None if owned is None else running)
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    if renewing is not None:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
     await db.close()
     return {"events": len(timings), "events_per_second": len(timings) / elapsed if elapsed else 0.0,
+            "events_per_cpu_second": len(timings) / cpu if cpu else 0.0,
             **percentiles(timings, "event_"), "wall_seconds": elapsed}
+
+
+async def startup_run(n: int, concurrency: int, workdir: Path, profile: bool = False) -> dict[str, Any]:
+    """Start ``n`` agents (accounts, memories, schedules) and stop: wall and CPU seconds, and where
+    the time goes with ``profile``."""
+    warm = make_engine(5, f"sqlite:///{workdir / 'warm.db'}", concurrency)
+    await warm.start()
+    await warm.stop()
+    engine = make_engine(n, f"sqlite:///{workdir / 'startup.db'}", concurrency)
+    profiler = cProfile.Profile() if profile else None
+    cpu, started = cpu_seconds(), time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    await engine.start()
+    if profiler is not None:
+        profiler.disable()
+    result: dict[str, Any] = {"startup_seconds": time.perf_counter() - started,
+                              "startup_cpu_seconds": cpu_seconds() - cpu}
+    scheduled = await event_rows.pending_types(engine.db, list(engine.manager.agents))
+    result["agents_scheduled"] = sum(1 for types in scheduled.values() if types)
+    await engine.stop()
+    if profiler is not None:
+        result["profile"] = where_time_goes(profiler)
+    return result
+
+
+FILTERS = ("none", "running", "leases")
+
+
+async def queue_filters(n: int, concurrency: int, workdir: Path, postgres: bool = False,
+                        rounds: int = 3) -> dict[str, Any]:
+    """The queue with each owned-agents filter, in one process: running agents (one process),
+    leases (several), none (the baseline: what the filter costs is the difference). With
+    ``postgres``, on a PostgreSQL started by ``pgserver`` (a fresh database each)."""
+    per_agent = max(2, 10_000 // n)
+    server = pgserver_in(workdir) if postgres else None
+    try:  # rounds in turn, the best of each kept: a busy machine slows a round, never speeds one up
+        found: dict[str, Any] = {}
+        for number, name in enumerate(FILTERS * rounds):
+            url = None
+            if server is not None:
+                server.psql(f"CREATE DATABASE queue_{number};")
+                url = str(server.get_uri(f"queue_{number}"))
+            got = await queue_run(n, per_agent, concurrency, workdir, owned_filter=name, url=url)
+            if name not in found or got["events_per_second"] > found[name]["events_per_second"]:
+                found[name] = {**got, "events_per_cpu_second": max(got["events_per_cpu_second"],
+                                                                   found.get(name, got)["events_per_cpu_second"])}
+        return found
+    finally:
+        if server is not None:
+            server.cleanup()
+
+
+def pgserver_in(workdir: Path) -> Any:
+    """A PostgreSQL of its own (the ``pgserver`` package of the dev extra)."""
+    import pgserver
+
+    return pgserver.get_server(workdir / "pg", cleanup_mode="stop")
 
 
 async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     """Everything for one size, in this process."""
+    if args.startup_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            return {"agents": n, **await startup_run(n, args.concurrency, Path(tmp), args.profile)}
+    if args.queue_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            return {"agents": n, "database": "postgresql" if args.postgres else "sqlite",
+                    "queue_filters": await queue_filters(n, args.concurrency, Path(tmp), args.postgres)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = await bare_tasks(n)
-        run = await agents_run(n, args.hours, args.step, args.concurrency, work, profile=args.profile)
+        run = await agents_run(n, args.hours, args.step, args.concurrency, work, profile=args.profile,
+                               sandbox_process=args.sandbox_process)
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         unloaded = await agents_run(min(n, UNLOADED_AGENTS), min(args.hours, 6.0), args.step, 1, work)
         per_agent = max(2, 10_000 // n)
         bare_queue = await queue_run(n, per_agent, args.concurrency, work)
         threaded_queue = await queue_run(n, per_agent, args.concurrency, work, inline=False)
         one_by_one = await queue_run(min(n, UNLOADED_AGENTS), 5, 1, work)
+        filters = await queue_filters(n, args.concurrency, work)
     return {
         "agents": n, "hours": args.hours, "concurrency": args.concurrency, **run, "peak_rss_bytes": peak_rss,
         "unloaded": {k: unloaded[k] for k in ("events", "events_per_second", "event_p50_ms", "event_p99_ms",
                                               "overhead_p50_ms", "overhead_p99_ms", "upstream_share")},
         "queue": bare_queue, "queue_aiosqlite": threaded_queue, "queue_unloaded": one_by_one, "baseline": base,
+        "queue_filters": filters,
         "ratio_events_per_second_vs_noop": run["events_per_second"] / base["noop_events_per_second"],
         "ratio_queue_events_per_second_vs_noop": bare_queue["events_per_second"] / base["noop_events_per_second"],
         "ratio_queue_vs_aiosqlite": bare_queue["events_per_second"] / threaded_queue["events_per_second"],
@@ -270,7 +449,27 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def report_filters(r: dict[str, Any]) -> None:
+    f = r["queue_filters"]
+    base, base_cpu = f["none"]["events_per_second"], f["none"]["events_per_cpu_second"]
+    print(f"  queue by owned-agents filter ({r['agents']} agents, {r.get('database', 'sqlite')}, same process, "
+          "best of 3 rounds in turn):")
+    for name in FILTERS:
+        q = f[name]
+        print(f"    {name:8} {q['events_per_second']:7.0f} events/s ({q['events_per_second'] / base:.2f}x none), "
+              f"{q['events_per_cpu_second']:7.0f} events per CPU second ({q['events_per_cpu_second'] / base_cpu:.2f}x)")
+
+
 def report(r: dict[str, Any]) -> None:
+    if "startup_seconds" in r and "events" not in r:
+        print(f"{r['agents']} agents: start-up {r['startup_seconds']:.1f} s wall, {r['startup_cpu_seconds']:.1f} s CPU "
+              f"({1000 * r['startup_seconds'] / r['agents']:.2f} ms per agent; {r['agents_scheduled']} with schedules)")
+        for name, share in r.get("profile", []):
+            print(f"    {100 * share:5.1f}%  {name}")
+        return
+    if "events" not in r:
+        report_filters(r)
+        return
     q, qa, b, u = r["queue"], r["queue_aiosqlite"], r["baseline"], r["unloaded"]
     print(f"{r['agents']} agents, {r['hours']:g} virtual hours, {r['concurrency']} in flight: "
           f"{r['events']} events in {r['wall_seconds']:.1f}s")
@@ -283,6 +482,8 @@ def report(r: dict[str, Any]) -> None:
     print(f"  one at a time        overhead p50 / p99 {u['overhead_p50_ms']:.2f} / {u['overhead_p99_ms']:.2f} ms "
           f"(the engine's own work per event; whole event {u['event_p50_ms']:.2f} / {u['event_p99_ms']:.2f} ms, "
           f"{100 * u['upstream_share']:.0f}% upstream)")
+    print(f"  engine CPU           {r['cpu_ms_per_event']:9.2f} ms per event ({r['engine_events_per_cpu_second']:.0f} "
+          f"events per CPU second; sandbox {r['sandbox']}{', its CPU not counted' if r['sandbox'] == 'process' else ''})")
     print(f"  memory per agent     {r['bytes_per_agent'] / 1024:9.1f} KiB "
           f"({r['ratio_memory_per_agent_vs_bare_task']:.1f}x a bare task of {b['bytes_per_task']:.0f} B); "
           f"peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB")
@@ -293,6 +494,7 @@ def report(r: dict[str, Any]) -> None:
     one = r["queue_unloaded"]
     print(f"  queue, one at a time {one['event_p50_ms']:9.2f} / {one['event_p99_ms']:.2f} ms p50 / p99 per event "
           f"({one['events_per_second']:.0f} events/s)")
+    report_filters(r)
     for name, share in r.get("profile", []):
         print(f"    {100 * share:5.1f}%  {name}")
 
@@ -306,9 +508,19 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also run 10,000 agents (about 40 minutes)")
     parser.add_argument("--profile", action="store_true", help="where the agents run's time goes")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--queue-only", action="store_true",
+                        help="only the queue with each owned-agents filter (none, running, leases)")
+    parser.add_argument("--postgres", action="store_true", help="with --queue-only: on PostgreSQL (pgserver)")
+    parser.add_argument("--sandbox-process", action="store_true",
+                        help="serve the sandbox from a process of its own: CPU per event is the engine's alone")
+    parser.add_argument("--startup-only", action="store_true", help="only start the agents (and --profile it)")
+    parser.add_argument("--serve-sandbox", type=int, help=argparse.SUPPRESS)  # the sandbox process, on this port
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in a process of its own
     args, _ = parser.parse_known_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.serve_sandbox is not None:
+        serve_sandbox(args.serve_sandbox)
+        return
     if args.child is not None:
         print(json.dumps(asyncio.run(measure(args.child, args))))
         return
@@ -316,7 +528,10 @@ def main() -> None:
     results = []
     for n in sizes:
         cmd = [sys.executable, __file__, "--child", str(n), "--hours", str(args.hours), "--step", str(args.step),
-               "--concurrency", str(args.concurrency), *(["--profile"] if args.profile else [])]
+               "--concurrency", str(args.concurrency), *(["--profile"] if args.profile else []),
+               *(["--queue-only"] if args.queue_only else []), *(["--postgres"] if args.postgres else []),
+               *(["--sandbox-process"] if args.sandbox_process else []),
+               *(["--startup-only"] if args.startup_only else [])]
         done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         if not args.json:

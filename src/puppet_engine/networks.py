@@ -24,6 +24,7 @@ from puppet_engine.errors import ConfigError
 from puppet_engine.resilience import CircuitBreaker
 from puppet_engine.social.base import SocialClient
 from puppet_engine.social.dryrun import DryRunClient
+from puppet_engine.twitter.cache import XReadCache
 from puppet_engine.twitter.client import TwitterClient
 
 
@@ -37,12 +38,14 @@ class ClientSpec:
     http: httpx2.AsyncClient | None = None  # shared; the client never closes it
     rng: random.Random | None = None  # retry jitter
     breaker: CircuitBreaker | None = None  # one per network, shared by every account
+    x_cache: XReadCache | None = None  # users and tweets read, shared by every X account
 
 
 def _x(spec: ClientSpec) -> SocialClient:
     if spec.keys is None:
         raise ConfigError(f"agent {spec.agent_id}: an X client needs a key source")
-    return TwitterClient(keys=spec.keys, http=spec.http, clock=spec.clock, rng=spec.rng, breaker=spec.breaker)
+    return TwitterClient(keys=spec.keys, http=spec.http, clock=spec.clock, rng=spec.rng, breaker=spec.breaker,
+                         cache=spec.x_cache)
 
 
 def _dry_run(spec: ClientSpec) -> SocialClient:

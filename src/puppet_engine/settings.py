@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     event_max_attempts: int = Field(5, ge=1, description="attempts before an event is marked failed")
     engine_leases: bool | None = Field(None, description="share agents between processes with leases; default: on for PostgreSQL")
     lease_ttl_seconds: float = Field(30.0, gt=1, description="how long an agent lease lasts without renewal")
+    read_cache: bool = Field(True, description="cache X users and tweets and Jupiter prices read (docs/caching.md)")
     trading_mode: Literal["live", "dry-run"] = Field(
         "live", description="dry-run stops trades after simulation; starting value, PUT /config changes it (persisted)")
 

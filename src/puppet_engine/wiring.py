@@ -40,10 +40,13 @@ from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings, agent_secret, env_suffix
 from puppet_engine.social import SocialClient
+from puppet_engine.social.base import Account
 from puppet_engine.solana import SandboxEndpoints, TradeExecutor, build_trader, fund_sandbox_wallet
+from puppet_engine.solana.jupiter import price_cache
 from puppet_engine.solana.trader import SolanaTrader
 from puppet_engine.solana.wallet import parse_keypair
 from puppet_engine.storage import Database
+from puppet_engine.twitter.cache import XReadCache
 from puppet_engine.twitter.client import XAccount
 from puppet_engine.twitter.credentials import TwitterCredentials
 from puppet_engine.twitter.stream import TweetStream
@@ -120,6 +123,10 @@ class Wiring:
         self.x_breaker = CircuitBreaker("x", clock=deps.clock, failures=5, cooldown=30.0,
                                         on_state=deps.metrics.set_breaker)
         self.memory: MemoryStore | None = None
+        # Reads every agent shares (docs/caching.md): X users and tweets, Jupiter prices.
+        cached, counter = deps.settings.read_cache, deps.metrics.cache_requests
+        self.x_cache = XReadCache(deps.clock.now, counter, enabled=cached)
+        self.prices_cache = price_cache(deps.clock.now, counter, enabled=cached)
 
     @property
     def uses_sandbox(self) -> bool:
@@ -210,7 +217,7 @@ class Wiring:
         sandbox = SandboxEndpoints(self.sandbox_url) if self.sandbox_url and (rehearsed or not has_key) else None
         return build_trader(config, settings=self.settings, db=self.deps.db, clock=self.deps.clock,
                             http=self.http, sandbox=sandbox, sandbox_seed=self.settings.sandbox_seed,
-                            runtime=self.deps.runtime)
+                            runtime=self.deps.runtime, prices_cache=self.prices_cache)
 
     def llm_for(self, config: AgentConfig) -> LLMProvider:
         """One provider per (provider, base URL, key), wrapped with recording, metrics, budget and breaker.
@@ -255,6 +262,9 @@ class Wiring:
         if agent.user_id is None:
             await agent.social.connect()
             agent.user_id, agent.username = await self._whoami(agent)
+            remember_me = getattr(agent.social, "remember_me", None)  # X: our posts are cached complete
+            if remember_me is not None:
+                remember_me(Account(agent.user_id, agent.username))
             self.deps.services.connected(agent)
         if agent.memory is not None:
             await agent.memory.seed_initial(agent.id, agent.config.initial_memory)
@@ -296,7 +306,7 @@ class Wiring:
         ``seed`` makes its retry jitter reproducible."""
         if self.uses_sandbox or self._x_keys(config)[0].is_set:
             spec = ClientSpec(config.id, self.deps.clock, keys=lambda: self._x_account(config), http=self.http,
-                              rng=random.Random(f"x:{seed}"), breaker=self.x_breaker)
+                              rng=random.Random(f"x:{seed}"), breaker=self.x_breaker, x_cache=self.x_cache)
             return build_client("x", spec)
         return build_client("dry-run", ClientSpec(config.id, self.deps.clock))
 

@@ -169,7 +169,7 @@ class EventEngine:
             now = self.clock.now()
             self._look = False
             self._polled = time.monotonic()
-            async with self.db.transaction() as conn:
+            async with self.db.pinned_transaction() as conn:  # the owned-agents table lives on it
                 found = await records.claim(conn, now, free, self.owner, busy=self.busy_agents(),
                                           agent_ids=self.owned_agents())
             self._next_due = found.next_due if found.next_due is not None else math.inf

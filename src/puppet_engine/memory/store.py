@@ -443,6 +443,8 @@ class SQLMemoryStore(MemoryStore):
         now = self.clock.now()
         texts: list[tuple[MemoryKind, str, float]] = [("core", t, 0.9) for t in initial_memory.core_memories]
         texts += [("event", t, 0.6) for t in initial_memory.recent_events]
+        if not texts and not initial_memory.relationships:
+            return 0  # nothing to seed: no query (at start-up, per agent, it adds up)
         # One second apart, oldest first, so listings keep the config's order.
         seeds = [
             Memory(

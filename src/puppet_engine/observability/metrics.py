@@ -93,6 +93,8 @@ class Metrics:
     Engagement: ``engagement_samples`` (``agent``), ``engagement_lookups`` (``outcome``),
     ``engagement_rate`` and ``engagement_interactions_per_post`` (``agent``, settled posts).
     Health: ``errors`` (``component``), ``breaker_state`` (``dependency``; see BREAKER_STATES).
+    Caches: ``cache_requests`` (``cache`` = x_user_by_id|x_user_by_username|x_tweet|jupiter_price,
+    ``result`` = hit|miss).
     """
 
     def __init__(self, enabled: bool = True, *, process_metrics: bool = True) -> None:
@@ -162,6 +164,9 @@ class Metrics:
                                      "Interactions per impression of the agent's settled posts", ("agent",))
         self.engagement_interactions_per_post = gauge("engagement_interactions_per_post",
                                                       "Mean interactions of the agent's settled posts", ("agent",))
+
+        # cached reads (puppet_engine.caching): result = hit|miss
+        self.cache_requests = counter("cache_requests_total", "Cached reads by cache and result", ("cache", "result"))
 
     def record_engagement(self, agent_id: str, result: dict[str, Any]) -> None:
         """What one ``engagement.sample`` round did (its event result)."""

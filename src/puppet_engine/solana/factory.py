@@ -22,7 +22,7 @@ from puppet_engine.errors import ConfigError
 from puppet_engine.persona import AgentConfig
 from puppet_engine.runtime_settings import RuntimeSettings
 from puppet_engine.settings import Settings, agent_secret, env_suffix
-from puppet_engine.solana.jupiter import JupiterAPI
+from puppet_engine.solana.jupiter import JupiterAPI, PriceCache
 from puppet_engine.solana.risk import RiskLimits
 from puppet_engine.solana.rpc import SolanaRpc
 from puppet_engine.solana.tokens import TokenRegistry
@@ -49,7 +49,8 @@ class SandboxEndpoints:
 def build_trader(config: AgentConfig, *, settings: Settings, db: Database, clock: Clock,
                  http: httpx2.AsyncClient | None = None, sandbox: SandboxEndpoints | None = None,
                  sandbox_seed: int = 7, confirm_poll_seconds: float = 0.5,
-                 runtime: RuntimeSettings | None = None) -> SolanaTrader | None:
+                 runtime: RuntimeSettings | None = None, prices_cache: PriceCache | None = None
+                 ) -> SolanaTrader | None:
     """The agent's trader, or ``None`` when its file does not enable trading.
 
     ``runtime``: the engine's live runtime settings (default: a fixed view of ``settings``).
@@ -75,11 +76,12 @@ def build_trader(config: AgentConfig, *, settings: Settings, db: Database, clock
                           f"(the key's address is {keypair.pubkey()})")
     if sandbox is not None:
         rpc = SolanaRpc(sandbox.rpc_url, http=http)
-        jupiter = JupiterAPI(sandbox.jupiter_url, http=http, clock=clock)
+        jupiter = JupiterAPI(sandbox.jupiter_url, http=http, clock=clock, prices_cache=prices_cache)
         registry = TokenRegistry.for_network("sandbox")
     else:
         rpc = SolanaRpc(sol.rpc_url or settings.solana_rpc_url, http=http)
-        jupiter = JupiterAPI(settings.jupiter_api_url, api_key=settings.jupiter_api_key, http=http, clock=clock)
+        jupiter = JupiterAPI(settings.jupiter_api_url, api_key=settings.jupiter_api_key, http=http, clock=clock,
+                             prices_cache=prices_cache)
         registry = TokenRegistry.for_network(sol.network)
     trading = config.behavior.trading_behavior
     return SolanaTrader(

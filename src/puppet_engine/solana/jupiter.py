@@ -14,11 +14,16 @@ travels in ``x-api-key`` and never appears in messages or ``repr()``. An optiona
 :class:`~puppet_engine.resilience.CircuitBreaker` and
 :class:`~puppet_engine.resilience.RetryPolicy` apply to every request (by default none
 and a single try); every request is safe to repeat (a swap request only builds a transaction).
+
+Prices are cached when a :func:`price_cache` is given (one per process, shared by every
+agent's client): :data:`PRICE_TTL_SECONDS`. Quotes and swaps never are: what a swap
+executes is always asked for at that moment.
 """
 
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +31,7 @@ import httpx2
 from pydantic import SecretStr
 from solders.transaction import VersionedTransaction
 
+from puppet_engine.caching import Counter, ReadCache
 from puppet_engine.clock import Clock, WallClock
 from puppet_engine.errors import (
     AuthError,
@@ -39,6 +45,12 @@ from puppet_engine.observability.upstream import upstream
 from puppet_engine.resilience import NO_RETRY, CircuitBreaker, RetryPolicy, transient
 
 DEFAULT_BASE_URL = "https://api.jup.ag/swap/v1"
+# Jupiter's price API follows the last swaps and moves every few seconds; agents sample it
+# for market analysis (trends over hours) and to size a trade that its quote then prices.
+# Agents deciding within the same half minute share one price; a minute would be stale.
+PRICE_TTL_SECONDS = 30.0
+MAX_PRICES = 4096  # mints
+PriceCache = ReadCache[tuple[str, str], "TokenPrice"]
 SERVICE = "jupiter"
 _REJECTIONS = {"COULD_NOT_FIND_ANY_ROUTE": "no_route", "NO_ROUTES_FOUND": "no_route",
                "TOKEN_NOT_TRADABLE": "token_not_tradable", "CIRCULAR_ARBITRAGE_IS_DISABLED": "same_token",
@@ -104,7 +116,8 @@ class JupiterAPI:
     def __init__(self, base_url: str = DEFAULT_BASE_URL, *, api_key: str | SecretStr | None = None,
                  http: httpx2.AsyncClient | None = None, price_url: str | None = None, timeout: float = 15.0,
                  clock: Clock | None = None, breaker: CircuitBreaker | None = None,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None, prices_cache: PriceCache | None = None) -> None:
+        self.prices_cache = prices_cache  # (price URL, mint) → price, shared by the process's clients
         self.base_url = base_url.rstrip("/")
         self.price_url = (price_url or price_url_for(self.base_url)).rstrip("/")
         self._api_key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
@@ -150,6 +163,10 @@ class JupiterAPI:
         """USD prices by mint (v3); mints without a reliable price are simply absent."""
         out: dict[str, TokenPrice] = {}
         unique = list(dict.fromkeys(mints))
+        if self.prices_cache is not None:
+            cached = {mint: self.prices_cache.get((self.price_url, mint)) for mint in unique}
+            out.update({mint: price for mint, price in cached.items() if price is not None})
+            unique = [mint for mint in unique if mint not in out]
         for start in range(0, len(unique), 50):
             chunk = unique[start:start + 50]
             body = await self._request("GET", self.price_url, "price", params={"ids": ",".join(chunk)})
@@ -160,6 +177,8 @@ class JupiterAPI:
                     continue
                 out[mint] = TokenPrice(mint, float(entry["usdPrice"]), _opt_float(entry.get("priceChange24h")),
                                        _opt_float(entry.get("liquidity")), entry.get("decimals"))
+                if self.prices_cache is not None:
+                    self.prices_cache.put((self.price_url, mint), out[mint])
         return out
 
     async def _request(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
@@ -234,3 +253,9 @@ def _opt_float(value: Any) -> float | None:
         return None if value is None else float(value)
     except (TypeError, ValueError):
         return None
+
+
+def price_cache(timer: Callable[[], float], counter: Counter | None = None, *, enabled: bool = True) -> PriceCache:
+    """The process's cache of Jupiter prices (see :data:`PRICE_TTL_SECONDS`)."""
+    return ReadCache("jupiter_price", maxsize=MAX_PRICES, ttl=PRICE_TTL_SECONDS, timer=timer, counter=counter,
+                     enabled=enabled)

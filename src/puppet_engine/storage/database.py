@@ -87,6 +87,8 @@ class Database:
         self._writer: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._writer_task: asyncio.Task[object] | None = None
         self._writer_conn: AsyncConnection | None = None
+        self._pinned: AsyncConnection | None = None  # PostgreSQL: see pinned_transaction
+        self._pinned_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", self._sqlite_pragmas)
 
@@ -125,6 +127,29 @@ class Database:
                     raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
             finally:
                 self._writer_task = None
+
+    @asynccontextmanager
+    async def pinned_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction on a connection kept for one repeated caller (the event engine's
+        claims), so state kept on the connection (the owned-agents table) is written once:
+        on PostgreSQL a connection of its own, used one transaction at a time; on SQLite
+        :meth:`transaction` (its writer connection already is one)."""
+        if self.dialect == "sqlite":
+            async with self.transaction() as conn:
+                yield conn
+            return
+        loop = asyncio.get_running_loop()
+        if self._pinned_lock is None or self._pinned_lock[0] is not loop:  # a connection belongs to one loop
+            self._pinned_lock, self._pinned = (loop, asyncio.Lock()), None
+        async with self._pinned_lock[1]:
+            pinned = self._pinned
+            try:
+                if pinned is None or pinned.closed or pinned.invalidated:
+                    pinned = self._pinned = await self.engine.connect()
+                async with pinned.begin():
+                    yield pinned
+            except SQLAlchemyError as exc:
+                raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
 
     async def _writer_connection(self) -> AsyncConnection:
         """The connection this process writes through (SQLite, inline): kept open, since
@@ -167,6 +192,11 @@ class Database:
             await conn.run_sync(upgrade, revision)
 
     async def close(self) -> None:
+        pinned, self._pinned = self._pinned, None
+        same_loop = self._pinned_lock is not None and self._pinned_lock[0] is asyncio.get_running_loop()
+        if pinned is not None and not pinned.closed and same_loop:
+            with suppress(SQLAlchemyError, RuntimeError):  # a connection of a loop that has ended
+                await pinned.close()
         conn, self._writer_conn = self._writer_conn, None
         if conn is not None and self._writer is not None and self._writer[0] is asyncio.get_running_loop():
             await conn.close()

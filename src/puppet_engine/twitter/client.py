@@ -33,6 +33,7 @@ from puppet_engine.observability.upstream import upstream
 from puppet_engine.resilience import CircuitBreaker, RetryPolicy
 from puppet_engine.social.base import Account, Post, PostMetrics, SocialClient, find_own
 from puppet_engine.twitter import errors as xe
+from puppet_engine.twitter.cache import XReadCache
 from puppet_engine.twitter.convert import TWEET_PARAMS, metrics_from, tweet_from, tweets_from
 from puppet_engine.twitter.credentials import TwitterCredentials
 from puppet_engine.twitter.ratelimit import RateLimiter
@@ -73,7 +74,8 @@ class TwitterClient(SocialClient):
                  http: httpx2.AsyncClient | None = None, clock: Clock | None = None,
                  limiter: RateLimiter | None = None, max_attempts: int = 4, backoff: float = 0.5,
                  max_backoff: float = 8.0, timeout: float = 30.0, rng: random.Random | None = None,
-                 breaker: CircuitBreaker | None = None, keys: KeySource | None = None) -> None:
+                 breaker: CircuitBreaker | None = None, keys: KeySource | None = None,
+                 cache: XReadCache | None = None) -> None:
         if keys is None:
             _check(credentials)
         self.credentials = credentials or TwitterCredentials()
@@ -86,6 +88,7 @@ class TwitterClient(SocialClient):
         self._own_http = http is None
         self.http = http or httpx2.AsyncClient(timeout=timeout)
         self._me: Account | None = None
+        self.cache = cache  # users and tweets shared by the process's clients (None: every read is a call)
 
     def __repr__(self) -> str:
         return f"TwitterClient(base_url={self.base_url!r}, credentials={self.credentials!r})"
@@ -96,6 +99,8 @@ class TwitterClient(SocialClient):
             return
         account = await self.keys()
         _check(account.credentials)
+        if self.cache is not None and self.credentials.user_id:  # our username may have changed since
+            self.cache.forget_user(self.base_url, self.credentials.user_id)
         self.credentials, self.base_url, self._me = account.credentials, account.base_url.rstrip("/"), None
 
     @property
@@ -218,15 +223,20 @@ class TwitterClient(SocialClient):
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
             raise BadResponse("POST /2/tweets: 2xx without data.id", service="x")
         refs = ((("replied_to", reply_to),) if reply_to else ()) + ((("quoted", quote),) if quote else ())
-        return Post(id=data["id"], text=data.get("text", text), author_id=self.credentials.user_id or None,
+        post = Post(id=data["id"], text=data.get("text", text), author_id=self.credentials.user_id or None,
                     author_username=self._me.username if self._me else None, created_at=self.clock.now(),
                     referenced_tweets=refs)
+        if self.cache is not None:  # a reply to it finds its parent without asking X
+            self.cache.remember_own(self.base_url, post)
+        return post
 
     async def _find_own(self, text: str, reply_to: str | None, *, since: float) -> Post | None:
         """Our unanswered attempt among our latest posts (see :func:`find_own`)."""
         return find_own(await self.get_user_tweets(limit=20), text, reply_to, since=since)
 
     async def delete(self, tweet_id: str) -> None:
+        if self.cache is not None:
+            self.cache.forget_tweet(self.base_url, tweet_id)
         try:
             await self._call("DELETE", f"/2/tweets/{tweet_id}", "DELETE /2/tweets/:id", user_only=True)
         except ContentRejected as exc:
@@ -253,19 +263,42 @@ class TwitterClient(SocialClient):
         if self._me is None:
             body = await self._call("GET", "/2/users/me", "GET /2/users/me", user_only=True)
             self._me = _user_from(body, "GET /2/users/me")
+            if self.cache is not None:
+                self.cache.remember_user(self.base_url, self._me)
         return self._me
+
+    def remember_me(self, account: Account) -> None:
+        """Our own account as an earlier start found it (``GET /2/users/me`` is spent sparingly)."""
+        if account.id == self.credentials.user_id:
+            self._me = account
+            if self.cache is not None:
+                self.cache.remember_user(self.base_url, account)
 
     async def get_user(self, username: str) -> Account | None:
         """The account named ``username``, or None when X has no such user."""
         endpoint = "GET /2/users/by/username/:username"
+        known = self.cache.user_by_name(self.base_url, username) if self.cache is not None else None
+        if known is not None:
+            return known
         body = await self._call("GET", f"/2/users/by/username/{username.lstrip('@')}", endpoint)
-        return None if xe.not_found_only(body) else _user_from(body, endpoint)
+        if xe.not_found_only(body):
+            return None
+        account = _user_from(body, endpoint)
+        if self.cache is not None:
+            self.cache.remember_user(self.base_url, account)
+        return account
 
     async def get_tweet(self, tweet_id: str) -> Post | None:
+        known = self.cache.tweet(self.base_url, tweet_id) if self.cache is not None else None
+        if known is not None:
+            return known
         body = await self._call("GET", f"/2/tweets/{tweet_id}", "GET /2/tweets/:id", params=TWEET_PARAMS)
         if xe.not_found_only(body):
             return None
-        return tweet_from(body, "GET /2/tweets/:id")
+        post = tweet_from(body, "GET /2/tweets/:id")
+        if self.cache is not None:
+            self.cache.remember_tweets(self.base_url, [post])
+        return post
 
     async def get_metrics(self, post_ids: list[str], *, max_wait: float | None = None) -> dict[str, PostMetrics]:
         """``public_metrics`` of the posts, ``GET /2/tweets?ids=`` in batches of at most 100 ids."""
@@ -290,6 +323,8 @@ class TwitterClient(SocialClient):
                 query[token_name] = token
             body = await self._call("GET", path, endpoint, params=query)
             page, token = tweets_from(body, endpoint)
+            if self.cache is not None:  # a thread's parents are often among what we just read
+                self.cache.remember_tweets(self.base_url, page)
             collected.extend(page)
             if token is None or (not oldest_first and len(collected) >= limit):
                 break

@@ -3,24 +3,26 @@
 Inserts keyed by a deterministic ``key`` use ``ON CONFLICT DO NOTHING`` so the same
 logical event is recorded once, whatever restarts or overlaps happen. Claims are one
 ``UPDATE … RETURNING`` (SQLite ≥ 3.35 and PostgreSQL); on PostgreSQL the candidates are
-locked ``FOR UPDATE SKIP LOCKED`` so several processes share one queue. Lists of agent
-ids travel as one parameter, so a process owning 10,000 agents does not bind 10,000
-values per query. Rows are returned as read; ``events.records`` makes them ``Event``s.
+locked ``FOR UPDATE SKIP LOCKED`` so several processes share one queue. A claim is limited
+to the agents this process owns through a temporary table on its connection, written when
+that set changes (:func:`sync_owned`), so a process owning 10,000 agents neither binds nor
+unpacks 10,000 ids per claim. Rows are returned as read; ``events.records`` makes them
+``Event``s.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
+import uuid
 from collections.abc import Collection, Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.sql import SMALL_LIST, cached, count_rows, dialect_insert, in_ids
+from puppet_engine.storage.sql import cached, count_rows, dialect_insert, in_ids
 from puppet_engine.storage.tables import events
 
 RETURNING_SQLITE = sqlite3.sqlite_version_info >= (3, 35)
@@ -75,20 +77,23 @@ async def claim(conn: AsyncConnection, now: float, limit: int, owner: str, busy:
     event due (look again when one finishes). So an idle engine does not poll the database.
     """
     pg = conn.dialect.name == "postgresql"
-    mode, owned = owned_params(pg, agent_ids)
-    rows = await _claim_rows(conn, now, limit, owner, busy, mode, owned) if limit > 0 else []
+    mode = owned_mode(agent_ids)
+    stamp = await sync_owned(conn, agent_ids) if agent_ids is not None else ""
+    rows = await _claim_rows(conn, now, limit, owner, busy, mode, stamp) if limit > 0 else []
     waiting = sorted(set(busy) | {r.agent_id for r in rows if r.agent_id is not None})
     stmt = cached(("hint", pg, mode, bool(waiting)), lambda: _hint_statement(pg, mode, bool(waiting)))
-    hint = (await conn.execute(stmt, {**owned, "b_now": now, "b_waiting": waiting})).one()
+    hint = (await conn.execute(stmt, {"b_now": now, "b_waiting": waiting, "b_stamp": stamp})).one()
+    if mode == "table" and not hint[2]:  # not our table: nothing was claimed; write it and look again
+        forget_owned(conn)
+        return rows, now, bool(hint[1])
     return rows, (float(hint[0]) if hint[0] is not None else None), bool(hint[1])
 
 
 async def _claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str, busy: Collection[str],
-                      mode: str, owned: dict[str, Any]) -> list[Any]:
+                      mode: str, stamp: str) -> list[Any]:
     pg = conn.dialect.name == "postgresql"
-    params = dict(owned)
-    params.update(b_now=now, b_window=limit * 4 + len(busy) + 8, b_limit=limit, b_owner=owner,
-                  b_busy=sorted(busy))
+    params: dict[str, Any] = dict(b_now=now, b_window=limit * 4 + len(busy) + 8, b_limit=limit, b_owner=owner,
+                                  b_busy=sorted(busy), b_stamp=stamp)
     if not pg and not RETURNING_SQLITE:
         cand = cached(("cand", pg, mode, bool(busy)), lambda: _candidates(pg, mode, bool(busy)))
         return await _claim_select_update(conn, now, limit, owner, cand, params)
@@ -133,39 +138,97 @@ async def pending_types(db: Database, agent_ids: Iterable[str], chunk: int = 500
     return found
 
 
-# The owned agents' ids as last encoded, by the (immutable) collection they came from: a
-# process with 10,000 agents claims many times a second while the set rarely changes.
-_OWNED_MEMO: list[tuple[frozenset[str], bool, tuple[str, dict[str, Any]]]] = []
+# The owned agents live in a temporary table on each connection that claims (SQLite: the
+# persistent writer connection; PostgreSQL: each pooled connection once), written only when
+# the set changes: a lease moved, an agent started or stopped. A claim then probes a table
+# with a primary key instead of unpacking 10,000 ids, and finds the table current by the
+# identity of the (immutable) set it was written from. A stamp written with the table and
+# tested by the claim itself makes a table this process did not write (a pooler handing
+# another client's server connection) claim nothing, never someone else's agents.
+_TEMP = sa.MetaData()
+OWNED_TABLE = sa.Table("puppet_owned_agents", _TEMP, sa.Column("agent_id", sa.String, primary_key=True),
+                       prefixes=["TEMPORARY"])
+STAMP_TABLE = sa.Table("puppet_owned_stamp", _TEMP, sa.Column("stamp", sa.String), prefixes=["TEMPORARY"])
+_OWNED_KEY = "puppet_engine.owned_agents"  # in the DBAPI connection's info: (the set the table holds, stamp)
+_INSERT_OWNED = OWNED_TABLE.insert().values(agent_id=sa.bindparam("b_id"))
+_DELETE_OWNED = OWNED_TABLE.delete().where(OWNED_TABLE.c.agent_id == sa.bindparam("b_id"))
 
 
-def owned_params(pg: bool, agent_ids: Iterable[str] | None) -> tuple[str, dict[str, Any]]:
-    """How the owned agents are bound (``all``, ``list`` or ``array``) and their parameters."""
-    if agent_ids is None:
-        return "all", {}
-    if isinstance(agent_ids, frozenset):
-        for memo_ids, memo_pg, found in _OWNED_MEMO:
-            if memo_ids is agent_ids and memo_pg == pg:
-                return found
-    owned = list(agent_ids)
-    found = ("list", {"b_owned": owned}) if len(owned) <= SMALL_LIST else (
-        "array", {"b_owned": owned if pg else json.dumps(owned)})
-    if isinstance(agent_ids, frozenset):
-        _OWNED_MEMO[:] = [(agent_ids, pg, found), *_OWNED_MEMO[:3]]
-    return found
+async def sync_owned(conn: AsyncConnection, agent_ids: Iterable[str]) -> str:
+    """Make the connection's temporary table of owned agents hold ``agent_ids``, in the
+    caller's transaction; returns the stamp a claim must find beside it. Nothing is written
+    when the table already holds them (the same frozenset object as last time, or an equal
+    set); otherwise only the difference, after checking that the table is the one this
+    process wrote (else it is written whole).
+
+    The table lives as long as the DBAPI connection; a rolled back transaction forgets
+    what it holds (a listener clears the memo, so the next claim writes it again).
+    """
+    info = conn.info
+    memo = info.get(_OWNED_KEY)
+    if memo is not None and memo[0] is agent_ids:
+        return str(memo[1])
+    wanted = agent_ids if isinstance(agent_ids, frozenset) else frozenset(agent_ids)
+    if memo is not None and memo[0] == wanted:
+        info[_OWNED_KEY] = (wanted, memo[1])
+        return str(memo[1])
+    held: frozenset[str] | None = None
+    if memo is not None:
+        found = (await conn.execute(sa.select(STAMP_TABLE.c.stamp))).scalars().all()
+        held = memo[0] if list(found) == [memo[1]] else None
+    if held is None:  # a new connection, a rolled back write, or a table someone else wrote
+        _forget_on_rollback(conn)
+        for ddl in ("CREATE TEMPORARY TABLE IF NOT EXISTS puppet_owned_agents (agent_id VARCHAR PRIMARY KEY)",
+                    "CREATE TEMPORARY TABLE IF NOT EXISTS puppet_owned_stamp (stamp VARCHAR)"):
+            await conn.execute(sa.text(ddl))
+        await conn.execute(OWNED_TABLE.delete())
+        held = frozenset()
+    added, removed = wanted - held, held - wanted
+    if removed:
+        await conn.execute(_DELETE_OWNED, [{"b_id": agent_id} for agent_id in removed])
+    if added:
+        await conn.execute(_INSERT_OWNED, [{"b_id": agent_id} for agent_id in added])
+    if conn.dialect.name == "postgresql" and len(added) + len(removed) > 100:
+        await conn.execute(sa.text("ANALYZE puppet_owned_agents"))  # temporary tables get no autovacuum
+    stamp = uuid.uuid4().hex
+    await conn.execute(STAMP_TABLE.delete())
+    await conn.execute(STAMP_TABLE.insert().values(stamp=stamp))
+    info[_OWNED_KEY] = (wanted, stamp)
+    return stamp
+
+
+def forget_owned(conn: AsyncConnection) -> None:
+    """The next claim on this connection writes the table again (its stamp was not found)."""
+    conn.info.pop(_OWNED_KEY, None)
+
+
+def _forget_on_rollback(conn: AsyncConnection) -> None:
+    engine = conn.sync_connection.engine if conn.sync_connection is not None else None
+    if engine is not None and not event.contains(engine, "rollback", _forget_owned):
+        event.listen(engine, "rollback", _forget_owned)
+
+
+def _forget_owned(sync_conn: Any) -> None:
+    sync_conn.info.pop(_OWNED_KEY, None)
+
+
+def owned_mode(agent_ids: Iterable[str] | None) -> str:
+    """How the claim limits itself to owned agents: ``all`` (no limit) or ``table``."""
+    return "all" if agent_ids is None else "table"
 
 
 def _owned_clause(pg: bool, mode: str) -> sa.ColumnElement[bool]:
     if mode == "all":
         return sa.true()
-    match: sa.ColumnElement[bool]
-    if mode == "list":
-        match = events.c.agent_id.in_(sa.bindparam("b_owned", expanding=True))
-    elif pg:
-        match = events.c.agent_id == sa.any_(sa.bindparam("b_owned", type_=postgresql.ARRAY(sa.String)))
-    else:
-        each = sa.func.json_each(sa.bindparam("b_owned", type_=sa.String)).table_valued("value")
-        match = events.c.agent_id.in_(sa.select(each.c.value))
-    return sa.or_(match, events.c.agent_id.is_(None))
+    # A correlated EXISTS: the walk stays on (status, due_at) in due order and probes the
+    # table's key per row; an IN would let SQLite walk every owned agent's events instead.
+    # The stamp test is uncorrelated: evaluated once per statement.
+    match = sa.exists().where(OWNED_TABLE.c.agent_id == events.c.agent_id)
+    return sa.and_(_stamp_found(), sa.or_(match, events.c.agent_id.is_(None)))
+
+
+def _stamp_found() -> sa.ColumnElement[bool]:
+    return sa.exists().where(STAMP_TABLE.c.stamp == sa.bindparam("b_stamp", type_=sa.String))
 
 
 def _hint_statement(pg: bool, mode: str, waiting: bool) -> Any:
@@ -178,7 +241,8 @@ def _hint_statement(pg: bool, mode: str, waiting: bool) -> Any:
     if waiting:
         blocked = sa.exists().where(events.c.agent_id.in_(sa.bindparam("b_waiting", expanding=True)),
                                     events.c.status == "pending", events.c.due_at <= now)
-    return sa.select(future, blocked)
+    ours: sa.ColumnElement[Any] = _stamp_found() if mode == "table" else sa.literal(True)
+    return sa.select(future, blocked, ours)
 
 
 def _candidates(pg: bool, mode: str, busy: bool) -> sa.Select[Any]:
