@@ -8,32 +8,14 @@ memory search, render the trading chart, and log no console error along the way.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-import httpx2
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("headless Chromium is not installed at /usr/bin/chromium (make browser-deps installs it)",
-                allow_module_level=True)
-
-from playwright.async_api import Page, async_playwright, expect  # noqa: E402
-
-from puppet_engine.api import KeyRing, create_app  # noqa: E402
-from puppet_engine.engine import Engine, EngineOptions  # noqa: E402
-from puppet_engine.persona import load_agents_dir  # noqa: E402
-from puppet_engine.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from puppet_engine.serving import BackgroundServer  # noqa: E402
-from puppet_engine.settings import Settings  # noqa: E402
+from playwright.async_api import Page, expect
 
 pytestmark = pytest.mark.browser
 
-AGENTS = Path(__file__).resolve().parents[2] / "agents"
 KEY = "dashboard-admin-key-5e2c8a1f9b"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 POST_TEXT = "Tea kettle whistling like a validator at dawn."
 
 
@@ -41,75 +23,49 @@ async def _count(page: Page, selector: str) -> int:
     return await page.locator(selector).count()
 
 
-async def test_dashboard_end_to_end(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'dash.db'}", embedder="hashing",  # type: ignore[call-arg]
-                        _env_file=None)
-    engine = Engine(settings, EngineOptions(agents=load_agents_dir(AGENTS), sandbox=Sandbox(SandboxConfig()), seed=5))
-    await engine.start()
-    runner = asyncio.create_task(engine.run())
-    server = BackgroundServer(create_app(engine, keys=KeyRing.parse(f"{KEY}:admin"), feed_interval=0.2))
-    await server.start()
-    headers = {"Authorization": f"Bearer {KEY}"}
-    problems: list[str] = []
-    try:
-        async with httpx2.AsyncClient(base_url=server.url, headers=headers, timeout=30) as api:
-            added = await api.post("/memory/coby", json={"content": "I keep a lighthouse logbook of every block",
-                                                         "kind": "knowledge", "importance": 0.8})
-            assert added.status_code == 201, added.text
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-                page = await browser.new_page(viewport={"width": 1440, "height": 1000})
-                page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                        if m.type in ("error", "warning") else None)
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.set_default_timeout(20_000)
-                expect.set_options(timeout=20_000)
+async def test_dashboard_end_to_end(tmp_path: Path, example_engine, api_client, dashboard) -> None:
+    async with example_engine(KEY) as (_engine, server), api_client(server.url, KEY) as api:
+        added = await api.post("/memory/coby", json={"content": "I keep a lighthouse logbook of every block",
+                                                     "kind": "knowledge", "importance": 0.8})
+        assert added.status_code == 201, added.text
+        async with dashboard(server.url, KEY) as (page, problems):
+            await page.wait_for_selector(".agent-card[data-agent-id='nova']")
+            assert await _count(page, ".agent-card") == 3
+            await expect(page.locator(".agent-card[data-agent-id='nova'] .badge")).to_have_text("running")
+            assert "Coby" in await page.inner_text("#agents")
+            await expect(page.locator("#feed-state")).to_have_text("feed: live")
 
-                await page.goto(f"{server.url}/")
-                await page.fill("#login-key", KEY)
-                await page.click("#login-form button[type=submit]")
-                await page.wait_for_selector(".agent-card[data-agent-id='nova']")
-                assert await _count(page, ".agent-card") == 3
-                await expect(page.locator(".agent-card[data-agent-id='nova'] .badge")).to_have_text("running")
-                assert "Coby" in await page.inner_text("#agents")
-                await expect(page.locator("#feed-state")).to_have_text("feed: live")
+            nova_posts = ".feed-item[data-type='post'][data-agent='nova']"
+            before = await _count(page, nova_posts)
+            accepted = await api.post("/agents/nova/post", json={"text": POST_TEXT})
+            assert accepted.status_code == 202, accepted.text
+            await expect(page.locator(nova_posts).filter(has_text=POST_TEXT)).to_have_count(1)
+            assert await _count(page, nova_posts) == before + 1
+            assert POST_TEXT in await page.locator(nova_posts).first.inner_text()  # newest on top
+            await page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
 
-                nova_posts = ".feed-item[data-type='post'][data-agent='nova']"
-                before = await _count(page, nova_posts)
-                accepted = await api.post("/agents/nova/post", json={"text": POST_TEXT})
-                assert accepted.status_code == 202, accepted.text
-                await expect(page.locator(nova_posts).filter(has_text=POST_TEXT)).to_have_count(1)
-                assert await _count(page, nova_posts) == before + 1
-                assert POST_TEXT in await page.locator(nova_posts).first.inner_text()  # newest on top
-                await page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+            await page.click(".agent-card[data-agent-id='coby'] a.agent-name")
+            await page.wait_for_selector("#memory-query")
+            await page.fill("#memory-query", "lighthouse logbook")
+            await page.press("#memory-query", "Enter")
+            await page.wait_for_selector(".memory-hit")
+            assert "lighthouse logbook" in await page.locator(".memory-hit").first.inner_text()
+            await page.screenshot(path=str(tmp_path / "agent.png"), full_page=True)
 
-                await page.click(".agent-card[data-agent-id='coby'] a.agent-name")
-                await page.wait_for_selector("#memory-query")
-                await page.fill("#memory-query", "lighthouse logbook")
-                await page.press("#memory-query", "Enter")
-                await page.wait_for_selector(".memory-hit")
-                assert "lighthouse logbook" in await page.locator(".memory-hit").first.inner_text()
-                await page.screenshot(path=str(tmp_path / "agent.png"), full_page=True)
+            await page.goto(f"{server.url}/#/agents/ledger")
+            await page.wait_for_selector("#portfolio-chart")
+            await expect(page.locator(".stat-label", has_text="SOL")).to_have_count(1)  # balance loaded
+            await page.screenshot(path=str(tmp_path / "trading.png"), full_page=True)
+            await page.goto(f"{server.url}/#/events")
+            await page.wait_for_selector("#events-table tbody tr")
+            await page.screenshot(path=str(tmp_path / "events.png"), full_page=True)
+            await page.goto(f"{server.url}/#/system")
+            await page.wait_for_selector("#health-panel tbody tr")
+            await page.screenshot(path=str(tmp_path / "system.png"), full_page=True)
 
-                await page.goto(f"{server.url}/#/agents/ledger")
-                await page.wait_for_selector("#portfolio-chart")
-                await expect(page.locator(".stat-label", has_text="SOL")).to_have_count(1)  # balance loaded
-                await page.screenshot(path=str(tmp_path / "trading.png"), full_page=True)
-                await page.goto(f"{server.url}/#/events")
-                await page.wait_for_selector("#events-table tbody tr")
-                await page.screenshot(path=str(tmp_path / "events.png"), full_page=True)
-                await page.goto(f"{server.url}/#/system")
-                await page.wait_for_selector("#health-panel tbody tr")
-                await page.screenshot(path=str(tmp_path / "system.png"), full_page=True)
-
-                # the key survives a reload (localStorage) and the feed reconnects
-                await page.reload()
-                await page.wait_for_selector("#health-panel tbody tr")
-                await browser.close()
-    finally:
-        await server.stop()
-        await engine.stop()
-        await asyncio.wait_for(runner, timeout=30)
+            # the key survives a reload (localStorage) and the feed reconnects
+            await page.reload()
+            await page.wait_for_selector("#health-panel tbody tr")
     assert problems == []
     for name in ("overview.png", "agent.png", "trading.png", "events.png", "system.png"):
         assert (tmp_path / name).stat().st_size > 10_000

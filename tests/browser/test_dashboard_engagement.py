@@ -6,27 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.async_api import expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("headless Chromium is not installed at /usr/bin/chromium (make browser-deps installs it)",
-                allow_module_level=True)
-
-from playwright.async_api import async_playwright, expect  # noqa: E402
-
-from puppet_engine.api import KeyRing, create_app  # noqa: E402
-from puppet_engine.clock import VirtualClock  # noqa: E402
-from puppet_engine.engine import Engine, EngineOptions  # noqa: E402
-from puppet_engine.persona import parse_agent_config  # noqa: E402
-from puppet_engine.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from puppet_engine.serving import BackgroundServer  # noqa: E402
-from puppet_engine.settings import Settings  # noqa: E402
+from puppet_engine.clock import VirtualClock
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.persona import parse_agent_config
+from puppet_engine.sandbox import Sandbox, SandboxConfig
 
 pytestmark = pytest.mark.browser
 
 KEY = "dashboard-read-key-3c7e1a9d4f"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 PERSONA = {
     "id": "ada", "name": "Ada", "llm_provider": "fake",
     "personality": {"traits": ["curious"], "interests": ["validators", "solana", "open source"]},
@@ -35,29 +24,14 @@ PERSONA = {
 }
 
 
-async def test_engagement_card(tmp_path: Path) -> None:
+async def test_engagement_card(tmp_path: Path, settings, serve, dashboard) -> None:
     clock = VirtualClock()
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'dash.db'}", embedder="hashing",  # type: ignore[call-arg]
-                        _env_file=None)
     engine = Engine(settings, EngineOptions(agents=[parse_agent_config(PERSONA)], clock=clock, seed=3,
                                             sandbox=Sandbox(SandboxConfig(seed=3, crowd_rate=0), clock=clock)))
     await engine.start()
-    await engine.run_until(clock.now() + 4 * 24 * 3600.0)
-    server = BackgroundServer(create_app(engine, keys=KeyRing.parse(f"{KEY}:read"), feed_interval=0.2))
-    await server.start()
-    problems: list[str] = []
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-            page = await browser.new_page(viewport={"width": 1440, "height": 1400})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                    if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.set_default_timeout(20_000)
-            expect.set_options(timeout=20_000)
-            await page.goto(f"{server.url}/")
-            await page.fill("#login-key", KEY)
-            await page.click("#login-form button[type=submit]")
+        await engine.run_until(clock.now() + 4 * 24 * 3600.0)
+        async with serve(engine, KEY, "read") as server, dashboard(server.url, KEY, height=1400) as (page, problems):
             await page.goto(f"{server.url}/#/agents/ada")
             await page.wait_for_selector("#engagement-best tbody tr")
             await expect(page.locator("#engagement-best tbody tr")).to_have_count(5)
@@ -75,9 +49,7 @@ async def test_engagement_card(tmp_path: Path) -> None:
             }""")
             assert drawn > 500
             await page.locator("#engagement-card").screenshot(path=str(tmp_path / "engagement.png"))
-            await browser.close()
     finally:
-        await server.stop()
         await engine.stop()
     assert problems == []
     assert (tmp_path / "engagement.png").stat().st_size > 5_000

@@ -12,32 +12,19 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from playwright.async_api import expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("headless Chromium is not installed at /usr/bin/chromium (make browser-deps installs it)",
-                allow_module_level=True)
-
-from playwright.async_api import async_playwright, expect  # noqa: E402
-
-from puppet_engine.api import KeyRing, create_app  # noqa: E402
-from puppet_engine.engine import Engine, EngineOptions  # noqa: E402
-from puppet_engine.persona import load_agents_dir  # noqa: E402
-from puppet_engine.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from puppet_engine.serving import BackgroundServer  # noqa: E402
-from puppet_engine.settings import Settings  # noqa: E402
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.persona import load_agents_dir
+from puppet_engine.sandbox import Sandbox, SandboxConfig
 
 pytestmark = pytest.mark.browser
 
 AGENTS = Path(__file__).resolve().parents[2] / "agents"
 KEY = "nodes-dashboard-admin-key-3c9e1a7f"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-async def test_dashboard_shows_nodes_and_owners(tmp_path: Path) -> None:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'nodes.db'}", embedder="hashing",  # type: ignore[call-arg]
-                        _env_file=None)
+async def test_dashboard_shows_nodes_and_owners(settings, serve, dashboard) -> None:
     configs = load_agents_dir(AGENTS)
     worker = Engine(settings, EngineOptions(agents=configs, sandbox=Sandbox(SandboxConfig()), seed=5,
                                             owner="worker-one", role="worker"))
@@ -46,23 +33,9 @@ async def test_dashboard_shows_nodes_and_owners(tmp_path: Path) -> None:
     await worker.start()
     runner = asyncio.create_task(worker.run())
     await api_node.start()
-    server = BackgroundServer(create_app(api_node, keys=KeyRing.parse(f"{KEY}:admin"), feed_interval=0.2))
-    await server.start()
-    problems: list[str] = []
     worker_stopped = False
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-            page = await browser.new_page(viewport={"width": 1440, "height": 1000})
-            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                    if m.type in ("error", "warning") else None)
-            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-            page.set_default_timeout(20_000)
-            expect.set_options(timeout=20_000)
-
-            await page.goto(f"{server.url}/")
-            await page.fill("#login-key", KEY)
-            await page.click("#login-form button[type=submit]")
+        async with serve(api_node, KEY, "admin") as server, dashboard(server.url, KEY) as (page, problems):
             await page.wait_for_selector(".agent-card[data-agent-id='nova']")
             for agent in ("coby", "ledger", "nova"):
                 owner = page.locator(f".agent-card[data-agent-id='{agent}'] .agent-owner")
@@ -88,9 +61,7 @@ async def test_dashboard_shows_nodes_and_owners(tmp_path: Path) -> None:
             await page.click("a[data-nav='overview']")
             await expect(page.locator(".agent-card[data-agent-id='nova'] .agent-owner")).to_have_attribute(
                 "data-owner", "")
-            await browser.close()
     finally:
-        await server.stop()
         await api_node.stop()
         if not worker_stopped:
             await worker.stop()

@@ -6,29 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
+from playwright.async_api import expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("headless Chromium is not installed at /usr/bin/chromium (make browser-deps installs it)",
-                allow_module_level=True)
-
-from playwright.async_api import async_playwright, expect  # noqa: E402
-
-from puppet_engine.api import KeyRing, create_app  # noqa: E402
-from puppet_engine.clock import VirtualClock  # noqa: E402
-from puppet_engine.engine import Engine, EngineOptions  # noqa: E402
-from puppet_engine.persona import parse_agent_config  # noqa: E402
-from puppet_engine.sandbox import Sandbox, SandboxConfig  # noqa: E402
-from puppet_engine.serving import BackgroundServer  # noqa: E402
-from puppet_engine.settings import Settings  # noqa: E402
+from puppet_engine.clock import VirtualClock
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.persona import parse_agent_config
+from puppet_engine.sandbox import Sandbox, SandboxConfig
 
 pytestmark = pytest.mark.browser
 
 KEY = "review-control-key-3d9a7e21c4"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 HOUR = 3600.0
 EDITED = "Rain on the window, tea in hand, maps on the table."
 
@@ -42,36 +30,21 @@ def persona(agent_id: str) -> dict[str, Any]:
             "review": {"kinds": ["posts", "replies"]}}
 
 
-async def test_review_inbox_flow(tmp_path: Path) -> None:
+async def test_review_inbox_flow(tmp_path: Path, settings, serve, api_client, dashboard) -> None:
     clock = VirtualClock()
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'review.db'}", embedder="hashing",  # type: ignore[call-arg]
-                        _env_file=None)
     engine = Engine(settings, EngineOptions(agents=[parse_agent_config(persona("ivy")), parse_agent_config(persona("jo"))],
                                             clock=clock, seed=8, sandbox=Sandbox(SandboxConfig(), clock=clock)))
     await engine.start()
-    sandbox_x = f"{engine.wiring.sandbox_url}/sandbox/x"
-    await engine.wiring.http.post(f"{sandbox_x}/accounts", json={"username": "alice"})
-    await engine.wiring.http.post(f"{sandbox_x}/tweets", json={"username": "alice", "text": "@ivy which tea for maps?"})
-    await engine.run_until(clock.now() + 2 * HOUR)
-    server = BackgroundServer(create_app(engine, keys=KeyRing.parse(f"{KEY}:control"), feed_interval=0.2))
-    await server.start()
-    problems: list[str] = []
     try:
-        async with httpx2.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}) as api:
+        sandbox_x = f"{engine.wiring.sandbox_url}/sandbox/x"
+        await engine.wiring.http.post(f"{sandbox_x}/accounts", json={"username": "alice"})
+        await engine.wiring.http.post(f"{sandbox_x}/tweets", json={"username": "alice", "text": "@ivy which tea for maps?"})
+        await engine.run_until(clock.now() + 2 * HOUR)
+        async with serve(engine, KEY, "control") as server, api_client(server.url, KEY) as api:
             waiting = (await api.get("/review", params={"limit": 100})).json()
             total = waiting["total"]
             assert total >= 4 and any(i["kind"] == "replies" for i in waiting["items"])
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-                page = await browser.new_page(viewport={"width": 1440, "height": 1000})
-                page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
-                        if m.type in ("error", "warning") else None)
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.set_default_timeout(20_000)
-                expect.set_options(timeout=20_000)
-                await page.goto(f"{server.url}/")
-                await page.fill("#login-key", KEY)
-                await page.click("#login-form button[type=submit]")
+            async with dashboard(server.url, KEY) as (page, problems):
                 await expect(page.locator("#review-count")).to_have_text(str(total))  # the count in the header
 
                 await page.click("a[data-nav='review']")
@@ -119,12 +92,10 @@ async def test_review_inbox_flow(tmp_path: Path) -> None:
                 left = (await api.get("/review")).json()["total"]
                 await expect(items).to_have_count(left)
                 await expect(page.locator("#review-count")).to_have_text(str(left))
-                await browser.close()
-        await engine.run_until(clock.now() + 60)  # what was approved goes out
-        tweets = (await engine.wiring.http.get(f"{sandbox_x}/tweets", params={"username": second["agent_id"]})).json()
-        assert EDITED in [t["text"] for t in tweets["data"]]
+            await engine.run_until(clock.now() + 60)  # what was approved goes out
+            tweets = (await engine.wiring.http.get(f"{sandbox_x}/tweets", params={"username": second["agent_id"]})).json()
+            assert EDITED in [t["text"] for t in tweets["data"]]
     finally:
-        await server.stop()
         await engine.stop()
     assert problems == []
     assert (tmp_path / "review.png").stat().st_size > 10_000
