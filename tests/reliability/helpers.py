@@ -164,8 +164,11 @@ async def pumped(work: Any, clock: VirtualClock, engine_clock: EngineClock) -> A
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
+    # No history retention job: its hourly sleep on the engine clock would be the earliest deadline
+    # whenever the engine is busy, and ``pumped`` would move time to it as if the work waited for it.
     values: dict[str, Any] = {"database_url": url, "embedder": "hashing", "llm_max_retries": 0,
-                              "llm_timeout_seconds": 5.0, "log_level": "WARNING", **overrides}
+                              "llm_timeout_seconds": 5.0, "log_level": "WARNING", "history_retention_days": 0,
+                              **overrides}
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
