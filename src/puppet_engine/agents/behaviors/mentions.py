@@ -98,7 +98,7 @@ class MentionsBehavior(Behavior):
             note_stream_covered(newest)  # for replay: the stream's answer, not a poll
             if newest is not None and (since_id is None or int(newest) > int(since_id)):
                 since_id = newest
-            tweets = []
+            tweets: list[Post] = []
             note_posts("mentions", {"since_id": since_id}, tweets)  # for replay: this poll read nothing
             result["covered_by_stream"] = True
         else:
