@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from puppet_engine.agents.engagement import EngagementPlan
+from puppet_engine.agents.engagement_store import EngagementStore
 from puppet_engine.agents.state import AgentStates
 from puppet_engine.clock import Clock
 from puppet_engine.llm.base import LLMProvider
@@ -81,10 +82,12 @@ class AgentServices:
     peers: dict[str, AgentRuntime] = field(default_factory=dict)  # every agent of this engine, by id
     mention_feed: MentionFeed | None = None  # the X stream, when X_MENTIONS_MODE lets it run
     states: AgentStates = field(init=False)
+    engagement_store: EngagementStore = field(init=False)  # a replay serves recorded samples instead
     _by_user: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # X user id → agent id
 
     def __post_init__(self) -> None:
         self.states = AgentStates(self.db)
+        self.engagement_store = EngagementStore(self.db)
 
     def connected(self, agent: AgentRuntime) -> None:
         """``agent`` knows its X user id now: mentions by that account are an agent's."""

@@ -1,8 +1,9 @@
 """A memory store wrapper that records what an event recalled, for replay.
 
-Searches (the memories a prompt was shown) and relationship look-ups made while an event
-is recorded (:mod:`puppet_engine.events.recording`) are noted with their results; everything
-else goes to the store untouched.
+Searches (the memories a prompt was shown), the latest memories of a kind (the ``feedback``
+a prompt lists), listed pages (the post memories engagement reweighs) and relationship
+look-ups made while an event is recorded (:mod:`puppet_engine.events.recording`) are noted
+with their results; everything else goes to the store untouched.
 """
 
 from __future__ import annotations
@@ -17,16 +18,23 @@ from puppet_engine.memory.relationships import Relationship
 
 
 def hit_json(hit: ScoredMemory) -> dict[str, Any]:
-    m = hit.memory
+    return {**memory_json(hit.memory), "score": hit.score, "similarity": hit.similarity}
+
+
+def memory_json(m: Memory) -> dict[str, Any]:
     return {"content": m.content, "kind": m.kind, "importance": m.importance, "metadata": m.metadata,
-            "created_at": m.created_at, "id": m.id, "score": hit.score, "similarity": hit.similarity}
+            "created_at": m.created_at, "id": m.id}
+
+
+def memory_from_json(data: dict[str, Any], agent_id: str) -> Memory:
+    return Memory(content=data["content"], kind=data["kind"], importance=data["importance"],
+                  metadata=data.get("metadata") or {}, created_at=data.get("created_at"), id=data.get("id"),
+                  agent_id=agent_id)
 
 
 def hit_from_json(data: dict[str, Any], agent_id: str) -> ScoredMemory:
-    memory = Memory(content=data["content"], kind=data["kind"], importance=data["importance"],
-                    metadata=data.get("metadata") or {}, created_at=data.get("created_at"), id=data.get("id"),
-                    agent_id=agent_id)
-    return ScoredMemory(memory, float(data.get("score", 0.0)), float(data.get("similarity", 0.0)))
+    return ScoredMemory(memory_from_json(data, agent_id), float(data.get("score", 0.0)),
+                        float(data.get("similarity", 0.0)))
 
 
 def relationship_from_json(data: dict[str, Any] | None) -> Relationship | None:
@@ -51,7 +59,7 @@ class RecordingRelationships:
 
 
 class RecordingMemory:
-    """Delegates to ``inner`` (any :class:`MemoryStore`); searches are recorded."""
+    """Delegates to ``inner`` (any :class:`MemoryStore`); the reads a decision uses are recorded."""
 
     def __init__(self, inner: MemoryStore) -> None:
         self.inner = inner
@@ -66,3 +74,17 @@ class RecordingMemory:
         if capturing():
             note("read", {"what": "memories", "query": query, "hits": [hit_json(h) for h in hits]})
         return hits
+
+    async def recent_memories(self, agent_id: str, kind: str = "post", limit: int = 20) -> list[Memory]:
+        found = await self.inner.recent_memories(agent_id, kind=kind, limit=limit)
+        if capturing():
+            note("read", {"what": "recent_memories", "kind": kind, "memories": [memory_json(m) for m in found]})
+        return found
+
+    async def list_memories(self, agent_id: str, kind: str | None = None, since: float | None = None,
+                            until: float | None = None, limit: int = 50, offset: int = 0) -> list[Memory]:
+        found = await self.inner.list_memories(agent_id, kind=kind, since=since, until=until, limit=limit,
+                                               offset=offset)
+        if capturing():
+            note("read", {"what": "listed_memories", "kind": kind, "memories": [memory_json(m) for m in found]})
+        return found

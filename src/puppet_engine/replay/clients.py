@@ -6,11 +6,17 @@ the offline fake, or (``--llm live`` only) the real provider under a call cap.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from puppet_engine.agents.engagement_store import (
+    EngagementStore,
+    sample_from_json,
+    tracked_from_json,
+)
 from puppet_engine.clock import Clock
-from puppet_engine.errors import BudgetExceeded, ProviderError
+from puppet_engine.errors import BudgetExceeded, ProviderError, RateLimited
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
 from puppet_engine.llm.fake import FakeProvider
 from puppet_engine.llm.wrappers import (
@@ -19,18 +25,19 @@ from puppet_engine.llm.wrappers import (
     estimate_cost,
     request_digest,
 )
-from puppet_engine.memory.base import ScoredMemory
-from puppet_engine.memory.recording import hit_from_json, relationship_from_json
+from puppet_engine.memory.base import Memory, ScoredMemory
+from puppet_engine.memory.recording import hit_from_json, memory_from_json, relationship_from_json
 from puppet_engine.memory.relationships import Relationship
 from puppet_engine.persona import AgentConfig
 from puppet_engine.replay.inputs import error_from
-from puppet_engine.social.base import Post
+from puppet_engine.social.base import Post, PostMetrics
 from puppet_engine.social.dryrun import DryRunClient
-from puppet_engine.social.recording import post_from_json
+from puppet_engine.social.recording import metrics_from_json, post_from_json
 from puppet_engine.solana.market import MarketAnalysis
 from puppet_engine.solana.recording import limits_from_json, market_from_json
 from puppet_engine.solana.risk import RiskContext, RiskLimits, TradeRequest, check_trade
 from puppet_engine.solana.wallet import WalletBalances
+from puppet_engine.storage.repos.engagement import Sample, TrackedPost
 
 LLMMode = Literal["exact", "recorded", "sandbox", "live"]
 
@@ -73,6 +80,91 @@ class ReplaySocial(DryRunClient):
     async def get_user_tweets(self, user_id: str | None = None, limit: int = 20) -> list[Post]:
         read = self._next("user_tweets")
         return [post_from_json(p) for p in read["posts"]] if read else []
+
+    async def get_metrics(self, post_ids: list[str], *, max_wait: float | None = None) -> dict[str, PostMetrics]:
+        queue = self._reads.get("metrics")
+        if not queue:
+            self.missing += 1
+            raise NotImplementedError("no recorded metrics for this lookup")
+        read = queue.pop(0)
+        if read.get("unsupported"):
+            raise NotImplementedError("the network gave no metrics then")
+        if "error" in read:
+            error = read["error"]
+            if error.get("type") == "RateLimited":  # the wait asked then sets the next round
+                raise RateLimited(service="replay", retry_after=float(error.get("retry_after") or 60.0))
+            raise error_from(error)
+        return metrics_from_json(read.get("metrics") or {})
+
+
+class ReplayMentionFeed:
+    """The mentions stream as the recorded poll found it: covering the poll (no X call) when
+    it did, with the newest id it knew then."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, Any] | None = None
+
+    def load(self, reads: list[dict[str, Any]]) -> None:
+        self._read = next((r for r in reads if r.get("what") == "mention_stream"), None)
+
+    def covers(self, agent_id: str, since: float) -> bool:
+        return self._read is not None and bool(self._read.get("covered"))
+
+    def newest(self, agent_id: str) -> str | None:
+        return None if self._read is None else self._read.get("newest")
+
+
+class ReplayEngagement(EngagementStore):
+    """The engagement samples the recorded event read (its tracked posts, an earlier attempt's
+    samples, the history its effects were judged on, the rows it pruned); samples it takes now
+    are kept here for the event only, nothing is written."""
+
+    def __init__(self) -> None:  # no database: every answer is recorded
+        self._reads: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._earlier: list[Sample] = []
+        self._taken: list[Sample] = []
+        self.missing = 0
+
+    def load(self, reads: list[dict[str, Any]]) -> None:
+        self._reads.clear()
+        for read in reads:
+            if str(read.get("what", "")).startswith("engagement_"):
+                self._reads[read["what"]].append(read)
+        first = self._reads.get("engagement_taken")
+        self._earlier = [sample_from_json(s) for s in first[0]["samples"]] if first else []
+        self._taken = []
+
+    def _next(self, what: str) -> dict[str, Any] | None:
+        queue = self._reads.get(what)
+        if not queue:
+            self.missing += 1
+            return None
+        return queue.pop(0)
+
+    async def tracked_posts(self, agent_id: str, since: float) -> list[TrackedPost]:
+        read = self._next("engagement_posts")
+        return [tracked_from_json(p) for p in read["posts"]] if read else []
+
+    async def taken_by(self, event_key: str) -> list[Sample]:
+        """The earlier attempt's samples (as read then), then those taken now (a slot once)."""
+        seen: set[tuple[str, int]] = set()
+        found = []
+        for sample in self._earlier + self._taken:
+            if (sample.post_id, sample.slot) not in seen:
+                seen.add((sample.post_id, sample.slot))
+                found.append(sample)
+        return found
+
+    async def samples(self, agent_id: str, since: float) -> list[Sample]:
+        read = self._next("engagement_history")
+        return [sample_from_json(s) for s in read["samples"]] if read else []
+
+    async def record(self, samples: Sequence[Sample], event_key: str) -> None:
+        self._taken.extend(samples)
+
+    async def prune(self, agent_id: str, before: float) -> int:
+        read = self._next("engagement_pruned")
+        return int(read["rows"]) if read else 0
 
 
 @dataclass
@@ -243,12 +335,25 @@ async def _nothing(*_args: Any, **_kwargs: Any) -> None:
     """What a replay's memory does with a write: nothing (it is not the agent's memory)."""
 
 
+#: The memory store's writes: a replay's memory does nothing with them. Any other attribute
+#: is a read the recording does not serve, and fails loudly rather than answering ``None``.
+MEMORY_WRITES = frozenset({"add_memory", "add_many", "update", "delete", "clear", "seed_initial", "reindex",
+                           "close"})
+RELATIONSHIP_WRITES = frozenset({"update_from_interaction", "update_from_interactions", "seed", "upsert",
+                                 "delete", "clear"})
+
+
+def _unrecorded(owner: str, name: str) -> Any:
+    raise AttributeError(f"replay: {owner}.{name} is a read the recording does not serve "
+                         "(record it in puppet_engine.memory.recording and serve it here)")
+
+
 class ReplayRelationships:
     def __init__(self, memory: ReplayMemory) -> None:
         self.memory = memory
 
     def __getattr__(self, name: str) -> Any:
-        return _nothing
+        return _nothing if name in RELATIONSHIP_WRITES else _unrecorded("relationships", name)
 
     async def get(self, agent_id: str, other: str) -> Relationship | None:
         read = self.memory.next("relationship")
@@ -257,7 +362,8 @@ class ReplayRelationships:
 
 class ReplayMemory:
     """Recalls what the recorded event recalled (the same memories, in the same order); writes
-    go nowhere. Only searches and relationship look-ups answer; the rest does nothing."""
+    go nowhere. Searches, latest and listed memories and relationship look-ups answer as
+    recorded; another read fails (see :data:`MEMORY_WRITES`)."""
 
     def __init__(self, agent_id: str) -> None:
         self.agent_id = agent_id
@@ -265,12 +371,12 @@ class ReplayMemory:
         self._reads: dict[str, list[dict[str, Any]]] = defaultdict(list)
 
     def __getattr__(self, name: str) -> Any:
-        return _nothing
+        return _nothing if name in MEMORY_WRITES else _unrecorded("memory", name)
 
     def load(self, reads: list[dict[str, Any]]) -> None:
         self._reads.clear()
         for read in reads:
-            if read.get("what") in ("memories", "relationship"):
+            if read.get("what") in ("memories", "relationship", "recent_memories", "listed_memories"):
                 self._reads[read["what"]].append(read)
 
     def next(self, what: str) -> dict[str, Any] | None:
@@ -281,3 +387,12 @@ class ReplayMemory:
                               kinds: Any = None) -> list[ScoredMemory]:
         read = self.next("memories")
         return [hit_from_json(h, agent_id) for h in read["hits"]][:limit] if read else []
+
+    async def recent_memories(self, agent_id: str, kind: str = "post", limit: int = 20) -> list[Memory]:
+        read = self.next("recent_memories")
+        return [memory_from_json(m, agent_id) for m in read["memories"]][:limit] if read else []
+
+    async def list_memories(self, agent_id: str, kind: str | None = None, since: float | None = None,
+                            until: float | None = None, limit: int = 50, offset: int = 0) -> list[Memory]:
+        read = self.next("listed_memories")
+        return [memory_from_json(m, agent_id) for m in read["memories"]][:limit] if read else []

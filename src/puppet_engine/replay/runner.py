@@ -8,8 +8,9 @@ made in the two days before ``since``, and in an exact replay with those it made
 event) and clients that cannot reach X or the chain
 (:mod:`puppet_engine.replay.clients`). Each event's decision is compared with the recorded one.
 
-Memory searches and relationship look-ups answer what they answered then (a replay writes
-no memory). Exact replays feed the recorded answers in order whatever the prompt, and count
+Memory reads (searches, the latest ``feedback``, listed posts), relationship look-ups,
+engagement's samples and metrics and the mentions stream's coverage answer what they answered
+then (a replay writes no memory and no sample). Exact replays feed the recorded answers in order whatever the prompt, and count
 the prompts that changed. Trading decisions are replayed on the recorded market
 analysis and balances; a trade decided now is checked against the (possibly changed) risk
 rules there and then (``risk``), never quoted or sent.
@@ -34,8 +35,10 @@ from puppet_engine.persona import AgentConfig
 from puppet_engine.replay.clients import (
     CappedProvider,
     LLMMode,
+    ReplayEngagement,
     ReplayLLM,
     ReplayMemory,
+    ReplayMentionFeed,
     ReplaySocial,
     ReplayTrader,
     risk_verdict,
@@ -92,6 +95,9 @@ async def _replay(db: Database, scratch: Database, runs: list[RecordedEvent], re
     started = time.perf_counter()
     clock = VirtualClock(runs[0].started_at)
     services = AgentServices(db=scratch, clock=clock)
+    # The reads behaviours make outside the agent's clients answer as recorded too.
+    engagement, feed = ReplayEngagement(), ReplayMentionFeed()
+    services.engagement_store, services.mention_feed = engagement, feed
     agent = _agent(request, runs[0], clock)
     handlers = {t: h for b in request.behaviors(services) if b.applies_to(agent) for t, h in b.handlers().items()}
     await agent_rows.save_config(scratch, agent.id, request.config.public_dict(), clock.now())
@@ -119,6 +125,8 @@ async def _replay(db: Database, scratch: Database, runs: list[RecordedEvent], re
         await _prepare(services, agent, run)
         agent.social.load(run.reads)
         agent.llm.load(run.llm)
+        engagement.load(run.reads)
+        feed.load(run.reads)
         if isinstance(agent.memory, ReplayMemory):
             agent.memory.load(run.reads)
         if isinstance(agent.trader, ReplayTrader):
@@ -137,7 +145,7 @@ async def _replay(db: Database, scratch: Database, runs: list[RecordedEvent], re
         if progress is not None:
             progress((i + 1) / len(runs))
     report.llm = agent.llm.use.to_dict()
-    report.missing_reads = agent.social.missing
+    report.missing_reads = agent.social.missing + engagement.missing
     report.wall_seconds = time.perf_counter() - started
     return report
 

@@ -1,4 +1,4 @@
-"""What an event read from its social network (mentions, threads, peers' posts), recorded for replay.
+"""What an event read from its social network (mentions, threads, peers' posts, metrics), recorded for replay.
 
 The behaviours call these right after a read; each adds a record to the event being
 recorded (:mod:`puppet_engine.events.recording`), and does nothing outside one. Writes are
@@ -7,10 +7,11 @@ not recorded here: the outbox keeps them.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from puppet_engine.events.recording import capturing, note
-from puppet_engine.social.base import Post
+from puppet_engine.social.base import Post, PostMetrics
 
 
 def post_json(post: Post) -> dict[str, Any]:
@@ -43,3 +44,30 @@ def note_read_error(what: str, exc: Exception) -> None:
     """Record that a read failed (the decision saw that too)."""
     if capturing():
         note("read", {"what": what, "error": {"type": exc.__class__.__name__, "message": str(exc)}})
+
+
+def note_metrics(post_ids: list[str], found: dict[str, PostMetrics] | None = None, *,
+                 error: Exception | None = None) -> None:
+    """Record a metrics lookup (``engagement.sample``): the counts found, or how it failed
+    (``unsupported`` when the network gives no metrics, the wait asked when rate limited)."""
+    if not capturing():
+        return
+    body: dict[str, Any] = {"what": "metrics", "ids": list(post_ids)}
+    if isinstance(error, NotImplementedError):
+        body["unsupported"] = True
+    elif error is not None:
+        body["error"] = {"type": error.__class__.__name__, "message": str(error),
+                         "retry_after": getattr(error, "retry_after", None)}
+    else:
+        body["metrics"] = {pid: dataclasses.asdict(m) for pid, m in (found or {}).items()}
+    note("read", body)
+
+
+def metrics_from_json(data: dict[str, Any]) -> dict[str, PostMetrics]:
+    return {str(pid): PostMetrics(**m) for pid, m in data.items()}
+
+
+def note_stream_covered(newest: str | None) -> None:
+    """Record that a mentions poll was covered by the stream (no X call) and the newest id it knew."""
+    if capturing():
+        note("read", {"what": "mention_stream", "covered": True, "newest": newest})

@@ -33,7 +33,7 @@ from puppet_engine.agents.runtime import AgentRuntime
 from puppet_engine.errors import RateLimited
 from puppet_engine.events import Event, HandlerResult
 from puppet_engine.social.base import PostMetrics
-from puppet_engine.storage.repos import engagement as repo
+from puppet_engine.social.recording import note_metrics
 from puppet_engine.storage.repos.engagement import Sample, TrackedPost
 
 log = structlog.get_logger("puppet_engine.engagement")
@@ -60,30 +60,34 @@ class EngagementBehavior(Behavior):
         return [Event("engagement.sample", agent.id, due_at=due, key=f"engagement.sample:{agent.id}:{int(now)}")]
 
     async def on_sample(self, event: Event, agent: AgentRuntime) -> HandlerResult:
-        plan, db, now = self.services.engagement, self.services.db, self.services.clock.now()
+        plan, store, now = self.services.engagement, self.services.engagement_store, self.services.clock.now()
         key = event.key or f"engagement.sample:{event.id}"
-        posts = await repo.tracked_posts(db, agent.id, now - plan.window)
-        already = {s.post_id for s in await repo.taken_by(db, key)}  # an interrupted earlier attempt
+        posts = await store.tracked_posts(agent.id, now - plan.window)
+        already = {s.post_id for s in await store.taken_by(key)}  # an interrupted earlier attempt
         due = [(p, slot) for p in posts if p.post_id not in already and (slot := plan.due_slot(p, now)) is not None]
         calls, retry_after, supported = 0, None, True
         for start in range(0, len(due), BATCH):
             batch = due[start:start + BATCH]
             try:
-                found = await agent.social.get_metrics([p.post_id for p, _ in batch], max_wait=MAX_WAIT)
-            except NotImplementedError:  # a network (or dry run) without metrics
+                batch_ids = [p.post_id for p, _ in batch]
+                found = await agent.social.get_metrics(batch_ids, max_wait=MAX_WAIT)
+                note_metrics(batch_ids, found)  # for replay
+            except NotImplementedError as exc:  # a network (or dry run) without metrics
+                note_metrics(batch_ids, error=exc)  # for replay
                 supported = False
                 break
             except RateLimited as exc:
+                note_metrics(batch_ids, error=exc)
                 retry_after = exc.retry_after
                 log.info("engagement_rate_limited", agent_id=agent.id, retry_after=round(exc.retry_after, 1),
                          left=len(due) - start)
                 break
             calls += 1
-            await repo.record(db, [self._sample(agent, p, slot, found.get(p.post_id), now) for p, slot in batch], key)
-        taken = await repo.taken_by(db, key)
+            await store.record([self._sample(agent, p, slot, found.get(p.post_id), now) for p, slot in batch], key)
+        taken = await store.taken_by(key)
         state_changes, effects = await self._effects(agent, taken, now)
         if now - ((await self.services.states.get(agent.id)).engagement_pruned_at or 0.0) >= DAY:
-            pruned = await repo.prune(db, agent.id, now - plan.kept)
+            pruned = await store.prune(agent.id, now - plan.kept)
             state_changes["engagement_pruned_at"] = now
             effects["pruned"] = pruned
         nxt = self._next(posts, taken, now, retry_after, (await self.services.states.get(agent.id)).next_post_at)
@@ -122,11 +126,11 @@ class EngagementBehavior(Behavior):
 
     async def _effects(self, agent: AgentRuntime, taken: list[Sample], now: float) -> tuple[dict, dict]:
         """Memory importance, mood and learnt peak hours for the settled samples in ``taken``."""
-        plan, db = self.services.engagement, self.services.db
+        plan = self.services.engagement
         judged = [s for s in taken if s.slot >= plan.judge_slot and not s.gone]
         if not judged:
             return {}, {}
-        history = await repo.samples(db, agent.id, now - plan.kept)
+        history = await self.services.engagement_store.samples(agent.id, now - plan.kept)
         settled = eng.settled(history, plan)
         state = await self.services.states.get(agent.id)
         mood = Mood.from_state(state.mood)

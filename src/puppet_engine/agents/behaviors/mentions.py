@@ -38,7 +38,7 @@ from puppet_engine.errors import BudgetExceeded, ProviderError, ValidationFailed
 from puppet_engine.events import Event, HandlerResult
 from puppet_engine.events.scheduler import next_interval_at
 from puppet_engine.social.base import Post
-from puppet_engine.social.recording import note_posts, note_read_error
+from puppet_engine.social.recording import note_posts, note_read_error, note_stream_covered
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import mentions, outbox
 
@@ -95,9 +95,10 @@ class MentionsBehavior(Behavior):
         if feed is not None and state.last_poll_at is not None and feed.covers(agent.id, float(state.last_poll_at)):
             # The stream brought every mention since the last poll: no X call, the cursor follows it.
             newest = feed.newest(agent.id)
+            note_stream_covered(newest)  # for replay: the stream's answer, not a poll
             if newest is not None and (since_id is None or int(newest) > int(since_id)):
                 since_id = newest
-            tweets = []
+            tweets: list[Post] = []
             note_posts("mentions", {"since_id": since_id}, tweets)  # for replay: this poll read nothing
             result["covered_by_stream"] = True
         else:
