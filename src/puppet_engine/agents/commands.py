@@ -44,6 +44,7 @@ from puppet_engine.storage.repos import nodes as node_rows
 log = structlog.get_logger("puppet_engine.commands")
 
 Owns = Callable[[str], Awaitable[bool]]
+UNHELD_GRACE_SECONDS = 2.0  # an agent nobody holds: the node that received the command goes first
 
 
 class CommandRunner:
@@ -130,9 +131,18 @@ class CommandRunner:
                 agent_id = command["agent_id"]
                 if command["kind"] == "restart_all":
                     await self._restart_all(command)
-                elif self.applies and await self.owns(agent_id):
+                elif self.applies and self._first_to_try(command) and await self.owns(agent_id):
                     await self._apply(command)
             await self._follow()
+
+    def _first_to_try(self, command: dict[str, Any]) -> bool:
+        """Whether this node tries the command now: it received it, or it holds the agent, or the
+        command waited :data:`UNHELD_GRACE_SECONDS`. An agent nobody holds (stopped) may be taken by
+        any node; NOTIFY wakes them all at once, and the one that received the command should win
+        the race, so that it answers "applied" and runs the agent it started."""
+        owned = self.owned_now()
+        return (owned is None or command["id"] in self._here or command["agent_id"] in owned
+                or self.clock.now() - command["created_at"] >= UNHELD_GRACE_SECONDS)
 
     async def _restart_all(self, command: dict[str, Any]) -> None:
         """This worker's part of a restart_all (once), then decide it if every live worker did its part."""
