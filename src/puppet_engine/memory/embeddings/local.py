@@ -63,6 +63,7 @@ class LocalEmbedder(Embedder):
         self.device = device
         self._model: Any = None
         self._load_lock = threading.Lock()
+        self._load_error: str | None = None
         # MiniLM's size is known; another model's is read when it loads.
         self._dim: int | None = None if self._model_path is not None else 384
 
@@ -88,7 +89,11 @@ class LocalEmbedder(Embedder):
             path = self._model_path or bundled_model_path()
             if not path.is_dir():
                 raise ConfigError(f"EMBEDDER=local: model directory {path} does not exist")
-            model = SentenceTransformer(str(path), device=self.device)
+            try:
+                model = SentenceTransformer(str(path), device=self.device)
+            except Exception as exc:
+                self._load_error = f"{type(exc).__name__}: {exc}"
+                raise
             dim_of = (
                 getattr(model, "get_embedding_dimension", None)
                 or model.get_sentence_embedding_dimension
@@ -100,7 +105,20 @@ class LocalEmbedder(Embedder):
                 )
             self._dim = int(size)
             self._model = model
+            self._load_error = None
             return model
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
+
+    @property
+    def load_error(self) -> str | None:
+        return self._load_error
+
+    async def ensure_loaded(self) -> None:
+        # In a worker thread: importing torch and reading the model take seconds.
+        await asyncio.to_thread(self._load)
 
     def load(self) -> None:
         """Load the model now (it is otherwise loaded by the first :meth:`embed`)."""

@@ -1,0 +1,76 @@
+"""Agents start while the embedding model loads; memory writes and searches wait for it, nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx2
+import numpy as np
+from api_helpers import CONTROL, KEYS, READ, auth, eventually, example_configs, running_engine
+
+from puppet_engine.api import KeyRing, create_app
+from puppet_engine.engine import Engine, EngineOptions
+from puppet_engine.memory.embeddings import HashingEmbedder
+from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.settings import Settings
+
+
+class SlowLoadingEmbedder(HashingEmbedder):
+    """The hashing embedder behind a model "load" that finishes only when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.load_calls = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.release.is_set()
+
+    async def ensure_loaded(self) -> None:
+        self.load_calls += 1
+        await self.release.wait()
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        await self.ensure_loaded()
+        return await super().embed(texts)
+
+
+async def test_agents_run_before_the_model_is_ready_and_memory_waits_for_it(tmp_path: Path) -> None:
+    embedder = SlowLoadingEmbedder()
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'slow.db'}")  # type: ignore[call-arg]
+    engine = Engine(settings, EngineOptions(agents=example_configs(), sandbox=Sandbox(SandboxConfig()),
+                                            seed=11, embedder=embedder))
+    async with running_engine(engine):
+        # Every agent runs although the model has not loaded.
+        assert sorted(engine.manager.running) == ["coby", "ledger", "nova"]
+        assert not embedder.ready and embedder.load_calls >= 1
+        app = create_app(engine, keys=KeyRing.parse(KEYS))
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://api.test") as api:
+            details = (await api.get("/health/details", headers=auth(READ))).json()
+            assert details["status"] == "ok"
+            assert "loading" in details["components"]["embedder"]["detail"]
+
+            # A memory written meanwhile waits (queued) for the model, then is stored.
+            write = asyncio.create_task(api.post("/memory/coby", headers=auth(CONTROL), json={
+                "content": "The lighthouse keeper collects green sea glass every Sunday", "kind": "knowledge"}))
+            await asyncio.sleep(0.3)
+            assert not write.done()
+
+            embedder.release.set()
+            added = await asyncio.wait_for(write, timeout=20)
+            assert added.status_code == 201, added.text
+            hits = (await api.post("/memory/coby/search", headers=auth(READ),
+                                   json={"query": "lighthouse keeper sea glass", "limit": 3})).json()
+            assert hits[0]["memory"]["id"] == added.json()["id"]
+            # The initial memories deferred at start are seeded too (reads wait for them).
+            core = (await api.get("/memory/coby", headers=auth(READ), params={"kind": "core"})).json()
+            assert core["total"] >= 4
+
+            async def ready() -> bool:
+                app.state.ctx._health = None  # the report is cached for a few seconds
+                body = (await api.get("/health/details", headers=auth(READ))).json()
+                return "ready" in body["components"]["embedder"]["detail"]
+
+            await eventually(ready, timeout=10)
