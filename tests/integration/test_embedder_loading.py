@@ -7,11 +7,13 @@ from pathlib import Path
 
 import httpx2
 import numpy as np
+import pytest
 from api_helpers import CONTROL, KEYS, READ, auth, eventually, example_configs, running_engine
 
 from puppet_engine.api import KeyRing, create_app
 from puppet_engine.engine import Engine, EngineOptions
-from puppet_engine.memory.embeddings import HashingEmbedder
+from puppet_engine.errors import ConfigError
+from puppet_engine.memory.embeddings import HashingEmbedder, LocalEmbedder
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.settings import Settings
 
@@ -74,3 +76,12 @@ async def test_agents_run_before_the_model_is_ready_and_memory_waits_for_it(tmp_
                 return "ready" in body["components"]["embedder"]["detail"]
 
             await eventually(ready, timeout=10)
+
+
+async def test_a_model_that_fails_to_load_says_why(tmp_path: Path) -> None:
+    embedder = LocalEmbedder(model_path=tmp_path / "no-such-model")
+    assert not embedder.ready and embedder.load_error is None
+    with pytest.raises(ConfigError):
+        await embedder.ensure_loaded()
+    assert not embedder.ready
+    assert embedder.load_error is not None and "ConfigError" in embedder.load_error

@@ -78,35 +78,38 @@ class LocalEmbedder(Embedder):
         with self._load_lock:
             if self._model is not None:
                 return self._model
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise ConfigError(
-                    f"EMBEDDER=local needs sentence-transformers: {_EXTRA_HINT}"
-                ) from exc
-            path = self._model_path or bundled_model_path()
-            if not path.is_dir():
-                raise ConfigError(f"EMBEDDER=local: model directory {path} does not exist")
-            try:
-                model = SentenceTransformer(str(path), device=self.device)
-            except Exception as exc:
+                self._model = self._load_model()
+            except Exception as exc:  # kept for the health check
                 self._load_error = f"{type(exc).__name__}: {exc}"
                 raise
-            dim_of = (
-                getattr(model, "get_embedding_dimension", None)
-                or model.get_sentence_embedding_dimension
-            )
-            size = dim_of()
-            if not size:
-                raise ConfigError(
-                    f"EMBEDDER=local: model in {path} does not say its embedding size"
-                )
-            self._dim = int(size)
-            self._model = model
             self._load_error = None
-            return model
+            return self._model
+
+    def _load_model(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ConfigError(
+                f"EMBEDDER=local needs sentence-transformers: {_EXTRA_HINT}"
+            ) from exc
+        path = self._model_path or bundled_model_path()
+        if not path.is_dir():
+            raise ConfigError(f"EMBEDDER=local: model directory {path} does not exist")
+        model = SentenceTransformer(str(path), device=self.device)
+        dim_of = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        size = dim_of()
+        if not size:
+            raise ConfigError(
+                f"EMBEDDER=local: model in {path} does not say its embedding size"
+            )
+        self._dim = int(size)
+        return model
 
     @property
     def ready(self) -> bool:
