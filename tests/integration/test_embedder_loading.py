@@ -13,9 +13,12 @@ from api_helpers import CONTROL, KEYS, READ, auth, eventually, example_configs, 
 from puppet_engine.api import KeyRing, create_app
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.errors import ConfigError
+from puppet_engine.memory import SQLiteStore
 from puppet_engine.memory.embeddings import HashingEmbedder, LocalEmbedder
+from puppet_engine.persona import InitialMemory
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.settings import Settings
+from puppet_engine.storage import Database
 
 
 class SlowLoadingEmbedder(HashingEmbedder):
@@ -85,3 +88,29 @@ async def test_a_model_that_fails_to_load_says_why(tmp_path: Path) -> None:
         await embedder.ensure_loaded()
     assert not embedder.ready
     assert embedder.load_error is not None and "ConfigError" in embedder.load_error
+
+
+async def test_seeding_twice_while_loading_keeps_both_and_reads_wait(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'seed.db'}")
+    await db.migrate()
+    embedder = SlowLoadingEmbedder()
+    store = SQLiteStore(db, embedder)
+    try:
+        first = InitialMemory.model_validate({"core_memories": ["I am Coby", "I never sell"]})
+        second = InitialMemory.model_validate({"core_memories": ["I am Coby", "I sold once"],
+                                               "recent_events": ["Bought a pizza with SOL"]})
+        # A start, then a restart with an edited file, both before the model is ready: neither waits.
+        assert await asyncio.wait_for(store.seed_initial("coby", first), 1) == 0
+        assert await asyncio.wait_for(store.seed_initial("coby", second), 1) == 0
+        listing = asyncio.create_task(store.list_memories("coby"))
+        await asyncio.sleep(0.1)
+        assert not listing.done()  # the agent's reads wait for its seeding
+        embedder.release.set()
+        contents = sorted(m.content for m in await asyncio.wait_for(listing, 10))
+        assert contents == ["Bought a pizza with SOL", "I am Coby", "I never sell", "I sold once"]
+        assert [h.memory.content for h in await store.search_memories("coby", "pizza", limit=1)] == [
+            "Bought a pizza with SOL"]
+        assert await store.seed_initial("coby", second) == 0  # ready now: seeded at once, nothing new
+    finally:
+        await store.close()
+        await db.close()

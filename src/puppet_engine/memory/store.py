@@ -420,6 +420,9 @@ class SQLMemoryStore(MemoryStore):
 
     async def count(self, agent_id: str, kind: str | None = None) -> int:
         await self._seeded(agent_id)
+        return await self._count(agent_id, kind)
+
+    async def _count(self, agent_id: str, kind: str | None = None) -> int:
         query = (
             sa.select(sa.func.count()).select_from(memories).where(memories.c.agent_id == agent_id)
         )
@@ -450,21 +453,28 @@ class SQLMemoryStore(MemoryStore):
     async def seed_initial(self, agent_id: str, initial_memory: InitialMemory) -> int:
         """Seed now, or, while the embedder's model still loads, in the background once it is
         ready (0 is returned then): the agent starts at once, and its memory reads wait for the seeds."""
-        if self.embedder.ready or agent_id in self._seeding:
-            await self._seeded(agent_id)
+        previous = self._seeding.get(agent_id)
+        nothing = not (initial_memory.core_memories or initial_memory.recent_events or initial_memory.relationships)
+        if nothing or (self.embedder.ready and previous is None):
             return await self._seed(agent_id, initial_memory)
+        # A restart while the model loads: its seeding runs after the one already waiting.
         self._seeding[agent_id] = asyncio.create_task(
-            self._seed_when_ready(agent_id, initial_memory), name=f"seed-memory-{agent_id}")
+            self._seed_when_ready(agent_id, initial_memory, previous), name=f"seed-memory-{agent_id}")
         return 0
 
-    async def _seed_when_ready(self, agent_id: str, initial_memory: InitialMemory) -> None:
+    async def _seed_when_ready(
+        self, agent_id: str, initial_memory: InitialMemory, previous: asyncio.Task[None] | None
+    ) -> None:
         try:
+            if previous is not None:
+                await previous
             await self.embedder.ensure_loaded()
             await self._seed(agent_id, initial_memory)
         except Exception:  # the seeds are keyed: the next start seeds them again
             log.exception("memory seeding of agent %s failed", agent_id)
         finally:
-            self._seeding.pop(agent_id, None)
+            if self._seeding.get(agent_id) is asyncio.current_task():
+                del self._seeding[agent_id]
 
     async def _seeded(self, agent_id: str) -> None:
         """Wait for the agent's deferred seeding, if any (it never raises)."""
@@ -495,7 +505,7 @@ class SQLMemoryStore(MemoryStore):
             )
             for i, (kind, text, importance) in enumerate(texts)
         ]
-        before = await self.count(agent_id)
+        before = await self._count(agent_id)  # not count(): it would wait for this seeding
         await self.add_many(agent_id, seeds)
         for other, rel in initial_memory.relationships.items():
             notes = rel.notes if isinstance(rel.notes, str) else "\n".join(rel.notes)
@@ -507,7 +517,7 @@ class SQLMemoryStore(MemoryStore):
                 trust=rel.trust,
                 notes=notes,
             )
-        return await self.count(agent_id) - before
+        return await self._count(agent_id) - before
 
     async def reindex(
         self,
