@@ -11,6 +11,7 @@ import pytest
 from api_helpers import CONTROL, KEYS, READ, auth, eventually, example_configs, running_engine
 
 from puppet_engine.api import KeyRing, create_app
+from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.errors import ConfigError
 from puppet_engine.memory import SQLiteStore
@@ -94,7 +95,8 @@ async def test_seeding_twice_while_loading_keeps_both_and_reads_wait(tmp_path: P
     db = Database(f"sqlite:///{tmp_path / 'seed.db'}")
     await db.migrate()
     embedder = SlowLoadingEmbedder()
-    store = SQLiteStore(db, embedder)
+    clock = VirtualClock()
+    store = SQLiteStore(db, embedder, clock=clock)
     try:
         first = InitialMemory.model_validate({"core_memories": ["I am Coby", "I never sell"]})
         second = InitialMemory.model_validate({"core_memories": ["I am Coby", "I sold once"],
@@ -102,11 +104,15 @@ async def test_seeding_twice_while_loading_keeps_both_and_reads_wait(tmp_path: P
         # A start, then a restart with an edited file, both before the model is ready: neither waits.
         assert await asyncio.wait_for(store.seed_initial("coby", first), 1) == 0
         assert await asyncio.wait_for(store.seed_initial("coby", second), 1) == 0
+        started = clock.now()
+        clock.advance(3600)  # the model takes its time: the seeds are still dated at the start
         listing = asyncio.create_task(store.list_memories("coby"))
         await asyncio.sleep(0.1)
         assert not listing.done()  # the agent's reads wait for its seeding
         embedder.release.set()
-        contents = sorted(m.content for m in await asyncio.wait_for(listing, 10))
+        listed = await asyncio.wait_for(listing, 10)
+        assert all(m.created_at is not None and m.created_at < started for m in listed)
+        contents = sorted(m.content for m in listed)
         assert contents == ["Bought a pizza with SOL", "I am Coby", "I never sell", "I sold once"]
         assert [h.memory.content for h in await store.search_memories("coby", "pizza", limit=1)] == [
             "Bought a pizza with SOL"]

@@ -455,21 +455,22 @@ class SQLMemoryStore(MemoryStore):
         ready (0 is returned then): the agent starts at once, and its memory reads wait for the seeds."""
         previous = self._seeding.get(agent_id)
         nothing = not (initial_memory.core_memories or initial_memory.recent_events or initial_memory.relationships)
+        now = self.clock.now()  # seeds are dated at the start, however late they are written
         if nothing or (self.embedder.ready and previous is None):
-            return await self._seed(agent_id, initial_memory)
+            return await self._seed(agent_id, initial_memory, now)
         # A restart while the model loads: its seeding runs after the one already waiting.
         self._seeding[agent_id] = asyncio.create_task(
-            self._seed_when_ready(agent_id, initial_memory, previous), name=f"seed-memory-{agent_id}")
+            self._seed_when_ready(agent_id, initial_memory, now, previous), name=f"seed-memory-{agent_id}")
         return 0
 
     async def _seed_when_ready(
-        self, agent_id: str, initial_memory: InitialMemory, previous: asyncio.Task[None] | None
+        self, agent_id: str, initial_memory: InitialMemory, now: float, previous: asyncio.Task[None] | None
     ) -> None:
         try:
             if previous is not None:
                 await previous
             await self.embedder.ensure_loaded()
-            await self._seed(agent_id, initial_memory)
+            await self._seed(agent_id, initial_memory, now)
         except Exception:  # the seeds are keyed: the next start seeds them again
             log.exception("memory seeding of agent %s failed", agent_id)
         finally:
@@ -488,8 +489,7 @@ class SQLMemoryStore(MemoryStore):
         await asyncio.gather(*self._seeding.values(), return_exceptions=True)
         self._seeding.clear()
 
-    async def _seed(self, agent_id: str, initial_memory: InitialMemory) -> int:
-        now = self.clock.now()
+    async def _seed(self, agent_id: str, initial_memory: InitialMemory, now: float) -> int:
         texts: list[tuple[MemoryKind, str, float]] = [("core", t, 0.9) for t in initial_memory.core_memories]
         texts += [("event", t, 0.6) for t in initial_memory.recent_events]
         if not texts and not initial_memory.relationships:
