@@ -39,6 +39,7 @@ from puppet_engine.events.recording import Recorder
 from puppet_engine.history import retention_loop
 from puppet_engine.llm.wrappers import CaptureProvider
 from puppet_engine.memory.base import MemoryStore
+from puppet_engine.memory.embeddings import Embedder
 from puppet_engine.memory.recording import RecordingMemory
 from puppet_engine.observability import upstream
 from puppet_engine.observability.engine_hooks import EngineMetrics
@@ -78,6 +79,7 @@ class EngineOptions:
     # all: run agents and serve the API; worker: run agents only; api: serve the API from the
     # shared database and run no agent (commands it receives are applied by their owners).
     role: str = "all"
+    embedder: Embedder | None = None  # instead of the one EMBEDDER names (tests)
 
 
 class Engine:
@@ -131,7 +133,8 @@ class Engine:
         self.outbox.failed_hooks.append(hooks.on_action_failed)
         self.wiring = Wiring(WiringDeps(settings=settings, clock=self.clock, db=self.db, rng=self.rng,
                                         metrics=self.metrics, runtime=self.runtime, services=self.services,
-                                        sandbox=options.sandbox, sandbox_url=options.sandbox_url))
+                                        sandbox=options.sandbox, sandbox_url=options.sandbox_url,
+                                        embedder=options.embedder))
         self.recorder = self._recorder() if settings.replay_recording else None
         self.manager = AgentManager(self.services, self.events, default_behaviors(self.services),
                                     self._build_runtime)

@@ -8,10 +8,12 @@ a loopback port). The client code is identical either way; only URLs and keys di
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import random
 import re
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,7 @@ from puppet_engine.llm.registry import build_provider
 from puppet_engine.llm.wrappers import prometheus_hook
 from puppet_engine.memory import build_memory_store
 from puppet_engine.memory.base import MemoryStore
+from puppet_engine.memory.embeddings import Embedder
 from puppet_engine.networks import ClientSpec, build_client
 from puppet_engine.observability.logging import redact, update_secrets
 from puppet_engine.observability.metrics import Metrics
@@ -93,6 +96,7 @@ class WiringDeps:
     services: AgentServices
     sandbox: Sandbox | None = None  # an in-process sandbox, reached through an ASGI transport
     sandbox_url: str | None = None  # an already-running sandbox
+    embedder: Embedder | None = None  # instead of the one EMBEDDER names
 
 
 def build_sandbox(*, clock: Clock | None = None, **config: Any) -> Sandbox:
@@ -123,6 +127,7 @@ class Wiring:
         self.x_breaker = CircuitBreaker("x", clock=deps.clock, failures=5, cooldown=30.0,
                                         on_state=deps.metrics.set_breaker)
         self.memory: MemoryStore | None = None
+        self._embedder_task: asyncio.Task[None] | None = None
         # Reads every agent shares (docs/caching.md): X users and tweets, Jupiter prices.
         cached, counter = deps.settings.read_cache, deps.metrics.cache_requests
         self.x_cache = XReadCache(deps.clock.now, counter, enabled=cached)
@@ -154,7 +159,11 @@ class Wiring:
             log.info("sandbox_started", url=self.sandbox_url)
         if self.http is None:
             self.http = httpx2.AsyncClient(timeout=30)
-        self.memory = build_memory_store(self.settings, self.deps.db, clock=self.deps.clock)
+        self.memory = build_memory_store(self.settings, self.deps.db, embedder=deps.embedder,
+                                         clock=self.deps.clock)
+        if not self.memory.embedder.ready:  # agents start meanwhile; memory writes wait for the model
+            self._embedder_task = asyncio.create_task(self._load_embedder(self.memory.embedder),
+                                                      name="embedder-load")
         if self.sandbox_url and (self.rehearsal or not self.settings.has_llm_credentials()):
             self.llm_settings = self._sandbox_llm_settings()
 
@@ -183,7 +192,20 @@ class Wiring:
             update[key_field] = SecretStr(self.settings.sandbox_openai_key)
         return self.settings.model_copy(update=update)
 
+    @staticmethod
+    async def _load_embedder(embedder: Embedder) -> None:
+        started = time.monotonic()
+        log.info("embedder_loading", embedder=embedder.name)
+        try:
+            await embedder.ensure_loaded()
+        except Exception as exc:  # memory writes and searches fail with it; the health check says so
+            log.error("embedder_failed", embedder=embedder.name, error=str(exc))
+            return
+        log.info("embedder_ready", embedder=embedder.name, seconds=round(time.monotonic() - started, 2))
+
     async def stop(self) -> None:
+        if self._embedder_task is not None:
+            self._embedder_task.cancel()  # the model's thread finishes on its own; nothing waits for it
         if self.memory is not None:
             await self.memory.close()
         for provider in self.providers.values():

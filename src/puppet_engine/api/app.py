@@ -177,6 +177,8 @@ def _register_checks(ctx: ApiContext) -> None:
         ctx.health.register("database", lambda: system.database_check(ctx), critical=True, timeout=5.0)
     if "event_queue" not in names:
         ctx.health.register("event_queue", lambda: system.queue_check(ctx), critical=False, timeout=5.0)
+    if "embedder" not in names:
+        ctx.health.register("embedder", lambda: system.embedder_check(ctx), critical=False, timeout=5.0)
 
 
 def _mount_openapi(app: FastAPI) -> None:

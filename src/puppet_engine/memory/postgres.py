@@ -284,6 +284,7 @@ class PostgresStore(SQLMemoryStore):
         return self._pool
 
     async def close(self) -> None:
+        await super().close()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None

@@ -229,6 +229,7 @@ class SQLiteStore(SQLMemoryStore):
         self._indexes.pop(agent_id, None)
 
     async def close(self) -> None:
+        await super().close()
         self._indexes.clear()
         if self._read_conn is not None:
             self._read_conn.close()

@@ -8,7 +8,9 @@ their index in step with writes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import uuid
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -43,6 +45,7 @@ from puppet_engine.storage.tables import memories
 LIGHT_COLUMNS = [c for c in memories.c if c.name != "embedding"]
 #: What the history keeps of a forgotten memory (``memory_forgotten`` facts).
 FORGOTTEN_COLUMNS = [memories.c[n] for n in ("id", "kind", "content", "encrypted", "importance", "created_at")]
+log = logging.getLogger(__name__)
 _WRITE_CHUNK = 2000
 _REINDEX_BATCH = 256
 
@@ -91,6 +94,8 @@ class SQLMemoryStore(MemoryStore):
         self.relationships = RelationshipStore(database, self.clock)
         self._cache: HotCache[list[Memory]] = HotCache(ttl=cache_ttl)
         self._verified: set[str] = set()  # agents whose stored embeddings match the embedder
+        # Seeding deferred while the embedder's model loads: agent id → its task (reads wait for it).
+        self._seeding: dict[str, asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------------ hooks
 
@@ -362,6 +367,7 @@ class SQLMemoryStore(MemoryStore):
     async def search_memories(
         self, agent_id: str, query: str, limit: int = 10, kinds: Sequence[str] | None = None
     ) -> list[ScoredMemory]:
+        await self._seeded(agent_id)
         await self.ensure_embedder(agent_id)
         return await self.search_vector(
             agent_id, await self.embedder.embed_one(query), limit, kinds
@@ -394,6 +400,7 @@ class SQLMemoryStore(MemoryStore):
         limit: int = 50,
         offset: int = 0,
     ) -> list[Memory]:
+        await self._seeded(agent_id)
         query = sa.select(*LIGHT_COLUMNS).where(memories.c.agent_id == agent_id)
         if kind is not None:
             check_kinds([kind])
@@ -412,6 +419,10 @@ class SQLMemoryStore(MemoryStore):
         return [self._to_memory(row) for row in rows]
 
     async def count(self, agent_id: str, kind: str | None = None) -> int:
+        await self._seeded(agent_id)
+        return await self._count(agent_id, kind)
+
+    async def _count(self, agent_id: str, kind: str | None = None) -> int:
         query = (
             sa.select(sa.func.count()).select_from(memories).where(memories.c.agent_id == agent_id)
         )
@@ -440,7 +451,45 @@ class SQLMemoryStore(MemoryStore):
     # ------------------------------------------------------------------ seeding and reindexing
 
     async def seed_initial(self, agent_id: str, initial_memory: InitialMemory) -> int:
-        now = self.clock.now()
+        """Seed now, or, while the embedder's model still loads, in the background once it is
+        ready (0 is returned then): the agent starts at once, and its memory reads wait for the seeds."""
+        previous = self._seeding.get(agent_id)
+        nothing = not (initial_memory.core_memories or initial_memory.recent_events or initial_memory.relationships)
+        now = self.clock.now()  # seeds are dated at the start, however late they are written
+        if nothing or (self.embedder.ready and previous is None):
+            return await self._seed(agent_id, initial_memory, now)
+        # A restart while the model loads: its seeding runs after the one already waiting.
+        self._seeding[agent_id] = asyncio.create_task(
+            self._seed_when_ready(agent_id, initial_memory, now, previous), name=f"seed-memory-{agent_id}")
+        return 0
+
+    async def _seed_when_ready(
+        self, agent_id: str, initial_memory: InitialMemory, now: float, previous: asyncio.Task[None] | None
+    ) -> None:
+        try:
+            if previous is not None:
+                await previous
+            await self.embedder.ensure_loaded()
+            await self._seed(agent_id, initial_memory, now)
+        except Exception:  # the seeds are keyed: the next start seeds them again
+            log.exception("memory seeding of agent %s failed", agent_id)
+        finally:
+            if self._seeding.get(agent_id) is asyncio.current_task():
+                del self._seeding[agent_id]
+
+    async def _seeded(self, agent_id: str) -> None:
+        """Wait for the agent's deferred seeding, if any (it never raises)."""
+        task = self._seeding.get(agent_id)
+        if task is not None and task is not asyncio.current_task():
+            await asyncio.shield(task)
+
+    async def close(self) -> None:
+        for task in list(self._seeding.values()):
+            task.cancel()
+        await asyncio.gather(*self._seeding.values(), return_exceptions=True)
+        self._seeding.clear()
+
+    async def _seed(self, agent_id: str, initial_memory: InitialMemory, now: float) -> int:
         texts: list[tuple[MemoryKind, str, float]] = [("core", t, 0.9) for t in initial_memory.core_memories]
         texts += [("event", t, 0.6) for t in initial_memory.recent_events]
         if not texts and not initial_memory.relationships:
@@ -456,7 +505,7 @@ class SQLMemoryStore(MemoryStore):
             )
             for i, (kind, text, importance) in enumerate(texts)
         ]
-        before = await self.count(agent_id)
+        before = await self._count(agent_id)  # not count(): it would wait for this seeding
         await self.add_many(agent_id, seeds)
         for other, rel in initial_memory.relationships.items():
             notes = rel.notes if isinstance(rel.notes, str) else "\n".join(rel.notes)
@@ -468,7 +517,7 @@ class SQLMemoryStore(MemoryStore):
                 trust=rel.trust,
                 notes=notes,
             )
-        return await self.count(agent_id) - before
+        return await self._count(agent_id) - before
 
     async def reindex(
         self,

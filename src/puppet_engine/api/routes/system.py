@@ -71,6 +71,19 @@ async def queue_check(ctx: ApiContext) -> tuple[str, str]:
     return "ok", detail
 
 
+async def embedder_check(ctx: ApiContext) -> tuple[str, str]:
+    """The memory embedder: ``loading`` while its model loads (memory writes wait), then ``ready``."""
+    memory = ctx.engine.memory
+    if memory is None:
+        return "ok", "no memory store yet"
+    embedder = memory.embedder
+    if embedder.load_error:
+        return "degraded", f"{embedder.name} failed to load: {embedder.load_error}"
+    if not embedder.ready:
+        return "ok", f"{embedder.name} loading; memory writes and searches wait for it"
+    return "ok", f"{embedder.name} ready"
+
+
 @router.get("/status", response_model=StatusOut, dependencies=[Depends(require("read"))], responses=responses(),
             summary="What the engine is doing: agents, queue, outbox")
 async def status(ctx: Ctx) -> StatusOut:

@@ -51,6 +51,19 @@ class Embedder(ABC):
         """Embed a single text: a ``(dim,)`` float32 vector."""
         return (await self.embed([text]))[0]
 
+    @property
+    def ready(self) -> bool:
+        """False while a model the embedder needs is not loaded yet (``embed`` would wait for it)."""
+        return True
+
+    @property
+    def load_error(self) -> str | None:
+        """Why the last load failed, or None."""
+        return None
+
+    async def ensure_loaded(self) -> None:  # noqa: B027 - optional hook, most embedders load nothing
+        """Load what :meth:`embed` needs now, off the event loop (a model); ``embed`` also loads on first use."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Release clients or models held by the embedder."""
 

@@ -63,6 +63,7 @@ class LocalEmbedder(Embedder):
         self.device = device
         self._model: Any = None
         self._load_lock = threading.Lock()
+        self._load_error: str | None = None
         # MiniLM's size is known; another model's is read when it loads.
         self._dim: int | None = None if self._model_path is not None else 384
 
@@ -77,30 +78,50 @@ class LocalEmbedder(Embedder):
         with self._load_lock:
             if self._model is not None:
                 return self._model
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise ConfigError(
-                    f"EMBEDDER=local needs sentence-transformers: {_EXTRA_HINT}"
-                ) from exc
-            path = self._model_path or bundled_model_path()
-            if not path.is_dir():
-                raise ConfigError(f"EMBEDDER=local: model directory {path} does not exist")
-            model = SentenceTransformer(str(path), device=self.device)
-            dim_of = (
-                getattr(model, "get_embedding_dimension", None)
-                or model.get_sentence_embedding_dimension
+                self._model = self._load_model()
+            except Exception as exc:  # kept for the health check
+                self._load_error = f"{type(exc).__name__}: {exc}"
+                raise
+            self._load_error = None
+            return self._model
+
+    def _load_model(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ConfigError(
+                f"EMBEDDER=local needs sentence-transformers: {_EXTRA_HINT}"
+            ) from exc
+        path = self._model_path or bundled_model_path()
+        if not path.is_dir():
+            raise ConfigError(f"EMBEDDER=local: model directory {path} does not exist")
+        model = SentenceTransformer(str(path), device=self.device)
+        dim_of = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        size = dim_of()
+        if not size:
+            raise ConfigError(
+                f"EMBEDDER=local: model in {path} does not say its embedding size"
             )
-            size = dim_of()
-            if not size:
-                raise ConfigError(
-                    f"EMBEDDER=local: model in {path} does not say its embedding size"
-                )
-            self._dim = int(size)
-            self._model = model
-            return model
+        self._dim = int(size)
+        return model
+
+    @property
+    def ready(self) -> bool:
+        return self._model is not None
+
+    @property
+    def load_error(self) -> str | None:
+        return self._load_error
+
+    async def ensure_loaded(self) -> None:
+        # In a worker thread: importing torch and reading the model take seconds.
+        await asyncio.to_thread(self._load)
 
     def load(self) -> None:
         """Load the model now (it is otherwise loaded by the first :meth:`embed`)."""
