@@ -440,3 +440,18 @@ async def test_postgres_index_path_agrees_with_exact_search(pg_url: str) -> None
         "luna"
     }
     await env.close()
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+async def test_a_search_hit_is_the_stored_memory_field_for_field(env: Env, encrypted: bool) -> None:
+    store = env.store(cipher=ContentCipher(KEY) if encrypted else None)
+    with_meta = await store.add_memory("coby", Memory(
+        "Coby bought SOL at the dip", kind="post", importance=0.7, key="dip",
+        metadata={"tweet_id": "42", "tags": ["sol", "dip"], "nested": {"n": 1}}))
+    plain = await store.add_memory("coby", Memory("Coby likes lighthouses", kind="knowledge"))
+    hits = await store.search_memories("coby", "Coby", limit=5)
+    assert {h.memory.id for h in hits} == {with_meta, plain}
+    for hit in hits:
+        stored = await store.get("coby", hit.memory.id or "")
+        assert hit.memory == stored  # every field but the embedding, which searches leave out
+        assert hit.memory.embedding is None

@@ -146,12 +146,19 @@ class VectorIndex:
         c = min(self.weights.candidates(k), n_eligible)
         if c == 0:
             return []
-        rows = np.argpartition(-similarity, c - 1)[:c] if c < n else np.arange(n)
-        rows = rows[np.isfinite(similarity[rows])]
-        scores = similarity[rows] + self.weights.bonus(
-            self._importance[rows], self._created[rows], now
-        )
+        # The c most similar sit after position n - c (no negated copy of the scores needed).
+        rows = np.argpartition(similarity, n - c)[n - c:] if c < n else np.arange(n)
+        near = similarity[rows]
+        keep = np.isfinite(near)  # rows filtered out by kind (-inf) are left out
+        if not keep.all():
+            rows, near = rows[keep], near[keep]
+        scores = near + self.weights.bonus(self._importance[rows], self._created[rows], now)
         best = np.argsort(-scores, kind="stable")[:k]
+        # Python floats in one conversion each, not a numpy scalar per hit.
+        ids = self._ids
         return [
-            IndexHit(self._ids[rows[i]], float(scores[i]), float(similarity[rows[i]])) for i in best
+            IndexHit(ids[row], score, sim)
+            for row, score, sim in zip(
+                rows[best].tolist(), scores[best].tolist(), near[best].tolist(), strict=True
+            )
         ]
