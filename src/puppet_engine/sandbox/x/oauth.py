@@ -43,9 +43,11 @@ def normalize_url(url: str) -> str:
 
 def base_string(method: str, url: str, params: Iterable[tuple[str, str]]) -> str:
     """``METHOD&pct(base url)&pct(sorted encoded params)``; ``params`` exclude ``oauth_signature``."""
-    encoded = sorted((percent_encode(k), percent_encode(v)) for k, v in params)
-    joined = "&".join(f"{k}={v}" for k, v in encoded)
-    return "&".join((method.upper(), percent_encode(normalize_url(url)), percent_encode(joined)))
+    encoded = sorted([(percent_encode(k), percent_encode(v)) for k, v in params])
+    joined = "&".join([f"{k}={v}" for k, v in encoded])
+    # Names and values are encoded already: of the joined string only %, = and & need it again.
+    joined = joined.replace("%", "%25").replace("=", "%3D").replace("&", "%26")
+    return "&".join((method.upper(), percent_encode(normalize_url(url)), joined))
 
 
 def hmac_sha1(base: str, consumer_secret: str, token_secret: str = "") -> str:
