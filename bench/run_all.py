@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["engine.py", "memory.py", "api.py", "startup.py", "reads.py"]
+BENCHES = ["engine.py", "memory.py", "api.py", "startup.py", "reads.py", "oauth.py"]
 
 if __name__ == "__main__":
     failed = []

@@ -4,13 +4,17 @@ what the engine keeps in memory reads like the database."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import random
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy import event as sa_event
 
 from puppet_engine.agents.state import AgentState, AgentStates
 from puppet_engine.clock import VirtualClock
+from puppet_engine.errors import StorageError
 from puppet_engine.events import (
     Action,
     ActionExecutor,
@@ -21,7 +25,7 @@ from puppet_engine.events import (
     Outbox,
 )
 from puppet_engine.storage import Database
-from puppet_engine.storage.tables import agents
+from puppet_engine.storage.tables import agents, facts
 
 # A row as an engine wrote it before the state was typed, with a key no field names.
 OLD_ROW = {"mood": {"valence": 0.3, "arousal": 0.1, "dominance": 0.0}, "since_id": "1790", "poll_seq": 7,
@@ -91,6 +95,53 @@ async def test_writes_keep_the_stored_shape_and_memory_matches_the_database(data
     assert kept.to_json() == stored
     assert kept == await states.stored("coby")
     assert (kept.since_id, kept.poll_seq, kept.mood["valence"]) == ("1800", 8, -0.2)
+
+
+async def test_merges_asked_together_share_a_commit_and_apply_in_order(database: Database,
+                                                                       virtual_clock: VirtualClock) -> None:
+    ids = [f"a{i:03d}" for i in range(200)]
+    for agent_id in ids:
+        await _add(database, agent_id, {"post_seq": 1})
+    states = AgentStates(database)
+    await states.preload(ids)
+    commits = 0
+
+    def count(*_args: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    sa_event.listen(database.engine.sync_engine, "commit", count)
+    now = virtual_clock.now()
+    # Agents connecting together; a000 merges three times, in shapes that must land in order.
+    await asyncio.gather(*(states.merge(a, {"x_account": {"id": str(i), "username": a}}, now)
+                           for i, a in enumerate(ids)),
+                         states.merge("a000", {"mood": {"valence": 0.1}, "post_seq": 2}, now),
+                         states.merge("a000", {"mood": {"valence": 0.2}}, now + 1),
+                         states.merge("a000", {"mood": {"valence": 0.3}, "post_seq": 3}, now + 1))
+    assert commits <= 3  # a few transactions, not one per merge
+    for i, agent_id in enumerate(ids):
+        stored = await _stored(database, agent_id)
+        assert stored["x_account"] == {"id": str(i), "username": agent_id}
+        assert (await states.get(agent_id)).to_json() == stored  # memory in step with the database
+    assert (await _stored(database, "a000"))["mood"] == {"valence": 0.3}
+    assert (await _stored(database, "a000"))["post_seq"] == 3
+    async with database.connect() as conn:
+        recorded = (await conn.execute(sa.select(sa.func.count()).where(facts.c.kind == "state"))).scalar_one()
+    assert recorded == len(ids) + 3  # one history fact per merge, as before
+
+
+async def test_a_bad_merge_fails_alone(database: Database, virtual_clock: VirtualClock) -> None:
+    for agent_id in ("good", "bad"):
+        await _add(database, agent_id, {})
+    states = AgentStates(database)
+    good = states.merge("good", {"post_seq": 5}, virtual_clock.now())
+    bad = states.merge("bad", {"mood": object()}, virtual_clock.now())  # not JSON
+    outcomes = await asyncio.gather(good, bad, return_exceptions=True)
+    assert outcomes[0] is None and isinstance(outcomes[1], StorageError)
+    assert (await _stored(database, "good")) == {"post_seq": 5}
+    assert (await _stored(database, "bad")) == {}
+    with pytest.raises(StorageError):
+        await states.merge("bad", {"mood": object()}, virtual_clock.now())
 
 
 def test_no_module_outside_storage_and_the_memory_stores_builds_sql() -> None:

@@ -15,12 +15,16 @@ may look at any agent, such as the API, read the database (:meth:`AgentStates.st
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from puppet_engine.storage import Database
+from puppet_engine.storage.group_commit import GroupCommitter
 from puppet_engine.storage.repos import agent_states, facts
 
 
@@ -76,6 +80,8 @@ class AgentStates:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._known: dict[str, AgentState] = {}
+        # Merges asked for together (thousands of agents connecting at start-up) share a commit.
+        self._merges: GroupCommitter[_Merge, None] = GroupCommitter(db, _write_merges)
 
     async def get(self, agent_id: str) -> AgentState:
         """The agent's state (immutable: change it through a handler result or :meth:`merge`)."""
@@ -109,11 +115,16 @@ class AgentStates:
             self._known[agent_id] = state.merged(json.loads(json.dumps(changes)))
 
     async def merge(self, agent_id: str, changes: dict[str, Any], now: float) -> None:
-        """Merge ``changes`` (stored names → values) into the agent's persisted state, outside any event."""
-        async with self.db.transaction() as conn:
-            await agent_states.merge_states(conn, [(agent_id, changes)], now)
-            await facts.insert(conn, [facts.fact(agent_id, "state", changes, now)])
-        self.committed(agent_id, changes)
+        """Merge ``changes`` (stored names → values) into the agent's persisted state, outside any event.
+
+        Returns once committed; merges asked for at the same time share one transaction.
+        """
+        fact = facts.fact(agent_id, "state", changes, now)  # here: its cause is this task's event
+        write = asyncio.ensure_future(self._merges.write((agent_id, changes, now, fact)))
+        # Kept in memory once committed, even when this caller is cancelled while it waits.
+        write.add_done_callback(
+            lambda w: None if w.cancelled() or w.exception() is not None else self.committed(agent_id, changes))
+        await asyncio.shield(write)
 
     def forget(self, agent_ids: Iterable[str] | None = None) -> None:
         """Read these agents (all, with ``None``) from the database again next time."""
@@ -122,3 +133,18 @@ class AgentStates:
             return
         for agent_id in agent_ids:
             self._known.pop(agent_id, None)
+
+
+_Merge = tuple[str, dict[str, Any], float, dict[str, Any]]  # agent id, changes, when, its history fact
+
+
+async def _write_merges(conn: AsyncConnection, merges: list[_Merge]) -> list[None]:
+    """A group of merges in one transaction: each agent's, in order, as one change."""
+    combined: dict[str, tuple[dict[str, Any], float]] = {}
+    for agent_id, changes, now, _ in merges:
+        earlier = combined.get(agent_id)
+        combined[agent_id] = ({**earlier[0], **changes} if earlier else changes, now)
+    for at in dict.fromkeys(now for _, now in combined.values()):  # usually a single time
+        await agent_states.merge_states(conn, [(a, c) for a, (c, now) in combined.items() if now == at], at)
+    await facts.insert(conn, [fact for *_, fact in merges])
+    return [None] * len(merges)

@@ -114,7 +114,7 @@ class EventEngine:
             return []
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            ids = [await records.insert_event(conn, event, now, self.max_attempts) for event in batch]
+            ids = await records.insert_new_events(conn, batch, now, self.max_attempts)
         for event in batch:
             self._saw_due(event.due_at or now)
         self.notify()

@@ -33,6 +33,16 @@ async def insert_event(conn: AsyncConnection, event: Event, now: float, default_
     return await event_rows.insert_event(conn, event_row(event, now, default_attempts))
 
 
+async def insert_new_events(conn: AsyncConnection, batch: list[Event], now: float,
+                            default_attempts: int = 5) -> list[int | None]:
+    """:func:`insert_event` for each of ``batch``, in a few statements when their keys are distinct."""
+    keys = [event.key for event in batch]
+    if len(batch) < 2 or None in keys or len(set(keys)) != len(keys):  # unkeyed, or a key twice: in order
+        return [await insert_event(conn, event, now, default_attempts) for event in batch]
+    inserted = await event_rows.insert_keyed_events(conn, [event_row(e, now, default_attempts) for e in batch])
+    return [inserted.get(key) for key in keys if key is not None]
+
+
 async def insert_action(conn: AsyncConnection, spec: ActionSpec, event_id: int | None, now: float, *,
                         sending: bool = False) -> int | None:
     """Record a side effect; returns its id, or ``None`` when its key was already recorded.

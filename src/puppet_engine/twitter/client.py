@@ -1,4 +1,4 @@
-"""The production X client: X API v2 over httpx2, OAuth 1.0a signed with oauthlib.
+"""The production X client: X API v2 over httpx2, OAuth 1.0a signed (:mod:`puppet_engine.twitter.oauth1`).
 
 The same code runs against api.x.com and the sandbox emulator; only ``base_url`` and
 the keys differ. Every call goes through a :class:`RateLimiter` (it never sends a call
@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-from oauthlib.oauth1 import Client as OAuth1Signer
 
 from puppet_engine.clock import Clock, WallClock
 from puppet_engine.errors import (
@@ -36,6 +35,7 @@ from puppet_engine.twitter import errors as xe
 from puppet_engine.twitter.cache import XReadCache
 from puppet_engine.twitter.convert import TWEET_PARAMS, metrics_from, tweet_from, tweets_from
 from puppet_engine.twitter.credentials import TwitterCredentials
+from puppet_engine.twitter.oauth1 import OAuth1Signer
 from puppet_engine.twitter.ratelimit import RateLimiter
 from puppet_engine.twitter.text import count_cashtags, parse_tweet
 
@@ -88,6 +88,7 @@ class TwitterClient(SocialClient):
         self._own_http = http is None
         self.http = http or httpx2.AsyncClient(timeout=timeout)
         self._me: Account | None = None
+        self._signer: tuple[TwitterCredentials, OAuth1Signer] | None = None  # built once per set of keys
         self.cache = cache  # users and tweets shared by the process's clients (None: every read is a call)
 
     def __repr__(self) -> str:
@@ -114,15 +115,18 @@ class TwitterClient(SocialClient):
         request = self.http.build_request(method, self.base_url + path, params=params,
                                           json=body if body is not None else None)
         if user:
-            c = self.credentials
-            signer = OAuth1Signer(c.api_key, client_secret=c.api_secret, resource_owner_key=c.access_token,
-                                  resource_owner_secret=c.access_token_secret, timestamp=str(int(self.clock.now())))
             # A JSON body is not signed: sign the URL (with its query) only.
-            _, headers, _ = signer.sign(str(request.url), method)
-            request.headers["Authorization"] = headers["Authorization"]
+            request.headers["Authorization"] = self._oauth().authorization(
+                method, str(request.url), timestamp=str(int(self.clock.now())))
         else:
             request.headers["Authorization"] = f"Bearer {self.credentials.bearer_token}"
         return request
+
+    def _oauth(self) -> OAuth1Signer:
+        c = self.credentials
+        if self._signer is None or self._signer[0] is not c:  # connect() may have brought new keys
+            self._signer = (c, OAuth1Signer(c.api_key, c.api_secret, c.access_token, c.access_token_secret))
+        return self._signer[1]
 
     async def _call(self, method: str, path: str, endpoint: str, *, params: dict[str, Any] | None = None,
                     body: Any = None, user_only: bool = False, max_wait: float | None = None) -> Any:

@@ -7,22 +7,30 @@ see ``tests/unit/test_x_oauth.py``). A JSON body is never signed; a form-encoded
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import binascii
 import hmac
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
+from functools import lru_cache
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 _HEADER_PARAM = re.compile(r'\s*([A-Za-z0-9_\-.~%]+)\s*=\s*"([^"]*)"\s*(?:,|$)')
+_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+_NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9\-._~]").search
+_BYTE = tuple(chr(b) if chr(b) in _UNRESERVED else f"%{b:02X}" for b in range(256))
 
 
 def percent_encode(value: str) -> str:
     """RFC 3986 encoding: only ``A-Z a-z 0-9 - . _ ~`` stay as they are."""
-    return quote(value, safe="~")
+    # Every signed request encodes a few dozen values: skip the ones that need nothing, and
+    # encode the others from a byte table rather than through urllib's quote (a hot path).
+    if _NEEDS_ENCODING(value) is None:
+        return value
+    return "".join([_BYTE[b] for b in value.encode()])
 
 
+@lru_cache(maxsize=4096)
 def normalize_url(url: str) -> str:
     """Scheme, host and path, lower-cased scheme/host, default ports dropped, no query."""
     parts = urlsplit(url)
@@ -35,15 +43,16 @@ def normalize_url(url: str) -> str:
 
 def base_string(method: str, url: str, params: Iterable[tuple[str, str]]) -> str:
     """``METHOD&pct(base url)&pct(sorted encoded params)``; ``params`` exclude ``oauth_signature``."""
-    encoded = sorted((percent_encode(k), percent_encode(v)) for k, v in params)
-    joined = "&".join(f"{k}={v}" for k, v in encoded)
-    return "&".join((method.upper(), percent_encode(normalize_url(url)), percent_encode(joined)))
+    encoded = sorted([(percent_encode(k), percent_encode(v)) for k, v in params])
+    joined = "&".join([f"{k}={v}" for k, v in encoded])
+    # Names and values are encoded already: of the joined string only %, = and & need it again.
+    joined = joined.replace("%", "%25").replace("=", "%3D").replace("&", "%26")
+    return "&".join((method.upper(), percent_encode(normalize_url(url)), joined))
 
 
 def hmac_sha1(base: str, consumer_secret: str, token_secret: str = "") -> str:
     key = f"{percent_encode(consumer_secret)}&{percent_encode(token_secret)}"
-    digest = hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode()
+    return binascii.b2a_base64(hmac.digest(key.encode(), base.encode(), "sha1"), newline=False).decode()
 
 
 def parse_authorization(header: str) -> dict[str, str] | None:

@@ -103,7 +103,7 @@ class XState:
         return str(self._last_id)
 
     def _secret(self, length: int) -> str:
-        return "".join(self.rng.choice(_ALNUM) for _ in range(length))
+        return "".join(self.rng.choices(_ALNUM, k=length))  # one call: 10,000 accounts start fast
 
     def create_account(self, username: str, name: str | None, now: float) -> Account:
         """The account named ``username`` (created on first use, with fresh keys)."""

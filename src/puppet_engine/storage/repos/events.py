@@ -39,6 +39,14 @@ async def insert_event(conn: AsyncConnection, row: dict[str, Any]) -> int | None
     return int(found[0]) if found else None
 
 
+async def insert_keyed_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert event rows of distinct keys in a few statements; key → id of each row inserted
+    (a key that exists already is left out)."""
+    stmt = cached(("keyed", conn.dialect.name), lambda: dialect_insert(conn, events).on_conflict_do_nothing(
+        index_elements=["key"]).returning(events.c.id, events.c.key))
+    return {str(key): int(event_id) for event_id, key in (await conn.execute(stmt, rows)).all()}
+
+
 async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Insert several event rows; those whose key exists are left out."""
     stmt = cached(("follow", conn.dialect.name),
