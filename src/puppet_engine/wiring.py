@@ -118,7 +118,6 @@ class Wiring:
         # simulate / --sandbox-url: a rehearsal, every agent gets a sandbox X account
         self.rehearsal = False
         self._x_keys_from: dict[str, str] = {}  # agent id → where its X keys came from (for errors)
-        self._sandbox_accounts: dict[str, Account] = {}  # agent id → the account the sandbox issued its keys for
         self._ignored_keys_logged = False
         self.sandbox_server: BackgroundServer | None = None
         self.http: httpx2.AsyncClient | None = None  # shared client (ASGI transport for in-process)
@@ -310,17 +309,8 @@ class Wiring:
         known = (await states.get(agent.id)).x_account or {}
         if creds is not None and creds.user_id and known.get("id") == creds.user_id and known.get("username"):
             return str(known["id"]), str(known["username"])
-        issued = self._sandbox_accounts.get(agent.id)
-        if issued is not None and creds is not None and creds.user_id == issued.id:
-            me = issued  # keys the sandbox just issued name their account: no GET /2/users/me to start
-        else:
-            me = await self._get_me(agent)
-        await states.merge(agent.id, {"x_account": {"id": me.id, "username": me.username}}, self.deps.clock.now())
-        return me.id, me.username
-
-    async def _get_me(self, agent: AgentRuntime) -> Account:
         try:
-            return await agent.social.get_me()
+            me = await agent.social.get_me()
         except ProviderError as exc:
             origin = self._x_keys_from.get(agent.id)
             if origin is None or exc.status not in (401, 403):
@@ -329,6 +319,8 @@ class Wiring:
                             f"{exc.status}); check that they are the four OAuth 1.0a values of the agent's own "
                             "account, that the app has Read and write permission and that the access token was "
                             "generated again after any permission change", service="x", status=exc.status) from None
+        await states.merge(agent.id, {"x_account": {"id": me.id, "username": me.username}}, self.deps.clock.now())
+        return me.id, me.username
 
     def social_for(self, config: AgentConfig, seed: int = 0) -> SocialClient:
         """The agent's social client, unconnected: X when the agent has X keys (file,
@@ -396,7 +388,6 @@ class Wiring:
         if response.status_code >= 400:
             raise ConfigError(f"sandbox refused to create the X account {username!r}: {response.text[:200]}")
         body = response.json()
-        self._sandbox_accounts[config.id] = Account(str(body["user_id"]), str(body["username"]))
         return TwitterCredentials.of(api_key=body["consumer_key"], api_secret=body["consumer_secret"],
                                      access_token=body["access_token"],
                                      access_token_secret=body["access_token_secret"],

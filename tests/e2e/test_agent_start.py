@@ -83,37 +83,6 @@ async def test_keys_in_files_get_sandbox_accounts_with_a_sandbox_url(tmp_path: P
         await server.stop()
 
 
-async def test_sandbox_accounts_start_without_asking_x_who_they_are(tmp_path: Path) -> None:
-    """The keys the sandbox issues name their account: agents start without a signed call
-    (10,000 agents, 10,000 fewer ``GET /2/users/me``), and know who they are on X."""
-    clock = VirtualClock()
-    sandbox = Sandbox(SandboxConfig(seed=6), clock=clock)
-    agents = load_agents_dir(write_agents(tmp_path / "agents", chatty("ada"), chatty("bo")))
-    url = f"sqlite:///{tmp_path / 'who.db'}"
-    for restart in range(2):  # a first start, then a restart that remembers
-        engine = Engine(settings(url), EngineOptions(agents=agents, clock=clock, seed=6, sandbox=sandbox))
-        try:
-            await engine.start()
-            http = engine.wiring.http
-            assert http is not None
-            accounts = {a["username"]: a["user_id"] for a in
-                        (await http.get(f"{engine.wiring.sandbox_url}/sandbox/x/accounts")).json()["accounts"]}
-            for agent_id in ("ada", "bo"):
-                agent = engine.manager.agents[agent_id]
-                assert engine.manager.status(agent_id).state == "running"
-                assert (agent.user_id, agent.username) == (accounts[agent_id], agent_id)
-                stored = await engine.services.states.stored(agent_id)
-                assert stored is not None and stored.x_account == {"id": accounts[agent_id], "username": agent_id}
-            assert not any(sandbox.service("x").consumer_stats.values())  # no signed call yet
-            if restart:  # and the agents work as before: their posts are signed and accepted
-                await engine.run_until(clock.now() + 3 * 3600)
-                posts = (await http.get(f"{engine.wiring.sandbox_url}/sandbox/x/tweets",
-                                        params={"username": "ada"})).json()["data"]
-                assert posts and any(sandbox.service("x").consumer_stats.values())
-        finally:
-            await engine.stop()
-
-
 async def test_keys_refused_by_x_are_named_and_retried_until_fixed(tmp_path: Path) -> None:
     """X here is a sandbox on loopback that the engine treats as the real one: it refuses keys
     it never issued, as X does."""
