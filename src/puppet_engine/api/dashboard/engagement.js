@@ -7,7 +7,7 @@
 "use strict";
 
 window.PuppetEngagement = (() => {
-  const { h, fmtTime, num, stat } = window.PuppetLib;
+  const { h, fmtTime, num, stat, canvas2d } = window.PuppetLib;
 
   function pct(value) {
     return value === null || value === undefined ? "—" : `${num(value * 100, 2)}%`;
@@ -15,16 +15,8 @@ window.PuppetEngagement = (() => {
 
   // Bars for hours 0–23: height is the mean value of that hour's settled posts.
   function drawHours(canvas, byHour, peakHours, useRate) {
-    const ratio = window.devicePixelRatio || 1;
-    const width = canvas.clientWidth || 480;
     const height = 200;
-    canvas.width = Math.round(width * ratio);
-    canvas.height = Math.round(height * ratio);
-    const g = canvas.getContext("2d");
-    g.setTransform(ratio, 0, 0, ratio, 0, 0);
-    g.clearRect(0, 0, width, height);
-    g.font = "12px system-ui, sans-serif";
-    g.fillStyle = "#6b7280";
+    const { g, width } = canvas2d(canvas, height);
     if (!byHour.length) { g.fillText("no settled posts yet (posts settle 24 h after posting)", 12, height / 2); return; }
     const pad = { left: 52, right: 8, top: 10, bottom: 22 };
     const max = Math.max(...byHour.map((b) => b.value)) || 1;

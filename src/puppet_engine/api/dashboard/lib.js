@@ -73,12 +73,10 @@ window.PuppetLib = (() => {
     return h("span", { class: `badge badge-${status}`, text: status, title });
   }
 
-  function drawChart(canvas, series) {
-    const useUsd = series.some((p) => p.value_usd !== null && p.value_usd > 0);
-    const points = series.map((p) => ({ t: p.at, v: useUsd ? p.value_usd : p.value_sol })).filter((p) => p.v !== null);
+  // A canvas sized for the screen's pixel ratio, cleared, with the charts' label font and colour.
+  function canvas2d(canvas, height) {
     const ratio = window.devicePixelRatio || 1;
     const width = canvas.clientWidth || 480;
-    const height = 220;
     canvas.width = Math.round(width * ratio);
     canvas.height = Math.round(height * ratio);
     const g = canvas.getContext("2d");
@@ -86,6 +84,14 @@ window.PuppetLib = (() => {
     g.clearRect(0, 0, width, height);
     g.font = "12px system-ui, sans-serif";
     g.fillStyle = "#6b7280";
+    return { g, width };
+  }
+
+  function drawChart(canvas, series) {
+    const useUsd = series.some((p) => p.value_usd !== null && p.value_usd > 0);
+    const points = series.map((p) => ({ t: p.at, v: useUsd ? p.value_usd : p.value_sol })).filter((p) => p.v !== null);
+    const height = 220;
+    const { g, width } = canvas2d(canvas, height);
     if (points.length < 2) { g.fillText("no value history yet", 12, height / 2); return; }
     const pad = { left: 58, right: 12, top: 12, bottom: 26 };
     let min = Math.min(...points.map((p) => p.v));
@@ -117,5 +123,5 @@ window.PuppetLib = (() => {
     g.fill();
   }
 
-  return { h, $, fmtTime, ago, num, toast, ApiError, stat, badge, drawChart };
+  return { h, $, fmtTime, ago, num, toast, ApiError, stat, badge, drawChart, canvas2d };
 })();
