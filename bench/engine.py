@@ -65,6 +65,7 @@ from puppet_engine.events import (
     HandlerResult,
     Outbox,
 )
+from puppet_engine.events.engine import release_heap, settle_heap
 from puppet_engine.observability import upstream
 from puppet_engine.persona import parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
@@ -181,6 +182,32 @@ class SandboxProcess:
         await self.http.aclose()
         self.proc.terminate()
         self.proc.wait(10)
+
+
+class GcPauses:
+    """Collector pauses while measuring (``with GcPauses() as gc_pauses``): how many full
+    (oldest generation) collections ran, and the longest and total pause of any."""
+
+    def __init__(self) -> None:
+        self.full, self.longest, self.total, self._started = 0, 0.0, 0.0, 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        self.longest, self.total = max(self.longest, pause), self.total + pause
+        self.full += info["generation"] == 2
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def summary(self) -> dict[str, float]:
+        return {"gc_full": self.full, "gc_longest_ms": 1000 * self.longest, "gc_total_ms": 1000 * self.total}
 
 
 def cpu_seconds() -> float:
@@ -344,9 +371,12 @@ async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, 
                     owned = frozenset(leases.owned)
 
     renewing = asyncio.create_task(renew()) if leases is not None else None
-    started, cpu = time.perf_counter(), cpu_seconds()
-    await drive(events, db, clock, clock.now() + 10 * 86400, 60.0, None if owned is None else running)
-    elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    settle_heap()  # as EventEngine.run does once start-up is over
+    with GcPauses() as pauses:
+        started, cpu = time.perf_counter(), cpu_seconds()
+        await drive(events, db, clock, clock.now() + 10 * 86400, 60.0, None if owned is None else running)
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    release_heap()
     if renewing is not None:
         renewing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -354,7 +384,7 @@ async def queue_run(n: int, per_agent: int, concurrency: int, workdir: Path, *, 
     await db.close()
     return {"events": len(timings), "events_per_second": len(timings) / elapsed if elapsed else 0.0,
             "events_per_cpu_second": len(timings) / cpu if cpu else 0.0,
-            **percentiles(timings, "event_"), "wall_seconds": elapsed}
+            **percentiles(timings, "event_"), "wall_seconds": elapsed, **pauses.summary()}
 
 
 async def startup_run(n: int, concurrency: int, workdir: Path, profile: bool = False) -> dict[str, Any]:

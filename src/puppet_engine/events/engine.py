@@ -17,6 +17,7 @@ has come, an agent finished while its next event waited, or ``poll_interval`` pa
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
 import random
 import time
@@ -44,6 +45,23 @@ log = structlog.get_logger("puppet_engine.events")
 Handler = Callable[[Event], Awaitable[HandlerResult | None]]
 Observer = Callable[[Event, str, float], None]
 StateHook = Callable[[str, dict[str, Any]], None]
+
+
+def settle_heap() -> None:
+    """Start-up is over: leave what is alive now out of the collector's full scans.
+
+    Agents, personas, clients, compiled statements live as long as the engine; at 10,000
+    agents a full collection walking them all pauses the loop for tens of milliseconds,
+    which lands on the events in flight as their p99. Frozen (``gc.freeze``), a full
+    collection walks only what was made since. :func:`release_heap` gives them back.
+    """
+    gc.freeze()
+
+
+def release_heap() -> None:
+    """The engine stopped: what :func:`settle_heap` froze is collectable again (an engine
+    started and stopped in a long-lived process, as in tests, leaves no cycles behind)."""
+    gc.unfreeze()
 
 
 @dataclass
@@ -185,6 +203,7 @@ class EventEngine:
         self._loop_done = asyncio.Event()
         try:
             await self.recover()
+            settle_heap()
             while not self._stopping:
                 started = await self.tick()
                 if self.outbox.should_look(self.poll_interval):
@@ -196,6 +215,7 @@ class EventEngine:
         finally:
             self._loop_done.set()
         await self.drain()
+        release_heap()
 
     async def _idle(self) -> None:
         """Sleep until something may be due: a known due time, a notify, or the poll interval."""
