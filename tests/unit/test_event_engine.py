@@ -283,3 +283,26 @@ async def test_an_events_actions_are_marked_done_in_one_commit_after_the_last_se
                                    .order_by(actions.c.id))).all()
     assert [tuple(r) for r in rows] == [("like:1", "done", "id-1"), ("like:2", "failed", None),
                                         ("like:3", "done", "id-2")]
+
+
+async def test_the_start_up_heap_is_out_of_full_collections_while_running_and_back_after_stop(database) -> None:
+    import gc
+
+    from puppet_engine.clock import WallClock
+
+    engine, _ = make_engine(database, WallClock())
+    seen: list[int] = []
+
+    async def look(ev: Event) -> None:
+        seen.append(gc.get_freeze_count())  # what a full collection while events run leaves alone
+
+    engine.register("look", look)
+    await engine.schedule(Event("look", "a"))
+    assert gc.get_freeze_count() == 0
+    runner = asyncio.create_task(engine.run())
+    while not seen:
+        await asyncio.sleep(0.01)
+    assert seen[0] > 1000  # the heap as start-up left it: modules, the engine, its connections
+    await engine.stop()
+    await asyncio.wait_for(runner, 5)
+    assert gc.get_freeze_count() == 0  # collectable again: nothing kept alive past the engine
