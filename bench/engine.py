@@ -13,15 +13,20 @@ so that memory figures are that size's, next to baselines measured in that proce
   peak RSS.
 - **agents, one at a time**: the same personas (up to 300) with one event in flight,
   so an event's time is its own: the engine's overhead per event without queueing.
-- **queue**: the event engine alone (claim, a handler doing nothing, commit with a
-  follow-up, a state change and an outbox action every fourth event), loaded and one at
-  a time, on the inline SQLite driver and (baseline) on aiosqlite's threads.
+- **engine alone** (the queue): the event engine without agents or sandbox (claim, a
+  handler doing nothing, commit with a follow-up, a state change and an outbox action
+  every fourth event), always in a process of its own (``--full`` starts one per size, as
+  ``--queue-only`` does): with each owned-agents filter (``running`` is what one
+  ``puppet-engine run`` does: the row), on aiosqlite's threads (baseline), and one event at
+  a time. Collector pauses (full collections, the longest) are reported with it.
 
 Baselines: N bare asyncio tasks (bytes each) and a bare asyncio dispatch loop (no-op
 events per second). ``--profile`` adds where the time of the agents run goes (cProfile,
 by package).
 
     python bench/engine.py [--agents 1000] [--hours 24] [--concurrency 64] [--full] [--profile] [--json]
+    python bench/engine.py --queue-only --agents 10000 [--postgres]   # the engine alone (a few minutes)
+    python bench/engine.py --one-at-a-time --agents 1000              # overhead per event, p50 / p99
 """
 
 from __future__ import annotations
@@ -263,14 +268,18 @@ async def agents_run(n: int, hours: float, step: float, concurrency: int, workdi
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
-    started = time.perf_counter()
-    cpu = cpu_seconds()
-    await drive(engine.events, engine.db, clock, clock.now() + hours * 3600, step, engine.manager.owned(), sandbox)
-    elapsed = time.perf_counter() - started
-    cpu = cpu_seconds() - cpu
+    settle_heap()  # as EventEngine.run does once start-up is over
+    with GcPauses() as pauses:
+        started = time.perf_counter()
+        cpu = cpu_seconds()
+        await drive(engine.events, engine.db, clock, clock.now() + hours * 3600, step, engine.manager.owned(),
+                    sandbox)
+        elapsed = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu
     if profiler is not None:
         profiler.disable()
     await engine.stop()
+    release_heap()
     if sandbox is not None:
         await sandbox.close()
     result: dict[str, Any] = {
@@ -282,7 +291,7 @@ async def agents_run(n: int, hours: float, step: float, concurrency: int, workdi
         "sandbox": "process" if sandbox_process else "in-process",
         "cpu_ms_per_event": 1000 * cpu / len(timings) if timings else 0.0,
         "engine_events_per_cpu_second": len(timings) / cpu if cpu else 0.0,
-        "bytes_per_agent": per_agent, "wall_seconds": elapsed,
+        "bytes_per_agent": per_agent, "wall_seconds": elapsed, **pauses.summary(),
     }
     if profiler is not None:
         result["profile"] = where_time_goes(profiler)
@@ -445,36 +454,50 @@ def pgserver_in(workdir: Path) -> Any:
     return pgserver.get_server(workdir / "pg", cleanup_mode="stop")
 
 
+async def engine_alone(n: int, concurrency: int, workdir: Path, postgres: bool = False) -> dict[str, Any]:
+    """The event engine alone at ``n`` agents (no behaviours, no sandbox), as ``--queue-only``
+    and ``--full`` both report it: the queue with each owned-agents filter (the ``running`` one
+    is what ``puppet-engine run`` does in one process), and on SQLite also the same on
+    aiosqlite's threads and one event at a time, beside a bare asyncio dispatch loop."""
+    found: dict[str, Any] = {"queue_filters": await queue_filters(n, concurrency, workdir, postgres)}
+    if not postgres:
+        found["queue_aiosqlite"] = await queue_run(n, max(2, 10_000 // n), concurrency, workdir, inline=False)
+        found["queue_unloaded"] = await queue_run(min(n, UNLOADED_AGENTS), 5, 1, workdir)
+        found["noop_events_per_second"] = (await bare_tasks(min(n, 1000)))["noop_events_per_second"]
+    return found
+
+
+async def one_at_a_time(n: int, hours: float, step: float, workdir: Path) -> dict[str, Any]:
+    """Every behaviour with one event in flight (up to 300 agents): the engine's overhead per event."""
+    run = await agents_run(min(n, UNLOADED_AGENTS), min(hours, 6.0), step, 1, workdir)
+    return {k: run[k] for k in ("events", "events_per_second", "event_p50_ms", "event_p99_ms", "overhead_p50_ms",
+                                "overhead_p99_ms", "upstream_share", "gc_full", "gc_longest_ms", "gc_total_ms")}
+
+
 async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Everything for one size, in this process."""
+    """Everything for one size, in this process (the engine alone runs in a process of its own:
+    see :func:`main`)."""
     if args.startup_only:
         with tempfile.TemporaryDirectory() as tmp:
             return {"agents": n, **await startup_run(n, args.concurrency, Path(tmp), args.profile)}
     if args.queue_only:
         with tempfile.TemporaryDirectory() as tmp:
             return {"agents": n, "database": "postgresql" if args.postgres else "sqlite",
-                    "queue_filters": await queue_filters(n, args.concurrency, Path(tmp), args.postgres)}
+                    **await engine_alone(n, args.concurrency, Path(tmp), args.postgres)}
+    if args.one_at_a_time:
+        with tempfile.TemporaryDirectory() as tmp:
+            return {"agents": n, "unloaded": await one_at_a_time(n, args.hours, args.step, Path(tmp))}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         base = await bare_tasks(n)
         run = await agents_run(n, args.hours, args.step, args.concurrency, work, profile=args.profile,
                                sandbox_process=args.sandbox_process)
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        unloaded = await agents_run(min(n, UNLOADED_AGENTS), min(args.hours, 6.0), args.step, 1, work)
-        per_agent = max(2, 10_000 // n)
-        bare_queue = await queue_run(n, per_agent, args.concurrency, work)
-        threaded_queue = await queue_run(n, per_agent, args.concurrency, work, inline=False)
-        one_by_one = await queue_run(min(n, UNLOADED_AGENTS), 5, 1, work)
-        filters = await queue_filters(n, args.concurrency, work)
+        unloaded = await one_at_a_time(n, args.hours, args.step, work)
     return {
         "agents": n, "hours": args.hours, "concurrency": args.concurrency, **run, "peak_rss_bytes": peak_rss,
-        "unloaded": {k: unloaded[k] for k in ("events", "events_per_second", "event_p50_ms", "event_p99_ms",
-                                              "overhead_p50_ms", "overhead_p99_ms", "upstream_share")},
-        "queue": bare_queue, "queue_aiosqlite": threaded_queue, "queue_unloaded": one_by_one, "baseline": base,
-        "queue_filters": filters,
+        "unloaded": unloaded, "baseline": base,
         "ratio_events_per_second_vs_noop": run["events_per_second"] / base["noop_events_per_second"],
-        "ratio_queue_events_per_second_vs_noop": bare_queue["events_per_second"] / base["noop_events_per_second"],
-        "ratio_queue_vs_aiosqlite": bare_queue["events_per_second"] / threaded_queue["events_per_second"],
         "ratio_memory_per_agent_vs_bare_task": run["bytes_per_agent"] / base["bytes_per_task"],
     }
 
@@ -487,7 +510,31 @@ def report_filters(r: dict[str, Any]) -> None:
     for name in FILTERS:
         q = f[name]
         print(f"    {name:8} {q['events_per_second']:7.0f} events/s ({q['events_per_second'] / base:.2f}x none), "
-              f"{q['events_per_cpu_second']:7.0f} events per CPU second ({q['events_per_cpu_second'] / base_cpu:.2f}x)")
+              f"{q['events_per_cpu_second']:7.0f} events per CPU second ({q['events_per_cpu_second'] / base_cpu:.2f}x)"
+              f", p50 / p99 {q['event_p50_ms']:.2f} / {q['event_p99_ms']:.2f} ms, longest collector pause "
+              f"{q['gc_longest_ms']:.1f} ms")
+
+
+def report_engine_alone(r: dict[str, Any]) -> None:
+    """The engine alone: the ``running`` filter is the row (one process running its agents)."""
+    q = r["queue_filters"]["running"]
+    if "queue_aiosqlite" in r:
+        qa, one = r["queue_aiosqlite"], r["queue_unloaded"]
+        print(f"  engine alone         {q['events_per_second']:9.0f} events/s, {q['events_per_cpu_second']:.0f} per CPU "
+              f"second ({q['events_per_second'] / r['noop_events_per_second']:.4f}x no-op dispatch "
+              f"{r['noop_events_per_second']:.0f}/s; {q['events_per_second'] / qa['events_per_second']:.1f}x the same on "
+              f"aiosqlite threads, {qa['events_per_second']:.0f}/s), p50 / p99 {q['event_p50_ms']:.2f} / "
+              f"{q['event_p99_ms']:.2f} ms")
+        print(f"  engine alone, one at a time {one['event_p50_ms']:.2f} / {one['event_p99_ms']:.2f} ms p50 / p99 per "
+              f"event ({one['events_per_second']:.0f} events/s; longest collector pause {one['gc_longest_ms']:.1f} ms)")
+    report_filters(r)
+
+
+def report_unloaded(u: dict[str, Any]) -> None:
+    print(f"  one at a time        overhead p50 / p99 {u['overhead_p50_ms']:.2f} / {u['overhead_p99_ms']:.2f} ms "
+          f"(the engine's own work per event; whole event {u['event_p50_ms']:.2f} / {u['event_p99_ms']:.2f} ms, "
+          f"{100 * u['upstream_share']:.0f}% upstream; {u['events']} events, {u['gc_full']} full collections, "
+          f"longest collector pause {u['gc_longest_ms']:.1f} ms)")
 
 
 def report(r: dict[str, Any]) -> None:
@@ -498,9 +545,14 @@ def report(r: dict[str, Any]) -> None:
             print(f"    {100 * share:5.1f}%  {name}")
         return
     if "events" not in r:
-        report_filters(r)
+        if "unloaded" in r:
+            print(f"{r['agents']} agents, every behaviour:")
+            report_unloaded(r["unloaded"])
+        if "queue_filters" in r:
+            print(f"{r['agents']} agents, the event engine alone (a process of its own):")
+            report_engine_alone(r)
         return
-    q, qa, b, u = r["queue"], r["queue_aiosqlite"], r["baseline"], r["unloaded"]
+    b = r["baseline"]
     print(f"{r['agents']} agents, {r['hours']:g} virtual hours, {r['concurrency']} in flight: "
           f"{r['events']} events in {r['wall_seconds']:.1f}s")
     print(f"  startup              {r['startup_seconds']:9.1f} s  ({r['startup_ms_per_agent']:.2f} ms per agent)")
@@ -509,22 +561,14 @@ def report(r: dict[str, Any]) -> None:
     print(f"  per event p50 / p99  {r['event_p50_ms']:9.2f} / {r['event_p99_ms']:.2f} ms (claimed to done, queueing "
           f"included); overhead {r['overhead_p50_ms']:.2f} / {r['overhead_p99_ms']:.2f} ms; "
           f"{100 * r['upstream_share']:.0f}% waiting on X and the LLM")
-    print(f"  one at a time        overhead p50 / p99 {u['overhead_p50_ms']:.2f} / {u['overhead_p99_ms']:.2f} ms "
-          f"(the engine's own work per event; whole event {u['event_p50_ms']:.2f} / {u['event_p99_ms']:.2f} ms, "
-          f"{100 * u['upstream_share']:.0f}% upstream)")
+    report_unloaded(r["unloaded"])
     print(f"  engine CPU           {r['cpu_ms_per_event']:9.2f} ms per event ({r['engine_events_per_cpu_second']:.0f} "
           f"events per CPU second; sandbox {r['sandbox']}{', its CPU not counted' if r['sandbox'] == 'process' else ''})")
     print(f"  memory per agent     {r['bytes_per_agent'] / 1024:9.1f} KiB "
           f"({r['ratio_memory_per_agent_vs_bare_task']:.1f}x a bare task of {b['bytes_per_task']:.0f} B); "
           f"peak RSS {r['peak_rss_bytes'] / 2**20:.0f} MiB")
-    print(f"  queue alone          {q['events_per_second']:9.0f} events/s "
-          f"({r['ratio_queue_events_per_second_vs_noop']:.4f}x no-op; {r['ratio_queue_vs_aiosqlite']:.1f}x the same "
-          f"on aiosqlite threads, {qa['events_per_second']:.0f}/s), p50 / p99 {q['event_p50_ms']:.2f} / "
-          f"{q['event_p99_ms']:.2f} ms")
-    one = r["queue_unloaded"]
-    print(f"  queue, one at a time {one['event_p50_ms']:9.2f} / {one['event_p99_ms']:.2f} ms p50 / p99 per event "
-          f"({one['events_per_second']:.0f} events/s)")
-    report_filters(r)
+    if "queue_filters" in r:
+        report_engine_alone(r)
     for name, share in r.get("profile", []):
         print(f"    {100 * share:5.1f}%  {name}")
 
@@ -544,6 +588,8 @@ def main() -> None:
     parser.add_argument("--sandbox-process", action="store_true",
                         help="serve the sandbox from a process of its own: CPU per event is the engine's alone")
     parser.add_argument("--startup-only", action="store_true", help="only start the agents (and --profile it)")
+    parser.add_argument("--one-at-a-time", action="store_true",
+                        help="only every behaviour with one event in flight (up to 300 agents): overhead p50/p99")
     parser.add_argument("--serve-sandbox", type=int, help=argparse.SUPPRESS)  # the sandbox process, on this port
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # one size, in a process of its own
     args, _ = parser.parse_known_args()
@@ -561,9 +607,17 @@ def main() -> None:
                "--concurrency", str(args.concurrency), *(["--profile"] if args.profile else []),
                *(["--queue-only"] if args.queue_only else []), *(["--postgres"] if args.postgres else []),
                *(["--sandbox-process"] if args.sandbox_process else []),
-               *(["--startup-only"] if args.startup_only else [])]
+               *(["--startup-only"] if args.startup_only else []),
+               *(["--one-at-a-time"] if args.one_at_a_time else [])]
         done = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        if not (args.queue_only or args.startup_only or args.one_at_a_time):
+            # The engine alone in a process of its own, exactly as --queue-only measures it: not
+            # after the agents run, whose heap and leftovers would be measured with it.
+            alone = subprocess.run([*cmd[:4], "--concurrency", str(args.concurrency), "--queue-only"], check=True,
+                                   stdout=subprocess.PIPE, text=True)
+            results[-1].update({k: v for k, v in json.loads(alone.stdout.strip().splitlines()[-1]).items()
+                                if k != "agents"})
         if not args.json:
             report(results[-1])
             sys.stdout.flush()
