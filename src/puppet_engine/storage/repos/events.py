@@ -12,6 +12,7 @@ unpacks 10,000 ids per claim. Rows are returned as read; ``events.records`` make
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Collection, Iterable
@@ -19,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
@@ -90,7 +92,7 @@ async def claim(conn: AsyncConnection, now: float, limit: int, owner: str, busy:
     rows = await _claim_rows(conn, now, limit, owner, busy, mode, stamp) if limit > 0 else []
     waiting = sorted(set(busy) | {r.agent_id for r in rows if r.agent_id is not None})
     stmt = cached(("hint", pg, mode, bool(waiting)), lambda: _hint_statement(pg, mode, bool(waiting)))
-    hint = (await conn.execute(stmt, {"b_now": now, "b_waiting": waiting, "b_stamp": stamp})).one()
+    hint = (await conn.execute(stmt, {"b_now": now, "b_waiting": _id_list(pg, waiting), "b_stamp": stamp})).one()
     if mode == "table" and not hint[2]:  # not our table: nothing was claimed; write it and look again
         forget_owned(conn)
         return rows, now, bool(hint[1])
@@ -101,7 +103,7 @@ async def _claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str,
                       mode: str, stamp: str) -> list[Any]:
     pg = conn.dialect.name == "postgresql"
     params: dict[str, Any] = dict(b_now=now, b_window=limit * 4 + len(busy) + 8, b_limit=limit, b_owner=owner,
-                                  b_busy=sorted(busy), b_stamp=stamp)
+                                  b_busy=_id_list(pg, sorted(busy)), b_stamp=stamp)
     if not pg and not RETURNING_SQLITE:
         cand = cached(("cand", pg, mode, bool(busy)), lambda: _candidates(pg, mode, bool(busy)))
         return await _claim_select_update(conn, now, limit, owner, cand, params)
@@ -239,6 +241,21 @@ def _stamp_found() -> sa.ColumnElement[bool]:
     return sa.exists().where(STAMP_TABLE.c.stamp == sa.bindparam("b_stamp", type_=sa.String))
 
 
+def _in_list(pg: bool, name: str) -> sa.ColumnElement[bool]:
+    """``agent_id`` in the list bound as ``name`` (:func:`_id_list`): one parameter, so the
+    statement's text stays the same whatever the list's length, and SQLite and SQLAlchemy
+    reuse it as prepared (an expanding ``IN`` is a new statement for each length)."""
+    if pg:
+        return events.c.agent_id == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.String)))
+    listed = sa.func.json_each(sa.bindparam(name, type_=sa.String)).table_valued("value")
+    return events.c.agent_id.in_(sa.select(listed.c.value))
+
+
+def _id_list(pg: bool, ids: list[str]) -> Any:
+    """A list of ids as :func:`_in_list` binds it: an array on PostgreSQL, JSON on SQLite."""
+    return ids if pg else json.dumps(ids)
+
+
 def _hint_statement(pg: bool, mode: str, waiting: bool) -> Any:
     # Two index walks, not a scan of the queue: the first pending event after now
     # (status, due_at), and whether a busy agent has one due.
@@ -247,7 +264,7 @@ def _hint_statement(pg: bool, mode: str, waiting: bool) -> Any:
         events.c.status == "pending", events.c.due_at > now, _owned_clause(pg, mode)).scalar_subquery()
     blocked: sa.ColumnElement[Any] = sa.literal(False)
     if waiting:
-        blocked = sa.exists().where(events.c.agent_id.in_(sa.bindparam("b_waiting", expanding=True)),
+        blocked = sa.exists().where(_in_list(pg, "b_waiting"),
                                     events.c.status == "pending", events.c.due_at <= now)
     ours: sa.ColumnElement[Any] = _stamp_found() if mode == "table" else sa.literal(True)
     return sa.select(future, blocked, ours)
@@ -258,7 +275,7 @@ def _candidates(pg: bool, mode: str, busy: bool) -> sa.Select[Any]:
         events.c.status == "pending", events.c.due_at <= sa.bindparam("b_now", type_=sa.Float),
         _owned_clause(pg, mode))
     if busy:
-        cand = cand.where(sa.or_(events.c.agent_id.not_in(sa.bindparam("b_busy", expanding=True)),
+        cand = cand.where(sa.or_(sa.not_(_in_list(pg, "b_busy")),
                                  events.c.agent_id.is_(None)))
     cand = cand.order_by(events.c.due_at, events.c.id).limit(sa.bindparam("b_window", type_=sa.Integer))
     return cand.with_for_update(skip_locked=True) if pg else cand
