@@ -214,8 +214,8 @@ class EventEngine:
                 await self._idle()
         finally:
             self._loop_done.set()
+            release_heap()
         await self.drain()
-        release_heap()
 
     async def _idle(self) -> None:
         """Sleep until something may be due: a known due time, a notify, or the poll interval."""
