@@ -233,7 +233,10 @@ def _owned_clause(pg: bool, mode: str) -> sa.ColumnElement[bool]:
     # A correlated EXISTS: the walk stays on (status, due_at) in due order and probes the
     # table's key per row; an IN would let SQLite walk every owned agent's events instead.
     # The stamp test is uncorrelated: evaluated once per statement.
-    match = sa.exists().where(OWNED_TABLE.c.agent_id == events.c.agent_id)
+    # On PostgreSQL the OFFSET keeps the EXISTS a probe per row: without it the planner turns
+    # it into a hash of every owned id, built again by each claim (1.3 ms at 10,000 agents).
+    probe = sa.select(sa.literal(1)).where(OWNED_TABLE.c.agent_id == events.c.agent_id)
+    match = (probe.offset(0) if pg else probe).exists()
     return sa.and_(_stamp_found(), sa.or_(match, events.c.agent_id.is_(None)))
 
 
