@@ -209,3 +209,40 @@ async def test_an_engine_writes_its_table_once_on_postgres(pg_url: str, virtual_
     finally:
         await db.close()
 
+
+
+async def check_many_busy_agents(db: Database, now: float) -> None:
+    """Busy agents bound as one list (any number of them): none of theirs is claimed, agent-less
+    events are, and the hint says a busy agent's due event waits."""
+    ids = [f"b{i}" for i in range(150)]
+    async with db.transaction() as conn:
+        for agent in ids:
+            await records.insert_event(conn, Event("t", agent, key=f"k:{agent}", due_at=now - 1), now)
+        await records.insert_event(conn, Event("t", None, key="k:none", due_at=now - 1), now)
+    for busy in (ids[:1], ids[:70], ids[:149]):
+        async with db.pinned_transaction() as conn:
+            found = await records.claim(conn, now, 500, f"me{len(busy)}", busy=set(busy), agent_ids=frozenset(ids))
+        assert {e.agent_id for e in found.events} == set(ids[len(busy):]) | {None}
+        assert found.blocked  # a busy agent's due event waits for it
+        async with db.transaction() as conn:  # back to pending for the next round
+            await conn.execute(sa.update(events).values(status="pending", owner=None))
+    async with db.pinned_transaction() as conn:
+        found = await records.claim(conn, now, 500, "all", busy=set(ids[:149]), agent_ids=frozenset(ids))
+    assert {e.agent_id for e in found.events} == {ids[149], None}
+    async with db.pinned_transaction() as conn:  # no longer busy: theirs now, and nothing waits
+        found = await records.claim(conn, now, 500, "again", busy=set(), agent_ids=frozenset(ids))
+    assert {e.agent_id for e in found.events} == set(ids[:149])
+    assert not found.blocked
+
+
+async def test_any_number_of_busy_agents_is_left_out_of_a_claim(database, virtual_clock) -> None:
+    await check_many_busy_agents(database, virtual_clock.now())
+
+
+@pytest.mark.postgres
+async def test_any_number_of_busy_agents_is_left_out_of_a_claim_on_postgres(pg_url: str, virtual_clock) -> None:
+    db = Database(pg_url)
+    try:
+        await check_many_busy_agents(db, virtual_clock.now())
+    finally:
+        await db.close()
