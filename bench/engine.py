@@ -257,10 +257,13 @@ async def agents_run(n: int, hours: float, step: float, concurrency: int, workdi
     timings: list[float] = []
     waited: list[float] = []
 
-    def observe(_event: Event, _outcome: str, seconds: float) -> None:
+    kinds: list[str] = []
+
+    def observe(event: Event, _outcome: str, seconds: float) -> None:
         spent = upstream.spent()
         timings.append(seconds)
         waited.append(spent.seconds if spent is not None else 0.0)
+        kinds.append(event.type)
 
     engine.events.observe(observe)
     clock = engine.clock
@@ -292,10 +295,19 @@ async def agents_run(n: int, hours: float, step: float, concurrency: int, workdi
         "cpu_ms_per_event": 1000 * cpu / len(timings) if timings else 0.0,
         "engine_events_per_cpu_second": len(timings) / cpu if cpu else 0.0,
         "bytes_per_agent": per_agent, "wall_seconds": elapsed, **pauses.summary(),
+        "overhead_by_type": by_type(kinds, [t - w for t, w in zip(timings, waited, strict=True)]),
     }
     if profiler is not None:
         result["profile"] = where_time_goes(profiler)
     return result
+
+
+def by_type(kinds: list[str], overheads: list[float]) -> dict[str, dict[str, float]]:
+    """Overhead p50 / p99 per event type, with each type's count (what a p99 is made of)."""
+    grouped: dict[str, list[float]] = collections.defaultdict(list)
+    for kind, overhead in zip(kinds, overheads, strict=True):
+        grouped[kind].append(overhead)
+    return {kind: {"events": len(values), **percentiles(values)} for kind, values in sorted(grouped.items())}
 
 
 def where_time_goes(profiler: cProfile.Profile, top: int = 14) -> list[tuple[str, float]]:
@@ -471,7 +483,8 @@ async def one_at_a_time(n: int, hours: float, step: float, workdir: Path) -> dic
     """Every behaviour with one event in flight (up to 300 agents): the engine's overhead per event."""
     run = await agents_run(min(n, UNLOADED_AGENTS), min(hours, 6.0), step, 1, workdir)
     return {k: run[k] for k in ("events", "events_per_second", "event_p50_ms", "event_p99_ms", "overhead_p50_ms",
-                                "overhead_p99_ms", "upstream_share", "gc_full", "gc_longest_ms", "gc_total_ms")}
+                                "overhead_p99_ms", "upstream_share", "gc_full", "gc_longest_ms", "gc_total_ms",
+                                "overhead_by_type")}
 
 
 async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -535,6 +548,8 @@ def report_unloaded(u: dict[str, Any]) -> None:
           f"(the engine's own work per event; whole event {u['event_p50_ms']:.2f} / {u['event_p99_ms']:.2f} ms, "
           f"{100 * u['upstream_share']:.0f}% upstream; {u['events']} events, {u['gc_full']} full collections, "
           f"longest collector pause {u['gc_longest_ms']:.1f} ms)")
+    print("    by type, overhead p50 / p99: " + "; ".join(
+        f"{kind} {t['p50_ms']:.2f} / {t['p99_ms']:.2f} ms ({t['events']})" for kind, t in u["overhead_by_type"].items()))
 
 
 def report(r: dict[str, Any]) -> None:
