@@ -37,7 +37,7 @@ from puppet_engine.persona import (
     load_agents_dir,
 )
 from puppet_engine.replay.command import replay_command
-from puppet_engine.serving import BackgroundServer
+from puppet_engine.serving import BackgroundServer, run_main
 from puppet_engine.settings import load_settings
 from puppet_engine.simulate import simulate as run_simulation
 from puppet_engine.storage import Database
@@ -93,7 +93,7 @@ def run(
         settings = _settings(database_url=database_url, agents_dir=str(agents))
         _setup_logging(settings)
         engine = Engine(settings, EngineOptions(agents_dir=agents, sandbox_url=sandbox_url, role=role))
-        asyncio.run(_run(engine, host, port, serve_api=role != "worker"))
+        run_main(_run(engine, host, port, serve_api=role != "worker"))  # on uvloop where installed
     except PuppetError as exc:
         _fail(exc)
 

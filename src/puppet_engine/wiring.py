@@ -158,7 +158,11 @@ class Wiring:
             self.sandbox_url = self.sandbox_server.url
             log.info("sandbox_started", url=self.sandbox_url)
         if self.http is None:
-            self.http = httpx2.AsyncClient(timeout=30)
+            # As many kept-alive connections as events in flight: fewer would be closed and
+            # reopened all the time (a TCP connect and a new parser each) under load.
+            keep = max(20, self.settings.engine_concurrency)
+            self.http = httpx2.AsyncClient(timeout=30, limits=httpx2.Limits(max_connections=max(100, 2 * keep),
+                                                                           max_keepalive_connections=keep))
         self.memory = build_memory_store(self.settings, self.deps.db, embedder=deps.embedder,
                                          clock=self.deps.clock)
         if not self.memory.embedder.ready:  # agents start meanwhile; memory writes wait for the model

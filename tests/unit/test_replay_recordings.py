@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from puppet_engine.errors import ConfigError
 from puppet_engine.events import Event, HandlerResult, records
 from puppet_engine.events.recording import Recorder, capturing, note
+from puppet_engine.llm import FakeProvider, RecordingProvider
+from puppet_engine.llm.base import CompletionRequest
+from puppet_engine.llm.messages import ChatMessage
 from puppet_engine.storage.repos import recordings
 from puppet_engine.storage.repos.recordings import RecordCodec
+from puppet_engine.storage.tables import llm_calls
 
 PROMPT = {"request": {"messages": [["system", "You are Ada, with a secret plan to buy tea " * 20]]}}
 
@@ -88,3 +93,45 @@ async def test_a_failing_recording_never_fails_the_event(database, virtual_clock
 
     hr = await recorder.wrap(handler)(Event("post.due", "ada", id=1))
     assert hr is not None and hr.result == {"ok": True} and hr.recordings == []
+
+
+async def test_an_events_llm_calls_ride_in_its_outcome_commit(database, virtual_clock) -> None:
+    """The llm_calls rows of a recorded event are written by its outcome's transaction (no
+    commit of their own); those of a failed run are written on their own; outside an event,
+    every call is still written at once."""
+    async def facts(agent_id: str) -> dict:
+        return {"state": {}}
+
+    async def calls() -> list[tuple[str, str]]:
+        async with database.connect() as conn:
+            rows = await conn.execute(sa.select(llm_calls.c.agent_id, llm_calls.c.outcome).order_by(llm_calls.c.id))
+            return [tuple(r) for r in rows]
+
+    recorder = Recorder(database, virtual_clock, RecordCodec(), start_facts=facts)
+    provider = RecordingProvider(FakeProvider(), database, clock=virtual_clock)
+
+    def asking(agent: str) -> CompletionRequest:
+        return CompletionRequest([ChatMessage("user", "a post about tea")], agent_id=agent, purpose="post")
+
+    async def handler(event: Event) -> HandlerResult:
+        await provider.complete(asking(event.agent_id or ""))
+        await provider.complete(asking(event.agent_id or ""))
+        if event.payload.get("fail"):
+            raise RuntimeError("boom")
+        return HandlerResult(result={"ok": True})
+
+    event = Event("post.due", "ada", id=4, key="post:ada:4")
+    hr = await recorder.wrap(handler)(event)
+    assert hr is not None and len(hr.llm_calls) == 2
+    assert await calls() == []  # not written yet: they travel with the outcome
+    async with database.transaction() as conn:
+        await records.insert_event(conn, event, virtual_clock.now())
+        await records.record_outcomes(conn, [(event, hr)], virtual_clock.now())
+    assert await calls() == [("ada", "ok"), ("ada", "ok")]
+
+    with pytest.raises(RuntimeError, match="boom"):  # a failed run: its calls are written all the same
+        await recorder.wrap(handler)(Event("post.due", "bob", {"fail": True}, id=5))
+    assert await calls() == [("ada", "ok")] * 2 + [("bob", "ok")] * 2
+
+    await provider.complete(asking("cy"))  # outside an event: written at once, as before
+    assert (await calls())[-1] == ("cy", "ok")

@@ -99,7 +99,8 @@ class HandlerResult:
 
     ``result`` is stored on the event; ``actions`` go to the outbox; ``follow_ups`` are
     new events (e.g. the next scheduled post); ``state`` is merged into the agent's state;
-    ``recordings`` are the event's replay records (rows, see ``events/recording.py``).
+    ``recordings`` are the event's replay records (rows, see ``events/recording.py``), ``llm_calls``
+    the rows of the LLM calls it made (both written in the outcome's transaction).
     """
 
     result: dict[str, Any] = field(default_factory=dict)
@@ -107,3 +108,4 @@ class HandlerResult:
     follow_ups: list[Event] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)
     recordings: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    llm_calls: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)  # llm_calls rows

@@ -13,6 +13,7 @@ logged and never fails the event: recording is for debugging, the agent's work c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from puppet_engine.clock import Clock
 from puppet_engine.events.event import Event, HandlerResult
 from puppet_engine.storage import Database
 from puppet_engine.storage.group_commit import GroupCommitter
-from puppet_engine.storage.repos import recordings
+from puppet_engine.storage.repos import llm_calls, recordings
 from puppet_engine.storage.repos.recordings import RecordCodec
 
 log = structlog.get_logger("puppet_engine.recording")
@@ -40,6 +41,7 @@ class Capture:
 
     agent_id: str
     records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    llm_calls: list[dict[str, Any]] = field(default_factory=list)  # rows to write with the outcome
 
 
 _capture: ContextVar[Capture | None] = ContextVar("puppet_engine_capture", default=None)
@@ -55,6 +57,16 @@ def note(kind: str, body: dict[str, Any]) -> None:
     capture = _capture.get()
     if capture is not None:
         capture.records.append((kind, body))
+
+
+def ride_along(llm_call: dict[str, Any]) -> bool:
+    """Keep an ``llm_calls`` row to be inserted in the transaction of the event's outcome (no
+    commit of its own); ``False`` outside a recorded event: the caller writes it itself."""
+    capture = _capture.get()
+    if capture is None:
+        return False
+    capture.llm_calls.append(llm_call)
+    return True
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -88,6 +100,7 @@ class Recorder:
         self.db, self.clock, self.codec = db, clock, codec
         self.start_facts, self.peers = start_facts, peers or (lambda _ids: {})
         self._writer = GroupCommitter(db, recordings.insert_batches)
+        self._calls = GroupCommitter(db, llm_calls.insert_calls)
 
     def wrap(self, handler: Handler) -> Handler:
         """``handler``, recorded."""
@@ -110,8 +123,9 @@ class Recorder:
                 _capture.reset(token)
             hr = hr or HandlerResult()
             body["outcome"] = outcome_json(hr)
-            # Committed with the event's outcome, in its transaction: no commit of its own.
+            # Committed with the event's outcome, in its transaction: no commit of their own.
             hr.recordings = self._rows(event, started, body, capture)
+            hr.llm_calls = capture.llm_calls
             return hr
 
         return recorded
@@ -128,9 +142,11 @@ class Recorder:
             return []
 
     async def _write(self, event: Event, started: float, body: dict[str, Any], capture: Capture) -> None:
-        """A failed run's records (no outcome commits them): written on their own."""
+        """A failed run's records and LLM calls (no outcome commits them): written on their own."""
         rows = self._rows(event, started, body, capture)
         try:
+            if capture.llm_calls:  # the calls were made (and count against budgets) all the same
+                await asyncio.gather(*(self._calls.write(row) for row in capture.llm_calls))
             if rows:
                 await self._writer.write(rows)
         except Exception:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.events.event import Action, ActionSpec, Event, HandlerResult
-from puppet_engine.storage.repos import agent_states, facts, outbox, recordings, review
+from puppet_engine.storage.repos import agent_states, facts, llm_calls, outbox, recordings, review
 from puppet_engine.storage.repos import events as event_rows
 
 
@@ -89,6 +89,9 @@ async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, Han
                                     now)
     await facts.insert(conn, outcome_facts(outcomes, now))  # the history of those changes: one statement
     await recordings.insert_batches(conn, [hr.recordings for _, hr in outcomes if hr.recordings])  # for replay
+    calls = [row for _, hr in outcomes for row in hr.llm_calls]
+    if calls:
+        await llm_calls.insert_calls(conn, calls)
     return recorded
 
 

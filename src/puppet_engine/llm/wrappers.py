@@ -4,7 +4,8 @@
 - :class:`FallbackProvider` tries providers in order (e.g. grok → openai → fake);
 - :class:`CircuitBreakerProvider` stops calling a failing provider for a cooldown;
 - :class:`BudgetProvider` enforces a per-agent daily token budget;
-- :class:`RecordingProvider` writes every call to the ``llm_calls`` table;
+- :class:`RecordingProvider` writes every call to the ``llm_calls`` table (inside a recorded event, with
+  its outcome: ``events.recording.ride_along``);
 - :class:`MetricsProvider` reports every call to a callback (e.g. Prometheus);
 - :class:`CaptureProvider` notes each request and answer in the event being recorded (replay).
 
@@ -33,7 +34,7 @@ from puppet_engine.errors import (
     RateLimited,
     ServiceUnavailable,
 )
-from puppet_engine.events.recording import capturing, note
+from puppet_engine.events.recording import capturing, note, ride_along
 from puppet_engine.llm.base import Completion, CompletionRequest, LLMProvider
 from puppet_engine.llm.messages import ChatMessage, Usage
 from puppet_engine.resilience import CircuitBreaker
@@ -303,7 +304,8 @@ class RecordingProvider(WrapperProvider):
                "completion_tokens": call.completion_tokens, "latency_ms": round(call.latency_ms, 3),
                "cost_usd": call.cost_usd, "outcome": call.outcome, "error": call.error,
                "created_at": self.clock.now()}
-        await _call_writer(self.db).write(row)
+        if not ride_along(row):  # outside an event's recording: a group commit of its own
+            await _call_writer(self.db).write(row)
 
 
 _CALL_WRITERS: weakref.WeakKeyDictionary[Database, GroupCommitter[dict[str, Any], None]] = weakref.WeakKeyDictionary()

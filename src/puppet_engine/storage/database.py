@@ -28,6 +28,7 @@ from puppet_engine.storage.migrate import upgrade
 
 MIGRATION_LOCK = 0x70757070  # PostgreSQL advisory lock key held while migrating ("pupp")
 SQLITE_BUSY_SECONDS = 30.0  # how long a write waits for another process's lock on SQLite
+SQLITE_READERS = 32  # inline SQLite connections kept open for reads (as many again may open meanwhile)
 
 
 def async_url(url: str) -> str:
@@ -75,6 +76,9 @@ class Database:
             if inline:
                 self.inline = True
                 kwargs["async_creator"] = inline_connector(path, busy_timeout=busy_timeout, uri=uri)
+                # Readers of many events at once: kept open (each new one costs a connect, its
+                # pragmas and a cold statement and page cache), not closed as overflow.
+                kwargs.update(pool_size=SQLITE_READERS, max_overflow=SQLITE_READERS)
                 if on_disk:
                     self._checkpointer = Checkpointer(path)
             else:

@@ -8,12 +8,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.sql import cached
 from puppet_engine.storage.tables import llm_calls
 
 
 async def insert_calls(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[None]:
     """Record several calls (their columns each) in one statement; a result per row, for a group commit."""
-    await conn.execute(llm_calls.insert(), rows)
+    await conn.execute(cached(("llm_calls.insert",), llm_calls.insert), rows)
     return [None] * len(rows)
 
 

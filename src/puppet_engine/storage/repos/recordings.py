@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.errors import ConfigError
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.sql import cached
 from puppet_engine.storage.tables import actions, agents, recordings
 
 _PLAIN, _SEALED = b"z", b"e"  # first byte of a body: zstd only, or zstd then AES-GCM
@@ -99,7 +100,7 @@ async def insert_batches(conn: AsyncConnection, batches: list[list[dict[str, Any
     """Write several events' rows in one statement (a group commit's writer)."""
     rows = [row for batch in batches for row in batch]
     if rows:
-        await conn.execute(recordings.insert(), rows)
+        await conn.execute(cached(("recordings.insert",), recordings.insert), rows)
     return [None] * len(batches)
 
 
