@@ -8,9 +8,11 @@ overdue post is then made once, not as a burst.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
@@ -53,6 +55,8 @@ class AgentManager:
         self._running: set[str] = set()
         self._owned: frozenset[str] = frozenset()  # self._running as of the last change
         self.ready_hooks: list[Callable[[AgentRuntime], Any]] = []
+        # Around the connects of agents starting together (the wiring issues their accounts in batches).
+        self.start_hooks: list[Callable[[list[AgentRuntime]], AbstractAsyncContextManager[Any]]] = []
         # Whether this process schedules the agent's life (with leases: only its owner does).
         self.owns: Callable[[str], bool] = lambda _agent_id: True
         self._retries: dict[str, asyncio.Task[None]] = {}  # agents waiting to retry a failed start
@@ -138,7 +142,10 @@ class AgentManager:
             return agent_id
 
         try:
-            outcomes = await asyncio.gather(*(connect(i) for i in starting), return_exceptions=True)
+            async with contextlib.AsyncExitStack() as around:
+                for hook in self.start_hooks:
+                    await around.enter_async_context(hook([self.agents[i] for i in starting]))
+                outcomes = await asyncio.gather(*(connect(i) for i in starting), return_exceptions=True)
         finally:
             still = set(self._starting)  # an agent stopped meanwhile stays stopped
             self._starting.difference_update(starting)

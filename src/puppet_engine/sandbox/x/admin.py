@@ -10,7 +10,8 @@
   (created if new; X's text rules apply, rate limits and the reply policy do not)
 - ``GET /rate-limits`` / ``POST /rate-limits`` ``{"profile", "limits"?}`` → the active limits
 - ``POST /accounts/{username}/rotate`` → new keys for the account; the old ones are refused from now on
-- ``GET /stats`` → API answers given so far, by status code and by the consumer key that signed the call
+- ``GET /stats`` → API answers given so far, by status code and by the consumer key that signed the call,
+  and the issuance calls (``{"calls", "accounts"}``: accounts issued, one at a time or in batches)
 
 Issuance can fail on purpose: a fault on ``x``, ``POST /sandbox/x/accounts`` (or on all of X)
 refuses one account per use with X's error body for its status (``sandbox/faults.py``).
@@ -63,6 +64,7 @@ def build_admin_router(service: XBackend) -> APIRouter:
     router = APIRouter(tags=["sandbox x"])
     state = service.state
     faults: FaultInjector | None = getattr(service.sandbox, "faults", None)
+    issuance = {"calls": 0, "accounts": 0}
 
     def now() -> float:
         return service.sandbox.clock.now()
@@ -76,10 +78,12 @@ def build_admin_router(service: XBackend) -> APIRouter:
         return fault if fault.kind in ("status", "garbage") else None
 
     def issue(body: NewAccount) -> dict[str, str]:
+        issuance["accounts"] += 1
         return state.create_account(body.username.lstrip("@"), body.name, now()).credentials()
 
     @router.post("/accounts")
     async def create_account(body: NewAccount) -> Any:
+        issuance["calls"] += 1
         fault = await refusal()
         if fault is None:
             return issue(body)
@@ -90,6 +94,7 @@ def build_admin_router(service: XBackend) -> APIRouter:
 
     @router.post("/accounts/batch")
     async def create_accounts(body: NewAccounts) -> Any:
+        issuance["calls"] += 1
         issued: list[dict[str, Any]] = []
         for wanted in body.accounts:
             fault = await refusal()
@@ -136,7 +141,7 @@ def build_admin_router(service: XBackend) -> APIRouter:
     async def stats() -> dict[str, Any]:
         """API answers so far by status code (e.g. no 429 was hit) and by signing consumer key (key rotation)."""
         return {"responses": dict(service.stats), "total": sum(service.stats.values()),
-                "by_consumer_key": dict(service.consumer_stats)}
+                "by_consumer_key": dict(service.consumer_stats), "issuance": dict(issuance)}
 
     @router.get("/rate-limits")
     async def get_limits() -> dict[str, Any]:
