@@ -51,7 +51,7 @@ from puppet_engine.solana.wallet import parse_keypair
 from puppet_engine.storage import Database
 from puppet_engine.twitter.cache import XReadCache
 from puppet_engine.twitter.client import XAccount
-from puppet_engine.twitter.credentials import TwitterCredentials
+from puppet_engine.twitter.credentials import TwitterCredentials, agent_keys
 from puppet_engine.twitter.issuance import SandboxAccounts, sandbox_username
 from puppet_engine.twitter.stream import TweetStream
 
@@ -64,8 +64,6 @@ def add_secrets(values: list[str]) -> None:
         update_secrets(values)
 
 SANDBOX_HOST = "http://sandbox.local"
-X_KEY_VARIABLES = ("TWITTER_API_KEY", "TWITTER_API_SECRET", "TWITTER_ACCESS_TOKEN", "TWITTER_ACCESS_TOKEN_SECRET",
-                   "TWITTER_BEARER_TOKEN")
 LLM_KEY_FIELDS = {"openai_api_key", "grok_api_key", "openai_compatible_api_key"}
 CREDENTIAL_FIELDS = LLM_KEY_FIELDS | {"twitter_api_key", "twitter_api_secret", "twitter_access_token",
                                       "twitter_access_token_secret", "twitter_bearer_token", "jupiter_api_key"}
@@ -398,7 +396,7 @@ class Wiring:
             return creds, (f"{config.source or 'the agent file'}: twitter_credentials "
                            "(apiKey, apiKeySecret, accessToken, accessTokenSecret)")
         suffix = env_suffix(config.id)
-        if any(agent_secret(env, config.id) for env in X_KEY_VARIABLES):
+        if agent_keys(config.id):
             return shared, f"the environment: TWITTER_*_{suffix} (e.g. TWITTER_ACCESS_TOKEN_{suffix})"
         return shared, "the environment: TWITTER_API_KEY, TWITTER_API_SECRET, TWITTER_ACCESS_TOKEN, " \
                        "TWITTER_ACCESS_TOKEN_SECRET"
