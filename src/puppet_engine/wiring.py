@@ -287,7 +287,7 @@ class Wiring:
         """Around the start of many agents at once: their sandbox X accounts are issued ahead,
         in a few batch calls instead of one call each (what no agent took is dropped after)."""
         wanted = {sandbox_username(a.id): a.config.name or a.id for a in agents
-                  if a.user_id is None and self._sandbox_keys(self._x_keys(a.config)[0])}
+                  if a.user_id is None and self._sandbox_keys(a.config)}
         if self.accounts is None or len(wanted) < 2:
             yield
             return
@@ -365,7 +365,7 @@ class Wiring:
         """
         creds, origin = self._x_keys(config)
         base_url = self.settings.twitter_api_base_url
-        if self._sandbox_keys(creds):
+        if self._sandbox_keys(config, creds):
             if creds.is_set:
                 self._log_ignored_keys(config.id, origin)
             creds = await self._sandbox_account(config)
@@ -376,18 +376,19 @@ class Wiring:
         add_secrets(creds.secrets())
         return XAccount(creds, base_url)
 
-    def _sandbox_keys(self, creds: TwitterCredentials) -> bool:
-        """Whether an agent whose own (or the engine's) X keys are ``creds`` gets a sandbox account:
-        it has none, or a rehearsal ignores them (unless ``TWITTER_API_BASE_URL`` is that sandbox)."""
+    def _sandbox_keys(self, config: AgentConfig, creds: TwitterCredentials | None = None) -> bool:
+        """Whether the agent gets a sandbox account: a rehearsal ignores X keys (unless
+        ``TWITTER_API_BASE_URL`` is that sandbox), else it has none (``creds``: its keys, if known)."""
         if not self.uses_sandbox:
             return False
-        return not creds.is_set or (self.rehearsal and
-                                    not self.settings.twitter_api_base_url.startswith(str(self.sandbox_url)))
+        if self.rehearsal and not self.settings.twitter_api_base_url.startswith(str(self.sandbox_url)):
+            return True
+        return not (creds if creds is not None else self._x_keys(config)[0]).is_set
 
     def _x_keys(self, config: AgentConfig) -> tuple[TwitterCredentials, str]:
         """The agent's X keys and where they come from, in words an operator can act on."""
-        own = config.twitter_credentials
-        shared = TwitterCredentials.from_settings(self.settings, config.id)
+        own, own_env = config.twitter_credentials, agent_keys(config.id)
+        shared = TwitterCredentials.from_settings(self.settings, config.id, own_env=own_env)
         if own is not None and own.has_user_context:
             creds = TwitterCredentials.of(api_key=own.api_key, api_secret=own.api_key_secret,
                                           access_token=own.access_token,
@@ -396,7 +397,7 @@ class Wiring:
             return creds, (f"{config.source or 'the agent file'}: twitter_credentials "
                            "(apiKey, apiKeySecret, accessToken, accessTokenSecret)")
         suffix = env_suffix(config.id)
-        if agent_keys(config.id):
+        if own_env:
             return shared, f"the environment: TWITTER_*_{suffix} (e.g. TWITTER_ACCESS_TOKEN_{suffix})"
         return shared, "the environment: TWITTER_API_KEY, TWITTER_API_SECRET, TWITTER_ACCESS_TOKEN, " \
                        "TWITTER_ACCESS_TOKEN_SECRET"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,16 +69,18 @@ class TwitterCredentials:
         return cls(**{name: _plain(values.get(name)) for name in _ENV})
 
     @classmethod
-    def from_settings(cls, settings: Settings, agent_id: str | None = None) -> TwitterCredentials:
+    def from_settings(cls, settings: Settings, agent_id: str | None = None, *,
+                      own_env: Mapping[str, str] | None = None) -> TwitterCredentials:
         """``TWITTER_*_<AGENT_ID>`` when set for ``agent_id``, else the engine-wide ``TWITTER_*``.
 
         The per-agent user-context values are taken together: an agent with its own
-        access token uses its own four values, not a mix with the shared ones.
+        access token uses its own four values, not a mix with the shared ones. ``own_env``: the
+        agent's :func:`agent_keys`, when already read.
         """
         shared = cls.of(**{name: getattr(settings, f"twitter_{name}") for name in _ENV})
         if agent_id is None:
             return shared
-        own = dict.fromkeys(_ENV, "") | agent_keys(agent_id)
+        own = dict.fromkeys(_ENV, "") | dict(agent_keys(agent_id) if own_env is None else own_env)
         if not any(own.values()):
             return shared
         if not own["access_token"]:
