@@ -142,6 +142,7 @@ class Engine:
             for event_type, handler in list(self.events.handlers.items()):
                 self.events.register(event_type, self.recorder.wrap(handler))
         self.manager.ready_hooks.append(self.wiring.on_agent_ready)
+        self.manager.start_hooks.append(self.wiring.starting)
         webhook = settings.review_webhook_url.get_secret_value() if settings.review_webhook_url else ""
         self.manager.review = ReviewGate(self.services, parse_default(settings.review_default), notify=bool(webhook))
         secret = settings.review_webhook_secret

@@ -12,9 +12,9 @@ import asyncio
 import hashlib
 import os
 import random
-import re
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,7 +51,8 @@ from puppet_engine.solana.wallet import parse_keypair
 from puppet_engine.storage import Database
 from puppet_engine.twitter.cache import XReadCache
 from puppet_engine.twitter.client import XAccount
-from puppet_engine.twitter.credentials import TwitterCredentials
+from puppet_engine.twitter.credentials import TwitterCredentials, agent_keys
+from puppet_engine.twitter.issuance import SandboxAccounts, sandbox_username
 from puppet_engine.twitter.stream import TweetStream
 
 log = structlog.get_logger("puppet_engine.wiring")
@@ -63,8 +64,6 @@ def add_secrets(values: list[str]) -> None:
         update_secrets(values)
 
 SANDBOX_HOST = "http://sandbox.local"
-X_KEY_VARIABLES = ("TWITTER_API_KEY", "TWITTER_API_SECRET", "TWITTER_ACCESS_TOKEN", "TWITTER_ACCESS_TOKEN_SECRET",
-                   "TWITTER_BEARER_TOKEN")
 LLM_KEY_FIELDS = {"openai_api_key", "grok_api_key", "openai_compatible_api_key"}
 CREDENTIAL_FIELDS = LLM_KEY_FIELDS | {"twitter_api_key", "twitter_api_secret", "twitter_access_token",
                                       "twitter_access_token_secret", "twitter_bearer_token", "jupiter_api_key"}
@@ -118,6 +117,8 @@ class Wiring:
         # simulate / --sandbox-url: a rehearsal, every agent gets a sandbox X account
         self.rehearsal = False
         self._x_keys_from: dict[str, str] = {}  # agent id → where its X keys came from (for errors)
+        self.accounts: SandboxAccounts | None = None  # the sandbox's X account issuance, with a sandbox
+        self._issued: dict[str, Account] = {}  # agent id → the sandbox account its keys were issued for
         self._ignored_keys_logged = False
         self.sandbox_server: BackgroundServer | None = None
         self.http: httpx2.AsyncClient | None = None  # shared client (ASGI transport for in-process)
@@ -163,6 +164,8 @@ class Wiring:
             keep = max(20, self.settings.engine_concurrency)
             self.http = httpx2.AsyncClient(timeout=30, limits=httpx2.Limits(max_connections=max(100, 2 * keep),
                                                                            max_keepalive_connections=keep))
+        if self.sandbox_url is not None:
+            self.accounts = SandboxAccounts(self.http, self.sandbox_url)
         self.memory = build_memory_store(self.settings, self.deps.db, embedder=deps.embedder,
                                          clock=self.deps.clock)
         if not self.memory.embedder.ready:  # agents start meanwhile; memory writes wait for the model
@@ -283,6 +286,21 @@ class Wiring:
         # In-process sandbox: the SDK must go through the ASGI transport too.
         return self.http if self.deps.sandbox is not None else None
 
+    @asynccontextmanager
+    async def starting(self, agents: Sequence[AgentRuntime]) -> AsyncIterator[None]:
+        """Around the start of many agents at once: their sandbox X accounts are issued ahead,
+        in a few batch calls instead of one call each (what no agent took is dropped after)."""
+        wanted = {sandbox_username(a.id): a.config.name or a.id for a in agents
+                  if a.user_id is None and self._sandbox_keys(a.config)}
+        if self.accounts is None or len(wanted) < 2:
+            yield
+            return
+        await self.accounts.prefetch(wanted)
+        try:
+            yield
+        finally:
+            self.accounts.forget()
+
     async def on_agent_ready(self, agent: AgentRuntime) -> None:
         """Connect the agent's accounts (X account, wallet) before it starts."""
         if agent.user_id is None:
@@ -303,7 +321,8 @@ class Wiring:
 
     async def _whoami(self, agent: AgentRuntime) -> tuple[str, str]:
         """The agent's X id and username: remembered from an earlier start when the keys are the
-        same account, so restarts do not spend ``GET /2/users/me`` (75 per 15 minutes on X).
+        same account, so restarts do not spend ``GET /2/users/me`` (75 per 15 minutes on X); known
+        from the issuance when the sandbox issued the keys (a real X account still asks X).
 
         Keys that X refuses (401/403) raise an :class:`AuthError` naming the agent, where the
         keys came from and what to check; the manager retries the start with backoff.
@@ -313,8 +332,12 @@ class Wiring:
         known = (await states.get(agent.id)).x_account or {}
         if creds is not None and creds.user_id and known.get("id") == creds.user_id and known.get("username"):
             return str(known["id"]), str(known["username"])
+        issued = self._issued.get(agent.id)
         try:
-            me = await agent.social.get_me()
+            if issued is not None and creds is not None and creds.user_id == issued.id:
+                me = issued  # keys the sandbox just issued name their account: no call to X to start
+            else:
+                me = await agent.social.get_me()
         except ProviderError as exc:
             origin = self._x_keys_from.get(agent.id)
             if origin is None or exc.status not in (401, 403):
@@ -346,11 +369,9 @@ class Wiring:
         """
         creds, origin = self._x_keys(config)
         base_url = self.settings.twitter_api_base_url
-        has_keys = creds.is_set
-        if has_keys and self.rehearsal and not base_url.startswith(str(self.sandbox_url)):
-            self._log_ignored_keys(config.id, origin)
-            has_keys = False
-        if not has_keys and self.uses_sandbox:
+        if self._sandbox_keys(config, creds):
+            if creds.is_set:
+                self._log_ignored_keys(config.id, origin)
             creds = await self._sandbox_account(config)
             base_url = f"{self.sandbox_url}/x"
             self._x_keys_from.pop(config.id, None)
@@ -359,10 +380,19 @@ class Wiring:
         add_secrets(creds.secrets())
         return XAccount(creds, base_url)
 
+    def _sandbox_keys(self, config: AgentConfig, creds: TwitterCredentials | None = None) -> bool:
+        """Whether the agent gets a sandbox account: a rehearsal ignores X keys (unless
+        ``TWITTER_API_BASE_URL`` is that sandbox), else it has none (``creds``: its keys, if known)."""
+        if not self.uses_sandbox:
+            return False
+        if self.rehearsal and not self.settings.twitter_api_base_url.startswith(str(self.sandbox_url)):
+            return True
+        return not (creds if creds is not None else self._x_keys(config)[0]).is_set
+
     def _x_keys(self, config: AgentConfig) -> tuple[TwitterCredentials, str]:
         """The agent's X keys and where they come from, in words an operator can act on."""
-        own = config.twitter_credentials
-        shared = TwitterCredentials.from_settings(self.settings, config.id)
+        own, own_env = config.twitter_credentials, agent_keys(config.id)
+        shared = TwitterCredentials.from_settings(self.settings, config.id, own_env=own_env)
         if own is not None and own.has_user_context:
             creds = TwitterCredentials.of(api_key=own.api_key, api_secret=own.api_key_secret,
                                           access_token=own.access_token,
@@ -371,7 +401,7 @@ class Wiring:
             return creds, (f"{config.source or 'the agent file'}: twitter_credentials "
                            "(apiKey, apiKeySecret, accessToken, accessTokenSecret)")
         suffix = env_suffix(config.id)
-        if any(agent_secret(env, config.id) for env in X_KEY_VARIABLES):
+        if own_env:
             return shared, f"the environment: TWITTER_*_{suffix} (e.g. TWITTER_ACCESS_TOKEN_{suffix})"
         return shared, "the environment: TWITTER_API_KEY, TWITTER_API_SECRET, TWITTER_ACCESS_TOKEN, " \
                        "TWITTER_ACCESS_TOKEN_SECRET"
@@ -385,17 +415,11 @@ class Wiring:
                                "account and X keys from agent files or TWITTER_* are not used")
 
     async def _sandbox_account(self, config: AgentConfig) -> TwitterCredentials:
-        assert self.http is not None and self.sandbox_url is not None
-        username = re.sub(r"[^A-Za-z0-9_]", "_", config.id)[:15]
-        response = await self.http.post(f"{self.sandbox_url}/sandbox/x/accounts",
-                                        json={"username": username, "name": config.name or config.id})
-        if response.status_code >= 400:
-            raise ConfigError(f"sandbox refused to create the X account {username!r}: {response.text[:200]}")
-        body = response.json()
-        return TwitterCredentials.of(api_key=body["consumer_key"], api_secret=body["consumer_secret"],
-                                     access_token=body["access_token"],
-                                     access_token_secret=body["access_token_secret"],
-                                     bearer_token=body["bearer_token"])
+        """The agent's sandbox X account (a refusal is a ProviderError: a start failed, retried)."""
+        assert self.accounts is not None
+        issued = await self.accounts.issue(config.id, config.name or config.id)
+        self._issued[config.id] = issued.account
+        return issued.credentials
 
     async def reload_credentials(self, fresh: Settings, agents: Mapping[str, AgentRuntime],
                                  running: Collection[str]) -> set[str]:

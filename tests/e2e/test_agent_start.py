@@ -17,6 +17,7 @@ from puppet_engine.clock import VirtualClock
 from puppet_engine.engine import Engine, EngineOptions
 from puppet_engine.persona import load_agents_dir
 from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.sandbox.faults import FaultSpec
 from puppet_engine.serving import BackgroundServer
 from puppet_engine.settings import Settings
 from puppet_engine.simulate import simulate
@@ -81,6 +82,89 @@ async def test_keys_in_files_get_sandbox_accounts_with_a_sandbox_url(tmp_path: P
     finally:
         await engine.stop()
         await server.stop()
+
+
+async def test_sandbox_accounts_start_without_asking_x_who_they_are(tmp_path: Path) -> None:
+    """The keys the sandbox issues name their account: agents start without a signed call
+    (10,000 agents, 10,000 fewer ``GET /2/users/me``), their accounts issued in one batch call,
+    and know who they are on X."""
+    clock = VirtualClock()
+    sandbox = Sandbox(SandboxConfig(seed=6), clock=clock)
+    agents = load_agents_dir(write_agents(tmp_path / "agents", chatty("ada"), chatty("bo"), chatty("cy")))
+    url = f"sqlite:///{tmp_path / 'who.db'}"
+    for restart in range(2):  # a first start, then a restart that remembers
+        engine = Engine(settings(url), EngineOptions(agents=agents, clock=clock, seed=6, sandbox=sandbox))
+        try:
+            await engine.start()
+            http = engine.wiring.http
+            assert http is not None
+            accounts = {a["username"]: a["user_id"] for a in
+                        (await http.get(f"{engine.wiring.sandbox_url}/sandbox/x/accounts")).json()["accounts"]}
+            for agent_id in ("ada", "bo", "cy"):
+                agent = engine.manager.agents[agent_id]
+                assert engine.manager.status(agent_id).state == "running"
+                assert (agent.user_id, agent.username) == (accounts[agent_id], agent_id)
+                stored = await engine.services.states.stored(agent_id)
+                assert stored is not None and stored.x_account == {"id": accounts[agent_id], "username": agent_id}
+            stats = (await http.get(f"{engine.wiring.sandbox_url}/sandbox/x/stats")).json()
+            assert stats["issuance"] == {"calls": 1 + restart, "accounts": 3 * (1 + restart)}  # a batch each
+            assert not any(sandbox.service("x").consumer_stats.values())  # no signed call yet
+            if restart:  # and the agents work as before: their posts are signed and accepted
+                await engine.run_until(clock.now() + 3 * 3600)
+                posts = (await http.get(f"{engine.wiring.sandbox_url}/sandbox/x/tweets",
+                                        params={"username": "ada"})).json()["data"]
+                assert posts and any(sandbox.service("x").consumer_stats.values())
+        finally:
+            await engine.stop()
+
+
+async def test_a_sandbox_that_issues_no_account_fails_the_start_visibly_and_retries_it(tmp_path: Path) -> None:
+    """Without ``GET /2/users/me``, the start's one X call is the account's issuance: refused
+    (X down), the start fails, shows why in ``/agents`` and is retried until X issues it."""
+    clock = VirtualClock()
+    sandbox = Sandbox(SandboxConfig(seed=7), clock=clock)
+    sandbox.faults.add(FaultSpec(service="x", method="POST", path="/sandbox/x/accounts", status=503, count=2))
+    agents = load_agents_dir(write_agents(tmp_path / "agents", chatty("dee"), chatty("eli"), chatty("fox")))
+    engine = Engine(settings(f"sqlite:///{tmp_path / 'refused.db'}"),
+                    EngineOptions(agents=agents, clock=clock, seed=7, sandbox=sandbox))
+    try:
+        with capture_logs() as logs:
+            await engine.start()
+        manager = engine.manager
+        assert manager.running == {"fox"}  # one batch call: the first two accounts were refused
+        for agent_id in ("dee", "eli"):
+            status = manager.status(agent_id)
+            assert status.state == "failed" and status.retry_at == clock.now() + 15
+            assert f"agent {agent_id!r}" in (status.reason or "") and "answered 503" in (status.reason or "")
+        failed = sorted(e["agent_id"] for e in logs if e["event"] == "agent_start_failed")
+        assert failed == ["dee", "eli"]
+        app = create_app(engine, keys=KeyRing.parse(f"{ADMIN}:admin"))
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://api",
+                                      headers={"Authorization": f"Bearer {ADMIN}"}) as api:
+            listed = {a["id"]: a for a in (await api.get("/agents")).json()["items"]}
+            assert listed["dee"]["status"] == "failed" and "POST /sandbox/x/accounts" in listed["dee"]["status_reason"]
+            assert listed["fox"]["status"] == "running"
+        clock.advance(15)  # the retries ask one at a time, and are issued
+        await _until(lambda: manager.running == {"dee", "eli", "fox"})
+        assert manager.status("dee").reason is None and manager.agents["dee"].username == "dee"
+        assert not any(sandbox.service("x").consumer_stats.values())  # still no call to X to start
+    finally:
+        await engine.stop()
+
+
+async def test_a_garbled_batch_leaves_the_agents_to_ask_one_at_a_time(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    sandbox = Sandbox(SandboxConfig(seed=8), clock=clock)
+    sandbox.faults.add(FaultSpec(service="x", method="POST", path="/sandbox/x/accounts", kind="garbage"))
+    agents = load_agents_dir(write_agents(tmp_path / "agents", chatty("gil"), chatty("hux")))
+    engine = Engine(settings(f"sqlite:///{tmp_path / 'garbled.db'}"),
+                    EngineOptions(agents=agents, clock=clock, seed=8, sandbox=sandbox))
+    try:
+        await engine.start()
+        assert engine.manager.running == {"gil", "hux"}
+        assert sandbox.service("x").state.account_by_username("gil") is not None
+    finally:
+        await engine.stop()
 
 
 async def test_keys_refused_by_x_are_named_and_retried_until_fixed(tmp_path: Path) -> None:

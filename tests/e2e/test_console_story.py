@@ -74,10 +74,11 @@ async def test_console_says_why_a_post_was_skipped_and_why_a_start_failed(sqlite
     log_stream.truncate(0)
     log_stream.seek(0)
     await _run(sqlite_url.replace("engine.db", "second.db"), persona("cy"), hours=1,
-               fault=FaultSpec(service="x", method="GET", path="/2/users/me", status=401, count=50))
+               fault=FaultSpec(service="x", method="POST", path="/sandbox/x/accounts", status=401, count=50))
     failed = [m for line in log_stream.getvalue().splitlines() if (m := STORY.match(line))
               and m["what"] == "start failed"]
     assert failed and failed[0]["agent"] == "cy" and "401" in failed[0]["detail"], log_stream.getvalue()
+    assert "/sandbox/x/accounts" in failed[0]["detail"]
 
 
 async def test_debug_brings_the_library_lines_back(sqlite_url, log_stream) -> None:

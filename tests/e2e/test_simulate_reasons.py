@@ -63,12 +63,15 @@ async def test_simulate_reports_skipped_posts_and_replies_with_reasons(sqlite_ur
 async def test_simulate_reports_a_failed_start_with_its_error(sqlite_url: str) -> None:
     clock = VirtualClock()
     box = Sandbox(SandboxConfig(seed=3), clock=clock)
-    box.faults.add(FaultSpec(service="x", method="GET", path="/2/users/me", status=401, count=50))
+    # The sandbox refuses to issue bea's X account at every try (the first start and its retries).
+    box.faults.add(FaultSpec(service="x", method="POST", path="/sandbox/x/accounts", status=401, count=50))
     settings = Settings(database_url=sqlite_url, embedder="hashing", _env_file=None)  # type: ignore[call-arg]
     options = EngineOptions(agents=[parse_agent_config(persona("bea"))], clock=clock, seed=3, sandbox=box)
     bea = (await simulate(settings, options, 2)).to_dict()["agents"]["bea"]
-    assert "401" in bea["start_error"] and "/2/users/me" in bea["start_error"], bea
+    assert "'bea'" in bea["start_error"] and "POST /sandbox/x/accounts answered 401" in bea["start_error"], bea
     assert (bea["posts"], bea["posts_skipped"], bea["post_skip_reasons"]) == (0, 0, [])
+    [refusal] = box.faults.describe()
+    assert refusal["hits"] > 1  # retried while the simulation ran
 
 
 def test_cli_text_output_names_the_reasons(tmp_path: Path, monkeypatch) -> None:

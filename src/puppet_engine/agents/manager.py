@@ -8,14 +8,17 @@ overdue post is then made once, not as a burst.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
+from puppet_engine.agents.bulk import collections_spaced
 from puppet_engine.agents.remember import remember_action
 from puppet_engine.agents.review import ReviewGate
 from puppet_engine.agents.runtime import (
@@ -53,6 +56,8 @@ class AgentManager:
         self._running: set[str] = set()
         self._owned: frozenset[str] = frozenset()  # self._running as of the last change
         self.ready_hooks: list[Callable[[AgentRuntime], Any]] = []
+        # Around the connects of agents starting together (the wiring issues their accounts in batches).
+        self.start_hooks: list[Callable[[list[AgentRuntime]], AbstractAsyncContextManager[Any]]] = []
         # Whether this process schedules the agent's life (with leases: only its owner does).
         self.owns: Callable[[str], bool] = lambda _agent_id: True
         self._retries: dict[str, asyncio.Task[None]] = {}  # agents waiting to retry a failed start
@@ -106,6 +111,10 @@ class AgentManager:
         they are ``starting``: operator actions are accepted and wait for them. An agent whose
         start fails (X or the chain down, keys refused) is ``failed`` and retried with backoff.
         """
+        with collections_spaced(len(configs)):  # a third of 10,000 agents' start-up was the GC's
+            await self._start_agents(configs, shas)
+
+    async def _start_agents(self, configs: list[AgentConfig], shas: Mapping[str, str] | None) -> None:
         ids = [c.id for c in configs]
         if len(set(ids)) != len(ids):
             raise ConfigError("duplicate agent ids: " + ", ".join(sorted({i for i in ids if ids.count(i) > 1})))
@@ -138,7 +147,10 @@ class AgentManager:
             return agent_id
 
         try:
-            outcomes = await asyncio.gather(*(connect(i) for i in starting), return_exceptions=True)
+            async with contextlib.AsyncExitStack() as around:
+                for hook in self.start_hooks:
+                    await around.enter_async_context(hook([self.agents[i] for i in starting]))
+                outcomes = await asyncio.gather(*(connect(i) for i in starting), return_exceptions=True)
         finally:
             still = set(self._starting)  # an agent stopped meanwhile stays stopped
             self._starting.difference_update(starting)

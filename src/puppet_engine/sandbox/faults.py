@@ -6,6 +6,10 @@ the service's mount point, e.g. ``/2/tweets``). It can answer with a status code
 (and the service's own error body for that status), add latency, hang (a timeout
 as the client sees it), or send garbage (truncated JSON). On an open streaming connection
 (X's filtered stream) it can ``drop`` it or ``stall`` it (see ``sandbox/x/stream.py``).
+
+One admin call is faulted too, because the engine's start depends on it: X's account
+issuance, ``POST /sandbox/x/accounts`` (service ``x``, that path, or no path: X down as a
+whole issues no keys either). Each use refuses one account, asked alone or in a batch.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ class FaultSpec(BaseModel):
     """Body of ``POST /sandbox/faults``."""
 
     service: Literal["x", "openai", "solana", "jupiter"]
-    path: str | None = Field(None, description="exact path under the service, or a prefix ending in *")
+    path: str | None = Field(None, description="exact path under the service, or a prefix ending in *; "
+                                               "/sandbox/x/accounts: X's account issuance")
     method: str | None = Field(None, description="GET, POST …; any when absent")
     status: int | None = Field(None, ge=100, le=599, description="answer with this status")
     kind: FaultKind | None = None
@@ -97,6 +102,14 @@ class FaultInjector:
             {"id": f.id, "remaining": f.remaining, "hits": f.hits, **f.spec.model_dump(exclude_none=True)}
             for f in self.faults
         ]
+
+
+async def delay(fault: Fault) -> None:
+    """What a fault does to an admin call before it answers: its latency, or a hang for ``timeout``."""
+    if fault.spec.latency_ms:
+        await asyncio.sleep(fault.spec.latency_ms / 1000)
+    if fault.kind == "timeout":
+        await hang()
 
 
 async def hang(seconds: float = 3600.0) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
 
-from puppet_engine.settings import Settings, agent_secret
+from puppet_engine.settings import Settings, env_suffix
 
 _ENV = {
     "api_key": "TWITTER_API_KEY", "api_secret": "TWITTER_API_SECRET", "access_token": "TWITTER_ACCESS_TOKEN",
@@ -67,16 +69,18 @@ class TwitterCredentials:
         return cls(**{name: _plain(values.get(name)) for name in _ENV})
 
     @classmethod
-    def from_settings(cls, settings: Settings, agent_id: str | None = None) -> TwitterCredentials:
+    def from_settings(cls, settings: Settings, agent_id: str | None = None, *,
+                      own_env: Mapping[str, str] | None = None) -> TwitterCredentials:
         """``TWITTER_*_<AGENT_ID>`` when set for ``agent_id``, else the engine-wide ``TWITTER_*``.
 
         The per-agent user-context values are taken together: an agent with its own
-        access token uses its own four values, not a mix with the shared ones.
+        access token uses its own four values, not a mix with the shared ones. ``own_env``: the
+        agent's :func:`agent_keys`, when already read.
         """
         shared = cls.of(**{name: getattr(settings, f"twitter_{name}") for name in _ENV})
         if agent_id is None:
             return shared
-        own = {name: agent_secret(env, agent_id) or "" for name, env in _ENV.items()}
+        own = dict.fromkeys(_ENV, "") | dict(agent_keys(agent_id) if own_env is None else own_env)
         if not any(own.values()):
             return shared
         if not own["access_token"]:
@@ -84,3 +88,9 @@ class TwitterCredentials:
         for name in ("api_key", "api_secret", "bearer_token"):
             own[name] = own[name] or getattr(shared, name)
         return cls.of(**own)
+
+
+def agent_keys(agent_id: str) -> dict[str, str]:
+    """The agent's own X values set in the environment now (``TWITTER_*_<AGENT_ID>``), by field name."""
+    suffix, environ = env_suffix(agent_id), os.environ
+    return {name: value for name, env in _ENV.items() if (value := environ.get(f"{env}_{suffix}"))}
