@@ -133,6 +133,17 @@ class RankingWeights:
         )
         return self.importance * np.asarray(importance, dtype=np.float64) + self.recency * decay
 
+    def bonus_list(self, importance: Sequence[float], created_at: Sequence[float], now: float) -> list[float]:
+        """:meth:`bonus` of a few candidates as Python floats, bit for bit the same values.
+
+        The same IEEE operations in the same order, and numpy's own ``exp2``: a search
+        re-ranks 40 candidates, for which numpy's fixed cost per call is most of the work.
+        """
+        half_life = self.half_life_seconds
+        decay = np.exp2([min(c - now, 0.0) / half_life for c in created_at]).tolist()
+        w_importance, w_recency = self.importance, self.recency
+        return [w_importance * i + w_recency * d for i, d in zip(importance, decay, strict=True)]
+
 
 class InitialRelationship(Protocol):
     @property

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from puppet_engine.memory.base import MEMORY_KINDS, Memory, ScoredMemory
-from puppet_engine.memory.index import VectorIndex
+from puppet_engine.memory.index import IndexHit, VectorIndex
 from puppet_engine.memory.sqlite_reader import ROW_COLUMNS, FactMark, SQLiteReader
 from puppet_engine.memory.store import SQLMemoryStore, check_kinds
 from puppet_engine.storage import async_url
@@ -39,22 +39,24 @@ from puppet_engine.storage.tables import memories
 _THREAD_THRESHOLD = 500_000
 _LOAD_BATCH = 5000
 
-#: A kept memory row: kind, content (as stored), encrypted, importance, created_at, metadata
-#: (JSON text) and key. Embedder and dimension are the store's: rows of another are never kept.
-Entry = tuple[str, str, bool, float, float, str, str | None]
+#: What the index keeps of a row beside its vector, importance and time: kind, content (as
+#: stored), encrypted, metadata (JSON text) and key. Embedder and dimension are the store's:
+#: rows of another are never kept.
+Entry = tuple[str, str, bool, str, str | None]
 _NO_METADATA = "{}"
 # One string object per kind: a kept row refers to it, and a search's hits share the copy in cache.
 _KINDS = {kind: kind for kind in MEMORY_KINDS}
 
 
 class _AgentIndex:
-    """One agent's memories in process: vectors and ranking fields, and each row's other columns."""
+    """One agent's memories in process: vectors and ranking fields, and (``keeps_rows``) each
+    row's other columns as the index's payloads; without, hits are read from the database."""
 
-    __slots__ = ("checked_at", "deferred", "index", "rows")
+    __slots__ = ("checked_at", "deferred", "index", "keeps_rows")
 
-    def __init__(self, index: VectorIndex, rows: dict[str, Entry] | None) -> None:
+    def __init__(self, index: VectorIndex, keeps_rows: bool) -> None:
         self.index = index
-        self.rows = rows  # None: rows are read from the database at each search (no reader)
+        self.keeps_rows = keeps_rows
         self.checked_at = time.monotonic()
         self.deferred: set[str] = set()  # changed by others while this agent's search ran
 
@@ -100,18 +102,17 @@ class SQLiteStore(SQLMemoryStore):
                 return self._ranked(agent_id, held, query, limit, now, wanted)
         async with lock:
             held = await self._held(agent_id)
-            if held.rows is not None and len(held.index) < _THREAD_THRESHOLD:
+            if held.keeps_rows and len(held.index) < _THREAD_THRESHOLD:
                 return self._ranked(agent_id, held, query, limit, now, wanted)
             self._check_dim(held.index, query)
             if len(held.index) >= _THREAD_THRESHOLD:  # numpy releases the GIL
                 hits = await asyncio.to_thread(held.index.search, query, limit, now=now, kinds=wanted)
             else:
                 hits = held.index.search(query, limit, now=now, kinds=wanted)
-            rows = held.rows
-            if rows is None:
+            if not held.keeps_rows:
                 found = await self.fetch_by_ids(agent_id, [hit.id for hit in hits])
                 return [ScoredMemory(found[h.id], h.score, h.similarity) for h in hits if h.id in found]
-            return [ScoredMemory(self._memory(agent_id, h.id, rows[h.id]), h.score, h.similarity) for h in hits]
+            return [ScoredMemory(self._memory(agent_id, hit), hit.score, hit.similarity) for hit in hits]
 
     def _ranked(
         self, agent_id: str, held: _AgentIndex, query: np.ndarray, limit: int, now: float,
@@ -119,10 +120,8 @@ class SQLiteStore(SQLMemoryStore):
     ) -> list[ScoredMemory]:
         """The search itself on a kept index: a matrix product and the kept rows, no SQL."""
         self._check_dim(held.index, query)
-        rows = held.rows
-        assert rows is not None
         return [
-            ScoredMemory(self._memory(agent_id, hit.id, rows[hit.id]), hit.score, hit.similarity)
+            ScoredMemory(self._memory(agent_id, hit), hit.score, hit.similarity)
             for hit in held.index.search(query, limit, now=now, kinds=kinds)
         ]
 
@@ -131,9 +130,10 @@ class SQLiteStore(SQLMemoryStore):
         if query.shape[0] != index.dim:
             raise ValueError(f"query vector has {query.shape[0]} dimensions; the index has {index.dim}")
 
-    def _memory(self, agent_id: str, memory_id: str, entry: Entry) -> Memory:
+    def _memory(self, agent_id: str, hit: IndexHit) -> Memory:
         """The memory of a kept row: the search's hot path (metadata parsed afresh for each caller)."""
-        kind, content, encrypted, importance, created_at, meta, key = entry
+        memory_id = hit.id
+        kind, content, encrypted, meta, key = hit.payload
         if encrypted:
             content = self._decrypt(
                 {"id": memory_id, "agent_id": agent_id, "content": content, "encrypted": True}
@@ -141,10 +141,10 @@ class SQLiteStore(SQLMemoryStore):
         return Memory(
             id=memory_id,
             agent_id=agent_id,
-            kind=kind,  # type: ignore[arg-type]  # a MEMORY_KINDS value, checked when written
+            kind=kind,
             content=content,
-            importance=importance,
-            created_at=created_at,
+            importance=hit.importance,
+            created_at=hit.created_at,
             metadata=(json.loads(meta) or {}) if meta != _NO_METADATA else {},
             key=key,
             embedder=self.embedder.name,  # every kept row's: another embedder's rows are never kept
@@ -181,13 +181,13 @@ class SQLiteStore(SQLMemoryStore):
         if held is not None and await self.count(agent_id) == len(held.index):
             held.checked_at = time.monotonic()
             return held
-        held = self._indexes[agent_id] = _AgentIndex(await self._load(agent_id, None), None)
+        held = self._indexes[agent_id] = _AgentIndex(await self._load(agent_id, False), False)
         return held
 
     # ------------------------------------------------------------------ loading and following
 
-    async def _load(self, agent_id: str, rows: dict[str, Entry] | None) -> VectorIndex:
-        """Read every memory of the agent (checking embedders on the way); rows go to ``rows``."""
+    async def _load(self, agent_id: str, keep_rows: bool) -> VectorIndex:
+        """Read every memory of the agent (checking embedders on the way), with its rows if asked."""
         dim = self.embedder.dim
         index = VectorIndex(dim, self.weights)
         groups: dict[tuple[str | None, int | None], int] = {}
@@ -208,9 +208,8 @@ class SQLiteStore(SQLMemoryStore):
                     [row.importance for row in chunk],
                     [row.created_at for row in chunk],
                     [row.kind for row in chunk],
+                    [_kept(row[2:9]) for row in chunk] if keep_rows else None,
                 )
-                if rows is not None:
-                    rows.update((row.id, _kept(row[2:9])) for row in chunk)
         self._verified.add(agent_id)
         return index
 
@@ -219,8 +218,7 @@ class SQLiteStore(SQLMemoryStore):
         while True:
             self._pending[agent_id] = set()
             try:
-                rows: dict[str, Entry] = {}
-                held = _AgentIndex(await self._load(agent_id, rows), rows)
+                held = _AgentIndex(await self._load(agent_id, True), True)
                 self._follow(reader, agent_id)
                 changed = self._pending.get(agent_id)
             finally:
@@ -276,9 +274,6 @@ class SQLiteStore(SQLMemoryStore):
             return False
         gone = wanted - {row[0] for row in found}
         held.index.remove(list(gone))
-        if held.rows is not None:
-            for memory_id in gone:
-                held.rows.pop(memory_id, None)
         if found:
             held.index.add(
                 [row[0] for row in found],
@@ -286,9 +281,8 @@ class SQLiteStore(SQLMemoryStore):
                 [row[5] for row in found],
                 [row[6] for row in found],
                 [row[2] for row in found],
+                [_kept(row[2:9]) for row in found] if held.keeps_rows else None,
             )
-            if held.rows is not None:
-                held.rows.update((row[0], _kept(row[2:9])) for row in found)
         return True
 
     def _reader(self) -> SQLiteReader | None:
@@ -315,9 +309,8 @@ class SQLiteStore(SQLMemoryStore):
                 [r["importance"] for r in rows],
                 [r["created_at"] for r in rows],
                 [r["kind"] for r in rows],
+                [_entry(r) for r in rows] if held.keeps_rows else None,
             )
-            if held.rows is not None:
-                held.rows.update((r["id"], _entry(r)) for r in rows)
 
     async def _after_update(self, agent_id: str, memory: Memory, vector: np.ndarray | None) -> None:
         async with self._lock(agent_id):
@@ -338,9 +331,6 @@ class SQLiteStore(SQLMemoryStore):
             held = self._indexes.get(agent_id)
             if held is not None:
                 held.index.remove(ids)
-                if held.rows is not None:
-                    for memory_id in ids:
-                        held.rows.pop(memory_id, None)
 
     async def _after_reindex(self, agent_id: str) -> None:
         self._indexes.pop(agent_id, None)
@@ -356,10 +346,9 @@ class SQLiteStore(SQLMemoryStore):
 
 
 def _kept(row: Sequence[Any]) -> Entry:
-    """A row's :data:`ROW_COLUMNS` up to ``key`` (metadata as JSON text) as a kept :data:`Entry`."""
-    kind, content, encrypted, importance, created_at, meta, key = row
-    return (_KINDS[kind], content, bool(encrypted), float(importance), float(created_at),
-            _NO_METADATA if meta == _NO_METADATA else meta, key)
+    """A row's :data:`ROW_COLUMNS` from ``kind`` to ``key`` (metadata as JSON text) as an :data:`Entry`."""
+    kind, content, encrypted, _importance, _created_at, meta, key = row
+    return (_KINDS[kind], content, bool(encrypted), _NO_METADATA if meta == _NO_METADATA else meta, key)
 
 
 def _entry(row: dict[str, Any]) -> Entry:
