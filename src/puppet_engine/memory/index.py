@@ -24,6 +24,7 @@ from puppet_engine.memory.base import MEMORY_KINDS, RankingWeights
 
 _KIND_CODE = {kind: code for code, kind in enumerate(MEMORY_KINDS)}
 _IMPORTANCE, _CREATED = 0, 1  # the columns of VectorIndex._fields
+_hit = tuple.__new__  # builds an IndexHit from a tuple in C, as namedtuple's own __new__ does in Python
 
 
 class IndexHit(NamedTuple):  # a tuple: ten of them per search, built in a fraction of a dataclass's time
@@ -171,14 +172,15 @@ class VectorIndex:
             return []
         # The c most similar sit after position n - c; with c <= the eligible rows, none is -inf.
         rows = np.argpartition(similarity, n - c)[n - c:] if c < n else np.arange(n)
-        # The rest on c Python floats: numpy's fixed cost per call would be most of the work.
-        row_list, near = rows.tolist(), similarity[rows].tolist()
-        importance, created_at = self._fields[rows].T.tolist()
-        scores = [s + b for s, b in zip(near, self.weights.bonus_list(importance, created_at, now), strict=True)]
-        # Stable, as np.argsort(kind="stable") would be: equal scores keep the candidates' order.
+        near = similarity[rows]
+        fields = self._fields[rows]
+        scores = (near + self.weights.bonus(fields[:, _IMPORTANCE], fields[:, _CREATED], now)).tolist()
+        # The rest on c Python floats: cheaper than as many more numpy calls. Sorting is stable,
+        # as np.argsort(kind="stable") would be: equal scores keep the candidates' order.
         best = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)[:k]
+        row_list, near_list, field_list = rows.tolist(), near.tolist(), fields.tolist()
         ids, payloads = self._ids, self._payloads
         return [
-            IndexHit(ids[row_list[i]], scores[i], near[i], importance[i], created_at[i], payloads[row_list[i]])
+            _hit(IndexHit, (ids[row_list[i]], scores[i], near_list[i], *field_list[i], payloads[row_list[i]]))
             for i in best
         ]

@@ -132,8 +132,7 @@ class SQLiteStore(SQLMemoryStore):
 
     def _memory(self, agent_id: str, hit: IndexHit) -> Memory:
         """The memory of a kept row: the search's hot path (metadata parsed afresh for each caller)."""
-        memory_id = hit.id
-        kind, content, encrypted, meta, key = hit.payload
+        memory_id, _, _, importance, created_at, (kind, content, encrypted, meta, key) = hit
         if encrypted:
             content = self._decrypt(
                 {"id": memory_id, "agent_id": agent_id, "content": content, "encrypted": True}
@@ -143,8 +142,8 @@ class SQLiteStore(SQLMemoryStore):
             agent_id=agent_id,
             kind=kind,
             content=content,
-            importance=hit.importance,
-            created_at=hit.created_at,
+            importance=importance,
+            created_at=created_at,
             metadata=(json.loads(meta) or {}) if meta != _NO_METADATA else {},
             key=key,
             embedder=self.embedder.name,  # every kept row's: another embedder's rows are never kept
