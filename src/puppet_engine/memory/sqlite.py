@@ -1,34 +1,36 @@
 """Memories in the engine's SQLite database, searched exactly with numpy.
 
 Embeddings are stored as packed little-endian float32 in ``memories.embedding``.
-Each agent's vectors are loaded into a :class:`VectorIndex` on its first search
-and kept in step with this store's writes. (This Python's ``sqlite3`` cannot load
-extensions, so sqlite-vec is not an option; exact search over a numpy matrix is
-fast enough for hundreds of thousands of memories per agent.)
+Each agent's memories are loaded on its first search: the vectors and ranking fields
+into a :class:`VectorIndex`, the rest of each row beside it, so a search is a matrix
+product and runs no SQL. (This Python's ``sqlite3`` cannot load extensions, so
+sqlite-vec is not an option; exact search over a numpy matrix is fast enough for
+hundreds of thousands of memories per agent.)
 
-The index assumes this process is the main writer of the agent's memories, as
-the engine's per-agent leases guarantee; writes from another process (the CLI
-adding a memory while the engine runs) are picked up within ``refresh_seconds``.
+This store's own writes update the copy at once. Writes by another connection or
+process (the CLI, an API node, another worker) are found at the next search through
+the ``facts`` they commit with each change (:mod:`puppet_engine.memory.sqlite_reader`):
+a search always ranks what the database holds. An in-memory database has no other
+connection; on another database (no reader file) the copy is checked by count every
+``refresh_seconds`` and the hits' rows are read from the database.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-import sqlite3
-import threading
 import time
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from puppet_engine.memory.base import Memory, ScoredMemory
+from puppet_engine.memory.base import MEMORY_KINDS, Memory, ScoredMemory
 from puppet_engine.memory.index import IndexHit, VectorIndex
-from puppet_engine.memory.store import LIGHT_COLUMNS, SQLMemoryStore, check_kinds
+from puppet_engine.memory.sqlite_reader import ROW_COLUMNS, FactMark, SQLiteReader
+from puppet_engine.memory.store import SQLMemoryStore, check_kinds
 from puppet_engine.storage import async_url
 from puppet_engine.storage.tables import memories
 
@@ -36,57 +38,27 @@ from puppet_engine.storage.tables import memories
 # indexes go to a worker thread, whose hand-off costs more than it saves below that.
 _THREAD_THRESHOLD = 500_000
 _LOAD_BATCH = 5000
-_READER_MMAP_BYTES = 1 << 30  # address space only; the pages are the OS's file cache
-_READER_CACHE_KIB = 32 * 1024
 
-
-class _Reader:
-    """Reads memory rows by id on a plain sqlite3 connection, from any thread.
-
-    Search results are fetched here rather than through the async engine: one
-    primary-key lookup costs microseconds, while a connection and statement through
-    SQLAlchemy cost a few hundred (with aiosqlite's thread hand-offs, a millisecond:
-    as much as searching 15,000 vectors).
-    """
-
-    _SQL = "SELECT {cols} FROM memories WHERE id IN ({marks})"
-    _COLUMNS: ClassVar[list[str]] = [c.name for c in LIGHT_COLUMNS]
-
-    def __init__(self, path: str) -> None:
-        self._conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
-        self._conn.execute("PRAGMA query_only = ON")
-        self._conn.row_factory = sqlite3.Row  # rows read by name, built in C
-        # A search reads ~10 rows at random: through a memory map, and with more pages kept,
-        # that is memory reads instead of a read() call per page (54 → 32 µs for 10 rows at 10k).
-        self._conn.execute(f"PRAGMA mmap_size = {_READER_MMAP_BYTES}")
-        self._conn.execute(f"PRAGMA cache_size = -{_READER_CACHE_KIB}")
-        self._lock = threading.Lock()
-        self._statements: dict[int, str] = {}  # by number of ids: built once (style rule 14)
-
-    def _statement(self, count: int) -> str:
-        sql = self._statements.get(count)
-        if sql is None:
-            sql = self._statements[count] = self._SQL.format(
-                cols=", ".join(f'"{c}"' for c in self._COLUMNS), marks=", ".join("?" * count)
-            )
-        return sql
-
-    def rows(self, ids: list[str]) -> list[sqlite3.Row]:
-        if not ids:
-            return []
-        sql = self._statement(len(ids))
-        with self._lock:
-            return self._conn.execute(sql, ids).fetchall()
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+#: What the index keeps of a row beside its vector, importance and time: kind, content (as
+#: stored), encrypted, metadata (JSON text) and key. Embedder and dimension are the store's:
+#: rows of another are never kept.
+Entry = tuple[str, str, bool, str, str | None]
+_NO_METADATA = "{}"
+# One string object per kind: a kept row refers to it, and a search's hits share the copy in cache.
+_KINDS = {kind: kind for kind in MEMORY_KINDS}
 
 
 class _AgentIndex:
-    def __init__(self, index: VectorIndex) -> None:
+    """One agent's memories in process: vectors and ranking fields, and (``keeps_rows``) each
+    row's other columns as the index's payloads; without, hits are read from the database."""
+
+    __slots__ = ("checked_at", "deferred", "index", "keeps_rows")
+
+    def __init__(self, index: VectorIndex, keeps_rows: bool) -> None:
         self.index = index
+        self.keeps_rows = keeps_rows
         self.checked_at = time.monotonic()
+        self.deferred: set[str] = set()  # changed by others while this agent's search ran
 
 
 class SQLiteStore(SQLMemoryStore):
@@ -98,11 +70,14 @@ class SQLiteStore(SQLMemoryStore):
         super().__init__(*args, **kwargs)
         self._indexes: dict[str, _AgentIndex] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._read_conn: _Reader | None = None
+        self._read_conn: SQLiteReader | None = None
         path = make_url(async_url(self.db.url)).database
         self._db_path = (
             path if path and path != ":memory:" and self.db.dialect == "sqlite" else None
         )
+        self._mark: FactMark | None = None  # the newest fact seen
+        # Agents whose index is loading → memories changed meanwhile (None: reload everything).
+        self._pending: dict[str, set[str] | None] = {}
 
     def _lock(self, agent_id: str) -> asyncio.Lock:
         lock = self._locks.get(agent_id)
@@ -110,20 +85,115 @@ class SQLiteStore(SQLMemoryStore):
             lock = self._locks[agent_id] = asyncio.Lock()
         return lock
 
-    async def _load(self, agent_id: str) -> VectorIndex:
-        """Read every vector of the agent (checking embedders on the way)."""
+    # ------------------------------------------------------------------ search
+
+    async def search_vector(
+        self, agent_id: str, vector: np.ndarray, limit: int = 10, kinds: Sequence[str] | None = None
+    ) -> list[ScoredMemory]:
+        wanted = check_kinds(kinds)
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        now = self.clock.now()
+        lock = self._lock(agent_id)
+        if not lock.locked():
+            held = self._current(agent_id)
+            if held is not None and len(held.index) < _THREAD_THRESHOLD:
+                # Nothing below awaits, so no other task can touch this agent's index meanwhile:
+                # the lock (held by loads, writes and threaded searches) would change nothing.
+                return self._ranked(agent_id, held, query, limit, now, wanted)
+        async with lock:
+            held = await self._held(agent_id)
+            if held.keeps_rows and len(held.index) < _THREAD_THRESHOLD:
+                return self._ranked(agent_id, held, query, limit, now, wanted)
+            self._check_dim(held.index, query)
+            if len(held.index) >= _THREAD_THRESHOLD:  # numpy releases the GIL
+                hits = await asyncio.to_thread(held.index.search, query, limit, now=now, kinds=wanted)
+            else:
+                hits = held.index.search(query, limit, now=now, kinds=wanted)
+            if not held.keeps_rows:
+                found = await self.fetch_by_ids(agent_id, [hit.id for hit in hits])
+                return [ScoredMemory(found[h.id], h.score, h.similarity) for h in hits if h.id in found]
+            return [ScoredMemory(self._memory(agent_id, hit), hit.score, hit.similarity) for hit in hits]
+
+    def _ranked(
+        self, agent_id: str, held: _AgentIndex, query: np.ndarray, limit: int, now: float,
+        kinds: list[str] | None,
+    ) -> list[ScoredMemory]:
+        """The search itself on a kept index: a matrix product and the kept rows, no SQL."""
+        self._check_dim(held.index, query)
+        return [
+            ScoredMemory(self._memory(agent_id, hit), hit.score, hit.similarity)
+            for hit in held.index.search(query, limit, now=now, kinds=kinds)
+        ]
+
+    @staticmethod
+    def _check_dim(index: VectorIndex, query: np.ndarray) -> None:
+        if query.shape[0] != index.dim:
+            raise ValueError(f"query vector has {query.shape[0]} dimensions; the index has {index.dim}")
+
+    def _memory(self, agent_id: str, hit: IndexHit) -> Memory:
+        """The memory of a kept row: the search's hot path (metadata parsed afresh for each caller)."""
+        memory_id, _, _, importance, created_at, (kind, content, encrypted, meta, key) = hit
+        if encrypted:
+            content = self._decrypt(
+                {"id": memory_id, "agent_id": agent_id, "content": content, "encrypted": True}
+            )
+        return Memory(
+            id=memory_id,
+            agent_id=agent_id,
+            kind=kind,
+            content=content,
+            importance=importance,
+            created_at=created_at,
+            metadata=(json.loads(meta) or {}) if meta != _NO_METADATA else {},
+            key=key,
+            embedder=self.embedder.name,  # every kept row's: another embedder's rows are never kept
+            dim=self.embedder.dim,
+        )
+
+    def _current(self, agent_id: str) -> _AgentIndex | None:
+        """The agent's kept index brought up to date, when it is kept (no await: see search_vector)."""
+        reader = self._reader()
+        if reader is None:
+            return None
+        self._follow(reader, agent_id)
+        held = self._indexes.get(agent_id)
+        if held is not None and held.deferred:
+            ids, held.deferred = held.deferred, set()
+            if not self._refresh(reader, agent_id, held, ids):
+                self._indexes.pop(agent_id, None)
+                return None
+        return held
+
+    async def _held(self, agent_id: str) -> _AgentIndex:
+        """The agent's index, loaded on first use and brought up to date with the database."""
+        reader = self._reader()
+        if reader is None:
+            return await self._held_by_count(agent_id)
+        held = self._current(agent_id)
+        return held if held is not None else await self._load_following(reader, agent_id)
+
+    async def _held_by_count(self, agent_id: str) -> _AgentIndex:
+        held = self._indexes.get(agent_id)
+        if held is not None and time.monotonic() - held.checked_at < self.refresh_seconds:
+            return held
+        # Cheap staleness check: another process may have written.
+        if held is not None and await self.count(agent_id) == len(held.index):
+            held.checked_at = time.monotonic()
+            return held
+        held = self._indexes[agent_id] = _AgentIndex(await self._load(agent_id, False), False)
+        return held
+
+    # ------------------------------------------------------------------ loading and following
+
+    async def _load(self, agent_id: str, keep_rows: bool) -> VectorIndex:
+        """Read every memory of the agent (checking embedders on the way), with its rows if asked."""
         dim = self.embedder.dim
         index = VectorIndex(dim, self.weights)
         groups: dict[tuple[str | None, int | None], int] = {}
-        query = sa.select(
-            memories.c.id,
-            memories.c.kind,
-            memories.c.importance,
-            memories.c.created_at,
-            memories.c.embedding,
-            memories.c.embedder,
-            memories.c.dim,
-        ).where(memories.c.agent_id == agent_id)
+        columns: list[sa.ColumnElement[Any]] = [memories.c.id, memories.c.embedding]
+        columns += [sa.type_coerce(memories.c.metadata, sa.Text) if c == "metadata" else memories.c[c]
+                    for c in ROW_COLUMNS]  # metadata as its JSON text, parsed per hit
+        query = sa.select(*columns).where(memories.c.agent_id == agent_id)
         async with self.db.connect() as conn:
             result = await conn.stream(query)
             async for chunk in result.partitions(_LOAD_BATCH):
@@ -137,81 +207,89 @@ class SQLiteStore(SQLMemoryStore):
                     [row.importance for row in chunk],
                     [row.created_at for row in chunk],
                     [row.kind for row in chunk],
+                    [_kept(row[2:9]) for row in chunk] if keep_rows else None,
                 )
         self._verified.add(agent_id)
         return index
 
-    async def _index_for(self, agent_id: str) -> VectorIndex:
-        held = self._indexes.get(agent_id)
-        if held is not None and time.monotonic() - held.checked_at < self.refresh_seconds:
-            return held.index
-        # Cheap staleness check: another process may have written.
-        if held is not None and await self.count(agent_id) == len(held.index):
-            held.checked_at = time.monotonic()
-            return held.index
-        index = await self._load(agent_id)
-        self._indexes[agent_id] = _AgentIndex(index)
-        return index
+    async def _load_following(self, reader: SQLiteReader, agent_id: str) -> _AgentIndex:
+        """Load the agent, then apply what others changed while it loaded."""
+        while True:
+            self._pending[agent_id] = set()
+            try:
+                held = _AgentIndex(await self._load(agent_id, True), True)
+                self._follow(reader, agent_id)
+                changed = self._pending.get(agent_id)
+            finally:
+                self._pending.pop(agent_id, None)
+            # No await from here on: nothing else runs before the index is in place.
+            if changed is not None and (not changed or self._refresh(reader, agent_id, held, changed)):
+                self._indexes[agent_id] = held
+                return held
 
-    async def search_vector(
-        self, agent_id: str, vector: np.ndarray, limit: int = 10, kinds: Sequence[str] | None = None
-    ) -> list[ScoredMemory]:
-        wanted = check_kinds(kinds)
-        query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        now = self.clock.now()
-        async with self._lock(agent_id):
-            index = await self._index_for(agent_id)
-            if query.shape[0] != index.dim:
-                raise ValueError(
-                    f"query vector has {query.shape[0]} dimensions; the index has {index.dim}"
-                )
-            reader = self._reader()
-            if reader is not None:
-                # Top k and their rows in one go (numpy and sqlite3 release the GIL in a thread).
-                work = functools.partial(
-                    self._search_and_read, reader, index, query, limit, now, wanted
-                )
-                hits, rows = (
-                    await asyncio.to_thread(work) if len(index) >= _THREAD_THRESHOLD else work()
-                )
-                found = {row["id"]: self._row_memory(row) for row in rows if row["agent_id"] == agent_id}
-            else:
-                hits = index.search(query, limit, now=now, kinds=wanted)
-                found = await self.fetch_by_ids(agent_id, [hit.id for hit in hits])
-        return [ScoredMemory(found[h.id], h.score, h.similarity) for h in hits if h.id in found]
+    def _follow(self, reader: SQLiteReader, current: str) -> None:
+        """Apply what other connections committed since the last look (under a µs when nothing)."""
+        if not reader.changed():
+            return
+        newest, mark = reader.newest_fact(), self._mark
+        self._mark = newest
+        if newest == mark:
+            return
+        if newest is None or (mark is not None and (newest.id < mark.id or not reader.still_there(mark))):
+            self._forget_all()  # facts were pruned under us: read everything again
+            return
+        changed: dict[str, set[str]] = {}
+        for fact in reader.memory_facts(mark.id if mark else 0, newest.id):
+            held = self._indexes.get(fact.agent_id)
+            if held is not None:
+                if fact.kind != "memory_added" or fact.memory_id not in held.index:
+                    changed.setdefault(fact.agent_id, set()).add(fact.memory_id)
+            elif (pending := self._pending.get(fact.agent_id)) is not None:
+                pending.add(fact.memory_id)
+        for agent_id, ids in changed.items():
+            held = self._indexes[agent_id]
+            lock = self._locks.get(agent_id)
+            if agent_id != current and lock is not None and lock.locked():
+                held.deferred |= ids  # its search is running (perhaps on a thread): applied next time
+            elif not self._refresh(reader, agent_id, held, ids):
+                self._indexes.pop(agent_id, None)
 
-    def _row_memory(self, row: sqlite3.Row) -> Memory:
-        """:meth:`_to_memory` for a raw sqlite3 row (JSON metadata as text): the search's hot path."""
-        meta = row["metadata"]
-        return Memory(
-            id=row["id"],
-            agent_id=row["agent_id"],
-            kind=row["kind"],
-            content=self._decrypt(row),
-            importance=float(row["importance"]),
-            created_at=float(row["created_at"]),
-            metadata=(json.loads(meta) or {}) if meta and meta != "{}" else {},
-            key=row["key"],
-            embedder=row["embedder"],
-            dim=row["dim"],
-        )
+    def _forget_all(self) -> None:
+        self._indexes.clear()
+        for agent_id in self._pending:
+            self._pending[agent_id] = None
 
-    @staticmethod
-    def _search_and_read(
-        reader: _Reader,
-        index: VectorIndex,
-        query: np.ndarray,
-        limit: int,
-        now: float,
-        kinds: list[str] | None,
-    ) -> tuple[list[IndexHit], list[sqlite3.Row]]:
-        hits = index.search(query, limit, now=now, kinds=kinds)
-        return hits, reader.rows([hit.id for hit in hits])
+    def _refresh(self, reader: SQLiteReader, agent_id: str, held: _AgentIndex, ids: Iterable[str]) -> bool:
+        """Read ``ids`` again into ``held``: present rows replace the kept ones, gone ones are dropped.
 
-    def _reader(self) -> _Reader | None:
+        False when a row comes from another embedder: the agent is then loaded again, which
+        raises :class:`EmbedderMismatch` as a first load would.
+        """
+        wanted = set(ids)
+        found = [row for row in reader.rows(wanted) if row[1] == agent_id]
+        current = (self.embedder.name, self.embedder.dim)
+        if any((row[9], row[10]) != current for row in found):
+            self._verified.discard(agent_id)
+            return False
+        gone = wanted - {row[0] for row in found}
+        held.index.remove(list(gone))
+        if found:
+            held.index.add(
+                [row[0] for row in found],
+                np.frombuffer(b"".join(row[-1] for row in found), dtype="<f4").reshape(len(found), -1),
+                [row[5] for row in found],
+                [row[6] for row in found],
+                [row[2] for row in found],
+                [_kept(row[2:9]) for row in found] if held.keeps_rows else None,
+            )
+        return True
+
+    def _reader(self) -> SQLiteReader | None:
         """A read-only sqlite3 connection to the same file (None for in-memory databases)."""
         if self._read_conn is None and self._db_path is not None:
-            self._read_conn = _Reader(self._db_path)
+            self._read_conn = SQLiteReader(self._db_path)
+            # Nothing is loaded yet: what loads next reads everything committed up to here.
+            self._mark = self._read_conn.newest_fact()
         return self._read_conn
 
     # ------------------------------------------------------------------ keeping the index in step
@@ -230,12 +308,19 @@ class SQLiteStore(SQLMemoryStore):
                 [r["importance"] for r in rows],
                 [r["created_at"] for r in rows],
                 [r["kind"] for r in rows],
+                [_entry(r) for r in rows] if held.keeps_rows else None,
             )
 
     async def _after_update(self, agent_id: str, memory: Memory, vector: np.ndarray | None) -> None:
         async with self._lock(agent_id):
             held = self._indexes.get(agent_id)
-            if held is not None and memory.id is not None:
+            if held is None or memory.id is None:
+                return
+            reader = self._reader()
+            if reader is not None:  # the row as stored (content encrypted or not)
+                if not self._refresh(reader, agent_id, held, [memory.id]):
+                    self._indexes.pop(agent_id, None)
+            else:
                 held.index.update(
                     memory.id, vector=vector, importance=memory.importance, kind=memory.kind
                 )
@@ -248,6 +333,8 @@ class SQLiteStore(SQLMemoryStore):
 
     async def _after_reindex(self, agent_id: str) -> None:
         self._indexes.pop(agent_id, None)
+        if agent_id in self._pending:
+            self._pending[agent_id] = None
 
     async def close(self) -> None:
         await super().close()
@@ -255,3 +342,16 @@ class SQLiteStore(SQLMemoryStore):
         if self._read_conn is not None:
             self._read_conn.close()
             self._read_conn = None
+
+
+def _kept(row: Sequence[Any]) -> Entry:
+    """A row's :data:`ROW_COLUMNS` from ``kind`` to ``key`` (metadata as JSON text) as an :data:`Entry`."""
+    kind, content, encrypted, _importance, _created_at, meta, key = row
+    return (_KINDS[kind], content, bool(encrypted), _NO_METADATA if meta == _NO_METADATA else meta, key)
+
+
+def _entry(row: dict[str, Any]) -> Entry:
+    """A row as written by :meth:`SQLMemoryStore._row` (metadata a dict) as a kept :data:`Entry`."""
+    meta = row["metadata"]
+    return _kept((row["kind"], row["content"], row["encrypted"], row["importance"],
+                  row["created_at"], json.dumps(meta) if meta else _NO_METADATA, row["key"]))

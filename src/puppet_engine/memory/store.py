@@ -332,6 +332,9 @@ class SQLMemoryStore(MemoryStore):
                 return None
             if vector is not None:
                 await self._write_embeddings(conn, [memory_id], vector.reshape(1, -1))
+            # Another process's copy of this agent's memories learns of the change from it.
+            await facts.insert(conn, [facts.fact(agent_id, "memory_updated", {
+                "id": memory_id, "kind": changed.kind, "importance": changed.importance}, self.clock.now())])
         self._touch(agent_id)
         await self._after_update(agent_id, changed, vector)
         return changed

@@ -14,6 +14,8 @@ Kinds and payloads (the contract the history reads, see ``puppet_engine.history`
 - ``memory_added``: ``{"id", "kind", "importance", "created_at"}`` (the content stays in
   ``memories``); ``memory_forgotten``: the same and its stored ``content`` (ciphertext
   when encrypted) and ``encrypted`` (one each when all of an agent's are cleared);
+  ``memory_updated``: ``{"id", "kind", "importance"}`` after an update (SQLite stores in other
+  processes re-read the memory when they see it);
 - ``config``: ``{"version", "source": "file"|"api"|"restored", "by"}`` (``by``: the operator's key label);
 - ``lifecycle``: ``{"status": "registered"|"started"|"stopped", "by"}``;
 - ``trade``: the trade's key, status, mints, amounts, rule and error at each status change;
