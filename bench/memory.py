@@ -14,6 +14,10 @@ projected to 384), a stand-in for real sentence embeddings, whose intrinsic
 dimension is similarly low.
 
     python bench/memory.py [--sizes 10000,100000] [--full] [--queries 200] [--no-postgres] [--json]
+        [--no-sqlite] [--ef-sweep 40,64,100] [--build-workers 1] [--build-memory 4GB]
+
+From 500,000 memories on (``--full``) the PostgreSQL index is built once after the rows are in,
+and its build time is reported.
 """
 
 from __future__ import annotations
@@ -180,8 +184,68 @@ async def bench_sqlite(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+INDEX_384 = f"ix_memories_embedding_vec_{DIM}"
+#: From this size on the HNSW index is dropped while filling and built once after (timed):
+#: inserting a million rows one by one into the graph would take hours.
+BULK_BUILD_FROM = 500_000
+
+
+async def build_index(url: str, indexdef: str, workers: int, work_mem: str) -> float:
+    """Build the HNSW index as one statement, printing its progress; seconds taken."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    watcher = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"SET maintenance_work_mem = '{work_mem}'")
+        await conn.execute(f"SET max_parallel_maintenance_workers = {int(workers)}")
+        start = time.perf_counter()
+        build = asyncio.create_task(conn.execute(indexdef))
+        while not build.done():
+            await asyncio.wait([build], timeout=60)
+            if build.done():
+                break
+            row = await watcher.fetchrow(
+                "SELECT phase, tuples_done, tuples_total, blocks_done, blocks_total "
+                "FROM pg_stat_progress_create_index"
+            )
+            elapsed = time.perf_counter() - start
+            print(f"  index build {elapsed / 60:5.1f} min: {dict(row) if row else 'no progress row'}",
+                  flush=True)
+        await build
+        return time.perf_counter() - start
+    finally:
+        await watcher.close()
+        await conn.close()
+
+
+async def timed_pairs(
+    raw: Any, sql: str, store: SQLMemoryStore, queries: np.ndarray
+) -> tuple[list[float], list[set[int]], list[float], list[set[int]]]:
+    """Raw pgvector and the store, query by query (interleaved: both see the same machine load)."""
+    for q in queries[:5]:  # warm both paths
+        await raw.fetch(sql, AGENT, q.tolist())
+        await store.search_vector(AGENT, q, limit=K)
+    base, raw_found, samples, found = [], [], [], []
+    for q in queries:
+        t = time.perf_counter()
+        rows = await raw.fetch(sql, AGENT, q.tolist())
+        base.append(time.perf_counter() - t)
+        raw_found.append({int(r["id"][1:]) for r in rows})
+        t = time.perf_counter()
+        hits = await store.search_vector(AGENT, q, limit=K)
+        samples.append(time.perf_counter() - t)
+        found.append({int(h.memory.id[1:]) for h in hits if h.memory.id})
+    return base, raw_found, samples, found
+
+
 async def bench_postgres(
-    url: str, n: int, data: tuple[np.ndarray, ...], weights: RankingWeights, clock: VirtualClock
+    url: str,
+    n: int,
+    data: tuple[np.ndarray, ...],
+    weights: RankingWeights,
+    clock: VirtualClock,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     import asyncpg
 
@@ -193,11 +257,19 @@ async def bench_postgres(
     await db.migrate()
     raw = await asyncpg.connect(url)
     stores: list[SQLMemoryStore] = []
+    indexdef = await raw.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = $1", INDEX_384)
+    bulk = n >= BULK_BUILD_FROM or args.bulk_build
+    out: dict[str, Any] = {"store": "postgres", "n": n}
     try:
         await raw.execute("DELETE FROM memories WHERE agent_id = $1", AGENT)
+        if bulk:
+            await raw.execute(f"DROP INDEX {INDEX_384}")
         store = PostgresStore(db, HashingEmbedder(), clock=clock, weights=weights)
         stores.append(store)
-        _, insert_rate = await fill(store, vectors, importance, created)
+        _, out["insert_per_s"] = await fill(store, vectors, importance, created)
+        if bulk:
+            print(f"  filled {n:,} rows at {out['insert_per_s']:,.0f}/s (no index); building it", flush=True)
+            out["index_build_s"] = await build_index(url, indexdef, args.build_workers, args.build_memory)
         await raw.execute("VACUUM ANALYZE memories")
         sql = (
             f"SELECT id FROM memories WHERE agent_id = $1 AND dim = {DIM} "
@@ -206,37 +278,43 @@ async def bench_postgres(
         plan = "\n".join(
             r[0] for r in await raw.fetch("EXPLAIN " + sql, AGENT, queries[0].tolist())
         )
-        for q in queries[:5]:  # warm both paths
-            await raw.fetch(sql, AGENT, q.tolist())
-            await store.search_vector(AGENT, q, limit=K)
-        base, raw_found, samples, found = [], [], [], []
-        for q in queries:  # interleaved, so both see the same machine load
-            t = time.perf_counter()
-            rows = await raw.fetch(sql, AGENT, q.tolist())
-            base.append(time.perf_counter() - t)
-            raw_found.append({int(r["id"][1:]) for r in rows})
-            t = time.perf_counter()
-            hits = await store.search_vector(AGENT, q, limit=K)
-            samples.append(time.perf_counter() - t)
-            found.append({int(h.memory.id[1:]) for h in hits if h.memory.id})
+        base, raw_found, samples, found = await timed_pairs(raw, sql, store, queries)
         bonus = weights.bonus(importance, created, clock.now())
         truth_ranked = [set(exact_ranked(vectors, bonus, q, weights).tolist()) for q in queries]
         truth_cosine = [set(exact_top(vectors, q).tolist()) for q in queries]
-        return {
-            "store": "postgres",
-            "n": n,
-            "insert_per_s": insert_rate,
+        out.update({
             "search": latency(samples),
             "baseline_raw_pgvector": latency(base),
             "ratio_p50": pct(samples, 50) / pct(base, 50),
             "recall_at_10": recall(found, truth_ranked),
             "raw_pgvector_recall_at_10": recall(raw_found, truth_cosine),
-            "uses_hnsw_index": "ix_memories_embedding_vec" in plan,
-        }
+            "uses_hnsw_index": INDEX_384 in plan,
+        })
+        sweep = []
+        for ef in [int(e) for e in args.ef_sweep.split(",") if e]:
+            swept = PostgresStore(db, HashingEmbedder(), clock=clock, weights=weights, ef_search=ef)
+            stores.append(swept)
+            # The raw baseline stays at pgvector's default ef_search, as in the main row.
+            base, _, samples, found = await timed_pairs(raw, sql, swept, queries)
+            sweep.append({
+                "ef_search": ef,
+                "search": latency(samples),
+                "ratio_p50": pct(samples, 50) / pct(base, 50),
+                "recall_at_10": recall(found, truth_ranked),
+            })
+            if not args.json:
+                print(f"  ef_search {ef:>4}: p50 {sweep[-1]['search']['p50_ms']:6.2f} ms  "
+                      f"p99 {sweep[-1]['search']['p99_ms']:6.2f} ms  ratio {sweep[-1]['ratio_p50']:.2f}x  "
+                      f"recall@10 {sweep[-1]['recall_at_10']:.3f}", flush=True)
+        if sweep:
+            out["ef_sweep"] = sweep
+        return out
     finally:
         for opened in stores:
             await opened.close()
         await raw.execute("DELETE FROM memories WHERE agent_id = $1", AGENT)
+        if indexdef is not None:
+            await raw.execute(indexdef.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
         await raw.close()
         await db.close()
 
@@ -264,6 +342,8 @@ def report(result: dict[str, Any]) -> str:
     )
     if "raw_pgvector_recall_at_10" in result:
         line += f"  raw recall@10 {result['raw_pgvector_recall_at_10']:.3f}  hnsw={result['uses_hnsw_index']}"
+    if "index_build_s" in result:
+        line += f"  index build {result['index_build_s']:.0f} s"
     if "index_load_s" in result:
         line += f"  index load {result['index_load_s']:.2f} s"
     return line
@@ -290,11 +370,12 @@ async def main(args: argparse.Namespace) -> int:
         for n in sizes:
             data = make_data(n, args.queries)
             clock = VirtualClock()
-            results.append(await bench_sqlite(n, data, weights, clock))
-            if not args.json:
-                print(report(results[-1]), flush=True)
+            if not args.no_sqlite:
+                results.append(await bench_sqlite(n, data, weights, clock))
+                if not args.json:
+                    print(report(results[-1]), flush=True)
             if pg is not None:
-                results.append(await bench_postgres(pg[0], n, data, weights, clock))
+                results.append(await bench_postgres(pg[0], n, data, weights, clock, args))
                 if not args.json:
                     print(report(results[-1]), flush=True)
     finally:
@@ -311,6 +392,15 @@ if __name__ == "__main__":
     parser.add_argument("--full", action="store_true", help="add 1,000,000 memories")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--ef-sweep", default="", help="PostgreSQL: also measure the store at these ef_search values (e.g. 40,64,100)"
+    )
+    parser.add_argument("--bulk-build", action="store_true",
+                        help="PostgreSQL: build the index after filling at every size (always from 500,000)")
+    parser.add_argument("--build-workers", type=int, default=1,
+                        help="parallel workers for the bulk HNSW build (1,000,000)")
+    parser.add_argument("--build-memory", default="4GB", help="maintenance_work_mem for the bulk HNSW build")
     parser.add_argument(
         "--postgres-url", default=None, help="use this PostgreSQL instead of starting one"
     )

@@ -70,6 +70,7 @@ class PostgresStore(SQLMemoryStore):
         self,
         *args: Any,
         exact_threshold: int = 5000,
+        ef_search: int = _DEFAULT_EF_SEARCH,
         max_ef_search: int = 1000,
         search_pool_size: int = 4,
         **kwargs: Any,
@@ -81,6 +82,7 @@ class PostgresStore(SQLMemoryStore):
             )
         _require_postgres_extra()
         self.exact_threshold = exact_threshold
+        self.ef_search = ef_search
         self.max_ef_search = max_ef_search
         self.search_pool_size = search_pool_size
         self._pool: Any = None
@@ -186,7 +188,8 @@ class PostgresStore(SQLMemoryStore):
                 sa.select(sa.func.count()).select_from(memories).where(memories.c.dim == dim),
             )
             share = agent_rows / max(dim_rows, agent_rows)
-            ef = max(candidates, math.ceil(candidates / share * (2 if wanted else 1)))
+            base = max(self.ef_search, candidates)
+            ef = math.ceil(base / share * (2 if wanted else 1))
         if 0 < ef <= self.max_ef_search:
             rows = await self._run(agent_id, query, limit, wanted, candidates, indexed=True, ef=ef)
             if len(rows) >= min(limit, agent_rows):
