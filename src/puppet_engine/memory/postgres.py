@@ -14,6 +14,7 @@ agent is small, the share too thin, or the index returned too few rows.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -129,12 +130,12 @@ class PostgresStore(SQLMemoryStore):
 
     # ------------------------------------------------------------------ search
 
-    async def _cached_count(self, key: tuple[str, ...], query: sa.Select[Any]) -> int:
+    async def _cached_count(self, key: tuple[str, ...], sql: str, arg: Any) -> int:
+        """``sql`` (one ``count(*)`` of ``arg``) on the search pool, remembered for a while."""
         hit = self._counts.get(key)
         if hit is not None and time.monotonic() - hit[0] < _COUNT_TTL:
             return hit[1]
-        async with self.db.connect() as conn:
-            value = int((await conn.execute(query)).scalar_one())
+        value = int((await self._fetch(sql, [arg], 0))[0][0])
         self._counts[key] = (time.monotonic(), value)
         return value
 
@@ -177,16 +178,10 @@ class PostgresStore(SQLMemoryStore):
         if limit <= 0:
             return []
         candidates = self.weights.candidates(limit)
-        agent_rows = await self._cached_count(
-            ("agent", agent_id),
-            sa.select(sa.func.count()).select_from(memories).where(memories.c.agent_id == agent_id),
-        )
+        agent_rows = await self._cached_count(("agent", agent_id), _COUNT_AGENT, agent_id)
         ef = 0
         if agent_rows > self.exact_threshold and await self._ensure_index(dim):
-            dim_rows = await self._cached_count(
-                ("dim", str(dim)),
-                sa.select(sa.func.count()).select_from(memories).where(memories.c.dim == dim),
-            )
+            dim_rows = await self._cached_count(("dim", str(dim)), _COUNT_DIM, dim)
             share = agent_rows / max(dim_rows, agent_rows)
             base = max(self.ef_search, candidates)
             ef = math.ceil(base / share * (2 if wanted else 1))
@@ -208,32 +203,9 @@ class PostgresStore(SQLMemoryStore):
         ef: int,
     ) -> list[ScoredMemory]:
         """One statement: the nearest ``candidates`` (by the index or exactly), re-ranked, top ``limit``."""
-        dim = self.embedder.dim
-        # The HNSW index is on embedding_vec::vector(dim) and needs the query as a
-        # constant; the exact scan orders by another expression so the planner
-        # cannot pick the approximate index.
-        q = f"$1::real[]::vector({dim})"
-        distance = (
-            f"(embedding_vec::vector({dim}) <=> {q})" if indexed else f"(embedding_vec <=> {q})"
-        )
-        kind_filter = "AND kind = ANY($8::text[])" if kinds else ""
-        columns = ", ".join(c.name for c in LIGHT_COLUMNS)
-        # Ages are capped at 1000 half-lives: 2^-age past that underflows, an error in PostgreSQL (numpy gives 0).
-        sql = f"""
-            SELECT {columns}, similarity,
-                   similarity + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
-            FROM (
-                SELECT {columns}, 1 - {distance} AS similarity
-                FROM memories
-                WHERE agent_id = $2 AND dim = {dim} {kind_filter}
-                ORDER BY {distance} LIMIT {int(candidates)}
-            ) AS candidates
-            ORDER BY score DESC, id
-            LIMIT $3
-        """
         w = self.weights
         params: list[Any] = [
-            query.tolist(),
+            query,
             agent_id,
             limit,
             w.importance,
@@ -243,19 +215,19 @@ class PostgresStore(SQLMemoryStore):
         ]
         if kinds:
             params.append(kinds)
+        sql = _search_sql(self.embedder.dim, candidates, indexed, bool(kinds))
         rows = await self._fetch(sql, params, ef)
         return [
-            ScoredMemory(
-                self._to_memory(_decode(row)), float(row["score"]), float(row["similarity"])
-            )
-            for row in rows
+            ScoredMemory(self._to_memory(row), row["score"], row["similarity"]) for row in rows
         ]
 
     async def _fetch(self, sql: str, params: list[Any], ef: int) -> list[Any]:
         """Run on the store's own small asyncpg pool: one round trip per search.
 
         (Through SQLAlchemy a plain read costs a pre-ping, BEGIN and ROLLBACK too,
-        which is more than the HNSW search itself at 100k rows.)
+        which is more than the HNSW search itself at 100k rows.) Statements are
+        prepared once per connection (asyncpg's statement cache); the query
+        vector travels in pgvector's binary format.
         """
         import asyncpg
 
@@ -283,6 +255,7 @@ class PostgresStore(SQLMemoryStore):
                 min_size=1,
                 max_size=self.search_pool_size,
                 reset=_keep_session,  # searches open no transactions; keep hnsw.ef_search between them
+                init=_init_connection,
             )
         return self._pool
 
@@ -297,8 +270,46 @@ async def _keep_session(connection: Any) -> None:
     """Pool reset hook: nothing to undo after a search."""
 
 
-def _decode(row: Any) -> dict[str, Any]:
-    out = dict(row)
-    if isinstance(out["metadata"], str):
-        out["metadata"] = json.loads(out["metadata"])
-    return out
+async def _init_connection(connection: Any) -> None:
+    """Codecs of a search connection: pgvector's binary ``vector``, ``json`` decoded to dicts."""
+    from pgvector.asyncpg import register_vector
+
+    await register_vector(connection)
+    await connection.set_type_codec(
+        "json", schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+    )
+
+
+_COUNT_AGENT = "SELECT count(*) FROM memories WHERE agent_id = $1"
+_COUNT_DIM = "SELECT count(*) FROM memories WHERE dim = $1"
+
+
+@functools.cache
+def _search_sql(dim: int, candidates: int, indexed: bool, kinds: bool) -> str:
+    """The search statement: ``$1`` the query vector, ``$2`` the agent, ``$3`` the limit,
+    ``$4``-``$7`` the ranking weights and now, ``$8`` the kinds.
+
+    The candidates' count stays a constant: the planner picks the index for a small LIMIT.
+    """
+    # The HNSW index is on embedding_vec::vector(dim) and needs the query as a
+    # constant; the exact scan orders by another expression so the planner
+    # cannot pick the approximate index.
+    q = f"$1::vector({dim})"
+    distance = (
+        f"(embedding_vec::vector({dim}) <=> {q})" if indexed else f"(embedding_vec <=> {q})"
+    )
+    kind_filter = "AND kind = ANY($8::text[])" if kinds else ""
+    columns = ", ".join(c.name for c in LIGHT_COLUMNS)
+    # Ages are capped at 1000 half-lives: 2^-age past that underflows, an error in PostgreSQL (numpy gives 0).
+    return f"""
+        SELECT {columns}, similarity,
+               similarity + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
+        FROM (
+            SELECT {columns}, 1 - {distance} AS similarity
+            FROM memories
+            WHERE agent_id = $2 AND dim = {dim} {kind_filter}
+            ORDER BY {distance} LIMIT {int(candidates)}
+        ) AS candidates
+        ORDER BY score DESC, id
+        LIMIT $3
+    """
