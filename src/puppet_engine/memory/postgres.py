@@ -135,7 +135,7 @@ class PostgresStore(SQLMemoryStore):
         hit = self._counts.get(key)
         if hit is not None and time.monotonic() - hit[0] < _COUNT_TTL:
             return hit[1]
-        value = int((await self._fetch(sql, [arg], 0))[0][0])
+        value = int((await self._fetch(sql, [arg], None))[0][0])
         self._counts[key] = (time.monotonic(), value)
         return value
 
@@ -216,30 +216,32 @@ class PostgresStore(SQLMemoryStore):
         if kinds:
             params.append(kinds)
         sql = _search_sql(self.embedder.dim, candidates, indexed, bool(kinds))
-        rows = await self._fetch(sql, params, ef)
+        rows = await self._fetch(sql, params, ef if indexed else None)
         return [
             ScoredMemory(self._to_memory(row), row["score"], row["similarity"]) for row in rows
         ]
 
-    async def _fetch(self, sql: str, params: list[Any], ef: int) -> list[Any]:
+    async def _fetch(self, sql: str, params: list[Any], ef: int | None) -> list[Any]:
         """Run on the store's own small asyncpg pool: one round trip per search.
 
         (Through SQLAlchemy a plain read costs a pre-ping, BEGIN and ROLLBACK too,
         which is more than the HNSW search itself at 100k rows.) Statements are
         prepared once per connection (asyncpg's statement cache); the query
-        vector travels in pgvector's binary format.
+        vector travels in pgvector's binary format. ``ef`` None: a statement the
+        index does not serve (``hnsw.ef_search`` left as it is).
         """
         import asyncpg
 
         try:
             pool = await self._search_pool()
             async with pool.acquire() as conn:
-                ef = max(ef, _DEFAULT_EF_SEARCH)
-                # A session setting, remembered per connection: set only when it changes.
-                pid = conn.get_server_pid()
-                if self._ef_by_backend.get(pid, _DEFAULT_EF_SEARCH) != ef:
-                    await conn.execute(f"SET hnsw.ef_search = {int(ef)}")
-                    self._ef_by_backend[pid] = ef
+                if ef is not None:
+                    ef = max(ef, _DEFAULT_EF_SEARCH)
+                    # A session setting, remembered per connection: set only when it changes.
+                    pid = conn.get_server_pid()
+                    if self._ef_by_backend.get(pid, _DEFAULT_EF_SEARCH) != ef:
+                        await conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+                        self._ef_by_backend[pid] = ef
                 return list(await conn.fetch(sql, *params))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StorageError(f"memory search failed: {exc.__class__.__name__}: {exc}") from exc
@@ -255,9 +257,20 @@ class PostgresStore(SQLMemoryStore):
                 min_size=1,
                 max_size=self.search_pool_size,
                 reset=_keep_session,  # searches open no transactions; keep hnsw.ef_search between them
-                init=_init_connection,
+                init=self._init_connection,
             )
         return self._pool
+
+    async def _init_connection(self, connection: Any) -> None:
+        """A new search connection: pgvector's binary ``vector``, ``json`` decoded to dicts."""
+        from pgvector.asyncpg import register_vector
+
+        # A new backend may reuse an old one's pid: its ef_search is the default again.
+        self._ef_by_backend.pop(connection.get_server_pid(), None)
+        await register_vector(connection)
+        await connection.set_type_codec(
+            "json", schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+        )
 
     async def close(self) -> None:
         await super().close()
@@ -268,16 +281,6 @@ class PostgresStore(SQLMemoryStore):
 
 async def _keep_session(connection: Any) -> None:
     """Pool reset hook: nothing to undo after a search."""
-
-
-async def _init_connection(connection: Any) -> None:
-    """Codecs of a search connection: pgvector's binary ``vector``, ``json`` decoded to dicts."""
-    from pgvector.asyncpg import register_vector
-
-    await register_vector(connection)
-    await connection.set_type_codec(
-        "json", schema="pg_catalog", encoder=json.dumps, decoder=json.loads
-    )
 
 
 _COUNT_AGENT = "SELECT count(*) FROM memories WHERE agent_id = $1"
