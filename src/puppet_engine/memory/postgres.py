@@ -302,17 +302,24 @@ def _search_sql(dim: int, candidates: int, indexed: bool, kinds: bool) -> str:
         f"(embedding_vec::vector({dim}) <=> {q})" if indexed else f"(embedding_vec <=> {q})"
     )
     kind_filter = "AND kind = ANY($8::text[])" if kinds else ""
-    columns = ", ".join(c.name for c in LIGHT_COLUMNS)
+    columns = ", ".join(f"m.{c.name}" for c in LIGHT_COLUMNS)
+    # Ranked on narrow rows (id, importance, time), then the winners' columns by primary key:
+    # carrying every column through the candidates costs more than ``limit`` key lookups.
     # Ages are capped at 1000 half-lives: 2^-age past that underflows, an error in PostgreSQL (numpy gives 0).
     return f"""
-        SELECT {columns}, similarity,
-               similarity + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
+        SELECT {columns}, r.similarity, r.score
         FROM (
-            SELECT {columns}, 1 - {distance} AS similarity
-            FROM memories
-            WHERE agent_id = $2 AND dim = {dim} {kind_filter}
-            ORDER BY {distance} LIMIT {int(candidates)}
-        ) AS candidates
-        ORDER BY score DESC, id
-        LIMIT $3
+            SELECT id, similarity,
+                   similarity + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
+            FROM (
+                SELECT id, importance, created_at, 1 - {distance} AS similarity
+                FROM memories
+                WHERE agent_id = $2 AND dim = {dim} {kind_filter}
+                ORDER BY {distance} LIMIT {int(candidates)}
+            ) AS candidates
+            ORDER BY score DESC, id
+            LIMIT $3
+        ) AS r
+        JOIN memories AS m ON m.id = r.id
+        ORDER BY r.score DESC, r.id
     """
