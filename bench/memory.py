@@ -227,27 +227,33 @@ async def timed_pairs(
     """Raw pgvector and the store, query by query (interleaved: both see the same machine load).
 
     ``sql`` takes the query in pgvector's binary format (its asyncpg codec); ``legacy_sql``,
-    when given, as a ``real[]`` cast to ``vector`` (the baseline of the earlier rounds).
+    when given, as a ``real[]`` cast to ``vector`` (the baseline of the earlier rounds). The
+    order rotates from query to query: on a loaded machine the last of a burst is slower.
     """
-    for q in queries[:5]:  # warm every path
-        await raw.fetch(sql, AGENT, q)
-        if legacy_sql:
-            await raw.fetch(legacy_sql, AGENT, q.tolist())
-        await store.search_vector(AGENT, q, limit=K)
     out: dict[str, Any] = {"base": [], "raw_found": [], "legacy": [], "samples": [], "found": []}
-    for q in queries:
-        t = time.perf_counter()
+
+    async def base(q: np.ndarray) -> None:
         rows = await raw.fetch(sql, AGENT, q)
-        out["base"].append(time.perf_counter() - t)
         out["raw_found"].append({int(r["id"][1:]) for r in rows})
-        if legacy_sql:
-            t = time.perf_counter()
-            await raw.fetch(legacy_sql, AGENT, q.tolist())
-            out["legacy"].append(time.perf_counter() - t)
-        t = time.perf_counter()
+
+    async def legacy(q: np.ndarray) -> None:
+        await raw.fetch(legacy_sql, AGENT, q.tolist())
+
+    async def searched(q: np.ndarray) -> None:
         hits = await store.search_vector(AGENT, q, limit=K)
-        out["samples"].append(time.perf_counter() - t)
         out["found"].append({int(h.memory.id[1:]) for h in hits if h.memory.id})
+
+    paths = [("base", base), ("samples", searched)] + ([("legacy", legacy)] if legacy_sql else [])
+    for q in queries[:5]:  # warm every path
+        for _, run in paths:
+            await run(q)
+    for key in out:
+        out[key].clear()
+    for i, q in enumerate(queries):
+        for key, run in paths[i % len(paths):] + paths[: i % len(paths)]:
+            t = time.perf_counter()
+            await run(q)
+            out[key].append(time.perf_counter() - t)
     return out
 
 
@@ -306,7 +312,7 @@ async def bench_postgres(
             "raw_pgvector_recall_at_10": recall(run["raw_found"], truth_cosine),
             "uses_hnsw_index": INDEX_384 in plan,
         })
-        sweep = []
+        sweep: list[dict[str, Any]] = []
         for ef in [int(e) for e in args.ef_sweep.split(",") if e]:
             swept = PostgresStore(db, HashingEmbedder(), clock=clock, weights=weights, ef_search=ef)
             stores.append(swept)
