@@ -455,3 +455,45 @@ async def test_a_search_hit_is_the_stored_memory_field_for_field(env: Env, encry
         stored = await store.get("coby", hit.memory.id or "")
         assert hit.memory == stored  # every field but the embedding, which searches leave out
         assert hit.memory.embedding is None
+
+
+@pytest.mark.postgres
+async def test_postgres_index_path_ranks_as_the_reference_definition(pg_url: str) -> None:
+    """The HNSW path (binary query vector, prepared statement) returns what numpy computes:
+    the nearest candidates re-ranked by similarity + importance + recency, same scores, same order."""
+    env = Env("postgres", Database(pg_url), VirtualClock())
+    rng = np.random.default_rng(5)
+    n = 1200
+    centers = rng.normal(size=(30, 384))
+    vectors = centers[rng.integers(0, 30, n)] + 0.6 * rng.normal(size=(n, 384))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    importance = rng.uniform(0, 1, n)
+    created = env.clock.now() - rng.uniform(0, 30 * 86400, n)
+    weights = RankingWeights()
+    store = env.store(weights=weights, exact_threshold=0, ef_search=300)
+    await store.add_many("coby", [
+        Memory(f"m{i}", embedding=vectors[i], importance=float(importance[i]),
+               created_at=float(created[i]), id=f"m{i:05d}", metadata={"i": i})
+        for i in range(n)
+    ])
+    await store.add_many("luna", [Memory(f"l{i}", embedding=v) for i, v in enumerate(vectors[:400])])
+    bonus = weights.bonus(importance, created, env.clock.now())
+    found = same_order = 0
+    queries = vectors[rng.integers(0, n, 20)] + 0.1 * rng.normal(size=(20, 384)).astype(np.float32)
+    for q in queries:
+        q = q / np.linalg.norm(q)
+        hits = await store.search_vector("coby", q, limit=10)
+        cosine = vectors @ q
+        candidates = np.argsort(-cosine)[: weights.candidates(10)]
+        reference = candidates[np.argsort(-(cosine[candidates] + bonus[candidates]))][:10]
+        got = [int((h.memory.id or "m-1")[1:]) for h in hits]
+        found += len(set(got) & set(reference.tolist()))
+        same_order += got == reference.tolist()
+        for h, i in zip(hits, got, strict=True):
+            assert h.memory.metadata == {"i": i} and h.memory.agent_id == "coby"
+            assert h.similarity == pytest.approx(cosine[i], abs=1e-5)
+            assert h.score == pytest.approx(cosine[i] + bonus[i], abs=1e-5)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert found / (10 * len(queries)) >= 0.98
+    assert same_order >= len(queries) - 1
+    await env.close()

@@ -14,6 +14,7 @@ agent is small, the share too thin, or the index returned too few rows.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -37,7 +38,10 @@ log = logging.getLogger(__name__)
 
 #: pgvector cannot build an HNSW index over vectors longer than this.
 MAX_INDEXED_DIM = 2000
-_DEFAULT_EF_SEARCH = 40
+_DEFAULT_EF_SEARCH = 40  # pgvector's own default: what a new connection has
+#: The store's ef_search for an agent owning the whole index. ``bench/memory.py --ef-sweep``:
+#: recall@10 0.950 at 40 and 0.976 at 64 with 1,000,000 memories (0.988 / 0.995 at 100k).
+EF_SEARCH = 64
 _COUNT_TTL = 30.0
 
 # ``memories`` as PostgreSQL has it: with the pgvector column, bound as real[] (cast on assignment).
@@ -62,14 +66,17 @@ class PostgresStore(SQLMemoryStore):
 
     The candidates (``weights.candidates(limit)`` most similar memories) come
     from the HNSW index; agents with at most ``exact_threshold`` memories are
-    always searched exactly. ``search_pool_size`` asyncpg connections serve
-    searches (writes go through the engine's database).
+    always searched exactly. The index search keeps ``max(ef_search, candidates)``
+    nodes, widened by the agent's share of the indexed rows (``hnsw.ef_search``,
+    up to ``max_ef_search``; beyond it the search is exact). ``search_pool_size``
+    asyncpg connections serve searches (writes go through the engine's database).
     """
 
     def __init__(
         self,
         *args: Any,
         exact_threshold: int = 5000,
+        ef_search: int = EF_SEARCH,
         max_ef_search: int = 1000,
         search_pool_size: int = 4,
         **kwargs: Any,
@@ -81,6 +88,7 @@ class PostgresStore(SQLMemoryStore):
             )
         _require_postgres_extra()
         self.exact_threshold = exact_threshold
+        self.ef_search = ef_search
         self.max_ef_search = max_ef_search
         self.search_pool_size = search_pool_size
         self._pool: Any = None
@@ -127,12 +135,12 @@ class PostgresStore(SQLMemoryStore):
 
     # ------------------------------------------------------------------ search
 
-    async def _cached_count(self, key: tuple[str, ...], query: sa.Select[Any]) -> int:
+    async def _cached_count(self, key: tuple[str, ...], sql: str, arg: Any) -> int:
+        """``sql`` (one ``count(*)`` of ``arg``) on the search pool, remembered for a while."""
         hit = self._counts.get(key)
         if hit is not None and time.monotonic() - hit[0] < _COUNT_TTL:
             return hit[1]
-        async with self.db.connect() as conn:
-            value = int((await conn.execute(query)).scalar_one())
+        value = int((await self._fetch(sql, [arg], None))[0][0])
         self._counts[key] = (time.monotonic(), value)
         return value
 
@@ -175,18 +183,13 @@ class PostgresStore(SQLMemoryStore):
         if limit <= 0:
             return []
         candidates = self.weights.candidates(limit)
-        agent_rows = await self._cached_count(
-            ("agent", agent_id),
-            sa.select(sa.func.count()).select_from(memories).where(memories.c.agent_id == agent_id),
-        )
+        agent_rows = await self._cached_count(("agent", agent_id), _COUNT_AGENT, agent_id)
         ef = 0
         if agent_rows > self.exact_threshold and await self._ensure_index(dim):
-            dim_rows = await self._cached_count(
-                ("dim", str(dim)),
-                sa.select(sa.func.count()).select_from(memories).where(memories.c.dim == dim),
-            )
+            dim_rows = await self._cached_count(("dim", str(dim)), _COUNT_DIM, dim)
             share = agent_rows / max(dim_rows, agent_rows)
-            ef = max(candidates, math.ceil(candidates / share * (2 if wanted else 1)))
+            base = max(self.ef_search, candidates)
+            ef = math.ceil(base / share * (2 if wanted else 1))
         if 0 < ef <= self.max_ef_search:
             rows = await self._run(agent_id, query, limit, wanted, candidates, indexed=True, ef=ef)
             if len(rows) >= min(limit, agent_rows):
@@ -205,32 +208,9 @@ class PostgresStore(SQLMemoryStore):
         ef: int,
     ) -> list[ScoredMemory]:
         """One statement: the nearest ``candidates`` (by the index or exactly), re-ranked, top ``limit``."""
-        dim = self.embedder.dim
-        # The HNSW index is on embedding_vec::vector(dim) and needs the query as a
-        # constant; the exact scan orders by another expression so the planner
-        # cannot pick the approximate index.
-        q = f"$1::real[]::vector({dim})"
-        distance = (
-            f"(embedding_vec::vector({dim}) <=> {q})" if indexed else f"(embedding_vec <=> {q})"
-        )
-        kind_filter = "AND kind = ANY($8::text[])" if kinds else ""
-        columns = ", ".join(c.name for c in LIGHT_COLUMNS)
-        # Ages are capped at 1000 half-lives: 2^-age past that underflows, an error in PostgreSQL (numpy gives 0).
-        sql = f"""
-            SELECT {columns}, similarity,
-                   similarity + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
-            FROM (
-                SELECT {columns}, 1 - {distance} AS similarity
-                FROM memories
-                WHERE agent_id = $2 AND dim = {dim} {kind_filter}
-                ORDER BY {distance} LIMIT {int(candidates)}
-            ) AS candidates
-            ORDER BY score DESC, id
-            LIMIT $3
-        """
         w = self.weights
         params: list[Any] = [
-            query.tolist(),
+            query,
             agent_id,
             limit,
             w.importance,
@@ -240,31 +220,33 @@ class PostgresStore(SQLMemoryStore):
         ]
         if kinds:
             params.append(kinds)
-        rows = await self._fetch(sql, params, ef)
+        sql = _search_sql(self.embedder.dim, candidates, indexed, bool(kinds))
+        rows = await self._fetch(sql, params, ef if indexed else None)
         return [
-            ScoredMemory(
-                self._to_memory(_decode(row)), float(row["score"]), float(row["similarity"])
-            )
-            for row in rows
+            ScoredMemory(self._to_memory(row), row["score"], row["similarity"]) for row in rows
         ]
 
-    async def _fetch(self, sql: str, params: list[Any], ef: int) -> list[Any]:
+    async def _fetch(self, sql: str, params: list[Any], ef: int | None) -> list[Any]:
         """Run on the store's own small asyncpg pool: one round trip per search.
 
         (Through SQLAlchemy a plain read costs a pre-ping, BEGIN and ROLLBACK too,
-        which is more than the HNSW search itself at 100k rows.)
+        which is more than the HNSW search itself at 100k rows.) Statements are
+        prepared once per connection (asyncpg's statement cache); the query
+        vector travels in pgvector's binary format. ``ef`` None: a statement the
+        index does not serve (``hnsw.ef_search`` left as it is).
         """
         import asyncpg
 
         try:
             pool = await self._search_pool()
             async with pool.acquire() as conn:
-                ef = max(ef, _DEFAULT_EF_SEARCH)
-                # A session setting, remembered per connection: set only when it changes.
-                pid = conn.get_server_pid()
-                if self._ef_by_backend.get(pid, _DEFAULT_EF_SEARCH) != ef:
-                    await conn.execute(f"SET hnsw.ef_search = {int(ef)}")
-                    self._ef_by_backend[pid] = ef
+                if ef is not None:
+                    ef = max(ef, _DEFAULT_EF_SEARCH)
+                    # A session setting, remembered per connection: set only when it changes.
+                    pid = conn.get_server_pid()
+                    if self._ef_by_backend.get(pid, _DEFAULT_EF_SEARCH) != ef:
+                        await conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+                        self._ef_by_backend[pid] = ef
                 return list(await conn.fetch(sql, *params))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StorageError(f"memory search failed: {exc.__class__.__name__}: {exc}") from exc
@@ -280,8 +262,20 @@ class PostgresStore(SQLMemoryStore):
                 min_size=1,
                 max_size=self.search_pool_size,
                 reset=_keep_session,  # searches open no transactions; keep hnsw.ef_search between them
+                init=self._init_connection,
             )
         return self._pool
+
+    async def _init_connection(self, connection: Any) -> None:
+        """A new search connection: pgvector's binary ``vector``, ``json`` decoded to dicts."""
+        from pgvector.asyncpg import register_vector
+
+        # A new backend may reuse an old one's pid: its ef_search is the default again.
+        self._ef_by_backend.pop(connection.get_server_pid(), None)
+        await register_vector(connection)
+        await connection.set_type_codec(
+            "json", schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+        )
 
     async def close(self) -> None:
         await super().close()
@@ -294,8 +288,43 @@ async def _keep_session(connection: Any) -> None:
     """Pool reset hook: nothing to undo after a search."""
 
 
-def _decode(row: Any) -> dict[str, Any]:
-    out = dict(row)
-    if isinstance(out["metadata"], str):
-        out["metadata"] = json.loads(out["metadata"])
-    return out
+_COUNT_AGENT = "SELECT count(*) FROM memories WHERE agent_id = $1"
+_COUNT_DIM = "SELECT count(*) FROM memories WHERE dim = $1"
+
+
+@functools.cache
+def _search_sql(dim: int, candidates: int, indexed: bool, kinds: bool) -> str:
+    """The search statement: ``$1`` the query vector, ``$2`` the agent, ``$3`` the limit,
+    ``$4``-``$7`` the ranking weights and now, ``$8`` the kinds.
+
+    The candidates' count stays a constant: the planner picks the index for a small LIMIT.
+    """
+    # The HNSW index is on embedding_vec::vector(dim) and needs the query as a
+    # constant; the exact scan orders by another expression so the planner
+    # cannot pick the approximate index.
+    q = f"$1::vector({dim})"
+    distance = (
+        f"(embedding_vec::vector({dim}) <=> {q})" if indexed else f"(embedding_vec <=> {q})"
+    )
+    kind_filter = "AND kind = ANY($8::text[])" if kinds else ""
+    columns = ", ".join(f"m.{c.name}" for c in LIGHT_COLUMNS)
+    # Ranked on narrow rows (id, importance, time), then the winners' columns by primary key:
+    # carrying every column through the candidates costs more than ``limit`` key lookups.
+    # Ages are capped at 1000 half-lives: 2^-age past that underflows, an error in PostgreSQL (numpy gives 0).
+    return f"""
+        SELECT {columns}, r.similarity, r.score
+        FROM (
+            SELECT id, similarity,
+                   similarity + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
+            FROM (
+                SELECT id, importance, created_at, 1 - {distance} AS similarity
+                FROM memories
+                WHERE agent_id = $2 AND dim = {dim} {kind_filter}
+                ORDER BY {distance} LIMIT {int(candidates)}
+            ) AS candidates
+            ORDER BY score DESC, id
+            LIMIT $3
+        ) AS r
+        JOIN memories AS m ON m.id = r.id
+        ORDER BY r.score DESC, r.id
+    """
