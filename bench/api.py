@@ -57,9 +57,9 @@ KEY = "bench-admin-key-0123456789"
 # among each agent's last ten (by their keys ``post:<agent>:<seq>``) for the skipped-posts warning.
 OVERVIEW_SQL = (
     "SELECT agents.id, agents.state, (SELECT count(*) AS count_1 FROM actions "
-    "WHERE actions.agent_id = agents.id AND actions.kind IN (?, ?) AND actions.status = ?) AS posts, "
-    "(SELECT min(events.due_at) AS min_1 FROM events "
-    "WHERE events.agent_id = agents.id AND events.type = ? AND events.status = ?) AS next_due, "
+    "WHERE actions.agent_id = agents.id AND actions.kind IN (?, ?) AND (actions.status || '') = ?) AS posts, "
+    "(SELECT min(events.due_at + 0) AS min_1 FROM events "
+    "WHERE events.agent_id = agents.id AND (events.type || '') = ? AND events.status = ?) AS next_due, "
     "agents.definition_error FROM agents WHERE agents.id IN ({marks})")
 SKIPS_SQL = ('SELECT events."key", events.result FROM events '
              'WHERE events."key" IN (SELECT anon_1.value FROM json_each(?) AS anon_1) AND events.status = ?')
@@ -141,8 +141,10 @@ def bare_app(engine: Any, db_path: str) -> Starlette:
 
 
 def _shape(statement: str) -> str:
-    """A statement with its list of placeholders folded: ``IN (?, ?, ?)`` and ``IN ({marks})`` alike."""
-    return re.sub(r"IN \((?:\?, )*\?\)|IN \(\{marks\}\)", "IN (...)", statement)
+    """A statement with its values as ``?`` (SQLite's trace shows them) and its lists of
+    placeholders folded: ``IN (?, ?, ?)`` and ``IN ({marks})`` alike."""
+    bare = re.sub(r"'(?:[^']|'')*'|(?<![\w.])\d+(?:\.\d+)?(?![\w.])", "?", " ".join(statement.split()))
+    return re.sub(r"IN \((?:\?, )*\?\)|IN \(\{marks\}\)", "IN (...)", bare)
 
 
 def _num(value: Any) -> float | None:
@@ -241,7 +243,8 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         await drive(engine, clock.now() + args.hours * 3600)
         history_seconds = time.perf_counter() - history_started
         runner = asyncio.create_task(engine.run())  # the clock stands still: the agents stay quiet
-        api = BackgroundServer(create_app(engine, keys=KeyRing.parse(f"{KEY}:admin")))
+        app = create_app(engine, keys=KeyRing.parse(f"{KEY}:admin"))
+        api = BackgroundServer(app)
         bare = BackgroundServer(bare_app(engine, db_path))
         await api.start()
         await bare.start()
@@ -256,13 +259,21 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
                     statements.append(" ".join(statement.split()))
 
+                # Through SQLAlchemy, or on the list's own SQLite connection (its trace shows the values).
+                reader = getattr(app.state.ctx, "overviews", None)
+                raw = reader.connection() if reader is not None and hasattr(reader, "connection") else None
                 sa_event.listen(engine.db.engine.sync_engine, "before_cursor_execute", seen)
+                if raw is not None:
+                    raw.set_trace_callback(statements.append)
                 answer = (await client.get(f"{api.url}{path}")).json()
                 sa_event.remove(engine.db.engine.sync_engine, "before_cursor_execute", seen)
+                if raw is not None:
+                    raw.set_trace_callback(None)
                 baseline = (await client.get(f"{bare.url}{path}")).json()
                 if answer != baseline:
                     raise RuntimeError(f"the bare endpoint's answer differs from the API's:\n{answer}\n{baseline}")
-                ours = [" ".join(s.split()) for s in (OVERVIEW_SQL, SKIPS_SQL)]
+                ours = [OVERVIEW_SQL, SKIPS_SQL]
+                statements = [" ".join(s.split()) for s in statements if not s.startswith("PRAGMA")]
                 if [_shape(s) for s in statements] != [_shape(s) for s in ours[:len(statements)]]:
                     raise RuntimeError("the route's statements are not the bare endpoint's:\n" + "\n".join(statements))
                 items = answer["items"]

@@ -147,6 +147,7 @@ def create_app(engine: EngineControl, *, keys: KeyRing | None = None, cors_origi
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await hub.stop()
+        ctx.close()
 
     # No Swagger page (it loads from a CDN that the CSP rightly blocks); the OpenAPI document
     # needs a read key; no trailing-slash redirects (their Location would echo the Host header).
