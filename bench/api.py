@@ -242,7 +242,7 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         history_started = time.perf_counter()
         await drive(engine, clock.now() + args.hours * 3600)
         history_seconds = time.perf_counter() - history_started
-        runner = asyncio.create_task(engine.run())  # the clock stands still: the agents stay quiet
+        runner: asyncio.Task[None] | None = None
         app = create_app(engine, keys=KeyRing.parse(f"{KEY}:admin"))
         api = BackgroundServer(app)
         bare = BackgroundServer(bare_app(engine, db_path))
@@ -276,6 +276,8 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
                 statements = [" ".join(s.split()) for s in statements if not s.startswith("PRAGMA")]
                 if [_shape(s) for s in statements] != [_shape(s) for s in ours[:len(statements)]]:
                     raise RuntimeError("the route's statements are not the bare endpoint's:\n" + "\n".join(statements))
+                # Started once the route's statements are known (its loops have statements of their own).
+                runner = asyncio.create_task(engine.run())  # the clock stands still: the agents stay quiet
                 items = answer["items"]
                 result: dict[str, Any] = {
                     "agents": len(configs), "listed": len(items), "limit": args.limit,
@@ -293,7 +295,8 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
             await api.stop()
             await bare.stop()
             await engine.stop()
-            await asyncio.wait_for(runner, timeout=30)
+            if runner is not None:
+                await asyncio.wait_for(runner, timeout=30)
     if profiler is not None:
         result["profile"] = top_functions(profiler)
     return result
