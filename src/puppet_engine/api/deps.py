@@ -104,8 +104,11 @@ class Paging:
     offset: int
 
 
-async def paging(limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
-                 offset: Annotated[int, Query(ge=0, le=10_000_000, description="items to skip")] = 0) -> Paging:
+Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="items to skip")]
+
+
+async def paging(limit: Limit = 50, offset: Offset = 0) -> Paging:
     return Paging(limit, offset)
 
 
