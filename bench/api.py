@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextvars
 import cProfile
 import json
 import os
@@ -203,6 +204,44 @@ async def compare(client: httpx2.AsyncClient, api_url: str, bare_url: str, args:
             "round_ratios": [round(a / b, 3) for a, b in zip(rates["api"], rates["bare"], strict=True)]}
 
 
+async def route_statements(engine: Any, app: Any, path: str) -> list[str]:
+    """The statements one GET of ``path`` runs: through SQLAlchemy, or on the list's own SQLite
+    connection (its trace shows the values); asked in-process, and only the request's own
+    (the engine's loops have statements of their own)."""
+    from sqlalchemy import event as sa_event
+
+    statements: list[str] = []
+    mine: contextvars.ContextVar[bool] = contextvars.ContextVar("mine", default=False)
+
+    def seen(statement: str) -> None:
+        if mine.get() and not statement.startswith("PRAGMA"):
+            statements.append(" ".join(statement.split()))
+
+    async def marked(scope: Any, receive: Any, send: Any) -> None:
+        mine.set(True)
+        await app(scope, receive, send)
+
+    reader = getattr(app.state.ctx, "overviews", None)
+    raw = reader.connection() if reader is not None and hasattr(reader, "connection") else None
+    target = engine.db.engine.sync_engine
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen(statement)
+
+    sa_event.listen(target, "before_cursor_execute", on_execute)
+    if raw is not None:
+        raw.set_trace_callback(seen)
+    try:
+        async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=marked), base_url="http://bench",
+                                      headers={"Authorization": f"Bearer {KEY}"}) as client:
+            assert (await client.get(path)).status_code == 200
+    finally:
+        sa_event.remove(target, "before_cursor_execute", on_execute)
+        if raw is not None:
+            raw.set_trace_callback(None)
+    return statements
+
+
 async def drive(engine: Any, until: float, step: float = 60.0) -> None:
     """Run the engine's events to ``until`` on its virtual clock, skipping idle stretches."""
     from puppet_engine.storage.repos import events as event_rows
@@ -217,8 +256,6 @@ async def drive(engine: Any, until: float, step: float = 60.0) -> None:
 
 
 async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
-    from sqlalchemy import event as sa_event
-
     from puppet_engine.api import KeyRing, create_app
     from puppet_engine.clock import VirtualClock
     from puppet_engine.engine import Engine, EngineOptions
@@ -254,29 +291,14 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         try:
             async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {KEY}"}, limits=limits,
                                           timeout=60) as client:
-                statements: list[str] = []
-
-                def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-                    statements.append(" ".join(statement.split()))
-
-                # Through SQLAlchemy, or on the list's own SQLite connection (its trace shows the values).
-                reader = getattr(app.state.ctx, "overviews", None)
-                raw = reader.connection() if reader is not None and hasattr(reader, "connection") else None
-                sa_event.listen(engine.db.engine.sync_engine, "before_cursor_execute", seen)
-                if raw is not None:
-                    raw.set_trace_callback(statements.append)
+                statements = await route_statements(engine, app, path)
                 answer = (await client.get(f"{api.url}{path}")).json()
-                sa_event.remove(engine.db.engine.sync_engine, "before_cursor_execute", seen)
-                if raw is not None:
-                    raw.set_trace_callback(None)
                 baseline = (await client.get(f"{bare.url}{path}")).json()
                 if answer != baseline:
                     raise RuntimeError(f"the bare endpoint's answer differs from the API's:\n{answer}\n{baseline}")
                 ours = [OVERVIEW_SQL, SKIPS_SQL]
-                statements = [" ".join(s.split()) for s in statements if not s.startswith("PRAGMA")]
-                if [_shape(s) for s in statements] != [_shape(s) for s in ours[:len(statements)]]:
+                if not statements or [_shape(s) for s in statements] != [_shape(s) for s in ours[:len(statements)]]:
                     raise RuntimeError("the route's statements are not the bare endpoint's:\n" + "\n".join(statements))
-                # Started once the route's statements are known (its loops have statements of their own).
                 runner = asyncio.create_task(engine.run())  # the clock stands still: the agents stay quiet
                 items = answer["items"]
                 result: dict[str, Any] = {
