@@ -61,3 +61,18 @@ async def test_an_empty_page_reads_nothing(database) -> None:
     reader = agent_rows.OverviewReader(database)
     assert await reader.read([]) == {}
     reader.close()
+
+
+async def test_on_postgresql_the_reader_is_the_sqlalchemy_read(pg_url: str) -> None:
+    from puppet_engine.storage import Database
+
+    database = Database(pg_url)
+    try:
+        await _history(database)
+        reader = agent_rows.OverviewReader(database)
+        fast = await reader.read(["coby", "nova"])
+        assert fast == await agent_rows.overviews(database, ["coby", "nova"])
+        assert (fast["coby"].posts, fast["coby"].next_post_due) == (2, 9.0)
+        assert fast["coby"].skips is not None and fast["coby"].skips.skipped == 1
+    finally:
+        await database.close()
