@@ -15,7 +15,9 @@ the ratio is what the API costs on top of the query.
 
 One httpx2 client with ``--concurrency`` workers sends ``--requests`` requests per round to each
 server, alternating which goes first, ``--rounds`` rounds; requests/s is the median round, p50/p99
-are over every request of every round. ``/health`` is compared with a bare endpoint returning a
+are over every request of every round. Requests per CPU second of the process (client, both
+servers and the idle engine share it) are printed too: on a shared machine they move less than
+wall time. ``/health`` is compared with a bare endpoint returning a
 constant.
 
     python bench/api.py [--agents 3,100,1000] [--limit 500] [--requests 400] [--rounds 3]
@@ -33,6 +35,7 @@ import json
 import os
 import pstats
 import re
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -152,8 +155,16 @@ def _num(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-async def hammer(client: httpx2.AsyncClient, url: str, total: int, concurrency: int) -> tuple[float, list[float]]:
-    """Requests per second for ``total`` GETs of ``url`` from ``concurrency`` workers, and each one's latency."""
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (client, servers and engine alike)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def hammer(client: httpx2.AsyncClient, url: str, total: int, concurrency: int,
+                 ) -> tuple[float, float, list[float]]:
+    """Requests per second (wall) and per CPU second of this process for ``total`` GETs of ``url``
+    from ``concurrency`` workers, and each one's latency."""
     remaining = total
     errors = 0
     latencies: list[float] = []
@@ -168,17 +179,18 @@ async def hammer(client: httpx2.AsyncClient, url: str, total: int, concurrency: 
             if response.status_code != 200:
                 errors += 1
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     if errors:
         raise RuntimeError(f"{url}: {errors} of {total} requests failed")
-    return total / elapsed, latencies
+    return total / elapsed, total / max(cpu, 1e-9), latencies
 
 
-def summary(rates: list[float], latencies: list[float]) -> dict[str, float]:
+def summary(rates: list[float], cpu_rates: list[float], latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
-    return {"rps": round(statistics.median(rates), 1), "p50_ms": round(1000 * statistics.median(ordered), 2),
+    return {"rps": round(statistics.median(rates), 1), "cpu_rps": round(statistics.median(cpu_rates), 1),
+            "p50_ms": round(1000 * statistics.median(ordered), 2),
             "p99_ms": round(1000 * ordered[int(0.99 * (len(ordered) - 1))], 2)}
 
 
@@ -188,19 +200,23 @@ async def compare(client: httpx2.AsyncClient, api_url: str, bare_url: str, args:
     for url in (api_url, bare_url):
         await hammer(client, url, min(50, requests), args.concurrency)
     rates: dict[str, list[float]] = {"api": [], "bare": []}
+    cpu_rates: dict[str, list[float]] = {"api": [], "bare": []}
     times: dict[str, list[float]] = {"api": [], "bare": []}
     for round_ in range(args.rounds):
         order = [("bare", bare_url), ("api", api_url)]
         for name, url in order if round_ % 2 == 0 else reversed(order):
             if profiler is not None and name == "api":
                 profiler.enable()
-            rate, latencies = await hammer(client, url, requests, args.concurrency)
+            rate, cpu_rate, latencies = await hammer(client, url, requests, args.concurrency)
             if profiler is not None and name == "api":
                 profiler.disable()
             rates[name].append(rate)
+            cpu_rates[name].append(cpu_rate)
             times[name] += latencies
-    api, bare = summary(rates["api"], times["api"]), summary(rates["bare"], times["bare"])
+    api = summary(rates["api"], cpu_rates["api"], times["api"])
+    bare = summary(rates["bare"], cpu_rates["bare"], times["bare"])
     return {"api": api, "bare": bare, "ratio": round(api["rps"] / bare["rps"], 3),
+            "cpu_ratio": round(api["cpu_rps"] / bare["cpu_rps"], 3),
             "round_ratios": [round(a / b, 3) for a, b in zip(rates["api"], rates["bare"], strict=True)]}
 
 
@@ -345,6 +361,8 @@ def report(r: dict[str, Any]) -> None:
         print(f"  {label:<8} API {a['rps']:>7.1f} req/s p50 {a['p50_ms']:>6.2f} ms p99 {a['p99_ms']:>6.2f} ms | "
               f"bare {b['rps']:>7.1f} req/s p50 {b['p50_ms']:>6.2f} ms p99 {b['p99_ms']:>6.2f} ms | "
               f"ratio {c['ratio']:.2f}x (rounds {', '.join(f'{x:.2f}' for x in c['round_ratios'])})")
+        print(f"  {'':<8} per CPU second: API {a['cpu_rps']:>7.1f} req | bare {b['cpu_rps']:>7.1f} req | "
+              f"ratio {c['cpu_ratio']:.2f}x")
     for name, cum, own in r.get("profile", []):
         print(f"    {cum:6.1%} cum {own:6.1%} own  {name}")
 
