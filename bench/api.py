@@ -20,7 +20,7 @@ servers and the idle engine share it) are printed too: on a shared machine they 
 wall time. ``/health`` is compared with a bare endpoint returning a
 constant.
 
-    python bench/api.py [--agents 3,100,1000] [--limit 500] [--requests 400] [--rounds 3]
+    python bench/api.py [--agents 3,100,1000] [--limit 500] [--requests 200] [--rounds 3]
                         [--concurrency 16] [--hours 6] [--profile] [--json]
 """
 
@@ -371,7 +371,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", default="3,100,1000", help="comma-separated sizes, each in its own process")
     parser.add_argument("--limit", type=int, default=500, help="page size asked for (the dashboard asks 500)")
-    parser.add_argument("--requests", type=int, default=400, help="requests per round and server")
+    parser.add_argument("--requests", type=int, default=200, help="requests per round and server")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--hours", type=float, default=6.0, help="virtual hours the agents act before timing")
