@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Depends, Path, Query, Request
+import orjson
+from fastapi import Depends, Path, Query, Request, Response
 
-from puppet_engine.agents.state import AgentState
 from puppet_engine.api.errors import ApiError, not_found
-from puppet_engine.api.schemas import AgentSummary, SkippedPosts
+from puppet_engine.api.schemas import AgentSummary
 from puppet_engine.control import EngineControl
 from puppet_engine.memory import build_memory_store
 from puppet_engine.storage.repos import agents as agent_rows
@@ -39,6 +39,20 @@ class ApiContext:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)  # one lifecycle change at a time per agent
     _memory: Any = None
     _health: tuple[float, Any] | None = None
+    _overviews: agent_rows.OverviewReader | None = None
+
+    @property
+    def overviews(self) -> agent_rows.OverviewReader:
+        """Reads the agents list's page (its own SQLite connection, see :class:`~puppet_engine.storage.repos.agents.OverviewReader`)."""
+        if self._overviews is None:
+            self._overviews = agent_rows.OverviewReader(self.engine.db)
+        return self._overviews
+
+    def close(self) -> None:
+        """Release what the routes opened (the list's read connection)."""
+        if self._overviews is not None:
+            self._overviews.close()
+            self._overviews = None
 
     @property
     def db(self) -> Any:
@@ -90,12 +104,26 @@ class Paging:
     offset: int
 
 
-async def paging(limit: Annotated[int, Query(ge=1, le=500, description="page size")] = 50,
-                 offset: Annotated[int, Query(ge=0, le=10_000_000, description="items to skip")] = 0) -> Paging:
+Limit = Annotated[int, Query(ge=1, le=500, description="page size")]
+Offset = Annotated[int, Query(ge=0, le=10_000_000, description="items to skip")]
+
+
+async def paging(limit: Limit = 50, offset: Offset = 0) -> Paging:
     return Paging(limit, offset)
 
 
 PageQ = Annotated[Paging, Depends(paging)]
+
+
+class JSONBytes(Response):
+    """A JSON answer encoded by orjson, for a route that builds its model's JSON form itself
+    (the route keeps ``response_model`` for the OpenAPI document; FastAPI does not re-check
+    a ``Response``)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def page(items: list[Any], total: int, paging: Paging) -> dict[str, Any]:
@@ -138,47 +166,53 @@ def mood_label(mood: Any) -> str | None:
 
 async def summaries(ctx: ApiContext, ids: list[str]) -> list[AgentSummary]:
     """One summary per agent id, in order, in one query whatever the number of agents."""
+    return [AgentSummary.model_validate(item) for item in await summary_items(ctx, ids)]
+
+
+async def summary_items(ctx: ApiContext, ids: list[str]) -> list[dict[str, Any]]:
+    """:func:`summaries` as served: each an :class:`AgentSummary`'s JSON object (every field, in
+    its order), built without a model each, which cost more than the page's SQL
+    (``tests/integration/test_api_agents_list.py`` holds them to the model)."""
     manager = ctx.engine.manager
-    found = await agent_rows.overviews(ctx.db, ids)
+    found = await ctx.overviews.read(ids)
     owners = await ctx.engine.owners(ids)
     out = []
     for agent_id in ids:
         runtime = manager.agents.get(agent_id)  # None while the engine is still building it
         config = manager.config_of(agent_id)
         row = found.get(agent_id)
-        state = AgentState.from_json(row.state if row is not None else None)
+        state = row.state if row is not None else {}
         cached = ctx.balances.get(agent_id)
-        due = row.next_post_due if row is not None and row.next_post_due is not None else state.next_post_at
+        due = row.next_post_due if row is not None and row.next_post_due is not None else state.get("next_post_at")
         status = manager.status(agent_id)
-        out.append(AgentSummary(
-            id=agent_id, name=config.name or agent_id, description=config.description,
-            running=status.state == "running", status=status.state, status_reason=status.reason,
-            retry_at=status.retry_at, username=runtime.username if runtime is not None else None,
-            llm_provider=config.llm_provider, trading_enabled=config.trading_enabled,
-            mood=mood_label(state.mood), last_post_at=_num(state.last_post_at),
-            next_post_at=_num(due), posts=row.posts if row is not None else 0,
-            balance_sol=cached[0] if cached else None, **_skip_fields(row.skips if row is not None else None),
-            **_owner_fields(owners.get(agent_id)),
-            definition_error=row.definition_error if row is not None else None,
-        ))
+        owner = owners.get(agent_id)
+        skipped, warnings = _skip_fields(row.skips if row is not None else None)
+        out.append({
+            "id": agent_id, "name": config.name or agent_id, "description": config.description,
+            "running": status.state == "running", "status": status.state, "status_reason": status.reason,
+            "retry_at": _num(status.retry_at), "username": runtime.username if runtime is not None else None,
+            "llm_provider": config.llm_provider, "trading_enabled": bool(config.trading_enabled),
+            "mood": mood_label(state.get("mood")), "last_post_at": _num(state.get("last_post_at")),
+            "next_post_at": _num(due), "posts": row.posts if row is not None else 0,
+            "balance_sol": _num(cached[0]) if cached else None,
+            "owner": owner[0] if owner is not None else None,
+            "owner_since": _num(owner[1]) if owner is not None else None,
+            "skipped_posts": skipped, "warnings": warnings,
+            "definition_error": row.definition_error if row is not None else None,
+        })
     return out
 
 
-def _owner_fields(owner: tuple[str, float | None] | None) -> dict[str, Any]:
-    return {} if owner is None else {"owner": owner[0], "owner_since": owner[1]}
-
-
-def _skip_fields(count: SkipCount | None) -> dict[str, Any]:
+def _skip_fields(count: SkipCount | None) -> tuple[dict[str, Any] | None, list[str]]:
     """``skipped_posts`` and, when most recent posts were skipped, the warning the dashboard flags."""
     if count is None:
-        return {}
+        return None, []
     top = count.top(1)
     reason = top[0]["example"] if top else None
-    fields: dict[str, Any] = {"skipped_posts": SkippedPosts(skipped=count.skipped, recent=count.total, reason=reason)}
+    skipped = {"skipped": count.skipped, "recent": count.total, "reason": reason}
     if count.mostly_skipped:
-        fields["warnings"] = [f"skipped {count.skipped} of its last {count.total} scheduled posts, "
-                              f"most often: {reason}"]
-    return fields
+        return skipped, [f"skipped {count.skipped} of its last {count.total} scheduled posts, most often: {reason}"]
+    return skipped, []
 
 
 def _num(value: Any) -> float | None:

@@ -102,9 +102,9 @@ def reply_skip(result: Mapping[str, Any] | None) -> str | None:
 _RECENT: dict[str, sa.Select[Any]] = {}
 
 
-def _by_keys(dialect: str) -> sa.Select[Any]:
-    """Finished events by key, all keys in one parameter (a JSON array on SQLite, an array on
-    PostgreSQL): one statement compiled once, whatever the page size."""
+def recent_posts_statement(dialect: str) -> sa.Select[Any]:
+    """Finished events by key (``key``, ``result``), all keys in one parameter ``keys`` (a JSON
+    array on SQLite, an array on PostgreSQL): one statement compiled once, whatever the page size."""
     if dialect not in _RECENT:
         if dialect == "postgresql":
             match = events.c.key == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(sa.String)))
@@ -120,12 +120,24 @@ async def recent_post_skips(conn: AsyncConnection, post_seqs: Mapping[str, int],
     """Skips among each agent's last ``window`` scheduled posts, given each agent's last
     handled post number (``state.post_seq``); each is a unique-key lookup. Agents with no
     finished scheduled post are left out."""
-    keys = {f"post:{agent_id}:{seq - k}": agent_id
-            for agent_id, seq in post_seqs.items() for k in range(window) if seq - k >= 1}
+    keys = recent_post_keys(post_seqs, window)
     if not keys:
         return {}
     pg = conn.dialect.name == "postgresql"
-    rows = await conn.execute(_by_keys(conn.dialect.name), {"keys": list(keys) if pg else json.dumps(list(keys))})
+    rows = await conn.execute(recent_posts_statement(conn.dialect.name),
+                              {"keys": list(keys) if pg else json.dumps(list(keys))})
+    return count_post_skips(keys, rows)
+
+
+def recent_post_keys(post_seqs: Mapping[str, int], window: int = RECENT_POSTS) -> dict[str, str]:
+    """The keys of each agent's last ``window`` scheduled posts (``post:<agent>:<seq>``) → agent id."""
+    return {f"post:{agent_id}:{seq - k}": agent_id
+            for agent_id, seq in post_seqs.items() for k in range(window) if seq - k >= 1}
+
+
+def count_post_skips(keys: Mapping[str, str], rows: Iterable[tuple[str, Mapping[str, Any] | None]],
+                     ) -> dict[str, SkipCount]:
+    """The finished posts' ``(key, result)`` rows counted per agent (``keys`` from :func:`recent_post_keys`)."""
     out: dict[str, SkipCount] = {}
     for key, result in rows:
         out.setdefault(keys[key], SkipCount()).add(post_skip(result))
