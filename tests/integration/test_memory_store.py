@@ -497,3 +497,43 @@ async def test_postgres_index_path_ranks_as_the_reference_definition(pg_url: str
     assert found / (10 * len(queries)) >= 0.98
     assert same_order >= len(queries) - 1
     await env.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_index_search_width_follows_the_index_size_and_the_agent_share(pg_url: str) -> None:
+    """hnsw.ef_search is pgvector's 40 for an agent owning a small index, widened by the agent's
+    share of the rows; 64 beyond 250,000 indexed rows; a given ef_search is kept."""
+    env = Env("postgres", Database(pg_url), VirtualClock())
+    store = env.store(exact_threshold=0, search_pool_size=1)
+    assert (store.ef_for(10_000), store.ef_for(250_000), store.ef_for(250_001)) == (40, 40, 64)
+    assert env.store(ef_search=100).ef_for(1_000_000) == 100
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(400, 384)).astype(np.float32)
+    await store.add_many("coby", [Memory(f"c{i}", embedding=v) for i, v in enumerate(vectors[:100])])
+
+    async def width_after_search(agent: str) -> str:
+        assert len(await store.search_vector(agent, vectors[0], limit=10)) == 10
+        async with (await store._search_pool()).acquire() as conn:
+            return str(await conn.fetchval("SHOW hnsw.ef_search"))
+
+    assert await width_after_search("coby") == "40"  # the whole index: no SET at all
+    await store.add_many("luna", [Memory(f"l{i}", embedding=v) for i, v in enumerate(vectors[100:])])
+    store._counts.clear()
+    assert await width_after_search("coby") == "160"  # a quarter of the rows: four times as wide
+    await env.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_memory_indexes_are_built_with_ef_construction_128(pg_url: str) -> None:
+    """Migration 0012 sets it on the indexes it finds (built empty by 0002: the whole graph);
+    an index the store builds for another embedding size gets it as it is created."""
+    env = Env("postgres", Database(pg_url), VirtualClock())
+    store = env.store(embedder=HashingEmbedder(dim=96))
+    await store.add_memory("coby", Memory("Coby likes lighthouses"))
+    assert await store.search_memories("coby", "lighthouses")
+    async with env.db.connect() as conn:
+        options = dict((await conn.execute(sa.text(
+            "SELECT relname, reloptions FROM pg_class WHERE relname LIKE 'ix_memories_embedding_vec_%'"
+        ))).all())
+    assert options == {f"ix_memories_embedding_vec_{dim}": ["ef_construction=128"] for dim in (96, 384, 1536)}
+    await env.close()

@@ -137,17 +137,10 @@ class SQLiteStore(SQLMemoryStore):
             content = self._decrypt(
                 {"id": memory_id, "agent_id": agent_id, "content": content, "encrypted": True}
             )
-        return Memory(
-            id=memory_id,
-            agent_id=agent_id,
-            kind=kind,
-            content=content,
-            importance=importance,
-            created_at=created_at,
-            metadata=(json.loads(meta) or {}) if meta != _NO_METADATA else {},
-            key=key,
-            embedder=self.embedder.name,  # every kept row's: another embedder's rows are never kept
-            dim=self.embedder.dim,
+        return Memory.stored(
+            memory_id, agent_id, kind, content, importance, created_at,
+            (json.loads(meta) or {}) if meta != _NO_METADATA else {}, key,
+            self.embedder.name, self.embedder.dim,  # every kept row's: another embedder's rows are never kept
         )
 
     def _current(self, agent_id: str) -> _AgentIndex | None:
