@@ -23,13 +23,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, REAL
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.errors import ConfigError, StorageError
-from puppet_engine.memory.base import ScoredMemory
+from puppet_engine.memory.base import Memory, ScoredMemory
 from puppet_engine.memory.store import LIGHT_COLUMNS, SQLMemoryStore, check_kinds
 from puppet_engine.storage import async_url
 from puppet_engine.storage.tables import memories
@@ -238,8 +239,19 @@ class PostgresStore(SQLMemoryStore):
             params.append(kinds)
         sql = _search_sql(self.embedder.dim, candidates, indexed, bool(kinds))
         rows = await self._fetch(sql, params, ef if indexed else None)
+        # Rows the store wrote and checked; floats and a fresh metadata dict from the connection.
         return [
-            ScoredMemory(self._to_memory(row), row["score"], row["similarity"]) for row in rows
+            ScoredMemory(
+                Memory.stored(
+                    row["id"], row["agent_id"], row["kind"],
+                    self._decrypt(row) if row["encrypted"] else row["content"],
+                    row["importance"], row["created_at"], row["metadata"] or {}, row["key"],
+                    row["embedder"], row["dim"],
+                ),
+                row["score"],
+                row["similarity"],
+            )
+            for row in rows
         ]
 
     async def _fetch(self, sql: str, params: list[Any], ef: int | None) -> list[Any]:
@@ -290,7 +302,7 @@ class PostgresStore(SQLMemoryStore):
         self._ef_by_backend.pop(connection.get_server_pid(), None)
         await register_vector(connection)
         await connection.set_type_codec(
-            "json", schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+            "json", schema="pg_catalog", encoder=json.dumps, decoder=orjson.loads
         )
 
     async def close(self) -> None:
