@@ -40,16 +40,13 @@ log = logging.getLogger(__name__)
 #: pgvector cannot build an HNSW index over vectors longer than this.
 MAX_INDEXED_DIM = 2000
 _DEFAULT_EF_SEARCH = 40  # pgvector's own default: what a new connection has
-#: The store's ef_search for an agent owning the whole index, by the index's size (rows of that
-#: embedding size). Recall@10 of the store's ranking on a graph built with ef_construction 128
-#: (``bench/memory.py --ef-sweep``): 1.000 at 10,000 and 0.999 at 100,000 with 40 (pgvector's
-#: default), which is faster than 64 (p50 at 10,000: 0.36 against 0.44 ms). With 1,000,000
-#: (a graph built at 64) 40 gave 0.950 and 64 gave 0.976.
+#: The store's ef_search for an agent owning the whole index: pgvector's default. On graphs built
+#: with ef_construction 128, ``bench/memory.py --ef-sweep`` gives the store's ranking recall@10
+#: 1.000 at 10,000, 0.999 at 100,000 and 0.994 at 1,000,000 memories with 40; 64 costs 20-40 %
+#: more time for 0.001 more (on a graph built at 64, 1,000,000 memories gave 0.950 at 40).
 EF_SEARCH = 40
 #: The width an index is built with (migration 0012 sets it on the indexes it finds).
 EF_CONSTRUCTION = 128
-EF_SEARCH_LARGE = 64
-LARGE_INDEX = 250_000
 _COUNT_TTL = 30.0
 
 # ``memories`` as PostgreSQL has it: with the pgvector column, bound as real[] (cast on assignment).
@@ -76,9 +73,7 @@ class PostgresStore(SQLMemoryStore):
     from the HNSW index; agents with at most ``exact_threshold`` memories are
     always searched exactly. The index search keeps ``max(ef_search, candidates)``
     nodes, widened by the agent's share of the indexed rows (``hnsw.ef_search``,
-    up to ``max_ef_search``; beyond it the search is exact). ``ef_search`` left
-    unset is 40 (pgvector's default) up to 250,000 indexed rows and 64 beyond,
-    where 40 loses recall. ``search_pool_size``
+    up to ``max_ef_search``; beyond it the search is exact). ``search_pool_size``
     asyncpg connections serve searches (writes go through the engine's database).
     """
 
@@ -86,7 +81,7 @@ class PostgresStore(SQLMemoryStore):
         self,
         *args: Any,
         exact_threshold: int = 5000,
-        ef_search: int | None = None,
+        ef_search: int = EF_SEARCH,
         max_ef_search: int = 1000,
         search_pool_size: int = 4,
         **kwargs: Any,
@@ -105,12 +100,6 @@ class PostgresStore(SQLMemoryStore):
         self._ef_by_backend: dict[int, int] = {}
         self._indexed_dims: set[int] = set()
         self._counts: dict[tuple[str, ...], tuple[float, int]] = {}
-
-    def ef_for(self, indexed_rows: int) -> int:
-        """The index search's width for an agent owning all ``indexed_rows``."""
-        if self.ef_search is not None:
-            return self.ef_search
-        return EF_SEARCH_LARGE if indexed_rows > LARGE_INDEX else EF_SEARCH
 
     # ------------------------------------------------------------------ writes
 
@@ -205,7 +194,7 @@ class PostgresStore(SQLMemoryStore):
         if agent_rows > self.exact_threshold and await self._ensure_index(dim):
             dim_rows = await self._cached_count(("dim", str(dim)), _COUNT_DIM, dim)
             share = agent_rows / max(dim_rows, agent_rows)
-            base = max(self.ef_for(dim_rows), candidates)
+            base = max(self.ef_search, candidates)
             ef = math.ceil(base / share * (2 if wanted else 1))
         if 0 < ef <= self.max_ef_search:
             rows = await self._run(agent_id, query, limit, wanted, candidates, indexed=True, ef=ef)
