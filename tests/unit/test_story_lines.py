@@ -65,3 +65,24 @@ def test_json_story_lines_carry_the_whole_action(stream) -> None:
     assert line["event"] == "traded" and line["logger"] == "puppet_engine.story" and line["level"] == "info"
     assert line["trade"] == trade and line["reasoning"] == "momentum" and line["external_id"] == "5sig"
     assert line["agent_id"] == "ledger" and line["action_key"] == "trade:ledger:1" and line["kind"] == "trade"
+
+
+def test_the_engine_says_in_words_what_it_does_with_memory_and_mentions(stream) -> None:
+    configure_logging("INFO", "console", [], stream=stream)
+    get_logger("puppet_engine.wiring").info("embedder_loading", embedder="local:all-MiniLM-L6-v2")
+    get_logger("puppet_engine.mention_stream").info("stream_role_taken", owner="node-1")
+    get_logger("puppet_engine.tweet_stream").info("stream_rules_synced", added=3, deleted=0, rules=3)
+    get_logger("puppet_engine.mention_stream").info("stream_up")
+    get_logger("puppet_engine.mention_stream").info("mention_polls_brought_forward", polls=3, stream_up=True)
+    get_logger("puppet_engine.wiring").info("embedder_ready", embedder="local:all-MiniLM-L6-v2", seconds=4.31)
+    get_logger("puppet_engine.mention_stream").info("stream_down")
+    lines = [re.sub(r"^\d\d:\d\d:\d\d  ", "", line) for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "-         memory     loading the embedding model local:all-MiniLM-L6-v2: agents run meanwhile, "
+        "their memory writes wait for it",
+        "-         mentions   this process reads the real-time mention stream",
+        "-         mentions   stream rules in place: 3 (3 added, 0 removed)",
+        "-         mentions   real-time stream connected: mentions arrive as they are posted",
+        "-         memory     embedding model local:all-MiniLM-L6-v2 ready after 4.31 s",
+        "-         mentions   real-time stream down: mentions are polled until it is back",
+    ]

@@ -15,7 +15,8 @@ base58 keys labelled as private/secret keys, and the value of any field named li
 
 The ``console`` format tells the story a person watches: what each agent did, one line
 each (:data:`STORY_LOGGER` lines, skipped posts, failed starts and sends, see
-:class:`StoryRenderer`), other lines as usual; the outbox's ``action_done`` is left out there
+:class:`StoryRenderer`), the engine's own lines about the embedding model and the mention
+stream in words, other lines as usual; the outbox's ``action_done`` is left out there
 (the story line says it better), and library chatter (Alembic, httpx2, uvicorn, openai,
 sentence-transformers …) is held at WARNING unless the level is DEBUG. The ``json`` format
 keeps every line and every field for collectors.
@@ -28,6 +29,7 @@ import os
 import re
 import sys
 import threading
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -215,8 +217,20 @@ _STORY_FROM_LOG = {
     "agent_file_removed": ("removed", "file"),
     "agent_file_refused": ("refused", "problems"),
 }
-# What a story line (action_done) or the start-up summary (where things are) already says.
-_CONSOLE_HIDDEN = frozenset({"action_done", "engine_started", "engine_stopped", "sandbox_started"})
+# The engine's own lines the console says in words: event name → (subject, sentence from fields).
+_ENGINE_WORDS = {
+    "embedder_loading": ("memory", "loading the embedding model {embedder}: agents run meanwhile, "
+                                   "their memory writes wait for it"),
+    "embedder_ready": ("memory", "embedding model {embedder} ready after {seconds} s"),
+    "stream_role_taken": ("mentions", "this process reads the real-time mention stream"),
+    "stream_rules_synced": ("mentions", "stream rules in place: {rules} ({added} added, {deleted} removed)"),
+    "stream_up": ("mentions", "real-time stream connected: mentions arrive as they are posted"),
+    "stream_down": ("mentions", "real-time stream down: mentions are polled until it is back"),
+}
+# What a story line (action_done) or the start-up summary (where things are) already says, and
+# the engine's own bookkeeping (shown with LOG_LEVEL=DEBUG).
+_CONSOLE_HIDDEN = frozenset({"action_done", "engine_started", "engine_stopped", "sandbox_started",
+                             "mention_polls_brought_forward"})
 
 
 class StoryRenderer:
@@ -242,6 +256,9 @@ class StoryRenderer:
             detail = str(e.get(field_name) or "") if field_name else ""
         elif name == "action_failed":
             what, detail = f"{e.get('kind', 'action')} failed", str(e.get("error") or "")
+        elif name in _ENGINE_WORDS:
+            what, sentence = _ENGINE_WORDS[str(name)]
+            detail = sentence.format_map(defaultdict(lambda: "?", e))
         else:
             return None
         agent = str(e.get("agent_id") or "-")
