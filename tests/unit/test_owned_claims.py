@@ -123,22 +123,22 @@ async def test_a_table_written_by_another_client_claims_nothing(database, virtua
     await check_foreign_table(database, virtual_clock.now())
 
 
-@pytest.mark.postgres
-async def test_a_table_written_by_another_client_claims_nothing_on_postgres(pg_url: str, virtual_clock) -> None:
+@pytest.fixture
+async def pg_database(pg_url: str):
+    """The engine's database on a fresh PostgreSQL database, closed after the test."""
     db = Database(pg_url)
-    try:
-        await check_foreign_table(db, virtual_clock.now())
-    finally:
-        await db.close()
+    yield db
+    await db.close()
 
 
 @pytest.mark.postgres
-async def test_claims_follow_the_owned_set_on_postgres(pg_url: str, virtual_clock) -> None:
-    db = Database(pg_url)
-    try:
-        await check_owned_claims(db, virtual_clock.now())
-    finally:
-        await db.close()
+async def test_a_table_written_by_another_client_claims_nothing_on_postgres(pg_database: Database, virtual_clock) -> None:
+    await check_foreign_table(pg_database, virtual_clock.now())
+
+
+@pytest.mark.postgres
+async def test_claims_follow_the_owned_set_on_postgres(pg_database: Database, virtual_clock) -> None:
+    await check_owned_claims(pg_database, virtual_clock.now())
 
 
 async def test_each_connection_keeps_its_own_table(sqlite_url: str, virtual_clock) -> None:
@@ -202,12 +202,8 @@ async def test_an_engine_writes_its_table_once(database, virtual_clock) -> None:
 
 
 @pytest.mark.postgres
-async def test_an_engine_writes_its_table_once_on_postgres(pg_url: str, virtual_clock) -> None:
-    db = Database(pg_url)
-    try:
-        await check_engine_writes_the_table_once(db, virtual_clock)
-    finally:
-        await db.close()
+async def test_an_engine_writes_its_table_once_on_postgres(pg_database: Database, virtual_clock) -> None:
+    await check_engine_writes_the_table_once(pg_database, virtual_clock)
 
 
 
@@ -240,9 +236,5 @@ async def test_any_number_of_busy_agents_is_left_out_of_a_claim(database, virtua
 
 
 @pytest.mark.postgres
-async def test_any_number_of_busy_agents_is_left_out_of_a_claim_on_postgres(pg_url: str, virtual_clock) -> None:
-    db = Database(pg_url)
-    try:
-        await check_many_busy_agents(db, virtual_clock.now())
-    finally:
-        await db.close()
+async def test_any_number_of_busy_agents_is_left_out_of_a_claim_on_postgres(pg_database: Database, virtual_clock) -> None:
+    await check_many_busy_agents(pg_database, virtual_clock.now())
