@@ -122,6 +122,23 @@ async def test_an_api_change_survives_a_restart_and_a_file_edited_meanwhile_wins
         assert row["config_changed_by"].startswith("file ") and row["config_changed_by"].endswith("nova.json")
 
 
+async def test_a_command_applied_before_the_watcher_saw_the_edit_takes_the_new_files_keys(tmp_path: Path) -> None:
+    """Another node's record of a file edit can reach this node first: the ``***`` in its command
+    are resolved from the file as it is now, not from the version this node's watcher last read."""
+    directory, url = agents_dir(tmp_path), f"sqlite:///{tmp_path / 'db.sqlite'}"
+    async with node(directory, url, watch_agents=False) as api:
+        files = api.engine.files
+        assert files is not None and not files.definition("nova").secret_values()
+        path = directory / "nova.json"
+        keys = {"apiKey": "file-key-5a1c", "apiKeySecret": "file-secret-9d2e", "accessToken": "file-token-3b7f",
+                "accessTokenSecret": "file-token-secret-8c4a"}
+        save(path, {**read(path), "twitter_credentials": keys})  # not watched: this node has not seen it
+        fresh = api.engine.commands.local_definition("nova")
+        assert fresh is not None and "file-secret-9d2e" in fresh.secret_values()
+        save(path, {**read(path), "behavior": "broken"})  # invalid now: the last valid version read stands
+        assert not files.definition("nova").secret_values()
+
+
 async def test_agents_without_a_file_here_run_from_the_database(tmp_path: Path) -> None:
     directory, url = agents_dir(tmp_path), f"sqlite:///{tmp_path / 'db.sqlite'}"
     extra = {**read(directory / "coby.json"), "id": "echo", "name": "Echo"}

@@ -176,7 +176,17 @@ class AgentFiles:
 
     def definition(self, agent_id: str) -> AgentConfig | None:
         """The agent's latest valid version as read from this node's file, secrets included (a
-        file edit's config command carries them as ``***``)."""
+        file edit's config command carries them as ``***``). Read again when the file changed
+        since this node's watcher last saw it: another node's record of the edit can reach this
+        node's commands first, and its ``***`` must be this version's keys, not the previous ones."""
+        path = next((p for p, (known_id, _) in self.known.items() if known_id == agent_id), None)
+        if path is not None and _sha(path) != self.known[path][1]:
+            try:
+                fresh = load_agent_file(path).config
+            except AgentConfigError:
+                return self.read.get(agent_id)
+            if fresh.id == agent_id:
+                return fresh
         return self.read.get(agent_id)
 
     async def _settled(self, agent_id: str) -> None:
