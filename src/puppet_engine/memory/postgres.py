@@ -233,7 +233,7 @@ class PostgresStore(SQLMemoryStore):
             ScoredMemory(
                 Memory.stored(
                     row["id"], row["agent_id"], row["kind"],
-                    self._decrypt(row) if row["encrypted"] else row["content"],
+                    self._decrypt(row),
                     row["importance"], row["created_at"], row["metadata"] or {}, row["key"],
                     row["embedder"], row["dim"],
                 ),
