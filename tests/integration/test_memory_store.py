@@ -510,8 +510,13 @@ async def test_postgres_index_search_width_follows_the_agent_share(pg_url: str) 
 
     async def width_after_search(agent: str) -> str:
         assert len(await store.search_vector(agent, vectors[0], limit=10)) == 10
-        async with (await store._search_pool()).acquire() as conn:
+        connections = store._connections  # the one connection the search used
+        assert connections is not None and connections.idle == 1
+        conn = await connections.take()
+        try:
             return str(await conn.fetchval("SHOW hnsw.ef_search"))
+        finally:
+            connections.give_back(conn)
 
     assert await width_after_search("coby") == "40"  # the whole index: no SET at all
     await store.add_many("luna", [Memory(f"l{i}", embedding=v) for i, v in enumerate(vectors[100:])])

@@ -31,7 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.errors import ConfigError, StorageError
 from puppet_engine.memory.base import Memory, ScoredMemory
-from puppet_engine.memory.store import LIGHT_COLUMNS, SQLMemoryStore, check_kinds
+from puppet_engine.memory.search_connections import SearchConnections
+from puppet_engine.memory.store import SQLMemoryStore, check_kinds
 from puppet_engine.storage import async_url
 from puppet_engine.storage.tables import memories
 
@@ -96,7 +97,7 @@ class PostgresStore(SQLMemoryStore):
         self.ef_search = ef_search
         self.max_ef_search = max_ef_search
         self.search_pool_size = search_pool_size
-        self._pool: Any = None
+        self._connections: SearchConnections | None = None
         self._ef_by_backend: dict[int, int] = {}
         self._indexed_dims: set[int] = set()
         self._counts: dict[tuple[str, ...], tuple[float, int]] = {}
@@ -229,22 +230,17 @@ class PostgresStore(SQLMemoryStore):
         sql = _search_sql(self.embedder.dim, candidates, indexed, bool(kinds))
         rows = await self._fetch(sql, params, ef if indexed else None)
         # Rows the store wrote and checked; floats and a fresh metadata dict from the connection.
-        return [
-            ScoredMemory(
-                Memory.stored(
-                    row["id"], row["agent_id"], row["kind"],
-                    self._decrypt(row),
-                    row["importance"], row["created_at"], row["metadata"] or {}, row["key"],
-                    row["embedder"], row["dim"],
-                ),
-                row["score"],
-                row["similarity"],
+        hits = []
+        for row in rows:
+            id_, agent, kind, _, _, importance, created_at, metadata, key, embedder, dim, similarity, score = row
+            memory = Memory.stored(
+                id_, agent, kind, self._decrypt(row), importance, created_at, metadata or {}, key, embedder, dim
             )
-            for row in rows
-        ]
+            hits.append(ScoredMemory(memory, score, similarity))
+        return hits
 
     async def _fetch(self, sql: str, params: list[Any], ef: int | None) -> list[Any]:
-        """Run on the store's own small asyncpg pool: one round trip per search.
+        """Run on the store's own asyncpg connections: one round trip per search.
 
         (Through SQLAlchemy a plain read costs a pre-ping, BEGIN and ROLLBACK too,
         which is more than the HNSW search itself at 100k rows.) Statements are
@@ -255,8 +251,10 @@ class PostgresStore(SQLMemoryStore):
         import asyncpg
 
         try:
-            pool = await self._search_pool()
-            async with pool.acquire() as conn:
+            connections = self._connections or self._open_connections()
+            conn = await connections.take()
+            done = False
+            try:
                 if ef is not None:
                     ef = max(ef, _DEFAULT_EF_SEARCH)
                     # A session setting, remembered per connection: set only when it changes.
@@ -264,24 +262,21 @@ class PostgresStore(SQLMemoryStore):
                     if self._ef_by_backend.get(pid, _DEFAULT_EF_SEARCH) != ef:
                         await conn.execute(f"SET hnsw.ef_search = {int(ef)}")
                         self._ef_by_backend[pid] = ef
-                return list(await conn.fetch(sql, *params))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                rows = list(await conn.fetch(sql, *params))
+                done = True
+                return rows
+            finally:
+                connections.give_back(conn, reusable=done)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
             raise StorageError(f"memory search failed: {exc.__class__.__name__}: {exc}") from exc
 
-    async def _search_pool(self) -> Any:
-        if self._pool is None:
-            import asyncpg
-
-            url = make_url(async_url(self.db.url)).set(drivername="postgresql")
-            self._ef_by_backend.clear()
-            self._pool = await asyncpg.create_pool(
-                url.render_as_string(hide_password=False),
-                min_size=1,
-                max_size=self.search_pool_size,
-                reset=_keep_session,  # searches open no transactions; keep hnsw.ef_search between them
-                init=self._init_connection,
-            )
-        return self._pool
+    def _open_connections(self) -> SearchConnections:
+        url = make_url(async_url(self.db.url)).set(drivername="postgresql")
+        self._ef_by_backend.clear()
+        self._connections = SearchConnections(
+            url.render_as_string(hide_password=False), self.search_pool_size, self._init_connection
+        )
+        return self._connections
 
     async def _init_connection(self, connection: Any) -> None:
         """A new search connection: pgvector's binary ``vector``, ``json`` decoded to dicts."""
@@ -296,15 +291,13 @@ class PostgresStore(SQLMemoryStore):
 
     async def close(self) -> None:
         await super().close()
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        if self._connections is not None:
+            await self._connections.close()
+            self._connections = None
 
 
-async def _keep_session(connection: Any) -> None:
-    """Pool reset hook: nothing to undo after a search."""
-
-
+#: A hit's columns, in the order ``_run`` unpacks them (then ``similarity``, ``score``).
+_HIT_COLUMNS = "id, agent_id, kind, content, encrypted, importance, created_at, metadata, key, embedder, dim"
 _COUNT_AGENT = "SELECT count(*) FROM memories WHERE agent_id = $1"
 _COUNT_DIM = "SELECT count(*) FROM memories WHERE dim = $1"
 
@@ -324,24 +317,18 @@ def _search_sql(dim: int, candidates: int, indexed: bool, kinds: bool) -> str:
         f"(embedding_vec::vector({dim}) <=> {q})" if indexed else f"(embedding_vec <=> {q})"
     )
     kind_filter = "AND kind = ANY($8::text[])" if kinds else ""
-    columns = ", ".join(f"m.{c.name}" for c in LIGHT_COLUMNS)
-    # Ranked on narrow rows (id, importance, time), then the winners' columns by primary key:
-    # carrying every column through the candidates costs more than ``limit`` key lookups.
+    # The candidates carry the hit's columns through the ranking: reading them from the heap
+    # tuple the index scan fetches anyway costs less than joining the winners back by key.
     # Ages are capped at 1000 half-lives: 2^-age past that underflows, an error in PostgreSQL (numpy gives 0).
     return f"""
-        SELECT {columns}, r.similarity, r.score
+        SELECT {_HIT_COLUMNS}, similarity,
+               similarity + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
         FROM (
-            SELECT id, similarity,
-                   similarity + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
-            FROM (
-                SELECT id, importance, created_at, 1 - {distance} AS similarity
-                FROM memories
-                WHERE agent_id = $2 AND dim = {dim} {kind_filter}
-                ORDER BY {distance} LIMIT {int(candidates)}
-            ) AS candidates
-            ORDER BY score DESC, id
-            LIMIT $3
-        ) AS r
-        JOIN memories AS m ON m.id = r.id
-        ORDER BY r.score DESC, r.id
+            SELECT {_HIT_COLUMNS}, 1 - {distance} AS similarity
+            FROM memories
+            WHERE agent_id = $2 AND dim = {dim} {kind_filter}
+            ORDER BY {distance} LIMIT {int(candidates)}
+        ) AS candidates
+        ORDER BY score DESC, id
+        LIMIT $3
     """
