@@ -319,15 +319,16 @@ def _search_sql(dim: int, candidates: int, indexed: bool, kinds: bool) -> str:
     kind_filter = "AND kind = ANY($8::text[])" if kinds else ""
     # The candidates carry the hit's columns through the ranking: reading them from the heap
     # tuple the index scan fetches anyway costs less than joining the winners back by key.
+    # The distance is computed once per candidate, under a name the ORDER BY (and the index) uses.
     # Ages are capped at 1000 half-lives: 2^-age past that underflows, an error in PostgreSQL (numpy gives 0).
     return f"""
-        SELECT {_HIT_COLUMNS}, similarity,
-               similarity + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
+        SELECT {_HIT_COLUMNS}, 1 - distance AS similarity,
+               1 - distance + $4 * importance + $5 * power(2.0, -least(greatest($7 - created_at, 0) / $6, 1000)) AS score
         FROM (
-            SELECT {_HIT_COLUMNS}, 1 - {distance} AS similarity
+            SELECT {_HIT_COLUMNS}, {distance} AS distance
             FROM memories
             WHERE agent_id = $2 AND dim = {dim} {kind_filter}
-            ORDER BY {distance} LIMIT {int(candidates)}
+            ORDER BY distance LIMIT {int(candidates)}
         ) AS candidates
         ORDER BY score DESC, id
         LIMIT $3
