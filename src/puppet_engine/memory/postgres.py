@@ -142,7 +142,7 @@ class PostgresStore(SQLMemoryStore):
     # ------------------------------------------------------------------ search
 
     async def _cached_count(self, key: tuple[str, ...], sql: str, arg: Any) -> int:
-        """``sql`` (one ``count(*)`` of ``arg``) on the search pool, remembered for a while."""
+        """``sql`` (one ``count(*)`` of ``arg``) on the search connections, remembered for a while."""
         hit = self._counts.get(key)
         if hit is not None and time.monotonic() - hit[0] < _COUNT_TTL:
             return hit[1]
