@@ -1,7 +1,8 @@
 """The X client's CPU per call against the sandbox in a process of its own, beside bare httpx2.
 
 The sandbox (X emulator on a virtual clock) is served by uvicorn in a child process, so
-this process's CPU time (``time.process_time``) is the client's alone. ``--accounts``
+this process's CPU time (``time.process_time``) is the client's alone; it runs on uvloop
+where installed, as ``puppet-engine run`` does. ``--accounts``
 accounts are issued by the sandbox; each round every account makes, concurrently with
 the others as the engine's events do, the calls the behaviours make most:
 
@@ -44,6 +45,7 @@ import httpx2
 
 from puppet_engine.clock import VirtualClock
 from puppet_engine.sandbox import Sandbox, SandboxConfig
+from puppet_engine.serving import run_main
 from puppet_engine.twitter.client import TwitterClient
 from puppet_engine.twitter.convert import TWEET_PARAMS
 from puppet_engine.twitter.issuance import Issued, SandboxAccounts
@@ -266,7 +268,7 @@ def main() -> None:
     if args.serve_sandbox:
         serve_sandbox(args.serve_sandbox)
         return
-    result = asyncio.run(measure(args.accounts, args.rounds, args.profile, args.pstats))
+    result = run_main(measure(args.accounts, args.rounds, args.profile, args.pstats))  # uvloop, as the engine
     if args.json:
         print(json.dumps(result))
         return
