@@ -19,6 +19,7 @@ from puppet_engine.clock import Clock, WallClock
 from puppet_engine.errors import RateLimited
 
 PREFIXES = ("x-rate-limit", "x-user-limit-24hour", "x-app-limit-24hour")
+_NAMES = tuple((prefix, f"{prefix}-limit", f"{prefix}-remaining", f"{prefix}-reset") for prefix in PREFIXES)
 DEFAULT_RESET = 60.0  # seconds to wait after a 429 that carries no reset header
 
 
@@ -86,10 +87,12 @@ class RateLimiter:
         if headers is None:
             return
         now = self.clock.now()
-        for prefix in PREFIXES:
-            limit = _int(headers.get(f"{prefix}-limit"))
-            remaining = _int(headers.get(f"{prefix}-remaining"))
-            reset = _int(headers.get(f"{prefix}-reset"))
+        # One pass over the headers: an httpx2 ``Headers`` scans them all for each name looked up.
+        values = dict(headers.items())
+        for prefix, limit_name, remaining_name, reset_name in _NAMES:
+            limit = _int(values.get(limit_name))
+            remaining = _int(values.get(remaining_name))
+            reset = _int(values.get(reset_name))
             if remaining is None or reset is None:
                 continue
             if limit is not None and remaining > limit:
