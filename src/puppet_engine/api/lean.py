@@ -1,11 +1,12 @@
 """A hot ``GET`` endpoint served in front of its FastAPI route, without FastAPI's per-request machinery.
 
 FastAPI resolves each request's dependencies, validates its parameters through pydantic and
-runs the endpoint inside exit stacks of its own. On ``GET /agents`` with a handful of agents
-that cost more than the route's own work (``bench/api.py``). A :class:`LeanRoute` stands in
-front of an :class:`~fastapi.routing.APIRoute` and takes over only the requests of the plain
-shape: a ``GET`` whose query holds nothing but the route's own integer parameters, each at most
-once, written as decimal digits within the parameter's bounds. Every other request (a malformed
+runs the endpoint inside exit stacks of its own: on ``GET /agents`` with a handful of agents,
+and on ``GET /health``, that cost more than the route's own work (``bench/api.py``). A
+:class:`LeanRoute` stands in front of an :class:`~fastapi.routing.APIRoute` and takes over only
+the requests of the plain shape: a ``GET`` whose query holds nothing but the route's own integer
+parameters, each at most once, written as decimal digits within the parameter's bounds (no query
+at all for a route without parameters). Every other request (a malformed
 or out-of-range value, an unknown or repeated parameter, another method) does not match it and
 goes on to the FastAPI route, which answers it exactly as before. The FastAPI route also remains
 the endpoint's entry in the OpenAPI document, and the lean route takes its path, parameter
@@ -24,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import annotated_types
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
@@ -85,6 +86,12 @@ class LeanRoute(Route):
         self.lean_endpoint = endpoint
         super().__init__(beside.path, self._serve, methods=["GET"], name=f"{beside.name}:lean",
                          include_in_schema=False)
+
+    @classmethod
+    def beside_endpoint(cls, router: APIRouter, documented: Callable[..., Any], endpoint: LeanEndpoint) -> LeanRoute:
+        """The lean route for ``router``'s FastAPI route of ``documented``, served by ``endpoint``."""
+        [beside] = [r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is documented]
+        return cls(beside, endpoint)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or scope["method"] != "GET":

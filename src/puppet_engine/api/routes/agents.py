@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from fastapi.routing import APIRoute
 
 from puppet_engine.api.auth import ApiKey, authorize, require
 from puppet_engine.api.deps import (
@@ -81,8 +80,7 @@ async def list_agents_lean(request: Request, limit: int, offset: int) -> Respons
 
 def lean_routes() -> list[LeanRoute]:
     """The routes to put in front of this router's: the dashboard's most frequent call."""
-    [listing] = [r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is list_agents]
-    return [LeanRoute(listing, list_agents_lean)]
+    return [LeanRoute.beside_endpoint(router, list_agents, list_agents_lean)]
 
 
 async def _agents_page(ctx: ApiContext, limit: int, offset: int) -> Response:
