@@ -13,11 +13,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx2
 import pytest
 from api_helpers import ADMIN, KEYS, READ, auth, build_engine
+from fastapi import APIRouter, Query
+from starlette.responses import Response
 
 from puppet_engine.api import KeyRing, create_app
 from puppet_engine.api.lean import LeanRoute
@@ -110,3 +112,35 @@ async def test_health(tmp_path: Path) -> None:
                 answer, lean = await both.same("GET", f"/health{query}", _headers(credentials))
                 assert answer.status_code == 200
                 assert lean == (query in ("", "?")), (query, credentials)
+
+
+def test_a_lean_route_refuses_what_it_could_not_check_as_fastapi_does() -> None:
+    router = APIRouter()
+
+    async def lean(request: Any, **query: int) -> Response:
+        return Response()
+
+    @router.get("/items/{item}")
+    async def by_path(item: str) -> None: ...
+
+    @router.get("/text")
+    async def text(q: str = "") -> None: ...
+
+    @router.get("/aliased")
+    async def aliased(size: Annotated[int, Query(alias="page-size")] = 5) -> None: ...
+
+    @router.get("/strict")
+    async def strict(n: Annotated[int, Query(gt=0)] = 1) -> None: ...
+
+    @router.post("/posted")
+    async def posted(n: int = 1) -> None: ...
+
+    @router.get("/plain")
+    async def plain(n: Annotated[int, Query(ge=1, le=9)] = 3) -> None: ...
+
+    for endpoint in (by_path, text, aliased, strict, posted):
+        with pytest.raises(TypeError):
+            LeanRoute.beside_endpoint(router, endpoint, lean)
+    route = LeanRoute.beside_endpoint(router, plain, lean)
+    assert route.plain_query(b"") == {"n": 3} and route.plain_query(b"n=9") == {"n": 9}
+    assert route.plain_query(b"n=10") is None and route.plain_query(b"n=0") is None

@@ -2,15 +2,16 @@
 
 FastAPI resolves each request's dependencies, validates its parameters through pydantic and
 runs the endpoint inside exit stacks of its own: on ``GET /agents`` with a handful of agents,
-and on ``GET /health``, that cost more than the route's own work (``bench/api.py``). A
-:class:`LeanRoute` stands in front of an :class:`~fastapi.routing.APIRoute` and takes over only
-the requests of the plain shape: a ``GET`` whose query holds nothing but the route's own integer
-parameters, each at most once, written as decimal digits within the parameter's bounds (no query
-at all for a route without parameters). Every other request (a malformed
-or out-of-range value, an unknown or repeated parameter, another method) does not match it and
-goes on to the FastAPI route, which answers it exactly as before. The FastAPI route also remains
-the endpoint's entry in the OpenAPI document, and the lean route takes its path, parameter
-names, defaults and bounds from it, so the two cannot drift apart.
+and on ``GET /health``, that cost more than the route's own work (``bench/api.py``).
+
+A :class:`LeanRoute` stands in front of an :class:`~fastapi.routing.APIRoute` and takes over
+only the requests of the plain shape: a ``GET`` whose query holds nothing but the route's own
+integer parameters, each at most once, written as decimal digits within the parameter's bounds
+(no query at all for a route without parameters). Every other request (a malformed or
+out-of-range value, an unknown or repeated parameter, another method) does not match it and
+goes on to the FastAPI route, which answers it exactly as before. The FastAPI route also
+remains the endpoint's entry in the OpenAPI document, and the lean route takes its path,
+parameter names, defaults and bounds from it, so the two cannot drift apart.
 
 The lean endpoint gets the parsed values as keyword arguments and does what the FastAPI route's
 dependencies did (authentication: :func:`~puppet_engine.api.auth.authorize`); what it raises
@@ -51,6 +52,8 @@ class IntQuery:
         info = field.field_info
         if info.annotation is not int or not isinstance(info.default, int) or isinstance(info.default, bool):
             raise TypeError(f"query parameter {field.alias!r}: a lean route takes optional int parameters only")
+        if field.alias != field.name:  # the query's name is also the endpoint's keyword
+            raise TypeError(f"query parameter {field.alias!r}: a lean route takes no aliased parameter")
         low = high = None
         for rule in info.metadata:
             if isinstance(rule, annotated_types.Ge):
