@@ -18,7 +18,9 @@ server, alternating which goes first, ``--rounds`` rounds; requests/s is the med
 are over every request of every round. Requests per CPU second of the process (client, both
 servers and the idle engine share it) are printed too: on a shared machine they move less than
 wall time. ``/health`` is compared with a bare endpoint returning a
-constant.
+constant. Last, the ``asgi`` line: the CPU time per request of each app called directly as an ASGI
+app in this process (no socket, no client, the least of several rounds), the steadiest measure of
+what the API's own code costs on top of the bare endpoint.
 
     python bench/api.py [--agents 3,100,1000] [--limit 500] [--requests 200] [--rounds 3]
                         [--concurrency 16] [--hours 6] [--profile] [--json]
@@ -220,6 +222,46 @@ async def compare(client: httpx2.AsyncClient, api_url: str, bare_url: str, args:
             "round_ratios": [round(a / b, 3) for a, b in zip(rates["api"], rates["bare"], strict=True)]}
 
 
+async def asgi_cpu(app: Any, path: str, requests: int, rounds: int) -> float:
+    """CPU seconds per ``GET path`` of ``app`` called directly (no socket, no client): the least of
+    ``rounds`` rounds of ``requests``, after one round to warm up."""
+    route, _, query = path.partition("?")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": route, "raw_path": route.encode(), "query_string": query.encode(),
+             "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+             "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {KEY}".encode())]}
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    best = float("inf")
+    for round_ in range(rounds + 1):
+        started = time.process_time()
+        for _ in range(requests):
+            await app(dict(scope, state={}), receive, send)
+        if round_:
+            best = min(best, (time.process_time() - started) / requests)
+    if set(statuses) != {200}:
+        raise RuntimeError(f"{path}: answered {sorted(set(statuses))} in-process")
+    return best
+
+
+async def compare_asgi(api: Any, bare: Any, path: str, args: argparse.Namespace) -> dict[str, float]:
+    """Both apps' CPU per request in-process (µs), alternating rounds; ratio = bare / API."""
+    requests, rounds = max(10, args.requests // 4), 2 * args.rounds
+    times: dict[str, list[float]] = {"api": [], "bare": []}
+    for _ in range(rounds):
+        for name, app in (("api", api), ("bare", bare)):
+            times[name].append(await asgi_cpu(app, path, requests, 1))
+    api_us, bare_us = 1e6 * min(times["api"]), 1e6 * min(times["bare"])
+    return {"api_us": round(api_us, 1), "bare_us": round(bare_us, 1), "ratio": round(bare_us / api_us, 3)}
+
+
 async def route_statements(engine: Any, app: Any, path: str) -> list[str]:
     """The statements one GET of ``path`` runs: through SQLAlchemy, or on the list's own SQLite
     connection (its trace shows the values); asked in-process, and only the request's own
@@ -298,7 +340,8 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
         runner: asyncio.Task[None] | None = None
         app = create_app(engine, keys=KeyRing.parse(f"{KEY}:admin"))
         api = BackgroundServer(app)
-        bare = BackgroundServer(bare_app(engine, db_path))
+        bare_asgi = bare_app(engine, db_path)
+        bare = BackgroundServer(bare_asgi)
         await api.start()
         await bare.start()
         path = f"/agents?limit={args.limit}"
@@ -329,6 +372,8 @@ async def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
                                                        args.requests, profiler)
                 result["health"] = await compare(client, f"{api.url}/health", f"{bare.url}/health", args,
                                                  args.requests * 2)
+                for name, route in (("agents_route", path), ("health", "/health")):
+                    result[name]["asgi"] = await compare_asgi(app, bare_asgi, route, args)
         finally:
             await api.stop()
             await bare.stop()
@@ -363,6 +408,10 @@ def report(r: dict[str, Any]) -> None:
               f"ratio {c['ratio']:.2f}x (rounds {', '.join(f'{x:.2f}' for x in c['round_ratios'])})")
         print(f"  {'':<8} per CPU second: API {a['cpu_rps']:>7.1f} req | bare {b['cpu_rps']:>7.1f} req | "
               f"ratio {c['cpu_ratio']:.2f}x")
+        if "asgi" in c:
+            x = c["asgi"]
+            print(f"  {'':<8} asgi, CPU per request: API {x['api_us']:>7.1f} us | bare {x['bare_us']:>7.1f} us | "
+                  f"ratio {x['ratio']:.2f}x")
     for name, cum, own in r.get("profile", []):
         print(f"    {cum:6.1%} cum {own:6.1%} own  {name}")
 

@@ -6,7 +6,8 @@ refused file edit on record. The pages asked for then are compared with
 ``tests/data/api/agents_list_examples.json``, recorded from the route before the change
 (commit 1a109d4: summaries as pydantic models, the overview through SQLAlchemy); only the node's
 id, which is random per process, is left out. The list's own SQLite reader is also held to the
-SQLAlchemy statement it replaces, and each item to :class:`AgentSummary`.
+SQLAlchemy statement it replaces, and each item to :class:`AgentSummary`. (These pages are served
+by the list's lean route; ``test_api_lean_routes.py`` holds it to the FastAPI route for every query.)
 """
 
 from __future__ import annotations

@@ -168,6 +168,8 @@ def create_app(engine: EngineControl, *, keys: KeyRing | None = None, cors_origi
     for module in (system, agents, commands, memory, trading, events, feed, nodes, review, engagement, replay):
         app.include_router(module.router)
     app.include_router(history_routes.router)
+    # Ahead of every other route, so that the plain requests they take never reach FastAPI's.
+    app.router.routes[:0] = [*agents.lean_routes(), *system.lean_routes()]
     _mount_openapi(app)
     _mount_dashboard(app)
     if cors_origins:

@@ -195,6 +195,12 @@ def require(needed: Scope) -> Callable[..., Awaitable[ApiKey]]:
     return dependency
 
 
+async def authorize(request: Request, needed: Scope) -> ApiKey:
+    """What ``Depends(require(needed))`` does, for an endpoint outside FastAPI's dependency
+    resolution (:class:`~puppet_engine.api.lean.LeanRoute`): the same header parsing, the same errors."""
+    return await authenticate(request, await _bearer(request), needed)
+
+
 def local_keyring(path: Path | str = KEY_FILE, *, announce: TextIO | None = None) -> KeyRing:
     """An admin key for a local run without ``PUPPET_API_KEYS``: reused from ``path``, else created there.
 

@@ -235,11 +235,11 @@ def reject_unknown_query(request: Request) -> None:
     Called by :func:`~puppet_engine.api.auth.authenticate` once the key is accepted: the
     message lists the endpoint's parameters, which a caller without a key must not learn.
     """
-    if not request.query_params:
-        return
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
-    if dependant is None or not getattr(route, "include_in_schema", True):  # the dashboard page is not the API
+    # Not a FastAPI route of the API: the dashboard page, or a lean route (which admits its own
+    # parameters only, see api/lean.py) and so needs no query parsed here.
+    if dependant is None or not getattr(route, "include_in_schema", True) or not request.query_params:
         return
     known = _QUERY_NAMES.get(id(route))
     if known is None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from puppet_engine.api.auth import ApiKey, require
+from puppet_engine.api.auth import ApiKey, authorize, require
 from puppet_engine.api.deps import (
     AgentId,
     ApiContext,
@@ -25,6 +25,7 @@ from puppet_engine.api.deps import (
     summary_items,
 )
 from puppet_engine.api.errors import ApiError, conflict, not_found
+from puppet_engine.api.lean import LeanRoute
 from puppet_engine.api.schemas import (
     Accepted,
     ActionOut,
@@ -66,11 +67,25 @@ _CONFIG_EXAMPLE = {"id": "coby", "name": "Coby", "llm_provider": "fake",
 @router.get("", response_model=Page[AgentSummary], dependencies=[read], responses=responses(422),
             summary="Every agent with its state, last and next post, mood and balance")
 async def list_agents(request: Request, limit: Limit = 50, offset: Offset = 0) -> Response:
-    # The dashboard's most frequent call, kept lean: paging and context taken directly rather than
-    # as dependencies (each costs a resolution per request), and the page served as built (the
-    # model's JSON form, see summary_items): validating a page of models again cost as much as
-    # the rest of the request.
-    ctx: ApiContext = request.app.state.ctx
+    # Served by list_agents_lean in front of it (see lean_routes) unless the query is unusual;
+    # this route answers those (its validation errors) and documents the endpoint.
+    return await _agents_page(request.app.state.ctx, limit, offset)
+
+
+async def list_agents_lean(request: Request, limit: int, offset: int) -> Response:
+    """:func:`list_agents` for the plain requests its :class:`~puppet_engine.api.lean.LeanRoute` takes."""
+    await authorize(request, "read")
+    return await _agents_page(request.app.state.ctx, limit, offset)
+
+
+def lean_routes() -> list[LeanRoute]:
+    """The routes to put in front of this router's: the dashboard's most frequent call."""
+    return [LeanRoute.beside_endpoint(router, list_agents, list_agents_lean)]
+
+
+async def _agents_page(ctx: ApiContext, limit: int, offset: int) -> Response:
+    # The page served as built (the model's JSON form, see summary_items): validating a page of
+    # models again cost as much as the rest of the request.
     ids = ctx.engine.manager.known()  # agents still being built are listed as starting
     chosen = ids[offset:offset + limit]
     return JSONBytes(page(await summary_items(ctx, chosen), len(ids), Paging(limit, offset)))

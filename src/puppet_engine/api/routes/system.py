@@ -7,7 +7,7 @@ import re
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from puppet_engine import __version__
 from puppet_engine.api.auth import ApiKey, require
 from puppet_engine.api.deps import ApiContext, Ctx
+from puppet_engine.api.lean import LeanRoute
 from puppet_engine.api.schemas import (
     HealthDetails,
     HealthOut,
@@ -38,6 +39,21 @@ _admin = require("admin")  # one callable: FastAPI runs it once per request howe
 @router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "down"}},
             summary="Liveness for load balancers (no authentication): ok, degraded or down")
 async def health(ctx: Ctx) -> JSONResponse:
+    # Served by health_lean in front of it (see lean_routes) unless the request has a query.
+    return await _health(ctx)
+
+
+async def health_lean(request: Request) -> JSONResponse:
+    """:func:`health` for the requests without a query its :class:`~puppet_engine.api.lean.LeanRoute` takes."""
+    return await _health(request.app.state.ctx)
+
+
+def lean_routes() -> list[LeanRoute]:
+    """The routes to put in front of this router's: load balancers poll ``/health`` often."""
+    return [LeanRoute.beside_endpoint(router, health, health_lean)]
+
+
+async def _health(ctx: ApiContext) -> JSONResponse:
     report = await ctx.health_report()
     body = {"status": report.status, "role": ctx.engine.role, "node": ctx.engine.owner}
     return JSONResponse(body, status_code=503 if report.status == "down" else 200)
