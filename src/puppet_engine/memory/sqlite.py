@@ -134,7 +134,7 @@ class SQLiteStore(SQLMemoryStore):
         """What makes a search hit of one of the agent's kept rows: the search's hot path, called
         by the index for each of the best rows (metadata parsed afresh for each caller)."""
         # Every kept row's embedder and dimension: another embedder's rows are never kept.
-        embedder, dim, decrypt = self.embedder.name, self.embedder.dim, self._decrypt
+        embedder, dim, decrypt, stored = self.embedder.name, self.embedder.dim, self._decrypt, Memory.stored
 
         def scored(
             memory_id: str, score: float, similarity: float, importance: float, created_at: float, row: Entry
@@ -142,7 +142,7 @@ class SQLiteStore(SQLMemoryStore):
             kind, content, encrypted, meta, key = row
             if encrypted:
                 content = decrypt({"id": memory_id, "agent_id": agent_id, "content": content, "encrypted": True})
-            memory = Memory.stored(
+            memory = stored(
                 memory_id, agent_id, kind, content, importance, created_at,
                 (json.loads(meta) or {}) if meta != _NO_METADATA else {}, key, embedder, dim,
             )
