@@ -10,7 +10,8 @@ After the product has streamed the whole matrix through the CPU caches, what a
 search touches next is a cache miss each; the layout keeps those few: a
 candidate's importance and time sit side by side (one ``(n, 2)`` array), and a
 row's payload (what the store keeps of it) hangs off the row, found without a
-lookup by id.
+lookup by id. Only the best ``k`` become Python objects, each made at once into what
+the caller returns (:meth:`VectorIndex.ranked`): nothing is built to be unpacked again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _IMPORTANCE, _CREATED = 0, 1  # the columns of VectorIndex._fields
 T = TypeVar("T")
 
 
-class IndexHit(NamedTuple):  # a tuple: ten of them per search, built in a fraction of a dataclass's time
+class IndexHit(NamedTuple):  # what search returns: a tuple, built in a fraction of a dataclass's time
     id: str
     score: float
     similarity: float
