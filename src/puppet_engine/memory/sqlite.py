@@ -20,15 +20,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from puppet_engine.memory.base import MEMORY_KINDS, Memory, ScoredMemory
-from puppet_engine.memory.index import IndexHit, VectorIndex
+from puppet_engine.memory.base import MEMORY_KINDS, Memory, MemoryKind, ScoredMemory
+from puppet_engine.memory.index import VectorIndex
 from puppet_engine.memory.sqlite_reader import ROW_COLUMNS, FactMark, SQLiteReader
 from puppet_engine.memory.store import SQLMemoryStore, check_kinds
 from puppet_engine.storage import async_url
@@ -42,10 +42,12 @@ _LOAD_BATCH = 5000
 #: What the index keeps of a row beside its vector, importance and time: kind, content (as
 #: stored), encrypted, metadata (JSON text) and key. Embedder and dimension are the store's:
 #: rows of another are never kept.
-Entry = tuple[str, str, bool, str, str | None]
+Entry = tuple[MemoryKind, str, bool, str, str | None]
 _NO_METADATA = "{}"
 # One string object per kind: a kept row refers to it, and a search's hits share the copy in cache.
-_KINDS = {kind: kind for kind in MEMORY_KINDS}
+_KINDS = {kind: cast(MemoryKind, kind) for kind in MEMORY_KINDS}
+# Builds a ScoredMemory from a tuple in C, as the namedtuple's own __new__ does in Python.
+_scored_memory = tuple.__new__
 
 
 class _AgentIndex:
@@ -112,7 +114,8 @@ class SQLiteStore(SQLMemoryStore):
             if not held.keeps_rows:
                 found = await self.fetch_by_ids(agent_id, [hit.id for hit in hits])
                 return [ScoredMemory(found[h.id], h.score, h.similarity) for h in hits if h.id in found]
-            return [ScoredMemory(self._memory(agent_id, hit), hit.score, hit.similarity) for hit in hits]
+            scored = self._scored(agent_id)
+            return [scored(*hit) for hit in hits]
 
     def _ranked(
         self, agent_id: str, held: _AgentIndex, query: np.ndarray, limit: int, now: float,
@@ -120,28 +123,32 @@ class SQLiteStore(SQLMemoryStore):
     ) -> list[ScoredMemory]:
         """The search itself on a kept index: a matrix product and the kept rows, no SQL."""
         self._check_dim(held.index, query)
-        return [
-            ScoredMemory(self._memory(agent_id, hit), hit.score, hit.similarity)
-            for hit in held.index.search(query, limit, now=now, kinds=kinds)
-        ]
+        return held.index.ranked(query, limit, self._scored(agent_id), now=now, kinds=kinds)
 
     @staticmethod
     def _check_dim(index: VectorIndex, query: np.ndarray) -> None:
         if query.shape[0] != index.dim:
             raise ValueError(f"query vector has {query.shape[0]} dimensions; the index has {index.dim}")
 
-    def _memory(self, agent_id: str, hit: IndexHit) -> Memory:
-        """The memory of a kept row: the search's hot path (metadata parsed afresh for each caller)."""
-        memory_id, _, _, importance, created_at, (kind, content, encrypted, meta, key) = hit
-        if encrypted:
-            content = self._decrypt(
-                {"id": memory_id, "agent_id": agent_id, "content": content, "encrypted": True}
+    def _scored(self, agent_id: str) -> Callable[[str, float, float, float, float, Entry], ScoredMemory]:
+        """What makes a search hit of one of the agent's kept rows: the search's hot path, called
+        by the index for each of the best rows (metadata parsed afresh for each caller)."""
+        # Every kept row's embedder and dimension: another embedder's rows are never kept.
+        embedder, dim, decrypt, stored = self.embedder.name, self.embedder.dim, self._decrypt, Memory.stored
+
+        def scored(
+            memory_id: str, score: float, similarity: float, importance: float, created_at: float, row: Entry
+        ) -> ScoredMemory:
+            kind, content, encrypted, meta, key = row
+            if encrypted:
+                content = decrypt({"id": memory_id, "agent_id": agent_id, "content": content, "encrypted": True})
+            memory = stored(
+                memory_id, agent_id, kind, content, importance, created_at,
+                (json.loads(meta) or {}) if meta != _NO_METADATA else {}, key, embedder, dim,
             )
-        return Memory.stored(
-            memory_id, agent_id, kind, content, importance, created_at,
-            (json.loads(meta) or {}) if meta != _NO_METADATA else {}, key,
-            self.embedder.name, self.embedder.dim,  # every kept row's: another embedder's rows are never kept
-        )
+            return _scored_memory(ScoredMemory, (memory, score, similarity))
+
+        return scored
 
     def _current(self, agent_id: str) -> _AgentIndex | None:
         """The agent's kept index brought up to date, when it is kept (no await: see search_vector)."""
