@@ -41,6 +41,23 @@ async def insert_action(conn: AsyncConnection, key: str, agent_id: str, kind: st
     return int(row[0]) if row else None
 
 
+def action_row(key: str, agent_id: str, kind: str, payload: dict[str, Any], event_id: int | None, now: float, *,
+               sending: bool = False, held: bool = False) -> dict[str, Any]:
+    """The row :func:`insert_action` writes (for :func:`insert_keyed_actions`)."""
+    return {"key": key, "agent_id": agent_id, "kind": kind, "payload": payload,
+            "status": "awaiting_review" if held else "sending" if sending else "pending",
+            "attempts": int(sending and not held), "not_before": 0.0, "event_id": event_id, "created_at": now,
+            "updated_at": now}
+
+
+async def insert_keyed_actions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Record action rows (:func:`action_row`) of distinct keys in one statement; key → id of each
+    row recorded (a key recorded already is left out)."""
+    stmt = cached(("actions.keyed", conn.dialect.name), lambda: dialect_insert(conn, actions).on_conflict_do_nothing(
+        index_elements=["key"]).returning(actions.c.id, actions.c.key))
+    return {str(key): int(action_id) for action_id, key in (await conn.execute(stmt, rows)).all()}
+
+
 async def load_actions(conn: AsyncConnection, *, ids: list[int] | None = None, status: str | None = None,
                        due_before: float | None = None, limit: int = 100,
                        agent_ids: Iterable[str] | None = None) -> list[Any]:
