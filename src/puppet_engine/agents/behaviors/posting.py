@@ -29,8 +29,7 @@ from puppet_engine.agents.review_desk import feedback_lines
 from puppet_engine.agents.runtime import (
     AgentRuntime,
     AgentServices,
-    own_tweets_since,
-    recent_post_texts,
+    post_history,
 )
 from puppet_engine.agents.safety import check_leaks
 from puppet_engine.agents.state import AgentState
@@ -65,8 +64,7 @@ async def compose(services: AgentServices, agent: AgentRuntime, context: PromptC
     checked for leaks. Raises ``ValidationFailed`` (with every attempt's reasons),
     ``BudgetExceeded`` or ``ProviderError``.
     """
-    recent = await recent_post_texts(services.db, agent.id)
-    posted = await own_tweets_since(services.db, agent.id, services.clock.now() - DUPLICATE_WINDOW)
+    recent, posted = await post_history(services.db, agent.id, services.clock.now() - DUPLICATE_WINDOW)
     avoid = await feedback_lines(agent)  # what an operator rejected in review
     validated = await generate_validated(agent.llm, agent.config, replace(context, recent_posts=recent, avoid=avoid),
                                          recent, posted=posted)
@@ -156,8 +154,8 @@ class PostingBehavior(Behavior):
         text = event.payload.get("text")
         try:
             if text:  # the operator's own words: never cut (over the maximum: a thread if allowed, else refused)
-                recent = await recent_post_texts(self.services.db, agent.id)
-                posted = await own_tweets_since(self.services.db, agent.id, self.services.clock.now() - DUPLICATE_WINDOW)
+                recent, posted = await post_history(self.services.db, agent.id,
+                                                    self.services.clock.now() - DUPLICATE_WINDOW)
                 parts = list(validate_post(text, agent.config, recent, posted=posted, fit=False).parts)
             else:
                 parts = list((await self._write(agent, event, topic=event.payload.get("topic"))).parts)
