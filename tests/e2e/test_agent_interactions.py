@@ -20,6 +20,7 @@ async def test_an_agent_likes_and_quotes_what_a_peer_posted(sqlite_url: str) -> 
     ann_posts = (await admin(engine, "GET", "/tweets", params={"username": "ann"}))["data"]
     ben_posts = (await admin(engine, "GET", "/tweets", params={"username": "ben"}))["data"]
     rel = await engine.manager.agents["ben"].memory.relationships.get("ben", "ann")
+    remembered = await engine.manager.agents["ben"].memory.list_memories("ben", kind="post", limit=1000)
     await engine.stop()
 
     own = [t for t in ann_posts if not t.get("referenced_tweets")]
@@ -29,6 +30,9 @@ async def test_an_agent_likes_and_quotes_what_a_peer_posted(sqlite_url: str) -> 
     assert liked and quoted and quoted <= {t["id"] for t in own}
     assert {t["id"] for t in liked} & quoted  # the same posts were liked and quoted
     assert rel is not None and rel.familiarity > 0
+    quotes = {t["id"]: t["text"] for t in ben_posts if t.get("referenced_tweets")}
+    kept = {m.metadata["external_id"]: m.content for m in remembered if m.metadata["action_key"].startswith("quote:")}
+    assert kept == quotes  # every quote sent is remembered, once, with its text
 
 
 async def test_quotes_of_one_round_share_one_read_of_what_the_agent_wrote_before(sqlite_url: str) -> None:

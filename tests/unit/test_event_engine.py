@@ -267,6 +267,17 @@ async def test_an_events_actions_are_marked_done_in_one_commit_after_the_last_se
 
     executor = Refuses()
     engine, _ = make_engine(database, virtual_clock, executor, concurrency=1)
+    each: list[str] = []
+    batches: list[list[str]] = []
+
+    async def one(action: Action, _outcome: ActionOutcome) -> None:
+        each.append(action.key)
+
+    async def together(done: list[tuple[Action, ActionOutcome]]) -> None:
+        batches.append([action.key for action, _ in done])
+
+    engine.outbox.on_done(one)
+    engine.outbox.on_done_batch(together)
 
     async def interact(ev: Event) -> HandlerResult:
         return HandlerResult(actions=[ActionSpec(key=f"like:{i}", agent_id="a", kind="like", payload={})
@@ -278,6 +289,7 @@ async def test_an_events_actions_are_marked_done_in_one_commit_after_the_last_se
     assert executor.sent == ["like:1", "like:3"]
     assert seen[-3:] == [("like:1", "sending"), ("like:2", "failed"), ("like:3", "sending")]
     assert engine.outbox.done_commits == 1
+    assert each == ["like:1", "like:3"] and batches == [["like:1", "like:3"]]  # hooks once each, batch hooks once
     async with database.connect() as conn:
         rows = (await conn.execute(sa.select(actions.c.key, actions.c.status, actions.c.external_id)
                                    .order_by(actions.c.id))).all()
