@@ -267,6 +267,17 @@ async def test_an_events_actions_are_marked_done_in_one_commit_after_the_last_se
 
     executor = Refuses()
     engine, _ = make_engine(database, virtual_clock, executor, concurrency=1)
+    each: list[str] = []
+    batches: list[list[str]] = []
+
+    async def one(action: Action, _outcome: ActionOutcome) -> None:
+        each.append(action.key)
+
+    async def together(done: list[tuple[Action, ActionOutcome]]) -> None:
+        batches.append([action.key for action, _ in done])
+
+    engine.outbox.on_done(one)
+    engine.outbox.on_done_batch(together)
 
     async def interact(ev: Event) -> HandlerResult:
         return HandlerResult(actions=[ActionSpec(key=f"like:{i}", agent_id="a", kind="like", payload={})
@@ -278,6 +289,7 @@ async def test_an_events_actions_are_marked_done_in_one_commit_after_the_last_se
     assert executor.sent == ["like:1", "like:3"]
     assert seen[-3:] == [("like:1", "sending"), ("like:2", "failed"), ("like:3", "sending")]
     assert engine.outbox.done_commits == 1
+    assert each == ["like:1", "like:3"] and batches == [["like:1", "like:3"]]  # hooks once each, batch hooks once
     async with database.connect() as conn:
         rows = (await conn.execute(sa.select(actions.c.key, actions.c.status, actions.c.external_id)
                                    .order_by(actions.c.id))).all()
@@ -306,3 +318,42 @@ async def test_the_start_up_heap_is_out_of_full_collections_while_running_and_ba
     await engine.stop()
     await asyncio.wait_for(runner, 5)
     assert gc.get_freeze_count() == 0  # collectable again: nothing kept alive past the engine
+
+
+async def test_the_collectors_young_passes_run_between_events_and_its_thresholds_come_back(database) -> None:
+    import gc
+
+    from puppet_engine.clock import WallClock
+    from puppet_engine.events.engine import YOUNG_WHILE_RUNNING
+
+    before = gc.get_threshold()
+    engine, _ = make_engine(database, WallClock())
+    seen: list[tuple[tuple[int, ...], int]] = []
+    collected: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collected.append(info["generation"])
+
+    async def garbage(ev: Event) -> None:
+        seen.append((gc.get_threshold(), len(collected)))
+        for _ in range(2 * before[0]):  # cycles: more than a young pass's worth, left to the collector
+            cycle: list[object] = []
+            cycle.append(cycle)
+
+    engine.register("garbage", garbage)
+    for n in range(3):
+        await engine.schedule(Event("garbage", "a", {"n": n}, key=f"g{n}"))
+    runner = asyncio.create_task(engine.run())
+    gc.callbacks.append(count)
+    try:
+        while len(seen) < 3:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+    finally:
+        gc.callbacks.remove(count)
+    await engine.stop()
+    await asyncio.wait_for(runner, 5)
+    assert seen[0][0] == (YOUNG_WHILE_RUNNING, *before[1:])  # no young pass inside an event
+    assert seen[1][1] >= 1 and seen[2][1] > seen[1][1]  # each event's garbage collected once it finished
+    assert gc.get_threshold() == before

@@ -235,6 +235,19 @@ async def test_budget_read_live_applies_at_the_next_call() -> None:
     assert (await provider.complete(request("ada"))).text
 
 
+async def test_an_unlimited_budget_reads_nothing_and_a_later_limit_sees_the_days_use(database, virtual_clock) -> None:
+    limit = {"tokens": 0}
+    budgeted = BudgetProvider(FakeProvider(), lambda: limit["tokens"], clock=virtual_clock, db=database)
+    provider = RecordingProvider(budgeted, database, clock=virtual_clock)
+    used = sum([(await provider.complete(request("ada"))).usage.total_tokens for _ in range(3)])
+    assert budgeted.used == {}  # unlimited: no read of llm_calls, nothing counted
+    limit["tokens"] = used  # the operator sets a budget of what was already used today
+    with pytest.raises(BudgetExceeded, match=f"agent ada used {used} of its {used} daily tokens"):
+        await provider.complete(request("ada"))
+    limit["tokens"] = used + 1000
+    assert (await provider.complete(request("bob"))).text  # bob's day is read on his first call
+
+
 async def test_upstream_error_text_is_trimmed_and_redacted() -> None:
     from puppet_engine.llm.wrappers import UpstreamTextProvider
 

@@ -33,6 +33,10 @@ def agent(thread: int = 1, max_len: int | None = None, **formatting: object) -> 
     ("As an AI language model, I don't have a garden. But compost is patient.", "But compost is patient."),
     ("Here's my tweet: rain on the compost", "rain on the compost"),
     ("Tess: rain today", "rain today"),
+    ("  @TESS：rain today", "rain today"),
+    ("tess : Tess: rain today", "rain today"),
+    ("Tess rain today: no label", "Tess rain today: no label"),
+    ("Tess and rain today", "Tess and rain today"),
 ])
 def test_model_wrapping_and_boilerplate_are_removed(raw: str, expected: str) -> None:
     assert clean(raw, agent()) == expected

@@ -19,7 +19,7 @@ import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
 from puppet_engine.agents.bulk import collections_spaced
-from puppet_engine.agents.remember import remember_action
+from puppet_engine.agents.remember import remember_actions
 from puppet_engine.agents.review import ReviewGate
 from puppet_engine.agents.runtime import (
     AgentRuntime,
@@ -69,7 +69,7 @@ class AgentManager:
         for behavior in behaviors:
             for event_type, handler in behavior.handlers().items():
                 events.register(event_type, self._route(behavior, handler))
-        events.outbox.on_done(self._on_action_done)
+        events.outbox.on_done_batch(self._on_actions_done)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -450,8 +450,11 @@ class AgentManager:
     async def _set_enabled(self, agent_id: str, enabled: bool) -> None:
         await agent_rows.set_enabled(self.services.db, agent_id, enabled, self.services.clock.now())
 
-    async def _on_action_done(self, action: Action, outcome: ActionOutcome) -> None:
-        agent = self.agents.get(action.agent_id)
-        if agent is None or agent.memory is None:
-            return
-        await remember_action(agent, action, outcome, self.services.clock.now())
+    async def _on_actions_done(self, done: list[tuple[Action, ActionOutcome]]) -> None:
+        by_agent: dict[str, list[tuple[Action, ActionOutcome]]] = {}
+        for action, outcome in done:
+            by_agent.setdefault(action.agent_id, []).append((action, outcome))
+        for agent_id, sent in by_agent.items():
+            agent = self.agents.get(agent_id)
+            if agent is not None:
+                await remember_actions(agent, sent, self.services.clock.now())

@@ -35,10 +35,12 @@ class Recall:
     heard: list[tuple[str, str]] = field(default_factory=list)
 
 
-async def remember_action(agent: AgentRuntime, action: Action, outcome: ActionOutcome, now: float) -> None:
+def action_memory(action: Action, outcome: ActionOutcome, now: float) -> Memory | None:
+    """What the agent keeps of a sent post, thread, quote, reply or trade (``None`` for others:
+    likes, follows)."""
     kind = _KIND.get(action.kind)
-    if kind is None or agent.memory is None:
-        return
+    if kind is None:
+        return None
     p = action.payload
     if action.kind == "thread":
         content = " ".join(p.get("parts", []))
@@ -47,13 +49,21 @@ async def remember_action(agent: AgentRuntime, action: Action, outcome: ActionOu
     else:
         content = p.get("text", "")
     if not content:
-        return
+        return None
     metadata = {"action_key": action.key, "external_id": outcome.external_id}
     if p.get("reply_to"):
         metadata["reply_to"] = p["reply_to"]
-    await agent.memory.add_memory(agent.id, Memory(agent_id=agent.id, kind=kind, content=content,
-                                                   importance=0.6 if kind == "trade" else 0.4,
-                                                   created_at=now, metadata=metadata))
+    return Memory(agent_id=action.agent_id, kind=kind, content=content, importance=0.6 if kind == "trade" else 0.4,
+                  created_at=now, metadata=metadata)
+
+
+async def remember_actions(agent: AgentRuntime, done: Iterable[tuple[Action, ActionOutcome]], now: float) -> None:
+    """Remember what the agent sent (actions done together: one write)."""
+    if agent.memory is None:
+        return
+    memories = [m for action, outcome in done if (m := action_memory(action, outcome, now)) is not None]
+    if memories:
+        await agent.memory.add_many(agent.id, memories)
 
 
 def mention_memory(tweet: Post, flags: Iterable[str], now: float) -> Memory:

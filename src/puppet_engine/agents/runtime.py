@@ -101,8 +101,32 @@ class AgentServices:
 
 async def recent_post_texts(db: Database, agent_id: str, limit: int = 20) -> list[str]:
     """The agent's latest posts (sent or on their way), newest first."""
+    return _recent_texts(await outbox.recent_posts(db, agent_id, limit))
+
+
+async def own_tweets_since(db: Database, agent_id: str, since: float, limit: int = 2000) -> list[str]:
+    """The text of every post, thread part and quote the agent sent (or is sending) since ``since``,
+    newest first: what X would refuse as duplicate content. Replies are left out (they open with
+    the handle they answer, so only replies to the same account can repeat; mentions checks those)."""
+    return _window_texts(await outbox.own_posts_since(db, agent_id, since, limit))
+
+
+async def post_history(db: Database, agent_id: str, since: float, recent: int = 20,
+                       limit: int = 2000) -> tuple[list[str], list[str]]:
+    """``(recent_post_texts(…, recent), own_tweets_since(…, since, limit))`` in one read: what
+    every generated post is checked against."""
+    rows = await outbox.post_history(db, agent_id, recent, since)
+    window = [(kind, payload) for kind, payload, created_at in rows
+              if kind in _WINDOW_KINDS and created_at >= since][:limit]
+    return _recent_texts([(kind, payload) for kind, payload, _ in rows[:recent]]), _window_texts(window)
+
+
+_WINDOW_KINDS = ("post", "thread", "quote")  # what X's duplicate window compares (replies apart)
+
+
+def _recent_texts(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     texts: list[str] = []
-    for kind, payload in await outbox.recent_posts(db, agent_id, limit):
+    for kind, payload in rows:
         if kind == "thread":
             texts.append(" ".join(payload.get("parts", [])))
         elif payload.get("text"):
@@ -110,12 +134,9 @@ async def recent_post_texts(db: Database, agent_id: str, limit: int = 20) -> lis
     return texts
 
 
-async def own_tweets_since(db: Database, agent_id: str, since: float, limit: int = 2000) -> list[str]:
-    """The text of every post, thread part and quote the agent sent (or is sending) since ``since``,
-    newest first: what X would refuse as duplicate content. Replies are left out (they open with
-    the handle they answer, so only replies to the same account can repeat; mentions checks those)."""
+def _window_texts(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     texts: list[str] = []
-    for kind, payload in await outbox.own_posts_since(db, agent_id, since, limit):
+    for kind, payload in rows:
         texts.extend(payload.get("parts", []) if kind == "thread" else [payload.get("text", "")])
     return [t for t in texts if t]
 

@@ -66,6 +66,13 @@ def fold(text: str) -> str:
     return "".join(ch for ch in normal if unicodedata.category(ch)[0] in "LN")
 
 
+@functools.lru_cache(maxsize=4096)
+def _folded_prompt(prompt: str) -> str:
+    """A system prompt :func:`fold`-ed: each agent's few prompts are checked against every post it
+    writes (a few KiB each, so thousands of agents' are kept)."""
+    return fold(prompt)
+
+
 @functools.lru_cache(maxsize=256)
 def _runs(folded_prompt: str, window: int) -> frozenset[str]:
     """Every run of ``window`` folded characters of a prompt (the whole prompt when shorter)."""
@@ -95,7 +102,7 @@ def leaks(text: str, config: AgentConfig, system_prompt: str | None = None, wind
         system_prompt = build_system_prompt(config)
     prompts = [p for p in (system_prompt, config.custom_system_prompt, *config.rotating_system_prompts) if p]
     for prompt in prompts:
-        folded_prompt = fold(prompt)
+        folded_prompt = _folded_prompt(prompt)
         if len(folded_prompt) < MIN_PROMPT_RUN:
             continue
         runs = _runs(folded_prompt, window)

@@ -20,6 +20,7 @@ into the prompt, a repeated post shown among the recent ones) a bounded number o
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -56,6 +57,16 @@ _BOILERPLATE = re.compile(
 _USER_ID = re.compile(r"(?<!\d)\d{15,20}(?!\d)")
 _DASH_PUNCT = re.compile(r"\s*[—–―]\s*")
 _WORD_HYPHEN = re.compile(r"(?<=\w)[\-‐‑‒](?=\w)")
+# Compiled here: a pattern per agent name below would push these out of re's own cache of 512.
+_FENCE = re.compile(r"^```[a-z]*\s*|\s*```$")
+_SPACES = re.compile(r"[ \t]{2,}")
+_LONE_HYPHENS = re.compile(r"(?<=\s)-+(?=\s)")
+
+
+@functools.lru_cache(maxsize=1024)
+def _name_label(name: str) -> re.Pattern[str]:
+    """``name:`` (or ``@name：``) opening a text, in any case."""
+    return re.compile(rf"^\s*@?{re.escape(name)}\s*[:：]\s*", flags=re.I)
 
 
 @dataclass(frozen=True)
@@ -75,13 +86,14 @@ class ValidatedText:
 def clean(text: str, agent: AgentConfig | None = None) -> str:
     """Remove wrapping quotes, role labels and AI boilerplate; fix dashes when hyphens are avoided."""
     text = text.strip().strip("\ufeff")
-    text = re.sub(r"^```[a-z]*\s*|\s*```$", "", text).strip()
+    text = _FENCE.sub("", text).strip()
     names = [agent.name, agent.id] if agent is not None else []
     for _ in range(3):
         before = text
         text = _PREFIX.sub("", text)
-        for name in filter(None, names):
-            text = re.sub(rf"^\s*@?{re.escape(name)}\s*[:：]\s*", "", text, flags=re.I)
+        if ":" in text or "：" in text:  # a name label needs one
+            for name in filter(None, names):
+                text = _name_label(name).sub("", text)
         for left, right in _QUOTES:
             if len(text) >= 2 and text.startswith(left) and text.endswith(right) and text.count(left) <= 2:
                 text = text[1:-1].strip()
@@ -90,7 +102,7 @@ def clean(text: str, agent: AgentConfig | None = None) -> str:
     text = _BOILERPLATE.sub("", text).strip()
     if agent is not None and agent.style_guide.formatting.avoid_hyphens:
         text = _fix_hyphens(text)
-    return re.sub(r"[ \t]{2,}", " ", text).strip()
+    return _SPACES.sub(" ", text).strip()
 
 
 def _fix_hyphens(text: str) -> str:
@@ -98,7 +110,7 @@ def _fix_hyphens(text: str) -> str:
     masked = rules.URL.sub("\x00", text)
     masked = _DASH_PUNCT.sub(", ", masked)
     masked = _WORD_HYPHEN.sub(" ", masked)
-    masked = re.sub(r"(?<=\s)-+(?=\s)", ",", masked)
+    masked = _LONE_HYPHENS.sub(",", masked)
     for url in urls:
         masked = masked.replace("\x00", url, 1)
     return masked

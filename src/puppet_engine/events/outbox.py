@@ -72,6 +72,7 @@ class ActionExecutor(ABC):
 
 ExecutorLookup = Callable[[Action], ActionExecutor | None]
 DoneHook = Callable[[Action, ActionOutcome], Awaitable[None]]
+DoneBatchHook = Callable[[list[tuple[Action, ActionOutcome]]], Awaitable[None]]
 
 
 class Outbox:
@@ -89,6 +90,7 @@ class Outbox:
         self.backoff_cap = backoff_cap
         self.rng = rng or random.Random()
         self.done_hooks: list[DoneHook] = []
+        self.done_batch_hooks: list[DoneBatchHook] = []
         self.failed_hooks: list[Callable[[Action, str], Awaitable[None]]] = []
         # Set by the EventEngine: the agents this process may act for, and the lock that
         # lease changes take, so an agent is never handed over in the middle of a send.
@@ -102,6 +104,11 @@ class Outbox:
 
     def on_done(self, hook: DoneHook) -> None:
         self.done_hooks.append(hook)
+
+    def on_done_batch(self, hook: DoneBatchHook) -> None:
+        """``hook([(action, outcome), …])`` once for the actions marked done together (an
+        event's sends): what is written about each can share a transaction."""
+        self.done_batch_hooks.append(hook)
 
     async def dispatch(self, action_ids: list[int]) -> None:
         """Send these pending actions now, in order."""
@@ -321,6 +328,12 @@ class Outbox:
                     await hook(action, outcome)
                 except Exception:
                     log.exception("action_done_hook_failed", action_key=action.key)
+        batch = [(done.action, done.outcome) for done in sent]
+        for batch_hook in self.done_batch_hooks:
+            try:
+                await batch_hook(batch)
+            except Exception:
+                log.exception("action_done_hook_failed", action_keys=[action.key for action, _ in batch])
 
     async def _mark_failed(self, action: Action, error: str) -> None:
         async with self.db.transaction() as conn:

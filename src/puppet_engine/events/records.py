@@ -59,6 +59,22 @@ async def insert_action(conn: AsyncConnection, spec: ActionSpec, event_id: int |
     return action_id
 
 
+async def insert_actions(conn: AsyncConnection, specs: list[tuple[ActionSpec, int | None]], now: float, *,
+                         sending: bool = False) -> list[int | None]:
+    """:func:`insert_action` for each ``(spec, event id)``, in order: in one statement when their
+    keys are distinct (a key twice is recorded once, by the first: one by one, in order)."""
+    keys = [spec.key for spec, _ in specs]
+    if len(specs) < 2 or len(set(keys)) != len(keys):
+        return [await insert_action(conn, spec, event_id, now, sending=sending) for spec, event_id in specs]
+    ids = await outbox.insert_keyed_actions(conn, [
+        outbox.action_row(spec.key, spec.agent_id, spec.kind, spec.payload, event_id, now, sending=sending,
+                          held=spec.review is not None) for spec, event_id in specs])
+    for spec, _ in specs:
+        if spec.review is not None and spec.key in ids:
+            await review.insert_item(conn, ids[spec.key], spec.agent_id, spec.review, now)
+    return [ids.get(key) for key in keys]
+
+
 def new_action(action_id: int, spec: ActionSpec, event_id: int | None, now: float, *, sending: bool = False) -> Action:
     """The :class:`Action` that :func:`insert_action` just wrote (no need to read it back)."""
     return Action(id=action_id, key=spec.key, agent_id=spec.agent_id, kind=spec.kind, payload=spec.payload,
@@ -74,11 +90,13 @@ async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, Han
     events, agent state changes. Each list of actions is in order.
     """
     await event_rows.mark_done(conn, [(event.id, hr.result, now) for event, hr in outcomes])
+    ids = iter(await insert_actions(conn, [(spec, event.id) for event, hr in outcomes for spec in hr.actions], now,
+                                    sending=True))
     recorded: list[list[Action]] = []
     for event, hr in outcomes:
         mine: list[Action] = []
         for spec in hr.actions:
-            action_id = await insert_action(conn, spec, event.id, now, sending=True)
+            action_id = next(ids)
             if action_id is not None and spec.review is None:
                 mine.append(new_action(action_id, spec, event.id, now, sending=True))
         recorded.append(mine)

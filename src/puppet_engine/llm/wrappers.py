@@ -171,8 +171,9 @@ class BudgetProvider(WrapperProvider):
 
     ``daily_tokens`` is a number or a function read before every call (a live runtime
     setting); 0 means unlimited. With a ``db`` the day's usage is first read from
-    ``llm_calls``, so a restart does not reset the budget. Requests without ``agent_id``
-    are not counted.
+    ``llm_calls``, so a restart does not reset the budget; while unlimited it is neither read
+    nor counted (``llm_calls`` records every call: a limit set later reads the day's use
+    then). Requests without ``agent_id`` are not counted.
     """
 
     def __init__(self, inner: LLMProvider, daily_tokens: int | Callable[[], int], *, clock: Clock | None = None,
@@ -213,6 +214,8 @@ class BudgetProvider(WrapperProvider):
         limit = self.daily_tokens
         if agent is None:
             return await self.inner.complete(request)
+        if limit <= 0 and self.db is not None and (agent, self._day()[0]) not in self.used:
+            return await self.inner.complete(request)  # no read per agent and day while unlimited
         used = await self._used(agent)  # counted even while unlimited, so a later limit sees today's use
         if 0 < limit <= used:
             raise BudgetExceeded(f"agent {agent} used {used} of its {limit} daily tokens", service=self.name)

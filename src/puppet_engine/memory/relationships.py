@@ -230,11 +230,13 @@ class RelationshipStore:
     ) -> list[Relationship]:
         """:meth:`update_from_interaction` with each of ``others`` (each once), in one transaction."""
         now = self.clock.now()
-        rows = []
-        async with self.db.transaction() as conn:
-            for other in dict.fromkeys(others):
-                params = _interaction_params(agent_id, other, now, sentiment_delta, familiarity_delta, trust_delta)
-                rows.append((await conn.execute(self._interaction_upsert(), params)).mappings().one())
+        each = [_interaction_params(agent_id, other, now, sentiment_delta, familiarity_delta, trust_delta)
+                for other in dict.fromkeys(others)]
+        if not each:
+            return []
+        async with self.db.transaction() as conn:  # one statement for all (distinct rows): rows back by other
+            found = {row["other"]: row for row in (await conn.execute(self._interaction_upsert(), each)).mappings()}
+            rows = [found[params["b_other"]] for params in each]
             await facts.insert(conn, [_fact(row, now, notes=False) for row in rows])
         return [_from_row(row) for row in rows]
 

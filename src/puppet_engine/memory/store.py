@@ -39,6 +39,7 @@ from puppet_engine.memory.embeddings.base import Embedder, EmbedderMismatch, nor
 from puppet_engine.memory.relationships import RelationshipStore
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import facts
+from puppet_engine.storage.sql import cached
 from puppet_engine.storage.tables import memories
 
 #: Every column but the embedding: what lists and searches read.
@@ -73,6 +74,24 @@ def check_kinds(kinds: Sequence[str] | None) -> list[str] | None:
     return list(kinds)
 
 
+def _listing(kind: bool, since: bool, until: bool) -> sa.Select[Any]:
+    """An agent's memories newest first, one page (of a kind, in a time range, when asked):
+    built once per shape, run with parameters (``list_memories`` runs in every post)."""
+
+    def build() -> sa.Select[Any]:
+        query = sa.select(*LIGHT_COLUMNS).where(memories.c.agent_id == sa.bindparam("b_agent"))
+        if kind:
+            query = query.where(memories.c.kind == sa.bindparam("b_kind"))
+        if since:
+            query = query.where(memories.c.created_at >= sa.bindparam("b_since", type_=sa.Float))
+        if until:
+            query = query.where(memories.c.created_at < sa.bindparam("b_until", type_=sa.Float))
+        return (query.order_by(memories.c.created_at.desc(), memories.c.id.desc())
+                .limit(sa.bindparam("b_limit", type_=sa.Integer)).offset(sa.bindparam("b_offset", type_=sa.Integer)))
+
+    return cached(("memories.list", kind, since, until), build)
+
+
 class SQLMemoryStore(MemoryStore):
     """The shared body of the SQL stores; subclasses add vector search."""
 
@@ -102,12 +121,15 @@ class SQLMemoryStore(MemoryStore):
     @abstractmethod
     async def search_vector(
         self, agent_id: str, vector: np.ndarray, limit: int = 10, kinds: Sequence[str] | None = None
-    ) -> list[ScoredMemory]: ...
+    ) -> list[ScoredMemory]:
+        """The search itself. Raises :class:`EmbedderMismatch` when the agent's memories come
+        from another embedder (:meth:`ensure_embedder`, or the same check on the rows it loads):
+        :meth:`search_memories` leaves that check to it, so a first search reads the rows once."""
 
     async def _insert_rows(
         self, conn: AsyncConnection, rows: list[dict[str, Any]], vectors: np.ndarray
     ) -> None:
-        await conn.execute(sa.insert(memories), rows)
+        await conn.execute(cached(("memories.insert",), lambda: sa.insert(memories)), rows)
 
     async def _write_embeddings(
         self, conn: AsyncConnection, ids: list[str], vectors: np.ndarray
@@ -371,7 +393,6 @@ class SQLMemoryStore(MemoryStore):
         self, agent_id: str, query: str, limit: int = 10, kinds: Sequence[str] | None = None
     ) -> list[ScoredMemory]:
         await self._seeded(agent_id)
-        await self.ensure_embedder(agent_id)
         return await self.search_vector(
             agent_id, await self.embedder.embed_one(query), limit, kinds
         )
@@ -404,21 +425,13 @@ class SQLMemoryStore(MemoryStore):
         offset: int = 0,
     ) -> list[Memory]:
         await self._seeded(agent_id)
-        query = sa.select(*LIGHT_COLUMNS).where(memories.c.agent_id == agent_id)
         if kind is not None:
             check_kinds([kind])
-            query = query.where(memories.c.kind == kind)
-        if since is not None:
-            query = query.where(memories.c.created_at >= since)
-        if until is not None:
-            query = query.where(memories.c.created_at < until)
-        query = (
-            query.order_by(memories.c.created_at.desc(), memories.c.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
+        params = {"b_agent": agent_id, "b_kind": kind, "b_since": since, "b_until": until, "b_limit": limit,
+                  "b_offset": offset}
+        query = _listing(kind is not None, since is not None, until is not None)
         async with self.db.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+            rows = (await conn.execute(query, params)).mappings().all()
         return [self._to_memory(row) for row in rows]
 
     async def count(self, agent_id: str, kind: str | None = None) -> int:

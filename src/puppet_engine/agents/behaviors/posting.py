@@ -18,7 +18,7 @@ import random
 import zlib
 from collections import Counter
 from collections.abc import Set
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -29,8 +29,7 @@ from puppet_engine.agents.review_desk import feedback_lines
 from puppet_engine.agents.runtime import (
     AgentRuntime,
     AgentServices,
-    own_tweets_since,
-    recent_post_texts,
+    post_history,
 )
 from puppet_engine.agents.safety import check_leaks
 from puppet_engine.agents.state import AgentState
@@ -57,19 +56,36 @@ def seed_for(key: str) -> int:
     return zlib.crc32(key.encode())
 
 
-async def compose(services: AgentServices, agent: AgentRuntime, context: PromptContext) -> ValidatedText:
+@dataclass(frozen=True)
+class WrittenBefore:
+    """What an agent's generated posts are checked against: its latest posts, its posts of X's
+    duplicate window, the drafts an operator rejected. Read once for an event that writes
+    several (an interaction round's quotes): nothing it writes is recorded before it ends."""
+
+    recent: list[str]
+    posted: list[str]
+    avoid: list[str]
+
+
+async def written_before(services: AgentServices, agent: AgentRuntime) -> WrittenBefore:
+    recent, posted = await post_history(services.db, agent.id, services.clock.now() - DUPLICATE_WINDOW)
+    return WrittenBefore(recent, posted, await feedback_lines(agent))  # feedback: what review rejected
+
+
+async def compose(services: AgentServices, agent: AgentRuntime, context: PromptContext,
+                  before: WrittenBefore | None = None) -> ValidatedText:
     """Generated, validated text for ``context`` (its ``recent_posts`` are filled in here).
 
     Not a near-duplicate of the agent's recent posts, not a word-for-word repeat of a
     post of the last 24 hours (X would refuse it), fitted to the author's maximum,
-    checked for leaks. Raises ``ValidationFailed`` (with every attempt's reasons),
-    ``BudgetExceeded`` or ``ProviderError``.
+    checked for leaks. ``before``: :func:`written_before`, when the caller read it already.
+    Raises ``ValidationFailed`` (with every attempt's reasons), ``BudgetExceeded`` or
+    ``ProviderError``.
     """
-    recent = await recent_post_texts(services.db, agent.id)
-    posted = await own_tweets_since(services.db, agent.id, services.clock.now() - DUPLICATE_WINDOW)
-    avoid = await feedback_lines(agent)  # what an operator rejected in review
-    validated = await generate_validated(agent.llm, agent.config, replace(context, recent_posts=recent, avoid=avoid),
-                                         recent, posted=posted)
+    before = before or await written_before(services, agent)
+    validated = await generate_validated(agent.llm, agent.config,
+                                         replace(context, recent_posts=before.recent, avoid=before.avoid),
+                                         before.recent, posted=before.posted)
     check_leaks(validated.parts, agent.config)  # memories of hostile mentions reach these prompts too
     if validated.cut_from is not None:
         log.info("text_fitted", agent_id=agent.id, purpose=context.purpose, written=validated.cut_from,
@@ -156,8 +172,8 @@ class PostingBehavior(Behavior):
         text = event.payload.get("text")
         try:
             if text:  # the operator's own words: never cut (over the maximum: a thread if allowed, else refused)
-                recent = await recent_post_texts(self.services.db, agent.id)
-                posted = await own_tweets_since(self.services.db, agent.id, self.services.clock.now() - DUPLICATE_WINDOW)
+                recent, posted = await post_history(self.services.db, agent.id,
+                                                    self.services.clock.now() - DUPLICATE_WINDOW)
                 parts = list(validate_post(text, agent.config, recent, posted=posted, fit=False).parts)
             else:
                 parts = list((await self._write(agent, event, topic=event.payload.get("topic"))).parts)

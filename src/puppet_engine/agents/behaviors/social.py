@@ -17,7 +17,12 @@ from collections.abc import Set
 import structlog
 
 from puppet_engine.agents.behaviors.base import Behavior, BehaviorHandler
-from puppet_engine.agents.behaviors.posting import compose, post_action
+from puppet_engine.agents.behaviors.posting import (
+    WrittenBefore,
+    compose,
+    post_action,
+    written_before,
+)
 from puppet_engine.agents.mood import Mood, drift
 from puppet_engine.agents.runtime import AgentRuntime, peer_posts
 from puppet_engine.agents.state import AgentState
@@ -62,6 +67,7 @@ class InteractionBehavior(Behavior):
         patterns = agent.config.behavior.interaction_patterns
         actions: list[ActionSpec] = []
         seen: list[str] = []
+        before: WrittenBefore | None = None  # read for the first quote, shared by the others
         peers = self._peers_to_read(agent, now)
         posted = await peer_posts(self.services.db, [p.id for p in peers], since)
         note_peer_posts([(p.id, p.user_id, p.username) for p in peers], posted)  # for replay
@@ -75,7 +81,8 @@ class InteractionBehavior(Behavior):
                 if rng.random() < patterns.like_probability:
                     actions.append(ActionSpec(f"like:{agent.id}:{tweet.id}", agent.id, "like", {"tweet_id": tweet.id}))
                 if rng.random() < patterns.quote_tweet_probability:
-                    text = await self._quote(agent, peer, tweet, state)
+                    before = before or await written_before(self.services, agent)
+                    text = await self._quote(agent, peer, tweet, state, before)
                     if text:
                         actions.append(ActionSpec(f"quote:{agent.id}:{tweet.id}", agent.id, "quote",
                                                   {"text": text, "quote": tweet.id},
@@ -107,12 +114,13 @@ class InteractionBehavior(Behavior):
                     break
         return picked
 
-    async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Post, state: AgentState) -> str | None:
+    async def _quote(self, agent: AgentRuntime, peer: AgentRuntime, tweet: Post, state: AgentState,
+                     before: WrittenBefore) -> str | None:
         context = PromptContext(purpose="quote", mood=state.mood,
                                 thread=[(peer.username or peer.id, tweet.text)], replying_to=peer.username,
                                 now=self.services.clock.now(), seed=zlib.crc32(f"quote:{tweet.id}".encode()))
         try:
-            validated = await compose(self.services, agent, context)
+            validated = await compose(self.services, agent, context, before)
         except (ValidationFailed, BudgetExceeded, ProviderError) as exc:
             log.info("quote_skipped", reason=str(exc))
             return None

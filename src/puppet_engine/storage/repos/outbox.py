@@ -41,6 +41,23 @@ async def insert_action(conn: AsyncConnection, key: str, agent_id: str, kind: st
     return int(row[0]) if row else None
 
 
+def action_row(key: str, agent_id: str, kind: str, payload: dict[str, Any], event_id: int | None, now: float, *,
+               sending: bool = False, held: bool = False) -> dict[str, Any]:
+    """The row :func:`insert_action` writes (for :func:`insert_keyed_actions`)."""
+    return {"key": key, "agent_id": agent_id, "kind": kind, "payload": payload,
+            "status": "awaiting_review" if held else "sending" if sending else "pending",
+            "attempts": int(sending and not held), "not_before": 0.0, "event_id": event_id, "created_at": now,
+            "updated_at": now}
+
+
+async def insert_keyed_actions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Record action rows (:func:`action_row`) of distinct keys in one statement; key → id of each
+    row recorded (a key recorded already is left out)."""
+    stmt = cached(("actions.keyed", conn.dialect.name), lambda: dialect_insert(conn, actions).on_conflict_do_nothing(
+        index_elements=["key"]).returning(actions.c.id, actions.c.key))
+    return {str(key): int(action_id) for action_id, key in (await conn.execute(stmt, rows)).all()}
+
+
 async def load_actions(conn: AsyncConnection, *, ids: list[int] | None = None, status: str | None = None,
                        due_before: float | None = None, limit: int = 100,
                        agent_ids: Iterable[str] | None = None) -> list[Any]:
@@ -109,6 +126,26 @@ _OWN_POSTS_SINCE = (
     .order_by(actions.c.id.desc())
     .limit(sa.bindparam("limit"))
 )
+
+
+def _post_history() -> sa.Select[Any]:
+    """The agent's latest posts (``nth`` + 1 of them) and every post since ``since``, newest first:
+    what :data:`_RECENT_POSTS` and :data:`_OWN_POSTS_SINCE` read, in one statement."""
+
+    def posts() -> list[sa.ColumnElement[bool]]:
+        return [actions.c.agent_id == sa.bindparam("agent_id"), fixed_in(actions.c.kind, POST_KINDS),
+                actions.c.status != "failed"]
+
+    nth_newest = (sa.select(actions.c.id).where(*posts()).order_by(actions.c.id.desc())
+                  .limit(1).offset(sa.bindparam("nth")).scalar_subquery())
+    return (sa.select(actions.c.kind, actions.c.payload, actions.c.created_at)
+            .where(*posts(), sa.or_(actions.c.created_at >= sa.bindparam("since"),
+                                    actions.c.id >= sa.func.coalesce(nth_newest, 0)))
+            .order_by(actions.c.id.desc()))
+
+
+_POST_HISTORY = _post_history()
+
 # No condition on status in SQL: without statistics SQLite would pick the status index
 # (nearly every row is "done") and read the whole table instead of these agents' rows.
 _PEER_POSTS = (
@@ -135,6 +172,17 @@ async def own_posts_since(db: Database, agent_id: str, since: float, limit: int)
     async with db.connect() as conn:
         rows = (await conn.execute(_OWN_POSTS_SINCE, {"agent_id": agent_id, "since": since, "limit": limit})).fetchall()
     return [(kind, payload) for kind, payload in rows]
+
+
+async def post_history(db: Database, agent_id: str, recent: int, since: float
+                       ) -> list[tuple[str, dict[str, Any], float]]:
+    """``(kind, payload, created_at)`` of the agent's posts, replies, quotes and threads (not
+    failed), newest first: the latest ``recent`` and all those recorded since ``since`` (what
+    :func:`recent_posts` and :func:`own_posts_since` give, in one read)."""
+    async with db.connect() as conn:
+        params = {"agent_id": agent_id, "nth": max(0, recent - 1), "since": since}
+        rows = (await conn.execute(_POST_HISTORY, params)).fetchall()
+    return [(kind, payload, created_at) for kind, payload, created_at in rows]
 
 
 async def posts_since(db: Database, agent_ids: list[str], since: float, limit: int) -> list[Any]:
