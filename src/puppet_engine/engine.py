@@ -58,6 +58,7 @@ from puppet_engine.storage.repos import events as event_rows
 from puppet_engine.storage.repos import nodes as node_rows
 from puppet_engine.storage.repos.recordings import RecordCodec
 from puppet_engine.storage.runtime_settings import RuntimeSettingsStore
+from puppet_engine.tasks import cancel_and_wait
 from puppet_engine.twitter.stream import StreamLimits
 from puppet_engine.wiring import Wiring, WiringDeps
 
@@ -434,26 +435,11 @@ class Engine:
             self._halt.set()
         if self.listener is not None:
             await self.listener.stop()
-        if self._woken_task is not None:
-            self._woken_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._woken_task
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
-        if self._retention_task is not None:
-            self._retention_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention_task
-        if self._runtime_task is not None:
-            self._runtime_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runtime_task
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lease_task
+        await cancel_and_wait(self._woken_task)
+        await cancel_and_wait(self._watch_task)
+        await cancel_and_wait(self._retention_task)
+        await cancel_and_wait(self._runtime_task)
+        await cancel_and_wait(self._lease_task)
         await self.events.stop()
         if self.mention_stream is not None:
             await self.mention_stream.stop()

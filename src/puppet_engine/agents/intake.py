@@ -32,6 +32,7 @@ from puppet_engine.events import Event
 from puppet_engine.social.base import Post
 from puppet_engine.storage.repos import events as event_rows
 from puppet_engine.storage.repos import role_leases
+from puppet_engine.tasks import cancel_and_wait
 from puppet_engine.twitter.stream import (
     GROUP_TAG,
     RuleSpec,
@@ -151,11 +152,8 @@ class MentionStream:
 
     async def _let_go(self, release: bool = True) -> None:
         self._listen_stop.set()
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-            self._listener = None
+        await cancel_and_wait(self._listener)
+        self._listener = None
         if self.holder and release:
             with contextlib.suppress(Exception):
                 await role_leases.release(self.services.db, ROLE, self.owner)

@@ -32,6 +32,7 @@ import structlog
 from puppet_engine.resilience import RetryPolicy
 from puppet_engine.storage import Database
 from puppet_engine.storage.repos import review as review_rows
+from puppet_engine.tasks import cancel_and_wait
 
 log = structlog.get_logger("puppet_engine.review.notify")
 
@@ -111,11 +112,8 @@ class ReviewNotifier:
         self._wake.set()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._owns_http:
             await self._http.aclose()
 

@@ -16,6 +16,8 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import make_url
 
+from puppet_engine.tasks import cancel_and_wait
+
 log = structlog.get_logger("puppet_engine.storage.listen")
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)  # reconnection back-off, the last repeated
 
@@ -40,11 +42,8 @@ class PgListener:
         self._task = asyncio.create_task(self._run(), name=f"listen:{self.channel}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)  # its waits are wait_for's, which may swallow one cancel
+        self._task = None
 
     async def _run(self) -> None:
         import asyncpg  # the postgres extra; this class is only built on PostgreSQL
