@@ -31,8 +31,6 @@ import collections
 import cProfile
 import json
 import pstats
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -43,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import httpx2
 
+from engine import SandboxProcess  # bench/engine.py: bench/ is first on sys.path when run
 from puppet_engine.clock import VirtualClock
-from puppet_engine.sandbox import Sandbox, SandboxConfig
 from puppet_engine.serving import run_main
 from puppet_engine.twitter.client import TwitterClient
 from puppet_engine.twitter.convert import TWEET_PARAMS
@@ -53,48 +51,6 @@ from puppet_engine.twitter.oauth1 import OAuth1Signer
 
 KINDS = ("post", "mentions", "tweet", "metrics", "user", "like")
 WINDOW = 16 * 60.0  # a round's clock step: every 15-minute window is new
-
-
-def serve_sandbox(port: int) -> None:
-    """The sandbox on a virtual clock that ``POST /bench/clock {"now": t}`` moves."""
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Mount, Route
-
-    clock = VirtualClock()
-    box = Sandbox(SandboxConfig(), clock=clock)
-
-    async def set_clock(request: Request) -> JSONResponse:
-        clock.set(float((await request.json())["now"]))
-        return JSONResponse({"now": clock.now()})
-
-    app = Starlette(routes=[Route("/bench/clock", set_clock, methods=["POST"]), Mount("/", app=box.app)])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
-
-
-class SandboxProcess:
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve-sandbox", str(port)],
-                                     stdout=subprocess.DEVNULL)
-
-    async def ready(self, http: httpx2.AsyncClient) -> None:
-        for _ in range(600):
-            try:
-                if (await http.get(f"{self.url}/sandbox/health")).status_code < 500:
-                    return
-            except httpx2.TransportError:
-                await asyncio.sleep(0.05)
-        raise RuntimeError("the sandbox process did not answer")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 class Account:
@@ -202,16 +158,13 @@ def where_time_goes(profiler: cProfile.Profile, top: int = 12) -> list[tuple[str
 
 
 async def measure(n_accounts: int, rounds: int, profile: bool, pstats_path: str | None = None) -> dict[str, Any]:
-    sandbox = SandboxProcess()
+    sandbox = SandboxProcess()  # bench/engine.py's: the sandbox in a process of its own
     clock = VirtualClock()
     http = httpx2.AsyncClient(timeout=30, limits=httpx2.Limits(max_connections=100,
                                                               max_keepalive_connections=max(20, n_accounts)))
     try:
-        await sandbox.ready(http)
-
-        async def set_clock(now: float) -> None:
-            (await http.post(f"{sandbox.url}/bench/clock", json={"now": now})).raise_for_status()
-
+        await sandbox.ready()
+        set_clock = sandbox.set_clock
         await set_clock(clock.now())
         issuer = SandboxAccounts(http, sandbox.url)
         names = {f"bench_{i}": f"Bench {i}" for i in range(n_accounts)}
@@ -244,7 +197,7 @@ async def measure(n_accounts: int, rounds: int, profile: bool, pstats_path: str 
             await run_rounds(accounts, 1, r + 1, clock, set_clock, bare, results["bare"], calls["bare"])
     finally:
         await http.aclose()
-        sandbox.close()
+        await sandbox.close()
     out: dict[str, Any] = {"accounts": n_accounts, "rounds": rounds}
     for mode in ("client", "bare"):
         out[mode] = {kind: 1e6 * results[mode][kind] / calls[mode][kind] for kind in KINDS}
@@ -263,11 +216,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="where the client's CPU goes (cProfile)")
     parser.add_argument("--pstats", help="with --profile: also write the client rounds' cProfile stats here")
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--serve-sandbox", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_sandbox:
-        serve_sandbox(args.serve_sandbox)
-        return
     result = run_main(measure(args.accounts, args.rounds, args.profile, args.pstats))  # uvloop, as the engine
     if args.json:
         print(json.dumps(result))
