@@ -33,6 +33,18 @@ async def database(sqlite_url: str):
     await db.close()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def either_database(request: pytest.FixtureRequest, sqlite_url: str):
+    """A migrated database, once on SQLite and once on PostgreSQL."""
+    from puppet_engine.storage import Database
+
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    db = Database(url)
+    await db.migrate()
+    yield db
+    await db.close()
+
+
 @pytest.fixture
 def virtual_clock():
     from puppet_engine.clock import VirtualClock

@@ -35,13 +35,9 @@ async def recorded(db: Database, prefix: str) -> list[tuple]:
              r["event_id"], r["created_at"], r["updated_at"], held.get(r["id"])) for r in rows]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db(request: pytest.FixtureRequest, sqlite_url: str):
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    database = Database(url)
-    await database.migrate()
-    yield database
-    await database.close()
+@pytest.fixture
+def db(either_database: Database) -> Database:
+    return either_database
 
 
 async def test_actions_of_distinct_keys_in_one_statement_are_recorded_as_one_by_one(db: Database) -> None:

@@ -17,13 +17,9 @@ DAY = 86_400.0
 NOW = 1_700_000_000.0
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db(request: pytest.FixtureRequest, sqlite_url: str):
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    database = Database(url)
-    await database.migrate()
-    yield database
-    await database.close()
+@pytest.fixture
+def db(either_database: Database) -> Database:
+    return either_database
 
 
 async def record_history(db: Database, agent_id: str, count: int, rng: random.Random) -> None:
