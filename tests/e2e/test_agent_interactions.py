@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from puppet_engine.clock import VirtualClock
+from puppet_engine.engine import Engine
 from puppet_engine.sandbox import Sandbox, SandboxConfig
 
 from .test_mention_replies import HOUR, admin, make_engine, persona, run_for
 
 
-async def test_an_agent_likes_and_quotes_what_a_peer_posted(sqlite_url: str) -> None:
-    from puppet_engine.clock import VirtualClock
-
+async def _ann_and_ben_ten_hours_on(sqlite_url: str) -> tuple[Engine, Sandbox]:
+    """ann posts every one to two hours; ben likes and quotes whatever he reads; ten hours run."""
     sandbox = Sandbox(SandboxConfig(seed=5), clock=VirtualClock())
     ann = persona("ann")
     ann["behavior"]["post_frequency"] = {"min_hours_between_posts": 1, "max_hours_between_posts": 2}
@@ -17,6 +18,11 @@ async def test_an_agent_likes_and_quotes_what_a_peer_posted(sqlite_url: str) -> 
     engine = make_engine(sqlite_url, sandbox, ann, ben)
     await engine.start()
     await run_for(engine, sandbox.clock, 10 * HOUR)  # ben's interaction rounds come every ~3 hours
+    return engine, sandbox
+
+
+async def test_an_agent_likes_and_quotes_what_a_peer_posted(sqlite_url: str) -> None:
+    engine, _ = await _ann_and_ben_ten_hours_on(sqlite_url)
     ann_posts = (await admin(engine, "GET", "/tweets", params={"username": "ann"}))["data"]
     ben_posts = (await admin(engine, "GET", "/tweets", params={"username": "ben"}))["data"]
     rel = await engine.manager.agents["ben"].memory.relationships.get("ben", "ann")
@@ -37,16 +43,9 @@ async def test_an_agent_likes_and_quotes_what_a_peer_posted(sqlite_url: str) -> 
 
 async def test_quotes_of_one_round_share_one_read_of_what_the_agent_wrote_before(sqlite_url: str) -> None:
     from puppet_engine.agents.behaviors.posting import compose, written_before
-    from puppet_engine.clock import VirtualClock
     from puppet_engine.content.prompts import PromptContext
 
-    sandbox = Sandbox(SandboxConfig(seed=5), clock=VirtualClock())
-    ann = persona("ann")
-    ann["behavior"]["post_frequency"] = {"min_hours_between_posts": 1, "max_hours_between_posts": 2}
-    ben = persona("ben", like_probability=1.0, quote_tweet_probability=1.0)
-    engine = make_engine(sqlite_url, sandbox, ann, ben)
-    await engine.start()
-    await run_for(engine, sandbox.clock, 10 * HOUR)
+    engine, sandbox = await _ann_and_ben_ten_hours_on(sqlite_url)
     agent = engine.manager.agents["ben"]
     before = await written_before(engine.services, agent)
     assert before.recent and before.posted  # ben has quoted: what a next quote must not repeat
