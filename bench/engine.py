@@ -75,7 +75,7 @@ from puppet_engine.events.engine import release_heap, settle_heap
 from puppet_engine.observability import upstream
 from puppet_engine.persona import parse_agent_config
 from puppet_engine.sandbox import Sandbox, SandboxConfig
-from puppet_engine.serving import run_main
+from puppet_engine.serving import KEEP_ALIVE_SECONDS, run_main
 from puppet_engine.settings import Settings
 from puppet_engine.storage import Database
 from puppet_engine.storage.leases import LeaseManager
@@ -158,7 +158,7 @@ def serve_sandbox(port: int) -> None:
         return JSONResponse({"now": clock.now()})
 
     app = Starlette(routes=[Route("/bench/clock", set_clock, methods=["POST"]), Mount("/", app=box.app)])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
 
 class SandboxProcess:

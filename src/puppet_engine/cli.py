@@ -37,7 +37,7 @@ from puppet_engine.persona import (
     load_agents_dir,
 )
 from puppet_engine.replay.command import replay_command
-from puppet_engine.serving import BackgroundServer, run_main
+from puppet_engine.serving import KEEP_ALIVE_SECONDS, BackgroundServer, run_main
 from puppet_engine.settings import load_settings
 from puppet_engine.simulate import simulate as run_simulation
 from puppet_engine.storage import Database
@@ -181,7 +181,7 @@ def sandbox(
 
     box = build_sandbox(seed=seed, openai_key=openai_key, crowd_rate=crowd_rate, snapshot_path=snapshot)
     console.print(f"sandbox on http://{host}:{port} (admin under /sandbox, docs at /sandbox/docs)")
-    uvicorn.run(box.app, host=host, port=port, log_level="warning")
+    uvicorn.run(box.app, host=host, port=port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_SECONDS)
 
 
 @app.command()

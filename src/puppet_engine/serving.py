@@ -34,6 +34,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+#: How long an idle kept-alive connection stays open. Longer than its clients keep theirs
+#: (httpx2: 5 s; load balancers: 60 s), so the client, not the server, closes it: a server
+#: closing first races the client's next request on it (a reset, a 502 at the balancer).
+KEEP_ALIVE_SECONDS = 75
+
+
 class BackgroundServer:
     """An uvicorn server as an asyncio task: ``await start()``, ``await stop()``."""
 
@@ -47,6 +53,7 @@ class BackgroundServer:
         config = uvicorn.Config(
             app, host=host, port=self.port, log_level=log_level, lifespan="on",
             access_log=False, loop="asyncio", proxy_headers=bool(trusted), forwarded_allow_ips=trusted,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
             log_config=None,  # no handlers of its own: its lines go through ours (format, redaction)
         )
         self.server = uvicorn.Server(config)

@@ -357,3 +357,23 @@ async def test_the_collectors_young_passes_run_between_events_and_its_thresholds
     assert seen[0][0] == (YOUNG_WHILE_RUNNING, *before[1:])  # no young pass inside an event
     assert seen[1][1] >= 1 and seen[2][1] > seen[1][1]  # each event's garbage collected once it finished
     assert gc.get_threshold() == before
+
+
+async def test_an_event_sleeping_on_the_virtual_clock_is_woken_instead_of_waited_for_forever(database,
+                                                                                            virtual_clock) -> None:
+    # An event that backs off on the engine's virtual clock (the X client's retry after a dropped
+    # connection) waits for the clock to move, and the clock moved only once events were done.
+    engine, _ = make_engine(database, virtual_clock)
+    started = virtual_clock.now()
+    woke: list[float] = []
+
+    async def backs_off(ev: Event) -> None:
+        await virtual_clock.sleep(30)
+        woke.append(virtual_clock.now())
+
+    engine.register("backs_off", backs_off)
+    engine.register("quick", lambda ev: asyncio.sleep(0))
+    await engine.schedule(Event("backs_off", "a", {}, due_at=started))
+    await engine.schedule(Event("quick", "b", {}, due_at=started))
+    assert await asyncio.wait_for(engine.run_until_idle(), 10) == 2
+    assert woke == [started + 30]  # moved to the sleeper's wake-up, not further

@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from puppet_engine.clock import Clock
+from puppet_engine.clock import Clock, VirtualClock
 from puppet_engine.errors import ProviderError, RateLimited
 from puppet_engine.events import records
 from puppet_engine.events.event import Action, Event, HandlerResult
@@ -48,6 +48,7 @@ StateHook = Callable[[str, dict[str, Any]], None]
 
 
 YOUNG_WHILE_RUNNING = 5_000  # first GC generation's threshold while events run (CPython's: 700)
+VIRTUAL_STALL_SECONDS = 0.1  # on a virtual clock: no event finished for this long, a sleeper is woken
 _threshold: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (saved, set) by settle_heap
 
 
@@ -279,12 +280,29 @@ class EventEngine:
             started = await self.tick(force=force)
             force = False
             if self._busy:
-                await asyncio.wait(list(self._busy.values()), return_when=asyncio.FIRST_COMPLETED)
+                await self._wait_for_one_in_flight()
                 continue
             await self.outbox.run_due()
             if started == 0 and (not self._look or self._stopping):
                 break
         return self.processed - before
+
+    async def _wait_for_one_in_flight(self) -> None:
+        """Until an in-flight event finishes. On a virtual clock an event may be asleep on it
+        (a retry's back-off): when none finishes for a while and one sleeps, the clock moves
+        to the nearest wake-up, as time would pass on a wall clock; it would wait for ever."""
+        in_flight = list(self._busy.values())
+        if not isinstance(self.clock, VirtualClock):
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            return
+        while True:
+            done, _ = await asyncio.wait(in_flight, timeout=VIRTUAL_STALL_SECONDS,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            wake_up = self.clock.next_deadline()
+            if done:
+                return
+            if wake_up is not None:
+                self.clock.set(wake_up)
 
     async def drain(self) -> None:
         """Wait for in-flight events to finish."""
