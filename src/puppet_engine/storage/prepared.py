@@ -11,7 +11,8 @@ that connection is in (SQLAlchemy does not begin or end any on SQLite: ``sqlite3
 begins one before a write, and SQLAlchemy commits it), retrying ``SQLITE_BUSY`` through
 :meth:`InlineConnection.run`. Rows come back as SQLAlchemy ``Row`` s with the values,
 names and column keys the regular path gives. Everywhere else (PostgreSQL, aiosqlite) the
-statement goes through ``AsyncConnection.execute`` as usual.
+statement goes through ``AsyncConnection.execute`` as usual, and so it does while statements
+are logged (``echo``) or watched (``before_cursor_execute`` listeners see every statement).
 
 Errors keep their form: a ``sqlite3`` error becomes the ``sqlalchemy.exc.DBAPIError``
 subclass SQLAlchemy would raise (``IntegrityError`` …), which ``Database.transaction``
@@ -69,7 +70,7 @@ class Prepared:
     async def rows(self, conn: AsyncConnection, params: Params | None = None) -> list[Any]:
         """The rows the statement gives with ``params`` (SQLAlchemy ``Row`` s)."""
         params = params or {}
-        inline = _inline(conn)
+        inline = inline_connection(conn)
         plan = self._plan(conn.dialect, params, many=False) if inline is not None else None
         if inline is None or plan is None:
             return list((await conn.execute(self.statement, params)).fetchall())
@@ -85,7 +86,7 @@ class Prepared:
         batch = list(params) if isinstance(params, Sequence) else [params or {}]
         if not batch:
             return 0
-        inline = _inline(conn)
+        inline = inline_connection(conn)
         many = len(batch) > 1
         plan = self._plan(conn.dialect, batch[0], many=many) if inline is not None else None
         if inline is None or plan is None:
@@ -93,6 +94,8 @@ class Prepared:
             return int(result.rowcount or 0)
         bound = [_bind(plan, row) for row in batch] if many else _bind(plan, batch[0])
         cursor = await _run(inline, conn.dialect, plan, bound, many=many)
+        if plan.meta is not None:
+            cursor.fetchall()  # a RETURNING statement runs to its end as its rows are read
         return int(cursor.rowcount or 0)
 
     def _plan(self, dialect: Dialect, params: Params, *, many: bool) -> _Plan | None:
@@ -109,12 +112,24 @@ class Prepared:
         return plan
 
 
-def _inline(conn: AsyncConnection) -> InlineConnection | None:
-    """The inline SQLite connection under ``conn``, if it is one."""
-    if conn.dialect.name != "sqlite":
+def inline_connection(conn: AsyncConnection) -> InlineConnection | None:
+    """The inline SQLite connection under ``conn``, if it is one and nothing watches the
+    statements SQLAlchemy runs (``echo``, ``before_cursor_execute`` listeners: those see every
+    statement, so they get the regular path)."""
+    sync = conn.sync_connection
+    if conn.dialect.name != "sqlite" or sync is None or sync.engine.echo:
         return None
-    driver = conn.sync_connection.connection.driver_connection if conn.sync_connection is not None else None
+    if _watched(sync.engine) or _watched(sync):
+        return None
+    driver = sync.connection.driver_connection
     return driver if isinstance(driver, InlineConnection) else None
+
+
+def _watched(target: sa.Engine | sa.Connection) -> bool:
+    # _has_events: SQLAlchemy's own flag (any listener at all), cheap to test first; a
+    # connection kept open since before a listener came has its engine's flag to go by.
+    dispatch = target.dispatch
+    return target._has_events and bool(dispatch.before_cursor_execute or dispatch.after_cursor_execute)
 
 
 def _compile(statement: Statement, dialect: Dialect, keys: tuple[str, ...], many: bool) -> _Plan:
@@ -122,8 +137,9 @@ def _compile(statement: Statement, dialect: Dialect, keys: tuple[str, ...], many
     assert isinstance(compiled, SQLCompiler)
     if compiled.positiontup is None or compiled.literal_execute_params or compiled.post_compile_params:
         raise NotPreparable("parameters rendered at execution")
-    if getattr(compiled, "postfetch", None) or getattr(compiled, "update_prefetch", None):
-        raise NotPreparable("column defaults evaluated in SQL or on update")
+    # (Columns set by SQL, ``compiled.postfetch``, only matter to ``CursorResult.postfetch_cols``.)
+    if getattr(compiled, "update_prefetch", None):
+        raise NotPreparable("column defaults evaluated on update")
     if many and compiled.effective_returning:
         raise NotPreparable("RETURNING of many rows (insertmanyvalues)")
     prefetch = {column.key: column for column in getattr(compiled, "insert_prefetch", ())}
