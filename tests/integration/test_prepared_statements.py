@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from puppet_engine.clock import VirtualClock
 from puppet_engine.errors import StorageError
 from puppet_engine.memory import HashingEmbedder, Memory, SQLiteStore
+from puppet_engine.memory.relationships import RelationshipStore
 from puppet_engine.storage import Database
 from puppet_engine.storage.prepared import Prepared, inline_connection
 from puppet_engine.storage.repos import agent_states, engagement, events, facts, outbox, recordings
@@ -183,6 +184,20 @@ async def test_memories_insert_and_listing(pair) -> None:
 
     listed, core, page = await _same(pair, scenario)
     assert [m.id for m in listed] == ["m2", "m1"] and [m.id for m in core] == ["m2"] and [m.id for m in page] == ["m1"]
+
+
+async def test_relationship_upserts(pair) -> None:
+    async def scenario(db: Database) -> Any:
+        store = RelationshipStore(db, VirtualClock(T0))
+        first = await store.update_from_interactions("ann", ["ben", "cat", "ben"], 0.5, trust_delta=0.75)
+        again = await store.update_from_interactions("ann", ["cat", "dan"], -2)
+        one = await store.update_from_interaction("ann", "ben", 0.25, note="met at the market")
+        return first, again, one, await facts.of_agent(db, "ann")
+
+    first, again, one, history = await _same(pair, scenario)
+    assert [(r.other, r.interactions, r.trust) for r in first] == [("ben", 1, 1.0), ("cat", 1, 1.0)]
+    assert [(r.other, r.interactions, r.sentiment) for r in again] == [("cat", 2, -1.0), ("dan", 1, -1.0)]
+    assert one.interactions == 2 and one.notes == "met at the market" and len(history) == 5
 
 
 async def test_rows_and_errors_match_sqlalchemy_on_one_connection(pair) -> None:

@@ -67,15 +67,18 @@ class Prepared:
         self.statement = statement
         self._plans: dict[tuple[tuple[str, ...], bool], _Plan | None] = {}
 
-    async def rows(self, conn: AsyncConnection, params: Params | None = None) -> list[Any]:
-        """The rows the statement gives with ``params`` (SQLAlchemy ``Row`` s)."""
-        params = params or {}
+    async def rows(self, conn: AsyncConnection, params: Params | Sequence[Params] | None = None) -> list[Any]:
+        """The rows the statement gives with ``params`` (SQLAlchemy ``Row`` s); with a list
+        of parameter sets (``RETURNING`` of several rows), those of each, in no set order."""
+        batch = list(params) if isinstance(params, Sequence) else [params or {}]
         inline = inline_connection(conn)
-        plan = self._plan(conn.dialect, params, many=False) if inline is not None else None
+        plan = self._plan(conn.dialect, batch[0], many=False) if inline is not None and batch else None
         if inline is None or plan is None:
-            return list((await conn.execute(self.statement, params)).fetchall())
-        cursor = await _run(inline, conn.dialect, plan, _bind(plan, params), many=False)
-        found = cursor.fetchall()
+            return list((await conn.execute(self.statement, batch if len(batch) != 1 else batch[0])).fetchall())
+        found = []
+        for one in batch:  # SQLAlchemy would send one INSERT of many VALUES; the rows are the same
+            cursor = await _run(inline, conn.dialect, plan, _bind(plan, one), many=False)
+            found += cursor.fetchall()
         if plan.meta is None:
             return []
         key_to_index = plan.meta._key_to_index
