@@ -72,6 +72,14 @@ def _posts_since() -> Prepared:
         .order_by(actions.c.id)))
 
 
+def _slots_taken(posts: int) -> Prepared:
+    # A parameter per post (what an expanding IN sends), so the statement is prepared once per count.
+    return cached(("engagement_slots", posts), lambda: Prepared(
+        sa.select(post_metrics.c.post_id, post_metrics.c.slot)
+        .where(post_metrics.c.agent_id == sa.bindparam("agent_id"),
+               post_metrics.c.post_id.in_([sa.bindparam(f"p{i}") for i in range(posts)]))))
+
+
 async def tracked_posts(db: Database, agent_id: str, since: float) -> list[TrackedPost]:
     """The agent's posts sent since ``since`` (oldest first), with the slots already sampled."""
     async with db.connect() as conn:
@@ -80,10 +88,8 @@ async def tracked_posts(db: Database, agent_id: str, since: float) -> list[Track
                  if status == "done" and ext]
         taken: dict[str, set[int]] = {}
         if posts:
-            q = (sa.select(post_metrics.c.post_id, post_metrics.c.slot)
-                 .where(post_metrics.c.agent_id == agent_id,
-                        post_metrics.c.post_id.in_([p[0] for p in posts])))
-            for post_id, slot in (await conn.execute(q)).fetchall():
+            params = {"agent_id": agent_id, **{f"p{i}": p[0] for i, p in enumerate(posts)}}
+            for post_id, slot in await _slots_taken(len(posts)).rows(conn, params):
                 taken.setdefault(post_id, set()).add(int(slot))
     return [TrackedPost(post_id, posted_at, _text(kind, payload), frozenset(taken.get(post_id, ())))
             for post_id, posted_at, kind, payload in posts]
