@@ -238,6 +238,20 @@ async def test_a_statement_sqlalchemy_must_expand_takes_the_regular_path(pair) -
     assert await _same(pair, scenario) == [("x0", False)]
 
 
+async def test_direct_writes_belong_to_the_transaction(pair) -> None:
+    """A direct write commits with its transaction, and is rolled back with it."""
+    async def scenario(db: Database) -> Any:
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as conn:
+                await facts.insert(conn, [facts.fact("ann", "state", {"n": 1}, T0)])
+                raise RuntimeError("the caller fails after writing")
+        async with db.transaction() as conn:
+            await facts.insert(conn, [facts.fact("ann", "state", {"n": 2}, T0)])
+        return [f["payload"] for f in await facts.of_agent(db, "ann")]
+
+    assert await _same(pair, scenario) == [{"n": 2}]
+
+
 async def test_watched_statements_take_the_regular_path(pair) -> None:
     """``before_cursor_execute`` listeners (statement counters, ``echo``) still see every statement."""
     db = pair[0]

@@ -51,8 +51,9 @@ class _Plan:
 
 
 class NotPreparable(ValueError):
-    """The statement needs what only SQLAlchemy's execution does (expanding ``IN``, SQL
-    expressions as defaults, …): it is run the regular way."""
+    """The statement needs what only SQLAlchemy's execution does (an expanding ``IN``, a
+    Python ``onupdate``, a default reading the execution context, ``RETURNING`` of an
+    executemany): it is run the regular way."""
 
 
 class Prepared:
