@@ -125,3 +125,28 @@ async def test_checkpoints_run_on_their_own_thread(tmp_path: Path) -> None:
     with sqlite3.connect(path) as check:  # everything reached the database file
         assert check.execute("SELECT count(*) FROM agents").fetchone()[0] == 300
         assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_kept_reader_connections_read_the_latest_commit_one_reader_at_a_time(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'kept.db'}")
+    await db.migrate()
+    count = sa.select(sa.func.count()).select_from(agents)
+    try:
+        async with db.connect() as conn:
+            assert (await conn.execute(count)).scalar() == 0
+            first = conn
+        async with db.transaction() as conn:
+            await conn.execute(sa.insert(agents), [agent_row(1)])
+        async with db.connect() as conn, db.connect() as other:
+            assert conn is first and other is not first  # kept, and handed to one reader at a time
+            assert not conn.in_transaction()  # the read before ended its transaction
+            assert (await conn.execute(count)).scalar() == 1 == (await other.execute(count)).scalar()
+        with pytest.raises(StorageError):
+            async with db.connect() as conn:
+                await conn.execute(sa.text("SELECT * FROM no_such_table"))
+        assert conn.closed  # a reader that failed is not kept
+        async with db.connect() as conn:
+            assert (await conn.execute(count)).scalar() == 1
+    finally:
+        await db.close()
+    assert db.engine.pool.checkedout() == 0

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from puppet_engine.clock import Clock, WallClock
 from puppet_engine.storage import Database
+from puppet_engine.storage.prepared import Prepared
 from puppet_engine.storage.repos import facts
 from puppet_engine.storage.tables import relationships as table
 
@@ -83,7 +84,7 @@ def _clamp_sql(expr: sa.ColumnElement[float], low: float, high: float) -> sa.Col
     return sa.case((expr < low, sa.literal(low)), (expr > high, sa.literal(high)), else_=expr)
 
 
-_UPSERTS: dict[bool, Any] = {}  # PostgreSQL or not → the interaction upsert
+_UPSERTS: dict[bool, Prepared] = {}  # PostgreSQL or not → the interaction upsert
 
 
 class RelationshipStore:
@@ -97,7 +98,7 @@ class RelationshipStore:
         dialect = postgresql if self.db.is_postgres else sqlite
         return dialect.insert(table)
 
-    def _interaction_upsert(self) -> Any:
+    def _interaction_upsert(self) -> Prepared:
         """Insert the first interaction or add one to the row, clamped: built once, run with parameters."""
         stmt = _UPSERTS.get(self.db.is_postgres)
         if stmt is None:
@@ -105,7 +106,7 @@ class RelationshipStore:
                 return sa.bindparam(name, type_=column.type)
 
             insert = self._insert().values({c.name: param(f"b_{c.name}", c) for c in table.c if c.name != "id"})
-            stmt = _UPSERTS[self.db.is_postgres] = insert.on_conflict_do_update(
+            stmt = _UPSERTS[self.db.is_postgres] = Prepared(insert.on_conflict_do_update(
                 index_elements=[table.c.agent_id, table.c.other],
                 set_={
                     "sentiment": _clamp_sql(table.c.sentiment + param("b_d_sentiment", table.c.sentiment), -1.0, 1.0),
@@ -115,7 +116,7 @@ class RelationshipStore:
                     "interactions": table.c.interactions + 1,
                     "updated_at": param("b_updated_at", table.c.updated_at),
                 },
-            ).returning(*table.c)
+            ).returning(*table.c))
         return stmt
 
     async def get(self, agent_id: str, other: str) -> Relationship | None:
@@ -206,7 +207,8 @@ class RelationshipStore:
         params = _interaction_params(agent_id, other, self.clock.now(), sentiment_delta, familiarity_delta,
                                      trust_delta)
         async with self.db.transaction() as conn:
-            row = dict((await conn.execute(self._interaction_upsert(), params)).mappings().one())
+            [found] = await self._interaction_upsert().rows(conn, params)
+            row = dict(found._mapping)
             if note:
                 # The upsert holds the row's write lock until commit, so this append is safe.
                 notes = (row["notes"] + "\n" + note if row["notes"] else note)[-MAX_NOTES_CHARS:]
@@ -235,7 +237,7 @@ class RelationshipStore:
         if not each:
             return []
         async with self.db.transaction() as conn:  # one statement for all (distinct rows): rows back by other
-            found = {row["other"]: row for row in (await conn.execute(self._interaction_upsert(), each)).mappings()}
+            found = {row.other: row._mapping for row in await self._interaction_upsert().rows(conn, each)}
             rows = [found[params["b_other"]] for params in each]
             await facts.insert(conn, [_fact(row, now, notes=False) for row in rows])
         return [_from_row(row) for row in rows]

@@ -38,6 +38,7 @@ from puppet_engine.memory.crypto import ContentCipher
 from puppet_engine.memory.embeddings.base import Embedder, EmbedderMismatch, normalize_rows
 from puppet_engine.memory.relationships import RelationshipStore
 from puppet_engine.storage import Database
+from puppet_engine.storage.prepared import Prepared
 from puppet_engine.storage.repos import facts
 from puppet_engine.storage.sql import cached
 from puppet_engine.storage.tables import memories
@@ -74,7 +75,7 @@ def check_kinds(kinds: Sequence[str] | None) -> list[str] | None:
     return list(kinds)
 
 
-def _listing(kind: bool, since: bool, until: bool) -> sa.Select[Any]:
+def _listing(kind: bool, since: bool, until: bool) -> Prepared:
     """An agent's memories newest first, one page (of a kind, in a time range, when asked):
     built once per shape, run with parameters (``list_memories`` runs in every post)."""
 
@@ -89,7 +90,10 @@ def _listing(kind: bool, since: bool, until: bool) -> sa.Select[Any]:
         return (query.order_by(memories.c.created_at.desc(), memories.c.id.desc())
                 .limit(sa.bindparam("b_limit", type_=sa.Integer)).offset(sa.bindparam("b_offset", type_=sa.Integer)))
 
-    return cached(("memories.list", kind, since, until), build)
+    return cached(("memories.list", kind, since, until), lambda: Prepared(build()))
+
+
+_INSERT = Prepared(sa.insert(memories))
 
 
 class SQLMemoryStore(MemoryStore):
@@ -129,7 +133,7 @@ class SQLMemoryStore(MemoryStore):
     async def _insert_rows(
         self, conn: AsyncConnection, rows: list[dict[str, Any]], vectors: np.ndarray
     ) -> None:
-        await conn.execute(cached(("memories.insert",), lambda: sa.insert(memories)), rows)
+        await _INSERT.run(conn, rows)
 
     async def _write_embeddings(
         self, conn: AsyncConnection, ids: list[str], vectors: np.ndarray
@@ -431,8 +435,8 @@ class SQLMemoryStore(MemoryStore):
                   "b_offset": offset}
         query = _listing(kind is not None, since is not None, until is not None)
         async with self.db.connect() as conn:
-            rows = (await conn.execute(query, params)).mappings().all()
-        return [self._to_memory(row) for row in rows]
+            rows = await query.rows(conn, params)
+        return [self._to_memory(row._mapping) for row in rows]
 
     async def count(self, agent_id: str, kind: str | None = None) -> int:
         await self._seeded(agent_id)

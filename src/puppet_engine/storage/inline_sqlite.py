@@ -165,6 +165,11 @@ class InlineConnection:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_BACKOFF)
 
+    @property
+    def raw(self) -> sqlite3.Connection:
+        """The ``sqlite3`` connection (for statements run without the dialect: ``storage.prepared``)."""
+        return self._live()
+
     def _live(self) -> sqlite3.Connection:
         if self._connection is None:
             raise ValueError("no active connection")  # what aiosqlite says; the dialect maps it

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.prepared import Prepared
 from puppet_engine.storage.sql import cached
 from puppet_engine.storage.tables import agents
 
@@ -64,10 +65,10 @@ async def merge_states(conn: AsyncConnection, changes: list[tuple[str, dict[str,
             row.update({f"b_v{i}": value for i, value in enumerate(encoded)})
             shapes.setdefault(tuple(state), []).append(row)
     for keys, rows in shapes.items():
-        await conn.execute(cached(("merge", pg, keys), partial(_merge_statement, pg, keys)), rows)
+        await cached(("merge", pg, keys), partial(_merge_statement, pg, keys)).run(conn, rows)
 
 
-def _merge_statement(pg: bool, keys: tuple[str, ...]) -> Any:
+def _merge_statement(pg: bool, keys: tuple[str, ...]) -> Prepared:
     merged: sa.ColumnElement[Any]
     if pg:
         patch = sa.cast(sa.bindparam("b_patch", type_=sa.String), postgresql.JSONB)
@@ -78,8 +79,8 @@ def _merge_statement(pg: bool, keys: tuple[str, ...]) -> Any:
             args += [sa.literal_column("'" + f'$."{key}"'.replace("'", "''") + "'"),
                      sa.func.json(sa.bindparam(f"b_v{i}", type_=sa.String))]
         merged = sa.func.json_set(*args)
-    return agents.update().where(agents.c.id == sa.bindparam("b_id")).values(
-        state=merged, updated_at=sa.bindparam("b_now", type_=sa.Float))
+    return Prepared(agents.update().where(agents.c.id == sa.bindparam("b_id")).values(
+        state=merged, updated_at=sa.bindparam("b_now", type_=sa.Float)))
 
 
 async def _merge_read_write(conn: AsyncConnection, agent_id: str, changes: dict[str, Any], now: float) -> None:

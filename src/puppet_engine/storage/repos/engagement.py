@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.prepared import Prepared
 from puppet_engine.storage.sql import cached, fixed_in, insert_ignoring_conflicts
 from puppet_engine.storage.tables import actions, post_metrics
 
@@ -62,27 +63,33 @@ def _sample(row: Any) -> Sample:
     return Sample(**{name: m[name] for name in _COLUMNS})
 
 
-def _posts_since() -> Any:
+def _posts_since() -> Prepared:
     # No condition on status in SQL (as in the outbox repo): the (agent_id, kind, created_at) index.
-    return cached(("engagement_posts",), lambda: (
+    return cached(("engagement_posts",), lambda: Prepared(
         sa.select(actions.c.external_id, actions.c.updated_at, actions.c.kind, actions.c.payload, actions.c.status)
         .where(actions.c.agent_id == sa.bindparam("agent_id"), fixed_in(actions.c.kind, POST_KINDS),
                actions.c.created_at >= sa.bindparam("since"))
         .order_by(actions.c.id)))
 
 
+def _slots_taken(posts: int) -> Prepared:
+    # A parameter per post (what an expanding IN sends), so the statement is prepared once per count.
+    return cached(("engagement_slots", posts), lambda: Prepared(
+        sa.select(post_metrics.c.post_id, post_metrics.c.slot)
+        .where(post_metrics.c.agent_id == sa.bindparam("agent_id"),
+               post_metrics.c.post_id.in_([sa.bindparam(f"p{i}") for i in range(posts)]))))
+
+
 async def tracked_posts(db: Database, agent_id: str, since: float) -> list[TrackedPost]:
     """The agent's posts sent since ``since`` (oldest first), with the slots already sampled."""
     async with db.connect() as conn:
-        rows = (await conn.execute(_posts_since(), {"agent_id": agent_id, "since": since})).fetchall()
+        rows = await _posts_since().rows(conn, {"agent_id": agent_id, "since": since})
         posts = [(str(ext), float(done_at), kind, payload) for ext, done_at, kind, payload, status in rows
                  if status == "done" and ext]
         taken: dict[str, set[int]] = {}
         if posts:
-            q = (sa.select(post_metrics.c.post_id, post_metrics.c.slot)
-                 .where(post_metrics.c.agent_id == agent_id,
-                        post_metrics.c.post_id.in_([p[0] for p in posts])))
-            for post_id, slot in (await conn.execute(q)).fetchall():
+            params = {"agent_id": agent_id, **{f"p{i}": p[0] for i, p in enumerate(posts)}}
+            for post_id, slot in await _slots_taken(len(posts)).rows(conn, params):
                 taken.setdefault(post_id, set()).add(int(slot))
     return [TrackedPost(post_id, posted_at, _text(kind, payload), frozenset(taken.get(post_id, ())))
             for post_id, posted_at, kind, payload in posts]
@@ -113,11 +120,14 @@ async def record(db: Database, samples: Sequence[Sample], event_key: str) -> Non
         await conn.execute(insert_ignoring_conflicts(conn, post_metrics), rows)
 
 
+_TAKEN_BY = Prepared(sa.select(post_metrics).where(post_metrics.c.event_key == sa.bindparam("event_key"))
+                     .order_by(post_metrics.c.id))
+
+
 async def taken_by(db: Database, event_key: str) -> list[Sample]:
     """The samples the event ``event_key`` took (also those of an earlier, interrupted attempt)."""
-    q = sa.select(post_metrics).where(post_metrics.c.event_key == event_key).order_by(post_metrics.c.id)
     async with db.connect() as conn:
-        return [_sample(r) for r in (await conn.execute(q)).fetchall()]
+        return [_sample(r) for r in await _TAKEN_BY.rows(conn, {"event_key": event_key})]
 
 
 async def samples(db: Database, agent_id: str, since: float, post_ids: Iterable[str] | None = None) -> list[Sample]:

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.prepared import Prepared
 from puppet_engine.storage.sql import cached, count_rows, dialect_insert, in_ids
 from puppet_engine.storage.tables import events
 
@@ -52,18 +53,18 @@ async def insert_keyed_events(conn: AsyncConnection, rows: list[dict[str, Any]])
 async def insert_events(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Insert several event rows; those whose key exists are left out."""
     stmt = cached(("follow", conn.dialect.name),
-                  lambda: dialect_insert(conn, events).on_conflict_do_nothing(index_elements=["key"]))
-    await conn.execute(stmt, rows)
+                  lambda: Prepared(dialect_insert(conn, events).on_conflict_do_nothing(index_elements=["key"])))
+    await stmt.run(conn, rows)
 
 
-_FINISH_DONE = events.update().where(events.c.id == sa.bindparam("b_id")).values(
+_FINISH_DONE = Prepared(events.update().where(events.c.id == sa.bindparam("b_id")).values(
     status="done", result=sa.bindparam("b_result", type_=events.c.result.type), error=None,
-    finished_at=sa.bindparam("b_now", type_=sa.Float))
+    finished_at=sa.bindparam("b_now", type_=sa.Float)))
 
 
 async def mark_done(conn: AsyncConnection, done: list[tuple[int | None, dict[str, Any], float]]) -> None:
     """Several events done at once: ``(id, result, now)`` each."""
-    await conn.execute(_FINISH_DONE, [{"b_id": event_id, "b_result": result, "b_now": now}
+    await _FINISH_DONE.run(conn, [{"b_id": event_id, "b_result": result, "b_now": now}
                                       for event_id, result, now in done])
 
 
@@ -91,8 +92,8 @@ async def claim(conn: AsyncConnection, now: float, limit: int, owner: str, busy:
     stamp = await sync_owned(conn, agent_ids) if agent_ids is not None else ""
     rows = await _claim_rows(conn, now, limit, owner, busy, mode, stamp) if limit > 0 else []
     waiting = sorted(set(busy) | {r.agent_id for r in rows if r.agent_id is not None})
-    stmt = cached(("hint", pg, mode, bool(waiting)), lambda: _hint_statement(pg, mode, bool(waiting)))
-    hint = (await conn.execute(stmt, {"b_now": now, "b_waiting": _id_list(pg, waiting), "b_stamp": stamp})).one()
+    stmt = cached(("hint", pg, mode, bool(waiting)), lambda: Prepared(_hint_statement(pg, mode, bool(waiting))))
+    [hint] = await stmt.rows(conn, {"b_now": now, "b_waiting": _id_list(pg, waiting), "b_stamp": stamp})
     if mode == "table" and not hint[2]:  # not our table: nothing was claimed; write it and look again
         forget_owned(conn)
         return rows, now, bool(hint[1])
@@ -107,8 +108,8 @@ async def _claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str,
     if not pg and not RETURNING_SQLITE:
         cand = cached(("cand", pg, mode, bool(busy)), lambda: _candidates(pg, mode, bool(busy)))
         return await _claim_select_update(conn, now, limit, owner, cand, params)
-    stmt = cached(("claim", pg, mode, bool(busy)), lambda: _claim_statement(pg, mode, bool(busy)))
-    return list((await conn.execute(stmt, params)).fetchall())
+    stmt = cached(("claim", pg, mode, bool(busy)), lambda: Prepared(_claim_statement(pg, mode, bool(busy))))
+    return await stmt.rows(conn, params)
 
 
 async def next_due_at(db: Database, agent_ids: Iterable[str] | None = None) -> float | None:

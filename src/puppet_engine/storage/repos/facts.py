@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.sql import cached
+from puppet_engine.storage.prepared import Prepared
 from puppet_engine.storage.tables import (
     actions,
     agents,
@@ -49,6 +49,9 @@ from puppet_engine.storage.tables import (
 
 current_cause: ContextVar[int | None] = ContextVar("fact_cause", default=None)
 """The event being handled in this task (the cause of what it changes)."""
+
+_INSERT = Prepared(sa.insert(facts))
+
 
 def fact(agent_id: str, kind: str, payload: dict[str, Any], at: float, cause: int | None = None) -> dict[str, Any]:
     """The row of one fact; ``cause`` defaults to the event being handled in this task."""
@@ -75,7 +78,7 @@ def lifecycle_fact(agent_id: str, running: bool, now: float, by: str | None = No
 async def insert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Write ``rows`` (from :func:`fact`) in the caller's transaction: one statement."""
     if rows:
-        await conn.execute(cached(("facts.insert",), lambda: sa.insert(facts)), list(rows))
+        await _INSERT.run(conn, rows)
 
 
 async def record(db: Database, rows: Sequence[dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.prepared import Prepared
 from puppet_engine.storage.sql import cached, dialect_insert, fixed_in, in_ids, page_of
 from puppet_engine.storage.tables import actions
 
@@ -92,15 +93,15 @@ async def claim_action(conn: AsyncConnection, action_id: int, now: float) -> boo
     return bool(res.rowcount)
 
 
-_MARK_DONE = actions.update().where(actions.c.id == sa.bindparam("b_id")).values(
+_MARK_DONE = Prepared(actions.update().where(actions.c.id == sa.bindparam("b_id")).values(
     status="done", external_id=sa.bindparam("b_external", type_=sa.String), error=None,
-    result=sa.bindparam("b_result", type_=actions.c.result.type), updated_at=sa.bindparam("b_now", type_=sa.Float))
+    result=sa.bindparam("b_result", type_=actions.c.result.type), updated_at=sa.bindparam("b_now", type_=sa.Float)))
 
 
 async def mark_actions_done(conn: AsyncConnection, done: list[tuple[int, float, str | None, dict[str, Any]]]
                             ) -> list[None]:
     """Several sent actions done at once: ``(id, now, external id, result)`` each."""
-    await conn.execute(_MARK_DONE, [{"b_id": action_id, "b_now": now, "b_external": external, "b_result": result}
+    await _MARK_DONE.run(conn, [{"b_id": action_id, "b_now": now, "b_external": external, "b_result": result}
                                     for action_id, now, external, result in done])
     return [None] * len(done)
 
@@ -144,7 +145,7 @@ def _post_history() -> sa.Select[Any]:
             .order_by(actions.c.id.desc()))
 
 
-_POST_HISTORY = _post_history()
+_POST_HISTORY = Prepared(_post_history())
 
 # No condition on status in SQL: without statistics SQLite would pick the status index
 # (nearly every row is "done") and read the whole table instead of these agents' rows.
@@ -181,7 +182,7 @@ async def post_history(db: Database, agent_id: str, recent: int, since: float
     :func:`recent_posts` and :func:`own_posts_since` give, in one read)."""
     async with db.connect() as conn:
         params = {"agent_id": agent_id, "nth": max(0, recent - 1), "since": since}
-        rows = (await conn.execute(_POST_HISTORY, params)).fetchall()
+        rows = await _POST_HISTORY.rows(conn, params)
     return [(kind, payload, created_at) for kind, payload, created_at in rows]
 
 

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.errors import ConfigError
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.sql import cached
+from puppet_engine.storage.prepared import Prepared
 from puppet_engine.storage.tables import actions, agents, recordings
 
 _PLAIN, _SEALED = b"z", b"e"  # first byte of a body: zstd only, or zstd then AES-GCM
@@ -96,11 +96,14 @@ class Recording:
     body: dict[str, Any]
 
 
+_INSERT = Prepared(recordings.insert())
+
+
 async def insert_batches(conn: AsyncConnection, batches: list[list[dict[str, Any]]]) -> list[None]:
     """Write several events' rows in one statement (a group commit's writer)."""
     rows = [row for batch in batches for row in batch]
     if rows:
-        await conn.execute(cached(("recordings.insert",), recordings.insert), rows)
+        await _INSERT.run(conn, rows)
     return [None] * len(batches)
 
 
