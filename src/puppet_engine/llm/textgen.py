@@ -17,7 +17,7 @@ import random
 import re
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from puppet_engine.llm.phrasebook import (
     CLOSERS,
@@ -90,11 +90,12 @@ def generate(facts: PromptFacts, seed: int = 0) -> str:
     for attempt in range(ATTEMPTS):
         rng = random.Random(f"{seed}:{base}:{attempt}")
         text = _addressed(_styled(_compose(facts, rng), facts, rng), facts)
-        if _acceptable(text, facts):
+        verdict = _verdict(text, facts)
+        if verdict == "new":
             return text
-        if _acceptable(text, facts, strict=False):
+        if verdict == "relaxed":
             relaxed.append(text)
-        elif _acceptable(text, facts, strict=False, check_length=False):
+        elif verdict == "too long":
             too_long.append(text)
     # Nothing clearly new and fitting: one validation would still accept, else the shortest.
     if relaxed:
@@ -374,20 +375,37 @@ def _addressed(text: str, facts: PromptFacts) -> str:
     return f"@{handle} {text}" if handle else text
 
 
-def _acceptable(text: str, facts: PromptFacts, *, check_length: bool = True, strict: bool = True) -> bool:
+Verdict = Literal["new", "relaxed", "too long"]
+
+
+def _verdict(text: str, facts: PromptFacts) -> Verdict | None:
+    """How a candidate fares, each check made once: ``new`` (fits the maximum, follows the style
+    rules, clearly new), ``relaxed`` (fits, only as new as validation asks), ``too long`` (either,
+    but over the maximum), else None (breaks a rule or repeats a recent post)."""
+    if not _follows_rules(text, facts):
+        return None
+    # Stricter than validation, so the fake's posts read as clearly different ones; what is
+    # clearly new is also new by validation's thresholds (they are higher).
+    if rules.near_duplicate_of(text, facts.recent_posts, jaccard=0.4, shingles=0.34) is not None:
+        if rules.near_duplicate_of(text, facts.recent_posts) is not None:
+            return None
+        return "relaxed" if _fits(text, facts) else "too long"
+    return "new" if _fits(text, facts) else "too long"
+
+
+def _fits(text: str, facts: PromptFacts) -> bool:
+    """Within the maximum: the first paragraph, and the whole text unless it is a thread."""
     limit = min(280, facts.max_length or 280)
     own = rules.leading_handles(text)[1] if facts.purpose == "reply" else text  # handles do not count
-    if check_length and weighted_length(own.split("\n\n")[0]) > limit:
+    first = own.split("\n\n")[0]
+    if weighted_length(first) > limit:
         return False
-    if check_length and facts.purpose != "thread" and weighted_length(own) > limit:
-        return False
+    return facts.purpose == "thread" or first == own or weighted_length(own) <= limit
+
+
+def _follows_rules(text: str, facts: PromptFacts) -> bool:
     if rules.avoided_terms_in(text, facts.avoid_terms) or rules.avoided_topics_in(text, facts.topics_to_avoid):
         return False
     if not facts.hashtags and rules.hashtags(text):
         return False
-    if facts.avoid_hyphens and rules.HYPHENS.search(text):
-        return False
-    if not strict:
-        return rules.near_duplicate_of(text, facts.recent_posts) is None
-    # Stricter than validation, so the fake's posts read as clearly different ones.
-    return rules.near_duplicate_of(text, facts.recent_posts, jaccard=0.4, shingles=0.34) is None
+    return not (facts.avoid_hyphens and rules.HYPHENS.search(text))
