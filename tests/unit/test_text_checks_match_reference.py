@@ -111,6 +111,38 @@ def _base(facts: PromptFacts) -> int:
     return zlib.crc32(f"{facts.system_text}\x00{facts.user_text}".encode())
 
 
+def slots(facts: PromptFacts, rng: random.Random, topic: str | None = None) -> dict[str, str]:
+    """The slots as they were filled, the persona's words cased and checked afresh each time."""
+    allowed = textgen._allowed
+    interests = [textgen._case(i) for i in facts.interests if allowed(i, facts)] or list(textgen.FALLBACK_TOPICS)
+    terms = [textgen._case(t) for t in facts.key_terms if allowed(t, facts)] or list(textgen.FALLBACK_TERMS)
+    if (facts.max_length or 280) < 100:
+        interests = sorted(interests, key=len)[: max(2, len(interests) // 2)]
+    chosen = textgen._case(topic) if topic and allowed(topic, facts) else rng.choice(interests)
+    others = [i for i in interests if i != chosen] or list(textgen.FALLBACK_TOPICS)
+    values = [textgen._case(v).rstrip(".") for v in facts.values if allowed(v, facts)] or ["slow is smooth"]
+    traits = [textgen._case(t) for t in facts.traits] or ["curious"]
+    word, word2 = rng.sample(textgen.SHORT_WORDS, 2)
+    return {"topic": chosen, "thing": rng.choice(others), "term": rng.choice(terms), "value": rng.choice(values),
+            "trait": rng.choice(traits), "time": rng.choice(textgen.TIMES), "n": str(rng.randint(2, 9)),
+            "user": facts.replying_to or "friend", "word": word, "word2": word2}
+
+
+def test_slots_from_the_cached_persona_words_are_those_filled_afresh() -> None:
+    rng = random.Random(11)
+    phrases = ["Tea", "DeFi rails", "NFTs", "partisan politics", "hustle culture", "Maps.", "rain", "AI", "vote for me"]
+    for case in range(500):
+        facts = PromptFacts(interests=rng.sample(phrases, rng.randint(0, 5)),
+                            key_terms=rng.sample(phrases, rng.randint(0, 3)),
+                            values=rng.sample(phrases, rng.randint(0, 3)), traits=rng.sample(phrases, rng.randint(0, 2)),
+                            avoid_terms=rng.sample(["hustle", "ai", "nfts"], rng.randint(0, 2)),
+                            topics_to_avoid=rng.sample(["Partisan politics", "rain"], rng.randint(0, 2)),
+                            max_length=rng.choice([0, 40, 99, 100, 280]), replying_to=rng.choice(["", "ann"]))
+        topic = rng.choice([None, "Tea", "hustle", "politics today"])
+        seed = rng.random()
+        assert textgen._slots(facts, random.Random(seed), topic) == slots(facts, random.Random(seed), topic), case
+
+
 # --------------------------------------------------------------------------- near duplicates, emojis
 
 

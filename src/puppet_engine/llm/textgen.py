@@ -13,6 +13,7 @@ style rules that :mod:`puppet_engine.content.validation` enforces.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import zlib
@@ -122,19 +123,36 @@ def _case(phrase: str) -> str:
 
 
 def _allowed(phrase: str, facts: PromptFacts) -> bool:
-    return not rules.avoided_terms_in(phrase, facts.avoid_terms) and not rules.avoided_topics_in(
-        phrase, facts.topics_to_avoid)
+    return _allowed_by(phrase, facts.avoid_terms, facts.topics_to_avoid)
+
+
+def _allowed_by(phrase: str, avoid_terms: Sequence[str], topics_to_avoid: Sequence[str]) -> bool:
+    return not rules.avoided_terms_in(phrase, avoid_terms) and not rules.avoided_topics_in(phrase, topics_to_avoid)
+
+
+@functools.lru_cache(maxsize=1024)
+def _persona_words(interests: tuple[str, ...], key_terms: tuple[str, ...], values: tuple[str, ...],
+                   traits: tuple[str, ...], avoid_terms: tuple[str, ...], topics_to_avoid: tuple[str, ...],
+                   max_length: int) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Interests, key terms, values and traits as slots use them: cased, none of them avoided.
+    Cached: one post fills its slots several times, and an agent's persona rarely changes."""
+    def kept(phrases: tuple[str, ...]) -> list[str]:
+        return [_case(p) for p in phrases if _allowed_by(p, avoid_terms, topics_to_avoid)]
+
+    kept_interests = kept(interests) or list(FALLBACK_TOPICS)
+    if (max_length or 280) < 100:  # little room: the shorter interests
+        kept_interests = sorted(kept_interests, key=len)[: max(2, len(kept_interests) // 2)]
+    kept_values = [v.rstrip(".") for v in kept(values)] or ["slow is smooth"]
+    return (tuple(kept_interests), tuple(kept(key_terms) or FALLBACK_TERMS), tuple(kept_values),
+            tuple(_case(t) for t in traits) or ("curious",))
 
 
 def _slots(facts: PromptFacts, rng: random.Random, topic: str | None = None) -> dict[str, str]:
-    interests = [_case(i) for i in facts.interests if _allowed(i, facts)] or list(FALLBACK_TOPICS)
-    terms = [_case(t) for t in facts.key_terms if _allowed(t, facts)] or list(FALLBACK_TERMS)
-    if (facts.max_length or 280) < 100:  # little room: the shorter interests
-        interests = sorted(interests, key=len)[: max(2, len(interests) // 2)]
+    interests, terms, values, traits = _persona_words(
+        tuple(facts.interests), tuple(facts.key_terms), tuple(facts.values), tuple(facts.traits),
+        tuple(facts.avoid_terms), tuple(facts.topics_to_avoid), facts.max_length)
     chosen = _case(topic) if topic and _allowed(topic, facts) else rng.choice(interests)
     others = [i for i in interests if i != chosen] or list(FALLBACK_TOPICS)
-    values = [_case(v).rstrip(".") for v in facts.values if _allowed(v, facts)] or ["slow is smooth"]
-    traits = [_case(t) for t in facts.traits] or ["curious"]
     word, word2 = rng.sample(SHORT_WORDS, 2)
     return {"topic": chosen, "thing": rng.choice(others), "term": rng.choice(terms), "value": rng.choice(values),
             "trait": rng.choice(traits), "time": rng.choice(TIMES), "n": str(rng.randint(2, 9)),
