@@ -13,7 +13,7 @@ import pytest
 from puppet_engine.agents.safety import _shares_run, fold, leaks
 from puppet_engine.content import PromptContext, build_messages
 from puppet_engine.llm import textgen
-from puppet_engine.persona import parse_agent_config, rules
+from puppet_engine.persona import block, parse_agent_config, rules
 from puppet_engine.persona.block import PromptFacts, parse_messages
 from puppet_engine.twitter.text import weighted_length
 
@@ -141,6 +141,40 @@ def test_slots_from_the_cached_persona_words_are_those_filled_afresh() -> None:
         topic = rng.choice([None, "Tea", "hustle", "politics today"])
         seed = rng.random()
         assert textgen._slots(facts, random.Random(seed), topic) == slots(facts, random.Random(seed), topic), case
+
+
+def parse_in_one_pass(messages: list[dict[str, str]]) -> PromptFacts:
+    """The messages read as they were: system prompt and user message as one text, nothing cached."""
+    facts = PromptFacts()
+    systems = [m["content"] for m in messages if m["role"] in ("system", "developer")]
+    users = [m["content"] for m in messages if m["role"] not in ("system", "developer")]
+    facts.system_text, facts.user_text = "\n".join(systems), "\n".join(users[-1:])
+    block._read_lines(facts, "", "\n".join([*systems, *users[-1:]]))
+    return facts
+
+
+def test_messages_read_with_the_cached_system_prompt_are_read_as_in_one_pass() -> None:
+    config = parse_agent_config({"id": "tess", "personality": {"interests": ["tea", "maps"]},
+                                 "style_guide": {"vocabulary": {"avoid_terms": ["hustle"]}}})
+    system = build_messages(config, PromptContext())[0].content
+    rng = random.Random(5)
+    lines = [block.RECENT_HEADER, block.MEMORY_HEADER, block.THREAD_HEADER, block.HEARD_HEADER, "- a post",
+             '@ann: "hi there"', '- @bob: "hello"', "Topic: tea", "Task: reply", "Interests: rain; soil", "",
+             "Replying to: @ann", "plain words", "Trade: token=SOL; action=buy", "\r", "Never use these words: x"]
+    for case in range(400):
+        tail = "\n".join(rng.choice(lines) for _ in range(rng.randint(0, 6)))  # may leave a section open
+        systems = [{"role": "system", "content": system + rng.choice(["", "\n", "\r", "\n\n"]) + tail}]
+        if rng.random() < 0.3:
+            systems.append({"role": "developer", "content": rng.choice(lines)})
+        user = "\n".join(rng.choice(lines) for _ in range(rng.randint(0, 10)))
+        messages = [*systems[: rng.randint(0, len(systems))], {"role": "user", "content": "old"},
+                    {"role": "user", "content": rng.choice(["", "\n", "\r\n"]) + user}]
+        for _ in range(2):  # the second read comes from the cache: the first one's changes are not in it
+            facts = parse_messages(messages)
+            assert facts == parse_in_one_pass(messages), case
+            facts.interests.append("changed")
+            facts.recent_posts.append("changed")
+            facts.trade["changed"] = "yes"
 
 
 # --------------------------------------------------------------------------- near duplicates, emojis
