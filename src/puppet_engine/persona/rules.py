@@ -109,10 +109,11 @@ def _shingles(words: Sequence[str], n: int = 3) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=1024)
 def _compared(text: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[tuple[str, ...]]]:
-    """A text's tokens, their set and their 3-word shingles. Cached like :func:`_tokens`: each
-    recent post is compared with every candidate (the generator's and validation's, each attempt)."""
+    """A text's tokens, their set and their 3-word shingles. Cached: each recent post is compared
+    with every candidate of an event (the generator's and validation's, each attempt). About
+    5 KiB an entry (the shingles), so only what recent events compared is kept."""
     words = _tokens(text)
     return words, frozenset(words), frozenset(_shingles(words))
 
