@@ -12,6 +12,7 @@ from puppet_engine.events.recording import Recorder, capturing, note
 from puppet_engine.llm import FakeProvider, RecordingProvider
 from puppet_engine.llm.base import CompletionRequest
 from puppet_engine.llm.messages import ChatMessage
+from puppet_engine.llm.wrappers import CaptureProvider, request_digest
 from puppet_engine.storage.repos import recordings
 from puppet_engine.storage.repos.recordings import RecordCodec
 from puppet_engine.storage.tables import llm_calls
@@ -135,3 +136,25 @@ async def test_an_events_llm_calls_ride_in_its_outcome_commit(database, virtual_
 
     await provider.complete(asking("cy"))  # outside an event: written at once, as before
     assert (await calls())[-1] == ("cy", "ok")
+
+
+async def test_a_recorded_llm_call_carries_its_requests_digest(database, virtual_clock) -> None:
+    async def facts(agent_id: str) -> dict:
+        return {"state": {}}
+
+    recorder = Recorder(database, virtual_clock, RecordCodec(), start_facts=facts)
+    request = CompletionRequest(messages=[ChatMessage("system", "You are Ada."), ChatMessage("user", "Task: post")],
+                                purpose="post", agent_id="ada", seed=3)
+
+    async def handler(event: Event) -> HandlerResult:
+        await CaptureProvider(FakeProvider()).complete(request)
+        return HandlerResult(result={})
+
+    event = Event("post.due", "ada", {"seq": 1}, id=4, key="post:ada:1")
+    hr = await recorder.wrap(handler)(event)
+    assert hr is not None
+    async with database.transaction() as conn:
+        await records.insert_event(conn, event, virtual_clock.now())
+        await records.record_outcomes(conn, [(event, hr)], virtual_clock.now())
+    [llm] = [r.body for r in await recordings.load(database, RecordCodec(), "ada", 0, 2e9) if r.kind == "llm"]
+    assert llm["digest"] == request_digest(request) and llm["answer"]["text"]

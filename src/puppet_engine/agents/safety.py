@@ -73,12 +73,18 @@ def _folded_prompt(prompt: str) -> str:
     return fold(prompt)
 
 
-@functools.lru_cache(maxsize=256)
-def _runs(folded_prompt: str, window: int) -> frozenset[str]:
-    """Every run of ``window`` folded characters of a prompt (the whole prompt when shorter)."""
-    if len(folded_prompt) <= window:
-        return frozenset({folded_prompt})
-    return frozenset(folded_prompt[i:i + window] for i in range(len(folded_prompt) - window + 1))
+def _shares_run(folded: str, folded_prompt: str, size: int) -> bool:
+    """Whether ``folded`` holds ``size`` characters in a row of ``folded_prompt``.
+
+    Probes first: a shared run starting at ``i`` holds the ``size - step + 1`` characters from
+    the first multiple of ``step`` at or after ``i``, so when no such probe is in the prompt no
+    run is, after a handful of substring searches. A probe found calls for the full check.
+    """
+    step = max(1, size // 2)
+    probe = size - step + 1
+    if not any(folded[i:i + probe] in folded_prompt for i in range(0, len(folded) - size + step, step)):
+        return False
+    return any(folded[i:i + size] in folded_prompt for i in range(len(folded) - size + 1))
 
 
 def leaks(text: str, config: AgentConfig, system_prompt: str | None = None, window: int = 40) -> str | None:
@@ -105,9 +111,7 @@ def leaks(text: str, config: AgentConfig, system_prompt: str | None = None, wind
         folded_prompt = _folded_prompt(prompt)
         if len(folded_prompt) < MIN_PROMPT_RUN:
             continue
-        runs = _runs(folded_prompt, window)
-        size = min(window, len(folded_prompt))
-        if any(folded[i:i + size] in runs for i in range(len(folded) - size + 1)):
+        if _shares_run(folded, folded_prompt, min(window, len(folded_prompt))):
             return "reply would reveal the system prompt"
     return None
 

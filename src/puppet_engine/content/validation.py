@@ -164,19 +164,20 @@ def _parts(text: str, agent: AgentConfig, kind: str, problems: list[str], *, fit
         if len(pieces) > max_parts:
             problems.append(f"a thread of {len(pieces)} posts, max_thread_length is {max_parts}")
         return pieces
-    over_x = weighted_length(text) > MAX_WEIGHT
-    if own_length(text, kind) <= limit and not over_x:
+    weight = weighted_length(text)
+    over_x = weight > MAX_WEIGHT
+    if (weight if kind != "reply" else own_length(text, kind)) <= limit and not over_x:
         return [text]
     if (over_x or not fit) and kind in THREADABLE and max_parts > 1:
         pieces = split_thread(" ".join(paragraphs), max_parts=100, max_weight=limit)
         if len(pieces) > max_parts:
-            problems.append(f"too long: {weighted_length(text)} weighted characters need {len(pieces)} posts, "
+            problems.append(f"too long: {weight} weighted characters need {len(pieces)} posts, "
                             f"max_thread_length is {max_parts}")
         return pieces
     if fit and not over_x:
         return [fit_to(text, limit, kind)]
     shown = f"X's limit is {MAX_WEIGHT}" if over_x else f"the limit is {limit}"
-    problems.append(f"too long: {weighted_length(text)} weighted characters, {shown}")
+    problems.append(f"too long: {weight} weighted characters, {shown}")
     return [text]
 
 

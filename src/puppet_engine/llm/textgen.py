@@ -13,11 +13,12 @@ style rules that :mod:`puppet_engine.content.validation` enforces.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from puppet_engine.llm.phrasebook import (
     CLOSERS,
@@ -90,11 +91,12 @@ def generate(facts: PromptFacts, seed: int = 0) -> str:
     for attempt in range(ATTEMPTS):
         rng = random.Random(f"{seed}:{base}:{attempt}")
         text = _addressed(_styled(_compose(facts, rng), facts, rng), facts)
-        if _acceptable(text, facts):
+        verdict = _verdict(text, facts)
+        if verdict == "new":
             return text
-        if _acceptable(text, facts, strict=False):
+        if verdict == "relaxed":
             relaxed.append(text)
-        elif _acceptable(text, facts, strict=False, check_length=False):
+        elif verdict == "too long":
             too_long.append(text)
     # Nothing clearly new and fitting: one validation would still accept, else the shortest.
     if relaxed:
@@ -121,19 +123,36 @@ def _case(phrase: str) -> str:
 
 
 def _allowed(phrase: str, facts: PromptFacts) -> bool:
-    return not rules.avoided_terms_in(phrase, facts.avoid_terms) and not rules.avoided_topics_in(
-        phrase, facts.topics_to_avoid)
+    return _allowed_by(phrase, facts.avoid_terms, facts.topics_to_avoid)
+
+
+def _allowed_by(phrase: str, avoid_terms: Sequence[str], topics_to_avoid: Sequence[str]) -> bool:
+    return not rules.avoided_terms_in(phrase, avoid_terms) and not rules.avoided_topics_in(phrase, topics_to_avoid)
+
+
+@functools.lru_cache(maxsize=1024)
+def _persona_words(interests: tuple[str, ...], key_terms: tuple[str, ...], values: tuple[str, ...],
+                   traits: tuple[str, ...], avoid_terms: tuple[str, ...], topics_to_avoid: tuple[str, ...],
+                   max_length: int) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Interests, key terms, values and traits as slots use them: cased, none of them avoided.
+    Cached: one post fills its slots several times, and an agent's persona rarely changes."""
+    def kept(phrases: tuple[str, ...]) -> list[str]:
+        return [_case(p) for p in phrases if _allowed_by(p, avoid_terms, topics_to_avoid)]
+
+    kept_interests = kept(interests) or list(FALLBACK_TOPICS)
+    if (max_length or 280) < 100:  # little room: the shorter interests
+        kept_interests = sorted(kept_interests, key=len)[: max(2, len(kept_interests) // 2)]
+    kept_values = [v.rstrip(".") for v in kept(values)] or ["slow is smooth"]
+    return (tuple(kept_interests), tuple(kept(key_terms) or FALLBACK_TERMS), tuple(kept_values),
+            tuple(_case(t) for t in traits) or ("curious",))
 
 
 def _slots(facts: PromptFacts, rng: random.Random, topic: str | None = None) -> dict[str, str]:
-    interests = [_case(i) for i in facts.interests if _allowed(i, facts)] or list(FALLBACK_TOPICS)
-    terms = [_case(t) for t in facts.key_terms if _allowed(t, facts)] or list(FALLBACK_TERMS)
-    if (facts.max_length or 280) < 100:  # little room: the shorter interests
-        interests = sorted(interests, key=len)[: max(2, len(interests) // 2)]
+    interests, terms, values, traits = _persona_words(
+        tuple(facts.interests), tuple(facts.key_terms), tuple(facts.values), tuple(facts.traits),
+        tuple(facts.avoid_terms), tuple(facts.topics_to_avoid), facts.max_length)
     chosen = _case(topic) if topic and _allowed(topic, facts) else rng.choice(interests)
     others = [i for i in interests if i != chosen] or list(FALLBACK_TOPICS)
-    values = [_case(v).rstrip(".") for v in facts.values if _allowed(v, facts)] or ["slow is smooth"]
-    traits = [_case(t) for t in facts.traits] or ["curious"]
     word, word2 = rng.sample(SHORT_WORDS, 2)
     return {"topic": chosen, "thing": rng.choice(others), "term": rng.choice(terms), "value": rng.choice(values),
             "trait": rng.choice(traits), "time": rng.choice(TIMES), "n": str(rng.randint(2, 9)),
@@ -374,20 +393,37 @@ def _addressed(text: str, facts: PromptFacts) -> str:
     return f"@{handle} {text}" if handle else text
 
 
-def _acceptable(text: str, facts: PromptFacts, *, check_length: bool = True, strict: bool = True) -> bool:
+Verdict = Literal["new", "relaxed", "too long"]
+
+
+def _verdict(text: str, facts: PromptFacts) -> Verdict | None:
+    """How a candidate fares, each check made once: ``new`` (fits the maximum, follows the style
+    rules, clearly new), ``relaxed`` (fits, only as new as validation asks), ``too long`` (either,
+    but over the maximum), else None (breaks a rule or repeats a recent post)."""
+    if not _follows_rules(text, facts):
+        return None
+    # Stricter than validation, so the fake's posts read as clearly different ones; what is
+    # clearly new is also new by validation's thresholds (they are higher).
+    if rules.near_duplicate_of(text, facts.recent_posts, jaccard=0.4, shingles=0.34) is not None:
+        if rules.near_duplicate_of(text, facts.recent_posts) is not None:
+            return None
+        return "relaxed" if _fits(text, facts) else "too long"
+    return "new" if _fits(text, facts) else "too long"
+
+
+def _fits(text: str, facts: PromptFacts) -> bool:
+    """Within the maximum: the first paragraph, and the whole text unless it is a thread."""
     limit = min(280, facts.max_length or 280)
     own = rules.leading_handles(text)[1] if facts.purpose == "reply" else text  # handles do not count
-    if check_length and weighted_length(own.split("\n\n")[0]) > limit:
+    first = own.split("\n\n")[0]
+    if weighted_length(first) > limit:
         return False
-    if check_length and facts.purpose != "thread" and weighted_length(own) > limit:
-        return False
+    return facts.purpose == "thread" or first == own or weighted_length(own) <= limit
+
+
+def _follows_rules(text: str, facts: PromptFacts) -> bool:
     if rules.avoided_terms_in(text, facts.avoid_terms) or rules.avoided_topics_in(text, facts.topics_to_avoid):
         return False
     if not facts.hashtags and rules.hashtags(text):
         return False
-    if facts.avoid_hyphens and rules.HYPHENS.search(text):
-        return False
-    if not strict:
-        return rules.near_duplicate_of(text, facts.recent_posts) is None
-    # Stricter than validation, so the fake's posts read as clearly different ones.
-    return rules.near_duplicate_of(text, facts.recent_posts, jaccard=0.4, shingles=0.34) is None
+    return not (facts.avoid_hyphens and rules.HYPHENS.search(text))

@@ -343,7 +343,12 @@ def request_from_json(data: dict[str, Any], agent_id: str | None = None) -> Comp
 
 def request_digest(request: CompletionRequest) -> str:
     """Same digest, same question: what a replay matches recorded answers by."""
-    return hashlib.sha256(orjson.dumps(request_json(request), option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    return _digest(request_json(request))
+
+
+def _digest(asked: dict[str, Any]) -> str:
+    """:func:`request_digest` of a request already made into :func:`request_json`."""
+    return hashlib.sha256(orjson.dumps(asked, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
 def completion_json(completion: Completion) -> dict[str, Any]:
@@ -371,8 +376,8 @@ class CaptureProvider(WrapperProvider):
         try:
             completion = await self.inner.complete(request)
         except ProviderError as exc:
-            note("llm", {"request": asked, "digest": request_digest(request),
+            note("llm", {"request": asked, "digest": _digest(asked),
                          "error": {"type": exc.__class__.__name__, "message": str(exc), "retryable": exc.retryable}})
             raise
-        note("llm", {"request": asked, "digest": request_digest(request), "answer": completion_json(completion)})
+        note("llm", {"request": asked, "digest": _digest(asked), "answer": completion_json(completion)})
         return completion

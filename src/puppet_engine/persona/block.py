@@ -11,10 +11,11 @@ import ``content``).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 SEP = "; "
@@ -153,15 +154,36 @@ def parse_messages(messages: Sequence[Any]) -> PromptFacts:
     Unknown text is kept in ``system_text``/``user_text`` so a generator can still pick
     words from a free-form system prompt that has no persona block.
     """
-    facts = PromptFacts()
     systems: list[str] = []
     users: list[str] = []
     for message in messages:
         role, content = _content(message)
         (systems if role in ("system", "developer") else users).append(content)
-    facts.system_text, facts.user_text = "\n".join(systems), "\n".join(users[-1:])
-    section = ""
-    for line in "\n".join([*systems, *users[-1:]]).splitlines():
+    system_text, user_text = "\n".join(systems), "\n".join(users[-1:])
+    read, section = _system_facts(system_text)
+    own: dict[str, Any] = {name: list(getattr(read, name)) for name in _LISTS}
+    facts = replace(read, **own, trade=dict(read.trade))
+    facts.system_text, facts.user_text = system_text, user_text
+    _read_lines(facts, section, user_text)
+    return facts
+
+
+# Every list a PromptFacts holds: a copy of the cached system facts gets its own.
+_LISTS = tuple(f.name for f in fields(PromptFacts) if f.default_factory is list)
+
+
+@functools.lru_cache(maxsize=1024)
+def _system_facts(system_text: str) -> tuple[PromptFacts, str]:
+    """The facts of a system prompt and the section its last line leaves open. Cached: an agent
+    sends the same system prompt with every request (callers copy before changing anything)."""
+    facts = PromptFacts()
+    return facts, _read_lines(facts, "", system_text)
+
+
+def _read_lines(facts: PromptFacts, section: str, text: str) -> str:
+    """Read ``text`` line by line into ``facts``, from ``section``; returns the section it ends in.
+    (Blank lines change nothing, so the system prompt and the user message can be read apart.)"""
+    for line in text.splitlines():
         stripped = line.strip()
         if not stripped:
             continue
@@ -184,4 +206,4 @@ def parse_messages(messages: Sequence[Any]) -> PromptFacts:
         m = _LINE.match(stripped)
         if m and (key := _LABELS.get(m.group(1).strip().lower())):
             _apply(facts, key, m.group(2))
-    return facts
+    return section

@@ -52,7 +52,8 @@ def _is_emoji_char(ch: str) -> bool:
 
 
 def has_emoji(text: str) -> bool:
-    return any(_is_emoji_char(ch) for ch in text)
+    # No ASCII character is an emoji (all lie below U+2100): most posts are checked in C.
+    return not text.isascii() and any(_is_emoji_char(ch) for ch in text)
 
 
 def strip_emojis(text: str) -> str:
@@ -108,6 +109,15 @@ def _shingles(words: Sequence[str], n: int = 3) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
+@functools.lru_cache(maxsize=1024)
+def _compared(text: str) -> tuple[tuple[str, ...], frozenset[str], frozenset[tuple[str, ...]]]:
+    """A text's tokens, their set and their 3-word shingles. Cached: each recent post is compared
+    with every candidate of an event (the generator's and validation's, each attempt). About
+    5 KiB an entry (the shingles), so only what recent events compared is kept."""
+    words = _tokens(text)
+    return words, frozenset(words), frozenset(_shingles(words))
+
+
 def similarity(a: str, b: str) -> float:
     """0 … 1: the larger of token Jaccard and shingle containment of the shorter text."""
     ta, tb = _tokens(a), _tokens(b)
@@ -126,16 +136,14 @@ def similarity(a: str, b: str) -> float:
 def near_duplicate_of(text: str, recent: Iterable[str], jaccard: float = DUPLICATE_JACCARD,
                       shingles: float = DUPLICATE_SHINGLES) -> str | None:
     """The first recent post ``text`` nearly repeats, or None."""
-    ta = _tokens(text)
+    ta, sa, ha = _compared(text)
     for other in recent:
         if not other:
             continue
-        tb = _tokens(other)
+        tb, sb, hb = _compared(other)
         if ta and tb:
-            sa, sb = set(ta), set(tb)
             if len(sa & sb) / len(sa | sb) >= jaccard:
                 return other
-            ha, hb = _shingles(ta), _shingles(tb)
             small, big = (ha, hb) if len(ha) <= len(hb) else (hb, ha)
             if min(len(ta), len(tb)) >= 4 and small and len(small & big) / len(small) >= shingles:
                 return other
