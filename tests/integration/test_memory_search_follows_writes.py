@@ -187,3 +187,26 @@ async def test_every_kind_round_trips_through_the_kept_rows(two_stores) -> None:
     await other.add_many(AGENT, [Memory(f"b {kind}", kind=kind, embedding=query) for kind in MEMORY_KINDS])  # type: ignore[arg-type]
     hits = await store.search_vector(AGENT, query, limit=2 * len(MEMORY_KINDS))
     assert sorted(h.memory.kind for h in hits) == sorted(MEMORY_KINDS * 2)
+
+
+@pytest.mark.parametrize("two_stores", [False, True], indirect=True, ids=["plain", "encrypted"])
+async def test_an_agent_loaded_on_the_read_only_connection_is_the_one_loaded_through_the_database(
+        two_stores, monkeypatch: pytest.MonkeyPatch) -> None:
+    from puppet_engine.memory import sqlite as sqlite_store
+
+    searcher, writer, _path = two_stores
+    rng = np.random.default_rng(11)
+    await writer.add_many(AGENT, random_memories(rng, 230, searcher.clock.now(), "loaded"))
+    await writer.add_many("someone-else", random_memories(rng, 20, searcher.clock.now(), "not mine"))
+    monkeypatch.setattr(sqlite_store, "_LOAD_BATCH", 64)  # several batches, the last one short
+    reader = searcher._reader()
+    assert reader is not None
+    for keep_rows in (True, False):
+        direct = await searcher._load(AGENT, keep_rows, reader)
+        through_database = await searcher._load(AGENT, keep_rows)
+        assert len(direct) == len(through_database) == 230
+        assert direct._ids == through_database._ids
+        assert direct._payloads == through_database._payloads  # kind, content as stored, encrypted, metadata, key
+        n = len(direct)
+        for name in ("_vectors", "_fields", "_kinds"):
+            assert np.array_equal(getattr(direct, name)[:n], getattr(through_database, name)[:n])

@@ -185,39 +185,49 @@ class SQLiteStore(SQLMemoryStore):
 
     # ------------------------------------------------------------------ loading and following
 
-    async def _load(self, agent_id: str, keep_rows: bool) -> VectorIndex:
-        """Read every memory of the agent (checking embedders on the way), with its rows if asked."""
-        dim = self.embedder.dim
-        index = VectorIndex(dim, self.weights)
+    async def _load(self, agent_id: str, keep_rows: bool, reader: SQLiteReader | None = None) -> VectorIndex:
+        """Read every memory of the agent (checking embedders on the way), with its rows if asked:
+        on the read-only connection when there is one (no statement machinery), else the database's."""
+        index = VectorIndex(self.embedder.dim, self.weights)
         groups: dict[tuple[str | None, int | None], int] = {}
-        columns: list[sa.ColumnElement[Any]] = [memories.c.id, memories.c.embedding]
-        columns += [sa.type_coerce(memories.c.metadata, sa.Text) if c == "metadata" else memories.c[c]
-                    for c in ROW_COLUMNS]  # metadata as its JSON text, parsed per hit
-        query = sa.select(*columns).where(memories.c.agent_id == agent_id)
-        async with self.db.connect() as conn:
-            result = await conn.stream(query)
-            async for chunk in result.partitions(_LOAD_BATCH):
-                for row in chunk:
-                    groups[(row.embedder, row.dim)] = groups.get((row.embedder, row.dim), 0) + 1
-                self.check_groups(agent_id, [(name, d, n) for (name, d), n in groups.items()])
-                blob = b"".join(row.embedding for row in chunk)
-                index.add(
-                    [row.id for row in chunk],
-                    np.frombuffer(blob, dtype="<f4").reshape(len(chunk), dim),
-                    [row.importance for row in chunk],
-                    [row.created_at for row in chunk],
-                    [row.kind for row in chunk],
-                    [_kept(row[2:9]) for row in chunk] if keep_rows else None,
-                )
+        if reader is not None:
+            with reader.agent_rows(agent_id, _LOAD_BATCH) as batches:
+                for rows in batches:
+                    self._add_loaded(agent_id, index, groups, rows, keep_rows)
+        else:
+            columns: list[sa.ColumnElement[Any]] = [memories.c.id, memories.c.agent_id]
+            columns += [sa.type_coerce(memories.c.metadata, sa.Text) if c == "metadata" else memories.c[c]
+                        for c in ROW_COLUMNS]  # metadata as its JSON text, parsed per hit
+            query = sa.select(*columns, memories.c.embedding).where(memories.c.agent_id == agent_id)
+            async with self.db.connect() as conn:
+                result = await conn.stream(query)
+                async for chunk in result.partitions(_LOAD_BATCH):
+                    self._add_loaded(agent_id, index, groups, chunk, keep_rows)
         self._verified.add(agent_id)
         return index
+
+    def _add_loaded(self, agent_id: str, index: VectorIndex, groups: dict[tuple[str | None, int | None], int],
+                    rows: Sequence[Sequence[Any]], keep_rows: bool) -> None:
+        """One batch of a load: rows as :meth:`SQLiteReader.rows` gives them; embedders checked first."""
+        for row in rows:
+            groups[(row[9], row[10])] = groups.get((row[9], row[10]), 0) + 1
+        self.check_groups(agent_id, [(name, d, n) for (name, d), n in groups.items()])
+        blob = b"".join(row[-1] for row in rows)
+        index.add(
+            [row[0] for row in rows],
+            np.frombuffer(blob, dtype="<f4").reshape(len(rows), self.embedder.dim),
+            [row[5] for row in rows],
+            [row[6] for row in rows],
+            [row[2] for row in rows],
+            [_kept(row[2:9]) for row in rows] if keep_rows else None,
+        )
 
     async def _load_following(self, reader: SQLiteReader, agent_id: str) -> _AgentIndex:
         """Load the agent, then apply what others changed while it loaded."""
         while True:
             self._pending[agent_id] = set()
             try:
-                held = _AgentIndex(await self._load(agent_id, True), True)
+                held = _AgentIndex(await self._load(agent_id, True, reader), True)
                 self._follow(reader, agent_id)
                 changed = self._pending.get(agent_id)
             finally:

@@ -20,12 +20,13 @@ lock so a worker thread may use it too.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import sqlite3
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 _MMAP_BYTES = 1 << 30  # address space only; the pages are the OS's file cache
@@ -43,6 +44,7 @@ MEMORY_FACTS = ("memory_added", "memory_forgotten", "memory_updated")
 
 #: A memory row as the store keeps it: every column but ``id``, ``agent_id`` and the embedding.
 ROW_COLUMNS = ("kind", "content", "encrypted", "importance", "created_at", "metadata", "key", "embedder", "dim")
+_COLUMN_LIST = ", ".join(f'"{c}"' for c in ROW_COLUMNS)
 
 
 class FactMark(NamedTuple):
@@ -62,6 +64,7 @@ class SQLiteReader:
     """Reads on a read-only sqlite3 connection to the engine's database file."""
 
     _ROWS = "SELECT id, agent_id, {cols}, embedding FROM memories WHERE id IN ({marks})"
+    _AGENT = f"SELECT id, agent_id, {_COLUMN_LIST}, embedding FROM memories WHERE agent_id = ?"
     _NEWEST = "SELECT id, at FROM facts ORDER BY id DESC LIMIT 1"
     _AT = "SELECT at FROM facts WHERE id = ?"
     _FACTS = (
@@ -134,12 +137,21 @@ class SQLiteReader:
                 out += self._conn.execute(self._statement(len(chunk)), chunk).fetchall()
         return out
 
+    @contextlib.contextmanager
+    def agent_rows(self, agent_id: str, batch: int) -> Iterator[Iterator[list[tuple]]]:
+        """Every memory row of the agent, as :meth:`rows` gives them, ``batch`` at a time, from one
+        read snapshot; the connection is the caller's until the block ends (do not await in it)."""
+        with self._lock:
+            cursor = self._conn.execute(self._AGENT, (agent_id,))
+            try:
+                yield iter(lambda: cursor.fetchmany(batch), [])
+            finally:
+                cursor.close()
+
     def _statement(self, count: int) -> str:
         sql = self._statements.get(count)
         if sql is None:
-            sql = self._statements[count] = self._ROWS.format(
-                cols=", ".join(f'"{c}"' for c in ROW_COLUMNS), marks=", ".join("?" * count)
-            )
+            sql = self._statements[count] = self._ROWS.format(cols=_COLUMN_LIST, marks=", ".join("?" * count))
         return sql
 
     def close(self) -> None:
