@@ -148,6 +148,7 @@ async def test_stall_refusal_and_drop_fall_back_to_polls_without_loss_or_doubles
             feed = engine.mention_stream
             assert feed is not None
             await eventually(lambda: _live(feed))
+            await eventually(lambda: _polls_caught_up(engine))  # else the catch-up poll may read it first
             sent.append(await _mention(http, "@coby hello there, first one"))
             await eventually(lambda: _has(engine, sent))
 
@@ -165,6 +166,7 @@ async def test_stall_refusal_and_drop_fall_back_to_polls_without_loss_or_doubles
             sent.append(await _mention(http, "@coby third, around a drop"))
             await eventually(lambda: _has(engine, sent))
             await eventually(lambda: _live(feed))
+            await eventually(lambda: _polls_caught_up(engine))
             sent.append(await _mention(http, "@coby fourth, stream again"))
             await eventually(lambda: _has(engine, sent))
 
@@ -219,6 +221,20 @@ async def _async(value: Any) -> Any:
 
 async def _live(feed: Any) -> bool:
     return feed is not None and feed.live_since is not None
+
+
+async def _polls_caught_up(engine: Engine) -> bool:
+    """The stream is up and its catch-up polls have run: none is still being brought forward,
+    due or running, so a mention posted now can only arrive through the stream (the next poll
+    is mention_poll_seconds away)."""
+    if any(getattr(t.get_coro(), "__qualname__", "") == "MentionStream._published" for t in asyncio.all_tasks()):
+        return False
+    async with engine.db.connect() as conn:
+        busy = (await conn.execute(sa.select(sa.func.count()).select_from(events).where(
+            events.c.type == "mentions.poll",
+            (events.c.status == "running") | ((events.c.status == "pending")
+                                              & (events.c.due_at <= engine.clock.now() + 60))))).scalar()
+    return busy == 0
 
 
 async def _has(engine: Engine, tweet_ids: list[str]) -> dict[str, dict[str, Any]] | None:
