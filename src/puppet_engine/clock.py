@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Collection
+from typing import Any
 
 
 class Clock(ABC):
@@ -49,7 +51,7 @@ class VirtualClock(Clock):
 
     def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
         self._now = float(start)
-        self._waiters: list[tuple[float, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[float, asyncio.Future[None], asyncio.Task[Any] | None]] = []
 
     def now(self) -> float:
         return self._now
@@ -59,17 +61,17 @@ class VirtualClock(Clock):
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((self._now + seconds, fut))
+        self._waiters.append((self._now + seconds, fut, asyncio.current_task()))
         try:
             await fut
         finally:
-            self._waiters = [(t, f) for t, f in self._waiters if f is not fut]
+            self._waiters = [w for w in self._waiters if w[1] is not fut]
 
     def set(self, when: float) -> None:
         if when < self._now:
             return
         self._now = float(when)
-        for deadline, fut in list(self._waiters):
+        for deadline, fut, _task in list(self._waiters):
             if deadline <= self._now and not fut.done():
                 fut.set_result(None)
 
@@ -77,5 +79,13 @@ class VirtualClock(Clock):
         self.set(self._now + seconds)
 
     def next_deadline(self) -> float | None:
-        pending = [t for t, f in self._waiters if not f.done()]
+        pending = [t for t, f, _task in self._waiters if not f.done()]
         return min(pending) if pending else None
+
+    def all_asleep(self, tasks: Collection[asyncio.Task[Any]]) -> float | None:
+        """The earliest wake-up of ``tasks`` when every one of them is asleep on this clock
+        (else None): nothing but moving the clock lets them go on."""
+        deadlines = {task: deadline for deadline, fut, task in self._waiters if not fut.done()}
+        if not tasks or any(task not in deadlines for task in tasks):
+            return None
+        return min(deadlines[task] for task in tasks)

@@ -377,3 +377,34 @@ async def test_an_event_sleeping_on_the_virtual_clock_is_woken_instead_of_waited
     await engine.schedule(Event("quick", "b", {}, due_at=started))
     assert await asyncio.wait_for(engine.run_until_idle(), 10) == 2
     assert woke == [started + 30]  # moved to the sleeper's wake-up, not further
+
+
+async def test_the_virtual_clock_moves_only_when_every_event_in_flight_sleeps_on_it(database, virtual_clock) -> None:
+    # Something else asleep on the clock (a background loop) never moves it, nor does an event
+    # that is asleep while another still works: only all of them asleep do, to their earliest.
+    engine, _ = make_engine(database, virtual_clock)
+    started = virtual_clock.now()
+    background = asyncio.ensure_future(virtual_clock.sleep(5))  # not an event: not waited on
+    release = asyncio.Event()
+    woke: dict[str, float] = {}
+
+    async def backs_off(ev: Event) -> None:
+        await virtual_clock.sleep(ev.payload["seconds"])
+        woke[ev.agent_id] = virtual_clock.now()
+
+    async def works(ev: Event) -> None:
+        await release.wait()  # e.g. a slow upstream call, on wall time
+        woke[ev.agent_id] = virtual_clock.now()
+
+    engine.register("backs_off", backs_off)
+    engine.register("works", works)
+    await engine.schedule(Event("backs_off", "a", {"seconds": 30}, due_at=started))
+    await engine.schedule(Event("backs_off", "b", {"seconds": 90}, due_at=started))
+    await engine.schedule(Event("works", "c", {}, due_at=started))
+    running = asyncio.ensure_future(engine.run_until_idle())
+    await asyncio.sleep(0.3)
+    assert virtual_clock.now() == started and not background.done()  # c works: nothing moves
+    release.set()
+    assert await asyncio.wait_for(running, 10) == 3
+    assert woke == {"c": started, "a": started + 30, "b": started + 90}  # each woken at its own time
+    assert background.done()  # it was due on the way

@@ -48,7 +48,7 @@ StateHook = Callable[[str, dict[str, Any]], None]
 
 
 YOUNG_WHILE_RUNNING = 5_000  # first GC generation's threshold while events run (CPython's: 700)
-VIRTUAL_STALL_SECONDS = 0.1  # on a virtual clock: no event finished for this long, a sleeper is woken
+VIRTUAL_STALL_SECONDS = 0.05  # on a virtual clock: how often to look whether every event in flight is asleep on it
 _threshold: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (saved, set) by settle_heap
 
 
@@ -288,9 +288,10 @@ class EventEngine:
         return self.processed - before
 
     async def _wait_for_one_in_flight(self) -> None:
-        """Until an in-flight event finishes. On a virtual clock an event may be asleep on it
-        (a retry's back-off): when none finishes for a while and one sleeps, the clock moves
-        to the nearest wake-up, as time would pass on a wall clock; it would wait for ever."""
+        """Until an in-flight event finishes. On a virtual clock, events may all be asleep on it
+        (a retry's back-off): nothing else would move it, so it moves to the earliest of their
+        wake-ups, as time would pass on a wall clock. Asleep is checked whenever none has
+        finished for a moment; an event still working elsewhere leaves the clock alone."""
         in_flight = list(self._busy.values())
         if not isinstance(self.clock, VirtualClock):
             await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -298,9 +299,9 @@ class EventEngine:
         while True:
             done, _ = await asyncio.wait(in_flight, timeout=VIRTUAL_STALL_SECONDS,
                                          return_when=asyncio.FIRST_COMPLETED)
-            wake_up = self.clock.next_deadline()
             if done:
                 return
+            wake_up = self.clock.all_asleep(in_flight)
             if wake_up is not None:
                 self.clock.set(wake_up)
 
