@@ -72,8 +72,10 @@ class Prepared:
         """The rows the statement gives with ``params`` (SQLAlchemy ``Row`` s); with a list
         of parameter sets (``RETURNING`` of several rows), those of each, in no set order."""
         batch = list(params) if isinstance(params, Sequence) else [params or {}]
+        if not batch:
+            return []  # as run() does nothing for no rows (SQLAlchemy would run it once, without parameters)
         inline = inline_connection(conn)
-        plan = self._plan(conn.dialect, batch[0], many=False) if inline is not None and batch else None
+        plan = self._plan(conn.dialect, batch[0], many=False) if inline is not None else None
         if inline is None or plan is None:
             return list((await conn.execute(self.statement, batch if len(batch) != 1 else batch[0])).fetchall())
         found = []
