@@ -22,7 +22,15 @@ from puppet_engine.memory import HashingEmbedder, Memory, SQLiteStore
 from puppet_engine.memory.relationships import RelationshipStore
 from puppet_engine.storage import Database
 from puppet_engine.storage.prepared import Prepared, inline_connection
-from puppet_engine.storage.repos import agent_states, engagement, events, facts, outbox, recordings
+from puppet_engine.storage.repos import (
+    agent_states,
+    engagement,
+    events,
+    facts,
+    llm_calls,
+    outbox,
+    recordings,
+)
 from puppet_engine.storage.tables import agents, memories, metadata, post_metrics
 
 T0 = 1_700_000_000.0
@@ -155,6 +163,44 @@ async def test_outbox_and_engagement(pair) -> None:
     assert len(everything) == 4 and none == []
     assert [(t.post_id, t.text, t.taken) for t in tracked] == [("x0", "hello", frozenset({1})), ("x1", "a b", frozenset())]
     assert taken[0].gone is True and taken[0].impressions is None and taken[0].posted_at == T0
+
+
+async def test_outbox_inserts_claims_peer_posts_calls_and_prunes(pair) -> None:
+    """The statements of an interaction round and an outbox send: one action and keyed actions
+    recorded (a key seen before left out), a claim won once, peers' posts by agent count, LLM
+    call rows, engagement samples recorded (a taken slot kept) and pruned."""
+    async def scenario(db: Database) -> Any:
+        async with db.transaction() as conn:
+            one = await outbox.insert_action(conn, "a:1", "ann", "post", {"text": "hi"}, 4, T0)
+            again = await outbox.insert_action(conn, "a:1", "ann", "post", {"text": "other"}, 4, T0 + 1)
+            held = await outbox.insert_action(conn, "a:2", "ben", "reply", {"text": "re"}, None, T0 + 2, held=True)
+            keyed = await outbox.insert_keyed_actions(conn, [
+                outbox.action_row("a:1", "ann", "post", {"text": "dup"}, None, T0 + 3),
+                outbox.action_row("b:1", "ben", "thread", {"parts": ["x", "y"]}, 5, T0 + 4, sending=True),
+                outbox.action_row("c:1", "cat", "quote", {"text": "q"}, None, T0 + 5)])
+            claims = [await outbox.claim_action(conn, one or 0, T0 + 6), await outbox.claim_action(conn, one or 0, T0 + 7)]
+            await outbox.mark_actions_done(conn, [(one or 0, T0 + 8, "x1", {}), (keyed["b:1"], T0 + 9, "x2", {}),
+                                                  (keyed["c:1"], T0 + 10, "x3", {"n": 1})])
+            await llm_calls.insert_calls(conn, [
+                {"agent_id": "ann", "provider": "fake", "model": "m", "purpose": "post", "prompt_tokens": 3,
+                 "completion_tokens": 4, "latency_ms": 1.5, "cost_usd": 0.0, "outcome": "ok", "error": None,
+                 "created_at": T0},
+                {"agent_id": None, "provider": "fake", "model": "m", "purpose": "mood", "prompt_tokens": 0,
+                 "completion_tokens": 0, "latency_ms": 0.0, "cost_usd": 0.25, "outcome": "error",
+                 "error": "boom", "created_at": T0 + 1}])
+        samples = [engagement.Sample("ann", "x1", T0, 3, slot, T0 + 3600 * slot, likes=slot) for slot in (1, 2)]
+        await engagement.record(db, samples, "ev:1")
+        await engagement.record(db, [engagement.Sample("ann", "x1", T0, 3, 1, T0 + 5, likes=9)], "ev:2")
+        await engagement.record(db, [engagement.Sample("ann", "x9", T0 + 9000, 3, 1, T0 + 9999)], "ev:3")
+        pruned = await engagement.prune(db, "ann", T0 + 1)
+        peers = [await outbox.posts_since(db, ids, T0 - 1, 10) for ids in (["ann", "ben", "cat"], ["ben"], [])]
+        return one, again, held, keyed, claims, pruned, peers, await llm_calls.tokens_since(db, "ann", T0)
+
+    one, again, held, keyed, claims, pruned, peers, tokens = await _same(pair, scenario)
+    assert one is not None and again is None and held is not None and sorted(keyed) == ["b:1", "c:1"]
+    assert claims == [True, False] and pruned == 2 and tokens == 7  # the claim is won once
+    assert [(r.agent_id, r.external_id) for r in peers[0]] == [("cat", "x3"), ("ben", "x2"), ("ann", "x1")]
+    assert [r.kind for r in peers[1]] == ["thread"] and peers[2] == []
 
 
 async def test_agent_state_merges(pair) -> None:

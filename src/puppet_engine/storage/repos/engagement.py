@@ -117,7 +117,9 @@ async def record(db: Database, samples: Sequence[Sample], event_key: str) -> Non
         return
     rows = [{**{name: getattr(s, name) for name in _COLUMNS}, "event_key": event_key} for s in samples]
     async with db.transaction() as conn:
-        await conn.execute(insert_ignoring_conflicts(conn, post_metrics), rows)
+        stmt = cached(("post_metrics.record", conn.dialect.name),
+                      lambda: Prepared(insert_ignoring_conflicts(conn, post_metrics)))
+        await stmt.run(conn, rows)
 
 
 _TAKEN_BY = Prepared(sa.select(post_metrics).where(post_metrics.c.event_key == sa.bindparam("event_key"))
@@ -157,8 +159,11 @@ async def agents_with_samples(db: Database, since: float) -> list[str]:
         return sorted(str(r[0]) for r in (await conn.execute(q)).fetchall())
 
 
+_PRUNE = Prepared(sa.delete(post_metrics).where(post_metrics.c.agent_id == sa.bindparam("agent_id"),
+                                                post_metrics.c.posted_at < sa.bindparam("before")))
+
+
 async def prune(db: Database, agent_id: str, before: float) -> int:
     """Delete the agent's samples of posts posted before ``before``; how many rows went."""
-    q = sa.delete(post_metrics).where(post_metrics.c.agent_id == agent_id, post_metrics.c.posted_at < before)
     async with db.transaction() as conn:
-        return int((await conn.execute(q)).rowcount or 0)
+        return await _PRUNE.run(conn, {"agent_id": agent_id, "before": before})

@@ -8,13 +8,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
-from puppet_engine.storage.sql import cached
+from puppet_engine.storage.prepared import Prepared
 from puppet_engine.storage.tables import llm_calls
+
+_INSERT = Prepared(llm_calls.insert())
 
 
 async def insert_calls(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[None]:
     """Record several calls (their columns each) in one statement; a result per row, for a group commit."""
-    await conn.execute(cached(("llm_calls.insert",), llm_calls.insert), rows)
+    await _INSERT.run(conn, rows)
     return [None] * len(rows)
 
 

@@ -27,19 +27,18 @@ async def insert_action(conn: AsyncConnection, key: str, agent_id: str, kind: st
     ``sending``: recorded as already claimed (``sending``, one attempt); ``held``: recorded
     ``awaiting_review`` (sent only once a person approves it).
     """
-    stmt = cached(("action", conn.dialect.name), lambda: dialect_insert(conn, actions).values(
+    stmt = cached(("action", conn.dialect.name), lambda: Prepared(dialect_insert(conn, actions).values(
         key=sa.bindparam("b_key"), agent_id=sa.bindparam("b_agent"), kind=sa.bindparam("b_kind"),
         payload=sa.bindparam("b_payload", type_=actions.c.payload.type), status=sa.bindparam("b_status"),
         attempts=sa.bindparam("b_attempts", type_=sa.Integer), not_before=0.0,
         event_id=sa.bindparam("b_event", type_=sa.Integer),
         created_at=sa.bindparam("b_now", type_=sa.Float), updated_at=sa.bindparam("b_now", type_=sa.Float),
-    ).on_conflict_do_nothing(index_elements=["key"]).returning(actions.c.id))
-    res = await conn.execute(stmt, {"b_key": key, "b_agent": agent_id, "b_kind": kind, "b_payload": payload,
-                                    "b_event": event_id, "b_now": now,
-                                    "b_status": "awaiting_review" if held else "sending" if sending else "pending",
-                                    "b_attempts": int(sending and not held)})
-    row = res.first()
-    return int(row[0]) if row else None
+    ).on_conflict_do_nothing(index_elements=["key"]).returning(actions.c.id)))
+    found = await stmt.rows(conn, {"b_key": key, "b_agent": agent_id, "b_kind": kind, "b_payload": payload,
+                                   "b_event": event_id, "b_now": now,
+                                   "b_status": "awaiting_review" if held else "sending" if sending else "pending",
+                                   "b_attempts": int(sending and not held)})
+    return int(found[0][0]) if found else None
 
 
 def action_row(key: str, agent_id: str, kind: str, payload: dict[str, Any], event_id: int | None, now: float, *,
@@ -54,9 +53,9 @@ def action_row(key: str, agent_id: str, kind: str, payload: dict[str, Any], even
 async def insert_keyed_actions(conn: AsyncConnection, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Record action rows (:func:`action_row`) of distinct keys in one statement; key → id of each
     row recorded (a key recorded already is left out)."""
-    stmt = cached(("actions.keyed", conn.dialect.name), lambda: dialect_insert(conn, actions).on_conflict_do_nothing(
-        index_elements=["key"]).returning(actions.c.id, actions.c.key))
-    return {str(key): int(action_id) for action_id, key in (await conn.execute(stmt, rows)).all()}
+    stmt = cached(("actions.keyed", conn.dialect.name), lambda: Prepared(dialect_insert(conn, actions)
+                  .on_conflict_do_nothing(index_elements=["key"]).returning(actions.c.id, actions.c.key)))
+    return {str(key): int(action_id) for action_id, key in await stmt.rows(conn, rows)}
 
 
 async def load_actions(conn: AsyncConnection, *, ids: list[int] | None = None, status: str | None = None,
@@ -83,14 +82,13 @@ async def pending_actions(conn: AsyncConnection, limit: int, agent_ids: Iterable
     return list((await conn.execute(q.limit(limit))).fetchall())
 
 
-_CLAIM_ACTION = actions.update().where(actions.c.id == sa.bindparam("b_id"), actions.c.status == "pending").values(
-    status="sending", attempts=actions.c.attempts + 1, updated_at=sa.bindparam("b_now", type_=sa.Float))
+_CLAIM_ACTION = Prepared(actions.update().where(actions.c.id == sa.bindparam("b_id"), actions.c.status == "pending").values(
+    status="sending", attempts=actions.c.attempts + 1, updated_at=sa.bindparam("b_now", type_=sa.Float)))
 
 
 async def claim_action(conn: AsyncConnection, action_id: int, now: float) -> bool:
     """``pending → sending``, only if still pending: exactly one process gets to send it."""
-    res = await conn.execute(_CLAIM_ACTION, {"b_id": action_id, "b_now": now})
-    return bool(res.rowcount)
+    return bool(await _CLAIM_ACTION.run(conn, {"b_id": action_id, "b_now": now}))
 
 
 _MARK_DONE = Prepared(actions.update().where(actions.c.id == sa.bindparam("b_id")).values(
@@ -149,14 +147,15 @@ _POST_HISTORY = Prepared(_post_history())
 
 # No condition on status in SQL: without statistics SQLite would pick the status index
 # (nearly every row is "done") and read the whole table instead of these agents' rows.
-_PEER_POSTS = (
-    sa.select(actions.c.agent_id, actions.c.kind, actions.c.status, actions.c.external_id, actions.c.payload,
-              actions.c.updated_at)
-    .where(actions.c.agent_id.in_(sa.bindparam("agent_ids", expanding=True)),
-           fixed_in(actions.c.kind, ("post", "thread", "quote")), actions.c.created_at > sa.bindparam("since"))
-    .order_by(actions.c.created_at.desc())
-    .limit(sa.bindparam("limit"))
-)
+def _peer_posts(peers: int) -> Prepared:
+    # A parameter per agent (what an expanding IN sends), so the statement is prepared once per count.
+    return cached(("peer_posts", peers), lambda: Prepared(
+        sa.select(actions.c.agent_id, actions.c.kind, actions.c.status, actions.c.external_id, actions.c.payload,
+                  actions.c.updated_at)
+        .where(actions.c.agent_id.in_([sa.bindparam(f"a{i}") for i in range(peers)]),
+               fixed_in(actions.c.kind, ("post", "thread", "quote")), actions.c.created_at > sa.bindparam("since"))
+        .order_by(actions.c.created_at.desc())
+        .limit(sa.bindparam("limit"))))
 
 
 async def recent_posts(db: Database, agent_id: str, limit: int) -> list[tuple[str, dict[str, Any]]]:
@@ -189,9 +188,11 @@ async def post_history(db: Database, agent_id: str, recent: int, since: float
 async def posts_since(db: Database, agent_ids: list[str], since: float, limit: int) -> list[Any]:
     """Rows ``(agent_id, kind, status, external_id, payload, updated_at)`` of these agents'
     posts, threads and quotes recorded after ``since``, newest first, ``limit`` in all."""
+    if not agent_ids:
+        return []
+    params = {"since": since, "limit": limit, **{f"a{i}": agent_id for i, agent_id in enumerate(agent_ids)}}
     async with db.connect() as conn:
-        params = {"agent_ids": agent_ids, "since": since, "limit": limit}
-        return list((await conn.execute(_PEER_POSTS, params)).fetchall())
+        return await _peer_posts(len(agent_ids)).rows(conn, params)
 
 
 async def reply_payloads_since(db: Database, agent_id: str, since: float) -> list[dict[str, Any]]:
