@@ -45,8 +45,23 @@ def in_ids(conn: AsyncConnection, column: sa.ColumnElement[Any], ids: Iterable[s
         return column.in_(values)
     if conn.dialect.name == "postgresql":
         return column == sa.any_(sa.literal(values, type_=postgresql.ARRAY(sa.String)))
-    each = sa.func.json_each(sa.literal(json.dumps(values))).table_valued("value")
+    each = sa.func.json_each(sa.literal(_json_ids(ids, values))).table_valued("value")
     return column.in_(sa.select(each.c.value))
+
+
+_last_json: tuple[frozenset[str], str] | None = None  # the owned agents: one object until they change
+
+
+def _json_ids(ids: Iterable[str], values: list[str]) -> str:
+    """``values`` as a JSON array; of a frozenset, encoded once while the same set comes back
+    (each pass of the outbox and the clock asks with the process's owned agents)."""
+    global _last_json
+    if not isinstance(ids, frozenset):
+        return json.dumps(values)
+    last = _last_json
+    if last is None or last[0] is not ids:
+        last = _last_json = (ids, json.dumps(values))
+    return last[1]
 
 
 def fixed_in(column: sa.ColumnElement[Any], values: Iterable[str]) -> sa.ColumnElement[bool]:
