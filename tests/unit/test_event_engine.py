@@ -408,3 +408,37 @@ async def test_the_virtual_clock_moves_only_when_every_event_in_flight_sleeps_on
     assert await asyncio.wait_for(running, 10) == 3
     assert woke == {"c": started, "a": started + 30, "b": started + 90}  # each woken at its own time
     assert background.done()  # it was due on the way
+
+
+async def test_a_handlers_own_writes_commit_with_its_outcome_once(database, virtual_clock) -> None:
+    """``HandlerResult.writes`` run in the outcome's transaction: an attempt whose outcome is
+    not committed leaves nothing behind, so the retried event counts an interaction once."""
+    from puppet_engine.memory.relationships import RelationshipStore
+
+    engine, _ = make_engine(database, virtual_clock)
+    rels = RelationshipStore(database, virtual_clock)
+    attempts = 0
+
+    async def lost_once(_conn: object) -> None:
+        if attempts == 1:
+            raise RuntimeError("the outcome's commit fails (a full disk)")
+
+    async def meet(ev: Event) -> HandlerResult:
+        nonlocal attempts
+        attempts += 1
+        met = rels.interactions_write("ann", ["ben", "cat", "ben"], 0.1)
+        assert met is not None and await rels.get("ann", "ben") is None  # nothing written until the outcome
+        return HandlerResult(result={"met": 2}, writes=[met, lost_once])
+
+    engine.register("meet", meet)
+    await engine.schedule(Event("meet", "ann", due_at=virtual_clock.now()))
+    await engine.run_until_idle()
+    virtual_clock.advance(120)
+    await engine.run_until_idle()
+    assert attempts == 2
+    met = {r.other: r for r in await rels.list_for("ann")}
+    assert sorted(met) == ["ben", "cat"] and met["ben"].interactions == 1 and met["cat"].interactions == 1
+    assert rels.interactions_write("ann", []) is None
+    async with database.connect() as conn:
+        status = (await conn.execute(sa.select(events.c.status))).scalar_one()
+    assert status == "done"

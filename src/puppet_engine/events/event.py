@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# A handler's own write, run on the connection of the transaction that commits its outcome.
+OutcomeWrite = Callable[[Any], Awaitable[object]]
 EventStatus = Literal["pending", "running", "done", "failed", "cancelled"]
 ActionStatus = Literal["pending", "sending", "done", "failed", "unknown", "awaiting_review", "rejected", "expired"]
 
@@ -100,7 +103,9 @@ class HandlerResult:
     ``result`` is stored on the event; ``actions`` go to the outbox; ``follow_ups`` are
     new events (e.g. the next scheduled post); ``state`` is merged into the agent's state;
     ``recordings`` are the event's replay records (rows, see ``events/recording.py``), ``llm_calls``
-    the rows of the LLM calls it made (both written in the outcome's transaction).
+    the rows of the LLM calls it made (both written in the outcome's transaction); ``writes``
+    the handler's own changes (``write(conn)``, run last in that transaction): made exactly once,
+    with the event's completion, never again by a retry of an event whose outcome was lost.
     """
 
     result: dict[str, Any] = field(default_factory=dict)
@@ -109,3 +114,4 @@ class HandlerResult:
     state: dict[str, Any] = field(default_factory=dict)
     recordings: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
     llm_calls: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)  # llm_calls rows
+    writes: list[OutcomeWrite] = field(default_factory=list, repr=False, compare=False)

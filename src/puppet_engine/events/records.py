@@ -87,7 +87,7 @@ async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, Han
     """Record what several handlers returned, in a few statements: events done, their actions
     (returned, to send: they are recorded as ``sending``, so the caller sends them without
     claiming them again; those held for review are recorded but not returned), follow-up
-    events, agent state changes. Each list of actions is in order.
+    events, agent state changes, the handlers' own writes. Each list of actions is in order.
     """
     await event_rows.mark_done(conn, [(event.id, hr.result, now) for event, hr in outcomes])
     ids = iter(await insert_actions(conn, [(spec, event.id) for event, hr in outcomes for spec in hr.actions], now,
@@ -110,6 +110,9 @@ async def record_outcomes(conn: AsyncConnection, outcomes: list[tuple[Event, Han
     calls = [row for _, hr in outcomes for row in hr.llm_calls]
     if calls:
         await llm_calls.insert_calls(conn, calls)
+    for _, hr in outcomes:
+        for write in hr.writes:
+            await write(conn)
     return recorded
 
 

@@ -7,12 +7,13 @@ which clamps every value to its range in one atomic upsert.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.clock import Clock, WallClock
 from puppet_engine.storage import Database
@@ -231,15 +232,42 @@ class RelationshipStore:
         trust_delta: float = 0.0,
     ) -> list[Relationship]:
         """:meth:`update_from_interaction` with each of ``others`` (each once), in one transaction."""
-        now = self.clock.now()
-        each = [_interaction_params(agent_id, other, now, sentiment_delta, familiarity_delta, trust_delta)
-                for other in dict.fromkeys(others)]
+        each = self._interactions(agent_id, others, self.clock.now(), sentiment_delta, familiarity_delta,
+                                  trust_delta)
         if not each:
             return []
-        async with self.db.transaction() as conn:  # one statement for all (distinct rows): rows back by other
-            found = {row.other: row._mapping for row in await self._interaction_upsert().rows(conn, each)}
-            rows = [found[params["b_other"]] for params in each]
-            await facts.insert(conn, [_fact(row, now, notes=False) for row in rows])
+        async with self.db.transaction() as conn:
+            return await self._write_interactions(conn, each)
+
+    def interactions_write(
+        self,
+        agent_id: str,
+        others: Iterable[str],
+        sentiment_delta: float = 0.0,
+        *,
+        familiarity_delta: float = 0.05,
+        trust_delta: float = 0.0,
+    ) -> Callable[[AsyncConnection], Awaitable[list[Relationship]]] | None:
+        """:meth:`update_from_interactions` as a write for the caller's transaction (an event's
+        outcome: see ``HandlerResult.writes``), timed now; None when there is no one to update.
+        The transaction must be on this store's database."""
+        each = self._interactions(agent_id, others, self.clock.now(), sentiment_delta, familiarity_delta,
+                                  trust_delta)
+        if not each:
+            return None
+        return lambda conn: self._write_interactions(conn, each)
+
+    @staticmethod
+    def _interactions(agent_id: str, others: Iterable[str], now: float, sentiment_delta: float,
+                      familiarity_delta: float, trust_delta: float) -> list[dict[str, Any]]:
+        return [_interaction_params(agent_id, other, now, sentiment_delta, familiarity_delta, trust_delta)
+                for other in dict.fromkeys(others)]
+
+    async def _write_interactions(self, conn: AsyncConnection, each: list[dict[str, Any]]) -> list[Relationship]:
+        # One statement for all (distinct rows): rows back by other.
+        found = {row.other: row._mapping for row in await self._interaction_upsert().rows(conn, each)}
+        rows = [found[params["b_other"]] for params in each]
+        await facts.insert(conn, [_fact(row, each[0]["b_updated_at"], notes=False) for row in rows])
         return [_from_row(row) for row in rows]
 
     async def delete(self, agent_id: str, other: str) -> bool:

@@ -355,6 +355,10 @@ class ReplayRelationships:
     def __getattr__(self, name: str) -> Any:
         return _nothing if name in RELATIONSHIP_WRITES else _unrecorded("relationships", name)
 
+    def interactions_write(self, *_args: Any, **_kwargs: Any) -> None:
+        """A write for the event's outcome: none (a replay commits no outcome)."""
+        return None
+
     async def get(self, agent_id: str, other: str) -> Relationship | None:
         read = self.memory.next("relationship")
         return relationship_from_json(read.get("relationship")) if read else None

@@ -89,14 +89,15 @@ class InteractionBehavior(Behavior):
                                                   context={"quoted": {"id": tweet.id, "text": tweet.text,
                                                                       "author_username": peer.username or peer.id}}))
                 seen.append(peer.config.id)
-        if agent.memory is not None and seen:
-            await agent.memory.relationships.update_from_interactions(agent.id, seen, sentiment_delta=0.02,
-                                                                      familiarity_delta=0.05)
+        met = None
+        if agent.memory is not None and seen:  # committed with this round's outcome: counted once
+            met = agent.memory.relationships.interactions_write(agent.id, seen, sentiment_delta=0.02,
+                                                                familiarity_delta=0.05)
         nxt = Event("interact.due", agent.id, due_at=next_interval_at(self.services.interaction_interval_seconds,
                                                                         now, agent.rng, 0.5),
                     key=f"interact.due:{agent.id}:{int(now)}")
         return HandlerResult(result={"actions": [a.kind for a in actions]}, actions=actions, follow_ups=[nxt],
-                             state={"last_interact_at": now})
+                             state={"last_interact_at": now}, writes=[met] if met is not None else [])
 
     def _peers_to_read(self, agent: AgentRuntime, now: float) -> list[AgentRuntime]:
         """Up to :data:`PEERS_READ_PER_TICK` other connected agents, a different sample each round
