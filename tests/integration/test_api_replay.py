@@ -17,9 +17,10 @@ async def test_a_replay_job_reports_the_same_decisions_then_a_what_if(tmp_path: 
         assert r.status_code == 202, r.text
         event_id = r.json()["event_id"]
 
-        async def posted() -> bool:
+        async def posted() -> bool:  # the event done, and its post sent (the send follows the event's commit)
             page = (await h.get("/events", params={"type": "post.manual"})).json()
-            return any(e["id"] == event_id and e["status"] == "done" for e in page["items"])
+            settled = not {"pending", "sending"} & set(await outbox.counts_by_status(h.engine.db))
+            return settled and any(e["id"] == event_id and e["status"] == "done" for e in page["items"])
 
         await eventually(posted)
         now = h.engine.clock.now()
