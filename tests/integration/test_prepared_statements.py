@@ -30,6 +30,7 @@ from puppet_engine.storage.repos import (
     llm_calls,
     outbox,
     recordings,
+    review,
 )
 from puppet_engine.storage.tables import agents, memories, metadata, post_metrics
 
@@ -201,6 +202,37 @@ async def test_outbox_inserts_claims_peer_posts_calls_and_prunes(pair) -> None:
     assert claims == [True, False] and pruned == 2 and tokens == 7  # the claim is won once
     assert [(r.agent_id, r.external_id) for r in peers[0]] == [("cat", "x3"), ("ben", "x2"), ("ann", "x1")]
     assert [r.kind for r in peers[1]] == ["thread"] and peers[2] == []
+
+
+async def test_the_outbox_and_clock_passes_filtered_by_owned_agents(pair, either_database) -> None:
+    """The reads of every outbox pass and clock step, with and without the owned-agents filter
+    (one parameter: a JSON array on SQLite, an array on PostgreSQL), many agents and none."""
+    crowd = frozenset(f"agent-{i:03d}" for i in range(100)) | {"ann"}
+
+    async def scenario(db: Database) -> Any:
+        async with db.transaction() as conn:
+            ids = await outbox.insert_keyed_actions(conn, [
+                outbox.action_row(f"k{i}", agent, "like", {"n": i}, None, T0 + i)
+                for i, agent in enumerate(["ann", "ben", "ann", "cat"])])
+            await events.insert_events(conn, [_event("e1", due=T0 + 50), _event("e2", agent_id="ben", due=T0 + 5),
+                                              {**_event("e3", due=T0 + 70), "agent_id": None}])
+        async with db.connect() as conn:
+            found = []
+            for owned in (None, crowd, frozenset({"ben"}), frozenset()):
+                found.append([r.key for r in await outbox.pending_actions(conn, 10, owned)])
+                found.append([r.key for r in await outbox.load_actions(conn, status="pending", agent_ids=owned,
+                                                                       due_before=T0 + 100, limit=2)])
+            found.append([r.key for r in await outbox.load_actions(conn, ids=[ids["k3"], ids["k1"], 999])])
+            found.append(await review.expiring(conn, T0, crowd))
+        for owned in (None, crowd, frozenset({"ben"}), frozenset()):
+            found.append(await events.next_due_at(db, owned))
+        return found
+
+    got = await _same(pair, scenario)
+    assert got[:4] == [["k0", "k1", "k2", "k3"], ["k0", "k1"], ["k0", "k2"], ["k0", "k2"]]
+    assert got[8:] == [["k1", "k3"], ([], None), T0 + 5, T0 + 50, T0 + 5, T0 + 70]
+    again = await scenario(either_database)  # PostgreSQL: the same answers through SQLAlchemy
+    assert again == got
 
 
 async def test_agent_state_merges(pair) -> None:

@@ -49,6 +49,21 @@ def in_ids(conn: AsyncConnection, column: sa.ColumnElement[Any], ids: Iterable[s
     return column.in_(sa.select(each.c.value))
 
 
+def bound_in(dialect: str, column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
+    """``column IN :name`` for a statement built once (:func:`cached`, ``Prepared``): the ids are
+    one parameter, bound with :func:`bound_ids` (a JSON array on SQLite, an array on PostgreSQL)."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    each = sa.func.json_each(sa.bindparam(name, type_=sa.String)).table_valued("value")
+    return column.in_(sa.select(each.c.value))
+
+
+def bound_ids(dialect: str, ids: Iterable[Any]) -> Any:
+    """The value of a :func:`bound_in` parameter."""
+    values = list(ids)
+    return values if dialect == "postgresql" else _json_ids(ids, values)
+
+
 _last_json: tuple[frozenset[str], str] | None = None  # the owned agents: one object until they change
 
 

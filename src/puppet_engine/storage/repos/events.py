@@ -25,7 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
 from puppet_engine.storage.prepared import Prepared
-from puppet_engine.storage.sql import cached, count_rows, dialect_insert, in_ids
+from puppet_engine.storage.sql import (
+    bound_ids,
+    bound_in,
+    cached,
+    count_rows,
+    dialect_insert,
+    in_ids,
+)
 from puppet_engine.storage.tables import events
 
 RETURNING_SQLITE = sqlite3.sqlite_version_info >= (3, 35)
@@ -115,11 +122,19 @@ async def _claim_rows(conn: AsyncConnection, now: float, limit: int, owner: str,
 async def next_due_at(db: Database, agent_ids: Iterable[str] | None = None) -> float | None:
     """The earliest due time of a pending event (of these agents, and agent-less ones)."""
     async with db.connect() as conn:
-        owned = sa.true() if agent_ids is None else sa.or_(
-            in_ids(conn, events.c.agent_id, agent_ids), events.c.agent_id.is_(None))
-        q = sa.select(sa.func.min(events.c.due_at)).where(events.c.status == "pending", owned)
-        value = (await conn.execute(q)).scalar()
+        dialect = conn.dialect.name
+        if agent_ids is None:
+            rows = await cached(("next_due",), lambda: Prepared(_next_due(sa.true()))).rows(conn)
+        else:
+            stmt = cached(("next_due.owned", dialect), lambda: Prepared(_next_due(sa.or_(
+                bound_in(dialect, events.c.agent_id, "owned"), events.c.agent_id.is_(None)))))
+            rows = await stmt.rows(conn, {"owned": bound_ids(dialect, agent_ids)})
+    value = rows[0][0]
     return float(value) if value is not None else None
+
+
+def _next_due(owned: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    return sa.select(sa.func.min(events.c.due_at)).where(events.c.status == "pending", owned)
 
 
 async def requeue_running(db: Database, agent_ids: Iterable[str] | None = None) -> int:

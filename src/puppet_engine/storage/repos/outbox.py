@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
 from puppet_engine.storage.prepared import Prepared
-from puppet_engine.storage.sql import cached, dialect_insert, fixed_in, in_ids, page_of
+from puppet_engine.storage.sql import bound_ids, bound_in, cached, dialect_insert, fixed_in, page_of
 from puppet_engine.storage.tables import actions
 
 POST_KINDS = ("post", "reply", "quote", "thread")
@@ -62,24 +62,44 @@ async def load_actions(conn: AsyncConnection, *, ids: list[int] | None = None, s
                        due_before: float | None = None, limit: int = 100,
                        agent_ids: Iterable[str] | None = None) -> list[Any]:
     """Outbox rows by id, status, back-off end and agent, oldest first."""
-    q = sa.select(actions).order_by(actions.c.id).limit(limit)
+    dialect = conn.dialect.name
+    params: dict[str, Any] = {"limit": limit}
     if ids is not None:
-        q = q.where(actions.c.id.in_(ids))
+        params["ids"] = bound_ids(dialect, ids)
     if status is not None:
-        q = q.where(actions.c.status == status)
+        params["status"] = status
     if due_before is not None:
-        q = q.where(actions.c.not_before <= due_before)
+        params["due_before"] = due_before
     if agent_ids is not None:
-        q = q.where(in_ids(conn, actions.c.agent_id, agent_ids))
-    return list((await conn.execute(q)).fetchall())
+        params["owned"] = bound_ids(dialect, agent_ids)
+    # One statement per combination of filters (the outbox asks a few, on every pass).
+    return await cached(("load_actions", dialect, *sorted(params)), lambda: Prepared(
+        sa.select(actions).where(*_action_filters(dialect, params)).order_by(actions.c.id)
+        .limit(sa.bindparam("limit")))).rows(conn, params)
+
+
+def _action_filters(dialect: str, params: dict[str, Any]) -> list[sa.ColumnElement[bool]]:
+    found = []
+    if "ids" in params:
+        found.append(bound_in(dialect, actions.c.id, "ids"))
+    if "status" in params:
+        found.append(actions.c.status == sa.bindparam("status"))
+    if "due_before" in params:
+        found.append(actions.c.not_before <= sa.bindparam("due_before"))
+    if "owned" in params:
+        found.append(bound_in(dialect, actions.c.agent_id, "owned"))
+    return found
 
 
 async def pending_actions(conn: AsyncConnection, limit: int, agent_ids: Iterable[str] | None = None) -> list[Any]:
     """Up to ``limit`` pending outbox rows, the soonest back-off end first."""
-    q = sa.select(actions).where(actions.c.status == "pending").order_by(actions.c.not_before, actions.c.id)
+    dialect = conn.dialect.name
+    params: dict[str, Any] = {"limit": limit, "status": "pending"}
     if agent_ids is not None:
-        q = q.where(in_ids(conn, actions.c.agent_id, agent_ids))
-    return list((await conn.execute(q.limit(limit))).fetchall())
+        params["owned"] = bound_ids(dialect, agent_ids)
+    return await cached(("pending_actions", dialect, "owned" in params), lambda: Prepared(
+        sa.select(actions).where(*_action_filters(dialect, params))
+        .order_by(actions.c.not_before, actions.c.id).limit(sa.bindparam("limit")))).rows(conn, params)
 
 
 _CLAIM_ACTION = Prepared(actions.update().where(actions.c.id == sa.bindparam("b_id"), actions.c.status == "pending").values(

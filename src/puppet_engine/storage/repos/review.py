@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from puppet_engine.storage.database import Database
+from puppet_engine.storage.prepared import Prepared
 from puppet_engine.storage.tables import actions, review_decisions, review_items
 
 AWAITING = "awaiting_review"
@@ -91,18 +92,18 @@ async def decide(conn: AsyncConnection, action_id: int, *, state: str, action_st
 
 
 # Built once: the outbox asks it on every pass. Agents are filtered in Python (few items wait).
-_EXPIRING = (sa.select(review_items.c.action_id, review_items.c.agent_id, review_items.c.on_expire,
-                       review_items.c.expires_at)
-             .where(review_items.c.state == "waiting", review_items.c.expires_at.is_not(None))
-             .order_by(review_items.c.expires_at).limit(sa.bindparam("b_limit", type_=sa.Integer)))
+_EXPIRING = Prepared(sa.select(review_items.c.action_id, review_items.c.agent_id, review_items.c.on_expire,
+                               review_items.c.expires_at)
+                     .where(review_items.c.state == "waiting", review_items.c.expires_at.is_not(None))
+                     .order_by(review_items.c.expires_at).limit(sa.bindparam("b_limit", type_=sa.Integer)))
 
 
 async def expiring(conn: AsyncConnection, now: float, agent_ids: Iterable[str] | None,
                    limit: int = 500) -> tuple[list[tuple[int, str]], float | None]:
     """Waiting items (of these agents) whose time is up, ``(action id, on_expire)``, soonest
     first, and when the next one expires (among the ``limit`` soonest of all agents)."""
-    rows = (await conn.execute(_EXPIRING, {"b_limit": limit})).fetchall()
-    mine = set(agent_ids) if agent_ids is not None else None
+    rows = await _EXPIRING.rows(conn, {"b_limit": limit})
+    mine = agent_ids if isinstance(agent_ids, set | frozenset) or agent_ids is None else set(agent_ids)
     rows = [r for r in rows if mine is None or r[1] in mine]
     due = [(int(a), str(o)) for a, _, o, at in rows if at <= now]
     later = next((float(at) for _, _, _, at in rows if at > now), None)
