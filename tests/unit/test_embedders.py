@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import httpx2
@@ -47,6 +48,19 @@ async def test_hashing_embedder_is_deterministic_normalised_and_sized() -> None:
     assert not first[1].any()  # empty text: a zero vector, similar to nothing
     assert (await HashingEmbedder(dim=64).embed(["x y"])).shape == (1, 64)
     assert (await embedder.embed([])).shape == (0, 384)
+
+
+def test_hashing_embedder_vectors_stay_those_already_stored() -> None:
+    """Vectors kept in databases were made by earlier versions: the same texts still give the
+    very same bytes (each word's features are hashed once and cached since)."""
+    texts = ["I posted about the SOL price today and people liked it a lot, what a day for trading #solana @ben",
+             "gm", "", "The the THE a an", "Ünïcödé wörds, emoji 🌱 and $SOL #tags @someone... repeated repeated repeated",
+             "trade trading traded trader"]
+    expected = {16: "5f27925ecb5f5228de73a75311cda1bdea88cde8442c3338dd9aa48f17074713",
+                384: "1c7ec23a3ba1d022c93b1798d93926bd225faa41705db91d07b91ffc16f96264"}
+    for dim, digest in expected.items():
+        for _ in range(2):  # the second time from the cache
+            assert hashlib.sha256(HashingEmbedder(dim).embed_sync(texts).tobytes()).hexdigest() == digest
 
 
 async def test_hashing_embedder_scores_shared_words_and_word_pieces() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from functools import lru_cache
 
 import numpy as np
 
@@ -109,18 +110,27 @@ class HashingEmbedder(Embedder):
         indices: list[int] = []
         values: list[float] = []
         dim = self.dim
-
-        def add(feature: str, weight: float) -> None:
-            h = zlib.crc32(feature.encode("utf-8"))
-            indices.append(h % dim)
-            values.append(weight if h & 0x80000000 else -weight)
-
         for i, word in enumerate(words):
             if word not in _STOPWORDS:
-                add("w:" + word, _UNIGRAM_WEIGHT)
-                padded = f" {word} "
-                for j in range(len(padded) - 2):
-                    add("c:" + padded[j : j + 3], _TRIGRAM_WEIGHT)
+                word_indices, word_values = _word_features(word, dim)
+                indices += word_indices
+                values += word_values
             if i + 1 < len(words):
-                add(f"b:{word} {words[i + 1]}", _BIGRAM_WEIGHT)
+                index, value = _feature(f"b:{word} {words[i + 1]}", _BIGRAM_WEIGHT, dim)
+                indices.append(index)
+                values.append(value)
         return indices, values
+
+
+def _feature(feature: str, weight: float, dim: int) -> tuple[int, float]:
+    h = zlib.crc32(feature.encode("utf-8"))
+    return h % dim, weight if h & 0x80000000 else -weight
+
+
+@lru_cache(maxsize=1 << 15)
+def _word_features(word: str, dim: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """A word's unigram, then its character trigrams (words recur: each is hashed once)."""
+    padded = f" {word} "
+    found = [_feature("w:" + word, _UNIGRAM_WEIGHT, dim),
+             *(_feature("c:" + padded[j: j + 3], _TRIGRAM_WEIGHT, dim) for j in range(len(padded) - 2))]
+    return tuple(i for i, _ in found), tuple(v for _, v in found)
