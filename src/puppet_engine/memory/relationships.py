@@ -232,43 +232,33 @@ class RelationshipStore:
         trust_delta: float = 0.0,
     ) -> list[Relationship]:
         """:meth:`update_from_interaction` with each of ``others`` (each once), in one transaction."""
-        each = self._interactions(agent_id, others, self.clock.now(), sentiment_delta, familiarity_delta,
-                                  trust_delta)
-        if not each:
+        write = self.interactions_write(agent_id, others, sentiment_delta, familiarity_delta=familiarity_delta,
+                                        trust_delta=trust_delta)
+        if write is None:
             return []
         async with self.db.transaction() as conn:
-            return await self._write_interactions(conn, each)
+            return await write(conn)
 
-    def interactions_write(
-        self,
-        agent_id: str,
-        others: Iterable[str],
-        sentiment_delta: float = 0.0,
-        *,
-        familiarity_delta: float = 0.05,
-        trust_delta: float = 0.0,
-    ) -> Callable[[AsyncConnection], Awaitable[list[Relationship]]] | None:
+    def interactions_write(self, agent_id: str, others: Iterable[str], sentiment_delta: float = 0.0, *,
+                           familiarity_delta: float = 0.05, trust_delta: float = 0.0
+                           ) -> Callable[[AsyncConnection], Awaitable[list[Relationship]]] | None:
         """:meth:`update_from_interactions` as a write for the caller's transaction (an event's
         outcome: see ``HandlerResult.writes``), timed now; None when there is no one to update.
         The transaction must be on this store's database."""
-        each = self._interactions(agent_id, others, self.clock.now(), sentiment_delta, familiarity_delta,
-                                  trust_delta)
+        now = self.clock.now()
+        each = [_interaction_params(agent_id, other, now, sentiment_delta, familiarity_delta, trust_delta)
+                for other in dict.fromkeys(others)]
         if not each:
             return None
-        return lambda conn: self._write_interactions(conn, each)
 
-    @staticmethod
-    def _interactions(agent_id: str, others: Iterable[str], now: float, sentiment_delta: float,
-                      familiarity_delta: float, trust_delta: float) -> list[dict[str, Any]]:
-        return [_interaction_params(agent_id, other, now, sentiment_delta, familiarity_delta, trust_delta)
-                for other in dict.fromkeys(others)]
+        async def write(conn: AsyncConnection) -> list[Relationship]:
+            # One statement for all (distinct rows): rows back by other.
+            found = {row.other: row._mapping for row in await self._interaction_upsert().rows(conn, each)}
+            rows = [found[params["b_other"]] for params in each]
+            await facts.insert(conn, [_fact(row, now, notes=False) for row in rows])
+            return [_from_row(row) for row in rows]
 
-    async def _write_interactions(self, conn: AsyncConnection, each: list[dict[str, Any]]) -> list[Relationship]:
-        # One statement for all (distinct rows): rows back by other.
-        found = {row.other: row._mapping for row in await self._interaction_upsert().rows(conn, each)}
-        rows = [found[params["b_other"]] for params in each]
-        await facts.insert(conn, [_fact(row, each[0]["b_updated_at"], notes=False) for row in rows])
-        return [_from_row(row) for row in rows]
+        return write
 
     async def delete(self, agent_id: str, other: str) -> bool:
         async with self.db.transaction() as conn:
