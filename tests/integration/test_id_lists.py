@@ -1,22 +1,26 @@
-"""``storage.sql.in_ids``: a long list of agent ids is sent as one parameter, and the
-owned-agents set (one object until it changes) is encoded once, never stale."""
+"""``storage.sql.bound_in``/``bound_ids``: a list of agent ids is sent as one parameter, and
+the owned-agents set (one object until it changes) is encoded once, never stale."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from puppet_engine.storage import Database
-from puppet_engine.storage.sql import SMALL_LIST, in_ids
+from puppet_engine.storage.sql import bound_ids, bound_in
 from puppet_engine.storage.tables import agents
 
 T0 = 1_700_000_000.0
+SMALL_LIST = 64  # lists below and above what used to be bound one value at a time
 
 
-async def _ids_among(db: Database, ids: object) -> list[str]:
+async def _ids_among(db: Database, ids: Iterable[str]) -> list[str]:
     async with db.connect() as conn:
-        rows = await conn.execute(sa.select(agents.c.id).where(in_ids(conn, agents.c.id, ids)).order_by(agents.c.id))
+        dialect = conn.dialect.name
+        query = sa.select(agents.c.id).where(bound_in(dialect, agents.c.id, "ids")).order_by(agents.c.id)
+        rows = await conn.execute(query, {"ids": bound_ids(dialect, ids)})
         return [r[0] for r in rows]
 
 
@@ -34,7 +38,7 @@ async def test_long_id_lists_and_a_changing_owned_set(tmp_path: Path) -> None:
         changed = frozenset(names[SMALL_LIST:])  # a new object, as when an agent starts or stops
         assert await _ids_among(db, changed) == names[SMALL_LIST:]
         assert await _ids_among(db, set(names[:SMALL_LIST + 1])) == names[:SMALL_LIST + 1]
-        assert await _ids_among(db, list(reversed(names[:3]))) == names[:3]  # short: one parameter each
+        assert await _ids_among(db, list(reversed(names[:3]))) == names[:3]  # any order, any length
         assert await _ids_among(db, frozenset()) == []
     finally:
         await db.close()

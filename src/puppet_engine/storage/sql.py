@@ -14,8 +14,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-SMALL_LIST = 64  # up to this many ids are bound one by one (the plan cache stays warm)
-
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
@@ -37,21 +35,10 @@ def insert_ignoring_conflicts(conn: AsyncConnection, table: sa.Table) -> Any:
     return dialect_insert(conn, table).on_conflict_do_nothing()
 
 
-def in_ids(conn: AsyncConnection, column: sa.ColumnElement[Any], ids: Iterable[str]) -> sa.ColumnElement[bool]:
-    """``column IN ids``, with a large list sent as one parameter (a JSON array on SQLite, an
-    array on PostgreSQL), so 10,000 agents do not bind 10,000 values per query."""
-    values = list(ids)
-    if len(values) <= SMALL_LIST:
-        return column.in_(values)
-    if conn.dialect.name == "postgresql":
-        return column == sa.any_(sa.literal(values, type_=postgresql.ARRAY(sa.String)))
-    each = sa.func.json_each(sa.literal(_json_ids(ids, values))).table_valued("value")
-    return column.in_(sa.select(each.c.value))
-
-
 def bound_in(dialect: str, column: sa.ColumnElement[Any], name: str) -> sa.ColumnElement[bool]:
-    """``column IN :name`` for a statement built once (:func:`cached`, ``Prepared``): the ids are
-    one parameter, bound with :func:`bound_ids` (a JSON array on SQLite, an array on PostgreSQL)."""
+    """``column IN :name`` with the ids as one parameter, bound with :func:`bound_ids` (a JSON
+    array on SQLite, an array on PostgreSQL): 10,000 agents do not bind 10,000 values, and the
+    statement can be built once (:func:`cached`, ``Prepared``) whatever their number."""
     if dialect == "postgresql":
         return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
     each = sa.func.json_each(sa.bindparam(name, type_=sa.String)).table_valued("value")

@@ -31,7 +31,6 @@ from puppet_engine.storage.sql import (
     cached,
     count_rows,
     dialect_insert,
-    in_ids,
 )
 from puppet_engine.storage.tables import events
 
@@ -144,9 +143,11 @@ async def requeue_running(db: Database, agent_ids: Iterable[str] | None = None) 
     """
     async with db.transaction() as conn:
         cond = events.c.status == "running"
+        params = {}
         if agent_ids is not None:
-            cond = sa.and_(cond, in_ids(conn, events.c.agent_id, agent_ids))
-        res = await conn.execute(events.update().where(cond).values(status="pending", owner=None))
+            cond = sa.and_(cond, bound_in(conn.dialect.name, events.c.agent_id, "owned"))
+            params["owned"] = bound_ids(conn.dialect.name, agent_ids)
+        res = await conn.execute(events.update().where(cond).values(status="pending", owner=None), params)
     return int(res.rowcount or 0)
 
 
